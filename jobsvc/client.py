@@ -1,0 +1,186 @@
+"""The Python API: enqueue jobs (one, or a batch in one round trip), read them back, requeue, cancel."""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from . import defaults, scripts
+from .backoff import Backoff
+from .config import Config
+from .connection import connect
+from .errors import JobsvcError, NotFound, ValidationError
+from .job import JobInfo, JobSpec, decode_result, decode_runs
+from .keys import Keys
+from .serialization import dump_data, func_name, utcnow_str
+from .states import State
+
+_OPTIONS = frozenset(JobSpec.__dataclass_fields__) - {"func", "args", "kwargs"}
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """A job id from enqueue; `created` is False when an idempotency key returned an existing job."""
+
+    id: str
+    created: bool
+
+
+class Client:
+    """Entry point of the Python API.
+
+    >>> client = Client("redis://localhost:6379/0")
+    >>> client.enqueue(send_email, "ada@example.com", queue="mail", delay=30, max_attempts=5)
+    """
+
+    def __init__(self, connection: str | redis.Redis | None = None, config: Config | None = None):
+        self.config = config or Config.from_env()
+        self.redis = connect(connection, self.config)
+        self.keys = Keys(self.config.key_prefix)
+
+    # -- enqueue ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def job(func: Callable[..., Any] | str, *args: Any, kwargs: dict[str, Any] | None = None,
+            **options: Any) -> JobSpec:
+        """Build a JobSpec for enqueue_many; options are those of `enqueue`."""
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise ValidationError(f"unknown job option(s): {', '.join(sorted(unknown))} "
+                                  "(arguments of the job function go in kwargs=)")
+        return JobSpec(func=func, args=args, kwargs=dict(kwargs or {}), **options)
+
+    def enqueue(self, func: Callable[..., Any] | str, *args: Any, kwargs: dict[str, Any] | None = None,
+                **options: Any) -> Enqueued:
+        """Enqueue func(*args, **kwargs). Options: queue, delay (s or timedelta), at (datetime or epoch s),
+        priority 1-10 (1 first), max_attempts 1-20, backoff ('fixed'|'linear'|'exponential' or Backoff),
+        timeout (s, -1 none), idempotency_key, result_ttl, failure_ttl, job_id, description, meta."""
+        return self.enqueue_many([self.job(func, *args, kwargs=kwargs, **options)])[0]
+
+    def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
+        """Enqueue a batch: one script call per ENQUEUE_BATCH jobs, all in one round trip."""
+        specs = list(specs)
+        calls: list[scripts.Call] = []
+        for start in range(0, len(specs), defaults.ENQUEUE_BATCH):
+            chunk = specs[start:start + defaults.ENQUEUE_BATCH]
+            args: list[Any] = [self.keys.prefix, defaults.WAKE_TOKENS_MAX, self.config.idempotency_ttl, len(chunk)]
+            now = utcnow_str()
+            for spec in chunk:
+                args.extend(self._job_args(spec, now))
+            calls.append(("enqueue", (), args))
+        replies = scripts.call_many(self.redis, calls) if calls else []
+        out: list[Enqueued] = []
+        for reply in replies:
+            for i in range(0, len(reply), 2):
+                out.append(Enqueued(reply[i].decode(), bool(reply[i + 1])))
+        return out
+
+    def _job_args(self, spec: JobSpec, now: str) -> list[Any]:
+        name = func_name(spec.func)
+        job_id = spec.job_id or uuid.uuid4().hex
+        cfg = self.config
+        fields: dict[str, Any] = {
+            "created_at": now,
+            "data": dump_data(name, spec.args, spec.kwargs),
+            "origin": spec.queue,
+            "description": spec.description or _describe(name, spec.args, spec.kwargs),
+            "timeout": spec.timeout if spec.timeout is not None else cfg.job_timeout,
+            "result_ttl": spec.result_ttl if spec.result_ttl is not None else cfg.result_ttl,
+            "failure_ttl": spec.failure_ttl if spec.failure_ttl is not None else cfg.failure_ttl,
+            "js_max_attempts": spec.max_attempts or cfg.max_attempts,
+        }
+        if not spec.delay and spec.at is None:
+            fields["enqueued_at"] = now
+        if spec.backoff is not None:
+            fields.update(spec.backoff.to_fields())  # type: ignore[union-attr]
+        if spec.meta:
+            import pickle
+
+            fields["meta"] = pickle.dumps(spec.meta, pickle.HIGHEST_PROTOCOL)
+        if spec.idempotency_key:
+            fields["js_idem"] = spec.idempotency_key
+        flat: list[Any] = [job_id, spec.queue, spec.priority, spec.delay_ms(), spec.at_ms(),
+                           spec.idempotency_key or "", len(fields)]
+        for k, v in fields.items():
+            flat.append(k)
+            flat.append(v)
+        return flat
+
+    # -- read --------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobInfo:
+        raw = self.redis.hgetall(self.keys.job(job_id))
+        if not raw:
+            raise NotFound(f"no job {job_id}")
+        return JobInfo.from_hash(job_id, raw, self.config.max_attempts)
+
+    def state(self, job_id: str) -> State:
+        return self.get(job_id).state
+
+    def result(self, job_id: str, wait: float = 0) -> Any:
+        """The job's latest return value (None until it completes); wait up to `wait` seconds for one."""
+        key = self.keys.results(job_id)
+        deadline = time.monotonic() + wait
+        while True:
+            entries = self.redis.xrevrange(key, "+", "-", count=1)
+            if entries and entries[0][1].get(b"type") == b"1":
+                return decode_result(entries[0][1])
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            last = entries[0][0] if entries else "0-0"
+            self.redis.xread({key: last}, block=max(1, int(remaining * 1000)), count=1)
+
+    def runs(self, job_id: str) -> list[dict[str, Any]]:
+        """Every attempt of the job: times, worker, outcome and, for failures, the error and traceback."""
+        return decode_runs(self.redis.lrange(self.keys.runs(job_id), 0, -1))
+
+    def stats(self, queue: str) -> dict[str, int]:
+        """O(1) counters of a queue plus the sizes of its lanes and registries."""
+        raw = self.redis.hgetall(self.keys.stats(queue))
+        out = {k.decode(): int(v) for k, v in raw.items()}
+        pipe = self.redis.pipeline(transaction=False)
+        for p in range(defaults.PRIORITY_MIN, defaults.PRIORITY_MAX + 1):
+            pipe.llen(self.keys.lane(queue, p))
+        pipe.zcard(self.keys.running(queue))
+        pipe.zcard(self.keys.failed(queue))
+        pipe.zcard(self.keys.quarantined(queue))
+        sizes = pipe.execute()
+        out["queued_now"] = sum(sizes[:10])
+        out["running_now"], out["failed_now"], out["quarantined_now"] = sizes[10:13]
+        return out
+
+    # -- operator actions ------------------------------------------------------------------------
+
+    def requeue(self, job_id: str) -> None:
+        """failed | quarantined | cancelled -> queued, attempts reset, history kept."""
+        scripts.check(scripts.call(self.redis, "requeue", (), (self.keys.prefix, job_id, utcnow_str(),
+                                                                defaults.WAKE_TOKENS_MAX)), job_id)
+
+    def cancel(self, job_id: str) -> None:
+        """queued | scheduled -> cancelled."""
+        scripts.check(scripts.call(self.redis, "cancel", (), (self.keys.prefix, job_id, utcnow_str(),
+                                                               self.config.failure_ttl)), job_id)
+
+    def pause(self, queue: str) -> None:
+        self.redis.sadd(self.keys.paused, queue)
+
+    def resume(self, queue: str) -> None:
+        self.redis.srem(self.keys.paused, queue)
+        self.redis.rpush(self.keys.wake(queue), "1")
+
+    def queues(self) -> list[str]:
+        return sorted(q.decode() for q in self.redis.smembers(self.keys.queues))
+
+
+def _describe(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    text = f"{name}({', '.join(parts)})"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+__all__ = ["Client", "Enqueued", "JobsvcError", "Backoff"]

@@ -1,0 +1,72 @@
+"""Configuration: one dataclass, read from the environment (JOBSVC_*) and overridden by CLI flags."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from . import defaults
+from .errors import ValidationError
+
+
+@dataclass(frozen=True)
+class Config:
+    redis_url: str | None = None  # REDIS_URL; None means "start the embedded Redis" for `jobsvc up`
+    key_prefix: str = defaults.KEY_PREFIX
+    lease_ttl: float = defaults.LEASE_TTL
+    heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL
+    max_lease_losses: int = defaults.MAX_LEASE_LOSSES
+    max_attempts: int = defaults.MAX_ATTEMPTS
+    backoff: str = defaults.BACKOFF
+    backoff_base: float = defaults.BACKOFF_BASE
+    backoff_cap: float = defaults.BACKOFF_CAP
+    job_timeout: int = defaults.JOB_TIMEOUT
+    result_ttl: int = defaults.RESULT_TTL
+    failure_ttl: int = defaults.FAILURE_TTL
+    idempotency_ttl: int = defaults.IDEMPOTENCY_TTL
+    idle_wait: float = defaults.IDLE_WAIT
+    shutdown_grace: float = defaults.SHUTDOWN_GRACE
+    hung_grace: float = defaults.HUNG_GRACE
+    worker_maintenance_interval: float = defaults.WORKER_MAINTENANCE_INTERVAL
+    leader_ttl: float = defaults.LEADER_TTL
+    scheduler_max_sleep: float = defaults.SCHEDULER_MAX_SLEEP
+
+    def __post_init__(self) -> None:
+        if self.lease_ttl <= 0:
+            raise ValidationError("lease_ttl must be > 0")
+        if not 0 < self.heartbeat_interval < self.lease_ttl:
+            raise ValidationError("heartbeat_interval must be > 0 and shorter than lease_ttl")
+        if self.max_lease_losses < 1:
+            raise ValidationError("max_lease_losses must be >= 1")
+        if not 1 <= self.max_attempts <= defaults.MAX_ATTEMPTS_LIMIT:
+            raise ValidationError(f"max_attempts must be 1..{defaults.MAX_ATTEMPTS_LIMIT}")
+        if not self.key_prefix:
+            raise ValidationError("key_prefix must not be empty")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
+        """Defaults, then JOBSVC_<FIELD> (and REDIS_URL) from the environment, then overrides that are not None."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get("REDIS_URL") if f.name == "redis_url" else env.get(f"JOBSVC_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Config:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _coerce(name: str, type_name: Any, raw: str) -> Any:
+    kind = str(type_name)
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError:
+        raise ValidationError(f"JOBSVC_{name.upper()}={raw!r} is not a number") from None
+    return raw

@@ -1,0 +1,17 @@
+"""Redis connections from a URL or an existing client."""
+from __future__ import annotations
+
+import redis
+
+from .config import Config
+from .errors import ValidationError
+
+
+def connect(url_or_conn: str | redis.Redis | None = None, config: Config | None = None) -> redis.Redis:
+    """A Redis client (bytes replies, as RQ expects) from a URL, a client, or REDIS_URL."""
+    if isinstance(url_or_conn, redis.Redis):
+        return url_or_conn
+    url = url_or_conn or (config or Config.from_env()).redis_url
+    if not url:
+        raise ValidationError("no Redis URL: set REDIS_URL or pass --url (or use `jobsvc up` for an embedded Redis)")
+    return redis.Redis.from_url(url, health_check_interval=30)

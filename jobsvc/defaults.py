@@ -1,0 +1,62 @@
+"""Every tunable default of jobsvc, each with what it bounds and why."""
+
+# Redis key prefix for jobsvc's own keys; RQ's keys keep their `rq:` names so RQ tools still work.
+KEY_PREFIX = "jobsvc:"
+
+# Lease length in seconds: how long a silent worker keeps a job before the reaper takes it back.
+LEASE_TTL = 30.0
+# Heartbeat period in seconds: a third of the lease, so two missed beats still keep the lease.
+HEARTBEAT_INTERVAL = 10.0
+# Lease losses before a job is quarantined: a job that kills or hangs its worker this often is poison.
+MAX_LEASE_LOSSES = 3
+
+# Attempts per job, including the first run (1 = never retried).
+MAX_ATTEMPTS = 3
+MAX_ATTEMPTS_LIMIT = 20
+# Backoff between attempts: kind, base and cap in seconds; full jitter spreads a retry storm.
+BACKOFF = "exponential"
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 300.0
+BACKOFF_JITTER = True
+
+# Priority 1 (first) .. 10 (last); 5 is RQ's own list, so plain RQ jobs sit in the middle.
+PRIORITY = 5
+PRIORITY_MIN = 1
+PRIORITY_MAX = 10
+
+# Job run time limit in seconds (RQ's default); -1 means none.
+JOB_TIMEOUT = 180
+# Seconds a finished job and its result are kept (RQ's default).
+RESULT_TTL = 500
+# Seconds a failed job is kept (RQ's default: one year).
+FAILURE_TTL = 31_536_000
+# Seconds an idempotency key keeps returning the same job.
+IDEMPOTENCY_TTL = 86_400
+
+# Seconds an idle worker blocks on its wake list before it looks at the queues anyway;
+# bounds how late a job pushed by plain RQ (which sends no wake-up) starts.
+IDLE_WAIT = 1.0
+# Wake-up tokens kept per queue: enough for every idle worker, bounded so a busy queue cannot grow it.
+WAKE_TOKENS_MAX = 256
+# Seconds a stopping worker lets its in-flight job finish before handing it back.
+SHUTDOWN_GRACE = 25.0
+# Seconds past a job's timeout before the heartbeat gives up renewing a hung job's lease.
+HUNG_GRACE = 5.0
+# Seconds between a worker's own maintenance passes (reaping expired leases of dead peers).
+WORKER_MAINTENANCE_INTERVAL = 5.0
+# Seconds a worker's registration lives without a heartbeat.
+WORKER_TTL = 60
+
+# Scheduler leader lock in seconds: a standby takes over at most this long after the leader dies.
+LEADER_TTL = 10.0
+# Longest the scheduler sleeps with nothing due: bounds lock renewal and plain-RQ registry polling.
+SCHEDULER_MAX_SLEEP = 1.0
+# Below this many seconds to the next due time the scheduler sleeps locally, not in Redis,
+# because Redis wakes blocked clients on its own 100 ms timer.
+SCHEDULER_SPIN_BELOW = 0.1
+# Jobs moved per script call by the promoter and the reaper: bounds how long one script blocks Redis.
+PROMOTE_BATCH = 1000
+REAP_BATCH = 500
+
+# Jobs per enqueue_many script call: bounds the size of one Redis command.
+ENQUEUE_BATCH = 1000

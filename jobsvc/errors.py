@@ -1,0 +1,50 @@
+"""The one error hierarchy of jobsvc; admin_api maps each class to an HTTP status in one place."""
+from __future__ import annotations
+
+
+class JobsvcError(Exception):
+    """Base of every jobsvc error."""
+
+    code = "error"
+
+
+class ValidationError(JobsvcError, ValueError):
+    """Bad input: an option out of range, an unknown value."""
+
+    code = "validation_error"
+
+
+class NotFound(JobsvcError, LookupError):
+    """No job, queue or key of that id."""
+
+    code = "not_found"
+
+
+class WrongState(JobsvcError):
+    """The job is not in a state that allows the operation."""
+
+    code = "wrong_state"
+
+    def __init__(self, message: str, state: str | None = None):
+        super().__init__(message)
+        self.state = state
+
+
+class LeaseLost(WrongState):
+    """The caller's lease token is stale: its outcome is rejected, never written."""
+
+    code = "lease_lost"
+
+
+class NonRetryableError(Exception):
+    """Raise (or subclass) in job code to fail the job at once, without retries."""
+
+
+class JobTimeout(Exception):
+    """A job ran past its timeout."""
+
+
+class ScriptError(JobsvcError):
+    """A Lua script returned a code no Python caller expects."""
+
+    code = "script_error"

@@ -1,0 +1,146 @@
+"""What one job looks like to Python callers: its options on the way in, its record on the way out."""
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from base64 import b64decode
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from . import defaults
+from .backoff import Backoff
+from .errors import ValidationError
+from .states import State, state_of
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+IDEMPOTENCY_KEY_MAX = 256
+
+
+@dataclass
+class JobSpec:
+    """One job to enqueue: the call and its options, validated on creation."""
+
+    func: Callable[..., Any] | str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str = "default"
+    delay: float | timedelta | None = None
+    at: datetime | float | None = None
+    priority: int = defaults.PRIORITY
+    max_attempts: int | None = None
+    backoff: Backoff | str | None = None
+    timeout: int | None = None
+    idempotency_key: str | None = None
+    result_ttl: int | None = None
+    failure_ttl: int | None = None
+    job_id: str | None = None
+    description: str | None = None
+    meta: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.queue, str) or not QUEUE_NAME.match(self.queue):
+            raise ValidationError(f"queue name {self.queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int) or not (
+            defaults.PRIORITY_MIN <= self.priority <= defaults.PRIORITY_MAX
+        ):
+            raise ValidationError(f"priority must be an integer {defaults.PRIORITY_MIN}-{defaults.PRIORITY_MAX}")
+        if self.max_attempts is not None and not (1 <= int(self.max_attempts) <= defaults.MAX_ATTEMPTS_LIMIT):
+            raise ValidationError(f"max_attempts must be 1-{defaults.MAX_ATTEMPTS_LIMIT}")
+        if isinstance(self.backoff, str):
+            self.backoff = Backoff(kind=self.backoff)
+        if self.timeout is not None and self.timeout != -1 and self.timeout <= 0:
+            raise ValidationError("timeout must be > 0 seconds, or -1 for none")
+        if self.delay is not None and self.at is not None:
+            raise ValidationError("give delay or at, not both")
+        if self.delay is not None and self.delay_ms() < 0:
+            raise ValidationError("delay must be >= 0")
+        if self.idempotency_key is not None and not (0 < len(self.idempotency_key) <= IDEMPOTENCY_KEY_MAX):
+            raise ValidationError(f"idempotency_key must be 1-{IDEMPOTENCY_KEY_MAX} characters")
+        for name in ("result_ttl", "failure_ttl"):
+            v = getattr(self, name)
+            if v is not None and v < -1:
+                raise ValidationError(f"{name} must be >= -1 (-1 keeps forever)")
+
+    def delay_ms(self) -> int:
+        if self.delay is None:
+            return 0
+        seconds = self.delay.total_seconds() if isinstance(self.delay, timedelta) else float(self.delay)
+        return int(round(seconds * 1000))
+
+    def at_ms(self) -> int:
+        if self.at is None:
+            return 0
+        if isinstance(self.at, datetime):
+            at = self.at if self.at.tzinfo else self.at.replace(tzinfo=timezone.utc)
+            return int(round(at.timestamp() * 1000))
+        return int(round(float(self.at) * 1000))
+
+
+def decode_hash(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    """A job hash with text fields decoded; `data` and `meta` stay bytes."""
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        key = k.decode()
+        out[key] = v if key in ("data", "meta") else v.decode(errors="replace")
+    return out
+
+
+def _ms(fields: dict[str, Any], name: str) -> int | None:
+    v = fields.get(name)
+    return int(float(v)) if v not in (None, "") else None
+
+
+@dataclass
+class JobInfo:
+    """A job as stored: what `Client.get` returns."""
+
+    id: str
+    state: State
+    queue: str
+    func_name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    priority: int
+    attempts: int
+    max_attempts: int
+    lease_losses: int
+    worker: str | None
+    lease_expires_ms: int | None
+    due_ms: int | None
+    created_ms: int | None
+    started_ms: int | None
+    ended_ms: int | None
+    error: str | None
+    timeout: int | None
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def from_hash(cls, job_id: str, raw: dict[bytes, bytes], default_max_attempts: int) -> JobInfo:
+        from .serialization import load_data
+
+        f = decode_hash(raw)
+        try:
+            name, _, args, kwargs = load_data(f["data"])
+        except Exception:  # noqa: BLE001 - a job whose data cannot be read is still shown
+            name, args, kwargs = "<unreadable>", (), {}
+        return cls(
+            id=job_id, state=state_of(f), queue=f.get("origin", ""), func_name=name, args=args, kwargs=kwargs,
+            priority=int(f.get("js_priority", defaults.PRIORITY)), attempts=int(f.get("js_attempts", 0)),
+            max_attempts=int(f.get("js_max_attempts", default_max_attempts)),
+            lease_losses=int(f.get("js_lease_losses", 0)), worker=f.get("worker_name") or None,
+            lease_expires_ms=_ms(f, "js_lease_exp"), due_ms=_ms(f, "js_due"), created_ms=_ms(f, "js_created_ms"),
+            started_ms=_ms(f, "js_started_ms"), ended_ms=_ms(f, "js_ended_ms"), error=f.get("js_error") or None,
+            timeout=int(f["timeout"]) if f.get("timeout") else None, raw=f,
+        )
+
+
+def decode_result(entry: dict[bytes, bytes]) -> Any:
+    value = entry.get(b"return_value")
+    return pickle.loads(b64decode(value)) if value else None
+
+
+def decode_runs(raw: list[bytes]) -> list[dict[str, Any]]:
+    return [json.loads(r) for r in raw]

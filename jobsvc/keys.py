@@ -1,0 +1,89 @@
+"""The Redis key layout. RQ's keys keep RQ's names so RQ's tools read jobsvc data;
+jobsvc's own keys live under the configured prefix. Lua scripts build the same names
+from the prefix they are given; `tests/test_jobsvc/test_keys.py` keeps the two in step."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import defaults
+
+RQ_JOB = "rq:job:"
+RQ_QUEUE = "rq:queue:"
+RQ_QUEUES = "rq:queues"
+RQ_RESULTS = "rq:results:"
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = defaults.KEY_PREFIX
+
+    @staticmethod
+    def job(job_id: str) -> str:
+        return RQ_JOB + job_id
+
+    @staticmethod
+    def results(job_id: str) -> str:
+        return RQ_RESULTS + job_id
+
+    def lane(self, queue: str, priority: int) -> str:
+        """Ready list for one priority of a queue; priority 5 is RQ's own queue list."""
+        if priority == defaults.PRIORITY:
+            return RQ_QUEUE + queue
+        return f"{self.prefix}lane:{queue}:{priority}"
+
+    @staticmethod
+    def finished(queue: str) -> str:
+        return f"rq:finished:{queue}"
+
+    @staticmethod
+    def failed(queue: str) -> str:
+        return f"rq:failed:{queue}"
+
+    @staticmethod
+    def rq_scheduled(queue: str) -> str:
+        return f"rq:scheduled:{queue}"
+
+    def quarantined(self, queue: str) -> str:
+        return f"{self.prefix}quarantined:{queue}"
+
+    def running(self, queue: str) -> str:
+        return f"{self.prefix}running:{queue}"
+
+    def wake(self, queue: str) -> str:
+        return f"{self.prefix}wake:{queue}"
+
+    def runs(self, job_id: str) -> str:
+        return f"{self.prefix}runs:{job_id}"
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.prefix}idem:{key}"
+
+    def stats(self, queue: str) -> str:
+        return f"{self.prefix}stats:{queue}"
+
+    @property
+    def leases(self) -> str:
+        return f"{self.prefix}leases"
+
+    @property
+    def scheduled(self) -> str:
+        return f"{self.prefix}scheduled"
+
+    @property
+    def scheduler_wake(self) -> str:
+        return f"{self.prefix}scheduler:wake"
+
+    @property
+    def scheduler_leader(self) -> str:
+        return f"{self.prefix}scheduler:leader"
+
+    @property
+    def queues(self) -> str:
+        return f"{self.prefix}queues"
+
+    @property
+    def paused(self) -> str:
+        return f"{self.prefix}paused"
+
+    def worker_jobs(self, worker: str) -> str:
+        return f"{self.prefix}worker:{worker}:jobs"

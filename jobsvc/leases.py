@@ -1,0 +1,118 @@
+"""Leases: claim a job with a token, renew it, and finish it with that token (fenced).
+
+Each method returns a script call so a worker can pipeline "finish this job" with "claim the
+next" in one round trip; the plain methods run a single call."""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from . import defaults, scripts
+from .backoff import Backoff
+from .config import Config
+from .job import decode_hash
+from .keys import Keys
+from .serialization import dump_exc_string, dump_result, utcnow_str
+
+
+@dataclass
+class Lease:
+    """A claimed job: its id, queue, token and hash as it stood at claim time."""
+
+    job_id: str
+    queue: str
+    token: str
+    expires_ms: int
+    fields: dict[str, Any]
+
+    @property
+    def attempt(self) -> int:
+        return int(self.fields.get("js_attempts", 1))
+
+    @property
+    def timeout(self) -> int | None:
+        raw = self.fields.get("timeout")
+        if raw in (None, ""):
+            return None
+        t = int(float(raw))
+        return None if t < 0 else t
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+class Leases:
+    def __init__(self, conn: redis.Redis, config: Config):
+        self.redis = conn
+        self.config = config
+        self.prefix = Keys(config.key_prefix).prefix
+        self._lease_ms = int(config.lease_ttl * 1000)
+        self._default_backoff = Backoff(config.backoff, config.backoff_base, config.backoff_cap)
+
+    # claim
+    def claim_call(self, queues: Sequence[str], worker: str, token: str | None = None,
+                   lease_ttl: float | None = None) -> scripts.Call:
+        lease_ms = int(lease_ttl * 1000) if lease_ttl else self._lease_ms
+        return ("claim", (), (self.prefix, lease_ms, token or new_token(), worker, utcnow_str(),
+                              len(queues), *queues))
+
+    @staticmethod
+    def parse_claim(call: scripts.Call, reply: list[Any]) -> Lease | None:
+        if not reply:
+            return None
+        raw = {reply[i]: reply[i + 1] for i in range(3, len(reply), 2)}
+        token = call[2][2]
+        return Lease(reply[0].decode(), reply[1].decode(), token, int(reply[2]), decode_hash(raw))
+
+    def claim(self, queues: Sequence[str], worker: str, lease_ttl: float | None = None) -> Lease | None:
+        call = self.claim_call(queues, worker, lease_ttl=lease_ttl)
+        return self.parse_claim(call, scripts.call(self.redis, *call))
+
+    # finish
+    def complete_call(self, lease: Lease, result: Any, worker: str, started: float, ended: float) -> scripts.Call:
+        return ("complete", (), (self.prefix, lease.job_id, lease.token, utcnow_str(), dump_result(result),
+                                 worker, repr(started), repr(ended), self.config.result_ttl))
+
+    def fail_call(self, lease: Lease, exc_type: str, message: str, traceback: str, retryable: bool,
+                  worker: str, started: float, ended: float) -> scripts.Call:
+        backoff = Backoff.from_fields(lease.fields, self._default_backoff)
+        delay_ms = int(backoff.delay(lease.attempt) * 1000)
+        return ("fail", (), (self.prefix, lease.job_id, lease.token, utcnow_str(), "1" if retryable else "0",
+                             delay_ms, exc_type, message[:4096], traceback[-16384:], dump_exc_string(traceback),
+                             worker, repr(started), repr(ended), self.config.failure_ttl, self.config.max_attempts))
+
+    def complete(self, lease: Lease, result: Any, worker: str, started: float, ended: float) -> None:
+        scripts.check(scripts.call(self.redis, *self.complete_call(lease, result, worker, started, ended)),
+                      lease.job_id)
+
+    def fail(self, lease: Lease, exc: BaseException | str, traceback: str = "", retryable: bool = True,
+             worker: str = "", started: float = 0.0, ended: float = 0.0) -> str:
+        """Record a failed attempt; returns the new state ('scheduled' for a retry, or 'failed')."""
+        exc_type = exc if isinstance(exc, str) else type(exc).__name__
+        call = self.fail_call(lease, exc_type, str(exc), traceback, retryable, worker, started, ended)
+        reply = scripts.check(scripts.call(self.redis, *call), lease.job_id)
+        return reply[1].decode()
+
+    # keep / give back
+    def renew(self, leases: Sequence[Lease], lease_ttl: float | None = None) -> list[str]:
+        """Extend the given leases; returns the ids whose lease was lost (reaped or revoked)."""
+        if not leases:
+            return []
+        lease_ms = int(lease_ttl * 1000) if lease_ttl else self._lease_ms
+        args: list[Any] = [self.prefix, lease_ms]
+        for lease in leases:
+            args += [lease.job_id, lease.token]
+        reply = scripts.call(self.redis, "heartbeat", (), args)
+        for lease in leases:
+            lease.expires_ms = int(reply[0])
+        return [r.decode() for r in reply[1:]]
+
+    def handback(self, lease: Lease, worker: str) -> None:
+        scripts.check(scripts.call(self.redis, "handback", (), (self.prefix, lease.job_id, lease.token, worker,
+                                                                 utcnow_str(), defaults.WAKE_TOKENS_MAX)),
+                      lease.job_id)

@@ -1,0 +1,92 @@
+-- _lib.lua: helpers prepended to every script at load time (not a transition of its own).
+-- Key names here must match jobsvc/keys.py.
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function job_key(id) return 'rq:job:' .. id end
+
+local function lane_key(prefix, queue, priority)
+  priority = tonumber(priority) or 5
+  if priority == 5 then return 'rq:queue:' .. queue end
+  return prefix .. 'lane:' .. queue .. ':' .. priority
+end
+
+-- Wake up to n idle workers of a queue; the list is capped so a busy queue cannot grow it.
+local function wake_workers(prefix, queue, n, cap)
+  if n <= 0 then return end
+  local key = prefix .. 'wake:' .. queue
+  for _ = 1, math.min(n, cap) do redis.call('RPUSH', key, '1') end
+  redis.call('LTRIM', key, -cap, -1)
+end
+
+-- Put a job in its ready lane and mark it queued.
+local function make_ready(prefix, id, queue, priority, front, enqueued_at)
+  local lane = lane_key(prefix, queue, priority)
+  if front then redis.call('LPUSH', lane, id) else redis.call('RPUSH', lane, id) end
+  redis.call('HSET', job_key(id), 'status', 'queued', 'js_state', 'queued', 'enqueued_at', enqueued_at)
+  redis.call('HDEL', job_key(id), 'js_due')
+end
+
+-- Put a job on the scheduler's timeline; wake the scheduler when it is now the earliest.
+local function make_scheduled(prefix, id, due_ms)
+  local zkey = prefix .. 'scheduled'
+  redis.call('ZADD', zkey, due_ms, id)
+  redis.call('HSET', job_key(id), 'status', 'scheduled', 'js_state', 'scheduled', 'js_due', due_ms)
+  local first = redis.call('ZRANGE', zkey, 0, 0)
+  if first[1] == id then
+    redis.call('RPUSH', prefix .. 'scheduler:wake', '1')
+    redis.call('LTRIM', prefix .. 'scheduler:wake', -1, -1)
+  end
+end
+
+local function drop_lease(prefix, id, queue)
+  redis.call('ZREM', prefix .. 'leases', id)
+  redis.call('ZREM', prefix .. 'running:' .. queue, id)
+  redis.call('HDEL', job_key(id), 'js_token', 'js_lease_exp')
+end
+
+local function add_run(prefix, id, entry)
+  redis.call('RPUSH', prefix .. 'runs:' .. id, cjson.encode(entry))
+end
+
+local function stat(prefix, queue, field, n)
+  redis.call('HINCRBY', prefix .. 'stats:' .. queue, field, n or 1)
+end
+
+-- Give a finished job (and its run history) a lifetime: -1 keeps it, 0 deletes it.
+local function set_lifetime(prefix, id, ttl)
+  local keys = {job_key(id), prefix .. 'runs:' .. id, 'rq:results:' .. id}
+  for _, k in ipairs(keys) do
+    if ttl < 0 then redis.call('PERSIST', k)
+    elseif ttl == 0 then redis.call('DEL', k)
+    else redis.call('EXPIRE', k, ttl) end
+  end
+end
+
+-- The integer value of a hash field, or a default.
+local function hnum(key, field, default)
+  local v = redis.call('HGET', key, field)
+  if v then return tonumber(v) end
+  return default
+end
+
+-- Which terminal registry a job currently sits in, so a requeue can take it out.
+local function terminal_registry(prefix, state, queue)
+  if state == 'failed' then return 'rq:failed:' .. queue end
+  if state == 'quarantined' then return prefix .. 'quarantined:' .. queue end
+  if state == 'cancelled' then return 'rq:canceled:' .. queue end
+  return nil
+end
+
+-- The jobsvc state of a job hash, also for hashes written by plain RQ.
+local rq_to_state = {scheduled='scheduled', queued='queued', started='running', finished='completed',
+  failed='failed', canceled='cancelled', stopped='cancelled', deferred='deferred', created='queued'}
+local function state_of(key)
+  local s = redis.call('HMGET', key, 'js_state', 'status')
+  if s[1] then return s[1] end
+  if s[2] then return rq_to_state[s[2]] or 'queued' end
+  return nil
+end

@@ -1,0 +1,18 @@
+-- handback.lua: running -> queued at the front of its lane, attempt not counted
+-- (a stopping worker returns a job it did not finish; no fault of the job).
+-- KEYS: none
+-- ARGV: prefix, id, token, worker, enqueued_at, wake_cap
+-- Returns: {0}; {-1} no such job; {-2, state} lease lost
+local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
+local key = job_key(id)
+if redis.call('EXISTS', key) == 0 then return {-1} end
+local h = redis.call('HMGET', key, 'js_token', 'origin', 'js_priority', 'js_attempts', 'js_started_ms')
+if h[1] ~= token then return {-2, state_of(key)} end
+local queue = h[2]
+drop_lease(prefix, id, queue)
+redis.call('HINCRBY', key, 'js_attempts', -1)
+add_run(prefix, id, {attempt = tonumber(h[4]), worker = ARGV[4], started_ms = tonumber(h[5]),
+  ended_ms = now_ms(), outcome = 'handed_back'})
+make_ready(prefix, id, queue, h[3], true, ARGV[5])
+wake_workers(prefix, queue, 1, tonumber(ARGV[6]))
+return {0}

@@ -1,0 +1,59 @@
+-- reap_expired.lua: running -> queued | failed | quarantined for every job whose lease expired
+-- (its worker died, hung or was cut off). The attempt counts; so does the lease loss, and a job
+-- that loses max_lease_losses leases is quarantined instead of killing more workers.
+-- Clearing the token fences the old worker: its late outcome is rejected.
+-- KEYS: none
+-- ARGV: prefix, max_lease_losses, limit, default_max_attempts, enqueued_at, default_failure_ttl, wake_cap
+-- Returns: {requeued, failed, quarantined, next_expiry_ms (-1 if none), now_ms}
+local prefix, max_losses, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local leases = prefix .. 'leases'
+local now = now_ms()
+local requeued, failed, quarantined = 0, 0, 0
+local ids = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  local key = job_key(id)
+  redis.call('ZREM', leases, id)
+  if redis.call('EXISTS', key) == 1 then
+    local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_attempts', 'js_max_attempts',
+      'failure_ttl', 'js_started_ms', 'worker_name')
+    local queue = h[1]
+    drop_lease(prefix, id, queue)
+    local losses = redis.call('HINCRBY', key, 'js_lease_losses', 1)
+    local attempts = tonumber(h[3]) or 1
+    local max_attempts = tonumber(h[4]) or tonumber(ARGV[4])
+    local outcome
+    if losses >= max_losses then outcome = 'quarantined'
+    elseif attempts >= max_attempts then outcome = 'failed'
+    else outcome = 'requeued' end
+    add_run(prefix, id, {attempt = attempts, worker = h[7], started_ms = tonumber(h[6]), ended_ms = now,
+      outcome = 'lease_lost', exc_type = 'LeaseExpired',
+      message = 'lease expired (lease loss ' .. losses .. ' of ' .. max_losses .. '): ' .. outcome})
+    stat(prefix, queue, 'lease_lost')
+    if outcome == 'requeued' then
+      make_ready(prefix, id, queue, h[2], true, ARGV[5])
+      wake_workers(prefix, queue, 1, tonumber(ARGV[7]))
+      requeued = requeued + 1
+    else
+      local reason = 'lease lost ' .. losses .. ' times'
+      if outcome == 'failed' then reason = 'attempts used up: lease lost' end
+      redis.call('HSET', key, 'status', 'failed', 'js_state', outcome, 'js_error', 'LeaseExpired: ' .. reason,
+        'js_ended_ms', now)
+      local ttl = tonumber(h[5]) or tonumber(ARGV[6])
+      if outcome == 'quarantined' then
+        -- Quarantine keeps the job until an operator decides.
+        redis.call('ZADD', prefix .. 'quarantined:' .. queue, now, id)
+        set_lifetime(prefix, id, -1)
+        quarantined = quarantined + 1
+      else
+        if ttl ~= 0 then
+          redis.call('ZADD', 'rq:failed:' .. queue, (ttl < 0) and '+inf' or (math.floor(now / 1000) + ttl), id)
+        end
+        set_lifetime(prefix, id, ttl)
+        failed = failed + 1
+      end
+      stat(prefix, queue, outcome)
+    end
+  end
+end
+local nxt = redis.call('ZRANGE', leases, 0, 0, 'WITHSCORES')
+return {requeued, failed, quarantined, nxt[2] and tonumber(nxt[2]) or -1, now}

@@ -1,0 +1,21 @@
+-- requeue.lua: failed | quarantined | cancelled -> queued, attempts and lease losses reset,
+-- run history kept (an operator's retry).
+-- KEYS: none
+-- ARGV: prefix, id, enqueued_at, wake_cap
+-- Returns: {0}; {-1} no such job; {-3, state} not in a state that can be retried
+local prefix, id = ARGV[1], ARGV[2]
+local key = job_key(id)
+if redis.call('EXISTS', key) == 0 then return {-1} end
+local state = state_of(key)
+local h = redis.call('HMGET', key, 'origin', 'js_priority')
+local queue = h[1]
+local registry = terminal_registry(prefix, state, queue)
+if not registry then return {-3, state} end
+redis.call('ZREM', registry, id)
+redis.call('HSET', key, 'js_attempts', 0, 'js_lease_losses', 0)
+redis.call('HDEL', key, 'js_error', 'ended_at', 'js_ended_ms')
+set_lifetime(prefix, id, -1)
+make_ready(prefix, id, queue, h[2], false, ARGV[3])
+wake_workers(prefix, queue, 1, tonumber(ARGV[4]))
+stat(prefix, queue, 'requeued')
+return {0}

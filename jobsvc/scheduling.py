@@ -1,0 +1,102 @@
+"""The scheduler's work, one `run_once()` each: promote due jobs, promote plain-RQ delayed jobs,
+reap expired leases, hold the leader lock. The scheduler process only repeats them."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+import redis
+
+from . import defaults, scripts
+from .config import Config
+from .keys import Keys
+from .serialization import utcnow_str
+
+
+@dataclass
+class PromoteResult:
+    promoted: int
+    next_due_ms: int | None
+    now_ms: int
+
+
+class Promoter:
+    """Moves scheduled jobs whose due time has come into their ready lanes."""
+
+    def __init__(self, conn: redis.Redis, config: Config, batch: int = defaults.PROMOTE_BATCH):
+        self.redis, self.prefix, self.batch = conn, config.key_prefix, batch
+
+    def run_once(self) -> PromoteResult:
+        total = 0
+        while True:
+            n, nxt, now = scripts.call(self.redis, "promote", (), (self.prefix, self.batch, utcnow_str(),
+                                                                     defaults.WAKE_TOKENS_MAX))
+            total += int(n)
+            if int(n) < self.batch or int(nxt) < 0 or int(nxt) > int(now):
+                return PromoteResult(total, int(nxt) if int(nxt) >= 0 else None, int(now))
+
+
+class RqPromoter:
+    """Moves jobs delayed by plain RQ (its ScheduledJobRegistry, whole seconds) into RQ's queue lists."""
+
+    def __init__(self, conn: redis.Redis, config: Config, batch: int = defaults.PROMOTE_BATCH):
+        self.redis, self.prefix, self.batch = conn, config.key_prefix, batch
+
+    def run_once(self) -> int:
+        return int(scripts.call(self.redis, "promote_rq", (), (self.prefix, self.batch, utcnow_str(),
+                                                                defaults.WAKE_TOKENS_MAX)))
+
+
+@dataclass
+class ReapResult:
+    requeued: int = 0
+    failed: int = 0
+    quarantined: int = 0
+    next_expiry_ms: int | None = None
+    now_ms: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.requeued + self.failed + self.quarantined
+
+
+class Reaper:
+    """Takes back jobs whose lease expired: requeue (attempt counted), fail, or quarantine."""
+
+    def __init__(self, conn: redis.Redis, config: Config, batch: int = defaults.REAP_BATCH):
+        self.redis, self.config, self.batch = conn, config, batch
+
+    def run_once(self) -> ReapResult:
+        out = ReapResult()
+        while True:
+            r, f, q, nxt, now = scripts.call(self.redis, "reap_expired", (), (
+                self.config.key_prefix, self.config.max_lease_losses, self.batch, self.config.max_attempts,
+                utcnow_str(), self.config.failure_ttl, defaults.WAKE_TOKENS_MAX))
+            out.requeued += int(r)
+            out.failed += int(f)
+            out.quarantined += int(q)
+            out.next_expiry_ms = int(nxt) if int(nxt) >= 0 else None
+            out.now_ms = int(now)
+            if int(r) + int(f) + int(q) < self.batch:
+                return out
+
+
+@dataclass
+class LeaderLock:
+    """A lock with a token and a TTL: one scheduler leads; a standby takes over when the TTL runs out."""
+
+    redis: redis.Redis
+    config: Config
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    @property
+    def key(self) -> str:
+        return Keys(self.config.key_prefix).scheduler_leader
+
+    def run_once(self) -> bool:
+        """Acquire or renew; True while this process leads."""
+        ttl_ms = int(self.config.leader_ttl * 1000)
+        return bool(scripts.call(self.redis, "leader_acquire", (self.key,), (self.token, ttl_ms)))
+
+    def release(self) -> bool:
+        return bool(scripts.call(self.redis, "leader_release", (self.key,), (self.token,)))

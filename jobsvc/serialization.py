@@ -1,0 +1,61 @@
+"""RQ's job format: the `data` field (zlib + pickle of func name, instance, args, kwargs),
+its timestamp format and its result payloads."""
+from __future__ import annotations
+
+import pickle
+import zlib
+from base64 import b64encode
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def utcnow_str() -> str:
+    return datetime.now(timezone.utc).strftime(_TIMESTAMP_FORMAT)
+
+
+def utc_str(dt: datetime) -> str:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).strftime(_TIMESTAMP_FORMAT)
+
+
+def func_name(func: Callable[..., Any] | str) -> str:
+    """The import path RQ stores for a callable."""
+    if isinstance(func, str):
+        return func
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
+        raise ValueError(f"{func!r} is not importable by workers: use a module-level function or its import path")
+    return f"{module}.{qualname}"
+
+
+def dump_data(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    return zlib.compress(pickle.dumps((name, None, args, kwargs), pickle.HIGHEST_PROTOCOL))
+
+
+def load_data(raw: bytes) -> tuple[str, Any, tuple[Any, ...], dict[str, Any]]:
+    try:
+        raw = zlib.decompress(raw)
+    except zlib.error:
+        pass  # RQ also accepts uncompressed data
+    name, instance, args, kwargs = pickle.loads(raw)
+    return name, instance, tuple(args), dict(kwargs)
+
+
+def dump_result(value: Any) -> str:
+    """RQ's result stream payload; '' stands for None (RQ stores no field then)."""
+    if value is None:
+        return ""
+    try:
+        raw = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        raw = pickle.dumps("Unserializable return value", pickle.HIGHEST_PROTOCOL)
+    return b64encode(raw).decode()
+
+
+def dump_exc_string(text: str) -> str:
+    return b64encode(zlib.compress(text.encode())).decode()

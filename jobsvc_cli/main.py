@@ -1,0 +1,205 @@
+"""`jobsvc` command line: up, worker, scheduler, api, enqueue, info."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from jobsvc import Client, Config, JobsvcError
+from jobsvc.connection import connect
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return Config.from_env(redis_url=getattr(args, "url", None), lease_ttl=getattr(args, "lease_ttl", None),
+                           heartbeat_interval=getattr(args, "heartbeat_interval", None),
+                           shutdown_grace=getattr(args, "grace", None))
+
+
+def _queues(raw: list[str]) -> list[str]:
+    out: list[str] = []
+    for chunk in raw or ["default"]:
+        out += [q.strip() for q in chunk.split(",") if q.strip()]
+    return out
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from workers.supervisor import Supervisor
+    from workers.worker import LeasedWorker
+
+    config = _config(args)
+    if args.heartbeat_interval is None and config.heartbeat_interval >= config.lease_ttl:
+        config = config.with_(heartbeat_interval=config.lease_ttl / 3)
+    queues = _queues(args.queues)
+
+    def run_one() -> None:
+        conn = connect(config.redis_url, config)
+        LeasedWorker(queues, conn, config, name=args.name if args.concurrency == 1 else None).work(burst=args.burst)
+
+    if args.concurrency == 1:
+        run_one()
+        return 0
+    return Supervisor(run_one, args.concurrency).run()
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from workers.scheduler import Scheduler
+
+    config = _config(args)
+    Scheduler(connect(config.redis_url, config), config).run()
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from admin_api import create_app
+
+    config = _config(args)
+    create_app(config).run(host=args.host, port=args.port)
+    return 0
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    client = Client(config=_config(args))
+    job = client.enqueue(args.function, *[json.loads(a) for a in args.args], queue=args.queue,
+                         delay=args.delay, priority=args.priority, max_attempts=args.max_attempts)
+    print(job.id)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    client = Client(config=_config(args))
+    rows = [(q, client.stats(q)) for q in client.queues()]
+    cols = ["queued_now", "running_now", "failed_now", "quarantined_now", "enqueued", "completed", "retried"]
+    print(f"{'queue':<20}" + "".join(f"{c.replace('_now', ''):>12}" for c in cols))
+    for q, s in rows:
+        print(f"{q:<20}" + "".join(f"{s.get(c, 0):>12}" for c in cols))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """API + worker + scheduler on this machine; an embedded Redis when no REDIS_URL is given."""
+    from jobsvc.embedded import EmbeddedRedis
+
+    data_dir = Path(args.data_dir)
+    embedded = None
+    url = args.url or os.environ.get("REDIS_URL")
+    if not url:
+        embedded = EmbeddedRedis(data_dir, port=args.redis_port).start()
+        url = embedded.url
+        print(f"embedded Redis: {url} (append-only file in {data_dir.resolve()})", flush=True)
+    key_file = data_dir / "admin_key"
+    key = os.environ.get("ADMIN_API_KEY")
+    if not key:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if key_file.exists():
+            key = key_file.read_text().strip()
+        else:
+            key = secrets.token_urlsafe(32)
+            key_file.write_text(key)
+            key_file.chmod(0o600)
+    env = dict(os.environ, REDIS_URL=url, ADMIN_API_KEY=key, PYTHONUNBUFFERED="1")
+    me = [sys.executable, "-m", "jobsvc_cli"]
+    procs = {
+        "web": subprocess.Popen(me + ["api", "--port", str(args.port), "--host", args.host], env=env),
+        "worker": subprocess.Popen(me + ["worker", "-q", ",".join(_queues(args.queues)),
+                                         "--concurrency", str(args.concurrency)], env=env),
+        "scheduler": subprocess.Popen(me + ["scheduler"], env=env),
+    }
+    print(f"jobsvc is up: API http://{args.host}:{args.port}/api/v1  (health: /health)", flush=True)
+    print(f"admin key: {key}  (kept in {key_file}; set ADMIN_API_KEY to choose one)", flush=True)
+    print(f"REDIS_URL={url}  -- enqueue with jobsvc.Client(REDIS_URL); Ctrl+C stops everything", flush=True)
+    stop = {"now": False}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 0
+    try:
+        while not stop["now"]:
+            for name, p in procs.items():
+                if p.poll() is not None:
+                    print(f"{name} exited with {p.returncode}; stopping", file=sys.stderr, flush=True)
+                    stop["now"], code = True, 1
+            time.sleep(0.2)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if embedded:
+            embedded.stop()
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jobsvc", description="RQ-compatible jobs with leases, on Redis.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_url(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--url", help="Redis URL (default: $REDIS_URL)")
+        return p
+
+    up = with_url(sub.add_parser("up", help="run API + worker + scheduler (embedded Redis without REDIS_URL)"))
+    up.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--data-dir", default=".jobsvc", help="embedded Redis data and the admin key (./.jobsvc)")
+    up.add_argument("--redis-port", type=int, default=None, help="embedded Redis port (default: a free one)")
+    up.add_argument("-q", "--queues", action="append", default=None)
+    up.add_argument("--concurrency", type=int, default=2)
+    up.set_defaults(func=cmd_up)
+
+    w = with_url(sub.add_parser("worker", help="run jobs from queues, in order of priority"))
+    w.add_argument("-q", "--queues", action="append", default=None, help="comma-separated, first has precedence")
+    w.add_argument("--concurrency", type=int, default=1, help="worker processes, supervised")
+    w.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    w.add_argument("--lease-ttl", type=float, default=None, help="seconds (default 30)")
+    w.add_argument("--heartbeat-interval", type=float, default=None, help="seconds (default: lease/3)")
+    w.add_argument("--grace", type=float, default=None, help="seconds an in-flight job gets on SIGTERM")
+    w.add_argument("--name", default=None)
+    w.set_defaults(func=cmd_worker)
+
+    s = with_url(sub.add_parser("scheduler", help="promote due jobs, reap expired leases (leader-elected)"))
+    s.set_defaults(func=cmd_scheduler)
+
+    a = with_url(sub.add_parser("api", help="serve the admin API (development server; gunicorn in production)"))
+    a.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    a.add_argument("--host", default="127.0.0.1")
+    a.set_defaults(func=cmd_api)
+
+    e = with_url(sub.add_parser("enqueue", help="enqueue a job by import path; args as JSON"))
+    e.add_argument("function")
+    e.add_argument("args", nargs="*")
+    e.add_argument("--queue", default="default")
+    e.add_argument("--delay", type=float, default=None)
+    e.add_argument("--priority", type=int, default=5)
+    e.add_argument("--max-attempts", type=int, default=None)
+    e.set_defaults(func=cmd_enqueue)
+
+    i = with_url(sub.add_parser("info", help="queues with their counts"))
+    i.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except JobsvcError as exc:
+        print(f"jobsvc: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,85 @@
+"""Running one job's Python callable in this process, with its timeout enforced by SIGALRM."""
+from __future__ import annotations
+
+import signal
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rq.utils import import_attribute
+
+from jobsvc.errors import JobTimeout, NonRetryableError
+from jobsvc.serialization import load_data
+
+
+class HandBack(BaseException):
+    """Raised inside a running job when the worker must stop now; the job goes back to its queue.
+    A BaseException so that job code catching Exception does not swallow it."""
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    result: Any = None
+    exc_type: str = ""
+    message: str = ""
+    traceback: str = ""
+    retryable: bool = True
+
+
+class FunctionCache:
+    """Import paths resolved once per process: imports are the slow part of a no-op job."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Callable[..., Any]] = {}
+
+    def resolve(self, name: str, instance: Any) -> Callable[..., Any]:
+        if instance is not None:
+            return getattr(instance, name)
+        func = self._cache.get(name)
+        if func is None:
+            func = import_attribute(name)
+            self._cache[name] = func
+        return func
+
+
+def _failure(exc: BaseException, retryable: bool) -> Outcome:
+    return Outcome(False, exc_type=type(exc).__name__, message=str(exc),
+                   traceback="".join(traceback.format_exception(exc)), retryable=retryable)
+
+
+def execute(data: bytes, timeout: int | None, functions: FunctionCache,
+            on_start: Callable[[], None], on_end: Callable[[], None]) -> Outcome:
+    """Decode and run one job. `on_start`/`on_end` bracket the job code exactly, so signal
+    handlers know when raising into the job is safe. HandBack propagates to the caller."""
+    try:
+        name, instance, args, kwargs = load_data(data)
+        func = functions.resolve(name, instance)
+    except Exception as exc:  # noqa: BLE001 - an unloadable job fails at once, never retried
+        out = _failure(exc, retryable=False)
+        out.message = f"cannot load job function: {out.message}"
+        return out
+    try:
+        if timeout:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        on_start()
+        try:
+            return Outcome(True, func(*args, **kwargs))
+        finally:
+            on_end()
+            if timeout:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    except HandBack:
+        raise
+    except NonRetryableError as exc:
+        return _failure(exc, retryable=False)
+    except BaseException as exc:  # noqa: BLE001 - job code may raise anything, SystemExit included
+        return _failure(exc, retryable=True)
+
+
+def install_timeout_handler() -> None:
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise JobTimeout("job exceeded its timeout")
+
+    signal.signal(signal.SIGALRM, on_alarm)

@@ -1,0 +1,91 @@
+"""The worker's background loop: renew the lease of the running job, refresh the worker's
+registration, reap dead peers' leases, and end a shutdown grace period."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from jobsvc.leases import Lease, Leases
+from jobsvc.scheduling import Reaper
+from jobsvc.serialization import utcnow_str
+
+if TYPE_CHECKING:
+    import redis
+
+    from jobsvc.config import Config
+
+log = logging.getLogger("jobsvc.worker")
+
+# Seconds between ticks: how late a shutdown grace period or a hung job is noticed.
+TICK = 0.25
+
+
+class Heartbeat:
+    def __init__(self, conn: redis.Redis, config: Config, worker_key: str,
+                 current: Callable[[], tuple[Lease | None, float]], on_grace_over: Callable[[], None],
+                 grace_deadline: Callable[[], float | None]):
+        self.redis = conn
+        self.config = config
+        self.leases = Leases(conn, config)
+        self.reaper = Reaper(conn, config)
+        self.worker_key = worker_key
+        self.current = current
+        self.on_grace_over = on_grace_over
+        self.grace_deadline = grace_deadline
+        self.stopped = threading.Event()
+        self._next_beat = 0.0
+        self._next_maintenance = 0.0
+        self._thread: threading.Thread | None = None
+
+    def run_once(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        lease, started = self.current()
+        deadline = self.grace_deadline()
+        if lease is not None and deadline is not None and now >= deadline:
+            self.on_grace_over()
+        if now >= self._next_beat:
+            self._next_beat = now + self.config.heartbeat_interval
+            self._beat(lease, started, now)
+        if now >= self._next_maintenance:
+            self._next_maintenance = now + self.config.worker_maintenance_interval
+            reaped = self.reaper.run_once()
+            if reaped.total:
+                log.info("reaped %d expired lease(s): %d requeued, %d failed, %d quarantined", reaped.total,
+                         reaped.requeued, reaped.failed, reaped.quarantined)
+
+    def _beat(self, lease: Lease | None, started: float, now: float) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self.worker_key, mapping={"last_heartbeat": utcnow_str(),
+                                            "current_job": lease.job_id if lease else ""})
+        pipe.expire(self.worker_key, int(self.config.heartbeat_interval * 3) + 60)
+        pipe.execute()
+        if lease is None:
+            return
+        timeout = lease.timeout
+        if timeout is not None and now - started > timeout + self.config.hung_grace:
+            # The job ignores its timeout (stuck in C code): stop renewing, so the lease runs out
+            # and the reaper hands the job to a healthy worker.
+            log.error("job %s hung past its timeout of %ss: lease left to expire", lease.job_id, timeout)
+            return
+        lost = self.leases.renew([lease])
+        if lost and self.current()[0] is lease:
+            log.warning("job %s: lease lost while running; its outcome will be rejected", lease.job_id)
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(TICK):
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - a Redis blip must not kill the heartbeat
+                log.exception("heartbeat failed; retrying")
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="jobsvc-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self._thread:
+            self._thread.join(timeout=5)

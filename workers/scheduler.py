@@ -1,0 +1,91 @@
+"""The scheduler process: while it leads, promote due jobs, promote plain-RQ delayed jobs and reap
+expired leases, then sleep until the next due time or lease expiry (woken early when an earlier
+job is scheduled). Standbys retry the leader lock."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+import redis
+
+from jobsvc import defaults
+from jobsvc.config import Config
+from jobsvc.keys import Keys
+from jobsvc.scheduling import LeaderLock, Promoter, Reaper, RqPromoter
+
+log = logging.getLogger("jobsvc.scheduler")
+
+
+class Scheduler:
+    def __init__(self, conn: redis.Redis, config: Config):
+        self.redis = conn
+        self.config = config
+        self.keys = Keys(config.key_prefix)
+        self.lock = LeaderLock(conn, config)
+        self.promoter = Promoter(conn, config)
+        self.rq_promoter = RqPromoter(conn, config)
+        self.reaper = Reaper(conn, config)
+        self.leading = False
+        self.stopped = threading.Event()
+        self._next_lock = 0.0
+        self._next_rq = 0.0
+        self._waiter = redis.Redis(connection_pool=redis.ConnectionPool(**conn.connection_pool.connection_kwargs))
+
+    def run_once(self) -> float:
+        """One pass; returns how many seconds to sleep before the next."""
+        now = time.monotonic()
+        if now >= self._next_lock or not self.leading:
+            was = self.leading
+            self.leading = self.lock.run_once()
+            self._next_lock = now + self.config.leader_ttl / 3
+            if self.leading != was:
+                log.info("scheduler %s: %s", self.lock.token[:8], "leading" if self.leading else "standing by")
+        if not self.leading:
+            return self.config.leader_ttl / 3
+        promoted = self.promoter.run_once()
+        reaped = self.reaper.run_once()
+        if now >= self._next_rq:
+            self._next_rq = now + self.config.scheduler_max_sleep
+            self.rq_promoter.run_once()
+        if reaped.total:
+            log.info("reaped %d expired lease(s): %d requeued, %d failed, %d quarantined", reaped.total,
+                     reaped.requeued, reaped.failed, reaped.quarantined)
+        wait = self.config.scheduler_max_sleep
+        for due in (promoted.next_due_ms, reaped.next_expiry_ms):
+            if due is not None:
+                wait = min(wait, max(0.0, (due - promoted.now_ms) / 1000))
+        return min(wait, max(0.0, self._next_lock - time.monotonic()))
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, waking early when a job earlier than every other is scheduled."""
+        if seconds <= 0 or self.stopped.is_set():
+            return
+        if not self.leading or seconds < defaults.SCHEDULER_SPIN_BELOW:
+            # Redis times out blocked clients on its own 100 ms clock: short waits are kept here.
+            self.stopped.wait(seconds)
+            return
+        # Wake up a little early and finish the wait locally, so the due time is met to the millisecond.
+        self._waiter.blpop([self.keys.scheduler_wake], timeout=seconds - defaults.SCHEDULER_SPIN_BELOW)
+
+    def run(self) -> None:
+        def on_signal(signum: int, frame: Any) -> None:
+            self.stopped.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        log.info("scheduler %s: started", self.lock.token[:8])
+        try:
+            while not self.stopped.is_set():
+                try:
+                    self.sleep(self.run_once())
+                except redis.ConnectionError as exc:
+                    log.error("redis unavailable (%s); retrying", exc)
+                    self.leading = False
+                    self.stopped.wait(1.0)
+        finally:
+            if self.leading:
+                self.lock.release()
+            log.info("scheduler %s: stopped", self.lock.token[:8])

@@ -1,0 +1,196 @@
+"""The leased worker: an RQ BaseWorker subclass (so RQ's tools list it) with its own fast loop.
+
+Per job: one round trip that finishes the previous job (fenced by its lease token) and claims
+the next one, atomically over all queues; the job runs in this process, no fork."""
+from __future__ import annotations
+
+import _thread
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from rq.worker import BaseWorker
+
+from jobsvc import scripts
+from jobsvc.config import Config
+from jobsvc.errors import LeaseLost, NotFound
+from jobsvc.keys import Keys
+from jobsvc.leases import Lease, Leases
+
+from .execution import FunctionCache, HandBack, Outcome, execute, install_timeout_handler
+from .heartbeat import Heartbeat
+
+log = logging.getLogger("jobsvc.worker")
+
+
+class _StopWaiting(BaseException):
+    """Breaks an idle wait when a stop signal arrives."""
+
+
+class LeasedWorker(BaseWorker):
+    def __init__(self, queues: Sequence[str], connection: redis.Redis, config: Config, name: str | None = None):
+        name = name or f"{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
+        super().__init__(list(queues), name=name, connection=connection,
+                         worker_ttl=int(config.heartbeat_interval * 3 + 60))
+        self.config = config
+        self.keys = Keys(config.key_prefix)
+        self.leases = Leases(connection, config)
+        self.functions = FunctionCache()
+        self.queue_list = list(queues)
+        self._lease: Lease | None = None
+        self._job_started = 0.0
+        self._in_job = False
+        self._idle = False
+        self._stop_at: float | None = None  # monotonic deadline of the shutdown grace period
+        self._last_signal = 0.0
+        # A separate connection for blocking waits: a wait broken by a signal is simply dropped.
+        self._waiter = redis.Redis(connection_pool=redis.ConnectionPool(**connection.connection_pool.connection_kwargs))
+        self.processed = 0
+        self.failed = 0
+
+    # -- signals -------------------------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_at is not None
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        now = time.monotonic()
+        if not self.stopping:
+            self._stop_at = now + self.config.shutdown_grace
+            self._last_signal = now
+            log.info("worker %s: stopping (signal %d); in-flight job has %.0fs to finish", self.name, signum,
+                     self.config.shutdown_grace)
+            if self._idle:
+                raise _StopWaiting()
+            return
+        if now - self._last_signal < 1.0:
+            return  # the same Ctrl+C reaching both a supervisor and this process
+        log.warning("worker %s: second stop signal: handing back at once", self.name)
+        self._stop_at = now
+        self._interrupt()
+
+    def _on_grace_signal(self, signum: int, frame: Any) -> None:
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        if self._in_job:
+            raise HandBack()
+        if self._idle:
+            raise _StopWaiting()
+
+    def _install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGUSR1, self._on_grace_signal)
+        install_timeout_handler()
+
+    def _grace_over(self) -> None:
+        # Called from the heartbeat thread: deliver the hand-back in the main thread.
+        _thread.interrupt_main(signal.SIGUSR1)
+
+    # -- loop ----------------------------------------------------------------------------------------
+
+    def work(self, burst: bool = False, **_: Any) -> bool:  # type: ignore[override]
+        """Run until stopped (or, with burst, until the queues are empty). Returns True if it did work."""
+        self._install_signal_handlers()
+        self.register_birth()
+        heartbeat = Heartbeat(self.connection, self.config, self.key, self._current, self._grace_over,
+                              lambda: self._stop_at)
+        heartbeat.start()
+        log.info("worker %s: listening on %s", self.name, ", ".join(self.queue_list))
+        try:
+            self._loop(burst)
+        finally:
+            heartbeat.stop()
+            self.register_death()
+            log.info("worker %s: stopped after %d job(s), %d failed", self.name, self.processed, self.failed)
+        return self.processed > 0
+
+    def _current(self) -> tuple[Lease | None, float]:
+        return self._lease, self._job_started
+
+    def _claim_call(self) -> scripts.Call:
+        return self.leases.claim_call(self.queue_list, self.name)
+
+    def _loop(self, burst: bool) -> None:
+        call = self._claim_call()
+        lease = self.leases.parse_claim(call, scripts.call(self.connection, *call))
+        while True:
+            if lease is None:
+                if self.stopping or burst:
+                    return
+                self._wait_for_work()
+                if self.stopping:
+                    return
+                call = self._claim_call()
+                lease = self.leases.parse_claim(call, scripts.call(self.connection, *call))
+                continue
+            lease = self._run_and_finish(lease)
+
+    def _wait_for_work(self) -> None:
+        self._idle = True
+        try:
+            if not self.stopping:
+                self._waiter.blpop([self.keys.wake(q) for q in self.queue_list], timeout=self.config.idle_wait)
+        except _StopWaiting:
+            self._waiter.connection_pool.disconnect()
+        finally:
+            self._idle = False
+
+    def _run_and_finish(self, lease: Lease) -> Lease | None:
+        """Run one job, then finish it and claim the next in one round trip."""
+        self._lease, self._job_started = lease, time.monotonic()
+        started = time.time()
+        try:
+            outcome = execute(lease.fields["data"], lease.timeout, self.functions, self._enter_job, self._leave_job)
+        except HandBack:
+            self._handback(lease)
+            return None
+        ended = time.time()
+        if outcome.ok:
+            finish = self.leases.complete_call(lease, outcome.result, self.name, started, ended)
+        else:
+            finish = self.leases.fail_call(lease, outcome.exc_type, outcome.message, outcome.traceback,
+                                           outcome.retryable, self.name, started, ended)
+        calls = [finish]
+        claim = None
+        if not self.stopping:
+            claim = self._claim_call()
+            calls.append(claim)
+        replies = scripts.call_many(self.connection, calls)
+        self._lease = None
+        self._record(lease, outcome, replies[0])
+        return self.leases.parse_claim(claim, replies[1]) if claim else None
+
+    def _enter_job(self) -> None:
+        self._in_job = True
+
+    def _leave_job(self) -> None:
+        self._in_job = False
+
+    def _record(self, lease: Lease, outcome: Outcome, reply: list[Any]) -> None:
+        try:
+            reply = scripts.check(reply, lease.job_id)
+        except (LeaseLost, NotFound) as exc:
+            log.warning("job %s: outcome rejected (%s)", lease.job_id, exc)
+            return
+        if outcome.ok:
+            self.processed += 1
+            return
+        self.failed += 1
+        log.info("job %s attempt %d failed with %s: %s -> %s", lease.job_id, lease.attempt, outcome.exc_type,
+                 outcome.message, reply[1].decode())
+
+    def _handback(self, lease: Lease) -> None:
+        self._lease = None
+        try:
+            self.leases.handback(lease, self.name)
+            log.info("job %s handed back to queue %s", lease.job_id, lease.queue)
+        except (LeaseLost, NotFound) as exc:
+            log.warning("job %s: hand-back rejected (%s)", lease.job_id, exc)
