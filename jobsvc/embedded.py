@@ -56,7 +56,9 @@ class EmbeddedRedis:
                 "--logfile", "redis.log", "--appendonly", "yes" if self.persist else "no"]
         if self.persist:
             args += ["--appendfsync", "everysec"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Its own session: a Ctrl+C meant for the processes using it must not stop Redis under them.
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
         while True:

@@ -93,6 +93,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not url:
         embedded = EmbeddedRedis(data_dir, port=args.redis_port).start()
         url = embedded.url
+        (data_dir / "redis_url").write_text(url + "\n")
         print(f"embedded Redis: {url} (append-only file in {data_dir.resolve()})", flush=True)
     key_file = data_dir / "admin_key"
     key = os.environ.get("ADMIN_API_KEY")
@@ -107,7 +108,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     env = dict(os.environ, REDIS_URL=url, ADMIN_API_KEY=key, PYTHONUNBUFFERED="1")
     me = [sys.executable, "-m", "jobsvc_cli"]
     procs = {
-        "web": subprocess.Popen(me + ["api", "--port", str(args.port), "--host", args.host], env=env),
+        "web": subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"{args.host}:{args.port}",
+                                 "--workers", "2", "--log-level", "warning", "admin_api:create_app()"], env=env),
         "worker": subprocess.Popen(me + ["worker", "-q", ",".join(_queues(args.queues)),
                                          "--concurrency", str(args.concurrency)], env=env),
         "scheduler": subprocess.Popen(me + ["scheduler"], env=env),

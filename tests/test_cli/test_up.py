@@ -1,0 +1,65 @@
+"""`jobsvc up`: the whole stack on an embedded Redis, as the README's quick start runs it."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+import requests
+
+from jobsvc import Client, Config, State
+from jobsvc.embedded import free_port
+
+
+def wait_for(fn, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = fn()
+        except (requests.ConnectionError, redis.ConnectionError):
+            value = None
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def stack(tmp_path, subprocess_env):
+    env = dict(subprocess_env)
+    env.pop("REDIS_URL", None)
+    env.pop("ADMIN_API_KEY", None)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "jobsvc_cli", "up", "--port", str(port), "--data-dir",
+                             str(tmp_path / "data")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=tmp_path)
+    yield proc, port, tmp_path / "data"
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_up_runs_api_worker_and_scheduler_on_embedded_redis(stack):
+    proc, port, data = stack
+    health = wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=1).json(), 30)
+    assert health["redis"] == "up"
+    url = (data / "redis_url").read_text().strip()
+    client = Client(url, Config(redis_url=url))
+    now = client.enqueue("tests.jobfuncs.add", 2, 3)
+    later = client.enqueue("tests.jobfuncs.add", 4, 5, delay=0.3)
+    wait_for(lambda: client.state(later.id) == State.COMPLETED and client.state(now.id) == State.COMPLETED, 30)
+    assert (client.result(now.id), client.result(later.id)) == (5, 9)
+    assert len((data / "admin_key").read_text().strip()) >= 32
+    assert (data / "appendonly.aof").exists()
+
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert re.search(r"admin key: \S{32,}", out)
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()  # embedded Redis stopped with it
