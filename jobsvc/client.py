@@ -136,8 +136,19 @@ class Client:
             self.redis.xread({key: last}, block=max(1, int(remaining * 1000)), count=1)
 
     def runs(self, job_id: str) -> list[dict[str, Any]]:
-        """Every attempt of the job: times, worker, outcome and, for failures, the error and traceback."""
-        return decode_runs(self.redis.lrange(self.keys.runs(job_id), 0, -1))
+        """Every attempt of the job: times, worker, outcome and, for failures, the error and traceback.
+        Failed and lost attempts are stored as history; a successful last run is read off the job itself."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lrange(self.keys.runs(job_id), 0, -1)
+        pipe.hgetall(self.keys.job(job_id))
+        history, raw = pipe.execute()
+        runs = decode_runs(history)
+        if raw:
+            info = JobInfo.from_hash(job_id, raw, self.config.max_attempts)
+            if info.state == State.COMPLETED:
+                runs.append({"attempt": info.attempts, "worker": info.worker, "started_ms": info.started_ms,
+                             "ended_ms": info.ended_ms, "outcome": "completed"})
+        return runs
 
     def stats(self, queue: str) -> dict[str, int]:
         """O(1) counters of a queue plus the sizes of its lanes and registries."""
@@ -146,12 +157,11 @@ class Client:
         pipe = self.redis.pipeline(transaction=False)
         for p in range(defaults.PRIORITY_MIN, defaults.PRIORITY_MAX + 1):
             pipe.llen(self.keys.lane(queue, p))
-        pipe.zcard(self.keys.running(queue))
         pipe.zcard(self.keys.failed(queue))
         pipe.zcard(self.keys.quarantined(queue))
         sizes = pipe.execute()
         out["queued_now"] = sum(sizes[:10])
-        out["running_now"], out["failed_now"], out["quarantined_now"] = sizes[10:13]
+        out["failed_now"], out["quarantined_now"] = sizes[10:12]
         return out
 
     # -- operator actions ------------------------------------------------------------------------

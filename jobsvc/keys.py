@@ -46,8 +46,9 @@ class Keys:
     def quarantined(self, queue: str) -> str:
         return f"{self.prefix}quarantined:{queue}"
 
-    def running(self, queue: str) -> str:
-        return f"{self.prefix}running:{queue}"
+    def lanes(self, queue: str) -> str:
+        """Set of the non-default priorities a queue has used: claim.lua pops only those lanes."""
+        return f"{self.prefix}lanes:{queue}"
 
     def wake(self, queue: str) -> str:
         return f"{self.prefix}wake:{queue}"

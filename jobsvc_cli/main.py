@@ -76,7 +76,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     client = Client(config=_config(args))
     rows = [(q, client.stats(q)) for q in client.queues()]
-    cols = ["queued_now", "running_now", "failed_now", "quarantined_now", "enqueued", "completed", "retried"]
+    cols = ["queued_now", "failed_now", "quarantined_now", "enqueued", "completed", "retried"]
     print(f"{'queue':<20}" + "".join(f"{c.replace('_now', ''):>12}" for c in cols))
     for q, s in rows:
         print(f"{q:<20}" + "".join(f"{s.get(c, 0):>12}" for c in cols))

@@ -14,6 +14,13 @@ local function lane_key(prefix, queue, priority)
   return prefix .. 'lane:' .. queue .. ':' .. priority
 end
 
+-- Push onto a lane; a queue's non-default lanes are remembered so claim.lua pops only lanes in use.
+local function push_lane(prefix, queue, priority, id, front)
+  priority = tonumber(priority) or 5
+  if priority ~= 5 then redis.call('SADD', prefix .. 'lanes:' .. queue, priority) end
+  redis.call(front and 'LPUSH' or 'RPUSH', lane_key(prefix, queue, priority), id)
+end
+
 -- Wake up to n idle workers of a queue; the list is capped so a busy queue cannot grow it.
 local function wake_workers(prefix, queue, n, cap)
   if n <= 0 then return end
@@ -24,10 +31,9 @@ end
 
 -- Put a job in its ready lane and mark it queued.
 local function make_ready(prefix, id, queue, priority, front, enqueued_at)
-  local lane = lane_key(prefix, queue, priority)
-  if front then redis.call('LPUSH', lane, id) else redis.call('RPUSH', lane, id) end
-  redis.call('HSET', job_key(id), 'status', 'queued', 'js_state', 'queued', 'enqueued_at', enqueued_at)
-  redis.call('HDEL', job_key(id), 'js_due')
+  push_lane(prefix, queue, priority, id, front)
+  redis.call('HSET', job_key(id), 'status', 'queued', 'js_state', 'queued', 'enqueued_at', enqueued_at,
+    'js_due', '')
 end
 
 -- Put a job on the scheduler's timeline; wake the scheduler when it is now the earliest.
@@ -42,10 +48,16 @@ local function make_scheduled(prefix, id, due_ms)
   end
 end
 
-local function drop_lease(prefix, id, queue)
+-- Leave the lease index; callers blank js_token and js_lease_exp in their own HSET (one call fewer).
+local function drop_lease(prefix, id)
   redis.call('ZREM', prefix .. 'leases', id)
-  redis.call('ZREM', prefix .. 'running:' .. queue, id)
-  redis.call('HDEL', job_key(id), 'js_token', 'js_lease_exp')
+end
+local LEASE_CLEARED = {'js_token', '', 'js_lease_exp', ''}
+
+-- HSET key with the given field/value list plus the blanked lease fields.
+local function hset_unleased(key, fields)
+  for _, v in ipairs(LEASE_CLEARED) do fields[#fields + 1] = v end
+  redis.call('HSET', key, unpack(fields))
 end
 
 local function add_run(prefix, id, entry)
@@ -57,8 +69,10 @@ local function stat(prefix, queue, field, n)
 end
 
 -- Give a finished job (and its run history) a lifetime: -1 keeps it, 0 deletes it.
-local function set_lifetime(prefix, id, ttl)
-  local keys = {job_key(id), prefix .. 'runs:' .. id, 'rq:results:' .. id}
+-- has_runs=false skips the run history key (only failures and lost leases write one).
+local function set_lifetime(prefix, id, ttl, has_runs)
+  local keys = {job_key(id), 'rq:results:' .. id}
+  if has_runs ~= false then keys[3] = prefix .. 'runs:' .. id end
   for _, k in ipairs(keys) do
     if ttl < 0 then redis.call('PERSIST', k)
     elseif ttl == 0 then redis.call('DEL', k)

@@ -3,31 +3,47 @@
 -- KEYS: none (names built from the prefix)
 -- ARGV: prefix, lease_ms, token, worker_name, started_at, nq, queue1 .. queueN
 -- Returns: {} when nothing is ready, else {id, queue, lease_expiry_ms, field1, value1, ...}
+-- (the fields as they stand after the claim)
 local prefix, lease_ms, token, worker, started_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local nq = tonumber(ARGV[6])
 local paused = prefix .. 'paused'
 local skipped = 0
+
+-- The queue's lanes in priority order: 5 (RQ's list) plus any other priority ever used.
+local function lanes_of(queue)
+  local prios = {5}
+  for _, p in ipairs(redis.call('SMEMBERS', prefix .. 'lanes:' .. queue)) do prios[#prios + 1] = tonumber(p) end
+  table.sort(prios)
+  return prios
+end
+
 for qi = 1, nq do
   local queue = ARGV[6 + qi]
   if redis.call('SISMEMBER', paused, queue) == 0 then
-    for priority = 1, 10 do
+    for _, priority in ipairs(lanes_of(queue)) do
       local lane = lane_key(prefix, queue, priority)
       local id = redis.call('LPOP', lane)
       while id do
         local key = job_key(id)
-        local status = redis.call('HGET', key, 'status')
+        local h = redis.call('HGETALL', key)
+        local status, attempts = nil, 0
+        for k = 1, #h, 2 do
+          local f = h[k]
+          if f == 'status' then status = h[k + 1]
+          elseif f == 'js_attempts' then attempts = tonumber(h[k + 1]) or 0 end
+        end
         -- A cancelled or deleted job may still have its id in a lane: drop it and go on.
         if status == 'queued' then
           local now = now_ms()
           local exp = now + lease_ms
-          local attempt = redis.call('HINCRBY', key, 'js_attempts', 1)
-          redis.call('HSET', key, 'status', 'started', 'js_state', 'running', 'js_token', token,
-            'js_lease_exp', exp, 'js_started_ms', now, 'worker_name', worker, 'started_at', started_at)
+          local set = {'status', 'started', 'js_state', 'running', 'js_token', token, 'js_lease_exp', tostring(exp),
+            'js_started_ms', tostring(now), 'worker_name', worker, 'started_at', started_at,
+            'js_attempts', tostring(attempts + 1)}
+          redis.call('HSET', key, unpack(set))
           redis.call('ZADD', prefix .. 'leases', exp, id)
-          redis.call('ZADD', prefix .. 'running:' .. queue, now, id)
           local out = {id, queue, exp}
-          local h = redis.call('HGETALL', key)
           for k = 1, #h do out[#out + 1] = h[k] end
+          for k = 1, #set do out[#out + 1] = set[k] end  -- later pairs win when the caller builds a dict
           return out
         end
         skipped = skipped + 1

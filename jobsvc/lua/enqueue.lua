@@ -5,7 +5,7 @@
 -- Returns: flat list id1, created1, id2, created2 ... (created 0 = idempotency key hit: existing id)
 local prefix, cap, idem_ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
-local out, woken = {}, {}
+local out, woken, added = {}, {}, {}
 local i = 5
 for _ = 1, n do
   local id, queue, priority = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -22,25 +22,31 @@ for _ = 1, n do
   if existing then
     out[#out + 1] = existing; out[#out + 1] = 0
   else
-    local key = job_key(id)
-    local hargs = {}
-    for f = fstart, fstart + 2 * nf - 1 do hargs[#hargs + 1] = ARGV[f] end
-    redis.call('HSET', key, 'js_created_ms', now, 'js_attempts', 0, 'js_priority', priority, unpack(hargs))
-    redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
-    redis.call('SADD', prefix .. 'queues', queue)
     local due = 0
     if at > 0 then due = at elseif delay > 0 then due = now + delay end
-    if due > now then
-      make_scheduled(prefix, id, due)
-    else
-      local lane = lane_key(prefix, queue, priority)
-      redis.call('RPUSH', lane, id)
-      redis.call('HSET', key, 'status', 'queued', 'js_state', 'queued')
-      woken[queue] = (woken[queue] or 0) + 1
+    local ready = due <= now
+    local hargs = {'js_created_ms', now, 'js_attempts', 0, 'js_priority', priority}
+    if ready then
+      hargs[#hargs + 1] = 'status'; hargs[#hargs + 1] = 'queued'
+      hargs[#hargs + 1] = 'js_state'; hargs[#hargs + 1] = 'queued'
     end
-    stat(prefix, queue, 'enqueued')
+    for f = fstart, fstart + 2 * nf - 1 do hargs[#hargs + 1] = ARGV[f] end
+    redis.call('HSET', job_key(id), unpack(hargs))
+    if not added[queue] then
+      added[queue] = 0
+      redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
+      redis.call('SADD', prefix .. 'queues', queue)
+    end
+    added[queue] = added[queue] + 1
+    if ready then
+      push_lane(prefix, queue, priority, id, false)
+      woken[queue] = (woken[queue] or 0) + 1
+    else
+      make_scheduled(prefix, id, due)
+    end
     out[#out + 1] = id; out[#out + 1] = 1
   end
 end
+for queue, count in pairs(added) do stat(prefix, queue, 'enqueued', count) end
 for queue, count in pairs(woken) do wake_workers(prefix, queue, count, cap) end
 return out

@@ -7,20 +7,22 @@
 -- Returns: {0, 'scheduled', due_ms} | {0, 'failed'}; {-1} no such job; {-2, state} lease lost
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
-if redis.call('EXISTS', key) == 0 then return {-1} end
 local h = redis.call('HMGET', key, 'js_token', 'origin', 'failure_ttl', 'js_attempts', 'js_max_attempts',
   'js_started_ms')
-if h[1] ~= token then return {-2, state_of(key)} end
+if h[1] ~= token then
+  if redis.call('EXISTS', key) == 0 then return {-1} end
+  return {-2, state_of(key)}
+end
 local queue = h[2]
 local now = now_ms()
 local attempts = tonumber(h[4]) or 1
 local max_attempts = tonumber(h[5]) or tonumber(ARGV[15])
-drop_lease(prefix, id, queue)
+drop_lease(prefix, id)
 local retry = ARGV[5] == '1' and attempts < max_attempts
 local outcome = retry and 'retrying' or 'failed'
 add_run(prefix, id, {attempt = attempts, worker = ARGV[11], started_ms = tonumber(h[6]), ended_ms = now,
   outcome = outcome, exc_type = ARGV[7], message = ARGV[8], traceback = ARGV[9]})
-redis.call('HSET', key, 'ended_at', ARGV[4], 'js_ended_ms', now, 'js_error', ARGV[7] .. ': ' .. ARGV[8])
+hset_unleased(key, {'ended_at', ARGV[4], 'js_ended_ms', now, 'js_error', ARGV[7] .. ': ' .. ARGV[8]})
 redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', 10, '*', 'type', retry and 4 or 2, 'worker_name', ARGV[11],
   'exc_string', ARGV[10], 'execution_started_at', ARGV[12], 'execution_ended_at', ARGV[13])
 if retry then

@@ -5,12 +5,14 @@
 -- Returns: {0}; {-1} no such job; {-2, state} lease lost
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
-if redis.call('EXISTS', key) == 0 then return {-1} end
 local h = redis.call('HMGET', key, 'js_token', 'origin', 'js_priority', 'js_attempts', 'js_started_ms')
-if h[1] ~= token then return {-2, state_of(key)} end
+if h[1] ~= token then
+  if redis.call('EXISTS', key) == 0 then return {-1} end
+  return {-2, state_of(key)}
+end
 local queue = h[2]
-drop_lease(prefix, id, queue)
-redis.call('HINCRBY', key, 'js_attempts', -1)
+drop_lease(prefix, id)
+hset_unleased(key, {'js_attempts', math.max(0, (tonumber(h[4]) or 1) - 1)})
 add_run(prefix, id, {attempt = tonumber(h[4]), worker = ARGV[4], started_ms = tonumber(h[5]),
   ended_ms = now_ms(), outcome = 'handed_back'})
 make_ready(prefix, id, queue, h[3], true, ARGV[5])

@@ -17,7 +17,7 @@ for _, id in ipairs(ids) do
     local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_attempts', 'js_max_attempts',
       'failure_ttl', 'js_started_ms', 'worker_name')
     local queue = h[1]
-    drop_lease(prefix, id, queue)
+    redis.call('HSET', key, unpack(LEASE_CLEARED))
     local losses = redis.call('HINCRBY', key, 'js_lease_losses', 1)
     local attempts = tonumber(h[3]) or 1
     local max_attempts = tonumber(h[4]) or tonumber(ARGV[4])
