@@ -1,0 +1,57 @@
+"""The worker's heartbeat pass in-process: lease renewal, hung jobs, grace period."""
+from __future__ import annotations
+
+from jobsvc.leases import Leases
+from workers.heartbeat import Heartbeat
+
+
+def make(r, config, lease, started, deadline=None, calls=None):
+    calls = calls if calls is not None else []
+    return Heartbeat(r, config, "rq:worker:test", lambda: (lease, started), lambda: calls.append("grace"),
+                     lambda: deadline)
+
+
+def test_heartbeat_renews_the_running_jobs_lease(client, r, config):
+    client.enqueue("tests.jobfuncs.noop")
+    lease = Leases(r, config).claim(["default"], "w", lease_ttl=1)
+    before = lease.expires_ms
+    make(r, config, lease, started=0.0).run_once(now=0.5)
+    assert lease.expires_ms >= before - 1000 + int(config.lease_ttl * 1000)
+    assert r.zscore(f"{config.key_prefix}leases", lease.job_id) == lease.expires_ms
+
+
+def test_heartbeat_stops_renewing_a_job_hung_past_its_timeout(client, r, config):
+    client.enqueue("tests.jobfuncs.noop", timeout=1)
+    lease = Leases(r, config).claim(["default"], "w", lease_ttl=1)
+    before = r.zscore(f"{config.key_prefix}leases", lease.job_id)
+    make(r, config, lease, started=0.0).run_once(now=1 + config.hung_grace + 1)
+    assert r.zscore(f"{config.key_prefix}leases", lease.job_id) == before
+
+
+def test_heartbeat_refreshes_worker_registration(r, config):
+    make(r, config, None, 0.0).run_once(now=1.0)
+    assert r.hget("rq:worker:test", "last_heartbeat")
+    assert 0 < r.ttl("rq:worker:test")
+
+
+def test_grace_over_fires_only_past_the_deadline_with_a_job(client, r, config):
+    client.enqueue("tests.jobfuncs.noop")
+    lease = Leases(r, config).claim(["default"], "w")
+    calls: list[str] = []
+    make(r, config, lease, 0.0, deadline=10.0, calls=calls).run_once(now=5.0)
+    assert calls == []
+    make(r, config, lease, 0.0, deadline=10.0, calls=calls).run_once(now=10.0)
+    assert calls == ["grace"]
+    make(r, config, None, 0.0, deadline=10.0, calls=calls).run_once(now=11.0)
+    assert calls == ["grace"]
+
+
+def test_worker_maintenance_reaps_dead_peers(client, r, config):
+    e = client.enqueue("tests.jobfuncs.noop")
+    Leases(r, config).claim(["default"], "dead-peer", lease_ttl=0.001)
+    hb = make(r, config, None, 0.0)
+    now = 0.0
+    while client.get(e.id).state.value != "queued":
+        now += config.worker_maintenance_interval  # each pass is a maintenance pass
+        assert now < 1000 * config.worker_maintenance_interval, "never reaped"
+        hb.run_once(now=now)
