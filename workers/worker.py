@@ -4,11 +4,11 @@ Per job: one round trip that finishes the previous job (fenced by its lease toke
 the next one, atomically over all queues; the job runs in this process, no fork."""
 from __future__ import annotations
 
-import _thread
 import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +26,8 @@ from .execution import FunctionCache, HandBack, Outcome, execute, install_timeou
 from .heartbeat import Heartbeat
 
 log = logging.getLogger("jobsvc.worker")
+
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 
 class _StopWaiting(BaseException):
@@ -91,8 +93,10 @@ class LeasedWorker(BaseWorker):
         install_timeout_handler()
 
     def _grace_over(self) -> None:
-        # Called from the heartbeat thread: deliver the hand-back in the main thread.
-        _thread.interrupt_main(signal.SIGUSR1)
+        # Called from the heartbeat thread: deliver the hand-back in the main thread. A real signal
+        # aimed at the main thread, so a job blocked in a system call (sleep, socket read) is
+        # interrupted too; _thread.interrupt_main only runs the handler once the job returns to Python.
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
 
     # -- loop ----------------------------------------------------------------------------------------
 
@@ -119,8 +123,7 @@ class LeasedWorker(BaseWorker):
         return self.leases.claim_call(self.queue_list, self.name)
 
     def _loop(self, burst: bool) -> None:
-        call = self._claim_call()
-        lease = self.leases.parse_claim(call, scripts.call(self.connection, *call))
+        lease = self._claim()
         while True:
             if lease is None:
                 if self.stopping or burst:
@@ -128,10 +131,29 @@ class LeasedWorker(BaseWorker):
                 self._wait_for_work()
                 if self.stopping:
                     return
-                call = self._claim_call()
-                lease = self.leases.parse_claim(call, scripts.call(self.connection, *call))
+                lease = self._claim()
                 continue
             lease = self._run_and_finish(lease)
+
+    def _claim(self) -> Lease | None:
+        call = self._claim_call()
+        try:
+            return self.leases.parse_claim(call, scripts.call(self.connection, *call))
+        except REDIS_DOWN as exc:
+            log.error("worker %s: cannot claim, Redis unavailable (%s); retrying", self.name, exc)
+            self._pause(1.0)
+            return None
+
+    def _pause(self, seconds: float) -> None:
+        """Wait after a Redis error; a stop signal ends the wait."""
+        self._idle = True
+        try:
+            if not self.stopping:
+                time.sleep(seconds)
+        except _StopWaiting:
+            pass
+        finally:
+            self._idle = False
 
     def _wait_for_work(self) -> None:
         self._idle = True
@@ -158,15 +180,32 @@ class LeasedWorker(BaseWorker):
         else:
             finish = self.leases.fail_call(lease, outcome.exc_type, outcome.message, outcome.traceback,
                                            outcome.retryable, self.name, started, ended)
-        calls = [finish]
-        claim = None
-        if not self.stopping:
-            claim = self._claim_call()
-            calls.append(claim)
-        replies = scripts.call_many(self.connection, calls)
+        claim = None if self.stopping else self._claim_call()
+        replies = self._finish(lease, finish, claim)
         self._lease = None
+        if replies is None:
+            return None
         self._record(lease, outcome, replies[0])
-        return self.leases.parse_claim(claim, replies[1]) if claim else None
+        return self.leases.parse_claim(claim, replies[1]) if claim and len(replies) > 1 else None
+
+    def _finish(self, lease: Lease, finish: scripts.Call, claim: scripts.Call | None) -> list[Any] | None:
+        """Send the outcome (and the next claim); while Redis is away, retry the outcome alone until
+        the lease would have run out anyway. A retry after a lost reply is rejected as stale: harmless."""
+        calls = [finish, claim] if claim else [finish]
+        give_up = time.monotonic() + self.config.lease_ttl
+        delay = 0.1
+        while True:
+            try:
+                return scripts.call_many(self.connection, calls)
+            except REDIS_DOWN as exc:
+                if time.monotonic() + delay > give_up or self.stopping:
+                    log.error("job %s: outcome not recorded, Redis unavailable (%s); its lease will expire "
+                              "and it will run again", lease.job_id, exc)
+                    return None
+                log.warning("job %s: Redis unavailable (%s); retrying the outcome in %.1fs", lease.job_id, exc, delay)
+                calls = [finish]
+                self._pause(delay)
+                delay = min(delay * 2, 5.0)
 
     def _enter_job(self) -> None:
         self._in_job = True
