@@ -104,3 +104,11 @@ local function state_of(key)
   if s[2] then return rq_to_state[s[2]] or 'queued' end
   return nil
 end
+
+-- The reply for a caller whose lease token is not the job's (nil when it is): the job is gone (-1),
+-- or its lease was reaped, revoked or finished by someone else (-2, with the state it is in now).
+local function fence(key, current_token, token)
+  if current_token == token then return nil end
+  if redis.call('EXISTS', key) == 0 then return {-1} end
+  return {-2, state_of(key)}
+end

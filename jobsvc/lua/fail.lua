@@ -9,10 +9,8 @@ local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
 local h = redis.call('HMGET', key, 'js_token', 'origin', 'failure_ttl', 'js_attempts', 'js_max_attempts',
   'js_started_ms')
-if h[1] ~= token then
-  if redis.call('EXISTS', key) == 0 then return {-1} end
-  return {-2, state_of(key)}
-end
+local rejected = fence(key, h[1], token)
+if rejected then return rejected end
 local queue = h[2]
 local now = now_ms()
 local attempts = tonumber(h[4]) or 1

@@ -6,10 +6,8 @@
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
 local h = redis.call('HMGET', key, 'js_token', 'origin', 'js_priority', 'js_attempts', 'js_started_ms')
-if h[1] ~= token then
-  if redis.call('EXISTS', key) == 0 then return {-1} end
-  return {-2, state_of(key)}
-end
+local rejected = fence(key, h[1], token)
+if rejected then return rejected end
 local queue = h[2]
 drop_lease(prefix, id)
 hset_unleased(key, {'js_attempts', math.max(0, (tonumber(h[4]) or 1) - 1)})
