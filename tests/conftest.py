@@ -54,3 +54,104 @@ def subprocess_env(redis_url):
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+# -- multi-process tests (tests/test_workers): real worker and scheduler processes -----------------
+
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+# Short leases so that crash tests take seconds: beats every 0.25 s (the heartbeat thread's tick).
+LEASE_ARGS = ("--lease-ttl", "1", "--heartbeat-interval", "0.2")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str = "", interval: float = 0.01) -> Any:
+    """Poll `predicate` until it returns something truthy (returned) or `timeout` s pass (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def redis_ms(conn: redis.Redis) -> int:
+    """Redis' clock in ms: the clock the Lua scripts stamp jobs with."""
+    sec, usec = conn.time()
+    return sec * 1000 + usec // 1000
+
+
+def pid_of_worker(name: str) -> int:
+    """The pid in a worker name `<host>.<pid>.<hex>` (a host name may contain dots)."""
+    return int(name.rsplit(".", 2)[1])
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid a job wrote to a marker file, None until the marker exists."""
+    try:
+        return int(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+class Processes:
+    """jobsvc processes started for one test, each in its own session (so a supervisor and the
+    workers it forks are one process group), logging to <tmp>/<name>.log; all killed at teardown."""
+
+    def __init__(self, env: dict[str, str], directory: Path):
+        self.env = env
+        self.directory = directory
+        self.started: list[subprocess.Popen[bytes]] = []
+        self.log_paths: dict[int, Path] = {}
+
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        path = self.directory / f"{name}.log"
+        with open(path, "ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "jobsvc_cli", *args], env={**self.env, **(env or {})},
+                                    stdout=out, stderr=subprocess.STDOUT, cwd=self.directory,
+                                    start_new_session=True)
+        self.started.append(proc)
+        self.log_paths[proc.pid] = path
+        return proc
+
+    def worker(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        return self.start(name, "worker", *args, env=env)
+
+    def scheduler(self, name: str = "scheduler", env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        return self.start(name, "scheduler", env=env)
+
+    def log(self, proc: subprocess.Popen[bytes]) -> str:
+        return self.log_paths[proc.pid].read_text(errors="replace")
+
+    def kill_all(self) -> None:
+        for proc in self.started:
+            for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
+                try:
+                    kill()
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for proc in self.started:
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def procs(subprocess_env, tmp_path):
+    """Start jobsvc worker / scheduler processes; every one (and its children) is SIGKILLed at teardown.
+    Their logs are printed at teardown, which pytest shows when the test fails."""
+    processes = Processes(subprocess_env, tmp_path)
+    try:
+        yield processes
+    finally:
+        processes.kill_all()
+        for path in sorted(tmp_path.glob("*.log")):
+            print(f"----- {path.name}\n{path.read_text(errors='replace')}")
+
+
+def registered_workers(conn: redis.Redis) -> int:
+    """Workers that registered with RQ's registry (`rq:workers`): each is ready to claim."""
+    return conn.scard("rq:workers")

@@ -70,3 +70,46 @@ def fail_times(counter_path, times):
     if n < times:
         raise RuntimeError(f"attempt {n + 1} fails")
     return n + 1
+
+
+# -- helpers for the multi-process tests (tests/test_workers) ------------------------------------
+
+
+def _write_atomic(path, text):
+    """Write a marker so that a reader never sees it half-written."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    Path(tmp).write_text(text)
+    os.replace(tmp, path)
+
+
+def mark_first_run(marker, first_hold, later_hold=0.0):
+    """First run (no `marker` yet): write this pid to `marker`, then sleep `first_hold`.
+    Any later run: write this pid to `marker`.again, sleep `later_hold`. Returns this pid, so the
+    result tells which process ran the attempt that counted."""
+    if not Path(marker).exists():
+        _write_atomic(marker, str(os.getpid()))
+        time.sleep(first_hold)
+    else:
+        _write_atomic(f"{marker}.again", str(os.getpid()))
+        time.sleep(later_hold)
+    return os.getpid()
+
+
+def mark_and_wait(marker, release, limit=60.0):
+    """Write this pid to `marker`, then wait until the file `release` exists (at most `limit` s)."""
+    _write_atomic(marker, str(os.getpid()))
+    deadline = time.monotonic() + limit
+    while not Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return os.getpid()
+
+
+def hang_first_run(marker, seconds=60.0):
+    """First run: write this pid to `marker` and hang where no timeout can reach (SIGALRM blocked,
+    like a call stuck in C code). Later runs return this pid at once."""
+    if Path(marker).exists():
+        return os.getpid()
+    _write_atomic(marker, str(os.getpid()))
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(seconds)
+    return os.getpid()

@@ -63,12 +63,14 @@ class Scheduler:
         """Sleep, waking early when a job earlier than every other is scheduled."""
         if seconds <= 0 or self.stopped.is_set():
             return
-        if not self.leading or seconds < defaults.SCHEDULER_SPIN_BELOW:
-            # Redis times out blocked clients on its own 100 ms clock: short waits are kept here.
+        block = seconds - defaults.SCHEDULER_SPIN_BELOW
+        if not self.leading or block < 0.001:
+            # Redis times out blocked clients on its own 100 ms clock: short waits are kept here. And
+            # Redis reads a BLPOP timeout under 1 ms as 0, "block forever": never send one.
             self.stopped.wait(seconds)
             return
         # Wake up a little early and finish the wait locally, so the due time is met to the millisecond.
-        self._waiter.blpop([self.keys.scheduler_wake], timeout=seconds - defaults.SCHEDULER_SPIN_BELOW)
+        self._waiter.blpop([self.keys.scheduler_wake], timeout=block)
 
     def run(self) -> None:
         def on_signal(signum: int, frame: Any) -> None:

@@ -66,7 +66,7 @@ class LeasedWorker(BaseWorker):
         if not self.stopping:
             self._stop_at = now + self.config.shutdown_grace
             self._last_signal = now
-            log.info("worker %s: stopping (signal %d); in-flight job has %.0fs to finish", self.name, signum,
+            log.info("worker %s: stopping (signal %d); in-flight job has %.1fs to finish", self.name, signum,
                      self.config.shutdown_grace)
             if self._idle:
                 raise _StopWaiting()
