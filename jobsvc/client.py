@@ -92,6 +92,9 @@ class Client:
             "result_ttl": spec.result_ttl if spec.result_ttl is not None else cfg.result_ttl,
             "failure_ttl": spec.failure_ttl if spec.failure_ttl is not None else cfg.failure_ttl,
             "js_max_attempts": spec.max_attempts or cfg.max_attempts,
+            "js_ns": spec.namespace,
+            "js_trigger": spec.trigger,
+            "js_group": group_key(spec.queue, spec.namespace, name),
         }
         if not spec.delay and spec.at is None:
             fields["enqueued_at"] = now
@@ -185,6 +188,11 @@ class Client:
 
     def queues(self) -> list[str]:
         return sorted(q.decode() for q in self.redis.smembers(self.keys.queues))
+
+
+def group_key(queue: str, namespace: str, func: str) -> str:
+    """The gauge group of a job: its queue, namespace and function ('|' is in none of them)."""
+    return f"{queue}|{namespace}|{func}"
 
 
 def _describe(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> str:

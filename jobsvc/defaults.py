@@ -30,6 +30,9 @@ JOB_TIMEOUT = 180
 RESULT_TTL = 500
 # Seconds a failed job is kept (RQ's default: one year).
 FAILURE_TTL = 31_536_000
+# Seconds a finished job's keys outlive its result/failure TTL: the TTL sweep deletes it on time
+# and uncounts it from its group's gauges; Redis expiry after this grace is only the safety net.
+LIFETIME_GRACE = 3600
 # Seconds an idempotency key keeps returning the same job.
 IDEMPOTENCY_TTL = 86_400
 

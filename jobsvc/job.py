@@ -16,6 +16,8 @@ from .errors import ValidationError
 from .states import State, state_of
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+NAMESPACE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+DEFAULT_NAMESPACE = "default"
 IDEMPOTENCY_KEY_MAX = 256
 
 
@@ -27,6 +29,7 @@ class JobSpec:
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     queue: str = "default"
+    namespace: str = DEFAULT_NAMESPACE
     delay: float | timedelta | None = None
     at: datetime | float | None = None
     priority: int = defaults.PRIORITY
@@ -43,6 +46,8 @@ class JobSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.queue, str) or not QUEUE_NAME.match(self.queue):
             raise ValidationError(f"queue name {self.queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
+        if not isinstance(self.namespace, str) or not NAMESPACE_NAME.match(self.namespace):
+            raise ValidationError(f"namespace {self.namespace!r} must be 1-64 of A-Z a-z 0-9 _ . -")
         if isinstance(self.priority, bool) or not isinstance(self.priority, int) or not (
             defaults.PRIORITY_MIN <= self.priority <= defaults.PRIORITY_MAX
         ):
@@ -63,6 +68,13 @@ class JobSpec:
             v = getattr(self, name)
             if v is not None and v < -1:
                 raise ValidationError(f"{name} must be >= -1 (-1 keeps forever)")
+
+    @property
+    def trigger(self) -> str:
+        """How the job starts: now, after a delay, or at a time."""
+        if self.at is not None:
+            return "scheduled"
+        return "delayed" if self.delay_ms() > 0 else "immediate"
 
     def delay_ms(self) -> int:
         if self.delay is None:
@@ -100,6 +112,8 @@ class JobInfo:
     id: str
     state: State
     queue: str
+    namespace: str
+    trigger: str
     func_name: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
@@ -127,7 +141,8 @@ class JobInfo:
         except Exception:  # noqa: BLE001 - a job whose data cannot be read is still shown
             name, args, kwargs = "<unreadable>", (), {}
         return cls(
-            id=job_id, state=state_of(f), queue=f.get("origin", ""), func_name=name, args=args, kwargs=kwargs,
+            id=job_id, state=state_of(f), queue=f.get("origin", ""), namespace=f.get("js_ns", DEFAULT_NAMESPACE),
+            trigger=f.get("js_trigger", "queue"), func_name=name, args=args, kwargs=kwargs,
             priority=int(f.get("js_priority", defaults.PRIORITY)), attempts=int(f.get("js_attempts", 0)),
             max_attempts=int(f.get("js_max_attempts", default_max_attempts)),
             lease_losses=int(f.get("js_lease_losses", 0)), worker=f.get("worker_name") or None,

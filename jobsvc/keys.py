@@ -59,6 +59,22 @@ class Keys:
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}idem:{key}"
 
+    def count(self, group: str) -> str:
+        """Gauge hash of one queue|namespace|function group: jobs per state."""
+        return f"{self.prefix}count:{group}"
+
+    @property
+    def groups(self) -> str:
+        return f"{self.prefix}groups"
+
+    def created(self, queue: str) -> str:
+        """Every job of a queue by creation time (ms): the index of unfiltered listings."""
+        return f"{self.prefix}created:{queue}"
+
+    def scheduled_in(self, queue: str) -> str:
+        """Scheduled jobs of one queue by due time, for listing (the scheduler reads `scheduled`)."""
+        return f"{self.prefix}scheduled:{queue}"
+
     def stats(self, queue: str) -> str:
         return f"{self.prefix}stats:{queue}"
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 
+from . import defaults
 from .errors import LeaseLost, NotFound, ScriptError, WrongState
 
 LUA_DIR = Path(__file__).with_name("lua")
@@ -21,7 +22,9 @@ WRONG_STATE = -3
 
 
 def _load_sources() -> dict[str, str]:
-    lib = (LUA_DIR / _LIB).read_text()
+    # Constants the scripts share with Python come from defaults.py, so they live in one place.
+    constants = f"local LIFETIME_GRACE = {defaults.LIFETIME_GRACE}\n"
+    lib = constants + (LUA_DIR / _LIB).read_text()
     out = {}
     for path in sorted(LUA_DIR.glob("*.lua")):
         if path.name == _LIB:

@@ -3,6 +3,7 @@ its timestamp format and its result payloads."""
 from __future__ import annotations
 
 import pickle
+import re
 import zlib
 from base64 import b64encode
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
 def utcnow_str() -> str:
@@ -25,6 +27,8 @@ def utc_str(dt: datetime) -> str:
 def func_name(func: Callable[..., Any] | str) -> str:
     """The import path RQ stores for a callable."""
     if isinstance(func, str):
+        if not IMPORT_PATH.match(func):
+            raise ValueError(f"{func!r} is not an import path like 'package.module.function'")
         return func
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", None)

@@ -36,10 +36,12 @@ local function make_ready(prefix, id, queue, priority, front, enqueued_at)
     'js_due', '')
 end
 
--- Put a job on the scheduler's timeline; wake the scheduler when it is now the earliest.
-local function make_scheduled(prefix, id, due_ms)
+-- Put a job on the scheduler's timeline (and its queue's, for listing); wake the scheduler when it
+-- is now the earliest.
+local function make_scheduled(prefix, id, due_ms, queue)
   local zkey = prefix .. 'scheduled'
   redis.call('ZADD', zkey, due_ms, id)
+  redis.call('ZADD', prefix .. 'scheduled:' .. queue, due_ms, id)
   redis.call('HSET', job_key(id), 'status', 'scheduled', 'js_state', 'scheduled', 'js_due', due_ms)
   local first = redis.call('ZRANGE', zkey, 0, 0)
   if first[1] == id then
@@ -64,20 +66,32 @@ local function add_run(prefix, id, entry)
   redis.call('RPUSH', prefix .. 'runs:' .. id, cjson.encode(entry))
 end
 
+-- Gauges: jobs per state of one group (queue|namespace|function), so stats are O(1) per group.
+-- Every transition moves its job from one state of its group to another (nil: not counted).
+local function gauge(prefix, group, from, to)
+  if not group or group == '' then return end
+  local key = prefix .. 'count:' .. group
+  if from then redis.call('HINCRBY', key, from, -1) end
+  if to then redis.call('HINCRBY', key, to, 1) end
+end
+
 local function stat(prefix, queue, field, n)
   redis.call('HINCRBY', prefix .. 'stats:' .. queue, field, n or 1)
 end
 
--- Give a finished job (and its run history) a lifetime: -1 keeps it, 0 deletes it.
+-- Give a finished job (and its run history) a lifetime: -1 keeps it, 0 deletes it. Keys outlive
+-- their registry score by LIFETIME_GRACE (injected from defaults.py) so the TTL sweep can still read
+-- a job's group, uncount it and delete it on time; Redis expiry is only the safety net.
 -- has_runs=false skips the run history key (only failures and lost leases write one).
-local function set_lifetime(prefix, id, ttl, has_runs)
+local function set_lifetime(prefix, id, queue, ttl, has_runs)
   local keys = {job_key(id), 'rq:results:' .. id}
   if has_runs ~= false then keys[3] = prefix .. 'runs:' .. id end
   for _, k in ipairs(keys) do
     if ttl < 0 then redis.call('PERSIST', k)
     elseif ttl == 0 then redis.call('DEL', k)
-    else redis.call('EXPIRE', k, ttl) end
+    else redis.call('EXPIRE', k, ttl + LIFETIME_GRACE) end
   end
+  if ttl == 0 then redis.call('ZREM', prefix .. 'created:' .. queue, id) end
 end
 
 -- The integer value of a hash field, or a default.

@@ -7,13 +7,15 @@ local key = job_key(id)
 if redis.call('EXISTS', key) == 0 then return {-1} end
 local state = state_of(key)
 if state ~= 'queued' and state ~= 'scheduled' and state ~= 'deferred' then return {-3, state} end
-local h = redis.call('HMGET', key, 'origin', 'js_priority')
+local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group')
 local queue = h[1]
 if state == 'queued' then redis.call('LREM', lane_key(prefix, queue, h[2]), 1, id) end
 redis.call('ZREM', prefix .. 'scheduled', id)
+redis.call('ZREM', prefix .. 'scheduled:' .. queue, id)
 redis.call('ZREM', 'rq:scheduled:' .. queue, id)
 local now = now_ms()
 redis.call('HSET', key, 'status', 'canceled', 'js_state', 'cancelled', 'ended_at', ARGV[3], 'js_ended_ms', now)
 redis.call('ZADD', 'rq:canceled:' .. queue, now, id)
+gauge(prefix, h[3], state, 'cancelled')
 stat(prefix, queue, 'cancelled')
 return {0}

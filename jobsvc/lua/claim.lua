@@ -26,11 +26,13 @@ for qi = 1, nq do
       while id do
         local key = job_key(id)
         local h = redis.call('HGETALL', key)
-        local status, attempts = nil, 0
+        local status, attempts, group, description = nil, 0, nil, ''
         for k = 1, #h, 2 do
           local f = h[k]
           if f == 'status' then status = h[k + 1]
-          elseif f == 'js_attempts' then attempts = tonumber(h[k + 1]) or 0 end
+          elseif f == 'js_attempts' then attempts = tonumber(h[k + 1]) or 0
+          elseif f == 'js_group' then group = h[k + 1]
+          elseif f == 'description' then description = h[k + 1] end
         end
         -- A cancelled or deleted job may still have its id in a lane: drop it and go on.
         if status == 'queued' then
@@ -39,7 +41,18 @@ for qi = 1, nq do
           local set = {'status', 'started', 'js_state', 'running', 'js_token', token, 'js_lease_exp', tostring(exp),
             'js_started_ms', tostring(now), 'worker_name', worker, 'started_at', started_at,
             'js_attempts', tostring(attempts + 1)}
+          local from = 'queued'
+          if not group then
+            -- Enqueued by plain RQ: give it a group now (its function read off RQ's description).
+            group = queue .. '|default|' .. (string.match(description, '^([^(]+)') or 'unknown')
+            set[#set + 1] = 'js_group'; set[#set + 1] = group
+            set[#set + 1] = 'js_created_ms'; set[#set + 1] = tostring(now)
+            redis.call('SADD', prefix .. 'groups', group)
+            redis.call('ZADD', prefix .. 'created:' .. queue, now, id)
+            from = nil
+          end
           redis.call('HSET', key, unpack(set))
+          gauge(prefix, group, from, 'running')
           redis.call('ZADD', prefix .. 'leases', exp, id)
           local out = {id, queue, exp}
           for k = 1, #h do out[#out + 1] = h[k] end

@@ -6,7 +6,7 @@
 -- A successful run writes no run-history entry: the hash holds its attempt, worker and times.
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
-local h = redis.call('HMGET', key, 'js_token', 'origin', 'result_ttl', 'js_attempts', 'js_lease_losses')
+local h = redis.call('HMGET', key, 'js_token', 'origin', 'result_ttl', 'js_attempts', 'js_lease_losses', 'js_group')
 local rejected = fence(key, h[1], token)
 if rejected then return rejected end
 local queue = h[2]
@@ -22,6 +22,7 @@ if ttl ~= 0 then
   redis.call('ZADD', 'rq:finished:' .. queue, expires, id)
 end
 -- Earlier attempts left a history only if one failed or lost its lease.
-set_lifetime(prefix, id, ttl, (tonumber(h[4]) or 1) > 1 or (tonumber(h[5]) or 0) > 0)
+set_lifetime(prefix, id, queue, ttl, (tonumber(h[4]) or 1) > 1 or (tonumber(h[5]) or 0) > 0)
+gauge(prefix, h[6], 'running', ttl ~= 0 and 'completed' or nil)
 stat(prefix, queue, 'completed')
 return {0}

@@ -5,7 +5,7 @@
 -- Returns: flat list id1, created1, id2, created2 ... (created 0 = idempotency key hit: existing id)
 local prefix, cap, idem_ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
-local out, woken, added = {}, {}, {}
+local out, woken, added, seen_groups = {}, {}, {}, {}
 local i = 5
 for _ = 1, n do
   local id, queue, priority = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -32,6 +32,13 @@ for _ = 1, n do
     end
     for f = fstart, fstart + 2 * nf - 1 do hargs[#hargs + 1] = ARGV[f] end
     redis.call('HSET', job_key(id), unpack(hargs))
+    local group = redis.call('HGET', job_key(id), 'js_group')
+    gauge(prefix, group, nil, ready and 'queued' or 'scheduled')
+    redis.call('ZADD', prefix .. 'created:' .. queue, now, id)
+    if group and not seen_groups[group] then
+      seen_groups[group] = true
+      redis.call('SADD', prefix .. 'groups', group)
+    end
     if not added[queue] then
       added[queue] = 0
       redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
@@ -42,7 +49,7 @@ for _ = 1, n do
       push_lane(prefix, queue, priority, id, false)
       woken[queue] = (woken[queue] or 0) + 1
     else
-      make_scheduled(prefix, id, due)
+      make_scheduled(prefix, id, due, queue)
     end
     out[#out + 1] = id; out[#out + 1] = 1
   end

@@ -8,7 +8,7 @@
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
 local h = redis.call('HMGET', key, 'js_token', 'origin', 'failure_ttl', 'js_attempts', 'js_max_attempts',
-  'js_started_ms')
+  'js_started_ms', 'js_group')
 local rejected = fence(key, h[1], token)
 if rejected then return rejected end
 local queue = h[2]
@@ -25,7 +25,8 @@ redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', 10, '*', 'type', retry and 4 o
   'exc_string', ARGV[10], 'execution_started_at', ARGV[12], 'execution_ended_at', ARGV[13])
 if retry then
   local due = now + tonumber(ARGV[6])
-  make_scheduled(prefix, id, due)
+  make_scheduled(prefix, id, due, queue)
+  gauge(prefix, h[7], 'running', 'scheduled')
   stat(prefix, queue, 'retried')
   return {0, 'scheduled', due}
 end
@@ -34,6 +35,7 @@ redis.call('HSET', key, 'status', 'failed', 'js_state', 'failed')
 if ttl ~= 0 then
   redis.call('ZADD', 'rq:failed:' .. queue, (ttl < 0) and '+inf' or (math.floor(now / 1000) + ttl), id)
 end
-set_lifetime(prefix, id, ttl)
+set_lifetime(prefix, id, queue, ttl)
+gauge(prefix, h[7], 'running', ttl ~= 0 and 'failed' or nil)
 stat(prefix, queue, 'failed')
 return {0, 'failed'}

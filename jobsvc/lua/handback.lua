@@ -5,7 +5,7 @@
 -- Returns: {0}; {-1} no such job; {-2, state} lease lost
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
-local h = redis.call('HMGET', key, 'js_token', 'origin', 'js_priority', 'js_attempts', 'js_started_ms')
+local h = redis.call('HMGET', key, 'js_token', 'origin', 'js_priority', 'js_attempts', 'js_started_ms', 'js_group')
 local rejected = fence(key, h[1], token)
 if rejected then return rejected end
 local queue = h[2]
@@ -14,5 +14,6 @@ hset_unleased(key, {'js_attempts', math.max(0, (tonumber(h[4]) or 1) - 1)})
 add_run(prefix, id, {attempt = tonumber(h[4]), worker = ARGV[4], started_ms = tonumber(h[5]),
   ended_ms = now_ms(), outcome = 'handed_back'})
 make_ready(prefix, id, queue, h[3], true, ARGV[5])
+gauge(prefix, h[6], 'running', 'queued')
 wake_workers(prefix, queue, 1, tonumber(ARGV[6]))
 return {0}

@@ -11,9 +11,11 @@ local woken = {}
 for _, id in ipairs(ids) do
   redis.call('ZREM', zkey, id)
   local key = job_key(id)
-  local h = redis.call('HMGET', key, 'js_state', 'origin', 'js_priority')
+  local h = redis.call('HMGET', key, 'js_state', 'origin', 'js_priority', 'js_group')
+  if h[2] then redis.call('ZREM', prefix .. 'scheduled:' .. h[2], id) end
   if h[1] == 'scheduled' then
     make_ready(prefix, id, h[2], h[3], false, ARGV[3])
+    gauge(prefix, h[4], 'scheduled', 'queued')
     woken[h[2]] = (woken[h[2]] or 0) + 1
   end
 end

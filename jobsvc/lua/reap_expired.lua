@@ -15,7 +15,7 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', leases, id)
   if redis.call('EXISTS', key) == 1 then
     local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_attempts', 'js_max_attempts',
-      'failure_ttl', 'js_started_ms', 'worker_name')
+      'failure_ttl', 'js_started_ms', 'worker_name', 'js_group')
     local queue = h[1]
     redis.call('HSET', key, unpack(LEASE_CLEARED))
     local losses = redis.call('HINCRBY', key, 'js_lease_losses', 1)
@@ -31,6 +31,7 @@ for _, id in ipairs(ids) do
     stat(prefix, queue, 'lease_lost')
     if outcome == 'requeued' then
       make_ready(prefix, id, queue, h[2], true, ARGV[5])
+      gauge(prefix, h[8], 'running', 'queued')
       wake_workers(prefix, queue, 1, tonumber(ARGV[7]))
       requeued = requeued + 1
     else
@@ -42,13 +43,15 @@ for _, id in ipairs(ids) do
       if outcome == 'quarantined' then
         -- Quarantine keeps the job until an operator decides.
         redis.call('ZADD', prefix .. 'quarantined:' .. queue, now, id)
-        set_lifetime(prefix, id, -1)
+        set_lifetime(prefix, id, queue, -1)
+        gauge(prefix, h[8], 'running', 'quarantined')
         quarantined = quarantined + 1
       else
         if ttl ~= 0 then
           redis.call('ZADD', 'rq:failed:' .. queue, (ttl < 0) and '+inf' or (math.floor(now / 1000) + ttl), id)
         end
-        set_lifetime(prefix, id, ttl)
+        set_lifetime(prefix, id, queue, ttl)
+        gauge(prefix, h[8], 'running', ttl ~= 0 and 'failed' or nil)
         failed = failed + 1
       end
       stat(prefix, queue, outcome)

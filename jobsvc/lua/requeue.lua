@@ -7,15 +7,16 @@ local prefix, id = ARGV[1], ARGV[2]
 local key = job_key(id)
 if redis.call('EXISTS', key) == 0 then return {-1} end
 local state = state_of(key)
-local h = redis.call('HMGET', key, 'origin', 'js_priority')
+local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group')
 local queue = h[1]
 local registry = terminal_registry(prefix, state, queue)
 if not registry then return {-3, state} end
 redis.call('ZREM', registry, id)
 redis.call('HSET', key, 'js_attempts', 0, 'js_lease_losses', 0)
 redis.call('HDEL', key, 'js_error', 'ended_at', 'js_ended_ms')
-set_lifetime(prefix, id, -1)
+set_lifetime(prefix, id, queue, -1)
 make_ready(prefix, id, queue, h[2], false, ARGV[3])
+gauge(prefix, h[3], state, 'queued')
 wake_workers(prefix, queue, 1, tonumber(ARGV[4]))
 stat(prefix, queue, 'requeued')
 return {0}
