@@ -2,6 +2,7 @@
 from .backoff import Backoff
 from .client import Client, Enqueued
 from .config import Config
+from .context import current_job, set_progress
 from .errors import (JobsvcError, JobTimeout, LeaseLost, NonRetryableError, NotFound, ValidationError,
                      WrongState)
 from .job import JobInfo, JobSpec
@@ -10,4 +11,4 @@ from .states import State
 __version__ = "0.1.0"
 
 __all__ = ["Backoff", "Client", "Config", "Enqueued", "JobInfo", "JobSpec", "JobTimeout", "JobsvcError",
-           "LeaseLost", "NonRetryableError", "NotFound", "State", "ValidationError", "WrongState"]
+           "LeaseLost", "NonRetryableError", "NotFound", "State", "ValidationError", "WrongState", "current_job", "set_progress"]

@@ -19,6 +19,7 @@ from .keys import Keys
 from .serialization import dump_data, func_name, utcnow_str
 from .states import State
 
+NOOP = "jobsvc.client.noop"
 _OPTIONS = frozenset(JobSpec.__dataclass_fields__) - {"func", "args", "kwargs"}
 
 
@@ -179,6 +180,37 @@ class Client:
         scripts.check(scripts.call(self.redis, "cancel", (), (self.keys.prefix, job_id, utcnow_str(),
                                                                self.config.failure_ttl)), job_id)
 
+    def patch(self, job_id: str, args: tuple[Any, ...] | list[Any] | None = None,
+              kwargs: dict[str, Any] | None = None, priority: int | None = None,
+              run_at_ms: int | None = None) -> JobInfo:
+        """Change a queued or scheduled job: its arguments, priority or run time (epoch ms; now or past queues it)."""
+        data = description = ""
+        if args is not None or kwargs is not None:
+            current = self.get(job_id)
+            new_args = tuple(args) if args is not None else current.args
+            new_kwargs = dict(kwargs) if kwargs is not None else current.kwargs
+            data = dump_data(current.func_name, new_args, new_kwargs)  # type: ignore[assignment]
+            description = _describe(current.func_name, new_args, new_kwargs)
+        if priority is not None:
+            JobSpec(func=NOOP, priority=priority)  # the same validation as at enqueue
+        if run_at_ms is not None and run_at_ms < 0:
+            raise ValidationError("run_at must be a time after 1970")
+        scripts.check(scripts.call(self.redis, "patch", (), (
+            self.keys.prefix, job_id, data, description, "" if priority is None else priority,
+            "" if run_at_ms is None else run_at_ms, utcnow_str(), defaults.WAKE_TOKENS_MAX)), job_id)
+        return self.get(job_id)
+
+    def delete(self, job_id: str) -> None:
+        """Remove a job that is not running, with its result, history and index entries."""
+        scripts.check(scripts.call(self.redis, "delete", (), (self.keys.prefix, job_id)), job_id)
+
+    def terminate(self, job_id: str) -> str:
+        """running -> cancelled: the lease is revoked at once and the worker stops the job within a second.
+        Returns the name of the worker that was running it."""
+        reply = scripts.check(scripts.call(self.redis, "terminate", (), (self.keys.prefix, job_id, utcnow_str())),
+                              job_id)
+        return reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+
     def pause(self, queue: str) -> None:
         self.redis.sadd(self.keys.paused, queue)
 
@@ -188,6 +220,10 @@ class Client:
 
     def queues(self) -> list[str]:
         return sorted(q.decode() for q in self.redis.smembers(self.keys.queues))
+
+
+def noop() -> None:
+    """A function that does nothing (used to validate options without a real job)."""
 
 
 def group_key(queue: str, namespace: str, func: str) -> str:

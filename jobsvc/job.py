@@ -129,6 +129,9 @@ class JobInfo:
     ended_ms: int | None
     error: str | None
     timeout: int | None
+    progress: int | None = None
+    progress_message: str | None = None
+    enqueued_ms: int | None = None
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @classmethod
@@ -149,7 +152,20 @@ class JobInfo:
             lease_expires_ms=_ms(f, "js_lease_exp"), due_ms=_ms(f, "js_due"), created_ms=_ms(f, "js_created_ms"),
             started_ms=_ms(f, "js_started_ms"), ended_ms=_ms(f, "js_ended_ms"), error=f.get("js_error") or None,
             timeout=int(f["timeout"]) if f.get("timeout") else None, raw=f,
+            progress=int(f["js_progress"]) if f.get("js_progress") else None,
+            progress_message=f.get("js_progress_msg") or None, enqueued_ms=_rq_time_ms(f.get("enqueued_at")),
         )
+
+
+def _rq_time_ms(value: str | None) -> int | None:
+    """RQ's timestamp text as epoch milliseconds."""
+    if not value:
+        return None
+    try:
+        dt = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return int(dt.timestamp() * 1000)
 
 
 def decode_result(entry: dict[bytes, bytes]) -> Any:

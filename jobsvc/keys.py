@@ -102,5 +102,6 @@ class Keys:
     def paused(self) -> str:
         return f"{self.prefix}paused"
 
-    def worker_jobs(self, worker: str) -> str:
-        return f"{self.prefix}worker:{worker}:jobs"
+    def terminate(self, worker: str) -> str:
+        """Ids an operator terminated that this worker is running: it stops them within a tick."""
+        return f"{self.prefix}terminate:{worker}"

@@ -42,7 +42,6 @@ FROM_RQ_STATUS: dict[str, State] = {
 
 # (from, to) -> the Lua script (or pipeline) that performs the edge.
 TRANSITIONS: dict[tuple[State, State], str] = {
-    (State.SCHEDULED, State.QUEUED): "promote.lua",
     (State.QUEUED, State.RUNNING): "claim.lua",
     (State.RUNNING, State.COMPLETED): "complete.lua",
     (State.RUNNING, State.SCHEDULED): "fail.lua",  # error with attempts left: backoff
@@ -55,7 +54,16 @@ TRANSITIONS: dict[tuple[State, State], str] = {
     (State.QUEUED, State.CANCELLED): "cancel.lua",
     (State.SCHEDULED, State.CANCELLED): "cancel.lua",
     (State.DEFERRED, State.CANCELLED): "cancel.lua",
+    (State.RUNNING, State.CANCELLED): "terminate.lua",
+    (State.QUEUED, State.SCHEDULED): "patch.lua",  # a new run time in the future
+    (State.SCHEDULED, State.QUEUED): "promote.lua",
 }
+
+# PATCH moves a scheduled job to queued too (a run time now or past); same edge as promote.
+ALSO_BY: dict[tuple[State, State], str] = {(State.SCHEDULED, State.QUEUED): "patch.lua"}
+
+# Deleting a job is not an edge: every state but running may be deleted (delete.lua).
+DELETABLE: frozenset[State] = frozenset(set(State) - {State.RUNNING})
 
 # Where a new job starts: enqueue.lua writes it straight into one of these.
 INITIAL: frozenset[State] = frozenset({State.QUEUED, State.SCHEDULED})

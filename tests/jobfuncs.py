@@ -113,3 +113,15 @@ def hang_first_run(marker, seconds=60.0):
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
     time.sleep(seconds)
     return os.getpid()
+
+
+def report_progress(release_path):
+    """Report 50%, then wait (bounded) until the test creates `release_path`; report 100%."""
+    from jobsvc import set_progress
+
+    set_progress(50, "half way")
+    deadline = time.monotonic() + 30
+    while not Path(release_path).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    set_progress(100, "done")
+    return "reported"

@@ -18,6 +18,10 @@ class HandBack(BaseException):
     A BaseException so that job code catching Exception does not swallow it."""
 
 
+class Terminated(BaseException):
+    """Raised inside a running job an operator terminated; its lease is already revoked."""
+
+
 @dataclass
 class Outcome:
     ok: bool
@@ -52,7 +56,7 @@ def _failure(exc: BaseException, retryable: bool) -> Outcome:
 def execute(data: bytes, timeout: int | None, functions: FunctionCache,
             on_start: Callable[[], None], on_end: Callable[[], None]) -> Outcome:
     """Decode and run one job. `on_start`/`on_end` bracket the job code exactly, so signal
-    handlers know when raising into the job is safe. HandBack propagates to the caller."""
+    handlers know when raising into the job is safe. HandBack and Terminated propagate to the caller."""
     try:
         name, instance, args, kwargs = load_data(data)
         func = functions.resolve(name, instance)
@@ -70,7 +74,7 @@ def execute(data: bytes, timeout: int | None, functions: FunctionCache,
             on_end()
             if timeout:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-    except HandBack:
+    except (HandBack, Terminated):
         raise
     except NonRetryableError as exc:
         return _failure(exc, retryable=False)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from jobsvc.keys import Keys
 from jobsvc.leases import Lease, Leases
 from jobsvc.scheduling import Reaper
 from jobsvc.serialization import utcnow_str
@@ -26,7 +27,8 @@ TICK = 0.25
 class Heartbeat:
     def __init__(self, conn: redis.Redis, config: Config, worker_key: str,
                  current: Callable[[], tuple[Lease | None, float]], on_grace_over: Callable[[], None],
-                 grace_deadline: Callable[[], float | None]):
+                 grace_deadline: Callable[[], float | None],
+                 on_terminate: Callable[[str], None] | None = None):
         self.redis = conn
         self.config = config
         self.leases = Leases(conn, config)
@@ -35,6 +37,8 @@ class Heartbeat:
         self.current = current
         self.on_grace_over = on_grace_over
         self.grace_deadline = grace_deadline
+        self.on_terminate = on_terminate
+        self.terminate_key = Keys(config.key_prefix).terminate(worker_key.rsplit(":", 1)[-1])
         self.stopped = threading.Event()
         self._next_beat = 0.0
         self._next_maintenance = 0.0
@@ -46,6 +50,8 @@ class Heartbeat:
         deadline = self.grace_deadline()
         if lease is not None and deadline is not None and now >= deadline:
             self.on_grace_over()
+        if lease is not None and self.on_terminate is not None:
+            self._check_terminate(lease)
         if now >= self._next_beat:
             self._next_beat = now + self.config.heartbeat_interval
             self._beat(lease, started, now)
@@ -55,6 +61,15 @@ class Heartbeat:
             if reaped.total:
                 log.info("reaped %d expired lease(s): %d requeued, %d failed, %d quarantined", reaped.total,
                          reaped.requeued, reaped.failed, reaped.quarantined)
+
+    def _check_terminate(self, lease: Lease) -> None:
+        """An operator terminated jobs of this worker: stop the one running now (each tick: within 1 s)."""
+        while True:
+            job_id = self.redis.lpop(self.terminate_key)
+            if job_id is None:
+                return
+            if job_id.decode() == lease.job_id:
+                self.on_terminate(lease.job_id)  # type: ignore[misc]
 
     def _beat(self, lease: Lease | None, started: float, now: float) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -16,13 +16,13 @@ from typing import Any
 import redis
 from rq.worker import BaseWorker
 
-from jobsvc import scripts
+from jobsvc import context, scripts
 from jobsvc.config import Config
 from jobsvc.errors import LeaseLost, NotFound
 from jobsvc.keys import Keys
 from jobsvc.leases import Lease, Leases
 
-from .execution import FunctionCache, HandBack, Outcome, execute, install_timeout_handler
+from .execution import FunctionCache, HandBack, Outcome, Terminated, execute, install_timeout_handler
 from .heartbeat import Heartbeat
 
 log = logging.getLogger("jobsvc.worker")
@@ -50,6 +50,7 @@ class LeasedWorker(BaseWorker):
         self._idle = False
         self._stop_at: float | None = None  # monotonic deadline of the shutdown grace period
         self._last_signal = 0.0
+        self._terminate_id: str | None = None
         # A separate connection for blocking waits: a wait broken by a signal is simply dropped.
         self._waiter = redis.Redis(connection_pool=redis.ConnectionPool(**connection.connection_pool.connection_kwargs))
         self.processed = 0
@@ -80,6 +81,16 @@ class LeasedWorker(BaseWorker):
     def _on_grace_signal(self, signum: int, frame: Any) -> None:
         self._interrupt()
 
+    def _on_terminate_signal(self, signum: int, frame: Any) -> None:
+        lease = self._lease
+        if self._in_job and lease is not None and lease.job_id == self._terminate_id:
+            raise Terminated()
+
+    def _terminate(self, job_id: str) -> None:
+        # Called from the heartbeat thread; a real signal so a job blocked in a system call stops too.
+        self._terminate_id = job_id
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR2)  # type: ignore[arg-type]
+
     def _interrupt(self) -> None:
         if self._in_job:
             raise HandBack()
@@ -90,6 +101,7 @@ class LeasedWorker(BaseWorker):
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGUSR1, self._on_grace_signal)
+        signal.signal(signal.SIGUSR2, self._on_terminate_signal)
         install_timeout_handler()
 
     def _grace_over(self) -> None:
@@ -105,7 +117,7 @@ class LeasedWorker(BaseWorker):
         self._install_signal_handlers()
         self.register_birth()
         heartbeat = Heartbeat(self.connection, self.config, self.key, self._current, self._grace_over,
-                              lambda: self._stop_at)
+                              lambda: self._stop_at, on_terminate=self._terminate)
         heartbeat.start()
         log.info("worker %s: listening on %s", self.name, ", ".join(self.queue_list))
         try:
@@ -169,11 +181,18 @@ class LeasedWorker(BaseWorker):
         """Run one job, then finish it and claim the next in one round trip."""
         self._lease, self._job_started = lease, time.monotonic()
         started = time.time()
+        context.enter(context.RunningJob(lease.job_id, lease.token, lease.attempt, lease.queue, self.connection))
         try:
             outcome = execute(lease.fields["data"], lease.timeout, self.functions, self._enter_job, self._leave_job)
         except HandBack:
             self._handback(lease)
             return None
+        except Terminated:
+            self._lease = None
+            log.info("job %s terminated by an operator", lease.job_id)
+            return None if self.stopping else self._claim()
+        finally:
+            context.enter(None)
         ended = time.time()
         if outcome.ok:
             finish = self.leases.complete_call(lease, outcome.result, self.name, started, ended)

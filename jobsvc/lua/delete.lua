@@ -1,0 +1,22 @@
+-- delete.lua: remove a job that is not running, with everything that points to it.
+-- any state but running -> (gone)
+-- KEYS: none
+-- ARGV: prefix, id
+-- Returns: {0}; {-1} no such job; {-3, 'running'} terminate it first
+local prefix, id = ARGV[1], ARGV[2]
+local key = job_key(id)
+if redis.call('EXISTS', key) == 0 then return {-1} end
+local state = state_of(key)
+if state == 'running' then return {-3, state} end
+local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_idem')
+local queue = h[1] or ''
+if state == 'queued' then redis.call('LREM', lane_key(prefix, queue, h[2]), 1, id) end
+for _, z in ipairs({prefix .. 'scheduled', prefix .. 'scheduled:' .. queue, 'rq:scheduled:' .. queue,
+    'rq:finished:' .. queue, 'rq:failed:' .. queue, 'rq:canceled:' .. queue, prefix .. 'quarantined:' .. queue,
+    prefix .. 'created:' .. queue}) do
+  redis.call('ZREM', z, id)
+end
+if h[4] and redis.call('GET', prefix .. 'idem:' .. h[4]) == id then redis.call('DEL', prefix .. 'idem:' .. h[4]) end
+redis.call('DEL', key, 'rq:results:' .. id, prefix .. 'runs:' .. id)
+gauge(prefix, h[3], state, nil)
+return {0}

@@ -1,0 +1,35 @@
+-- patch.lua: change a job that has not started: its call data, priority or run time.
+-- queued|scheduled -> queued|scheduled (a new run time in the future schedules it, one in the past queues it).
+-- KEYS: none
+-- ARGV: prefix, id, data ('' keep), description ('' keep), priority ('' keep), due_ms ('' keep, 0 now),
+--       enqueued_at, wake_cap
+-- Returns: {0, new_state}; {-1} no such job; {-3, state} the job has started or ended
+local prefix, id = ARGV[1], ARGV[2]
+local key = job_key(id)
+if redis.call('EXISTS', key) == 0 then return {-1} end
+local state = state_of(key)
+if state ~= 'queued' and state ~= 'scheduled' then return {-3, state} end
+local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_due')
+local queue, old_prio, group = h[1], h[2] or '5', h[3]
+if ARGV[3] ~= '' then redis.call('HSET', key, 'data', ARGV[3], 'description', ARGV[4]) end
+local prio = ARGV[5] ~= '' and ARGV[5] or old_prio
+local due = h[4]
+if ARGV[6] ~= '' then due = ARGV[6] end
+local now = now_ms()
+local want = (due and due ~= '' and tonumber(due) > now) and 'scheduled' or 'queued'
+-- Take it out of where it waits, then put it where it now belongs.
+if state == 'queued' then
+  redis.call('LREM', lane_key(prefix, queue, old_prio), 1, id)
+else
+  redis.call('ZREM', prefix .. 'scheduled', id)
+  redis.call('ZREM', prefix .. 'scheduled:' .. queue, id)
+end
+redis.call('HSET', key, 'js_priority', prio)
+if want == 'scheduled' then
+  make_scheduled(prefix, id, tonumber(due), queue)
+else
+  make_ready(prefix, id, queue, prio, false, ARGV[7])
+  wake_workers(prefix, queue, 1, tonumber(ARGV[8]))
+end
+gauge(prefix, group, state, want)
+return {0, want}
