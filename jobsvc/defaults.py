@@ -61,5 +61,9 @@ SCHEDULER_SPIN_BELOW = 0.1
 PROMOTE_BATCH = 1000
 REAP_BATCH = 500
 
+# Jobs a listing may look at per call when filters are not served by an index: a sparse filter
+# returns a short page and a cursor instead of scanning millions of jobs in one request.
+LIST_SCAN_BUDGET = 5000
+
 # Jobs per enqueue_many script call: bounds the size of one Redis command.
 ENQUEUE_BATCH = 1000

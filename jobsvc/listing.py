@@ -1,0 +1,249 @@
+"""Listing jobs: filters and cursor pages whose cost grows with the page, not with the data stored.
+
+Each state is read from the structure that already holds it, in a stable order:
+- no state filter: `<prefix>created:<queue>` (newest first); created_after/before are score ranges;
+- queued: the queue's lanes (priority, then first in first out);
+- scheduled: `<prefix>scheduled:<queue>` (earliest due first);
+- running: `<prefix>leases` (earliest expiry first);
+- completed / failed / cancelled / quarantined / deferred: their registries (most recent first).
+Other filters (function, namespace, trigger, and created times on state listings) are checked
+on the candidates, at most LIST_SCAN_BUDGET per call: a sparse match returns a short page and a
+cursor to go on from. A cursor is the position of the last job looked at, so jobs added later
+never shift a page: nothing is skipped or repeated while jobs arrive."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+from . import defaults
+from .config import Config
+from .errors import ValidationError
+from .job import DEFAULT_NAMESPACE, QUEUE_NAME, JobInfo
+from .keys import Keys
+from .states import State, parse_state
+
+MAX_LIMIT = 500
+TRIGGERS = ("immediate", "delayed", "scheduled", "queue", "pull")
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    queue: str | None = None
+    state: str | None = None
+    function: str | None = None
+    namespace: str | None = None
+    trigger: str | None = None
+    created_after_ms: int | None = None
+    created_before_ms: int | None = None
+
+    def validated(self) -> JobFilter:
+        if self.queue is not None and not QUEUE_NAME.match(self.queue):
+            raise ValidationError(f"bad queue name {self.queue!r}")
+        if self.state is not None:
+            try:
+                parse_state(self.state)
+            except ValueError:
+                raise ValidationError(f"unknown state {self.state!r}") from None
+        if self.trigger is not None and self.trigger not in TRIGGERS:
+            raise ValidationError(f"trigger must be one of {', '.join(TRIGGERS)}")
+        return self
+
+    def fingerprint(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    order: tuple[Any, ...]  # position in the listing's total order
+    job_id: str
+
+
+def _encode_cursor(kind: str, flt: JobFilter, pos: tuple[Any, ...]) -> str:
+    raw = json.dumps({"k": kind, "f": flt.fingerprint(), "p": list(pos)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, kind: str, flt: JobFilter) -> tuple[Any, ...]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if raw["k"] != kind or raw["f"] != flt.fingerprint():
+            raise ValidationError("cursor belongs to another listing (other filters)")
+        return tuple(raw["p"])
+    except ValidationError:
+        raise
+    except Exception:  # noqa: BLE001 - anything unreadable is a bad cursor
+        raise ValidationError("malformed cursor") from None
+
+
+class _ZSource:
+    """Candidates from one or more sorted sets, merged in (score, member) order."""
+
+    def __init__(self, conn: redis.Redis, keys: list[str], desc: bool, low: float | None = None,
+                 high: float | None = None):
+        self.conn, self.keys, self.desc = conn, keys, desc
+        self.low = "-inf" if low is None else low
+        self.high = "+inf" if high is None else high
+
+    def _after(self, key: str, pos: tuple[Any, ...] | None, n: int) -> list[tuple[float, str]]:
+        c = self.conn
+        if pos is None:
+            if self.desc:
+                rows = c.zrevrangebyscore(key, self.high, self.low, start=0, num=n, withscores=True)
+            else:
+                rows = c.zrangebyscore(key, self.low, self.high, start=0, num=n, withscores=True)
+            return [(s, m.decode()) for m, s in rows]
+        score, member = float(pos[0]), str(pos[1])
+        # Same-score members come in member order; take those past the cursor, then the strictly later scores.
+        ties = [m.decode() for m in c.zrangebyscore(key, score, score)]
+        ties = sorted((m for m in ties if (m < member if self.desc else m > member)), reverse=self.desc)
+        if self.desc:
+            rest = c.zrevrangebyscore(key, f"({score}", self.low, start=0, num=n, withscores=True)
+        else:
+            rest = c.zrangebyscore(key, f"({score}", self.high, start=0, num=n, withscores=True)
+        return ([(score, m) for m in ties] + [(s, m.decode()) for m, s in rest])[:n]
+
+    def candidates(self, pos: tuple[Any, ...] | None, batch: int) -> Iterator[_Candidate]:
+        while True:
+            rows: list[tuple[float, str]] = []
+            for key in self.keys:
+                rows += self._after(key, pos, batch)
+            if not rows:
+                return
+            rows.sort(key=lambda r: (r[0], r[1]), reverse=self.desc)
+            rows = rows[:batch]
+            for score, member in rows:
+                yield _Candidate((score, member), member)
+            pos = (rows[-1][0], rows[-1][1])
+            if len(rows) < batch:
+                return
+
+
+class _LaneSource:
+    """Queued jobs: queues in name order, each queue's lanes in priority order, each lane FIFO."""
+
+    def __init__(self, conn: redis.Redis, keys: Keys, queues: list[str]):
+        self.conn, self.keys, self.queues = conn, keys, sorted(queues)
+
+    def _lanes(self, queue: str) -> list[int]:
+        used = {int(p) for p in self.conn.smembers(self.keys.lanes(queue))}
+        return sorted(used | {defaults.PRIORITY})
+
+    def candidates(self, pos: tuple[Any, ...] | None, batch: int) -> Iterator[_Candidate]:
+        for queue in self.queues:
+            if pos is not None and queue < pos[0]:
+                continue
+            for prio in self._lanes(queue):
+                if pos is not None and (queue, prio) < (pos[0], pos[1]):
+                    continue
+                lane = self.keys.lane(queue, prio)
+                start = 0
+                if pos is not None and (queue, prio) == (pos[0], pos[1]):
+                    # The last job seen: go on after it. If it left the lane, every job before it did too
+                    # (a lane is FIFO), so the lane starts over from its head.
+                    found = self.conn.lpos(lane, pos[2])
+                    start = found + 1 if found is not None else 0
+                pos = None
+                while True:
+                    ids = self.conn.lrange(lane, start, start + batch - 1)
+                    for job_id in ids:
+                        yield _Candidate((queue, prio, job_id.decode()), job_id.decode())
+                    if len(ids) < batch:
+                        break
+                    start += batch
+
+
+def _queues(conn: redis.Redis, keys: Keys, flt: JobFilter) -> list[str]:
+    if flt.queue is not None:
+        return [flt.queue]
+    return sorted(q.decode() for q in conn.smembers(keys.queues))
+
+
+def _source(conn: redis.Redis, keys: Keys, flt: JobFilter) -> tuple[str, Any]:
+    queues = _queues(conn, keys, flt)
+    state = parse_state(flt.state) if flt.state else None
+    if state is None:
+        return "created", _ZSource(conn, [keys.created(q) for q in queues], desc=True,
+                                   low=flt.created_after_ms, high=flt.created_before_ms)
+    if state == State.QUEUED:
+        return "queued", _LaneSource(conn, keys, queues)
+    if state == State.SCHEDULED:
+        return "scheduled", _ZSource(conn, [keys.scheduled_in(q) for q in queues], desc=False)
+    if state == State.RUNNING:
+        return "running", _ZSource(conn, [keys.leases], desc=False)
+    registry = {State.COMPLETED: keys.finished, State.FAILED: keys.failed,
+                State.CANCELLED: lambda q: f"rq:canceled:{q}", State.QUARANTINED: keys.quarantined,
+                State.DEFERRED: lambda q: f"rq:deferred:{q}"}[state]
+    return state.value, _ZSource(conn, [registry(q) for q in queues], desc=True)
+
+
+def _matches(info: JobInfo, flt: JobFilter) -> bool:
+    if flt.state is not None and info.state != parse_state(flt.state):
+        return False  # the index entry is stale: the job moved on
+    if flt.queue is not None and info.queue != flt.queue:
+        return False
+    if flt.function is not None and info.func_name != flt.function:
+        return False
+    if flt.namespace is not None and (info.namespace or DEFAULT_NAMESPACE) != flt.namespace:
+        return False
+    if flt.trigger is not None and info.trigger != flt.trigger:
+        return False
+    created = info.created_ms
+    if flt.created_after_ms is not None and (created is None or created < flt.created_after_ms):
+        return False
+    if flt.created_before_ms is not None and (created is None or created > flt.created_before_ms):
+        return False
+    return True
+
+
+def list_jobs(conn: redis.Redis, config: Config, flt: JobFilter, cursor: str | None = None,
+              limit: int = 50) -> tuple[list[JobInfo], str | None]:
+    """One page of jobs and the cursor of the next page (None when the listing is exhausted)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError(f"limit must be 1-{MAX_LIMIT}")
+    flt = flt.validated()
+    keys = Keys(config.key_prefix)
+    kind, source = _source(conn, keys, flt)
+    pos = _decode_cursor(cursor, kind, flt) if cursor else None
+    batch = min(max(limit * 2, 50), 1000)
+    page: list[JobInfo] = []
+    pending: list[_Candidate] = []
+    examined = 0
+    last: _Candidate | None = None
+
+    def drain() -> bool:
+        """Read the pending candidates' hashes; True once the page is full."""
+        nonlocal last
+        pipe = conn.pipeline(transaction=False)
+        for cand in pending:
+            pipe.hgetall(keys.job(cand.job_id))
+        for cand, raw in zip(pending, pipe.execute()):
+            last = cand
+            if raw:
+                info = JobInfo.from_hash(cand.job_id, raw, config.max_attempts)
+                if _matches(info, flt):
+                    page.append(info)
+                    if len(page) == limit:
+                        pending.clear()
+                        return True
+        pending.clear()
+        return False
+
+    for cand in source.candidates(pos, batch):
+        pending.append(cand)
+        examined += 1
+        if len(pending) >= limit - len(page) or len(pending) >= batch:
+            if drain():
+                return page, _encode_cursor(kind, flt, last.order)  # type: ignore[union-attr]
+        if examined >= defaults.LIST_SCAN_BUDGET:
+            drain()
+            if last is not None:
+                return page, _encode_cursor(kind, flt, last.order)
+    if pending and drain():
+        return page, _encode_cursor(kind, flt, last.order)  # type: ignore[union-attr]
+    return page, None
