@@ -1,8 +1,8 @@
 """The Python API: enqueue jobs (one, or a batch in one round trip), read them back, requeue, cancel."""
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,10 +68,22 @@ class Client:
         calls: list[scripts.Call] = []
         for start in range(0, len(specs), defaults.ENQUEUE_BATCH):
             chunk = specs[start:start + defaults.ENQUEUE_BATCH]
-            args: list[Any] = [self.keys.prefix, defaults.WAKE_TOKENS_MAX, self.config.idempotency_ttl, len(chunk)]
             now = utcnow_str()
-            for spec in chunk:
-                args.extend(self._job_args(spec, now))
+            jobs = [self._job_fields(spec, now) for spec in chunk]
+            # Fields every job of the chunk shares (times, TTLs, queue, function...) are sent once.
+            common = dict(jobs[0][1])
+            for _, fields in jobs[1:]:
+                common = {k: v for k, v in common.items() if fields.get(k) == v}
+            args: list[Any] = [self.keys.prefix, defaults.WAKE_TOKENS_MAX, self.config.idempotency_ttl, len(chunk),
+                               len(common)]
+            for k, v in common.items():
+                args += (k, v)
+            for head, fields in jobs:
+                own = [(k, v) for k, v in fields.items() if k not in common]
+                args += head
+                args.append(len(own))
+                for k, v in own:
+                    args += (k, v)
             calls.append(("enqueue", (), args))
         replies = scripts.call_many(self.redis, calls) if calls else []
         out: list[Enqueued] = []
@@ -80,9 +92,10 @@ class Client:
                 out.append(Enqueued(reply[i].decode(), bool(reply[i + 1])))
         return out
 
-    def _job_args(self, spec: JobSpec, now: str) -> list[Any]:
+    def _job_fields(self, spec: JobSpec, now: str) -> tuple[list[Any], dict[str, Any]]:
+        """The script's per-job header (id, queue, priority, delay, at, idempotency key) and hash fields."""
         name = func_name(spec.func)
-        job_id = spec.job_id or uuid.uuid4().hex
+        job_id = spec.job_id or os.urandom(16).hex()  # uuid4's 122 random bits, without its overhead
         cfg = self.config
         fields: dict[str, Any] = {
             "created_at": now,
@@ -107,12 +120,7 @@ class Client:
             fields["meta"] = pickle.dumps(spec.meta, pickle.HIGHEST_PROTOCOL)
         if spec.idempotency_key:
             fields["js_idem"] = spec.idempotency_key
-        flat: list[Any] = [job_id, spec.queue, spec.priority, spec.delay_ms(), spec.at_ms(),
-                           spec.idempotency_key or "", len(fields)]
-        for k, v in fields.items():
-            flat.append(k)
-            flat.append(v)
-        return flat
+        return [job_id, spec.queue, spec.priority, spec.delay_ms(), spec.at_ms(), spec.idempotency_key or ""], fields
 
     # -- read --------------------------------------------------------------------------------------
 

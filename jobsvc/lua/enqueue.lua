@@ -1,13 +1,20 @@
 -- enqueue.lua: new job(s) -> queued (ready lane) or scheduled (due later). One call, many jobs.
 -- KEYS: none (cluster hash tags are planned; names are built from the prefix, see _lib.lua)
--- ARGV: prefix, wake_cap, idempotency_ttl, n, then per job:
+-- ARGV: prefix, wake_cap, idempotency_ttl, n, ncommon, common fields (field1, value1, ...: written
+--   on every job of the call), then per job:
 --   id, queue, priority, delay_ms, at_ms, idem_key ('' for none), nfields, field1, value1, ...
 -- Returns: flat list id1, created1, id2, created2 ... (created 0 = idempotency key hit: existing id)
 local prefix, cap, idem_ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
 local out, woken, added, seen_groups = {}, {}, {}, {}
 local seq = 0
-local i = 5
+local ncommon = tonumber(ARGV[5])
+local common, common_group = {}, nil
+for f = 6, 5 + 2 * ncommon, 2 do
+  common[#common + 1] = ARGV[f]; common[#common + 1] = ARGV[f + 1]
+  if ARGV[f] == 'js_group' then common_group = ARGV[f + 1] end
+end
+local i = 6 + 2 * ncommon
 for _ = 1, n do
   local id, queue, priority = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local delay, at, idem, nf = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5], tonumber(ARGV[i + 6])
@@ -31,9 +38,13 @@ for _ = 1, n do
       hargs[#hargs + 1] = 'status'; hargs[#hargs + 1] = 'queued'
       hargs[#hargs + 1] = 'js_state'; hargs[#hargs + 1] = 'queued'
     end
-    for f = fstart, fstart + 2 * nf - 1 do hargs[#hargs + 1] = ARGV[f] end
+    for _, v in ipairs(common) do hargs[#hargs + 1] = v end
+    local group = common_group
+    for f = fstart, fstart + 2 * nf - 1, 2 do
+      hargs[#hargs + 1] = ARGV[f]; hargs[#hargs + 1] = ARGV[f + 1]
+      if ARGV[f] == 'js_group' then group = ARGV[f + 1] end
+    end
     redis.call('HSET', job_key(id), unpack(hargs))
-    local group = redis.call('HGET', job_key(id), 'js_group')
     gauge(prefix, group, nil, ready and 'queued' or 'scheduled')
     -- A thousandth of a ms per job keeps a batch's creation order (doubles hold it exactly at this scale).
     redis.call('ZADD', prefix .. 'created:' .. queue, now + seq / 1000, id)

@@ -111,3 +111,16 @@ def test_job_kwargs_go_through_kwargs(client):
     e = client.enqueue("tests.jobfuncs.echo", 1, kwargs={"queue": "not-an-option"})
     info = client.get(e.id)
     assert (info.queue, info.args, info.kwargs) == ("default", (1,), {"queue": "not-an-option"})
+
+
+def test_small_payload_is_stored_uncompressed_and_large_one_compressed(client, r):
+    import zlib
+
+    from rq.job import Job as RQJob
+
+    small = client.enqueue("tests.jobfuncs.echo", "x")
+    large = client.enqueue("tests.jobfuncs.echo", "y" * 5000)
+    assert r.hget(f"rq:job:{small.id}", "data")[:1] == b"\x80"
+    zlib.decompress(r.hget(f"rq:job:{large.id}", "data"))
+    for e, arg in ((small, "x"), (large, "y" * 5000)):
+        assert RQJob.fetch(e.id, connection=r).args == (arg,)  # RQ reads both forms
