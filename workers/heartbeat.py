@@ -28,7 +28,8 @@ class Heartbeat:
     def __init__(self, conn: redis.Redis, config: Config, worker_key: str,
                  current: Callable[[], tuple[Lease | None, float]], on_grace_over: Callable[[], None],
                  grace_deadline: Callable[[], float | None],
-                 on_terminate: Callable[[str], None] | None = None):
+                 on_terminate: Callable[[str], None] | None = None,
+                 counts: Callable[[], tuple[int, int]] | None = None):
         self.redis = conn
         self.config = config
         self.leases = Leases(conn, config)
@@ -38,6 +39,7 @@ class Heartbeat:
         self.on_grace_over = on_grace_over
         self.grace_deadline = grace_deadline
         self.on_terminate = on_terminate
+        self.counts = counts or (lambda: (0, 0))
         self.terminate_key = Keys(config.key_prefix).terminate(worker_key.rsplit(":", 1)[-1])
         self.stopped = threading.Event()
         self._next_beat = 0.0
@@ -73,8 +75,11 @@ class Heartbeat:
 
     def _beat(self, lease: Lease | None, started: float, now: float) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self.worker_key, mapping={"last_heartbeat": utcnow_str(),
-                                            "current_job": lease.job_id if lease else ""})
+        processed, failed = self.counts()
+        # RQ's own worker fields, so `rq info` and RQ dashboards show jobsvc workers as they are.
+        pipe.hset(self.worker_key, mapping={"last_heartbeat": utcnow_str(), "state": "busy" if lease else "idle",
+                                            "current_job": lease.job_id if lease else "",
+                                            "successful_job_count": processed, "failed_job_count": failed})
         pipe.expire(self.worker_key, int(self.config.heartbeat_interval * 3) + 60)
         pipe.execute()
         if lease is None:

@@ -117,7 +117,8 @@ class LeasedWorker(BaseWorker):
         self._install_signal_handlers()
         self.register_birth()
         heartbeat = Heartbeat(self.connection, self.config, self.key, self._current, self._grace_over,
-                              lambda: self._stop_at, on_terminate=self._terminate)
+                              lambda: self._stop_at, on_terminate=self._terminate,
+                              counts=lambda: (self.processed, self.failed))
         heartbeat.start()
         log.info("worker %s: listening on %s", self.name, ", ".join(self.queue_list))
         try:

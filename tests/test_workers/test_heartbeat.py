@@ -55,3 +55,13 @@ def test_worker_maintenance_reaps_dead_peers(client, r, config):
         now += config.worker_maintenance_interval  # each pass is a maintenance pass
         assert now < 1000 * config.worker_maintenance_interval, "never reaped"
         hb.run_once(now=now)
+
+
+def test_heartbeat_publishes_rq_worker_fields(client, r, config):
+    client.enqueue("tests.jobfuncs.noop")
+    lease = Leases(r, config).claim(["default"], "w")
+    Heartbeat(r, config, "rq:worker:test", lambda: (lease, 0.0), lambda: None, lambda: None,
+              counts=lambda: (7, 2)).run_once(now=1.0)
+    fields = {k.decode(): v.decode() for k, v in r.hgetall("rq:worker:test").items()}
+    assert (fields["state"], fields["current_job"]) == ("busy", lease.job_id)
+    assert (fields["successful_job_count"], fields["failed_job_count"]) == ("7", "2")
