@@ -13,8 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from jobsvc import Client, Config, JobsvcError
 from jobsvc.connection import connect
+
+from . import admin
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -191,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-attempts", type=int, default=None)
     e.set_defaults(func=cmd_enqueue)
 
-    i = with_url(sub.add_parser("info", help="queues with their counts"))
+    i = with_url(sub.add_parser("info", help="queues with their event counters"))
     i.set_defaults(func=cmd_info)
+    admin.add_commands(sub, with_url)
     return parser
 
 
@@ -201,7 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
+        if args.func.__module__ == admin.__name__:
+            return args.func(Client(config=_config(args)), args)
         return args.func(args)
     except JobsvcError as exc:
         print(f"jobsvc: {exc}", file=sys.stderr)
         return 2
+    except redis.RedisError as exc:
+        print(f"jobsvc: Redis unavailable: {exc}", file=sys.stderr)
+        return 3

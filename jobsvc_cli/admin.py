@@ -1,0 +1,145 @@
+"""Operator commands straight on Redis: jobs, stats, bulk retry and prune, API keys."""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from jobsvc import Client
+from jobsvc.keys import Keys
+from jobsvc.listing import JobFilter, list_jobs
+from jobsvc.states import State
+from jobsvc.stats import counts_by
+
+from .output import Progress, as_json, table
+
+
+def _ms(value: int | None) -> str:
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(value / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def jobs_list(client: Client, args: argparse.Namespace) -> int:
+    flt = JobFilter(queue=args.queue, state=args.state, function=args.function, namespace=args.namespace)
+    page, cursor = list_jobs(client.redis, client.config, flt, args.cursor, args.limit)
+    if args.json:
+        as_json({"jobs": [_job_dict(j) for j in page], "next_cursor": cursor})
+        return 0
+    table(["id", "state", "queue", "function", "attempts", "created"],
+          [(j.id, j.state.value, j.queue, j.func_name, f"{j.attempts}/{j.max_attempts}", _ms(j.created_ms))
+           for j in page])
+    if cursor:
+        print(f"more: --cursor {cursor}", file=sys.stderr)
+    return 0
+
+
+def _job_dict(info: Any) -> dict[str, Any]:
+    d = {k: v for k, v in vars(info).items() if k != "raw"}
+    d["state"] = info.state.value
+    return d
+
+
+def jobs_get(client: Client, args: argparse.Namespace) -> int:
+    info = client.get(args.id)
+    d = _job_dict(info)
+    d["runs"] = client.runs(args.id)
+    if info.state == State.COMPLETED:
+        d["result"] = repr(client.result(args.id))
+    as_json(d)
+    return 0
+
+
+def jobs_action(client: Client, args: argparse.Namespace) -> int:
+    action = {"retry": client.requeue, "cancel": client.cancel, "terminate": client.terminate,
+              "delete": client.delete}[args.action]
+    action(args.id)
+    print(f"{args.action}: {args.id}")
+    return 0
+
+
+def stats(client: Client, args: argparse.Namespace) -> int:
+    data = counts_by(client.redis, Keys(client.config.key_prefix), args.by)
+    states = [s.value for s in State]
+    table([args.by] + states, [[name] + [row.get(s, 0) for s in states] for name, row in sorted(data.items())])
+    return 0
+
+
+def _bulk_filter(args: argparse.Namespace) -> Any:
+    from jobsvc.bulk import BulkFilter
+
+    return BulkFilter(queue=args.queue, namespace=args.namespace, function=args.function, state=args.state,
+                      older_than_s=args.older_than, newer_than_s=args.newer_than, error_contains=args.error)
+
+
+def bulk(client: Client, args: argparse.Namespace) -> int:
+    """retry / prune: a dry run first; the real run after --yes or a typed confirmation."""
+    from jobsvc import bulk as ops
+
+    operation = {"retry": ops.bulk_retry, "prune": ops.prune}[args.command]
+    flt = _bulk_filter(args)
+    preview = operation(client.redis, client.config, flt, dry_run=True)
+    print(f"{args.command}: {preview.matched} job(s) match; sample: {', '.join(preview.sample[:5]) or '-'}")
+    if args.dry_run or preview.matched == 0:
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("not a terminal: pass --yes to confirm", file=sys.stderr)
+            return 2
+        if input(f"{args.command} {preview.matched} job(s)? [y/N] ").strip().lower() != "y":
+            print("nothing changed")
+            return 1
+    bar = Progress(args.command)
+    try:
+        result = operation(client.redis, client.config, flt, dry_run=False, progress=bar)
+    finally:
+        bar.close()
+    _audit(client, f"jobs.{args.command}", vars(flt), {"matched": result.matched, "changed": result.changed})
+    print(f"{args.command}: {result.changed} changed, {result.skipped} skipped (moved on meanwhile)")
+    return 0
+
+
+def _audit(client: Client, action: str, params: dict[str, Any], counts: dict[str, Any]) -> None:
+    try:
+        from jobsvc import audit
+    except ImportError:  # pragma: no cover - the audit module ships with the admin API
+        return
+    audit.record(client.redis, client.config, key_id="cli", action=action, params=params, counts=counts)
+
+
+def add_commands(sub: Any, with_url: Any) -> None:
+    jobs = with_url(sub.add_parser("jobs", help="list, inspect and act on jobs"))
+    jsub = jobs.add_subparsers(dest="jobs_command", required=True)
+    ls = jsub.add_parser("list", help="a page of jobs (newest first; by state, in that state's order)")
+    for opt in ("queue", "state", "function", "namespace", "cursor"):
+        ls.add_argument(f"--{opt}")
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=jobs_list)
+    get = jsub.add_parser("get", help="one job with its runs")
+    get.add_argument("id")
+    get.set_defaults(func=jobs_get)
+    for action, text in (("retry", "failed|quarantined|cancelled -> queued"), ("cancel", "queued|scheduled -> cancelled"),
+                         ("terminate", "running -> cancelled"), ("delete", "remove a job that is not running")):
+        p = jsub.add_parser(action, help=text)
+        p.add_argument("id")
+        p.set_defaults(func=jobs_action, action=action)
+
+    st = with_url(sub.add_parser("stats", help="jobs per state by queue, namespace or function"))
+    st.add_argument("--by", choices=("queue", "namespace", "function"), default="queue")
+    st.set_defaults(func=stats)
+
+    for name, text, default_state in (("retry", "bulk retry: failed (or --state) jobs -> queued", "failed"),
+                                      ("prune", "bulk delete of finished jobs", None)):
+        p = with_url(sub.add_parser(name, help=text))
+        p.add_argument("--queue")
+        p.add_argument("--state", default=default_state)
+        p.add_argument("--namespace")
+        p.add_argument("--function")
+        p.add_argument("--error", help="text the error contains")
+        p.add_argument("--older-than", type=float, help="seconds")
+        p.add_argument("--newer-than", type=float, help="seconds")
+        p.add_argument("--dry-run", action="store_true", help="count and sample, change nothing")
+        p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        p.set_defaults(func=bulk)

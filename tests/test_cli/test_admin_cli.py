@@ -1,0 +1,89 @@
+"""`jobsvc jobs|stats|retry|prune` against the test Redis, in-process."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobsvc import State
+from jobsvc.leases import Leases
+from jobsvc_cli.main import main
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch, redis_url):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+
+
+def failed_job(client, r, config, **opts):
+    e = client.enqueue("tests.jobfuncs.boom", max_attempts=1, **opts)
+    leases = Leases(r, config)
+    leases.fail(leases.claim([opts.get("queue", "default")], "w"), RuntimeError("boom"), "tb")
+    return e.id
+
+
+def test_jobs_list_prints_a_table(client, capsys):
+    e = client.enqueue("tests.jobfuncs.add", 1, 2)
+    assert main(["jobs", "list"]) == 0
+    out = capsys.readouterr().out
+    assert e.id in out and "tests.jobfuncs.add" in out and "queued" in out
+
+
+def test_jobs_list_json_pages_with_a_cursor(client, capsys):
+    client.enqueue_many([client.job("tests.jobfuncs.noop") for _ in range(3)])
+    main(["jobs", "list", "--json", "--limit", "2"])
+    first = json.loads(capsys.readouterr().out)
+    main(["jobs", "list", "--json", "--limit", "2", "--cursor", first["next_cursor"]])
+    second = json.loads(capsys.readouterr().out)
+    assert len(first["jobs"]) == 2 and len(second["jobs"]) == 1
+    assert not {j["id"] for j in first["jobs"]} & {j["id"] for j in second["jobs"]}
+
+
+def test_jobs_get_shows_runs(client, r, config, capsys):
+    job_id = failed_job(client, r, config)
+    assert main(["jobs", "get", job_id]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["state"], shown["runs"][0]["exc_type"]) == ("failed", "RuntimeError")
+
+
+def test_jobs_retry_requeues_a_failed_job(client, r, config):
+    job_id = failed_job(client, r, config)
+    assert main(["jobs", "retry", job_id]) == 0
+    assert client.state(job_id) == State.QUEUED
+
+
+def test_jobs_action_on_unknown_job_is_a_clear_error(capsys):
+    assert main(["jobs", "cancel", "nope"]) == 2
+    assert "no job nope" in capsys.readouterr().err
+
+
+def test_stats_prints_counts_per_state(client, capsys):
+    client.enqueue("tests.jobfuncs.noop", queue="mail")
+    assert main(["stats", "--by", "queue"]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mail")][0]
+    assert line.split()[1:3] == ["0", "1"]  # scheduled 0, queued 1
+
+
+def test_bulk_retry_dry_run_changes_nothing(client, r, config, capsys):
+    pytest.importorskip("jobsvc.bulk")
+    ids = [failed_job(client, r, config) for _ in range(3)]
+    assert main(["retry", "--state", "failed", "--dry-run"]) == 0
+    assert "3 job(s) match" in capsys.readouterr().out
+    assert {client.state(i) for i in ids} == {State.FAILED}
+
+
+def test_bulk_retry_with_yes_requeues_and_shows_progress(client, r, config, capsys):
+    pytest.importorskip("jobsvc.bulk")
+    ids = [failed_job(client, r, config) for _ in range(3)]
+    assert main(["retry", "--state", "failed", "--yes"]) == 0
+    captured = capsys.readouterr()
+    assert "3 changed" in captured.out and "3/3" in captured.err
+    assert {client.state(i) for i in ids} == {State.QUEUED}
+
+
+def test_bulk_retry_without_a_terminal_needs_yes(client, r, config, monkeypatch, capsys):
+    pytest.importorskip("jobsvc.bulk")
+    failed_job(client, r, config)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["retry", "--state", "failed"]) == 2
+    assert "--yes" in capsys.readouterr().err
