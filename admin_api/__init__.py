@@ -1,36 +1,64 @@
-"""The admin HTTP API (Flask). This package grows one blueprint per resource."""
+"""The admin HTTP API (Flask): one blueprint per resource under /api/v1, marshmallow schemas for every
+request and response, OpenAPI 3 at /api/v1/openapi.json (docs page at /api/v1/docs).
+
+    gunicorn 'admin_api:create_app()'      # production (Procfile `web`); ADMIN_API_KEY must be set
+    JOBSVC_DEV=1 jobsvc api --port 8000    # local run; without ADMIN_API_KEY no key is needed
+"""
 from __future__ import annotations
 
+import logging
 import os
 
 import redis
-from flask import Flask, jsonify
+from flask import Flask
 
+from jobsvc import Client, JobsvcError
 from jobsvc.config import Config
 from jobsvc.connection import connect
 
+from . import api, blueprints, errors
 
-def create_app(config: Config | None = None, connection: redis.Redis | None = None) -> Flask:
-    """App factory: `gunicorn 'admin_api:create_app()'`."""
+log = logging.getLogger("jobsvc.api")
+
+ADMIN_KEY_ENV = "ADMIN_API_KEY"
+DEV_ENV = "JOBSVC_DEV"
+
+
+class MissingAdminKey(JobsvcError, RuntimeError):
+    """The API will not serve without ADMIN_API_KEY unless it is a local dev run (a JobsvcError, so the CLI
+    prints it as one line)."""
+
+
+def create_app(config: Config | None = None, connection: redis.Redis | None = None, *,
+               admin_key: str | None = None, dev: bool | None = None) -> Flask:
+    """App factory. The admin key comes from `admin_key` or $ADMIN_API_KEY; without one it refuses to
+    start (MissingAdminKey) unless `dev=True` or $JOBSVC_DEV=1, and then a request without a key is let in."""
+    admin_key = admin_key if admin_key is not None else (os.environ.get(ADMIN_KEY_ENV) or None)
+    if dev is None:
+        dev = os.environ.get(DEV_ENV, "").strip().lower() in ("1", "true", "yes")
+    if not admin_key and not dev:
+        raise MissingAdminKey(f"set {ADMIN_KEY_ENV} (a long random secret) before serving the admin API, "
+                              f"or {DEV_ENV}=1 for a local dev run without a key")
+    if admin_key is not None and not admin_key.strip():
+        raise MissingAdminKey(f"{ADMIN_KEY_ENV} is empty")
     config = config or Config.from_env()
     app = Flask("admin_api")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config["JOBSVC"] = config
+    app.config["JOBSVC_ADMIN_KEY"] = admin_key or None
+    app.config["JOBSVC_DEV"] = bool(dev)
+    app.config["ADMIN_API_KEY_SET"] = bool(admin_key)
     conn = connection or connect(config.redis_url, config)
     app.extensions["jobsvc_redis"] = conn
-    app.config["ADMIN_API_KEY_SET"] = bool(os.environ.get("ADMIN_API_KEY"))
-
-    @app.get("/health")
-    @app.get("/api/v1/health")
-    def health():  # type: ignore[no-untyped-def]
-        try:
-            conn.ping()
-        except redis.RedisError as exc:
-            body = {"status": "unavailable", "redis": "down",
-                    "error": {"code": "redis_unavailable", "message": str(exc), "details": {}}}
-            resp = jsonify(body)
-            resp.status_code = 503
-            resp.headers["Retry-After"] = "5"
-            return resp
-        return jsonify({"status": "ok", "redis": "up"})
-
+    app.extensions["jobsvc_client"] = Client(conn, config)
+    errors.register(app)
+    api.install(app)
+    blueprints.register(app)
+    if not admin_key:
+        log.warning("admin API in dev mode without %s: requests without a key act as admin", ADMIN_KEY_ENV)
+    elif len(admin_key) < 16:
+        log.warning("%s is shorter than 16 characters: use a long random secret", ADMIN_KEY_ENV)
     return app
+
+
+__all__ = ["MissingAdminKey", "create_app"]

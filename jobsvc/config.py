@@ -30,6 +30,7 @@ class Config:
     worker_maintenance_interval: float = defaults.WORKER_MAINTENANCE_INTERVAL
     leader_ttl: float = defaults.LEADER_TTL
     scheduler_max_sleep: float = defaults.SCHEDULER_MAX_SLEEP
+    sweep_interval: float = defaults.SWEEP_INTERVAL
 
     def __post_init__(self) -> None:
         if self.lease_ttl <= 0:

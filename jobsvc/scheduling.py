@@ -1,5 +1,6 @@
 """The scheduler's work, one `run_once()` each: promote due jobs, promote plain-RQ delayed jobs,
-reap expired leases, hold the leader lock. The scheduler process only repeats them."""
+reap expired leases, sweep jobs whose TTL passed, hold the leader lock. The scheduler process only
+repeats them."""
 from __future__ import annotations
 
 import secrets
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 import redis
 
 from . import defaults, scripts
+from .bulk import BulkResult, ttl_sweep
 from .config import Config
 from .keys import Keys
 from .serialization import utcnow_str
@@ -100,3 +102,17 @@ class LeaderLock:
 
     def release(self) -> bool:
         return bool(scripts.call(self.redis, "leader_release", (self.key,), (self.token,)))
+
+
+class TtlSweeper:
+    """Deletes completed and failed jobs whose result / failure TTL has passed and uncounts them from their
+    groups' gauges (bulk.ttl_sweep); Redis key expiry, LIFETIME_GRACE later, is only the safety net.
+    A pass handles at most `max_jobs` expired entries so that a backlog does not hold up promotions;
+    `more` on the result asks for another pass soon."""
+
+    def __init__(self, conn: redis.Redis, config: Config, batch: int = defaults.BULK_CHUNK,
+                 max_jobs: int = 10 * defaults.BULK_CHUNK):
+        self.redis, self.config, self.batch, self.max_jobs = conn, config, batch, max_jobs
+
+    def run_once(self) -> BulkResult:
+        return ttl_sweep(self.redis, self.config, chunk=self.batch, limit=self.max_jobs)

@@ -1,6 +1,6 @@
-"""The scheduler process: while it leads, promote due jobs, promote plain-RQ delayed jobs and reap
-expired leases, then sleep until the next due time or lease expiry (woken early when an earlier
-job is scheduled). Standbys retry the leader lock."""
+"""The scheduler process: while it leads, promote due jobs, promote plain-RQ delayed jobs, reap
+expired leases and (every sweep_interval) delete jobs whose TTL passed, then sleep until the next due
+time or lease expiry (woken early when an earlier job is scheduled). Standbys retry the leader lock."""
 from __future__ import annotations
 
 import logging
@@ -14,7 +14,7 @@ import redis
 from jobsvc import defaults
 from jobsvc.config import Config
 from jobsvc.keys import Keys
-from jobsvc.scheduling import LeaderLock, Promoter, Reaper, RqPromoter
+from jobsvc.scheduling import LeaderLock, Promoter, Reaper, RqPromoter, TtlSweeper
 
 log = logging.getLogger("jobsvc.scheduler")
 
@@ -28,10 +28,12 @@ class Scheduler:
         self.promoter = Promoter(conn, config)
         self.rq_promoter = RqPromoter(conn, config)
         self.reaper = Reaper(conn, config)
+        self.ttl_sweeper = TtlSweeper(conn, config)
         self.leading = False
         self.stopped = threading.Event()
         self._next_lock = 0.0
         self._next_rq = 0.0
+        self._next_sweep = 0.0
         self._waiter = redis.Redis(connection_pool=redis.ConnectionPool(**conn.connection_pool.connection_kwargs))
 
     def run_once(self) -> float:
@@ -50,10 +52,15 @@ class Scheduler:
         if now >= self._next_rq:
             self._next_rq = now + self.config.scheduler_max_sleep
             self.rq_promoter.run_once()
+        swept_more = False
+        if now >= self._next_sweep:
+            # A backlog of expired jobs is swept a bounded pass at a time, promotions in between.
+            swept_more = self.ttl_sweeper.run_once().more
+            self._next_sweep = now if swept_more else now + self.config.sweep_interval
         if reaped.total:
             log.info("reaped %d expired lease(s): %d requeued, %d failed, %d quarantined", reaped.total,
                      reaped.requeued, reaped.failed, reaped.quarantined)
-        wait = self.config.scheduler_max_sleep
+        wait = 0.0 if swept_more else self.config.scheduler_max_sleep
         for due in (promoted.next_due_ms, reaped.next_expiry_ms):
             if due is not None:
                 wait = min(wait, max(0.0, (due - promoted.now_ms) / 1000))

@@ -87,3 +87,27 @@ def test_bulk_retry_without_a_terminal_needs_yes(client, r, config, monkeypatch,
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert main(["retry", "--state", "failed"]) == 2
     assert "--yes" in capsys.readouterr().err
+
+
+def test_keys_create_list_revoke(r, config, capsys):
+    from jobsvc import apikeys
+
+    assert main(["keys", "create", "ci", "--scope", "jobs:read", "--queue", "mail"]) == 0
+    out = capsys.readouterr().out
+    secret = [ln.split()[1] for ln in out.splitlines() if ln.startswith("key:")][0]
+    key = apikeys.verify(r, config.key_prefix, secret)
+    assert key is not None and key.scopes == ("jobs:read",) and key.queues == ("mail",)
+    assert secret not in str(r.hgetall(apikeys.records_key(config.key_prefix)))  # stored hashed
+    main(["keys", "list"])
+    assert key.id in capsys.readouterr().out
+    assert main(["keys", "revoke", key.id]) == 0
+    assert apikeys.verify(r, config.key_prefix, secret) is None
+
+
+def test_cli_actions_are_audited(client, r, config):
+    from jobsvc import audit
+
+    job_id = failed_job(client, r, config)
+    main(["jobs", "retry", job_id])
+    entries = audit.list_entries(r, config.key_prefix)[0]
+    assert (entries[0].key_id, entries[0].action, entries[0].params["id"]) == ("cli", "jobs.retry", job_id)

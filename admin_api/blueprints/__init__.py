@@ -1,0 +1,13 @@
+"""One blueprint per resource, all under /api/v1 (health also at /health)."""
+from __future__ import annotations
+
+from flask import Flask
+
+from . import audit, bulk, jobs, keys, meta, queues, workers
+
+ALL = (meta, jobs, bulk, queues, workers, keys, audit)
+
+
+def register(app: Flask) -> None:
+    for module in ALL:
+        app.register_blueprint(module.bp)

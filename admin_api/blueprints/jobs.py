@@ -1,0 +1,307 @@
+"""/api/v1/jobs: create (one or a batch), list, get, patch, delete, cancel, terminate, retry, runs, stats."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+from flask import Blueprint, Response
+
+from jobsvc.apikeys import READ, WRITE
+from jobsvc.backoff import Backoff
+from jobsvc.errors import JobsvcError, NotFound, ValidationError
+from jobsvc.job import DEFAULT_NAMESPACE, JobInfo, JobSpec, decode_result
+from jobsvc.keys import Keys
+from jobsvc.listing import JobFilter, list_jobs
+from jobsvc.stats import BY, group_counts
+from jobsvc.states import State
+
+from .. import schemas as s
+from ..api import ApiError, audit_counts, client, config, conn, jsonable, no_content, operation, reply
+from ..auth import Principal
+
+bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
+
+JOB = ("the job", s.JobSchema)
+UNREADABLE = "<result not readable by the API process>"
+
+
+# -- rendering -------------------------------------------------------------------------------------------
+
+
+def job_dict(info: JobInfo, result: Any = ...) -> dict[str, Any]:
+    out = {
+        "id": info.id, "function": info.func_name, "queue": info.queue, "namespace": info.namespace,
+        "trigger": info.trigger, "state": info.state.value, "args": jsonable(list(info.args)),
+        "kwargs": jsonable(dict(info.kwargs)), "priority": info.priority, "progress": info.progress,
+        "progress_message": info.progress_message, "attempts": info.attempts, "max_attempts": info.max_attempts,
+        "timeout": info.timeout, "created_at": info.created_ms, "enqueued_at": info.enqueued_ms,
+        "run_at": info.due_ms if info.state == State.SCHEDULED else None, "started_at": info.started_ms,
+        "ended_at": info.ended_ms, "error": info.error, "worker": info.worker,
+        "lease_expires_at": info.lease_expires_ms if info.state == State.RUNNING else None,
+    }
+    if result is not ...:
+        out["result"] = jsonable(result)
+    return out
+
+
+def _results(ids: list[str]) -> dict[str, Any]:
+    """Latest successful return value of each job (None when it has none), in one round trip."""
+    pipe = conn().pipeline(transaction=False)
+    for job_id in ids:
+        pipe.xrevrange(Keys.results(job_id), "+", "-", count=1)
+    out: dict[str, Any] = {}
+    for job_id, entries in zip(ids, pipe.execute()):
+        out[job_id] = _decode(entries[0][1]) if entries and entries[0][1].get(b"type") == b"1" else None
+    return out
+
+
+def _decode(entry: dict[bytes, bytes]) -> Any:
+    try:
+        return decode_result(entry)
+    except Exception:  # noqa: BLE001 - a class the API process cannot import: say so, do not fail
+        return UNREADABLE
+
+
+def visible_job(who: Principal, job_id: str) -> JobInfo:
+    """The job, or 404 when there is none or the key may not see it (its existence is not revealed)."""
+    info = client().get(job_id)
+    if not who.sees(info.queue, info.namespace):
+        raise NotFound(f"no job {job_id}")
+    return info
+
+
+# -- create ------------------------------------------------------------------------------------------------
+
+
+def _spec(who: Principal, body: dict[str, Any]) -> JobSpec:
+    queue = who.narrow("queue", body.get("queue")) or "default"
+    namespace = who.narrow("namespace", body.get("namespace")) or DEFAULT_NAMESPACE
+    options: dict[str, Any] = {k: body[k] for k in ("priority", "max_attempts", "timeout", "idempotency_key",
+                                                    "result_ttl", "failure_ttl", "description", "meta")
+                               if body.get(k) is not None}
+    if body.get("backoff"):
+        b = body["backoff"]
+        default = Backoff(config().backoff, config().backoff_base, config().backoff_cap)
+        options["backoff"] = Backoff(kind=b["type"], base=b.get("base", default.base), cap=b.get("cap", default.cap),
+                                     jitter=b.get("jitter", True))
+    if body.get("delay") is not None:
+        options["delay"] = body["delay"]
+    if body.get("run_at") is not None:
+        options["at"] = body["run_at"]
+    spec = JobSpec(func=body["function"], args=tuple(body["args"]), kwargs=dict(body["kwargs"]), queue=queue,
+                   namespace=namespace, **options)
+    if body.get("trigger") and body["trigger"] != spec.trigger:
+        raise ValidationError(f"trigger {body['trigger']!r} does not match the timing given (that is {spec.trigger!r})")
+    return spec
+
+
+def _idempotency_precheck(who: Principal, specs: list[JobSpec]) -> None:
+    """A limited key reusing an idempotency key of a job it may not see gets a 409 before anything is
+    enqueued (idempotency keys are global; the check after enqueueing stays as the backstop of a race)."""
+    keyed = [sp.idempotency_key for sp in specs if sp.idempotency_key]
+    if not who.limited or not keyed:
+        return
+    keys = Keys(config().key_prefix)
+    existing = [i for i in conn().mget([keys.idempotency(k) for k in keyed]) if i]
+    if not existing:
+        return
+    pipe = conn().pipeline(transaction=False)
+    for job_id in existing:
+        pipe.hmget(Keys.job(job_id.decode()), "origin", "js_ns")
+    for queue, ns in pipe.execute():
+        if queue is not None and not who.sees(queue.decode(), ns.decode() if ns else DEFAULT_NAMESPACE):
+            raise _idempotency_conflict()
+
+
+def _idempotency_conflict() -> ApiError:
+    return ApiError(409, "the idempotency key belongs to a job this key may not see", "idempotency_conflict")
+
+
+def _created(who: Principal, ids: list[str]) -> list[JobInfo]:
+    pipe = conn().pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hgetall(Keys.job(job_id))
+    infos = []
+    for job_id, raw in zip(ids, pipe.execute()):
+        if not raw:
+            raise NotFound(f"job {job_id} vanished right after it was enqueued")
+        info = JobInfo.from_hash(job_id, raw, config().max_attempts)
+        if not who.sees(info.queue, info.namespace):
+            raise _idempotency_conflict()
+        infos.append(info)
+    return infos
+
+
+@bp.post("/jobs")
+@operation("Create a job", scope=WRITE, body=s.JobCreateSchema, action="jobs.create",
+           responses={201: ("created", s.JobSchema), 200: ("the existing job of this idempotency key", s.JobSchema)},
+           errors=(409,), description="Runs now, after `delay` seconds, or at `run_at`. Returns 200 with the "
+                                      "existing job when `idempotency_key` matched one.")
+def create_job(who: Principal, body: dict[str, Any]) -> Response:
+    spec = _spec(who, body)
+    _idempotency_precheck(who, [spec])
+    enq = client().enqueue_many([spec])[0]
+    info = _created(who, [enq.id])[0]
+    audit_counts(created=int(enq.created), job_id=enq.id)
+    return reply(s.JobSchema, job_dict(info), 201 if enq.created else 200)
+
+
+@bp.post("/jobs/batch")
+@operation("Create up to 100 jobs", scope=WRITE, body=s.JobBatchSchema, action="jobs.create_batch",
+           responses={201: ("created (some may be existing jobs of their idempotency keys)", s.JobBatchResultSchema)},
+           errors=(409,), description="All or nothing: one invalid job and none is created (422 names its index).")
+def create_batch(who: Principal, body: dict[str, Any]) -> Response:
+    specs, problems = [], {}
+    for i, item in enumerate(body["jobs"]):
+        try:
+            specs.append(_spec(who, item))
+        except ValidationError as exc:
+            problems[str(i)] = [str(exc)]
+    if problems:
+        raise ApiError(422, "request failed validation; no job was created", "validation_error",
+                       {"fields": {"jobs": problems}})
+    _idempotency_precheck(who, specs)
+    enqueued = client().enqueue_many(specs)
+    infos = _created(who, [e.id for e in enqueued])
+    audit_counts(created=sum(e.created for e in enqueued), existing=sum(not e.created for e in enqueued))
+    return reply(s.JobBatchResultSchema, {"jobs": [job_dict(i) for i in infos],
+                                          "created": [e.created for e in enqueued]}, 201)
+
+
+# -- read --------------------------------------------------------------------------------------------------
+
+
+@bp.get("/jobs")
+@operation("List jobs", scope=READ, query=s.JobListQuery, responses={200: ("one page", s.JobPageSchema)},
+           description="Filters combine. Pass `next_cursor` back as `cursor` for the next page; a page may be "
+                       "short (sparse filters look at a bounded number of jobs per call) while a cursor remains.")
+def list_(who: Principal, q: dict[str, Any]) -> Response:
+    flt = JobFilter(queue=who.narrow("queue", q.get("queue")), state=q.get("state") or q.get("status"),
+                    function=q.get("function"), namespace=who.narrow("namespace", q.get("namespace")),
+                    trigger=q.get("trigger") or q.get("trigger_type"),
+                    created_after_ms=s.epoch_ms(q["created_after"]) if q.get("created_after") else None,
+                    created_before_ms=s.epoch_ms(q["created_before"]) if q.get("created_before") else None)
+    jobs, cursor = _list(flt, q.get("cursor"), q["limit"])
+    if q["include_result"]:
+        results = _results([j.id for j in jobs])
+        rows = [job_dict(j, results[j.id]) for j in jobs]
+    else:
+        rows = [job_dict(j) for j in jobs]
+    return reply(s.JobPageSchema, {"jobs": rows, "next_cursor": cursor})
+
+
+def _list(flt: JobFilter, cursor: str | None, limit: int) -> tuple[list[JobInfo], str | None]:
+    """list_jobs, with a cursor that decodes but holds positions of the wrong shape turned into a 422
+    (a cursor is client input: it must never become a 500)."""
+    try:
+        return list_jobs(conn(), config(), flt, cursor, limit)
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError, redis.ResponseError) as exc:
+        if cursor is None or isinstance(exc, JobsvcError):
+            raise
+        raise ValidationError("malformed cursor") from None
+
+
+@bp.get("/jobs/stats")
+@operation("Counts per state by queue, namespace and function", scope=READ, query=s.StatsQuery,
+           responses={200: ("counts", s.StatsSchema)})
+def stats(who: Principal, q: dict[str, Any]) -> Response:
+    groups = {g: c for g, c in group_counts(conn(), Keys(config().key_prefix)).items()
+              if who.sees(g.queue, g.namespace)}
+    total = {st.value: 0 for st in State}
+    out: dict[str, Any] = {"total": total}
+    wanted = [q["by"]] if q.get("by") else list(BY)
+    for by in wanted:
+        out[by] = {}
+    for group, counts in groups.items():
+        for state, n in counts.items():
+            total[state] = total.get(state, 0) + n
+        for by in wanted:
+            row = out[by].setdefault(getattr(group, by), {st.value: 0 for st in State})
+            for state, n in counts.items():
+                row[state] = row.get(state, 0) + n
+    return reply(s.StatsSchema, out)
+
+
+@bp.get("/jobs/<job_id>")
+@operation("Get a job", scope=READ, query=s.JobGetQuery, responses={200: JOB}, errors=(404,))
+def get(job_id: str, who: Principal, q: dict[str, Any]) -> Response:
+    info = visible_job(who, job_id)
+    if q["include_result"]:
+        return reply(s.JobSchema, job_dict(info, _results([job_id])[job_id]))
+    return reply(s.JobSchema, job_dict(info))
+
+
+@bp.get("/jobs/<job_id>/runs")
+@operation("Every attempt of a job", scope=READ, responses={200: ("attempts, oldest first", s.RunsSchema)},
+           errors=(404,))
+def runs(job_id: str, who: Principal) -> Response:
+    visible_job(who, job_id)
+    rows = []
+    for run in client().runs(job_id):
+        rows.append({"attempt": run.get("attempt"), "outcome": run.get("outcome"), "worker": run.get("worker") or None,
+                     "started_at": run.get("started_ms"), "ended_at": run.get("ended_ms"),
+                     "exc_type": run.get("exc_type") or None, "message": run.get("message") or None,
+                     "traceback": run.get("traceback") or None})
+    return reply(s.RunsSchema, {"runs": rows})
+
+
+# -- change ------------------------------------------------------------------------------------------------
+
+
+@bp.patch("/jobs/<job_id>")
+@operation("Change a queued or scheduled job", scope=WRITE, body=s.JobPatchSchema, action="jobs.patch",
+           responses={200: JOB}, errors=(404, 409),
+           description="Arguments, priority, run time. 409 (with the current state) once the job has started.")
+def patch(job_id: str, who: Principal, body: dict[str, Any]) -> Response:
+    visible_job(who, job_id)
+    run_at_ms = None
+    if body.get("run_at") is not None:
+        run_at_ms = max(0, s.epoch_ms(body["run_at"]))
+    elif body.get("delay") is not None:
+        run_at_ms = int(time.time() * 1000 + body["delay"] * 1000)
+    info = client().patch(job_id, args=body.get("args"), kwargs=body.get("kwargs"), priority=body.get("priority"),
+                          run_at_ms=run_at_ms)
+    audit_counts(changed=1)
+    return reply(s.JobSchema, job_dict(info))
+
+
+@bp.delete("/jobs/<job_id>")
+@operation("Delete a job (not while it runs)", scope=WRITE, action="jobs.delete",
+           responses={204: ("deleted", None)}, errors=(404, 409))
+def delete(job_id: str, who: Principal) -> Response:
+    visible_job(who, job_id)
+    client().delete(job_id)
+    audit_counts(deleted=1)
+    return no_content()
+
+
+def _transition(job_id: str, who: Principal, act: Any) -> Response:
+    visible_job(who, job_id)
+    act(job_id)
+    audit_counts(changed=1)
+    return reply(s.JobSchema, job_dict(client().get(job_id)))
+
+
+@bp.post("/jobs/<job_id>/cancel")
+@operation("Cancel a queued or scheduled job", scope=WRITE, action="jobs.cancel", responses={200: JOB},
+           errors=(404, 409))
+def cancel(job_id: str, who: Principal) -> Response:
+    return _transition(job_id, who, client().cancel)
+
+
+@bp.post("/jobs/<job_id>/terminate")
+@operation("Stop a running job (it ends cancelled)", scope=WRITE, action="jobs.terminate", responses={200: JOB},
+           errors=(404, 409), description="The lease is revoked at once; the worker stops the job within a second.")
+def terminate(job_id: str, who: Principal) -> Response:
+    return _transition(job_id, who, client().terminate)
+
+
+@bp.post("/jobs/<job_id>/retry")
+@operation("Run a failed, quarantined or cancelled job again", scope=WRITE, action="jobs.retry",
+           responses={200: JOB}, errors=(404, 409), description="Attempts start over; the run history is kept.")
+def retry(job_id: str, who: Principal) -> Response:
+    return _transition(job_id, who, client().requeue)
+
+
+__all__ = ["bp", "job_dict", "visible_job"]

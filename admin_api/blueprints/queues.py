@@ -1,0 +1,85 @@
+"""/api/v1/queues: list with counts per state and the paused flag; pause and resume."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response
+
+from jobsvc.apikeys import ADMIN, READ
+from jobsvc.errors import NotFound
+from jobsvc.keys import Keys
+from jobsvc.stats import group_counts
+from jobsvc.states import State
+
+from .. import schemas as s
+from ..api import audit_counts, client, config, conn, operation, reply
+from ..auth import Principal, forbidden
+
+bp = Blueprint("queues", __name__, url_prefix="/api/v1")
+
+QUEUE = ("the queue", s.QueueSchema)
+
+
+def _counts(who: Principal) -> dict[str, dict[str, int]]:
+    """Jobs per state of each queue, counting only namespaces the key may see."""
+    out: dict[str, dict[str, int]] = {}
+    for group, counts in group_counts(conn(), Keys(config().key_prefix)).items():
+        if not who.sees(group.queue, group.namespace):
+            continue
+        row = out.setdefault(group.queue, {st.value: 0 for st in State})
+        for state, n in counts.items():
+            row[state] = row.get(state, 0) + n
+    return out
+
+
+def _paused() -> set[str]:
+    return {q.decode() for q in conn().smembers(Keys(config().key_prefix).paused)}
+
+
+def _queue(name: str, who: Principal) -> dict[str, Any]:
+    if name not in client().queues() or (who.queues is not None and name not in who.queues):
+        raise NotFound(f"no queue {name}")
+    counts = _counts(who).get(name) or {st.value: 0 for st in State}
+    return {"name": name, "paused": name in _paused(), "counts": counts}
+
+
+@bp.get("/queues")
+@operation("Queues with their counts and paused flag", scope=READ, responses={200: ("queues", s.QueueListSchema)})
+def list_(who: Principal) -> Response:
+    counts, paused = _counts(who), _paused()
+    names = [q for q in client().queues() if who.queues is None or q in who.queues]
+    empty = {st.value: 0 for st in State}
+    rows = [{"name": q, "paused": q in paused, "counts": counts.get(q, empty)} for q in names]
+    return reply(s.QueueListSchema, {"queues": rows})
+
+
+@bp.get("/queues/<name>")
+@operation("One queue", scope=READ, responses={200: QUEUE}, errors=(404,))
+def get(name: str, who: Principal) -> Response:
+    return reply(s.QueueSchema, _queue(name, who))
+
+
+def _may_pause(who: Principal) -> None:
+    if who.namespaces is not None:
+        raise forbidden("a queue holds jobs of every namespace: a key limited to namespaces may not pause it")
+
+
+@bp.post("/queues/<name>/pause")
+@operation("Pause a queue: workers stop claiming its jobs", scope=ADMIN, action="queues.pause",
+           responses={200: QUEUE}, errors=(404,))
+def pause(name: str, who: Principal) -> Response:
+    _may_pause(who)
+    _queue(name, who)
+    client().pause(name)
+    audit_counts(changed=1)
+    return reply(s.QueueSchema, _queue(name, who))
+
+
+@bp.post("/queues/<name>/resume")
+@operation("Resume a paused queue", scope=ADMIN, action="queues.resume", responses={200: QUEUE}, errors=(404,))
+def resume(name: str, who: Principal) -> Response:
+    _may_pause(who)
+    _queue(name, who)
+    client().resume(name)
+    audit_counts(changed=1)
+    return reply(s.QueueSchema, _queue(name, who))

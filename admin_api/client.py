@@ -1,0 +1,171 @@
+"""Python client of the admin API: one method per endpoint.
+
+    from admin_api.client import AdminClient
+    api = AdminClient("http://127.0.0.1:8000", key)
+    page = api.list_jobs(state="failed", queue="mail", limit=100)
+    api.bulk_retry(state="failed", queue="mail", dry_run=True)   # count and sample, nothing changes
+    api.bulk_retry(state="failed", queue="mail")                 # sends X-Confirm: true
+
+Errors come back as AdminApiError with the HTTP status and the API's error code, message, details."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+
+API = "/api/v1"
+
+
+class AdminApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.details = status, code, message, details or {}
+
+
+class AdminClient:
+    def __init__(self, base_url: str, key: str, timeout: float = 30.0, session: requests.Session | None = None):
+        self.base = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.session.headers["X-Admin-Key"] = key
+
+    # -- plumbing ------------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None,
+              confirm: bool = False) -> Any:
+        headers = {"X-Confirm": "true"} if confirm else None
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        resp = self.session.request(method, self.base + path, params=clean, json=json, headers=headers,
+                                    timeout=self.timeout)
+        if resp.status_code >= 400:
+            try:
+                err = resp.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                err = {"code": "http_error", "message": resp.text[:500]}
+            raise AdminApiError(resp.status_code, err.get("code", "error"), err.get("message", ""),
+                                err.get("details"))
+        return resp.json() if resp.content else None
+
+    @staticmethod
+    def _body(**fields: Any) -> dict[str, Any]:
+        return {k: v for k, v in fields.items() if v is not None}
+
+    # -- meta ----------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
+
+    def openapi(self) -> dict[str, Any]:
+        return self._call("GET", f"{API}/openapi.json")
+
+    # -- jobs ----------------------------------------------------------------------------------------
+
+    def create_job(self, function: str, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None,
+                   **options: Any) -> dict[str, Any]:
+        """Options: queue, namespace, priority, max_attempts, backoff {type, base, cap}, timeout, delay | run_at,
+        idempotency_key, result_ttl, failure_ttl."""
+        return self._call("POST", f"{API}/jobs", json=self._body(function=function, args=args, kwargs=kwargs,
+                                                                   **options))
+
+    def create_jobs(self, jobs: list[dict[str, Any]]) -> dict[str, Any]:
+        """Up to 100 jobs, all or nothing."""
+        return self._call("POST", f"{API}/jobs/batch", json={"jobs": jobs})
+
+    def list_jobs(self, **filters: Any) -> dict[str, Any]:
+        """Filters: queue, state, function, namespace, trigger, created_after, created_before, cursor, limit,
+        include_result. Returns {"jobs": [...], "next_cursor": str | None}."""
+        return self._call("GET", f"{API}/jobs", params=filters)
+
+    def iter_jobs(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every job matching the filters, page after page."""
+        cursor = None
+        while True:
+            page = self.list_jobs(cursor=cursor, **filters)
+            yield from page["jobs"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def get_job(self, job_id: str, include_result: bool = False) -> dict[str, Any]:
+        return self._call("GET", f"{API}/jobs/{job_id}", params={"include_result": include_result or None})
+
+    def job_runs(self, job_id: str) -> dict[str, Any]:
+        return self._call("GET", f"{API}/jobs/{job_id}/runs")
+
+    def patch_job(self, job_id: str, **changes: Any) -> dict[str, Any]:
+        """Changes: args, kwargs, priority, run_at (only scheduled or queued jobs)."""
+        return self._call("PATCH", f"{API}/jobs/{job_id}", json=changes)
+
+    def delete_job(self, job_id: str) -> Any:
+        return self._call("DELETE", f"{API}/jobs/{job_id}")
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return self._call("POST", f"{API}/jobs/{job_id}/cancel")
+
+    def terminate_job(self, job_id: str) -> dict[str, Any]:
+        return self._call("POST", f"{API}/jobs/{job_id}/terminate")
+
+    def retry_job(self, job_id: str) -> dict[str, Any]:
+        return self._call("POST", f"{API}/jobs/{job_id}/retry")
+
+    def stats(self, by: str | None = None) -> dict[str, Any]:
+        return self._call("GET", f"{API}/jobs/stats", params={"by": by})
+
+    # -- bulk (a dry run needs no confirmation; the real run sends X-Confirm: true) --------------------
+
+    def _bulk(self, path: str, dry_run: bool, filters: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"{API}{path}", json=self._body(dry_run=dry_run, **filters), confirm=not dry_run)
+
+    def bulk_retry(self, dry_run: bool = False, **filters: Any) -> dict[str, Any]:
+        """Filters: queue, namespace, function, state, older_than, newer_than, error_contains."""
+        return self._bulk("/jobs/batch/retry", dry_run, filters)
+
+    def requeue_quarantined(self, dry_run: bool = False, **filters: Any) -> dict[str, Any]:
+        return self._bulk("/jobs/batch/requeue_quarantined", dry_run, filters)
+
+    def prune(self, dry_run: bool = False, **filters: Any) -> dict[str, Any]:
+        return self._bulk("/jobs/prune", dry_run, filters)
+
+    def ttl_sweep(self, dry_run: bool = False, **options: Any) -> dict[str, Any]:
+        return self._bulk("/jobs/ttl/sweep", dry_run, options)
+
+    def integrity_sweep(self, fix: bool = False) -> dict[str, Any]:
+        """fix=False reports; fix=True repairs (and sends the confirmation header)."""
+        return self._call("POST", f"{API}/jobs/integrity/sweep", json={"fix": fix}, confirm=fix)
+
+    # -- queues, workers ---------------------------------------------------------------------------------
+
+    def queues(self) -> dict[str, Any]:
+        return self._call("GET", f"{API}/queues")
+
+    def queue(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"{API}/queues/{name}")
+
+    def pause_queue(self, name: str) -> dict[str, Any]:
+        return self._call("POST", f"{API}/queues/{name}/pause")
+
+    def resume_queue(self, name: str) -> dict[str, Any]:
+        return self._call("POST", f"{API}/queues/{name}/resume")
+
+    def workers(self) -> dict[str, Any]:
+        return self._call("GET", f"{API}/workers")
+
+    # -- keys, audit -----------------------------------------------------------------------------------
+
+    def create_key(self, name: str, scopes: list[str], namespaces: list[str] | None = None,
+                   queues: list[str] | None = None) -> dict[str, Any]:
+        return self._call("POST", f"{API}/keys", json=self._body(name=name, scopes=scopes, namespaces=namespaces,
+                                                                   queues=queues))
+
+    def list_keys(self) -> dict[str, Any]:
+        return self._call("GET", f"{API}/keys")
+
+    def get_key(self, key_id: str) -> dict[str, Any]:
+        return self._call("GET", f"{API}/keys/{key_id}")
+
+    def revoke_key(self, key_id: str) -> Any:
+        return self._call("DELETE", f"{API}/keys/{key_id}")
+
+    def audit(self, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        return self._call("GET", f"{API}/audit", params={"cursor": cursor, "limit": limit})

@@ -1,0 +1,143 @@
+"""The OpenAPI 3 document, generated from the routes and their `operation` declarations: the same
+marshmallow schemas that validate requests and shape responses (apispec's MarshmallowPlugin turns
+them into JSON Schema). Errors every authenticated call can answer are added here, once."""
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask
+
+from jobsvc import __version__
+
+from .api import Operation
+from .schemas import ErrorSchema
+
+SECURITY = [{"AdminKey": []}, {"Bearer": []}]
+_PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
+
+ERROR_TEXT = {
+    400: "malformed JSON",
+    401: "no API key, or a wrong one",
+    403: "the key lacks the scope, or the job / queue is outside its limits",
+    404: "no such job, queue or key",
+    409: "wrong state: `details.state` is the current one",
+    413: "request body over 256 KB",
+    422: "validation failed (unknown fields too): `details.fields`",
+    428: "X-Confirm: true missing (or send dry_run: true)",
+    503: "Redis is unavailable: retry after Retry-After seconds",
+}
+
+
+def _error(status: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": ERROR_TEXT.get(status, "error"),
+                           "content": {"application/json": {"schema": ErrorSchema}}}
+    if status == 503:
+        out["headers"] = {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}}
+    return out
+
+
+def _operation(rule_path: str, method: str, endpoint: str, op: Operation, tag: str) -> dict[str, Any]:
+    params = [{"in": "path", "name": name, "required": True, "schema": {"type": "string", "minLength": 1}}
+              for name in _PATH_ARG.findall(rule_path)]
+    if op.query is not None:
+        params.append({"in": "query", "schema": op.query})
+    if 428 in op.errors:
+        params.append({"in": "header", "name": "X-Confirm", "required": False,
+                       "description": "`true` to make the change; not needed with `dry_run: true`",
+                       "schema": {"type": "string", "enum": ["true"]}})
+    responses: dict[str, Any] = {}
+    for status, (text, schema) in sorted(op.responses.items()):
+        entry: dict[str, Any] = {"description": text}
+        if schema is not None:
+            entry["content"] = {"application/json": {"schema": schema}}
+        responses[str(status)] = entry
+    errors = set(op.errors)
+    if op.scope is not None:
+        errors |= {401, 403, 503}
+    if op.scope is not None or op.query is not None or op.body is not None:
+        errors.add(422)  # unknown query parameters or body fields too
+    if op.body is not None or (op.scope is not None and method in ("POST", "PUT", "PATCH", "DELETE")):
+        errors |= {400, 413}
+    if params and any(p["in"] == "path" for p in params):
+        errors.add(404)
+    for status in sorted(errors):
+        responses.setdefault(str(status), _error(status))
+    out: dict[str, Any] = {"operationId": endpoint.replace(".", "_"), "summary": op.summary, "tags": [tag],
+                           "responses": responses}
+    if op.description:
+        out["description"] = op.description
+    if params:
+        out["parameters"] = params
+    if op.body is not None:
+        out["requestBody"] = {"required": op.body_required,
+                              "content": {"application/json": {"schema": op.body}}}
+    out["security"] = SECURITY if op.scope is not None else []
+    if op.scope is not None:
+        out["x-scope"] = op.scope
+        out["description"] = (out.get("description", "") + f"\n\nScope: `{op.scope}`.").strip()
+    return out
+
+
+def build(app: Flask) -> dict[str, Any]:
+    spec = APISpec(
+        title="jobsvc admin API", version=__version__, openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Every admin operation of jobsvc over HTTP. Authenticate with `X-Admin-Key: <key>` "
+                             "or `Authorization: Bearer <key>`. Errors are "
+                             "`{\"error\": {\"code\", \"message\", \"details\"}}`."},
+    )
+    spec.components.security_scheme("AdminKey", {"type": "apiKey", "in": "header", "name": "X-Admin-Key"})
+    spec.components.security_scheme("Bearer", {"type": "http", "scheme": "bearer"})
+    paths: dict[str, dict[str, Any]] = {}
+    used: set[str] = set()
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        view = app.view_functions.get(rule.endpoint)
+        op: Operation | None = getattr(view, "_api_op", None)
+        if op is None:
+            continue
+        path = _PATH_ARG.sub(r"{\1}", rule.rule)
+        tag = rule.endpoint.split(".", 1)[0]
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            entry = _operation(rule.rule, method, rule.endpoint, op, tag)
+            while entry["operationId"] in used:  # one view on two paths (/health and /api/v1/health)
+                entry["operationId"] += "_alias"
+            used.add(entry["operationId"])
+            paths.setdefault(path, {})[method.lower()] = entry
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>jobsvc admin API</title>
+<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css">
+<style>body{{font-family:system-ui,sans-serif;margin:0}} #fallback{{margin:1em 2em}}
+#fallback td{{padding:2px 12px 2px 0;vertical-align:top}} code{{font-size:.95em}}</style></head>
+<body><div id="swagger-ui"></div>
+<div id="fallback"><h1>jobsvc admin API</h1>
+<p>Machine-readable document: <a href="{spec_url}">{spec_url}</a>. Send <code>X-Admin-Key</code> or
+<code>Authorization: Bearer</code> with every call.</p>
+<table>{rows}</table></div>
+<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js" crossorigin></script>
+<script>
+if (window.SwaggerUIBundle) {{
+  document.getElementById("fallback").style.display = "none";
+  window.ui = SwaggerUIBundle({{url: "{spec_url}", dom_id: "#swagger-ui", persistAuthorization: false}});
+}}
+</script></body></html>
+"""
+
+
+def docs_page(doc: dict[str, Any], spec_url: str) -> str:
+    """Swagger UI (from a CDN) over the document; a plain table of operations when it cannot load."""
+    rows = []
+    for path, ops in sorted(doc.get("paths", {}).items()):
+        for method, op in ops.items():
+            scope = op.get("x-scope", "public")
+            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                        f"<td>{html.escape(op.get('summary', ''))}</td><td><code>{html.escape(scope)}</code></td></tr>")
+    return DOCS_PAGE.format(spec_url=html.escape(spec_url), rows="\n".join(rows))

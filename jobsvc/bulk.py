@@ -1,0 +1,536 @@
+"""Bulk and maintenance operations: retry or requeue many jobs, prune, TTL sweep, integrity sweep.
+
+Every change is made by a Lua script on a chunk of at most BULK_CHUNK ids (bulk_requeue.lua, prune.lua,
+sweep_ttl.lua, sweep_index.lua, sweep_orphans.lua, sweep_gauges.lua) that re-checks each job's state and
+the filter, so a job that moved on since its id was read is skipped, never damaged. Candidates come from
+the structure of the requested state (its registry), read in pages by rank; a job that entered the state
+after the operation began is left alone, so an operation always ends (a bulk retry does not chase the
+jobs it requeued when they fail again). Only the integrity sweep scans keys (SCAN rq:job:*, to find job
+hashes that no structure holds). Every operation is safe to repeat: a second identical call changes 0.
+
+`progress(done, total)` is called after each chunk: ids looked at so far, out of an estimate.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import redis
+
+from . import defaults, scripts
+from .config import Config
+from .errors import ValidationError
+from .job import QUEUE_NAME
+from .keys import RQ_QUEUE, Keys
+from .serialization import utcnow_str
+from .states import State, parse_state
+
+SAMPLE_SIZE = 20
+# Ids read per lane page when the integrity sweep takes a snapshot of a lane.
+_LANE_PAGE = 10_000
+
+Progress = Callable[[int, int], None] | None
+
+RETRYABLE = (State.FAILED, State.QUARANTINED, State.CANCELLED)
+PRUNABLE = (State.COMPLETED, State.FAILED, State.CANCELLED, State.QUARANTINED)
+
+
+@dataclass
+class BulkFilter:
+    queue: str | None = None  # None: every queue
+    namespace: str | None = None  # job hash field js_ns
+    function: str | None = None  # import path: js_group's third part (plain-RQ jobs: RQ's description)
+    state: str | None = None  # a jobsvc state name (or alias); each operation says which it accepts
+    older_than_s: float | None = None  # ended (or created, if it never ended) more than N seconds ago
+    newer_than_s: float | None = None
+    error_contains: str | None = None  # substring of js_error, case-insensitive
+
+    def validated(self) -> BulkFilter:
+        if self.queue is not None and (not isinstance(self.queue, str) or not QUEUE_NAME.match(self.queue)):
+            raise ValidationError(f"bad queue name {self.queue!r}")
+        for name in ("older_than_s", "newer_than_s"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+                raise ValidationError(f"{name} must be a number of seconds >= 0")
+        for name in ("namespace", "function", "error_contains"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, str) or v == ""):
+                raise ValidationError(f"{name} must be a non-empty string")
+        return self
+
+    def states(self, accepted: Sequence[State], default: Sequence[State]) -> tuple[State, ...]:
+        """The states an operation walks: the filter's, if the operation accepts it, else its default."""
+        if self.state is None:
+            return tuple(default)
+        try:
+            state = parse_state(self.state)
+        except ValueError:
+            raise ValidationError(f"unknown state {self.state!r}") from None
+        if state not in accepted:
+            raise ValidationError(f"state must be one of {', '.join(s.value for s in accepted)}")
+        return (state,)
+
+    def lua_args(self) -> list[Any]:
+        """namespace, function, error (lower case), older_than_ms, newer_than_ms; '' for no filter."""
+        def ms(v: float | None) -> Any:
+            return "" if v is None else int(v * 1000)
+
+        return [self.namespace or "", self.function or "", (self.error_contains or "").lower(),
+                ms(self.older_than_s), ms(self.newer_than_s)]
+
+
+@dataclass
+class BulkResult:
+    operation: str
+    dry_run: bool
+    matched: int  # jobs matching the filter (ttl_sweep: expired registry entries)
+    changed: int  # jobs actually changed (0 for dry runs)
+    sample: list[str]  # up to 20 matching ids
+    skipped: int = 0  # read from the state's registry but gone or moved on when the script looked: safe to repeat
+    details: dict[str, int] = field(default_factory=dict)  # per-operation counts (ttl_sweep: deleted, dropped)
+    more: bool = False  # stopped at the caller's limit: call again
+
+
+# -- retry / requeue / prune ---------------------------------------------------------------------------
+
+
+def bulk_retry(conn: redis.Redis, config: Config, flt: BulkFilter, dry_run: bool = False,
+               progress: Progress = None, chunk: int = defaults.BULK_CHUNK) -> BulkResult:
+    """failed | quarantined | cancelled (the filter's state, default failed) -> queued: attempts and lease
+    losses reset, history kept, as requeue.lua does for one job; one script call per chunk of ids."""
+    return _retry("bulk_retry", conn, config, flt.validated(), dry_run, progress, chunk)
+
+
+def requeue_quarantined(conn: redis.Redis, config: Config, flt: BulkFilter, dry_run: bool = False,
+                        progress: Progress = None, chunk: int = defaults.BULK_CHUNK) -> BulkResult:
+    """bulk_retry of quarantined jobs (the filter's state must be unset or quarantined)."""
+    flt.validated().states((State.QUARANTINED,), (State.QUARANTINED,))
+    return _retry("requeue_quarantined", conn, config, replace(flt, state=State.QUARANTINED.value), dry_run,
+                  progress, chunk)
+
+
+def _retry(operation: str, conn: redis.Redis, config: Config, flt: BulkFilter, dry_run: bool,
+           progress: Progress, chunk: int) -> BulkResult:
+    states = flt.states(RETRYABLE, (State.FAILED,))
+    prefix = Keys(config.key_prefix).prefix
+
+    def head(queue: str, state: State, until_ms: int) -> list[Any]:
+        return [prefix, int(dry_run), state.value, queue, utcnow_str(), defaults.WAKE_TOKENS_MAX, until_ms]
+
+    return _walk_registries(operation, "bulk_requeue", conn, config, flt, states, head, dry_run, progress, chunk)
+
+
+def prune(conn: redis.Redis, config: Config, flt: BulkFilter, dry_run: bool = False, progress: Progress = None,
+          chunk: int = defaults.BULK_CHUNK) -> BulkResult:
+    """Delete terminal jobs (the filter's state, default all four terminal states) with everything that is
+    theirs: hash, result stream, run history, registry and created-index entries, idempotency key (if it
+    still points to the job); each is uncounted from its group's gauge."""
+    flt = flt.validated()
+    states = flt.states(PRUNABLE, PRUNABLE)
+    prefix = Keys(config.key_prefix).prefix
+
+    def head(queue: str, state: State, until_ms: int) -> list[Any]:
+        return [prefix, int(dry_run), state.value, queue, until_ms]
+
+    return _walk_registries("prune", "prune", conn, config, flt, states, head, dry_run, progress, chunk)
+
+
+def _walk_registries(operation: str, script: str, conn: redis.Redis, config: Config, flt: BulkFilter,
+                     states: Sequence[State], head: Callable[[str, State, int], list[Any]], dry_run: bool,
+                     progress: Progress, chunk: int) -> BulkResult:
+    chunk = _chunk_size(chunk)
+    keys = Keys(config.key_prefix)
+    until_ms = _redis_ms(conn)
+    targets = [(q, s, registry(keys, s, q)) for q in _queues(conn, keys, flt.queue) for s in states]
+    # The last score of each registry now: entries added later (jobs that entered the state during the
+    # operation) are past it and not visited.
+    pipe = conn.pipeline(transaction=False)
+    for _, _, reg in targets:
+        pipe.zcard(reg)
+        pipe.zrange(reg, -1, -1, withscores=True)
+    sizes = pipe.execute()
+    total = sum(sizes[0::2])
+    out = BulkResult(operation, dry_run, 0, 0, [])
+    done = 0
+    filter_args = flt.lua_args()
+    for (queue, state, reg), last in zip(targets, sizes[1::2]):
+        if not last:
+            continue
+        high = last[0][1]
+        start = 0
+        while True:
+            rows = conn.zrange(reg, start, start + chunk - 1, withscores=True)
+            ids = [m for m, score in rows if score <= high]
+            if not ids:
+                break
+            reply = scripts.call(conn, script, (), [*head(queue, state, until_ms), *filter_args,
+                                                    SAMPLE_SIZE - len(out.sample), *ids])
+            matched, changed, skipped, kept = (int(v) for v in reply[:4])
+            out.matched += matched
+            out.changed += changed
+            out.skipped += skipped
+            out.sample += [_text(v) for v in reply[4:]]
+            done += len(ids)
+            if progress:
+                progress(done, max(total, done))
+            if len(ids) < len(rows) or len(rows) < chunk:
+                break
+            start += kept  # what this page left in the registry; the ids it took out no longer count
+    return out
+
+
+# -- TTL sweep -----------------------------------------------------------------------------------------
+
+
+def ttl_sweep(conn: redis.Redis, config: Config, dry_run: bool = False, progress: Progress = None,
+              chunk: int = defaults.BULK_CHUNK, limit: int | None = None) -> BulkResult:
+    """Delete completed and failed jobs whose result / failure TTL has passed (their registry score, epoch
+    seconds, is past), as prune does, uncounting their gauges; ids whose job is already gone (or moved on)
+    only leave the registry. The cost grows with the expired entries, not with the data stored.
+    `limit` bounds the registry entries handled in one call (`more` is set when it stopped there)."""
+    chunk = _chunk_size(chunk)
+    keys = Keys(config.key_prefix)
+    now_s = _redis_ms(conn) / 1000
+    targets = [(q, s, registry(keys, s, q)) for q in _queues(conn, keys, None)
+               for s in (State.COMPLETED, State.FAILED)]
+    pipe = conn.pipeline(transaction=False)
+    for _, _, reg in targets:
+        pipe.zcount(reg, "-inf", now_s)
+    counts = pipe.execute()
+    total = sum(counts)
+    out = BulkResult("ttl_sweep", dry_run, 0, 0, [], details={"deleted": 0, "dropped": 0})
+    if dry_run:
+        out.matched = total
+        for (_, _, reg), n in zip(targets, counts):
+            if n and len(out.sample) < SAMPLE_SIZE:
+                out.sample += [_text(v) for v in conn.zrangebyscore(reg, "-inf", now_s, start=0,
+                                                                     num=SAMPLE_SIZE - len(out.sample))]
+        return out
+    prefix = keys.prefix
+    for (queue, state, _), n in zip(targets, counts):
+        if not n:
+            continue
+        while True:
+            size = chunk if limit is None else min(chunk, limit - out.matched)
+            if size <= 0:
+                out.more = True
+                return out
+            reply = scripts.call(conn, "sweep_ttl", (), (prefix, queue, state.value, size,
+                                                         SAMPLE_SIZE - len(out.sample)))
+            seen, deleted, dropped = (int(v) for v in reply[:3])
+            out.matched += seen
+            out.changed += deleted + dropped
+            out.details["deleted"] += deleted
+            out.details["dropped"] += dropped
+            out.sample += [_text(v) for v in reply[3:]]
+            if progress:
+                progress(out.matched, max(total, out.matched))
+            if seen < size:
+                break
+    return out
+
+
+# -- integrity sweep -----------------------------------------------------------------------------------
+
+CATEGORIES: dict[str, str] = {
+    "stale_lease": "id in the lease index whose job is not running, or is running without a token "
+                   "(fix: removed; a token-less running job's lease is made due, for the reaper)",
+    "unleased_running": "running job missing from the lease index (fix: added with its own lease expiry)",
+    "wrong_structure": "id in a lane, registry, timeline or created index that does not match its job's state or "
+                       "queue, e.g. a job in two registries (fix: removed; the structure of its state keeps it)",
+    "missing_hash": "id whose job hash is gone, in a lane, registry, timeline, the lease index or a created index "
+                    "(fix: removed)",
+    "orphan": "job hash missing from the structure of its state (fix: a queued job is pushed back onto its lane, "
+              "a scheduled one re-added to the timeline, a finished one to its registry)",
+    "unindexed": "job hash missing from its queue's created index (fix: added)",
+    "gauge_drift": "group whose gauge disagrees with a recount of its jobs (fix: set to the recount)",
+}
+
+
+@dataclass
+class IntegrityReport:
+    fixed: bool
+    counts: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CATEGORIES})
+    samples: dict[str, list[str]] = field(default_factory=lambda: {c: [] for c in CATEGORIES})
+    scanned: int = 0  # job hashes looked at
+    busy_groups: list[str] = field(default_factory=list)  # gauges that moved while counted: not judged, run again
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def clean(self) -> bool:
+        return self.total == 0
+
+    def add(self, category: str, ids: Sequence[str]) -> None:
+        self.counts[category] += len(ids)
+        room = SAMPLE_SIZE - len(self.samples[category])
+        if room > 0:
+            self.samples[category] += list(ids[:room])
+
+
+def integrity_sweep(conn: redis.Redis, config: Config, fix: bool = False, progress: Progress = None,
+                    chunk: int = defaults.BULK_CHUNK) -> IntegrityReport:
+    """Check (and with fix=True repair) that every job sits where its state says and nowhere else, and that
+    the gauges count what is there. Three passes, each chunked, each change re-checked in Lua:
+    1. job hashes (SCAN rq:job:*): each in the structure of its state and in its created index;
+    2. every structure of ids (lanes, timelines, registries, the lease index): each id's job exists and is
+       in the state the structure stands for;
+    3. per queue, the created index: ids without a hash, and a recount of every group's jobs per state,
+       compared with (and with fix set to) its gauge.
+    Cost grows with the data stored: run it on demand, not on a timer. A lane is read into memory once
+    (to avoid a scan of the lane per queued job)."""
+    chunk = _chunk_size(chunk)
+    keys = Keys(config.key_prefix)
+    report = IntegrityReport(fixed=fix)
+    seen: dict[str, set[str]] = defaultdict(set)  # SCAN may return a key twice: report each id once
+    queues = set(_queues(conn, keys, None))
+    queues |= {g.decode().split("|", 1)[0] for g in conn.smembers(keys.groups)}
+    done = 0
+    total = int(conn.dbsize())
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, max(total, done))
+
+    def add(category: str, ids: Sequence[str]) -> None:
+        fresh = [i for i in ids if i not in seen[category]]
+        seen[category].update(fresh)
+        report.add(category, fresh)
+
+    # 1. job hashes -> the structures of their states.
+    extra: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)  # unindexed jobs, for the recount
+    lanes: dict[str, set[str]] = {}
+
+    def in_lane(lane: str, job_id: str) -> bool:
+        if lane not in lanes:
+            members: set[str] = set()
+            start = 0
+            while True:
+                page = conn.lrange(lane, start, start + _LANE_PAGE - 1)
+                members.update(_text(v) for v in page)
+                if len(page) < _LANE_PAGE:
+                    break
+                start += _LANE_PAGE
+            lanes[lane] = members
+        return job_id in lanes[lane]
+
+    cursor = 0
+    while True:
+        cursor, found = conn.scan(cursor, match="rq:job:*", count=chunk, _type="hash")
+        ids = [_text(k)[len("rq:job:"):] for k in found]
+        for start in range(0, len(ids), chunk):
+            part = ids[start:start + chunk]
+            pipe = conn.pipeline(transaction=False)
+            for job_id in part:
+                pipe.hmget(keys.job(job_id), "js_state", "origin", "js_priority", "js_group")
+            args: list[Any] = [keys.prefix, int(fix), config.result_ttl, config.failure_ttl,
+                               defaults.WAKE_TOKENS_MAX]
+            info: dict[str, tuple[str | None, str, str]] = {}
+            for job_id, (st, origin, prio, group) in zip(part, pipe.execute()):
+                if not st or not origin:
+                    continue
+                st, origin = _text(st), _text(origin)
+                queues.add(origin)
+                info[job_id] = (_text(group) if group else None, st, origin)
+                checked = st == "queued" and in_lane(keys.lane(origin, int(prio or defaults.PRIORITY)), job_id)
+                args += [job_id, int(checked)]
+            if info:
+                reply = scripts.call(conn, "sweep_orphans", (), args)
+                n_orphan, n_unleased, n_unindexed = (int(v) for v in reply[:3])
+                rest = [_text(v) for v in reply[3:]]
+                add("orphan", rest[:n_orphan])
+                add("unleased_running", rest[n_orphan:n_orphan + n_unleased])
+                unindexed = rest[n_orphan + n_unleased:]
+                if not fix:
+                    for job_id in unindexed:
+                        group, st, origin = info[job_id]
+                        if group and job_id not in seen["unindexed"]:
+                            extra[origin][(group, st)] += 1
+                add("unindexed", unindexed)
+            report.scanned += len(part)
+            step(len(part))
+        if cursor == 0:
+            break
+
+    # 2. every structure of ids -> the jobs they name.
+    for queue in sorted(queues):
+        prios = sorted({defaults.PRIORITY} | {int(p) for p in conn.smembers(keys.lanes(queue))})
+        for prio in prios:
+            _sweep_list(conn, keys, fix, keys.lane(queue, prio), "queued", queue, prio, chunk, add, step)
+        for reg, expect in ((keys.scheduled_in(queue), State.SCHEDULED), (keys.finished(queue), State.COMPLETED),
+                            (keys.failed(queue), State.FAILED), (keys.quarantined(queue), State.QUARANTINED),
+                            (canceled_key(queue), State.CANCELLED)):
+            _sweep_zset(conn, keys, fix, reg, expect.value, queue, chunk, add, step)
+    _sweep_zset(conn, keys, fix, keys.scheduled, State.SCHEDULED.value, "", chunk, add, step)
+    _sweep_zset(conn, keys, fix, keys.leases, "lease", "", chunk, add, step, wrong="stale_lease")
+
+    # 3. per queue: the created index, and the gauges against a recount of the jobs it holds.
+    groups_by_queue: dict[str, list[str]] = defaultdict(list)
+    for g in conn.smembers(keys.groups):
+        name = _text(g)
+        groups_by_queue[name.split("|", 1)[0]].append(name)
+    for queue in sorted(queues):
+        names = groups_by_queue.get(queue, [])
+        before = _gauges(conn, keys, names)
+        recount: dict[str, Counter[str]] = defaultdict(Counter)
+        for ids in _walk_by_score(conn, keys.created(queue), chunk):
+            reply = scripts.call(conn, "sweep_index", (), [keys.prefix, int(fix), "zset", keys.created(queue), "any",
+                                                           queue, "", 1, "ids", *ids])
+            _add_index_reply(reply, add, "wrong_structure", recount)
+            step(len(ids))
+        for (group, st), n in extra.get(queue, {}).items():
+            recount[group][st] += n
+        after = _gauges(conn, keys, names)
+        drift = []
+        for group in sorted(set(names) | set(recount)):
+            have = before.get(group, {})
+            want = {s: n for s, n in recount.get(group, Counter()).items() if n}
+            if have == want:
+                continue
+            if after.get(group, {}) != have:
+                report.busy_groups.append(group)
+                continue
+            if fix and not _set_gauge(conn, keys, group, have, want):
+                report.busy_groups.append(group)
+                continue
+            drift.append(group)
+        add("gauge_drift", drift)
+    return report
+
+
+def _sweep_zset(conn: redis.Redis, keys: Keys, fix: bool, key: str, expect: str, queue: str, chunk: int,
+                add: Callable[[str, Sequence[str]], None], step: Callable[[int], None],
+                wrong: str = "wrong_structure") -> None:
+    start = 0
+    while True:
+        reply = scripts.call(conn, "sweep_index", (), [keys.prefix, int(fix), "zset", key, expect, queue, "", 0,
+                                                       "range", start, start + chunk - 1])
+        removed, read = _add_index_reply(reply, add, wrong)
+        step(read)
+        if read < chunk:
+            return
+        start += read - removed
+
+
+def _sweep_list(conn: redis.Redis, keys: Keys, fix: bool, key: str, expect: str, queue: str, priority: int,
+                chunk: int, add: Callable[[str, Sequence[str]], None], step: Callable[[int], None]) -> None:
+    # From the tail, by negative index: workers pop at the head, which does not move the pages still to read.
+    end = -1
+    while True:
+        reply = scripts.call(conn, "sweep_index", (), [keys.prefix, int(fix), "list", key, expect, queue, priority,
+                                                       0, "range", end - chunk + 1, end])
+        removed, read = _add_index_reply(reply, add, "wrong_structure")
+        step(read)
+        if read < chunk:
+            return
+        end = end - read + removed
+
+
+def _add_index_reply(reply: list[Any], add: Callable[[str, Sequence[str]], None], wrong: str,
+                     recount: dict[str, Counter[str]] | None = None) -> tuple[int, int]:
+    """Report a sweep_index.lua reply; returns (ids removed, ids read)."""
+    removed, read, n_missing, n_wrong, n_counts = (int(v) for v in reply[:5])
+    rest = reply[5:]
+    add("missing_hash", [_text(v) for v in rest[:n_missing]])
+    add(wrong, [_text(v) for v in rest[n_missing:n_missing + n_wrong]])
+    if recount is not None:
+        counts = rest[n_missing + n_wrong:]
+        for i in range(0, 3 * n_counts, 3):
+            recount[_text(counts[i])][_text(counts[i + 1])] += int(counts[i + 2])
+    return removed, read
+
+
+def _walk_by_score(conn: redis.Redis, key: str, chunk: int) -> Iterator[list[str]]:
+    """A sorted set's members in pages, by a (score, members seen at that score) cursor: ids removed or added
+    meanwhile never shift a page, so no member present throughout is missed or repeated."""
+    low: float | None = None  # score of the last member given out
+    at_low: set[str] = set()  # members at that score already given out
+    while True:
+        want = chunk + len(at_low)
+        rows = conn.zrangebyscore(key, "-inf" if low is None else low, "+inf", start=0, num=want, withscores=True)
+        fresh = [(m, s) for m, s in ((_text(m), s) for m, s in rows) if not (s == low and m in at_low)]
+        page = fresh[:chunk]
+        if not page:
+            return
+        yield [m for m, _ in page]
+        if len(rows) < want and len(fresh) <= chunk:
+            return  # the range ran out before the page did
+        last = page[-1][1]
+        if last != low:
+            low, at_low = last, set()
+        at_low.update(m for m, s in page if s == last)
+
+
+def _gauges(conn: redis.Redis, keys: Keys, groups: Sequence[str]) -> dict[str, dict[str, int]]:
+    pipe = conn.pipeline(transaction=False)
+    for g in groups:
+        pipe.hgetall(keys.count(g))
+    out = {}
+    for g, raw in zip(groups, pipe.execute()):
+        out[g] = {_text(k): int(v) for k, v in raw.items() if int(v)}
+    return out
+
+
+def _set_gauge(conn: redis.Redis, keys: Keys, group: str, expected: dict[str, int], new: dict[str, int]) -> bool:
+    args: list[Any] = [keys.prefix, group, len(expected)]
+    for s, n in expected.items():
+        args += [s, n]
+    args.append(len(new))
+    for s, n in new.items():
+        args += [s, n]
+    return bool(scripts.call(conn, "sweep_gauges", (), args))
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def canceled_key(queue: str) -> str:
+    """RQ's CanceledJobRegistry (keys.py has no name for it yet)."""
+    return f"rq:canceled:{queue}"
+
+
+def registry(keys: Keys, state: State, queue: str) -> str:
+    """The registry that holds a queue's jobs in a terminal state."""
+    if state == State.COMPLETED:
+        return keys.finished(queue)
+    if state == State.FAILED:
+        return keys.failed(queue)
+    if state == State.QUARANTINED:
+        return keys.quarantined(queue)
+    if state == State.CANCELLED:
+        return canceled_key(queue)
+    raise ValueError(f"{state.value} has no registry")
+
+
+def _queues(conn: redis.Redis, keys: Keys, queue: str | None) -> list[str]:
+    """The one queue asked for, or every queue jobsvc or plain RQ has used."""
+    if queue is not None:
+        return [queue]
+    pipe = conn.pipeline(transaction=False)
+    pipe.smembers(keys.queues)
+    pipe.smembers("rq:queues")
+    own, rq = pipe.execute()
+    names = {_text(q) for q in own}
+    names |= {_text(q)[len(RQ_QUEUE):] for q in rq if _text(q).startswith(RQ_QUEUE)}
+    return sorted(names)
+
+
+def _chunk_size(chunk: int) -> int:
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= defaults.BULK_CHUNK:
+        raise ValidationError(f"chunk must be 1..{defaults.BULK_CHUNK}")
+    return chunk
+
+
+def _redis_ms(conn: redis.Redis) -> int:
+    sec, usec = conn.time()
+    return int(sec) * 1000 + int(usec) // 1000
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)

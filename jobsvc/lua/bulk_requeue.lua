@@ -1,0 +1,92 @@
+-- bulk_requeue.lua: failed | quarantined | cancelled -> queued for one chunk of jobs that match a filter:
+-- what requeue.lua does for one job (attempts and lease losses reset, run history kept), with the lane
+-- pushes, gauge moves, wake-ups and counters batched per chunk. Every job's state and the filter are
+-- checked here, so a job that moved on since the caller read its id is skipped, never damaged.
+-- KEYS: none
+-- ARGV: prefix, dry_run (1|0), state, queue, enqueued_at, wake_cap, until_ms (jobs that ended later
+--       entered the state after the operation began: left alone), namespace, function, error_lower,
+--       older_than_ms, newer_than_ms ('' = no such filter), nsample, id1 .. idN
+-- Returns: {matched, changed, skipped, kept, sample_id1 ..}: skipped = ids whose job is gone or no longer
+--       in the state; kept = ids of the chunk still in the state's registry afterwards (the caller pages on)
+local prefix, dry, state, queue = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
+local enqueued_at, cap, until_ms = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local f_ns, f_func, f_err = ARGV[8], ARGV[9], ARGV[10]
+local f_older, f_newer = tonumber(ARGV[11]), tonumber(ARGV[12])
+local nsample = tonumber(ARGV[13])
+local registry = terminal_registry(prefix, state, queue)
+if not registry then return redis.error_reply('bulk_requeue: ' .. tostring(state) .. ' cannot be requeued') end
+local now = now_ms()
+
+-- The filter (the same in prune.lua). The function is js_group's third part; a plain-RQ job has no group,
+-- so its function is read off RQ's description, as claim.lua does.
+local function matches(key, ns, group, err, ended, created)
+  if f_ns ~= '' and (ns or 'default') ~= f_ns then return false end
+  if f_func ~= '' then
+    local func
+    if group then func = string.match(group, '^[^|]*|[^|]*|(.*)$')
+    else func = string.match(redis.call('HGET', key, 'description') or '', '^([^(]+)') end
+    if func ~= f_func then return false end
+  end
+  if f_err ~= '' and not (err and string.find(string.lower(err), f_err, 1, true)) then return false end
+  local t = tonumber(ended) or tonumber(created)
+  if t and t > until_ms then return false end
+  if f_older or f_newer then
+    if not t then return false end
+    if f_older and now - t <= f_older then return false end
+    if f_newer and now - t >= f_newer then return false end
+  end
+  return true
+end
+
+local matched, changed, skipped, kept = 0, 0, 0, 0
+local sample, done, by_lane, by_group = {}, {}, {}, {}
+for i = 14, #ARGV do
+  local id = ARGV[i]
+  local key = job_key(id)
+  local h = redis.call('HMGET', key, 'js_state', 'status', 'origin', 'js_priority', 'js_group', 'js_ns', 'js_error',
+    'js_ended_ms', 'js_created_ms')
+  local st = h[1] or (h[2] and (rq_to_state[h[2]] or 'queued'))
+  local untouched = true
+  if st ~= state or h[3] ~= queue then
+    skipped = skipped + 1
+    if redis.call('ZSCORE', registry, id) then kept = kept + 1 end
+    untouched = false
+  elseif matches(key, h[6], h[5], h[7], h[8], h[9]) then
+    matched = matched + 1
+    if #sample < nsample then sample[#sample + 1] = id end
+    if not dry then
+      redis.call('HSET', key, 'js_attempts', 0, 'js_lease_losses', 0, 'status', 'queued', 'js_state', 'queued',
+        'enqueued_at', enqueued_at, 'js_due', '')
+      redis.call('HDEL', key, 'js_error', 'ended_at', 'js_ended_ms')
+      redis.call('PERSIST', key)
+      redis.call('PERSIST', 'rq:results:' .. id)
+      redis.call('PERSIST', prefix .. 'runs:' .. id)
+      local p = tonumber(h[4]) or 5
+      by_lane[p] = by_lane[p] or {}
+      by_lane[p][#by_lane[p] + 1] = id
+      if h[5] then by_group[h[5]] = (by_group[h[5]] or 0) + 1 end
+      done[#done + 1] = id
+      changed = changed + 1
+      untouched = false
+    end
+  end
+  -- A job still in the registry's state and queue is in the registry (the integrity sweep sees to that).
+  if untouched then kept = kept + 1 end
+end
+if changed > 0 then
+  redis.call('ZREM', registry, unpack(done))
+  for p, ids in pairs(by_lane) do
+    if p ~= 5 then redis.call('SADD', prefix .. 'lanes:' .. queue, p) end
+    redis.call('RPUSH', lane_key(prefix, queue, p), unpack(ids))
+  end
+  for group, n in pairs(by_group) do
+    local gkey = prefix .. 'count:' .. group
+    redis.call('HINCRBY', gkey, state, -n)
+    redis.call('HINCRBY', gkey, 'queued', n)
+  end
+  wake_workers(prefix, queue, changed, cap)
+  stat(prefix, queue, 'requeued', changed)
+end
+local out = {matched, changed, skipped, kept}
+for _, id in ipairs(sample) do out[#out + 1] = id end
+return out

@@ -1,0 +1,84 @@
+-- prune.lua: completed | failed | cancelled | quarantined -> (gone) for one chunk of jobs that match a
+-- filter: the job hash, its result stream, its run history, its registry and created-index entries and its
+-- idempotency key (if it still points to the job) are deleted, and the job is uncounted from its group's
+-- gauge. Every job's state and the filter are checked here: a job that moved on is skipped, never deleted.
+-- KEYS: none
+-- ARGV: prefix, dry_run (1|0), state, queue, until_ms (jobs that ended later entered the state after the
+--       operation began: left alone), namespace, function, error_lower, older_than_ms, newer_than_ms
+--       ('' = no such filter), nsample, id1 .. idN
+-- Returns: {matched, changed, skipped, kept, sample_id1 ..}: skipped = ids whose job is gone or no longer
+--       in the state; kept = ids of the chunk still in the state's registry afterwards (the caller pages on)
+local prefix, dry, state, queue, until_ms = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4], tonumber(ARGV[5])
+local f_ns, f_func, f_err = ARGV[6], ARGV[7], ARGV[8]
+local f_older, f_newer = tonumber(ARGV[9]), tonumber(ARGV[10])
+local nsample = tonumber(ARGV[11])
+local registries = {completed = 'rq:finished:' .. queue, failed = 'rq:failed:' .. queue,
+  cancelled = 'rq:canceled:' .. queue, quarantined = prefix .. 'quarantined:' .. queue}
+local registry = registries[state]
+if not registry then return redis.error_reply('prune: ' .. tostring(state) .. ' is not a terminal state') end
+local now = now_ms()
+
+-- The filter (the same in bulk_requeue.lua). The function is js_group's third part; a plain-RQ job has no
+-- group, so its function is read off RQ's description, as claim.lua does.
+local function matches(key, ns, group, err, ended, created)
+  if f_ns ~= '' and (ns or 'default') ~= f_ns then return false end
+  if f_func ~= '' then
+    local func
+    if group then func = string.match(group, '^[^|]*|[^|]*|(.*)$')
+    else func = string.match(redis.call('HGET', key, 'description') or '', '^([^(]+)') end
+    if func ~= f_func then return false end
+  end
+  if f_err ~= '' and not (err and string.find(string.lower(err), f_err, 1, true)) then return false end
+  local t = tonumber(ended) or tonumber(created)
+  if t and t > until_ms then return false end
+  if f_older or f_newer then
+    if not t then return false end
+    if f_older and now - t <= f_older then return false end
+    if f_newer and now - t >= f_newer then return false end
+  end
+  return true
+end
+
+local matched, changed, skipped, kept = 0, 0, 0, 0
+local sample, done, dels, by_group = {}, {}, {}, {}
+for i = 12, #ARGV do
+  local id = ARGV[i]
+  local key = job_key(id)
+  local h = redis.call('HMGET', key, 'js_state', 'status', 'origin', 'js_group', 'js_ns', 'js_error', 'js_ended_ms',
+    'js_created_ms', 'js_idem')
+  local st = h[1] or (h[2] and (rq_to_state[h[2]] or 'queued'))
+  local untouched = true
+  if st ~= state or h[3] ~= queue then
+    skipped = skipped + 1
+    if redis.call('ZSCORE', registry, id) then kept = kept + 1 end
+    untouched = false
+  elseif matches(key, h[5], h[4], h[6], h[7], h[8]) then
+    matched = matched + 1
+    if #sample < nsample then sample[#sample + 1] = id end
+    if not dry then
+      if h[9] then
+        local ikey = prefix .. 'idem:' .. h[9]
+        if redis.call('GET', ikey) == id then dels[#dels + 1] = ikey end
+      end
+      dels[#dels + 1] = key
+      dels[#dels + 1] = 'rq:results:' .. id
+      dels[#dels + 1] = prefix .. 'runs:' .. id
+      if h[4] then by_group[h[4]] = (by_group[h[4]] or 0) + 1 end
+      done[#done + 1] = id
+      changed = changed + 1
+      untouched = false
+    end
+  end
+  -- A job still in the registry's state and queue is in the registry (the integrity sweep sees to that).
+  if untouched then kept = kept + 1 end
+end
+if changed > 0 then
+  redis.call('DEL', unpack(dels))
+  -- A job sits in one registry; taking the chunk out of all four costs four calls, not four per job.
+  for _, z in pairs(registries) do redis.call('ZREM', z, unpack(done)) end
+  redis.call('ZREM', prefix .. 'created:' .. queue, unpack(done))
+  for group, n in pairs(by_group) do redis.call('HINCRBY', prefix .. 'count:' .. group, state, -n) end
+end
+local out = {matched, changed, skipped, kept}
+for _, id in ipairs(sample) do out[#out + 1] = id end
+return out

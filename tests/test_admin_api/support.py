@@ -1,0 +1,61 @@
+"""Helpers of the admin API tests (fixtures are in conftest.py)."""
+from __future__ import annotations
+
+from typing import Any
+
+ADMIN_KEY = "test-admin-key-0123456789abcdef"
+NOOP = "tests.jobfuncs.noop"
+
+
+class Api:
+    """Flask test client bound to one key (None: send no key)."""
+
+    def __init__(self, app: Any, key: str | None, bearer: bool = False):
+        self.app, self.key, self.bearer = app, key, bearer
+        self.http = app.test_client()
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        h: dict[str, str] = {}
+        if self.key is not None:
+            if self.bearer:
+                h["Authorization"] = f"Bearer {self.key}"
+            else:
+                h["X-Admin-Key"] = self.key
+        h.update(extra or {})
+        return h
+
+    def call(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any) -> Any:
+        url = path if path.startswith("/health") else f"/api/v1{path}"
+        return self.http.open(url, method=method, json=json, headers=self.headers(headers), **kw)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.call("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.call("POST", path, json=json, **kw)
+
+    def patch(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.call("PATCH", path, json=json, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.call("DELETE", path, **kw)
+
+    def as_key(self, key: str | None, bearer: bool = False) -> Api:
+        return Api(self.app, key, bearer)
+
+
+
+def make_running(client, leases, queue: str = "default", **options: Any) -> str:
+    """A job that a (pretend) worker holds under a lease."""
+    job_id = client.enqueue(NOOP, queue=queue, **options).id
+    lease = leases.claim([queue], "host.1.w")
+    assert lease is not None and lease.job_id == job_id
+    return job_id
+
+
+def make_failed(client, leases, queue: str = "default", message: str = "boom", **options: Any) -> str:
+    job_id = client.enqueue(NOOP, queue=queue, max_attempts=1, **options).id
+    lease = leases.claim([queue], "host.1.w")
+    assert lease is not None and lease.job_id == job_id
+    assert leases.fail(lease, RuntimeError(message), retryable=False) == "failed"
+    return job_id

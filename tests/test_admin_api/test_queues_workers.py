@@ -1,0 +1,73 @@
+"""/queues (counts, paused flag, pause / resume) and /workers (registry, current jobs, leases)."""
+from workers.worker import LeasedWorker
+
+from tests.test_admin_api.support import NOOP
+
+
+def test_queues_lists_counts_and_paused_flag(api, client):
+    client.enqueue(NOOP, queue="a")
+    client.enqueue(NOOP, queue="a", delay=60)
+    client.enqueue(NOOP, queue="b")
+    client.pause("b")
+    queues = {q["name"]: q for q in api.get("/queues").get_json()["queues"]}
+    assert set(queues) == {"a", "b"}
+    assert (queues["a"]["counts"]["queued"], queues["a"]["counts"]["scheduled"]) == (1, 1)
+    assert (queues["a"]["paused"], queues["b"]["paused"]) == (False, True)
+
+
+def test_get_one_queue(api, client):
+    client.enqueue(NOOP, queue="a")
+    q = api.get("/queues/a").get_json()
+    assert (q["name"], q["paused"], q["counts"]["queued"]) == ("a", False, 1)
+
+
+def test_unknown_queue_is_404(api):
+    for resp in (api.get("/queues/nope"), api.post("/queues/nope/pause"), api.post("/queues/nope/resume")):
+        assert resp.status_code == 404
+        assert resp.get_json()["error"]["code"] == "not_found"
+
+
+def test_pause_and_resume(api, client, r, config):
+    client.enqueue(NOOP, queue="a")
+    assert api.post("/queues/a/pause").get_json()["paused"] is True
+    assert r.sismember(f"{config.key_prefix}paused", "a")
+    assert api.post("/queues/a/resume").get_json()["paused"] is False
+    assert not r.sismember(f"{config.key_prefix}paused", "a")
+
+
+def test_workers_lists_registered_workers_with_current_jobs_and_leases(api, client, r, config, leases):
+    worker = LeasedWorker(["default", "mail"], r, config, name="host-a.4242.abc")
+    worker.register_birth()
+    job_id = client.enqueue(NOOP).id
+    lease = leases.claim(["default"], worker.name)
+    assert lease.job_id == job_id
+    out = api.get("/workers").get_json()["workers"]
+    assert len(out) == 1
+    w = out[0]
+    assert (w["name"], w["pid"], w["queues"], w["state"]) == ("host-a.4242.abc", worker.pid, ["default", "mail"],
+                                                               "busy")
+    assert w["hostname"] and w["last_heartbeat_at"].endswith("Z")
+    assert [j["id"] for j in w["current_jobs"]] == [job_id]
+    assert w["current_jobs"][0]["lease_expires_at"].endswith("Z")
+    assert (w["processed"], w["failed"]) == (0, 0)
+
+
+def test_idle_worker_has_no_current_jobs(api, r, config):
+    LeasedWorker(["default"], r, config, name="idle.1.x").register_birth()
+    w = api.get("/workers").get_json()["workers"][0]
+    assert (w["state"], w["current_jobs"]) == ("idle", [])
+
+
+def test_worker_whose_hash_expired_is_left_out(api, r, config):
+    worker = LeasedWorker(["default"], r, config, name="gone.1.x")
+    worker.register_birth()
+    r.delete(worker.key)
+    assert api.get("/workers").get_json()["workers"] == []
+
+
+def test_worker_counts_come_from_the_registry_hash(api, r, config):
+    worker = LeasedWorker(["default"], r, config, name="counted.1.x")
+    worker.register_birth()
+    r.hset(worker.key, mapping={"successful_job_count": 7, "failed_job_count": 2})
+    w = api.get("/workers").get_json()["workers"][0]
+    assert (w["processed"], w["failed"]) == (7, 2)
