@@ -118,7 +118,7 @@ class AdminClient:
         return self._call("POST", f"{API}{path}", json=self._body(dry_run=dry_run, **filters), confirm=not dry_run)
 
     def bulk_retry(self, dry_run: bool = False, **filters: Any) -> dict[str, Any]:
-        """Filters: queue, namespace, function, state, older_than, newer_than, error_contains."""
+        """Filters: queue, namespace, function, state, older_than, newer_than (seconds), error_contains."""
         return self._bulk("/jobs/batch/retry", dry_run, filters)
 
     def requeue_quarantined(self, dry_run: bool = False, **filters: Any) -> dict[str, Any]:
@@ -128,11 +128,12 @@ class AdminClient:
         return self._bulk("/jobs/prune", dry_run, filters)
 
     def ttl_sweep(self, dry_run: bool = False, **options: Any) -> dict[str, Any]:
+        """Options: limit (expired entries handled in this call; `more` in the reply says if some remain)."""
         return self._bulk("/jobs/ttl/sweep", dry_run, options)
 
     def integrity_sweep(self, fix: bool = False) -> dict[str, Any]:
-        """fix=False reports; fix=True repairs (and sends the confirmation header)."""
-        return self._call("POST", f"{API}/jobs/integrity/sweep", json={"fix": fix}, confirm=fix)
+        """fix=False reports (a dry run); fix=True repairs (and sends the confirmation header)."""
+        return self._call("POST", f"{API}/jobs/integrity/sweep", json={"dry_run": not fix}, confirm=fix)
 
     # -- queues, workers ---------------------------------------------------------------------------------
 

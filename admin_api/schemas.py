@@ -269,9 +269,11 @@ class _BulkBase(Base):
     queue = QueueName()
     namespace = NamespaceName()
     function = fields.String(validate=validate.Length(1, 255))
-    older_than_s = fields.Float(validate=validate.Range(0, MAX_DELAY_S),
-                                metadata={"description": "jobs that ended (or were created) more than this many s ago"})
-    newer_than_s = fields.Float(validate=validate.Range(0, MAX_DELAY_S))
+    older_than = fields.Float(validate=validate.Range(0, MAX_DELAY_S),
+                              metadata={"description": "seconds: jobs that ended (or, never ended, were created) "
+                                                       "longer ago than this"})
+    newer_than = fields.Float(validate=validate.Range(0, MAX_DELAY_S),
+                              metadata={"description": "seconds: jobs that ended more recently than this"})
     error_contains = fields.String(validate=validate.Length(1, 1000),
                                    metadata={"description": "substring of the error (case-insensitive)"})
     dry_run = fields.Boolean(load_default=False,

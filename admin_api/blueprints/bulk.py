@@ -20,11 +20,13 @@ from ..auth import Principal, require_unlimited
 bp = Blueprint("bulk", __name__, url_prefix="/api/v1")
 
 RESULT = {200: ("what matched and what changed", s.BulkResultSchema)}
-FILTER_FIELDS = ("queue", "namespace", "function", "state", "older_than_s", "newer_than_s", "error_contains")
+# request field -> BulkFilter field
+FILTER_FIELDS = {"queue": "queue", "namespace": "namespace", "function": "function", "state": "state",
+                 "older_than": "older_than_s", "newer_than": "newer_than_s", "error_contains": "error_contains"}
 
 
 def _filter(who: Principal, body: dict[str, Any]) -> core.BulkFilter:
-    values = {k: body[k] for k in FILTER_FIELDS if body.get(k) is not None}
+    values = {name: body[k] for k, name in FILTER_FIELDS.items() if body.get(k) is not None}
     for what in ("queue", "namespace"):
         narrowed = who.narrow(what, values.get(what))
         if narrowed is not None:

@@ -123,3 +123,8 @@ def test_namespace_key_bulk_is_limited_to_its_namespace(api, client, leases, mak
 def test_sweeps_need_an_unlimited_key(api, make_key, path):
     key = api.as_key(make_key("jobs:admin", queues=["q1"]))
     assert key.post(path, json={"dry_run": True}).status_code == 403
+
+
+def test_older_and_newer_than_filter_by_end_time(api, failed):
+    assert api.post("/jobs/batch/retry", json={"dry_run": True, "older_than": 3600}).get_json()["matched"] == 0
+    assert api.post("/jobs/batch/retry", json={"dry_run": True, "newer_than": 3600}).get_json()["matched"] == 3
