@@ -209,13 +209,16 @@ def ttl_sweep(conn: redis.Redis, config: Config, dry_run: bool = False, progress
                                                                      num=SAMPLE_SIZE - len(out.sample))]
         return out
     prefix = keys.prefix
-    for (queue, state, _), n in zip(targets, counts):
+    for index, ((queue, state, _), n) in enumerate(zip(targets, counts)):
         if not n:
             continue
         while True:
             size = chunk if limit is None else min(chunk, limit - out.matched)
             if size <= 0:
-                out.more = True
+                pipe = conn.pipeline(transaction=False)
+                for _, _, reg in targets[index:]:
+                    pipe.zcount(reg, "-inf", now_s)
+                out.more = any(pipe.execute())
                 return out
             reply = scripts.call(conn, "sweep_ttl", (), (prefix, queue, state.value, size,
                                                          SAMPLE_SIZE - len(out.sample)))
@@ -288,7 +291,7 @@ def integrity_sweep(conn: redis.Redis, config: Config, fix: bool = False, progre
     report = IntegrityReport(fixed=fix)
     seen: dict[str, set[str]] = defaultdict(set)  # SCAN may return a key twice: report each id once
     queues = set(_queues(conn, keys, None))
-    queues |= {g.decode().split("|", 1)[0] for g in conn.smembers(keys.groups)}
+    queues |= {_text(g).split("|", 1)[0] for g in conn.smembers(keys.groups)}
     done = 0
     total = int(conn.dbsize())
 
@@ -342,7 +345,7 @@ def integrity_sweep(conn: redis.Redis, config: Config, fix: bool = False, progre
                 args += [job_id, int(checked)]
             if info:
                 reply = scripts.call(conn, "sweep_orphans", (), args)
-                n_orphan, n_unleased, n_unindexed = (int(v) for v in reply[:3])
+                n_orphan, n_unleased = int(reply[0]), int(reply[1])
                 rest = [_text(v) for v in reply[3:]]
                 add("orphan", rest[:n_orphan])
                 add("unleased_running", rest[n_orphan:n_orphan + n_unleased])

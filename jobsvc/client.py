@@ -93,7 +93,7 @@ class Client:
         return out
 
     def _job_fields(self, spec: JobSpec, now: str) -> tuple[list[Any], dict[str, Any]]:
-        """The script's per-job header (id, queue, priority, delay, at, idempotency key) and hash fields."""
+        """The script's per-job header (id, queue, priority, delay, at, idempotency key, id given) and fields."""
         name = func_name(spec.func)
         job_id = spec.job_id or os.urandom(16).hex()  # uuid4's 122 random bits, without its overhead
         cfg = self.config
@@ -120,7 +120,9 @@ class Client:
             fields["meta"] = pickle.dumps(spec.meta, pickle.HIGHEST_PROTOCOL)
         if spec.idempotency_key:
             fields["js_idem"] = spec.idempotency_key
-        return [job_id, spec.queue, spec.priority, spec.delay_ms(), spec.at_ms(), spec.idempotency_key or ""], fields
+        head = [job_id, spec.queue, spec.priority, spec.delay_ms(), spec.at_ms(), spec.idempotency_key or "",
+                1 if spec.job_id else 0]
+        return head, fields
 
     # -- read --------------------------------------------------------------------------------------
 

@@ -69,7 +69,7 @@ LIST_SCAN_BUDGET = 5000
 ENQUEUE_BATCH = 1000
 
 # Ids per bulk / sweep script call (retry, prune, TTL and integrity sweeps), and the most a caller may ask:
-# bounds how long one script blocks Redis (about 5 ms for 500 jobs).
+# bounds how long one script blocks Redis (10-20 ms for 500 requeues or deletes on a 2-core machine).
 BULK_CHUNK = 500
 # Seconds between the scheduler's TTL sweeps: finished and failed jobs are deleted (and uncounted from
 # their gauges) at most this long after their result / failure TTL; Redis key expiry is only the safety net.

@@ -62,6 +62,8 @@ class JobSpec:
             raise ValidationError("give delay or at, not both")
         if self.delay is not None and self.delay_ms() < 0:
             raise ValidationError("delay must be >= 0")
+        if self.job_id is not None and not (isinstance(self.job_id, str) and QUEUE_NAME.match(self.job_id)):
+            raise ValidationError("job_id must be 1-128 of A-Z a-z 0-9 _ . : -")
         if self.idempotency_key is not None and not (0 < len(self.idempotency_key) <= IDEMPOTENCY_KEY_MAX):
             raise ValidationError(f"idempotency_key must be 1-{IDEMPOTENCY_KEY_MAX} characters")
         for name in ("result_ttl", "failure_ttl"):

@@ -74,11 +74,23 @@ def _decode_cursor(cursor: str, kind: str, flt: JobFilter) -> tuple[Any, ...]:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if raw["k"] != kind or raw["f"] != flt.fingerprint():
             raise ValidationError("cursor belongs to another listing (other filters)")
-        return tuple(raw["p"])
+        pos = tuple(raw["p"])
     except ValidationError:
         raise
     except Exception:  # noqa: BLE001 - anything unreadable is a bad cursor
         raise ValidationError("malformed cursor") from None
+    if not _position_ok(kind, pos):
+        raise ValidationError("malformed cursor")
+    return pos
+
+
+def _position_ok(kind: str, pos: tuple[Any, ...]) -> bool:
+    """A lane position is (queue, priority, job id); every other one is (score, member)."""
+    if kind == "queued":
+        return (len(pos) == 3 and isinstance(pos[0], str) and bool(QUEUE_NAME.match(pos[0]))
+                and isinstance(pos[1], int) and not isinstance(pos[1], bool) and isinstance(pos[2], str))
+    return (len(pos) == 2 and isinstance(pos[0], (int, float)) and not isinstance(pos[0], bool)
+            and pos[0] == pos[0] and abs(pos[0]) != float("inf") and isinstance(pos[1], str))
 
 
 class _ZSource:

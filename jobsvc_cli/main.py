@@ -65,7 +65,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     from admin_api import create_app
 
     config = _config(args)
-    create_app(config).run(host=args.host, port=args.port)
+    create_app(config, dev=True if args.dev else None).run(host=args.host, port=args.port)
     return 0
 
 
@@ -113,7 +113,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     me = [sys.executable, "-m", "jobsvc_cli"]
     procs = {
         "web": subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"{args.host}:{args.port}",
-                                 "--workers", "2", "--log-level", "warning", "admin_api:create_app()"], env=env),
+                                 "--workers", "2", "--timeout", "120", "--log-level", "warning",
+                                 "admin_api:create_app()"], env=env),
         "worker": subprocess.Popen(me + ["worker", "-q", ",".join(_queues(args.queues)),
                                          "--concurrency", str(args.concurrency)], env=env),
         "scheduler": subprocess.Popen(me + ["scheduler"], env=env),
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = with_url(sub.add_parser("api", help="serve the admin API (development server; gunicorn in production)"))
     a.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
     a.add_argument("--host", default="127.0.0.1")
+    a.add_argument("--dev", action="store_true", help="local run: serve without ADMIN_API_KEY (no auth)")
     a.set_defaults(func=cmd_api)
 
     e = with_url(sub.add_parser("enqueue", help="enqueue a job by import path; args as JSON"))

@@ -2,7 +2,8 @@
 -- KEYS: none (cluster hash tags are planned; names are built from the prefix, see _lib.lua)
 -- ARGV: prefix, wake_cap, idempotency_ttl, n, ncommon, common fields (field1, value1, ...: written
 --   on every job of the call), then per job:
---   id, queue, priority, delay_ms, at_ms, idem_key ('' for none), nfields, field1, value1, ...
+--   id, queue, priority, delay_ms, at_ms, idem_key ('' for none), id_given (1: the caller chose the id,
+--   so an existing job of that id is returned, never overwritten), nfields, field1, value1, ...
 -- Returns: flat list id1, created1, id2, created2 ... (created 0 = idempotency key hit: existing id)
 local prefix, cap, idem_ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
@@ -17,8 +18,9 @@ end
 local i = 6 + 2 * ncommon
 for _ = 1, n do
   local id, queue, priority = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local delay, at, idem, nf = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5], tonumber(ARGV[i + 6])
-  local fstart = i + 7
+  local delay, at, idem, id_given = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6]
+  local nf = tonumber(ARGV[i + 7])
+  local fstart = i + 8
   i = fstart + 2 * nf
   local existing = nil
   if idem ~= '' then
@@ -27,6 +29,7 @@ for _ = 1, n do
     if existing and redis.call('EXISTS', job_key(existing)) == 0 then existing = nil end
     if not existing then redis.call('SET', ikey, id, 'EX', idem_ttl) end
   end
+  if not existing and id_given == '1' and redis.call('EXISTS', job_key(id)) == 1 then existing = id end
   if existing then
     out[#out + 1] = existing; out[#out + 1] = 0
   else

@@ -2,18 +2,18 @@
 jobs, prune, TTL sweep, integrity sweep, and the scheduler's TTL sweeper."""
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 
 import pytest
 import redis
 
-from jobsvc import Config, State, ValidationError, scripts
-from jobsvc.bulk import (BulkFilter, bulk_retry, canceled_key, integrity_sweep, prune, requeue_quarantined,
-                         ttl_sweep)
+from jobsvc import Client, Config, ValidationError, scripts
+from jobsvc.bulk import BulkFilter, bulk_retry, canceled_key, integrity_sweep, prune, requeue_quarantined, ttl_sweep
 from jobsvc.keys import Keys
 from jobsvc.leases import Leases
-from jobsvc.scheduling import Reaper, TtlSweeper
+from jobsvc.scheduling import Promoter, Reaper, TtlSweeper
 from tests.conftest import redis_ms, wait_for
 from workers.scheduler import Scheduler
 
@@ -269,6 +269,13 @@ def test_progress_is_reported_after_each_chunk(client, r, config):
     assert seen == [(10, 25), (20, 25), (25, 25)]
 
 
+@pytest.mark.parametrize("flt", [BulkFilter(state="exploded"), BulkFilter(older_than_s=-1),
+                                 BulkFilter(queue="no spaces"), BulkFilter(error_contains="")])
+def test_bad_filter_is_rejected(r, config, flt):
+    with pytest.raises(ValidationError):
+        bulk_retry(r, config, flt, dry_run=True)
+
+
 def test_chunk_over_500_is_rejected(r, config):
     with pytest.raises(ValidationError):
         bulk_retry(r, config, BulkFilter(), chunk=501)
@@ -329,6 +336,19 @@ def test_prune_filter_by_age_deletes_only_old_jobs(client, r, config):
         r.hset(KEYS.job(job_id), "js_ended_ms", redis_ms(r) - 86_400_000)
     assert prune(r, config, BulkFilter(older_than_s=3600)).changed == 2
     assert [bool(r.exists(KEYS.job(i))) for i in ids] == [False] * 2 + [True] * 4
+
+
+def test_prune_filters_by_namespace_function_and_error_together(client, r, config):
+    target = make_failed(client, r, 2, namespace="billing", message="Card DECLINED")
+    make_failed(client, r, 2, namespace="billing", message="timeout")
+    make_failed(client, r, 2, namespace="mail", message="card declined")
+    other_func = enqueue(client, 2, func=ADD, namespace="billing", max_attempts=1)
+    run_jobs(r, config, "default", 2, lambda leases, lease: leases.fail_call(lease, "E", "card declined", "", False,
+                                                                           "w", 0, 0))
+    result = prune(r, config, BulkFilter(namespace="billing", function=NOOP, error_contains="card declined"))
+    assert (result.changed, sorted(result.sample)) == (2, sorted(target))
+    assert all(r.exists(KEYS.job(i)) for i in other_func)
+    assert_gauges_match(r)
 
 
 def test_repeat_of_prune_changes_nothing(client, r, config):
@@ -415,6 +435,13 @@ def test_ttl_sweeper_pass_stops_at_its_limit_and_asks_for_more(client, r, config
     assert (first.changed, first.more) == (10, True)
     second = sweeper.run_once()
     assert (second.changed, second.more) == (2, False)
+
+
+def test_ttl_sweep_that_stops_at_its_limit_with_nothing_left_asks_for_no_more(client, r, config):
+    ids = make_completed(client, r, 4)
+    expire(r, KEYS.finished("default"), ids)
+    result = ttl_sweep(r, config, limit=4)
+    assert (result.changed, result.more) == (4, False)
 
 
 def test_scheduler_pass_runs_the_ttl_sweep(client, r, config):
@@ -549,10 +576,6 @@ def test_integrity_sweep_leaves_plain_rq_jobs_to_rq(client, r, config):
 
 
 def test_integrity_sweep_reports_nothing_while_jobs_move_on(client, r, config):
-    import threading
-
-    from jobsvc.scheduling import Promoter
-
     enqueue(client, 300)
     stop = threading.Event()
 
@@ -568,8 +591,6 @@ def test_integrity_sweep_reports_nothing_while_jobs_move_on(client, r, config):
                 leases.fail(lease, RuntimeError("x"), retryable=True)
             Client(conn, config).enqueue(NOOP, delay=0.001 if step % 2 else None)
             promoter.run_once()
-
-    from jobsvc import Client
 
     worker = threading.Thread(target=traffic)
     worker.start()

@@ -124,3 +124,10 @@ def test_small_payload_is_stored_uncompressed_and_large_one_compressed(client, r
     zlib.decompress(r.hget(f"rq:job:{large.id}", "data"))
     for e, arg in ((small, "x"), (large, "y" * 5000)):
         assert RQJob.fetch(e.id, connection=r).args == (arg,)  # RQ reads both forms
+
+
+def test_explicit_job_id_never_overwrites_an_existing_job(client):
+    first = client.enqueue("tests.jobfuncs.add", 1, 2, job_id="report-2026-11")
+    second = client.enqueue("tests.jobfuncs.add", 9, 9, job_id="report-2026-11")
+    assert (first.created, second.created, second.id) == (True, False, "report-2026-11")
+    assert client.get("report-2026-11").args == (1, 2)

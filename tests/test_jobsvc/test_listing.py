@@ -129,3 +129,22 @@ def test_cursor_of_other_filters_is_rejected(client, r, config):
 def test_bad_filters_are_rejected(r, config, flt, limit):
     with pytest.raises(ValidationError):
         list_jobs(r, config, flt, None, limit)
+
+
+@pytest.mark.parametrize("state,pos", [(None, ["x", "y"]), (None, [1.0]), (None, [float("nan"), "a"]),
+                                       ("queued", [1, 2, 3]), ("queued", ["default", "5", "a"]),
+                                       ("queued", ["bad queue", 5, "a"]), (None, "notalist")])
+def test_cursor_of_the_right_listing_but_malformed_position_is_rejected(r, config, state, pos):
+    import base64
+    import json
+
+    from jobsvc.listing import _encode_cursor
+
+    flt = JobFilter(state=state)
+    kind = "queued" if state else "created"
+    raw = _encode_cursor(kind, flt, ())
+    data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    data["p"] = pos
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+    with pytest.raises(ValidationError, match="malformed cursor"):
+        list_jobs(r, config, flt, forged, 10)
