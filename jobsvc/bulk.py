@@ -143,7 +143,7 @@ def _walk_registries(operation: str, script: str, conn: redis.Redis, config: Con
     chunk = _chunk_size(chunk)
     keys = Keys(config.key_prefix)
     until_ms = _redis_ms(conn)
-    targets = [(q, s, registry(keys, s, q)) for q in _queues(conn, keys, flt.queue) for s in states]
+    targets = [(q, s, keys.registry(s, q)) for q in _queues(conn, keys, flt.queue) for s in states]
     # The last score of each registry now: entries added later (jobs that entered the state during the
     # operation) are past it and not visited.
     pipe = conn.pipeline(transaction=False)
@@ -193,7 +193,7 @@ def ttl_sweep(conn: redis.Redis, config: Config, dry_run: bool = False, progress
     chunk = _chunk_size(chunk)
     keys = Keys(config.key_prefix)
     now_s = _redis_ms(conn) / 1000
-    targets = [(q, s, registry(keys, s, q)) for q in _queues(conn, keys, None)
+    targets = [(q, s, keys.registry(s, q)) for q in _queues(conn, keys, None)
                for s in (State.COMPLETED, State.FAILED)]
     pipe = conn.pipeline(transaction=False)
     for _, _, reg in targets:
@@ -368,7 +368,7 @@ def integrity_sweep(conn: redis.Redis, config: Config, fix: bool = False, progre
             _sweep_list(conn, keys, fix, keys.lane(queue, prio), "queued", queue, prio, chunk, add, step)
         for reg, expect in ((keys.scheduled_in(queue), State.SCHEDULED), (keys.finished(queue), State.COMPLETED),
                             (keys.failed(queue), State.FAILED), (keys.quarantined(queue), State.QUARANTINED),
-                            (canceled_key(queue), State.CANCELLED)):
+                            (keys.canceled(queue), State.CANCELLED)):
             _sweep_zset(conn, keys, fix, reg, expect.value, queue, chunk, add, step)
     _sweep_zset(conn, keys, fix, keys.scheduled, State.SCHEDULED.value, "", chunk, add, step)
     _sweep_zset(conn, keys, fix, keys.leases, "lease", "", chunk, add, step, wrong="stale_lease")
@@ -491,24 +491,6 @@ def _set_gauge(conn: redis.Redis, keys: Keys, group: str, expected: dict[str, in
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-
-
-def canceled_key(queue: str) -> str:
-    """RQ's CanceledJobRegistry (keys.py has no name for it yet)."""
-    return f"rq:canceled:{queue}"
-
-
-def registry(keys: Keys, state: State, queue: str) -> str:
-    """The registry that holds a queue's jobs in a terminal state."""
-    if state == State.COMPLETED:
-        return keys.finished(queue)
-    if state == State.FAILED:
-        return keys.failed(queue)
-    if state == State.QUARANTINED:
-        return keys.quarantined(queue)
-    if state == State.CANCELLED:
-        return canceled_key(queue)
-    raise ValueError(f"{state.value} has no registry")
 
 
 def _queues(conn: redis.Redis, keys: Keys, queue: str | None) -> list[str]:

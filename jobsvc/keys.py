@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import defaults
+from .states import State
 
 RQ_JOB = "rq:job:"
 RQ_QUEUE = "rq:queue:"
@@ -38,6 +39,22 @@ class Keys:
     @staticmethod
     def failed(queue: str) -> str:
         return f"rq:failed:{queue}"
+
+    @staticmethod
+    def canceled(queue: str) -> str:
+        return f"rq:canceled:{queue}"
+
+    @staticmethod
+    def deferred(queue: str) -> str:
+        return f"rq:deferred:{queue}"
+
+    def registry(self, state: State, queue: str) -> str:
+        """The sorted set that holds a queue's jobs in an ended (or deferred) state."""
+        by_state = {State.COMPLETED: self.finished, State.FAILED: self.failed, State.QUARANTINED: self.quarantined,
+                    State.CANCELLED: self.canceled, State.DEFERRED: self.deferred}
+        if state not in by_state:
+            raise ValueError(f"{state.value} has no registry")
+        return by_state[state](queue)
 
     @staticmethod
     def rq_scheduled(queue: str) -> str:

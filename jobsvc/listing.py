@@ -188,10 +188,7 @@ def _source(conn: redis.Redis, keys: Keys, flt: JobFilter) -> tuple[str, Any]:
         return "scheduled", _ZSource(conn, [keys.scheduled_in(q) for q in queues], desc=False)
     if state == State.RUNNING:
         return "running", _ZSource(conn, [keys.leases], desc=False)
-    registry = {State.COMPLETED: keys.finished, State.FAILED: keys.failed,
-                State.CANCELLED: lambda q: f"rq:canceled:{q}", State.QUARANTINED: keys.quarantined,
-                State.DEFERRED: lambda q: f"rq:deferred:{q}"}[state]
-    return state.value, _ZSource(conn, [registry(q) for q in queues], desc=True)
+    return state.value, _ZSource(conn, [keys.registry(state, q) for q in queues], desc=True)
 
 
 def _matches(info: JobInfo, flt: JobFilter) -> bool:

@@ -126,3 +126,25 @@ local function fence(key, current_token, token)
   if redis.call('EXISTS', key) == 0 then return {-1} end
   return {-2, state_of(key)}
 end
+
+-- The filter of a bulk operation (bulk_requeue.lua, prune.lua): f = {ns, func, err (lower case), older,
+-- newer (ms, nil for none), until_ms}. The function is js_group's third part; a plain-RQ job has no group,
+-- so its function is read off RQ's description, as claim.lua does.
+local function bulk_match(f, now, key, ns, group, err, ended, created)
+  if f.ns ~= '' and (ns or 'default') ~= f.ns then return false end
+  if f.func ~= '' then
+    local func
+    if group then func = string.match(group, '^[^|]*|[^|]*|(.*)$')
+    else func = string.match(redis.call('HGET', key, 'description') or '', '^([^(]+)') end
+    if func ~= f.func then return false end
+  end
+  if f.err ~= '' and not (err and string.find(string.lower(err), f.err, 1, true)) then return false end
+  local t = tonumber(ended) or tonumber(created)
+  if t and t > f.until_ms then return false end
+  if f.older or f.newer then
+    if not t then return false end
+    if f.older and now - t <= f.older then return false end
+    if f.newer and now - t >= f.newer then return false end
+  end
+  return true
+end

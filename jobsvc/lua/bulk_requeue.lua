@@ -17,26 +17,7 @@ local registry = terminal_registry(prefix, state, queue)
 if not registry then return redis.error_reply('bulk_requeue: ' .. tostring(state) .. ' cannot be requeued') end
 local now = now_ms()
 
--- The filter (the same in prune.lua). The function is js_group's third part; a plain-RQ job has no group,
--- so its function is read off RQ's description, as claim.lua does.
-local function matches(key, ns, group, err, ended, created)
-  if f_ns ~= '' and (ns or 'default') ~= f_ns then return false end
-  if f_func ~= '' then
-    local func
-    if group then func = string.match(group, '^[^|]*|[^|]*|(.*)$')
-    else func = string.match(redis.call('HGET', key, 'description') or '', '^([^(]+)') end
-    if func ~= f_func then return false end
-  end
-  if f_err ~= '' and not (err and string.find(string.lower(err), f_err, 1, true)) then return false end
-  local t = tonumber(ended) or tonumber(created)
-  if t and t > until_ms then return false end
-  if f_older or f_newer then
-    if not t then return false end
-    if f_older and now - t <= f_older then return false end
-    if f_newer and now - t >= f_newer then return false end
-  end
-  return true
-end
+local filter = {ns = f_ns, func = f_func, err = f_err, older = f_older, newer = f_newer, until_ms = until_ms}
 
 local matched, changed, skipped, kept = 0, 0, 0, 0
 local sample, done, by_lane, by_group = {}, {}, {}, {}
@@ -51,7 +32,7 @@ for i = 14, #ARGV do
     skipped = skipped + 1
     if redis.call('ZSCORE', registry, id) then kept = kept + 1 end
     untouched = false
-  elseif matches(key, h[6], h[5], h[7], h[8], h[9]) then
+  elseif bulk_match(filter, now, key, h[6], h[5], h[7], h[8], h[9]) then
     matched = matched + 1
     if #sample < nsample then sample[#sample + 1] = id end
     if not dry then

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from jobsvc import Client, Config, ValidationError, scripts
-from jobsvc.bulk import BulkFilter, bulk_retry, canceled_key, integrity_sweep, prune, requeue_quarantined, ttl_sweep
+from jobsvc.bulk import BulkFilter, bulk_retry, integrity_sweep, prune, requeue_quarantined, ttl_sweep
 from jobsvc.keys import Keys
 from jobsvc.leases import Leases
 from jobsvc.scheduling import Promoter, Reaper, TtlSweeper
@@ -243,7 +243,7 @@ def test_bulk_retry_of_cancelled_jobs_queues_them(client, r, config):
         client.cancel(job_id)
     assert bulk_retry(r, config, BulkFilter(state="cancelled")).changed == 3
     assert set(states_of(r, ids)) == {"queued"}
-    assert r.zcard(canceled_key("default")) == 0
+    assert r.zcard(Keys.canceled("default")) == 0
     assert_gauges_match(r)
 
 
