@@ -148,3 +148,17 @@ local function bulk_match(f, now, key, ns, group, err, ended, created)
   end
   return true
 end
+
+-- Collect what deleting an ended job removes (its hash, result stream, run history and idempotency key
+-- while that still points to it) into dels, and count it off its group in by_group; the caller deletes
+-- the chunk with one DEL and moves the gauges once per group.
+local function collect_deletion(prefix, id, idem, group, dels, by_group)
+  if idem then
+    local ikey = prefix .. 'idem:' .. idem
+    if redis.call('GET', ikey) == id then dels[#dels + 1] = ikey end
+  end
+  dels[#dels + 1] = job_key(id)
+  dels[#dels + 1] = 'rq:results:' .. id
+  dels[#dels + 1] = prefix .. 'runs:' .. id
+  if group then by_group[group] = (by_group[group] or 0) + 1 end
+end

@@ -37,14 +37,7 @@ for i = 12, #ARGV do
     matched = matched + 1
     if #sample < nsample then sample[#sample + 1] = id end
     if not dry then
-      if h[9] then
-        local ikey = prefix .. 'idem:' .. h[9]
-        if redis.call('GET', ikey) == id then dels[#dels + 1] = ikey end
-      end
-      dels[#dels + 1] = key
-      dels[#dels + 1] = 'rq:results:' .. id
-      dels[#dels + 1] = prefix .. 'runs:' .. id
-      if h[4] then by_group[h[4]] = (by_group[h[4]] or 0) + 1 end
+      collect_deletion(prefix, id, h[9], h[4], dels, by_group)
       done[#done + 1] = id
       changed = changed + 1
       untouched = false

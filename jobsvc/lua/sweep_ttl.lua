@@ -22,14 +22,7 @@ for _, id in ipairs(ids) do
   local h = redis.call('HMGET', key, 'js_state', 'status', 'origin', 'js_group', 'js_idem')
   local st = h[1] or (h[2] and (rq_to_state[h[2]] or 'queued'))
   if st == state and h[3] == queue then
-    if h[5] then
-      local ikey = prefix .. 'idem:' .. h[5]
-      if redis.call('GET', ikey) == id then dels[#dels + 1] = ikey end
-    end
-    dels[#dels + 1] = key
-    dels[#dels + 1] = 'rq:results:' .. id
-    dels[#dels + 1] = prefix .. 'runs:' .. id
-    if h[4] then by_group[h[4]] = (by_group[h[4]] or 0) + 1 end
+    collect_deletion(prefix, id, h[5], h[4], dels, by_group)
     gone[#gone + 1] = id
     if #sample < nsample then sample[#sample + 1] = id end
     deleted = deleted + 1
