@@ -1,0 +1,1 @@
+"""jobsvc vs RQ benchmark, run as `python -m bench` from the repo root (see docs/benchmarks.md)."""

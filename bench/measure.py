@@ -1,0 +1,599 @@
+"""The measurements. Each takes the shared Env and the sizes, and returns {figure: {system: value}}
+plus notes; a measurement that fails leaves its figures out and says why."""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from rq import Queue
+from rq.job import Job
+
+from jobsvc import Client, Config
+
+from . import jobs
+from .harness import BenchError, Env, percentile, rq_ts, wait_until
+
+JOBSVC, RQ_SIMPLE, RQ_WORKER, FLOOR = "jobsvc", "rq_simple", "rq_worker", "floor"
+# The floor's payload: about the size of a job hash, so the floor moves as many bytes as a job system.
+FLOOR_PAYLOAD = b"x" * 400
+
+Results = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    enqueue_one: int = 5_000          # jobs enqueued one by one, per system
+    enqueue_batch: int = 50_000       # jobs enqueued in batches of BATCH, per system
+    tp_jobsvc: int = 20_000           # no-op jobs for the jobsvc worker(s)
+    tp_simple: int = 5_000            # ... for RQ SimpleWorker(s)
+    tp_fork: int = 500                # ... for RQ's forking Worker(s), ~60 jobs/s each
+    tp_floor: int = 50_000            # items for the bare BLPOP consumer(s)
+    latency: int = 500                # enqueue->start samples, jobsvc and RQ SimpleWorker
+    latency_fork: int = 100           # ... RQ forking Worker
+    latency_gap: float = 0.010        # seconds between two enqueues (workers idle in between)
+    latency_gap_fork: float = 0.060   # the forking Worker needs ~15 ms per job
+    delayed: int = 300                # delayed jobs for the jobsvc scheduler
+    delayed_rq: int = 60              # ... for RQ's scheduler (1 s poll)
+    delayed_spacing: float = 0.010    # seconds between enqueues, so earlier jobs keep arriving while it sleeps
+    kill_trials: int = 3              # SIGKILL trials for jobsvc
+    rq_kill_watch: float = 10.0       # seconds to watch an RQ job after its worker was killed
+    memory: int = 2_000               # jobs whose memory is measured, per system
+
+
+FULL = Sizes()
+QUICK = Sizes(enqueue_one=500, enqueue_batch=5_000, tp_jobsvc=2_000, tp_simple=300, tp_fork=30, tp_floor=5_000,
+              latency=100,
+              latency_fork=15, delayed=60, delayed_rq=12, delayed_spacing=0.02, kill_trials=1, rq_kill_watch=3.0,
+              memory=200)
+
+BATCH = 1000
+LEASE_TTL = 2.0
+
+
+def _client(env: Env) -> Client:
+    return Client(env.r, Config(redis_url=env.url))
+
+
+def _put(out: Results, figure: str, system: str, value: Any) -> None:
+    out.setdefault(figure, {})[system] = value
+
+
+# -- 1. enqueue -----------------------------------------------------------------------------------------
+
+def enqueue(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
+    client = _client(env)
+    env.flush()
+    client.enqueue(jobs.noop, queue="warm")  # loads the scripts, opens the connection
+    n = sizes.enqueue_one
+    t0 = time.perf_counter()
+    for _ in range(n):
+        client.enqueue(jobs.noop, queue="enq")
+    _put(out, "enqueue_one", JOBSVC, n / (time.perf_counter() - t0))
+
+    env.flush()
+    n = sizes.enqueue_batch
+    t0 = time.perf_counter()
+    for start in range(0, n, BATCH):
+        client.enqueue_many([Client.job(jobs.noop, queue="enq") for _ in range(min(BATCH, n - start))])
+    _put(out, "enqueue_batch", JOBSVC, n / (time.perf_counter() - t0))
+
+    env.flush()
+    q = Queue("enq", connection=env.r)
+    q.enqueue(jobs.noop)
+    n = sizes.enqueue_one
+    t0 = time.perf_counter()
+    for _ in range(n):
+        q.enqueue(jobs.noop)
+    _put(out, "enqueue_one", RQ_SIMPLE, n / (time.perf_counter() - t0))
+
+    env.flush()
+    n = sizes.enqueue_batch
+    t0 = time.perf_counter()
+    for start in range(0, n, BATCH):
+        q.enqueue_many([Queue.prepare_data(jobs.noop) for _ in range(min(BATCH, n - start))])
+    _put(out, "enqueue_batch", RQ_SIMPLE, n / (time.perf_counter() - t0))
+
+    env.flush()
+    n = sizes.enqueue_one
+    t0 = time.perf_counter()
+    for _ in range(n):
+        env.r.rpush("floor", FLOOR_PAYLOAD)
+    _put(out, "enqueue_one", FLOOR, n / (time.perf_counter() - t0))
+    env.flush()
+    n = sizes.enqueue_batch
+    t0 = time.perf_counter()
+    for start in range(0, n, BATCH):
+        pipe = env.r.pipeline(transaction=False)
+        for _ in range(min(BATCH, n - start)):
+            pipe.rpush("floor", FLOOR_PAYLOAD)
+        pipe.execute()
+    _put(out, "enqueue_batch", FLOOR, n / (time.perf_counter() - t0))
+    env.flush()
+    notes.append(f"enqueue: {sizes.enqueue_one:,} jobs one by one and {sizes.enqueue_batch:,} in batches of "
+                 f"{BATCH} per system, building the job specs inside the timed loop, one connection.")
+
+
+# -- 2. no-op throughput --------------------------------------------------------------------------------
+
+def _wait_exit(procs: list[Any], timeout: float) -> None:
+    """Give burst-mode workers `timeout` seconds to exit on their own (their registrations go with them);
+    whatever is left is killed by the caller's `finally`."""
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _span(starts: list[float | None], ends: list[float | None], n: int) -> tuple[float, float, float]:
+    s = [x for x in starts if x is not None]
+    e = [x for x in ends if x is not None]
+    if len(s) < n or len(e) < n:
+        raise BenchError(f"only {len(s)} start / {len(e)} end timestamps for {n} jobs")
+    return min(s), max(e), max(e) - min(s)
+
+
+def _throughput_jobsvc(env: Env, n: int, procs: int) -> dict[str, float]:
+    env.flush()
+    client = _client(env)
+    ids: list[str] = []
+    for start in range(0, n, BATCH):
+        ids += [e.id for e in client.enqueue_many([Client.job(jobs.noop, queue="tp")
+                                                  for _ in range(min(BATCH, n - start))])]
+    t_spawn = time.time()
+    p = env.jobsvc_worker("tp", burst=True, concurrency=procs)
+    try:
+        def done() -> bool:
+            s = client.stats("tp")
+            return s.get("completed", 0) + s.get("failed", 0) >= n
+
+        wait_until(done,
+                   timeout=n / 200 + 30, what=f"jobsvc {procs} process(es), {n} jobs", interval=0.05,
+                   procs=[p], children=env.children)
+        t_done = time.time()
+        stats = client.stats("tp")
+        if stats.get("failed", 0):
+            raise BenchError(f"{stats['failed']} no-op jobs failed: see {p.log_path}")  # type: ignore[attr-defined]
+        rows = env.hmget_many([client.keys.job(i) for i in ids], ["js_started_ms", "js_ended_ms"])
+        first, last, span = _span([int(a) / 1000 if a else None for a, _ in rows],
+                                  [int(b) / 1000 if b else None for _, b in rows], n)
+        _wait_exit([p], 15)
+    finally:
+        env.children.stop([p])
+    return {"rate": n / span, "wall_rate": n / (t_done - t_spawn), "startup": first - t_spawn, "n": n}
+
+
+def _throughput_rq(env: Env, n: int, procs: int, simple: bool) -> dict[str, float]:
+    env.flush()
+    q = Queue("tp", connection=env.r)
+    ids: list[str] = []
+    for start in range(0, n, BATCH):
+        ids += [j.id for j in q.enqueue_many([Queue.prepare_data(jobs.noop) for _ in range(min(BATCH, n - start))])]
+    t_spawn = time.time()
+    ps = [env.rq_worker("tp", simple=simple, burst=True) for _ in range(procs)]
+    kind = "SimpleWorker" if simple else "Worker"
+    try:
+        wait_until(lambda: env.r.zcard("rq:finished:tp") + env.r.zcard("rq:failed:tp") >= n,
+                   timeout=n / (100 if simple else 15) + 30, what=f"RQ {kind} x{procs}, {n} jobs", interval=0.05,
+                   procs=ps, children=env.children)
+        t_done = time.time()
+        failed = env.r.zcard("rq:failed:tp")
+        if failed:
+            raise BenchError(f"{failed} RQ no-op jobs failed")
+        rows = env.hmget_many([f"rq:job:{i}" for i in ids], ["started_at", "ended_at"])
+        first, last, span = _span([rq_ts(a) for a, _ in rows], [rq_ts(b) for _, b in rows], n)
+        _wait_exit(ps, 15)
+    finally:
+        env.children.stop(ps)
+    return {"rate": n / span, "wall_rate": n / (t_done - t_spawn), "startup": first - t_spawn, "n": n}
+
+
+def _throughput_floor(env: Env, n: int, procs: int) -> dict[str, float]:
+    env.flush()
+    for start in range(0, n, BATCH):
+        env.r.rpush("floor", *[FLOOR_PAYLOAD] * min(BATCH, n - start))
+    t_spawn = time.time()
+    ps = [env.bare("floor", "drain") for _ in range(procs)]
+    try:
+        wait_until(lambda: env.r.llen("floor:done") >= procs, n / 500 + 30, f"bare consumer x{procs}", interval=0.05,
+                   procs=ps, children=env.children)
+        rows = [v.split() for v in env.r.lrange("floor:done", 0, -1)]
+    finally:
+        env.children.stop(ps)
+    done = sum(int(r[0]) for r in rows)
+    if done != n:
+        raise BenchError(f"bare consumers popped {done} of {n}")
+    first, last = min(float(r[1]) for r in rows), max(float(r[2]) for r in rows)
+    return {"rate": n / (last - first), "wall_rate": n / (last - t_spawn), "startup": first - t_spawn, "n": n}
+
+
+def throughput(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
+    detail: dict[str, Any] = {}
+    runs = [(FLOOR, lambda procs: _throughput_floor(env, sizes.tp_floor, procs)),(JOBSVC, lambda procs: _throughput_jobsvc(env, sizes.tp_jobsvc, procs)),
+            (RQ_SIMPLE, lambda procs: _throughput_rq(env, sizes.tp_simple, procs, simple=True)),
+            (RQ_WORKER, lambda procs: _throughput_rq(env, sizes.tp_fork, procs, simple=False))]
+    for system, run in runs:
+        for procs in (1, 2):
+            try:
+                r = run(procs)
+            except BenchError as exc:
+                notes.append(f"no-op throughput, {system} x{procs}: not measured: {exc}")
+                continue
+            _put(out, f"noop_{procs}", system, r["rate"])
+            detail[f"{system}_x{procs}"] = r
+    out["_throughput_detail"] = detail
+    notes.append("no-op jobs/s = N / (last job's end - first job's start), from the job hashes' own timestamps "
+                 "(jobsvc js_started_ms/js_ended_ms, RQ started_at/ended_at): process start-up is excluded. "
+                 f"N = {sizes.tp_jobsvc:,} (jobsvc), {sizes.tp_simple:,} (SimpleWorker), {sizes.tp_fork:,} "
+                 "(forking Worker), pre-enqueued in batches, burst-mode workers. jobsvc 2 processes = "
+                 "`--concurrency 2`; RQ 2 processes = two `rq worker` processes. Floor: "
+                 f"{sizes.tp_floor:,} items of {len(FLOOR_PAYLOAD)} bytes drained by `python -m bench.bare` "
+                 "(one BLPOP per item, nothing else).")
+
+
+# -- 3. enqueue -> start latency -------------------------------------------------------------------------
+
+def _latencies(pairs: list[tuple[str, float]], starts: dict[str, float]) -> list[float]:
+    missing = [i for i, _ in pairs if starts.get(i) is None]
+    if missing:
+        raise BenchError(f"{len(missing)} job(s) without a start time")
+    return [(starts[i] - t) * 1000 for i, t in pairs]
+
+
+def _paced(n: int, gap: float, enqueue_one: Any, returned: dict[str, float]) -> list[tuple[str, float]]:
+    """Enqueue n jobs, one every `gap` seconds (on a fixed grid, so slow enqueues do not stretch it);
+    `returned` gets the time each enqueue call returned."""
+    pairs = []
+    t_next = time.perf_counter()
+    for _ in range(n):
+        t = time.time()
+        job_id = enqueue_one(t)
+        returned[job_id] = time.time()
+        pairs.append((job_id, t))
+        t_next += gap
+        pause = t_next - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+    return pairs
+
+
+def _latency_figures(out: Results, system: str, pairs: list[tuple[str, float]], starts: dict[str, Any],
+                     returned: dict[str, float]) -> None:
+    lat = _latencies(pairs, starts)
+    after = [(starts[i] - returned[i]) * 1000 for i, _ in pairs]
+    enq = [(returned[i] - t) * 1000 for i, t in pairs]
+    _put(out, "latency_p50", system, percentile(lat, 50))
+    _put(out, "latency_p99", system, percentile(lat, 99))
+    out.setdefault("_latency_detail", {})[system] = {
+        "max_ms": max(lat), "from_return_p50_ms": percentile(after, 50), "from_return_p99_ms": percentile(after, 99),
+        "enqueue_call_p50_ms": percentile(enq, 50), "enqueue_call_p99_ms": percentile(enq, 99), "n": len(lat)}
+
+
+def latency(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
+    # jobsvc: one idle worker process
+    env.flush()
+    client = _client(env)
+    p = env.jobsvc_worker("lat")
+    try:
+        env.wait_workers(1, [p])
+        for _ in range(5):
+            client.enqueue(jobs.stamp, 0.0, queue="lat")  # warm-up: imports bench.jobs in the worker
+        wait_until(lambda: client.stats("lat").get("completed", 0) >= 5, 20, "jobsvc warm-up", procs=[p],
+                   children=env.children)
+        time.sleep(0.2)
+        returned: dict[str, float] = {}
+        pairs = _paced(sizes.latency, sizes.latency_gap,
+                       lambda t: client.enqueue(jobs.stamp, t, queue="lat").id, returned)
+        wait_until(lambda: client.stats("lat").get("completed", 0) >= sizes.latency + 5, 30, "jobsvc latency jobs",
+                   procs=[p], children=env.children)
+        starts = {i: client.result(i) for i, _ in pairs}
+        _latency_figures(out, JOBSVC, pairs, starts, returned)
+    except BenchError as exc:
+        notes.append(f"latency, jobsvc: not measured: {exc}")
+    finally:
+        env.children.stop([p])
+
+    for simple, system, n, gap in ((True, RQ_SIMPLE, sizes.latency, sizes.latency_gap),
+                                   (False, RQ_WORKER, sizes.latency_fork, sizes.latency_gap_fork)):
+        env.flush()
+        q = Queue("lat", connection=env.r)
+        p = env.rq_worker("lat", simple=simple)
+        try:
+            env.wait_workers(1, [p])
+            for _ in range(3):
+                q.enqueue(jobs.stamp, 0.0)
+            wait_until(lambda: env.r.zcard("rq:finished:lat") >= 3, 20, f"{system} warm-up", procs=[p],
+                       children=env.children)
+            time.sleep(0.2)
+            returned = {}
+            pairs = _paced(n, gap, lambda t: q.enqueue(jobs.stamp, t).id, returned)
+            wait_until(lambda: env.r.zcard("rq:finished:lat") >= n + 3, 30 + n * 0.1, f"{system} latency jobs",
+                       procs=[p], children=env.children)
+            starts = {i: Job.fetch(i, connection=env.r).return_value() for i, _ in pairs}
+            _latency_figures(out, system, pairs, starts, returned)
+        except BenchError as exc:
+            notes.append(f"latency, {system}: not measured: {exc}")
+        finally:
+            env.children.stop([p])
+    env.flush()
+    p = env.bare("floor", "echo")
+    try:
+        wait_until(lambda: env.r.exists("floor:consumers"), 20, "bare consumer up", procs=[p], children=env.children)
+        for _ in range(5):
+            env.r.rpush("floor", "0")
+        wait_until(lambda: env.r.llen("floor:out") >= 5, 20, "bare warm-up", procs=[p], children=env.children)
+        env.r.delete("floor:out")
+        time.sleep(0.2)
+        seq = iter(range(10**9))
+        returned = {}
+
+        def push(t: float) -> str:
+            i = str(next(seq))
+            env.r.rpush("floor", f"{i}:{t!r}")
+            return i
+
+        pairs = _paced(sizes.latency, sizes.latency_gap, push, returned)
+        wait_until(lambda: env.r.llen("floor:out") >= sizes.latency, 30, "bare echo", procs=[p], children=env.children)
+        starts = {}
+        for row in env.r.lrange("floor:out", 0, -1):
+            item, popped = row.decode().split()
+            starts[item.split(":")[0]] = float(popped)
+        _latency_figures(out, FLOOR, pairs, starts, returned)
+    except BenchError as exc:
+        notes.append(f"latency, floor: not measured: {exc}")
+    finally:
+        env.children.stop([p])
+
+    notes.append(f"enqueue->start: one idle worker process; {sizes.latency} jobs (forking Worker: "
+                 f"{sizes.latency_fork}) enqueued one at a time, {sizes.latency_gap * 1000:.0f} ms apart "
+                 f"({sizes.latency_gap_fork * 1000:.0f} ms for the forking Worker); latency = time.time() as the "
+                 "job function starts - time.time() just before the enqueue call (so the enqueue round trip "
+                 "is included).")
+
+
+# -- 4. delayed-job lateness -----------------------------------------------------------------------------
+
+def delayed(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
+    rng = random.Random(42)
+    env.flush()
+    client = _client(env)
+    ps = [env.jobsvc_scheduler(), env.jobsvc_worker("dly")]
+    try:
+        env.wait_workers(1, ps)
+        wait_until(lambda: env.r.exists(client.keys.scheduler_leader), 20, "jobsvc scheduler leading", procs=ps,
+                   children=env.children)
+        for _ in range(3):
+            client.enqueue(jobs.stamp, queue="dly")
+        wait_until(lambda: client.stats("dly").get("completed", 0) >= 3, 20, "jobsvc warm-up", procs=ps,
+                   children=env.children)
+        dues: dict[str, float] = {}
+        fallback = 0
+        for _ in range(sizes.delayed):
+            d = rng.uniform(0.2, 2.0)
+            t = time.time()
+            job_id = client.enqueue(jobs.stamp, queue="dly", delay=d).id
+            raw = env.r.hget(client.keys.job(job_id), "js_due")  # the exact due time, Redis ms
+            if not raw:  # promoted already (make_ready blanks js_due)
+                fallback += 1
+                dues[job_id] = t + d
+            else:
+                dues[job_id] = int(raw) / 1000
+            time.sleep(sizes.delayed_spacing)
+        wait_until(lambda: client.stats("dly").get("completed", 0) >= sizes.delayed + 3, 30, "jobsvc delayed jobs",
+                   procs=ps, children=env.children)
+        late = [(client.result(i) - due) * 1000 for i, due in dues.items()]
+        _put(out, "delayed_p50", JOBSVC, percentile(late, 50))
+        _put(out, "delayed_p99", JOBSVC, percentile(late, 99))
+        _put(out, "delayed_max", JOBSVC, max(late))
+        _put(out, "delayed_early", JOBSVC, sum(1 for x in late if x < 0))
+        if fallback:
+            notes.append(f"delayed, jobsvc: {fallback} due time(s) taken from the client clock (js_due gone)")
+    except BenchError as exc:
+        notes.append(f"delayed, jobsvc: not measured: {exc}")
+    finally:
+        env.children.stop(ps)
+
+    env.flush()
+    q = Queue("dly", connection=env.r)
+    ps = [env.rq_worker("dly", simple=True, with_scheduler=True)]
+    try:
+        env.wait_workers(1, ps)
+        wait_until(lambda: env.r.exists("rq:scheduler-lock:dly"), 20, "RQ scheduler lock", procs=ps,
+                   children=env.children)
+        dues = {}
+        spacing = sizes.delayed_spacing * sizes.delayed / sizes.delayed_rq  # same time span as jobsvc
+        for _ in range(sizes.delayed_rq):
+            d = rng.uniform(0.2, 2.0)
+            t = time.time()
+            dues[q.enqueue_in(timedelta(seconds=d), jobs.stamp).id] = t + d  # what the caller asked for
+            time.sleep(spacing)
+        wait_until(lambda: env.r.zcard("rq:finished:dly") >= sizes.delayed_rq, 30, "RQ delayed jobs", procs=ps,
+                   children=env.children)
+        late = [(Job.fetch(i, connection=env.r).return_value() - due) * 1000 for i, due in dues.items()]
+        _put(out, "delayed_p50", RQ_SIMPLE, percentile(late, 50))
+        _put(out, "delayed_p99", RQ_SIMPLE, percentile(late, 99))
+        _put(out, "delayed_max", RQ_SIMPLE, max(late))
+        _put(out, "delayed_early", RQ_SIMPLE, sum(1 for x in late if x < 0))
+    except BenchError as exc:
+        notes.append(f"delayed, RQ: not measured: {exc}")
+    finally:
+        env.children.stop(ps)
+    notes.append(f"delayed: {sizes.delayed} jobs (RQ: {sizes.delayed_rq}) with delay uniform 0.2-2 s, enqueued "
+                 "over the same ~3 s so earlier jobs keep arriving while the scheduler sleeps; lateness = "
+                 "job start - due. jobsvc due = the job's js_due (Redis ms, read right after enqueue); RQ due = "
+                 "time.time() before enqueue_in + delay (RQ itself keeps whole seconds, rounded down). "
+                 "jobsvc: `jobsvc scheduler` + 1 worker; RQ: 1 SimpleWorker `--with-scheduler`.")
+
+
+# -- 5. SIGKILL -> job runs again -------------------------------------------------------------------------
+
+def _marker_lines(path: Path) -> list[tuple[int, float]]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines(keepends=True):
+        if line.endswith("\n"):
+            pid, ts = line.split()
+            out.append((int(pid), float(ts)))
+    return out
+
+
+def kill_rerun(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
+    client = _client(env)
+    times: list[float] = []
+    for trial in range(sizes.kill_trials):
+        env.flush()
+        marker = env.workdir / f"kill-jobsvc-{uuid.uuid4().hex}.txt"
+        ps = [env.jobsvc_scheduler(),
+              env.jobsvc_worker("crash", lease_ttl=LEASE_TTL, name="jobsvc-worker-a"),
+              env.jobsvc_worker("crash", lease_ttl=LEASE_TTL, name="jobsvc-worker-b")]
+        try:
+            env.wait_workers(2, ps)
+            wait_until(lambda: env.r.exists(client.keys.scheduler_leader), 20, "jobsvc scheduler leading",
+                       procs=ps, children=env.children)
+            client.enqueue(jobs.mark_and_sleep, str(marker), 60, queue="crash", timeout=120)
+            lines = wait_until(lambda: _marker_lines(marker), 20, "job started", procs=ps, children=env.children)
+            pid = lines[0][0]
+            victim = next((p for p in ps[1:] if p.pid == pid), None)
+            if victim is None:
+                raise BenchError(f"job ran in pid {pid}, which is not one of our worker processes")
+            t_kill = time.time()
+            os.kill(victim.pid, 9)
+            lines = wait_until(lambda: len(_marker_lines(marker)) >= 2 and _marker_lines(marker), LEASE_TTL + 15,
+                               "job re-run after SIGKILL", procs=[p for p in ps if p is not victim],
+                               children=env.children)
+            times.append(lines[1][1] - t_kill)
+        except BenchError as exc:
+            notes.append(f"SIGKILL trial {trial}, jobsvc: {exc}")
+        finally:
+            env.children.stop(ps, grace=0.5)
+    if times:
+        _put(out, "kill_rerun_max", JOBSVC, max(times))
+        _put(out, "kill_rerun_p50", JOBSVC, percentile(times, 50))
+        out["_kill_detail"] = {"jobsvc_trials_s": times, "lease_ttl": LEASE_TTL}
+
+    # RQ SimpleWorker: two workers, kill the one running the job, watch what happens to it.
+    env.flush()
+    marker = env.workdir / f"kill-rq-{uuid.uuid4().hex}.txt"
+    q = Queue("crash", connection=env.r)
+    ps = [env.rq_worker("crash", simple=True), env.rq_worker("crash", simple=True)]
+    try:
+        env.wait_workers(2, ps)
+        job = q.enqueue(jobs.mark_and_sleep, str(marker), 60, job_timeout=120)
+        lines = wait_until(lambda: _marker_lines(marker), 20, "RQ job started", procs=ps, children=env.children)
+        victim = next((p for p in ps if p.pid == lines[0][0]), None)
+        if victim is None:
+            raise BenchError(f"RQ job ran in pid {lines[0][0]}, not one of our workers")
+        t_kill = time.time()
+        os.kill(victim.pid, 9)
+        deadline = time.monotonic() + sizes.rq_kill_watch
+        while time.monotonic() < deadline and len(_marker_lines(marker)) < 2:
+            time.sleep(0.05)
+        reran = len(_marker_lines(marker)) >= 2
+        status = job.get_status(refresh=True)
+        wip = {m.decode(): s for m, s in env.r.zrange("rq:wip:crash", 0, -1, withscores=True)}
+        entry = next(((m, s) for m, s in wip.items() if m.startswith(job.id)), None)
+        info = {"reran": reran, "watched_s": sizes.rq_kill_watch, "status": str(status.value if status else None),
+                "in_started_registry": entry is not None,
+                "started_registry_expiry_after_kill_s": (entry[1] - t_kill) if entry else None}
+        if reran:
+            _put(out, "kill_rerun_max", RQ_SIMPLE, _marker_lines(marker)[1][1] - t_kill)
+        else:
+            _put(out, "kill_rerun_max", RQ_SIMPLE, f"never (>{sizes.rq_kill_watch:.0f}s)")
+        out.setdefault("_kill_detail", {})["rq_simple"] = info
+    except BenchError as exc:
+        notes.append(f"SIGKILL, RQ: {exc}")
+    finally:
+        env.children.stop(ps, grace=0.5)
+    notes.append(f"SIGKILL: `jobsvc scheduler` + two `jobsvc worker --lease-ttl {LEASE_TTL:g}`; a job appends "
+                 "'pid time' to a file then sleeps; once it appears the worker running it gets SIGKILL; "
+                 f"figure = the second run's own start time - the kill ({sizes.kill_trials} trial(s), worst shown). "
+                 "RQ: two SimpleWorkers, same job, watched for "
+                 f"{sizes.rq_kill_watch:.0f} s after the kill.")
+
+
+# -- 6. memory per job -----------------------------------------------------------------------------------
+
+def _drop(env: Env, pattern: str) -> None:
+    keys = env.r.keys(pattern)
+    if keys:
+        env.r.delete(*keys)
+
+
+def memory(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
+    n = sizes.memory
+    client = _client(env)
+    try:
+        env.flush()
+        client.enqueue(jobs.noop, queue="warm")
+        _drop(env, "*")
+        m0 = env.used_memory()
+        ids = []
+        for start in range(0, n, BATCH):
+            ids += [e.id for e in client.enqueue_many([Client.job(jobs.noop, queue="mem")
+                                                      for _ in range(min(BATCH, n - start))])]
+        m1 = env.used_memory()
+        sample = ids[: min(100, n)]
+        _put(out, "mem_queued_hash", JOBSVC, sum(env.memory_usage([client.keys.job(i) for i in sample])) / len(sample))
+        _put(out, "mem_queued_total", JOBSVC, (m1 - m0) / n)
+        p = env.jobsvc_worker("mem", burst=True)
+        try:
+            wait_until(lambda: client.stats("mem").get("completed", 0) >= n, n / 100 + 30, "jobsvc memory jobs",
+                       procs=[p], children=env.children)
+            _wait_exit([p], 15)
+        finally:
+            env.children.stop([p])
+        _drop(env, "rq:worker*")  # the worker's own registration is not per job
+        m2 = env.used_memory()
+        keys = [k for i in sample for k in (client.keys.job(i), client.keys.results(i), client.keys.runs(i))]
+        _put(out, "mem_done_keys", JOBSVC, sum(env.memory_usage(keys)) / len(sample))
+        _put(out, "mem_done_total", JOBSVC, (m2 - m0) / n)
+    except BenchError as exc:
+        notes.append(f"memory, jobsvc: {exc}")
+
+    try:
+        env.flush()
+        q = Queue("mem", connection=env.r)
+        q.enqueue(jobs.noop)
+        _drop(env, "*")
+        m0 = env.used_memory()
+        ids = []
+        for start in range(0, n, BATCH):
+            ids += [j.id for j in q.enqueue_many([Queue.prepare_data(jobs.noop) for _ in range(min(BATCH, n - start))])]
+        m1 = env.used_memory()
+        sample = ids[: min(100, n)]
+        _put(out, "mem_queued_hash", RQ_SIMPLE, sum(env.memory_usage([f"rq:job:{i}" for i in sample])) / len(sample))
+        _put(out, "mem_queued_total", RQ_SIMPLE, (m1 - m0) / n)
+        p = env.rq_worker("mem", simple=True, burst=True)
+        try:
+            wait_until(lambda: env.r.zcard("rq:finished:mem") >= n, n / 50 + 30, "RQ memory jobs", procs=[p],
+                       children=env.children)
+            _wait_exit([p], 15)
+        finally:
+            env.children.stop([p])
+        _drop(env, "rq:worker*")
+        m2 = env.used_memory()
+        keys = [k for i in sample for k in (f"rq:job:{i}", f"rq:results:{i}")]
+        _put(out, "mem_done_keys", RQ_SIMPLE, sum(env.memory_usage(keys)) / len(sample))
+        _put(out, "mem_done_total", RQ_SIMPLE, (m2 - m0) / n)
+    except BenchError as exc:
+        notes.append(f"memory, RQ: {exc}")
+    env.flush()
+    notes.append(f"memory: {n:,} no-op jobs per system. 'hash' = MEMORY USAGE of rq:job:<id> (SAMPLES 0); "
+                 "'keys' after completion adds rq:results:<id> (and jobsvc:runs:<id> for jobsvc); 'used_memory' "
+                 "= growth of INFO used_memory per job (lists, registries, counters included; worker "
+                 "registrations removed before reading).")
+
+
+SECTIONS = {"enqueue": enqueue, "throughput": throughput, "latency": latency, "delayed": delayed,
+            "kill": kill_rerun, "memory": memory}
