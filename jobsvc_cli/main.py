@@ -1,4 +1,4 @@
-"""`jobsvc` command line: up, worker, scheduler, api, enqueue, info."""
+"""`jobsvc` command line: up, worker, scheduler, api, enqueue, info (and admin.py, schedules.py)."""
 from __future__ import annotations
 
 import argparse
@@ -15,15 +15,20 @@ from typing import Any
 
 import redis
 
-from jobsvc import Client, Config, JobsvcError
+from jobsvc import Client, Config, JobsvcError, defaults
 from jobsvc.connection import connect
 
-from . import admin
+from . import admin, schedules
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return Config.from_env(redis_url=getattr(args, "url", None), lease_ttl=getattr(args, "lease_ttl", None),
-                           heartbeat_interval=getattr(args, "heartbeat_interval", None),
+    lease = getattr(args, "lease_ttl", None)
+    beat = getattr(args, "heartbeat_interval", None)
+    if lease is not None and beat is None:
+        # A lease given alone brings its own heartbeat (a third of it) unless the environment's fits under it.
+        env_beat = Config.from_env(lease_ttl=max(lease, defaults.LEASE_TTL)).heartbeat_interval
+        beat = env_beat if env_beat < lease else lease / 3
+    return Config.from_env(redis_url=getattr(args, "url", None), lease_ttl=lease, heartbeat_interval=beat,
                            shutdown_grace=getattr(args, "grace", None))
 
 
@@ -39,8 +44,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from workers.worker import LeasedWorker
 
     config = _config(args)
-    if args.heartbeat_interval is None and config.heartbeat_interval >= config.lease_ttl:
-        config = config.with_(heartbeat_interval=config.lease_ttl / 3)
     queues = _queues(args.queues)
 
     def run_one() -> None:
@@ -200,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = with_url(sub.add_parser("info", help="queues with their event counters"))
     i.set_defaults(func=cmd_info)
     admin.add_commands(sub, with_url)
+    schedules.add_commands(sub, with_url)
     return parser
 
 
@@ -208,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        if args.func.__module__ == admin.__name__:
+        if args.func.__module__ in (admin.__name__, schedules.__name__):
             return args.func(Client(config=_config(args)), args)
         return args.func(args)
     except JobsvcError as exc:

@@ -146,7 +146,14 @@ class LeasedWorker(BaseWorker):
                     return
                 lease = self._claim()
                 continue
-            lease = self._run_and_finish(lease)
+            try:
+                lease = self._run_and_finish(lease)
+            except Exception:  # noqa: BLE001 - a bug or a bad reply must not take the worker down
+                # Whatever this job's lease was, it expires and the reaper hands the job on.
+                log.exception("worker %s: unexpected error around job %s; going on", self.name, lease.job_id)
+                self._lease = None
+                self._pause(1.0)
+                lease = None if self.stopping else self._claim()
 
     def _claim(self) -> Lease | None:
         call = self._claim_call()
@@ -154,8 +161,10 @@ class LeasedWorker(BaseWorker):
             return self.leases.parse_claim(call, scripts.call(self.connection, *call))
         except REDIS_DOWN as exc:
             log.error("worker %s: cannot claim, Redis unavailable (%s); retrying", self.name, exc)
-            self._pause(1.0)
-            return None
+        except Exception:  # noqa: BLE001 - e.g. a script error: log it, wait, try again
+            log.exception("worker %s: claim failed; retrying", self.name)
+        self._pause(1.0)
+        return None
 
     def _pause(self, seconds: float) -> None:
         """Wait after a Redis error; a stop signal ends the wait."""

@@ -111,3 +111,11 @@ def test_cli_actions_are_audited(client, r, config):
     main(["jobs", "retry", job_id])
     entries = audit.list_entries(r, config.key_prefix)[0]
     assert (entries[0].key_id, entries[0].action, entries[0].params["id"]) == ("cli", "jobs.retry", job_id)
+
+
+def test_worker_lease_ttl_alone_brings_a_fitting_heartbeat():
+    from jobsvc_cli.main import _config, build_parser
+
+    args = build_parser().parse_args(["worker", "--lease-ttl", "2"])
+    config = _config(args)
+    assert (config.lease_ttl, config.heartbeat_interval) == (2.0, 2 / 3)

@@ -57,22 +57,21 @@ def test_idempotency_under_50_concurrent_callers_gives_one_job(redis_url, r, con
     assert r.llen("rq:queue:default") == 1
 
 
-def test_batch_enqueue_is_one_round_trip_and_keeps_order(client, r, config):
+def test_batch_enqueue_is_one_round_trip_and_keeps_order(client, r, monkeypatch):
+    import redis.connection
+
     specs = [client.job("tests.jobfuncs.add", i, i) for i in range(2500)]
-    calls = []
-    r.connection_pool.connection_kwargs  # noqa: B018 - pool exists
-    original = r.pipeline
+    sends = []
+    original = redis.connection.Connection.send_packed_command
 
-    def counting_pipeline(*a, **kw):
-        calls.append(1)
-        return original(*a, **kw)
+    def counting(self, *a, **kw):
+        sends.append(1)
+        return original(self, *a, **kw)
 
-    r.pipeline = counting_pipeline
-    try:
-        out = client.enqueue_many(specs)
-    finally:
-        r.pipeline = original
-    assert len(calls) == 1
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+    out = client.enqueue_many(specs)
+    monkeypatch.undo()
+    assert len(sends) == 1
     assert r.lrange("rq:queue:default", 0, -1) == [e.id.encode() for e in out]
 
 

@@ -97,3 +97,23 @@ def test_worker_registers_with_rq_and_unregisters(r):
     worker.register_death()
     assert worker.name in seen
     assert worker.name not in [w.name for w in Worker.all(connection=r)]
+
+
+def test_unexpected_error_around_a_job_does_not_stop_the_worker(client, run_worker, monkeypatch):
+    from workers import worker as worker_module
+
+    calls = {"n": 0}
+    original = worker_module.LeasedWorker._run_and_finish
+
+    def flaky(self, lease):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("bug")
+        return original(self, lease)
+
+    monkeypatch.setattr(worker_module.LeasedWorker, "_run_and_finish", flaky)
+    monkeypatch.setattr(worker_module.LeasedWorker, "_pause", lambda self, seconds: None)
+    client.enqueue("tests.jobfuncs.noop")
+    later = client.enqueue("tests.jobfuncs.add", 1, 1)
+    run_worker()
+    assert client.state(later.id) == State.COMPLETED
