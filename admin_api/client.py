@@ -170,3 +170,78 @@ class AdminClient:
 
     def audit(self, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
         return self._call("GET", f"{API}/audit", params={"cursor": cursor, "limit": limit})
+
+    # -- schedules -------------------------------------------------------------------------------------
+
+    def list_schedules(self, cursor: str | None = None, limit: int | None = None, namespace: str | None = None,
+                       enabled: bool | None = None) -> dict[str, Any]:
+        """Returns {"schedules": [...], "next_cursor": str | None}."""
+        return self._call("GET", f"{API}/schedules", params={"cursor": cursor, "limit": limit, "namespace": namespace,
+                                                             "enabled": None if enabled is None else str(enabled).lower()})
+
+    def iter_schedules(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        cursor = None
+        while True:
+            page = self.list_schedules(cursor=cursor, **filters)
+            yield from page["schedules"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def create_schedule(self, function: str, *, cron: str | None = None, interval: float | None = None,
+                        **fields: Any) -> dict[str, Any]:
+        """Fields: id, timezone, args, kwargs, queue, namespace, priority, max_attempts, backoff {type, base, cap,
+        jitter}, timeout, result_ttl, failure_ttl, enabled, start_at, end_at, misfire, misfire_grace, max_catchup,
+        overlap, description."""
+        return self._call("POST", f"{API}/schedules", json=self._body(function=function, cron=cron, interval=interval,
+                                                                        **fields))
+
+    def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self._call("GET", f"{API}/schedules/{schedule_id}")
+
+    def patch_schedule(self, schedule_id: str, **changes: Any) -> dict[str, Any]:
+        """Any definition field (None clears an optional one, e.g. end_at); enabled=False disables it."""
+        return self._call("PATCH", f"{API}/schedules/{schedule_id}", json=changes)
+
+    def delete_schedule(self, schedule_id: str) -> Any:
+        return self._call("DELETE", f"{API}/schedules/{schedule_id}")
+
+    def execute_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """Run it now: returns {"schedule_id", "job_id"}."""
+        return self._call("POST", f"{API}/schedules/{schedule_id}/execute")
+
+    def schedule_runs(self, schedule_id: str, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """Newest first: {"runs": [{job_id, scheduled_at, trigger, status, started_at, finished_at, duration_ms,
+        error}], "next_cursor"}."""
+        return self._call("GET", f"{API}/schedules/{schedule_id}/runs", params={"cursor": cursor, "limit": limit})
+
+    # -- functions registry ------------------------------------------------------------------------------
+
+    def list_functions(self, namespace: str | None = None, cursor: str | None = None,
+                       limit: int | None = None) -> dict[str, Any]:
+        return self._call("GET", f"{API}/functions", params={"namespace": namespace, "cursor": cursor, "limit": limit})
+
+    def register_function(self, name: str, path: str, namespace: str | None = None, **options: Any) -> dict[str, Any]:
+        """Create or replace `namespace/name`. Options: queue, timeout, max_attempts, backoff {type, base, cap,
+        jitter}, priority, enabled, description."""
+        return self._call("POST", f"{API}/functions", json=self._body(namespace=namespace, name=name, path=path,
+                                                                        **options))
+
+    def get_function(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._call("GET", f"{API}/functions/{namespace}/{name}")
+
+    def patch_function(self, namespace: str, name: str, **changes: Any) -> dict[str, Any]:
+        return self._call("PATCH", f"{API}/functions/{namespace}/{name}", json=changes)
+
+    def delete_function(self, namespace: str, name: str) -> Any:
+        return self._call("DELETE", f"{API}/functions/{namespace}/{name}")
+
+    def namespaces(self) -> dict[str, Any]:
+        return self._call("GET", f"{API}/namespaces")
+
+    def sync_functions(self, namespace: str, functions: list[dict[str, Any]], delete_missing: bool = False,
+                       dry_run: bool = False) -> dict[str, Any]:
+        """Make `namespace` hold exactly these functions ({name, path, ...}); a real run sends X-Confirm: true."""
+        return self._call("POST", f"{API}/functions/sync",
+                          json={"namespace": namespace, "functions": functions, "delete_missing": delete_missing,
+                                "dry_run": dry_run}, confirm=not dry_run)

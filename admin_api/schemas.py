@@ -5,14 +5,19 @@ Requests reject unknown fields (422). Times go out as ISO 8601 UTC strings with 
 (`2026-01-02T03:04:05.678Z`) and come in as ISO 8601 (a time without a zone is UTC)."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from jobsvc import apikeys, defaults
+from jobsvc import cron as _cron
 from jobsvc.backoff import KINDS as BACKOFF_KINDS
+from jobsvc.errors import ValidationError as _CoreInvalid
+from jobsvc.functions import FUNCTION_NAME
 from jobsvc.job import IDEMPOTENCY_KEY_MAX, NAMESPACE_NAME, QUEUE_NAME
+from jobsvc.schedules import OVERLAP_POLICIES, SCHEDULE_ID
 from jobsvc.serialization import IMPORT_PATH
 from jobsvc.states import ALIASES, State
 
@@ -56,6 +61,28 @@ NamespaceName = lambda **kw: fields.String(validate=FullMatch(NAMESPACE_NAME.pat
 Payload = lambda **kw: fields.List(fields.Raw(), validate=_depth_ok, **kw)  # noqa: E731
 Mapping = lambda **kw: fields.Dict(keys=fields.String(), values=fields.Raw(), validate=_depth_ok, **kw)  # noqa: E731
 Strict = lambda **kw: fields.Integer(strict=True, **kw)  # noqa: E731
+
+FUNCTION_REF = re.compile(r"^[A-Za-z0-9_.\-]{1,64}/[A-Za-z0-9_.\-]{1,128}$")
+
+
+def _core_check(check: Any) -> Any:
+    """A marshmallow validator from a jobsvc check that raises jobsvc's ValidationError (field-level 422)."""
+
+    def validator(value: Any) -> None:
+        try:
+            check(value)
+        except _CoreInvalid as exc:
+            raise ValidationError(str(exc)) from None
+
+    return validator
+
+
+def _path_or_ref(value: str) -> None:
+    if not isinstance(value, str) or not (IMPORT_PATH.fullmatch(value) or FUNCTION_REF.fullmatch(value)):
+        raise ValidationError("an import path (`app.tasks.f`) or a registry function (`namespace/name`)")
+
+
+JobFunction = lambda **kw: fields.String(validate=[validate.Length(max=255), _path_or_ref], **kw)  # noqa: E731
 
 
 class Timestamp(fields.DateTime):
@@ -118,8 +145,9 @@ class BackoffSchema(Base):
 
 
 class JobCreateSchema(Base):
-    function = fields.String(required=True, validate=[validate.Length(max=255), FullMatch(IMPORT_PATH.pattern)],
-                             metadata={"description": "import path, e.g. `app.tasks.send_email`"})
+    function = JobFunction(required=True,
+                           metadata={"description": "import path, e.g. `app.tasks.send_email`, or a registry "
+                                                    "function `namespace/name` (its defaults apply)"})
     args = Payload(load_default=list)
     kwargs = Mapping(load_default=dict)
     queue = QueueName(metadata={"description": "default `default`"})
@@ -414,3 +442,272 @@ class AuditEntrySchema(Base):
 class AuditPageSchema(Base):
     entries = fields.List(fields.Nested(AuditEntrySchema), required=True)
     next_cursor = fields.String(allow_none=True, required=True)
+
+
+# -- schedules ------------------------------------------------------------------------------------------
+
+
+MISFIRE_POLICIES = list(_cron.MISFIRE_POLICIES)
+SCHEDULE_STATUSES = ["idle", "running", "disabled"]
+RUN_TRIGGERS = ["schedule", "catchup", "manual"]
+MAX_INTERVAL_S = 366 * 86400
+MAX_CATCHUP = defaults.SCHEDULE_FIRES_PER_PASS * 10
+CronExpr = lambda **kw: fields.String(validate=[validate.Length(1, 255), _core_check(_cron.croniter_expr)],  # noqa: E731
+                                      **kw)
+TimezoneName = lambda **kw: fields.String(validate=[validate.Length(1, 64), _core_check(_cron.zone)], **kw)  # noqa: E731
+
+
+class RegistryBackoffSchema(Base):
+    """A backoff default of a registry function or schedule (the shape of a job's `backoff`)."""
+
+    type = fields.String(required=True, validate=validate.OneOf(BACKOFF_KINDS))
+    base = fields.Float(validate=validate.Range(0, 86400), metadata={"description": "seconds"})
+    cap = fields.Float(validate=validate.Range(0, 30 * 86400), metadata={"description": "seconds"})
+    jitter = fields.Boolean(metadata={"description": "full jitter (default true)"})
+
+
+class BackoffOutSchema(Base):
+    type = fields.String(required=True)
+    base = fields.Float(required=True)
+    cap = fields.Float(required=True)
+    jitter = fields.Boolean(required=True)
+
+
+class _ScheduleFields(Base):
+    """What a schedule runs and when (shared by create and patch; patch takes every field as optional)."""
+
+    function = JobFunction(metadata={"description": "import path (`app.tasks.f`) or registry function (`ns/name`, "
+                                                    "whose defaults apply)"})
+    cron = CronExpr(metadata={"description": "5 fields (minute hour day month weekday), 6 with seconds first, "
+                                             "or @hourly / @daily ...; give cron or interval"})
+    interval = fields.Float(validate=validate.Range(defaults.SCHEDULE_MIN_INTERVAL, MAX_INTERVAL_S),
+                            metadata={"description": "seconds between fires; give cron or interval"})
+    timezone = TimezoneName(metadata={"description": "IANA name the cron expression is read in (default UTC)"})
+    args = Payload()
+    kwargs = Mapping()
+    queue = QueueName(allow_none=True, metadata={"description": "default: the function's, else `default`"})
+    namespace = NamespaceName(allow_none=True, metadata={"description": "default: the registry function's, "
+                                                                        "else `default`"})
+    priority = Strict(allow_none=True, validate=validate.Range(defaults.PRIORITY_MIN, defaults.PRIORITY_MAX))
+    max_attempts = Strict(allow_none=True, validate=validate.Range(1, defaults.MAX_ATTEMPTS_LIMIT))
+    backoff = fields.Nested(RegistryBackoffSchema, allow_none=True)
+    timeout = Strict(allow_none=True, validate=validate.Range(1, MAX_TIMEOUT_S), metadata={"description": "seconds"})
+    result_ttl = Strict(allow_none=True, validate=validate.Range(-1, MAX_TTL_S),
+                        metadata={"description": "seconds; -1 forever"})
+    failure_ttl = Strict(allow_none=True, validate=validate.Range(-1, MAX_TTL_S),
+                         metadata={"description": "seconds; -1 forever"})
+    enabled = fields.Boolean(metadata={"description": "default true"})
+    start_at = Time(allow_none=True, metadata={"description": "no fire before this time"})
+    end_at = Time(allow_none=True, metadata={"description": "no fire after this time"})
+    misfire = fields.String(validate=validate.OneOf(MISFIRE_POLICIES),
+                            metadata={"description": "fires missed while the scheduler was down: skip, run_once "
+                                                     "(one job for all, the default) or run_all"})
+    misfire_grace = fields.Float(validate=validate.Range(1, MAX_DELAY_S),
+                                 metadata={"description": "seconds late before a fire counts as missed (default 30)"})
+    max_catchup = Strict(validate=validate.Range(1, MAX_CATCHUP), metadata={"description": "run_all: at most this "
+                                                                                           "many missed fires"})
+    overlap = fields.String(validate=validate.OneOf(list(OVERLAP_POLICIES)),
+                            metadata={"description": "skip: no fire while the previous job is still queued or "
+                                                     "running (default allow)"})
+    description = fields.String(allow_none=True, validate=validate.Length(max=1000))
+
+    @validates_schema
+    def _timing(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("cron") is not None and data.get("interval") is not None:
+            raise ValidationError("give cron or interval, not both", "interval")
+        if data.get("start_at") and data.get("end_at") and data["end_at"] < data["start_at"]:
+            raise ValidationError("end_at must not be before start_at", "end_at")
+
+
+class ScheduleCreateSchema(_ScheduleFields):
+    id = fields.String(validate=FullMatch(SCHEDULE_ID.pattern),
+                       metadata={"description": "1-64 of A-Z a-z 0-9 _ . - (generated when not given)"})
+    function = JobFunction(required=True, metadata={"description": "import path (`app.tasks.f`) or registry "
+                                                                   "function (`ns/name`, whose defaults apply)"})
+
+    @validates_schema
+    def _one_timing(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("cron") is None and data.get("interval") is None:
+            raise ValidationError("give cron or interval", "cron")
+
+
+class SchedulePatchSchema(_ScheduleFields):
+    @validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("nothing to change")
+
+
+class ScheduleListQuery(Base):
+    cursor = fields.String(validate=validate.Length(1, 64), metadata={"description": "`next_cursor` of the "
+                                                                                     "previous page"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    namespace = NamespaceName()
+    enabled = fields.Boolean()
+
+
+class LastRunSchema(Base):
+    job_id = fields.String(required=True)
+    scheduled_at = Timestamp(allow_none=True, required=True)
+    status = fields.String(allow_none=True, required=True, metadata={"description": "the job's state"})
+
+
+class ScheduleSchema(Base):
+    id = fields.String(required=True)
+    function = fields.String(required=True)
+    cron = fields.String(allow_none=True, required=True)
+    interval = fields.Float(allow_none=True, required=True, metadata={"description": "seconds"})
+    timezone = fields.String(required=True)
+    args = fields.List(fields.Raw(), required=True)
+    kwargs = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+    queue = fields.String(allow_none=True, required=True)
+    namespace = fields.String(allow_none=True, required=True)
+    priority = fields.Integer(allow_none=True, required=True)
+    max_attempts = fields.Integer(allow_none=True, required=True)
+    backoff = fields.Nested(BackoffOutSchema, allow_none=True, required=True)
+    timeout = fields.Integer(allow_none=True, required=True)
+    result_ttl = fields.Integer(allow_none=True, required=True)
+    failure_ttl = fields.Integer(allow_none=True, required=True)
+    enabled = fields.Boolean(required=True)
+    start_at = Timestamp(allow_none=True, required=True)
+    end_at = Timestamp(allow_none=True, required=True)
+    misfire = fields.String(required=True)
+    misfire_grace = fields.Float(required=True)
+    max_catchup = fields.Integer(required=True)
+    overlap = fields.String(required=True)
+    description = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(SCHEDULE_STATUSES),
+                           metadata={"description": "idle, running (its last job is queued or running) or disabled"})
+    version = fields.Integer(required=True, metadata={"description": "goes up on every change"})
+    created_at = Timestamp(allow_none=True, required=True)
+    updated_at = Timestamp(allow_none=True, required=True)
+    next_run_at = Timestamp(allow_none=True, required=True, metadata={"description": "null when disabled or ended"})
+    last_run = fields.Nested(LastRunSchema, allow_none=True, required=True)
+    runs = fields.Integer(required=True, metadata={"description": "jobs fired"})
+    completed = fields.Integer(required=True, metadata={"description": "runs that succeeded"})
+    failed = fields.Integer(required=True, metadata={"description": "runs that failed"})
+    skipped = fields.Integer(required=True, metadata={"description": "fires skipped (overlap, disabled function)"})
+    missed = fields.Integer(required=True, metadata={"description": "fires dropped by the misfire policy"})
+    avg_runtime_ms = fields.Float(allow_none=True, required=True, metadata={"description": "of finished runs"})
+
+
+class SchedulePageSchema(Base):
+    schedules = fields.List(fields.Nested(ScheduleSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class ScheduleExecutedSchema(Base):
+    schedule_id = fields.String(required=True)
+    job_id = fields.String(required=True, metadata={"description": "the job enqueued now"})
+
+
+class ScheduleRunsQuery(Base):
+    cursor = fields.String(validate=validate.Length(1, 256))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+
+
+class ScheduleRunSchema(Base):
+    job_id = fields.String(allow_none=True, required=True, metadata={"description": "null for a skipped fire"})
+    scheduled_at = Timestamp(allow_none=True, required=True)
+    trigger = fields.String(allow_none=True, required=True, metadata={"description": "schedule, catchup or manual"})
+    status = fields.String(allow_none=True, required=True, metadata={"description": "the job's state, or skipped"})
+    started_at = Timestamp(allow_none=True, required=True)
+    finished_at = Timestamp(allow_none=True, required=True)
+    duration_ms = fields.Integer(allow_none=True, required=True)
+    error = fields.String(allow_none=True, required=True)
+
+
+class ScheduleRunPageSchema(Base):
+    runs = fields.List(fields.Nested(ScheduleRunSchema), required=True, metadata={"description": "newest first"})
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+# -- functions registry -----------------------------------------------------------------------------------
+
+FunctionName = lambda **kw: fields.String(validate=FullMatch(FUNCTION_NAME.pattern), **kw)  # noqa: E731
+
+
+class _FunctionFields(Base):
+    path = fields.String(validate=[validate.Length(max=255), FullMatch(IMPORT_PATH.pattern)],
+                         metadata={"description": "import path of the callable deployed with the workers"})
+    queue = QueueName(allow_none=True)
+    timeout = Strict(allow_none=True, validate=validate.Range(1, MAX_TIMEOUT_S), metadata={"description": "seconds"})
+    max_attempts = Strict(allow_none=True, validate=validate.Range(1, defaults.MAX_ATTEMPTS_LIMIT))
+    backoff = fields.Nested(RegistryBackoffSchema, allow_none=True)
+    priority = Strict(allow_none=True, validate=validate.Range(defaults.PRIORITY_MIN, defaults.PRIORITY_MAX))
+    enabled = fields.Boolean(metadata={"description": "a disabled function refuses new jobs (409); its queued "
+                                                      "jobs wait"})
+    description = fields.String(allow_none=True, validate=validate.Length(max=1000))
+
+
+class FunctionSyncItemSchema(_FunctionFields):
+    name = FunctionName(required=True)
+    path = fields.String(required=True, validate=[validate.Length(max=255), FullMatch(IMPORT_PATH.pattern)])
+
+
+class FunctionCreateSchema(FunctionSyncItemSchema):
+    namespace = NamespaceName(load_default=None, metadata={"description": "default `default`"})
+
+
+class FunctionPatchSchema(_FunctionFields):
+    @validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("nothing to change")
+
+
+class FunctionListQuery(Base):
+    namespace = NamespaceName()
+    cursor = fields.String(validate=validate.Length(1, 200), metadata={"description": "`next_cursor` of the "
+                                                                                      "previous page"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
+
+
+class FunctionSchema(Base):
+    namespace = fields.String(required=True)
+    name = fields.String(required=True)
+    ref = fields.String(required=True, metadata={"description": "`namespace/name`: use it as a job's `function`"})
+    path = fields.String(required=True)
+    queue = fields.String(allow_none=True, required=True)
+    timeout = fields.Integer(allow_none=True, required=True)
+    max_attempts = fields.Integer(allow_none=True, required=True)
+    backoff = fields.Nested(BackoffOutSchema, allow_none=True, required=True)
+    priority = fields.Integer(allow_none=True, required=True)
+    enabled = fields.Boolean(required=True)
+    description = fields.String(required=True)
+    version = fields.Integer(required=True, metadata={"description": "goes up on every change"})
+    created_at = Timestamp(allow_none=True, required=True)
+    updated_at = Timestamp(allow_none=True, required=True)
+
+
+class FunctionPageSchema(Base):
+    functions = fields.List(fields.Nested(FunctionSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class NamespaceSchema(Base):
+    namespace = fields.String(required=True)
+    functions = fields.Integer(required=True)
+    disabled = fields.Integer(required=True)
+
+
+class NamespaceListSchema(Base):
+    namespaces = fields.List(fields.Nested(NamespaceSchema), required=True)
+
+
+class FunctionSyncSchema(Base):
+    namespace = NamespaceName(metadata={"description": "default `default` (or the key's one namespace)"})
+    functions = fields.List(fields.Nested(FunctionSyncItemSchema), required=True, validate=validate.Length(max=1000))
+    delete_missing = fields.Boolean(load_default=False,
+                                    metadata={"description": "delete the namespace's functions not listed "
+                                                             "(needs X-Confirm: true unless dry_run)"})
+    dry_run = fields.Boolean(load_default=False, metadata={"description": "report, change nothing"})
+
+
+class FunctionSyncResultSchema(Base):
+    namespace = fields.String(required=True)
+    dry_run = fields.Boolean(required=True)
+    created = fields.List(fields.String(), required=True)
+    updated = fields.List(fields.String(), required=True)
+    deleted = fields.List(fields.String(), required=True)
+    unchanged = fields.List(fields.String(), required=True)

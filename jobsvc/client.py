@@ -64,12 +64,23 @@ class Client:
 
     def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
         """Enqueue a batch: one script call per ENQUEUE_BATCH jobs, all in one round trip."""
+        calls = self.enqueue_calls(specs)
+        return self.parse_enqueued(scripts.call_many(self.redis, calls) if calls else [])
+
+    def enqueue_calls(self, specs: Iterable[JobSpec],
+                      extra_fields: Sequence[dict[str, Any]] | None = None) -> list[scripts.Call]:
+        """The enqueue script calls for a batch, not sent: a caller may run them in its own transaction
+        (schedules: enqueue a fire and advance the schedule atomically). `extra_fields`, one dict per spec,
+        adds jobsvc hash fields of other features (js_schedule, js_fn)."""
         specs = list(specs)
         calls: list[scripts.Call] = []
         for start in range(0, len(specs), defaults.ENQUEUE_BATCH):
             chunk = specs[start:start + defaults.ENQUEUE_BATCH]
             now = utcnow_str()
             jobs = [self._job_fields(spec, now) for spec in chunk]
+            if extra_fields is not None:
+                for (_, fields), extra in zip(jobs, extra_fields[start:start + defaults.ENQUEUE_BATCH]):
+                    fields.update(extra)
             # Fields every job of the chunk shares (times, TTLs, queue, function...) are sent once.
             common = dict(jobs[0][1])
             for _, fields in jobs[1:]:
@@ -85,7 +96,11 @@ class Client:
                 for k, v in own:
                     args += (k, v)
             calls.append(("enqueue", (), args))
-        replies = scripts.call_many(self.redis, calls) if calls else []
+        return calls
+
+    @staticmethod
+    def parse_enqueued(replies: Iterable[Any]) -> list[Enqueued]:
+        """Enqueued ids from the replies of `enqueue_calls`."""
         out: list[Enqueued] = []
         for reply in replies:
             for i in range(0, len(reply), 2):

@@ -74,3 +74,32 @@ BULK_CHUNK = 500
 # Seconds between the scheduler's TTL sweeps: finished and failed jobs are deleted (and uncounted from
 # their gauges) at most this long after their result / failure TTL; Redis key expiry is only the safety net.
 SWEEP_INTERVAL = 60.0
+
+# -- cron schedules and the functions registry (jobsvc/schedules.py, jobsvc/functions.py) ---------------
+# Local times a cron search steps through to find the next fire instant: covers the local times a DST
+# shift makes fire early or twice (3,600 for a per-second schedule and a one-hour shift), so it never loops.
+CRON_SEARCH_LIMIT = 10_000
+# Shortest interval schedule in seconds: a shorter one is a busy loop, not a schedule (cron with seconds
+# also stops at one second).
+SCHEDULE_MIN_INTERVAL = 1.0
+# Seconds a fire may be late and still count as on time, not missed: longer than a leader failover
+# (LEADER_TTL) plus a slow pass, so a failover alone never triggers a schedule's misfire policy.
+SCHEDULE_MISFIRE_GRACE = 30.0
+# Misfire policy when none is given: a missed period runs once (coalesced), neither lost nor repeated.
+SCHEDULE_MISFIRE = "run_once"
+# Missed fires a run_all schedule catches up at most after downtime: a per-second schedule down for a day
+# must not flood its queue with 86,400 jobs.
+SCHEDULE_MAX_CATCHUP = 100
+# On-time fires one pass enqueues per schedule (the rest wait for the next pass), and due schedules per
+# pass: bound how long one pass holds up promotions.
+SCHEDULE_FIRES_PER_PASS = 100
+SCHEDULE_BATCH = 100
+# Run records kept per schedule (GET /schedules/{id}/runs): the oldest are dropped past this.
+SCHEDULE_RUNS_KEPT = 1000
+# Seconds between the scheduler's passes that copy finished schedule runs (status, times, error) from
+# their jobs into the schedule's run history, before result_ttl deletes the jobs; and the runs one pass reads.
+SCHEDULE_RECORD_INTERVAL = 1.0
+SCHEDULE_RECORD_BATCH = 200
+# Seconds before the scheduler tries again a schedule it could not fire (a bug, a corrupt definition): the
+# error is logged once per try instead of the pass spinning on it.
+SCHEDULE_ERROR_RETRY = 5.0

@@ -4,14 +4,19 @@ repeats them."""
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
 from . import defaults, scripts
 from .bulk import BulkResult, ttl_sweep
+from .client import Client
 from .config import Config
 from .keys import Keys
+from .schedules import FireResult, Schedules
 from .serialization import utcnow_str
 
 
@@ -116,3 +121,27 @@ class TtlSweeper:
 
     def run_once(self) -> BulkResult:
         return ttl_sweep(self.redis, self.config, chunk=self.batch, limit=self.max_jobs)
+
+
+class CronFirer:
+    """Fires the cron schedules that are due (jobsvc/schedules.py): each due schedule's jobs are enqueued and
+    its next fire time moved on in one transaction. Every `record_interval` seconds it also copies finished
+    runs' outcomes into their schedules' run history. `clock` (epoch ms) replaces Redis time in tests."""
+
+    def __init__(self, conn: redis.Redis, config: Config, batch: int = defaults.SCHEDULE_BATCH,
+                 record_interval: float = defaults.SCHEDULE_RECORD_INTERVAL,
+                 clock: Callable[[], int] | None = None):
+        self.schedules = Schedules(Client(conn, config))
+        self.redis, self.batch, self.record_interval, self.clock = conn, batch, record_interval, clock
+        self._cache: dict[str, Any] = {}
+        self._next_record = 0.0
+        self._record_cursor = "-inf"
+
+    def run_once(self) -> FireResult:
+        now = int(self.clock()) if self.clock is not None else None
+        out = self.schedules.fire_due(now, self.batch, self._cache)
+        mono = time.monotonic()
+        if mono >= self._next_record:
+            self._next_record = mono + self.record_interval
+            _, self._record_cursor = self.schedules.record_runs(self._record_cursor)
+        return out

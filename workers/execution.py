@@ -57,12 +57,13 @@ def execute(data: bytes, timeout: int | None, functions: FunctionCache,
             on_start: Callable[[], None], on_end: Callable[[], None]) -> Outcome:
     """Decode and run one job. `on_start`/`on_end` bracket the job code exactly, so signal
     handlers know when raising into the job is safe. HandBack and Terminated propagate to the caller."""
+    name = ""
     try:
         name, instance, args, kwargs = load_data(data)
         func = functions.resolve(name, instance)
     except Exception as exc:  # noqa: BLE001 - an unloadable job fails at once, never retried
         out = _failure(exc, retryable=False)
-        out.message = f"cannot load job function: {out.message}"
+        out.message = f"cannot load job function{f' {name}' if name else ''}: {out.message}"
         return out
     try:
         if timeout:

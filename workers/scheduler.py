@@ -1,6 +1,7 @@
 """The scheduler process: while it leads, promote due jobs, promote plain-RQ delayed jobs, reap
-expired leases and (every sweep_interval) delete jobs whose TTL passed, then sleep until the next due
-time or lease expiry (woken early when an earlier job is scheduled). Standbys retry the leader lock."""
+expired leases, fire due cron schedules and (every sweep_interval) delete jobs whose TTL passed, then
+sleep until the next due time, fire time or lease expiry (woken early when an earlier job is scheduled).
+Standbys retry the leader lock."""
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,7 @@ import redis
 from jobsvc import defaults
 from jobsvc.config import Config
 from jobsvc.keys import Keys
-from jobsvc.scheduling import LeaderLock, Promoter, Reaper, RqPromoter, TtlSweeper
+from jobsvc.scheduling import CronFirer, LeaderLock, Promoter, Reaper, RqPromoter, TtlSweeper
 
 log = logging.getLogger("jobsvc.scheduler")
 
@@ -29,6 +30,7 @@ class Scheduler:
         self.rq_promoter = RqPromoter(conn, config)
         self.reaper = Reaper(conn, config)
         self.ttl_sweeper = TtlSweeper(conn, config)
+        self.cron = CronFirer(conn, config)
         self.leading = False
         self.stopped = threading.Event()
         self._next_lock = 0.0
@@ -49,6 +51,7 @@ class Scheduler:
             return self.config.leader_ttl / 3
         promoted = self.promoter.run_once()
         reaped = self.reaper.run_once()
+        fired = self.cron.run_once()
         if now >= self._next_rq:
             self._next_rq = now + self.config.scheduler_max_sleep
             self.rq_promoter.run_once()
@@ -64,6 +67,8 @@ class Scheduler:
         for due in (promoted.next_due_ms, reaped.next_expiry_ms):
             if due is not None:
                 wait = min(wait, max(0.0, (due - promoted.now_ms) / 1000))
+        if fired.next_fire_ms is not None:
+            wait = min(wait, max(0.0, (fired.next_fire_ms - fired.now_ms) / 1000))
         return min(wait, max(0.0, self._next_lock - time.monotonic()))
 
     def sleep(self, seconds: float) -> None:

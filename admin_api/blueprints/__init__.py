@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import audit, bulk, jobs, keys, meta, queues, workers
+from . import audit, bulk, functions, jobs, keys, meta, queues, schedules, workers
 
-ALL = (meta, jobs, bulk, queues, workers, keys, audit)
+ALL = (meta, jobs, bulk, queues, workers, keys, audit, schedules, functions)
 
 
 def register(app: Flask) -> None:

@@ -7,9 +7,12 @@ from typing import Any
 import redis
 from flask import Blueprint, Response
 
+from jobsvc import scripts
 from jobsvc.apikeys import READ, WRITE
 from jobsvc.backoff import Backoff
+from jobsvc.client import Enqueued
 from jobsvc.errors import JobsvcError, NotFound, ValidationError
+from jobsvc.functions import Registry
 from jobsvc.job import DEFAULT_NAMESPACE, JobInfo, JobSpec, decode_result
 from jobsvc.keys import Keys
 from jobsvc.listing import JobFilter, list_jobs
@@ -18,7 +21,7 @@ from jobsvc.states import State
 
 from .. import schemas as s
 from ..api import ApiError, audit_counts, client, config, conn, jsonable, no_content, operation, reply
-from ..auth import Principal
+from ..auth import Principal, forbidden
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 
@@ -74,9 +77,15 @@ def visible_job(who: Principal, job_id: str) -> JobInfo:
 # -- create ------------------------------------------------------------------------------------------------
 
 
-def _spec(who: Principal, body: dict[str, Any]) -> JobSpec:
-    queue = who.narrow("queue", body.get("queue")) or "default"
-    namespace = who.narrow("namespace", body.get("namespace")) or DEFAULT_NAMESPACE
+def _spec(who: Principal, body: dict[str, Any]) -> tuple[JobSpec, dict[str, str]]:
+    """The job to create and its extra hash fields. `function` is an import path (`app.tasks.f`) or a
+    registry function (`ns/name`): then its defaults fill the options not given (a disabled one is a 409)."""
+    from_registry = "/" in body["function"]
+    if from_registry:  # the function's queue and namespace apply; the key's limits are checked on the result
+        queue, namespace = body.get("queue"), body.get("namespace")
+    else:
+        queue = who.narrow("queue", body.get("queue")) or "default"
+        namespace = who.narrow("namespace", body.get("namespace")) or DEFAULT_NAMESPACE
     options: dict[str, Any] = {k: body[k] for k in ("priority", "max_attempts", "timeout", "idempotency_key",
                                                     "result_ttl", "failure_ttl", "description", "meta")
                                if body.get(k) is not None}
@@ -89,11 +98,28 @@ def _spec(who: Principal, body: dict[str, Any]) -> JobSpec:
         options["delay"] = body["delay"]
     if body.get("run_at") is not None:
         options["at"] = body["run_at"]
-    spec = JobSpec(func=body["function"], args=tuple(body["args"]), kwargs=dict(body["kwargs"]), queue=queue,
-                   namespace=namespace, **options)
+    extra: dict[str, str] = {}
+    if from_registry:
+        try:
+            fjob = Registry(client()).job(body["function"], *body["args"], kwargs=dict(body["kwargs"]), queue=queue,
+                                          namespace=namespace, **options)
+        except NotFound:
+            raise ValidationError(f"function {body['function']} is not registered") from None
+        spec, extra = fjob.spec, dict(fjob.fields)
+        if not who.sees(spec.queue, spec.namespace):
+            raise forbidden(f"function {body['function']} makes jobs outside this key's namespaces or queues")
+    else:
+        spec = JobSpec(func=body["function"], args=tuple(body["args"]), kwargs=dict(body["kwargs"]), queue=queue,
+                       namespace=namespace, **options)
     if body.get("trigger") and body["trigger"] != spec.trigger:
         raise ValidationError(f"trigger {body['trigger']!r} does not match the timing given (that is {spec.trigger!r})")
-    return spec
+    return spec, extra
+
+
+def _enqueue(specs: list[JobSpec], extras: list[dict[str, str]]) -> list[Enqueued]:
+    """Enqueue a batch, with each job's extra hash fields (`js_fn` of a registry function's job)."""
+    calls = client().enqueue_calls(specs, extras)
+    return client().parse_enqueued(scripts.call_many(conn(), calls) if calls else [])
 
 
 def _idempotency_precheck(who: Principal, specs: list[JobSpec]) -> None:
@@ -137,11 +163,13 @@ def _created(who: Principal, ids: list[str]) -> list[JobInfo]:
 @operation("Create a job", scope=WRITE, body=s.JobCreateSchema, action="jobs.create",
            responses={201: ("created", s.JobSchema), 200: ("the existing job of this idempotency key", s.JobSchema)},
            errors=(409,), description="Runs now, after `delay` seconds, or at `run_at`. Returns 200 with the "
-                                      "existing job when `idempotency_key` matched one.")
+                                      "existing job when `idempotency_key` matched one. A `function` of the form "
+                                      "`ns/name` is a registry function: its defaults apply to options not given, "
+                                      "and a disabled one is refused (409, `details.state` `disabled`).")
 def create_job(who: Principal, body: dict[str, Any]) -> Response:
-    spec = _spec(who, body)
+    spec, extra = _spec(who, body)
     _idempotency_precheck(who, [spec])
-    enq = client().enqueue_many([spec])[0]
+    enq = _enqueue([spec], [extra])[0]
     info = _created(who, [enq.id])[0]
     audit_counts(created=int(enq.created), job_id=enq.id)
     return reply(s.JobSchema, job_dict(info), 201 if enq.created else 200)
@@ -152,17 +180,19 @@ def create_job(who: Principal, body: dict[str, Any]) -> Response:
            responses={201: ("created (some may be existing jobs of their idempotency keys)", s.JobBatchResultSchema)},
            errors=(409,), description="All or nothing: one invalid job and none is created (422 names its index).")
 def create_batch(who: Principal, body: dict[str, Any]) -> Response:
-    specs, problems = [], {}
+    specs, extras, problems = [], [], {}
     for i, item in enumerate(body["jobs"]):
         try:
-            specs.append(_spec(who, item))
+            spec, extra = _spec(who, item)
+            specs.append(spec)
+            extras.append(extra)
         except ValidationError as exc:
             problems[str(i)] = [str(exc)]
     if problems:
         raise ApiError(422, "request failed validation; no job was created", "validation_error",
                        {"fields": {"jobs": problems}})
     _idempotency_precheck(who, specs)
-    enqueued = client().enqueue_many(specs)
+    enqueued = _enqueue(specs, extras)
     infos = _created(who, [e.id for e in enqueued])
     audit_counts(created=sum(e.created for e in enqueued), existing=sum(not e.created for e in enqueued))
     return reply(s.JobBatchResultSchema, {"jobs": [job_dict(i) for i in infos],

@@ -7,6 +7,7 @@
 local prefix, lease_ms, token, worker, started_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local nq = tonumber(ARGV[6])
 local paused = prefix .. 'paused'
+local disabled_fns = prefix .. 'functions:disabled'
 local skipped = 0
 
 -- The queue's lanes in priority order: 5 (RQ's list) plus any other priority ever used.
@@ -23,19 +24,32 @@ for qi = 1, nq do
     for _, priority in ipairs(lanes_of(queue)) do
       local lane = lane_key(prefix, queue, priority)
       local id = redis.call('LPOP', lane)
+      local first_held = nil
       while id do
         local key = job_key(id)
         local h = redis.call('HGETALL', key)
-        local status, attempts, group, description = nil, 0, nil, ''
+        local status, attempts, group, description, fn = nil, 0, nil, '', nil
         for k = 1, #h, 2 do
           local f = h[k]
           if f == 'status' then status = h[k + 1]
           elseif f == 'js_attempts' then attempts = tonumber(h[k + 1]) or 0
           elseif f == 'js_group' then group = h[k + 1]
-          elseif f == 'description' then description = h[k + 1] end
+          elseif f == 'description' then description = h[k + 1]
+          elseif f == 'js_fn' then fn = h[k + 1] end
+        end
+        -- A job of a disabled registry function (jobsvc/functions.py) waits in its lane: it goes to the
+        -- back and the lane is left once the first held job comes round again.
+        local held = status == 'queued' and fn and redis.call('SISMEMBER', disabled_fns, fn) == 1
+        if held then
+          if id == first_held then
+            redis.call('LPUSH', lane, id)
+            break
+          end
+          first_held = first_held or id
+          redis.call('RPUSH', lane, id)
         end
         -- A cancelled or deleted job may still have its id in a lane: drop it and go on.
-        if status == 'queued' then
+        if status == 'queued' and not held then
           local now = now_ms()
           local exp = now + lease_ms
           local set = {'status', 'started', 'js_state', 'running', 'js_token', token, 'js_lease_exp', tostring(exp),

@@ -6,7 +6,8 @@
 -- A successful run writes no run-history entry: the hash holds its attempt, worker and times.
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
-local h = redis.call('HMGET', key, 'js_token', 'origin', 'result_ttl', 'js_attempts', 'js_lease_losses', 'js_group')
+local h = redis.call('HMGET', key, 'js_token', 'origin', 'result_ttl', 'js_attempts', 'js_lease_losses', 'js_group',
+  'js_schedule')
 local rejected = fence(key, h[1], token)
 if rejected then return rejected end
 local queue = h[2]
@@ -25,4 +26,6 @@ end
 set_lifetime(prefix, id, queue, ttl, (tonumber(h[4]) or 1) > 1 or (tonumber(h[5]) or 0) > 0)
 gauge(prefix, h[6], 'running', ttl ~= 0 and 'completed' or nil)
 stat(prefix, queue, 'completed')
+-- A schedule's job: count the run's outcome on the schedule (jobsvc/schedules.py).
+if h[7] then redis.call('HINCRBY', prefix .. 'schedule:' .. h[7] .. ':stats', 'completed', 1) end
 return {0}

@@ -8,7 +8,7 @@
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
 local h = redis.call('HMGET', key, 'js_token', 'origin', 'failure_ttl', 'js_attempts', 'js_max_attempts',
-  'js_started_ms', 'js_group')
+  'js_started_ms', 'js_group', 'js_schedule')
 local rejected = fence(key, h[1], token)
 if rejected then return rejected end
 local queue = h[2]
@@ -38,4 +38,6 @@ end
 set_lifetime(prefix, id, queue, ttl)
 gauge(prefix, h[7], 'running', ttl ~= 0 and 'failed' or nil)
 stat(prefix, queue, 'failed')
+-- A schedule's job: count the run's outcome on the schedule (jobsvc/schedules.py).
+if h[8] then redis.call('HINCRBY', prefix .. 'schedule:' .. h[8] .. ':stats', 'failed', 1) end
 return {0, 'failed'}

@@ -15,7 +15,7 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', leases, id)
   if redis.call('EXISTS', key) == 1 then
     local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_attempts', 'js_max_attempts',
-      'failure_ttl', 'js_started_ms', 'worker_name', 'js_group')
+      'failure_ttl', 'js_started_ms', 'worker_name', 'js_group', 'js_schedule')
     local queue = h[1]
     redis.call('HSET', key, unpack(LEASE_CLEARED))
     local losses = redis.call('HINCRBY', key, 'js_lease_losses', 1)
@@ -55,6 +55,8 @@ for _, id in ipairs(ids) do
         failed = failed + 1
       end
       stat(prefix, queue, outcome)
+      -- A schedule's job: count the run's outcome on the schedule (jobsvc/schedules.py).
+      if h[9] then redis.call('HINCRBY', prefix .. 'schedule:' .. h[9] .. ':stats', 'failed', 1) end
     end
   end
 end

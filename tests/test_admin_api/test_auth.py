@@ -4,6 +4,8 @@ import logging
 import pytest
 
 from jobsvc import apikeys
+from jobsvc.functions import Registry
+from jobsvc.schedules import Schedules
 from tests.test_admin_api.support import ADMIN_KEY, NOOP
 
 READ, WRITE, ADMIN = apikeys.READ, apikeys.WRITE, apikeys.ADMIN
@@ -37,6 +39,20 @@ ENDPOINTS = [
     ("GET", "/keys/{key}", None, ADMIN),
     ("DELETE", "/keys/{key}", None, ADMIN),
     ("GET", "/audit", None, ADMIN),
+    ("GET", "/schedules", None, READ),
+    ("POST", "/schedules", {"function": NOOP, "interval": 60}, WRITE),
+    ("GET", "/schedules/{schedule}", None, READ),
+    ("PATCH", "/schedules/{schedule}", {"description": "x"}, WRITE),
+    ("DELETE", "/schedules/{schedule}", None, ADMIN),
+    ("POST", "/schedules/{schedule}/execute", None, WRITE),
+    ("GET", "/schedules/{schedule}/runs", None, READ),
+    ("GET", "/functions", None, READ),
+    ("POST", "/functions", {"namespace": "ns", "name": "other", "path": NOOP}, WRITE),
+    ("GET", "/functions/{fn}", None, READ),
+    ("PATCH", "/functions/{fn}", {"timeout": 5}, WRITE),
+    ("DELETE", "/functions/{fn}", None, ADMIN),
+    ("GET", "/namespaces", None, READ),
+    ("POST", "/functions/sync", {"namespace": "ns", "functions": [], "delete_missing": True, "dry_run": True}, ADMIN),
 ]
 IDS = [f"{m} {p}" for m, p, _, _ in ENDPOINTS]
 
@@ -45,7 +61,9 @@ IDS = [f"{m} {p}" for m, p, _, _ in ENDPOINTS]
 def target(client, r, config):
     job = client.enqueue(NOOP).id
     key, _ = apikeys.create(r, config.key_prefix, "target", [READ])
-    return {"job": job, "key": key.id}
+    Registry(client).register("ns", "fn", NOOP)
+    Schedules(client).create(id="target", interval=60, function=NOOP)
+    return {"job": job, "key": key.id, "schedule": "target", "fn": "ns/fn"}
 
 
 def _call(api, key, endpoint, target, bearer=False):
@@ -56,7 +74,8 @@ def _call(api, key, endpoint, target, bearer=False):
 def test_every_documented_operation_is_in_the_matrix(api):
     doc = api.as_key(None).http.get("/api/v1/openapi.json").get_json()
     documented = {(m.upper(), p.removeprefix("/api/v1").replace("{job_id}", "{job}").replace("{key_id}", "{key}")
-                   .replace("{name}", "default"))
+                   .replace("{name}", "default").replace("{schedule_id}", "{schedule}")
+                   .replace("{namespace}/{function_name}", "{fn}"))
                   for p, ops in doc["paths"].items() for m, op in ops.items() if op["security"]}
     assert documented == {(m, p) for m, p, _, _ in ENDPOINTS}
 

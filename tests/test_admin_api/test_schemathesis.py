@@ -13,6 +13,8 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                response_schema_conformance, status_code_conformance)
 
 from jobsvc import apikeys
+from jobsvc.functions import Registry
+from jobsvc.schedules import Schedules
 from tests.test_admin_api.support import ADMIN_KEY, NOOP, make_failed, make_running
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -22,15 +24,24 @@ MAX_EXAMPLES = 25
 
 @pytest.fixture
 def known(client, leases, r, config):
-    """Jobs in several states, a queue and a key, so that examples reach real records, not only 404s."""
+    """Jobs in several states, a queue, a key, schedules and registry functions, so that examples reach real records, not only 404s."""
     from workers.worker import LeasedWorker
 
     LeasedWorker(["default"], r, config, name="host.1.w").register_birth()
     ids = [make_running(client, leases), make_failed(client, leases, queue="other"),
            client.enqueue(NOOP, delay=600).id, client.enqueue("tests.jobfuncs.add", 1, 2, namespace="ns").id]
     key, _ = apikeys.create(r, config.key_prefix, "known", ["jobs:read"])
+    Registry(client).register("ns", "fn", "tests.jobfuncs.add", queue="other")
+    Registry(client).register("ns", "off", NOOP, enabled=False)
+    sched = Schedules(client)
+    sched.create(id="every-minute", interval=60, function=NOOP)
+    sched.create(id="nightly", cron="0 3 * * *", timezone="Europe/Paris", function="ns/fn", args=[1, 2])
+    sched.create(id="disabled-fn", cron="@hourly", function="ns/off")
+    sched.execute("every-minute")
     return {"job_id": itertools.cycle(ids), "name": itertools.cycle(["default", "other", "nope"]),
-            "key_id": itertools.cycle([key.id, "000000000000"])}
+            "key_id": itertools.cycle([key.id, "000000000000"]),
+            "schedule_id": itertools.cycle(["every-minute", "nightly", "disabled-fn", "nope"]),
+            "namespace": itertools.cycle(["ns", "ns", "nope"]), "function_name": itertools.cycle(["fn", "off"])}
 
 
 @pytest.fixture

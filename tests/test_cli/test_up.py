@@ -21,7 +21,7 @@ def wait_for(fn, timeout):
     while True:
         try:
             value = fn()
-        except (requests.ConnectionError, redis.ConnectionError):
+        except (requests.ConnectionError, requests.Timeout, redis.ConnectionError):  # Timeout: a worker booting
             value = None
         if value:
             return value

@@ -1,0 +1,250 @@
+"""`jobsvc schedules ...` and `jobsvc functions ...`: cron schedules and the functions registry, straight on
+Redis. Changes land in the audit log under the key id `cli`, like the admin API's."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from jobsvc import Client, ValidationError
+
+from .output import as_json, table
+
+# jobsvc.schedules and jobsvc.functions (croniter) are imported by the commands that use them: every
+# `jobsvc worker` process starts through this CLI and needs neither.
+
+
+def _ms(value: int | None) -> str:
+    if not value:
+        return ""
+    return datetime.fromtimestamp(value / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _audit(client: Client, action: str, params: dict[str, Any], counts: dict[str, Any] | None = None) -> None:
+    from . import admin
+
+    admin._audit(client, action, params, counts)
+
+
+def _json_arg(text: str | None, name: str, kind: type) -> Any:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ValidationError(f"--{name} must be JSON") from None
+    if not isinstance(value, kind):
+        raise ValidationError(f"--{name} must be a JSON {'list' if kind is list else 'object'}")
+    return value
+
+
+def _report(report: Any, what: str) -> None:
+    d = report.to_dict()
+    verb = "would be " if d["dry_run"] else ""
+    for outcome in ("created", "updated", "deleted", "unchanged"):
+        names = d[outcome]
+        print(f"{outcome if not verb or outcome == 'unchanged' else verb + outcome}: {len(names)}"
+              + (f"  ({', '.join(names)})" if names else ""))
+    if d["dry_run"]:
+        print(f"dry run: no {what} changed", file=sys.stderr)
+
+
+# -- schedules -----------------------------------------------------------------------------------------------
+
+
+def schedules_cmd(client: Client, args: argparse.Namespace) -> int:
+    from jobsvc.functions import load_file
+    from jobsvc.schedules import Schedules, schedules_file
+
+    s = Schedules(client)
+    cmd = args.schedules_command
+    if cmd == "list":
+        cursor: str | None = None
+        rows: list[Any] = []
+        while True:
+            items, cursor = s.list(cursor, 500, namespace=args.namespace)
+            rows += items
+            if not cursor:
+                break
+        if args.json:
+            as_json([x.to_dict() for x in rows])
+            return 0
+        table(["id", "when", "tz", "function", "status", "next run", "runs", "ok", "failed", "avg ms"],
+              [(x.id, x.cron or f"every {x.interval:g}s", x.timezone, x.function, x.status, _ms(x.next_run_ms), x.runs,
+                x.completed, x.failed, "" if x.avg_runtime_ms is None else x.avg_runtime_ms) for x in rows])
+    elif cmd == "get":
+        as_json(s.get(args.id).to_dict())
+    elif cmd == "create":
+        values = {k: v for k, v in {
+            "id": args.id, "function": args.function, "cron": args.cron, "interval": args.interval,
+            "timezone": args.tz, "args": _json_arg(args.args, "args", list),
+            "kwargs": _json_arg(args.kwargs, "kwargs", dict), "queue": args.queue, "namespace": args.namespace,
+            "priority": args.priority, "max_attempts": args.max_attempts, "timeout": args.timeout,
+            "misfire": args.misfire, "misfire_grace": args.misfire_grace, "max_catchup": args.max_catchup,
+            "overlap": args.overlap, "start_at": args.start_at, "end_at": args.end_at,
+            "description": args.description}.items() if v is not None}
+        if args.disabled:
+            values["enabled"] = False
+        created = s.create(**values)
+        _audit(client, "schedules.create", {"id": created.id})
+        print(f"created: {created.id}  next run {_ms(created.next_run_ms) or '-'} UTC")
+    elif cmd in ("enable", "disable"):
+        changed = s.enable(args.id) if cmd == "enable" else s.disable(args.id)
+        _audit(client, f"schedules.{cmd}", {"id": args.id})
+        print(f"{cmd}d: {changed.id}  next run {_ms(changed.next_run_ms) or '-'} UTC")
+    elif cmd == "delete":
+        s.delete(args.id)
+        _audit(client, "schedules.delete", {"id": args.id})
+        print(f"deleted: {args.id}")
+    elif cmd == "execute":
+        job_id = s.execute(args.id)
+        _audit(client, "schedules.execute", {"id": args.id, "job_id": job_id})
+        print(job_id)
+    elif cmd == "runs":
+        runs, cursor = s.runs(args.id, args.cursor, args.limit)
+        if args.json:
+            as_json({"runs": runs, "next_cursor": cursor})
+            return 0
+        table(["job", "scheduled", "trigger", "status", "started", "ms", "error"],
+              [(r["job_id"] or "-", _ms(r["scheduled_ms"]), r["trigger"], r["status"], _ms(r["started_ms"]),
+                "" if r["duration_ms"] is None else r["duration_ms"], (r["error"] or "")[:60]) for r in runs])
+        if cursor:
+            print(f"more: --cursor {cursor}", file=sys.stderr)
+    elif cmd == "sync":
+        namespace, items = schedules_file(load_file(args.file))
+        namespace = args.namespace or namespace
+        report = s.sync(items, delete_missing=args.delete_missing, dry_run=args.dry_run, namespace=namespace)
+        if not args.dry_run:
+            d = report.to_dict()
+            _audit(client, "schedules.sync", {"file": args.file, "namespace": namespace,
+                                              "delete_missing": args.delete_missing},
+                   {k: len(d[k]) for k in ("created", "updated", "deleted", "unchanged")})
+        _report(report, "schedule")
+    return 0
+
+
+# -- functions -----------------------------------------------------------------------------------------------
+
+
+def functions_cmd(client: Client, args: argparse.Namespace) -> int:
+    from jobsvc.functions import Registry, functions_file, load_file, parse_ref
+
+    reg = Registry(client)
+    cmd = args.functions_command
+    if cmd == "list":
+        rows = reg.all(args.namespace)
+        if args.json:
+            as_json([f.to_dict() for f in rows])
+            return 0
+        table(["function", "path", "queue", "attempts", "timeout", "enabled", "version"],
+              [(f.ref, f.path, f.queue or "", f.max_attempts or "", f.timeout or "", "yes" if f.enabled else "no",
+                f.version) for f in rows])
+    elif cmd == "namespaces":
+        table(["namespace", "functions", "disabled"], [(n["namespace"], n["functions"], n["disabled"])
+                                                       for n in reg.namespaces()])
+    elif cmd == "get":
+        as_json(reg.resolve(args.ref).to_dict())
+    elif cmd == "register":
+        ns, name = parse_ref(args.ref)
+        options = {k: v for k, v in {"queue": args.queue, "timeout": args.timeout, "max_attempts": args.max_attempts,
+                                     "priority": args.priority, "backoff": args.backoff,
+                                     "description": args.description}.items() if v is not None}
+        if args.disabled:
+            options["enabled"] = False
+        fn = reg.register(ns, name, args.path, **options)
+        _audit(client, "functions.register", {"ref": fn.ref, "path": fn.path})
+        print(f"{fn.ref} -> {fn.path}  (version {fn.version})")
+    elif cmd in ("enable", "disable"):
+        ns, name = parse_ref(args.ref)
+        fn = reg.enable(ns, name) if cmd == "enable" else reg.disable(ns, name)
+        _audit(client, f"functions.{cmd}", {"ref": fn.ref})
+        print(f"{cmd}d: {fn.ref}  (version {fn.version})")
+    elif cmd == "delete":
+        ns, name = parse_ref(args.ref)
+        reg.delete(ns, name)
+        _audit(client, "functions.delete", {"ref": f"{ns}/{name}"})
+        print(f"deleted: {ns}/{name}")
+    elif cmd == "sync":
+        namespace, items = functions_file(load_file(args.file))
+        namespace = args.namespace or namespace
+        report = reg.sync(namespace, items, delete_missing=args.delete_missing, dry_run=args.dry_run)
+        if not args.dry_run:
+            d = report.to_dict()
+            _audit(client, "functions.sync", {"file": args.file, "namespace": namespace,
+                                              "delete_missing": args.delete_missing},
+                   {k: len(d[k]) for k in ("created", "updated", "deleted", "unchanged")})
+        _report(report, "function")
+    return 0
+
+
+def add_commands(sub: Any, with_url: Any) -> None:
+    sch = with_url(sub.add_parser("schedules", help="cron schedules: list, create, run now, runs, sync a file"))
+    ssub = sch.add_subparsers(dest="schedules_command", required=True)
+    ls = ssub.add_parser("list", help="every schedule with its status, next run and counts")
+    ls.add_argument("--namespace")
+    ls.add_argument("--json", action="store_true")
+    for name, text in (("get", "one schedule as JSON"), ("enable", "enable (next run from now on)"),
+                       ("disable", "disable"), ("delete", "delete with its run history"),
+                       ("execute", "run its job now; prints the job id")):
+        ssub.add_parser(name, help=text).add_argument("id")
+    cr = ssub.add_parser("create", help="create a schedule")
+    cr.add_argument("--id", help="default: generated")
+    cr.add_argument("--function", required=True, help="import path (app.tasks.f) or registry function (ns/name)")
+    when = cr.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", help="5 fields, or 6 with seconds first")
+    when.add_argument("--interval", type=float, help="seconds")
+    cr.add_argument("--tz", help="IANA timezone (default UTC)")
+    cr.add_argument("--args", help="JSON list")
+    cr.add_argument("--kwargs", help="JSON object")
+    cr.add_argument("--queue")
+    cr.add_argument("--namespace")
+    cr.add_argument("--priority", type=int)
+    cr.add_argument("--max-attempts", type=int)
+    cr.add_argument("--timeout", type=int)
+    cr.add_argument("--misfire", choices=("skip", "run_once", "run_all"))
+    cr.add_argument("--misfire-grace", type=float, help="seconds late before a fire counts as missed")
+    cr.add_argument("--max-catchup", type=int, help="run_all: missed fires run at most")
+    cr.add_argument("--overlap", choices=("allow", "skip"))
+    cr.add_argument("--start-at", help="ISO 8601")
+    cr.add_argument("--end-at", help="ISO 8601")
+    cr.add_argument("--description")
+    cr.add_argument("--disabled", action="store_true")
+    rn = ssub.add_parser("runs", help="a schedule's runs, newest first")
+    rn.add_argument("id")
+    rn.add_argument("--limit", type=int, default=50)
+    rn.add_argument("--cursor")
+    rn.add_argument("--json", action="store_true")
+    sy = ssub.add_parser("sync", help="make the stored schedules match a file (JSON, YAML or TOML)")
+    sy.add_argument("file")
+    sy.add_argument("--namespace", help="only this namespace's schedules (default: the file's `namespace`)")
+    sy.add_argument("--delete-missing", action="store_true", help="delete schedules the file does not list")
+    sy.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
+    sch.set_defaults(func=schedules_cmd)
+
+    fns = with_url(sub.add_parser("functions", help="the functions registry: list, register, enable, sync a file"))
+    fsub = fns.add_subparsers(dest="functions_command", required=True)
+    fl = fsub.add_parser("list", help="registered functions")
+    fl.add_argument("--namespace")
+    fl.add_argument("--json", action="store_true")
+    fsub.add_parser("namespaces", help="namespaces with their function counts")
+    for name, text in (("get", "one function as JSON"), ("enable", "enable: held jobs run again"),
+                       ("disable", "disable: new jobs refused, queued ones wait"), ("delete", "delete")):
+        fsub.add_parser(name, help=text).add_argument("ref", help="namespace/name")
+    rg = fsub.add_parser("register", help="create or replace a function")
+    rg.add_argument("ref", help="namespace/name")
+    rg.add_argument("path", help="import path of the callable, deployed with the workers")
+    rg.add_argument("--queue")
+    rg.add_argument("--timeout", type=int)
+    rg.add_argument("--max-attempts", type=int)
+    rg.add_argument("--priority", type=int)
+    rg.add_argument("--backoff", choices=("fixed", "linear", "exponential"))
+    rg.add_argument("--description")
+    rg.add_argument("--disabled", action="store_true")
+    fy = fsub.add_parser("sync", help="make a namespace match a file {namespace, functions: [...]}")
+    fy.add_argument("file")
+    fy.add_argument("--namespace", help="default: the file's `namespace`")
+    fy.add_argument("--delete-missing", action="store_true", help="delete functions the file does not list")
+    fy.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
+    fns.set_defaults(func=functions_cmd)
