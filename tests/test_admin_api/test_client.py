@@ -50,3 +50,38 @@ def test_sweeps_and_keys(admin):
     assert [k["id"] for k in admin.list_keys()["keys"]] == [key["id"]]
     admin.revoke_key(key["id"])
     assert admin.audit(limit=1)["entries"][0]["action"] == "keys.revoke"
+
+
+def test_schedules(admin, client):
+    sc = admin.create_schedule(NOOP, cron="0 3 * * *", id="nightly", timezone="Europe/Paris")
+    assert (sc["id"], sc["status"]) == ("nightly", "idle")
+    assert admin.patch_schedule("nightly", enabled=False)["status"] == "disabled"
+    assert [s["id"] for s in admin.iter_schedules(enabled=False)] == ["nightly"]
+    job_id = admin.execute_schedule("nightly")["job_id"]
+    assert client.get(job_id).state == State.QUEUED
+    assert [r["job_id"] for r in admin.schedule_runs("nightly")["runs"]] == [job_id]
+    assert admin.get_schedule("nightly")["runs"] == 1
+    with pytest.raises(AdminApiError) as err:
+        admin.create_schedule(NOOP, cron="0 3 * * *", timezone="Nowhere/City")
+    assert err.value.status == 422 and "timezone" in err.value.details["fields"]
+    admin.delete_schedule("nightly")
+    with pytest.raises(AdminApiError) as err:
+        admin.get_schedule("nightly")
+    assert err.value.status == 404
+
+
+def test_functions_and_jobs_by_reference(admin):
+    fn = admin.register_function("charge", "tests.jobfuncs.add", namespace="billing", queue="billing")
+    assert fn["ref"] == "billing/charge"
+    assert admin.create_job("billing/charge", args=[1, 2])["queue"] == "billing"
+    admin.patch_function("billing", "charge", enabled=False)
+    with pytest.raises(AdminApiError) as err:
+        admin.create_job("billing/charge")
+    assert (err.value.status, err.value.details) == (409, {"state": "disabled"})
+    assert admin.namespaces()["namespaces"] == [{"namespace": "billing", "functions": 1, "disabled": 1}]
+    dry = admin.sync_functions("billing", [], delete_missing=True, dry_run=True)
+    assert dry["deleted"] == ["charge"] and admin.get_function("billing", "charge")["enabled"] is False
+    assert admin.sync_functions("billing", [], delete_missing=True)["deleted"] == ["charge"]
+    assert admin.list_functions()["functions"] == []
+    admin.register_function("x", "tests.jobfuncs.noop")
+    admin.delete_function("default", "x")
