@@ -23,7 +23,7 @@ ERROR_TEXT = {
     400: "malformed JSON",
     401: "no API key, or a wrong one",
     403: "the key lacks the scope, or the job / queue is outside its limits",
-    404: "no such job, queue or key",
+    404: "no such job, queue, key, schedule or function",
     409: "wrong state: `details.state` is the current one",
     413: "request body over 256 KB",
     422: "validation failed (unknown fields too): `details.fields`",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -36,6 +37,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _terminate_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM when the parent dies (elsewhere: nothing)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 class EmbeddedRedis:
     """A redis-server child process; `persist=True` keeps an append-only file in `directory`."""
 
@@ -60,8 +73,9 @@ class EmbeddedRedis:
         if self.persist:
             args += ["--appendfsync", "everysec"]
         # Its own session: a Ctrl+C meant for the processes using it must not stop Redis under them.
+        # But if its owner dies without stopping it (SIGKILL), the kernel sends it SIGTERM: no orphan.
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=_terminate_with_parent)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
         while True:

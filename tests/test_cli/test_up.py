@@ -35,13 +35,20 @@ def stack(tmp_path, subprocess_env):
     env.pop("REDIS_URL", None)
     env.pop("ADMIN_API_KEY", None)
     port = free_port()
+    log = open(tmp_path / "up.log", "w")  # a file, not a pipe: a full pipe would block the stack
+    # Its own session, so teardown can kill the whole stack (gunicorn, workers, scheduler) as one group;
+    # the embedded Redis dies with its parent.
     proc = subprocess.Popen([sys.executable, "-m", "jobsvc_cli", "up", "--port", str(port), "--data-dir",
-                             str(tmp_path / "data")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, cwd=tmp_path)
+                             str(tmp_path / "data")], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=tmp_path, start_new_session=True)
     yield proc, port, tmp_path / "data"
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    log.close()
+    print((tmp_path / "up.log").read_text(errors="replace"))
 
 
 def test_up_runs_api_worker_and_scheduler_on_embedded_redis(stack):
@@ -58,8 +65,26 @@ def test_up_runs_api_worker_and_scheduler_on_embedded_redis(stack):
     assert (data / "appendonly.aof").exists()
 
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0
+    assert proc.wait(timeout=60) == 0
+    out = (data.parent / "up.log").read_text()
     assert re.search(r"admin key: \S{32,}", out)
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()  # embedded Redis stopped with it
+
+
+def test_embedded_redis_does_not_outlive_a_killed_up(stack):
+    proc, port, data = stack
+    wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=1).json(), 30)
+    url = (data / "redis_url").read_text().strip()
+    probe = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    assert probe.ping()
+    os.kill(proc.pid, signal.SIGKILL)  # no chance to clean up: the kernel tells Redis instead
+
+    def redis_gone():
+        try:
+            probe.ping()
+            return False
+        except redis.ConnectionError:
+            return True
+
+    wait_for(redis_gone, 15)
