@@ -34,6 +34,7 @@ from .backoff import Backoff
 from .client import Client, Enqueued
 from .errors import NotFound, ValidationError, WrongState
 from .job import DEFAULT_NAMESPACE, NAMESPACE_NAME, QUEUE_NAME, JobSpec
+from .keys import Keys
 from .serialization import IMPORT_PATH
 
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
@@ -244,20 +245,20 @@ class Registry:
         self.redis: redis.Redis = client.redis
         self.prefix = client.config.key_prefix
 
-    # keys (the Lua scripts build the same names)
+    # keys: named in keys.py (the Lua scripts build the same names)
     def key(self, namespace: str, name: str) -> str:
-        return f"{self.prefix}function:{namespace}/{name}"
+        return Keys(self.prefix).function(namespace, name)
 
     def index(self, namespace: str) -> str:
-        return f"{self.prefix}functions:{namespace}"
+        return Keys(self.prefix).functions(namespace)
 
     @property
     def namespaces_key(self) -> str:
-        return f"{self.prefix}function_namespaces"
+        return Keys(self.prefix).function_namespaces
 
     @property
     def disabled_key(self) -> str:
-        return f"{self.prefix}functions:disabled"
+        return Keys(self.prefix).functions_disabled
 
     # -- write -----------------------------------------------------------------------------------------
 

@@ -119,6 +119,41 @@ class Keys:
     def paused(self) -> str:
         return f"{self.prefix}paused"
 
+    # The functions registry and cron schedules (functions.py, schedules.py and their Lua scripts).
+    def function(self, namespace: str, name: str) -> str:
+        return f"{self.prefix}function:{namespace}/{name}"
+
+    def functions(self, namespace: str) -> str:
+        return f"{self.prefix}functions:{namespace}"
+
+    @property
+    def function_namespaces(self) -> str:
+        return f"{self.prefix}function_namespaces"
+
+    @property
+    def functions_disabled(self) -> str:
+        """Refs (`ns/name`) of disabled functions: claim.lua holds their jobs in their lanes."""
+        return f"{self.prefix}functions:disabled"
+
+    def schedule(self, schedule_id: str) -> str:
+        return f"{self.prefix}schedule:{schedule_id}"
+
+    def schedule_stats(self, schedule_id: str) -> str:
+        """Run outcome counters that complete.lua, fail.lua and reap_expired.lua bump."""
+        return f"{self.prefix}schedule:{schedule_id}:stats"
+
+    @property
+    def schedules(self) -> str:
+        return f"{self.prefix}schedules"
+
+    @property
+    def schedules_due(self) -> str:
+        return f"{self.prefix}schedules:due"
+
+    @property
+    def schedules_pending(self) -> str:
+        return f"{self.prefix}schedules:pending"
+
     def terminate(self, worker: str) -> str:
         """Ids an operator terminated that this worker is running: it stops them within a tick."""
         return f"{self.prefix}terminate:{worker}"

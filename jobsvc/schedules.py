@@ -45,6 +45,7 @@ from . import cron, defaults, scripts
 from .client import Client
 from .errors import NotFound, ValidationError, WrongState
 from .functions import Registry, check_job_defaults, parse_ref
+from .keys import Keys
 from .job import DEFAULT_NAMESPACE, NAMESPACE_NAME, QUEUE_NAME, JobSpec
 from .serialization import IMPORT_PATH
 
@@ -313,21 +314,21 @@ class Schedules:
         self.prefix = client.config.key_prefix
         self.registry = Registry(client)
 
-    # keys (the Lua scripts build the same names)
+    # keys: named in keys.py (the Lua scripts build the same names)
     def key(self, schedule_id: str) -> str:
-        return f"{self.prefix}schedule:{schedule_id}"
+        return Keys(self.prefix).schedule(schedule_id)
 
     @property
     def index_key(self) -> str:
-        return f"{self.prefix}schedules"
+        return Keys(self.prefix).schedules
 
     @property
     def due_key(self) -> str:
-        return f"{self.prefix}schedules:due"
+        return Keys(self.prefix).schedules_due
 
     @property
     def pending_key(self) -> str:
-        return f"{self.prefix}schedules:pending"
+        return Keys(self.prefix).schedules_pending
 
     # -- write -----------------------------------------------------------------------------------------
 
@@ -442,7 +443,7 @@ class Schedules:
         pipe = self.redis.pipeline(transaction=False)
         for sid in ids:
             pipe.hgetall(self.key(sid))
-            pipe.hgetall(self.key(sid) + ":stats")
+            pipe.hgetall(Keys(self.prefix).schedule_stats(sid))
         replies = pipe.execute()
         rows = []
         for i, sid in enumerate(ids):

@@ -20,3 +20,14 @@ def test_lua_registry_names_match_python(client, r):
     assert r.zscore(k.scheduled, e.id) is not None
     assert r.hget(k.stats("q"), "enqueued") == b"1"
     assert r.sismember(k.queues, "q")
+
+
+def test_lua_registry_and_schedule_key_names_match_python(client, r):
+    from jobsvc.functions import Registry
+
+    Registry(client).register("billing", "charge", "tests.jobfuncs.noop")
+    Registry(client).disable("billing", "charge")
+    k = Keys(client.config.key_prefix)
+    assert r.exists(k.function("billing", "charge"))
+    assert r.sismember(k.functions_disabled, "billing/charge")
+    assert r.zscore(k.function_namespaces, "billing") is not None
