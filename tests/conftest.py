@@ -155,3 +155,22 @@ def procs(subprocess_env, tmp_path):
 def registered_workers(conn: redis.Redis) -> int:
     """Workers that registered with RQ's registry (`rq:workers`): each is ready to claim."""
     return conn.scard("rq:workers")
+
+
+@pytest.fixture
+def run_worker(r, redis_url):
+    """Run a burst worker in this process: `run_worker(queues=("default",), **config)` returns it.
+    The worker installs signal handlers; they are restored afterwards."""
+    from workers.worker import LeasedWorker
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
+                                              signal.SIGALRM)}
+
+    def run(queues=("default",), **config):
+        worker = LeasedWorker(list(queues), r, Config(redis_url=redis_url, **config))
+        worker.work(burst=True)
+        return worker
+
+    yield run
+    for s, h in saved.items():
+        signal.signal(s, h)

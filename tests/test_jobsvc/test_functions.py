@@ -3,37 +3,18 @@ function reference, and what disabling a function does to new and queued jobs.""
 from __future__ import annotations
 
 import json
-import signal
 
 import pytest
 
 from jobsvc import NotFound, State, ValidationError, WrongState
-from jobsvc.config import Config
 from jobsvc.functions import DECLARED, Function, Registry, function, functions_file, load_file
 from jobsvc.leases import Leases
 from jobsvc_cli.main import main as cli
-from workers.worker import LeasedWorker
 
 
 @pytest.fixture
 def reg(client):
     return Registry(client)
-
-
-@pytest.fixture
-def run_worker(r, redis_url):
-    """A burst worker in this process (signal handlers restored afterwards)."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
-                                              signal.SIGALRM)}
-
-    def run(queues=("default",)):
-        worker = LeasedWorker(list(queues), r, Config(redis_url=redis_url))
-        worker.work(burst=True)
-        return worker
-
-    yield run
-    for s, h in saved.items():
-        signal.signal(s, h)
 
 
 def test_register_get_and_version_goes_up_only_on_change(reg):

@@ -3,13 +3,11 @@ with an injected clock, so downtime, restarts and two leaders are played out in 
 from __future__ import annotations
 
 import json
-import signal
 import threading
 
 import pytest
 
 from jobsvc import NotFound, State, ValidationError, WrongState
-from jobsvc.config import Config
 from jobsvc.functions import Registry
 from jobsvc.leases import Leases
 from jobsvc.schedules import Schedules, ScheduleSpec
@@ -17,7 +15,6 @@ from jobsvc.scheduling import CronFirer
 from jobsvc_cli.main import main as cli
 from tests.conftest import redis_ms
 from workers.scheduler import Scheduler
-from workers.worker import LeasedWorker
 
 SEC = 1000
 
@@ -45,21 +42,6 @@ def fired_ids(r, sid):
 
 def fire_times(r, sid):
     return sorted(int(i.rsplit(":", 1)[1]) for i in fired_ids(r, sid) if "manual" not in i)
-
-
-@pytest.fixture
-def run_worker(r, redis_url):
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
-                                              signal.SIGALRM)}
-
-    def run(queues=("default",)):
-        worker = LeasedWorker(list(queues), r, Config(redis_url=redis_url))
-        worker.work(burst=True)
-        return worker
-
-    yield run
-    for s, h in saved.items():
-        signal.signal(s, h)
 
 
 # -- create, read, change, delete ------------------------------------------------------------------------------

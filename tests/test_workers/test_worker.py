@@ -1,28 +1,11 @@
 """The worker loop in-process (burst mode): outcomes of real job functions."""
 from __future__ import annotations
 
-import signal
 
-import pytest
 
 from jobsvc import State
 from jobsvc.config import Config
 from workers.worker import LeasedWorker
-
-
-@pytest.fixture
-def run_worker(r, redis_url):
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGALRM)}
-
-    def run(queues=("default",), **config):
-        cfg = Config(redis_url=redis_url, **config)
-        worker = LeasedWorker(list(queues), r, cfg)
-        worker.work(burst=True)
-        return worker
-
-    yield run
-    for s, h in saved.items():
-        signal.signal(s, h)
 
 
 def test_burst_worker_runs_every_job_and_stores_results(client, run_worker):
