@@ -11,6 +11,8 @@ so daylight saving time is handled in one place:
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -39,6 +41,7 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and parsing dominated the firing pass: one parse per expression
 def croniter_expr(expr: str) -> str:
     """The expression as croniter reads it, or ValidationError. Ours: 5 fields (minute hour day month
     weekday), or 6 with seconds FIRST (`*/10 * * * * *` = every 10 s), or an @alias (@hourly, @daily...).

@@ -29,6 +29,8 @@ outcome is not yet copied into the run history).
 """
 from __future__ import annotations
 
+import functools
+
 import json
 import logging
 import math
@@ -94,6 +96,11 @@ def _jsonable(value: Any, name: str) -> Any:
         return json.loads(json.dumps(value))
     except (TypeError, ValueError):
         raise ValidationError(f"{name} must be JSON (schedules are stored as JSON)") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _spec_from_def(text: str) -> ScheduleSpec:
+    return ScheduleSpec(**json.loads(text))
 
 
 @dataclass(frozen=True)
@@ -206,7 +213,9 @@ class ScheduleSpec:
 
     @classmethod
     def from_def(cls, text: str | bytes) -> ScheduleSpec:
-        return cls(**json.loads(text))
+        # The firing pass reads every due schedule's definition each second: decode and validate each
+        # stored version once (specs are frozen, so sharing them is safe).
+        return _spec_from_def(text.decode() if isinstance(text, bytes) else text)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScheduleSpec:
