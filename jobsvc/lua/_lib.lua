@@ -36,6 +36,16 @@ local function make_ready(prefix, id, queue, priority, front, enqueued_at)
     'js_due', '')
 end
 
+-- Wake the sleeping scheduler when `id` just became the earliest entry of its timeline `zkey`
+-- (one token at most: the scheduler recomputes its sleep on any wake-up).
+local function wake_scheduler_if_first(prefix, zkey, id)
+  local first = redis.call('ZRANGE', zkey, 0, 0)
+  if first[1] == id then
+    redis.call('RPUSH', prefix .. 'scheduler:wake', '1')
+    redis.call('LTRIM', prefix .. 'scheduler:wake', -1, -1)
+  end
+end
+
 -- Put a job on the scheduler's timeline (and its queue's, for listing); wake the scheduler when it
 -- is now the earliest.
 local function make_scheduled(prefix, id, due_ms, queue)
@@ -43,11 +53,7 @@ local function make_scheduled(prefix, id, due_ms, queue)
   redis.call('ZADD', zkey, due_ms, id)
   redis.call('ZADD', prefix .. 'scheduled:' .. queue, due_ms, id)
   redis.call('HSET', job_key(id), 'status', 'scheduled', 'js_state', 'scheduled', 'js_due', due_ms)
-  local first = redis.call('ZRANGE', zkey, 0, 0)
-  if first[1] == id then
-    redis.call('RPUSH', prefix .. 'scheduler:wake', '1')
-    redis.call('LTRIM', prefix .. 'scheduler:wake', -1, -1)
-  end
+  wake_scheduler_if_first(prefix, zkey, id)
 end
 
 -- Leave the lease index; callers blank js_token and js_lease_exp in their own HSET (one call fewer).

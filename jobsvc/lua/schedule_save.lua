@@ -33,11 +33,7 @@ redis.call('ZADD', prefix .. 'schedules', 0, id)
 local due = prefix .. 'schedules:due'
 if enabled and nxt ~= '' then
   redis.call('ZADD', due, nxt, id)
-  local first = redis.call('ZRANGE', due, 0, 0)
-  if first[1] == id then
-    redis.call('RPUSH', prefix .. 'scheduler:wake', '1')
-    redis.call('LTRIM', prefix .. 'scheduler:wake', -1, -1)
-  end
+  wake_scheduler_if_first(prefix, due, id)
 else
   redis.call('ZREM', due, id)
 end
