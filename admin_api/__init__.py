@@ -16,7 +16,7 @@ from jobsvc import Client, JobsvcError
 from jobsvc.config import Config
 from jobsvc.connection import connect
 
-from . import api, blueprints, errors
+from . import api, blueprints, dashboard, errors
 
 log = logging.getLogger("jobsvc.api")
 
@@ -54,6 +54,7 @@ def create_app(config: Config | None = None, connection: redis.Redis | None = No
     errors.register(app)
     api.install(app)
     blueprints.register(app)
+    dashboard.register(app)  # /dashboard: the operator UI over the same core
     if not admin_key:
         log.warning("admin API in dev mode without %s: requests without a key act as admin", ADMIN_KEY_ENV)
     elif len(admin_key) < 16:

@@ -34,25 +34,28 @@ class Operation:
     errors: tuple[int, ...] = ()
     action: str | None = None  # audit action of a mutating call
     description: str = ""
+    public_if: Callable[[], bool] | None = None  # the scope is waived while this returns True
 
 
 def operation(summary: str, *, scope: str | None, query: type[Schema] | None = None,
               body: type[Schema] | None = None, body_required: bool = True,
               responses: dict[int, tuple[str, type[Schema] | None]] | None = None, errors: tuple[int, ...] = (),
-              action: str | None = None, description: str = "") -> Callable[..., Any]:
+              action: str | None = None, description: str = "",
+              public_if: Callable[[], bool] | None = None) -> Callable[..., Any]:
     """Declare an endpoint. The view is called as view(**path_args, who=Principal|None, q=dict, body=dict)
     (q and body only when declared) and returns a Response."""
     op = Operation(summary=summary, scope=scope, query=query() if query else None, body=body() if body else None,
                    body_required=body_required,
                    responses={s: (d, sch() if sch else None) for s, (d, sch) in (responses or {}).items()},
-                   errors=errors, action=action, description=description)
+                   errors=errors, action=action, description=description, public_if=public_if)
 
     def deco(fn: Callable[..., Response]) -> Callable[..., Response]:
         @wraps(fn)
         def view(**path: Any) -> Response:
             if op.action:
                 g.audit = {"action": op.action, "params": dict(path), "counts": {}}
-            who: Principal | None = require(op.scope) if op.scope else None
+            public = op.scope is None or (op.public_if is not None and op.public_if())
+            who: Principal | None = None if public else require(op.scope)
             kwargs: dict[str, Any] = dict(path, who=who)
             if op.query is not None:
                 raw_query = request.args.to_dict(flat=True)

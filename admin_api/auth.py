@@ -80,25 +80,38 @@ def authenticate() -> Principal:
     if cached is not None:
         return cached
     presented = _presented()
-    admin_key: str | None = current_app.config["JOBSVC_ADMIN_KEY"]
     principal: Principal | None = None
     if presented is None:
-        if admin_key is None and current_app.config["JOBSVC_DEV"]:
+        if dev_without_key():
             principal = Principal(DEV_ID, UNLIMITED)
         else:
             raise ApiError(401, "missing API key: send X-Admin-Key or Authorization: Bearer",
                            headers={"WWW-Authenticate": 'Bearer realm="jobsvc"'})
-    elif admin_key is not None and apikeys.same_secret(presented, admin_key):
-        principal = Principal(ADMIN_ID, UNLIMITED)
     else:
-        key = apikeys.verify(current_app.extensions["jobsvc_redis"], current_app.config["JOBSVC"].key_prefix,
-                             presented)
-        if key is not None:
-            principal = Principal(key.id, key.scopes, _set(key.namespaces), _set(key.queues))
+        principal = principal_for(presented)
     if principal is None:
         raise ApiError(401, "invalid API key", headers={"WWW-Authenticate": 'Bearer realm="jobsvc"'})
     g.principal = principal
     return principal
+
+
+def dev_without_key() -> bool:
+    """A dev run started without ADMIN_API_KEY: a caller without a key acts as the "dev" key."""
+    return current_app.config["JOBSVC_ADMIN_KEY"] is None and bool(current_app.config["JOBSVC_DEV"])
+
+
+def principal_for(presented: str) -> Principal | None:
+    """The principal a presented key belongs to, or None: ADMIN_API_KEY, else a scoped key (both checks
+    constant-time in the secret). Also the dashboard's sign-in."""
+    admin_key: str | None = current_app.config["JOBSVC_ADMIN_KEY"]
+    if admin_key is not None and apikeys.same_secret(presented, admin_key):
+        return Principal(ADMIN_ID, UNLIMITED)
+    key = apikeys.verify(current_app.extensions["jobsvc_redis"], current_app.config["JOBSVC"].key_prefix, presented)
+    return principal_of(key) if key is not None else None
+
+
+def principal_of(key: apikeys.ApiKey) -> Principal:
+    return Principal(key.id, key.scopes, _set(key.namespaces), _set(key.queues))
 
 
 def require(scope: str) -> Principal:

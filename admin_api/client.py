@@ -68,6 +68,11 @@ class AdminClient:
         return self._call("POST", f"{API}/jobs", json=self._body(function=function, args=args, kwargs=kwargs,
                                                                    **options))
 
+    def create_handler_job(self, handler: str, payload: Any = None, **options: Any) -> dict[str, Any]:
+        """An HTTP handler job (docs/http.md). Options as create_job, plus callback_url and callback_timeout;
+        timeout is the request's, 1-30 s."""
+        return self._call("POST", f"{API}/jobs", json=self._body(handler=handler, payload=payload, **options))
+
     def create_jobs(self, jobs: list[dict[str, Any]]) -> dict[str, Any]:
         """Up to 100 jobs, all or nothing."""
         return self._call("POST", f"{API}/jobs/batch", json={"jobs": jobs})
@@ -111,6 +116,43 @@ class AdminClient:
 
     def stats(self, by: str | None = None) -> dict[str, Any]:
         return self._call("GET", f"{API}/jobs/stats", params={"by": by})
+
+    # -- pull workers (docs/http.md) ------------------------------------------------------------------
+
+    def claim(self, queue: str, count: int = 1, visibility_timeout: float | None = None,
+              worker: str | None = None) -> list[dict[str, Any]]:
+        """Lease up to `count` jobs of `queue`; each has `id`, `token`, `attempt`, `function`, `args`, `kwargs`,
+        `payload` and its lease expiry. An empty list when nothing is ready."""
+        body = self._body(queue=queue, count=count, visibility_timeout=visibility_timeout, worker=worker)
+        return self._call("POST", f"{API}/jobs/claim", json=body)["jobs"]
+
+    def heartbeat(self, job_id: str, token: str, visibility_timeout: float | None = None) -> dict[str, Any]:
+        """Extend the lease; AdminApiError 409 when the token no longer holds it."""
+        return self._call("POST", f"{API}/jobs/{job_id}/heartbeat",
+                          json=self._body(token=token, visibility_timeout=visibility_timeout))
+
+    def ack(self, job_id: str, token: str, status: str = "completed", result: Any = None,
+            error: str | dict[str, Any] | None = None, retryable: bool | None = None) -> dict[str, Any]:
+        """Finish a pulled job: status completed (with result) or failed (with error, retryable)."""
+        return self._call("POST", f"{API}/jobs/{job_id}/ack", json=self._ack_body(token, status, result, error,
+                                                                                 retryable))
+
+    def callback(self, job_id: str, token: str, status: str = "completed", result: Any = None,
+                 error: str | dict[str, Any] | None = None, retryable: bool | None = None) -> dict[str, Any]:
+        """The later outcome of an HTTP handler job that answered 202 (the body and effect of `ack`)."""
+        return self._call("POST", f"{API}/jobs/{job_id}/callback", json=self._ack_body(token, status, result, error,
+                                                                                      retryable))
+
+    @staticmethod
+    def _ack_body(token: str, status: str, result: Any, error: Any, retryable: bool | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"token": token, "status": status}
+        if result is not None:
+            body["result"] = result
+        if error is not None:
+            body["error"] = error
+        if retryable is not None:
+            body["retryable"] = retryable
+        return body
 
     # -- bulk (a dry run needs no confirmation; the real run sends X-Confirm: true) --------------------
 

@@ -24,7 +24,7 @@ from jobsvc.states import ALIASES, State
 STATES = [s.value for s in State]
 STATE_NAMES = STATES + sorted(ALIASES)
 TRIGGERS = ["immediate", "delayed", "scheduled", "queue", "pull"]
-CREATE_TRIGGERS = ["immediate", "delayed", "scheduled"]
+CREATE_TRIGGERS = ["immediate", "delayed", "scheduled", "pull"]
 RETRYABLE = [State.FAILED.value, State.QUARANTINED.value, State.CANCELLED.value]
 PRUNABLE = [State.COMPLETED.value, State.FAILED.value, State.QUARANTINED.value, State.CANCELLED.value]
 MAX_DELAY_S = 10 * 365 * 86400  # ten years: a longer delay is a mistake, and far-future times overflow
@@ -145,9 +145,18 @@ class BackoffSchema(Base):
 
 
 class JobCreateSchema(Base):
-    function = JobFunction(required=True,
-                           metadata={"description": "import path, e.g. `app.tasks.send_email`, or a registry "
-                                                    "function `namespace/name` (its defaults apply)"})
+    function = JobFunction(metadata={"description": "import path, e.g. `app.tasks.send_email`, or a registry "
+                                                    "function `namespace/name` (its defaults apply); give this "
+                                                    "or `handler`"})
+    handler = fields.String(validate=validate.Length(1, defaults.URL_MAX),
+                            metadata={"description": "an https URL a worker POSTs {job_id, attempt, payload} to, "
+                                                     "signed (docs/http.md); instead of `function`"})
+    payload = fields.Raw(allow_none=True, metadata={"description": "JSON given to a handler or a pull worker"})
+    callback_url = fields.String(validate=validate.Length(1, defaults.URL_MAX),
+                                 metadata={"description": "https URL the job's outcome is POSTed to when it ends"})
+    callback_timeout = Strict(validate=validate.Range(1, defaults.CALLBACK_TIMEOUT_MAX),
+                              metadata={"description": "seconds a handler that answered 202 has to post its "
+                                                       "result to /jobs/{id}/callback; default 3600"})
     args = Payload(load_default=list)
     kwargs = Mapping(load_default=dict)
     queue = QueueName(metadata={"description": "default `default`"})
@@ -167,10 +176,15 @@ class JobCreateSchema(Base):
     meta = Mapping()
     trigger = fields.String(validate=validate.OneOf(CREATE_TRIGGERS),
                             metadata={"description": "optional check: immediate (no delay or run_at), "
-                                                     "delayed (delay), scheduled (run_at)"})
+                                                     "delayed (delay), scheduled (run_at); pull marks a job "
+                                                     "for pull workers (runs now; GET /jobs?trigger=pull)"})
 
     @validates_schema
     def _one_time(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("function") is None) == (data.get("handler") is None):
+            raise ValidationError("give a function or a handler URL (one of them)", "function")
+        if data.get("handler") is not None and (data.get("args") or data.get("kwargs")):
+            raise ValidationError("a handler job takes a JSON payload, not args or kwargs", "args")
         if data.get("delay") is not None and data.get("run_at") is not None:
             raise ValidationError("give delay or run_at, not both", "run_at")
         if data.get("timeout") == 0:
@@ -245,6 +259,11 @@ class JobSchema(Base):
     error = fields.String(allow_none=True, required=True, metadata={"description": "why the last attempt failed"})
     worker = fields.String(allow_none=True, required=True)
     lease_expires_at = Timestamp(allow_none=True, required=True)
+    handler = fields.String(allow_none=True, required=True, metadata={"description": "URL of an HTTP handler job"})
+    payload = fields.Raw(allow_none=True, required=True, metadata={"description": "the job's JSON payload, if any"})
+    callback_url = fields.String(allow_none=True, required=True)
+    notification = fields.String(allow_none=True, required=True, metadata={"description": "outcome notification to callback_url: "
+                                                                            "delivered or given up, and why"})
     result = fields.Raw(allow_none=True, metadata={"description": "only with include_result=true"})
 
 
@@ -268,6 +287,9 @@ class RunSchema(Base):
     exc_type = fields.String(allow_none=True, required=True)
     message = fields.String(allow_none=True, required=True)
     traceback = fields.String(allow_none=True, required=True)
+    http_status = fields.Integer(allow_none=True, metadata={"description": "HTTP handler jobs: the handler's "
+                                                                           "answer (null: none, e.g. a timeout)"})
+    duration_ms = fields.Float(allow_none=True, metadata={"description": "HTTP handler jobs: the call's duration"})
 
 
 class RunsSchema(Base):
@@ -483,6 +505,10 @@ class _ScheduleFields(Base):
     interval = fields.Float(validate=validate.Range(defaults.SCHEDULE_MIN_INTERVAL, MAX_INTERVAL_S),
                             metadata={"description": "seconds between fires; give cron or interval"})
     timezone = TimezoneName(metadata={"description": "IANA name the cron expression is read in (default UTC)"})
+    handler = fields.String(validate=validate.Length(1, defaults.URL_MAX),
+                            metadata={"description": "an https URL: each fire is an HTTP handler job (instead of "
+                                                     "`function`)"})
+    payload = fields.Raw(allow_none=True, metadata={"description": "JSON each fire's handler job carries"})
     args = Payload()
     kwargs = Mapping()
     queue = QueueName(allow_none=True, metadata={"description": "default: the function's, else `default`"})
@@ -522,8 +548,13 @@ class _ScheduleFields(Base):
 class ScheduleCreateSchema(_ScheduleFields):
     id = fields.String(validate=FullMatch(SCHEDULE_ID.pattern),
                        metadata={"description": "1-64 of A-Z a-z 0-9 _ . - (generated when not given)"})
-    function = JobFunction(required=True, metadata={"description": "import path (`app.tasks.f`) or registry "
-                                                                   "function (`ns/name`, whose defaults apply)"})
+    function = JobFunction(metadata={"description": "import path (`app.tasks.f`) or registry function (`ns/name`, "
+                                                    "whose defaults apply); give this or `handler`"})
+
+    @validates_schema
+    def _one_target(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("function") is None) == (data.get("handler") is None):
+            raise ValidationError("give a function or a handler URL (one of them)", "function")
 
     @validates_schema
     def _one_timing(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -554,7 +585,9 @@ class LastRunSchema(Base):
 
 class ScheduleSchema(Base):
     id = fields.String(required=True)
-    function = fields.String(required=True)
+    function = fields.String(allow_none=True, required=True)
+    handler = fields.String(allow_none=True, required=True)
+    payload = fields.Raw(allow_none=True, required=True)
     cron = fields.String(allow_none=True, required=True)
     interval = fields.Float(allow_none=True, required=True, metadata={"description": "seconds"})
     timezone = fields.String(required=True)
@@ -630,6 +663,9 @@ FunctionName = lambda **kw: fields.String(validate=FullMatch(FUNCTION_NAME.patte
 class _FunctionFields(Base):
     path = fields.String(validate=[validate.Length(max=255), FullMatch(IMPORT_PATH.pattern)],
                          metadata={"description": "import path of the callable deployed with the workers"})
+    handler = fields.String(validate=validate.Length(1, defaults.URL_MAX),
+                            metadata={"description": "an https URL: jobs of this function are HTTP handler jobs "
+                                                     "(instead of `path`)"})
     queue = QueueName(allow_none=True)
     timeout = Strict(allow_none=True, validate=validate.Range(1, MAX_TIMEOUT_S), metadata={"description": "seconds"})
     max_attempts = Strict(allow_none=True, validate=validate.Range(1, defaults.MAX_ATTEMPTS_LIMIT))
@@ -642,7 +678,11 @@ class _FunctionFields(Base):
 
 class FunctionSyncItemSchema(_FunctionFields):
     name = FunctionName(required=True)
-    path = fields.String(required=True, validate=[validate.Length(max=255), FullMatch(IMPORT_PATH.pattern)])
+
+    @validates_schema
+    def _path_or_handler(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("path") is None) == (data.get("handler") is None):
+            raise ValidationError("give an import path or a handler URL (one of them)", "path")
 
 
 class FunctionCreateSchema(FunctionSyncItemSchema):
@@ -667,7 +707,8 @@ class FunctionSchema(Base):
     namespace = fields.String(required=True)
     name = fields.String(required=True)
     ref = fields.String(required=True, metadata={"description": "`namespace/name`: use it as a job's `function`"})
-    path = fields.String(required=True)
+    path = fields.String(allow_none=True, required=True)
+    handler = fields.String(allow_none=True, required=True)
     queue = fields.String(allow_none=True, required=True)
     timeout = fields.Integer(allow_none=True, required=True)
     max_attempts = fields.Integer(allow_none=True, required=True)
@@ -711,3 +752,116 @@ class FunctionSyncResultSchema(Base):
     updated = fields.List(fields.String(), required=True)
     deleted = fields.List(fields.String(), required=True)
     unchanged = fields.List(fields.String(), required=True)
+
+
+# -- pull workers (admin_api/blueprints/pull.py) ---------------------------------------------------------
+
+PULL_STATUSES = ["completed", "failed"]
+ACK_STATES = ["completed", "scheduled", "failed"]
+WORKER_NAME = r"^[A-Za-z0-9_.:@\-]{1,128}$"
+# Accepted; the stored error keeps the first 4 KB of the message and the last 16 KB of the traceback.
+ERROR_TEXT_MAX = 65536
+Token = lambda **kw: fields.String(validate=validate.Length(1, defaults.PULL_TOKEN_MAX), **kw)  # noqa: E731
+VisibilityTimeout = lambda: fields.Float(  # noqa: E731
+    load_default=defaults.PULL_VISIBILITY_TIMEOUT, validate=validate.Range(1, defaults.PULL_VISIBILITY_MAX),
+    metadata={"description": f"seconds the lease lasts without a heartbeat (default "
+                             f"{defaults.PULL_VISIBILITY_TIMEOUT})"})
+
+
+class ClaimSchema(Base):
+    queue = QueueName(required=True)
+    count = Strict(load_default=1, validate=validate.Range(1, defaults.PULL_COUNT_MAX),
+                   metadata={"description": "most jobs to lease (default 1)"})
+    visibility_timeout = VisibilityTimeout()
+    worker = fields.String(validate=FullMatch(WORKER_NAME),
+                           metadata={"description": "name shown as the jobs' worker (default `pull:<key id>`)"})
+
+
+class ClaimedJobSchema(Base):
+    id = fields.String(required=True)
+    queue = fields.String(required=True)
+    namespace = fields.String(required=True)
+    token = fields.String(required=True, metadata={"description": "the lease token: send it with heartbeat and ack"})
+    attempt = fields.Integer(required=True, metadata={"description": "1 on the first run"})
+    lease_expires_at = Timestamp(required=True)
+    lease_expires_ms = fields.Integer(required=True, metadata={"description": "epoch ms, Redis time"})
+    function = fields.String(required=True)
+    args = fields.List(fields.Raw(), required=True)
+    kwargs = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+    payload = fields.Raw(allow_none=True, required=True, metadata={"description": "JSON payload of an HTTP job"})
+    meta = fields.Dict(keys=fields.String(), values=fields.Raw(), metadata={"description": "only when the job has "
+                                                                                           "meta"})
+    timeout = fields.Integer(allow_none=True, required=True, metadata={"description": "seconds; null for none"})
+
+
+class ClaimResultSchema(Base):
+    jobs = fields.List(fields.Nested(ClaimedJobSchema), required=True,
+                       metadata={"description": "up to `count`; empty when the queue has nothing ready"})
+
+
+class HeartbeatSchema(Base):
+    token = Token(required=True)
+    visibility_timeout = fields.Float(validate=validate.Range(1, defaults.PULL_VISIBILITY_MAX),
+                                     metadata={"description": "seconds from now the lease ends (default "
+                                                              f"{defaults.PULL_VISIBILITY_TIMEOUT}; for an HTTP "
+                                                              "handler job that answered 202: its callback_timeout)"})
+
+
+class LeaseSchema(Base):
+    id = fields.String(required=True)
+    lease_expires_at = Timestamp(required=True)
+    lease_expires_ms = fields.Integer(required=True)
+
+
+class AckErrorSchema(Base):
+    type = fields.String(validate=validate.Length(1, 255), metadata={"description": "default `Error`"})
+    message = fields.String(required=True, validate=validate.Length(max=ERROR_TEXT_MAX))
+    traceback = fields.String(validate=validate.Length(max=ERROR_TEXT_MAX))
+
+
+class AckError(fields.Field):
+    """An ack's error: a message, or {type?, message, traceback?}."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            if len(value) > ERROR_TEXT_MAX:
+                raise ValidationError(f"longer than {ERROR_TEXT_MAX} characters")
+            return value
+        if isinstance(value, dict):
+            return AckErrorSchema().load(value)
+        raise ValidationError("a message string, or an object {type?, message, traceback?}")
+
+
+_ERROR_TEXT = {"type": "string", "maxLength": ERROR_TEXT_MAX}
+ACK_ERROR_JSON = {"oneOf": [_ERROR_TEXT, {
+    "type": "object", "additionalProperties": False, "required": ["message"],
+    "properties": {"type": {"type": "string", "minLength": 1, "maxLength": 255}, "message": _ERROR_TEXT,
+                   "traceback": _ERROR_TEXT}}]}
+
+
+class AckSchema(Base):
+    token = Token(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(PULL_STATUSES))
+    result = fields.Raw(allow_none=True, validate=_depth_ok,
+                        metadata={"description": "any JSON value; only with status completed"})
+    error = AckError(metadata={"description": "required with status failed: a message, or "
+                                              "{type?, message, traceback?}", **ACK_ERROR_JSON})
+    retryable = fields.Boolean(load_default=True,
+                               metadata={"description": "failed: false fails the job at once, true retries it "
+                                                        "after its backoff while attempts are left (default)"})
+
+    @validates_schema
+    def _outcome(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("status") == "failed" and data.get("error") is None:
+            raise ValidationError("a failed ack needs an error", "error")
+        if data.get("status") == "failed" and data.get("result") is not None:
+            raise ValidationError("a failed ack takes an error, not a result", "result")
+        if data.get("status") == "completed" and data.get("error") is not None:
+            raise ValidationError("a completed ack takes a result, not an error", "error")
+
+
+class AckResultSchema(Base):
+    id = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(ACK_STATES),
+                          metadata={"description": "scheduled: a retry, due at run_at"})
+    run_at = Timestamp(allow_none=True, required=True)

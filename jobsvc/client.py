@@ -14,10 +14,11 @@ from .backoff import Backoff
 from .config import Config
 from .connection import connect
 from .errors import JobsvcError, NotFound, ValidationError
-from .job import JobInfo, JobSpec, decode_result, decode_runs
+from .job import JobInfo, JobSpec, decode_result, decode_runs, handler_name, payload_json
 from .keys import Keys
 from .serialization import dump_data, func_name, utcnow_str
 from .states import State
+from .urlguard import check_url
 
 NOOP = "jobsvc.client.noop"
 _OPTIONS = frozenset(JobSpec.__dataclass_fields__) - {"func", "args", "kwargs"}
@@ -54,6 +55,19 @@ class Client:
             raise ValidationError(f"unknown job option(s): {', '.join(sorted(unknown))} "
                                   "(arguments of the job function go in kwargs=)")
         return JobSpec(func=func, args=args, kwargs=dict(kwargs or {}), **options)
+
+    @staticmethod
+    def handler_job(url: str, payload: Any = None, **options: Any) -> JobSpec:
+        """Build a JobSpec of an HTTP handler job: a worker POSTs {job_id, attempt, payload} to `url`."""
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise ValidationError(f"unknown job option(s): {', '.join(sorted(unknown))}")
+        return JobSpec(func=None, handler=url, payload=payload, **options)
+
+    def enqueue_handler(self, url: str, payload: Any = None, **options: Any) -> Enqueued:
+        """Enqueue an HTTP handler job (docs/http.md). Options as `enqueue`, plus callback_url and
+        callback_timeout; timeout is the request's, 1-30 s (default 30)."""
+        return self.enqueue_many([self.handler_job(url, payload, **options)])[0]
 
     def enqueue(self, func: Callable[..., Any] | str, *args: Any, kwargs: dict[str, Any] | None = None,
                 **options: Any) -> Enqueued:
@@ -109,15 +123,17 @@ class Client:
 
     def _job_fields(self, spec: JobSpec, now: str) -> tuple[list[Any], dict[str, Any]]:
         """The script's per-job header (id, queue, priority, delay, at, idempotency key, id given) and fields."""
-        name = func_name(spec.func)
-        job_id = spec.job_id or os.urandom(16).hex()  # uuid4's 122 random bits, without its overhead
         cfg = self.config
+        handler = check_url(spec.handler, allow_private=cfg.allow_private_urls) if spec.handler else None
+        name = handler_name(handler) if handler else func_name(spec.func)  # type: ignore[arg-type]
+        job_id = spec.job_id or os.urandom(16).hex()  # uuid4's 122 random bits, without its overhead
         fields: dict[str, Any] = {
             "created_at": now,
             "data": dump_data(name, spec.args, spec.kwargs),
             "origin": spec.queue,
             "description": spec.description or _describe(name, spec.args, spec.kwargs),
-            "timeout": spec.timeout if spec.timeout is not None else cfg.job_timeout,
+            "timeout": spec.timeout if spec.timeout is not None else (
+                defaults.HANDLER_TIMEOUT if handler else cfg.job_timeout),
             "result_ttl": spec.result_ttl if spec.result_ttl is not None else cfg.result_ttl,
             "failure_ttl": spec.failure_ttl if spec.failure_ttl is not None else cfg.failure_ttl,
             "js_max_attempts": spec.max_attempts or cfg.max_attempts,
@@ -135,6 +151,13 @@ class Client:
             fields["meta"] = pickle.dumps(spec.meta, pickle.HIGHEST_PROTOCOL)
         if spec.idempotency_key:
             fields["js_idem"] = spec.idempotency_key
+        if handler:
+            fields["js_handler"] = handler
+            fields["js_callback_ttl"] = spec.callback_timeout or defaults.CALLBACK_TIMEOUT
+        if spec.payload is not None:
+            fields["js_payload"] = payload_json(spec.payload)
+        if spec.callback_url:
+            fields["js_callback"] = check_url(spec.callback_url, allow_private=cfg.allow_private_urls)
         head = [job_id, spec.queue, spec.priority, spec.delay_ms(), spec.at_ms(), spec.idempotency_key or "",
                 1 if spec.job_id else 0]
         return head, fields
@@ -174,7 +197,8 @@ class Client:
         runs = decode_runs(history)
         if raw:
             info = JobInfo.from_hash(job_id, raw, self.config.max_attempts)
-            if info.state == State.COMPLETED:
+            # A completed run with extras (an HTTP handler's status) wrote its own entry already.
+            if info.state == State.COMPLETED and not (runs and runs[-1].get("outcome") == "completed"):
                 runs.append({"attempt": info.attempts, "worker": info.worker, "started_ms": info.started_ms,
                              "ended_ms": info.ended_ms, "outcome": "completed"})
         return runs

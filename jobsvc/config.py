@@ -31,6 +31,15 @@ class Config:
     leader_ttl: float = defaults.LEADER_TTL
     scheduler_max_sleep: float = defaults.SCHEDULER_MAX_SLEEP
     sweep_interval: float = defaults.SWEEP_INTERVAL
+    # Secret that signs handler POSTs and outcome callbacks (JOBSVC_HANDLER_SECRET); a worker without one
+    # refuses to call handlers rather than send unsigned requests.
+    handler_secret: str = ""
+    # Local development only (JOBSVC_ALLOW_PRIVATE_URLS=1): handler and callback URLs may be plain http
+    # and point at loopback or private addresses. Cloud metadata addresses stay refused.
+    allow_private_urls: bool = False
+    # GET /metrics without a key (JOBSVC_METRICS_PUBLIC=1), for a Prometheus that cannot send one; off, the
+    # scrape needs a key with jobs:read, since queue and function names are visible in the output.
+    metrics_public: bool = False
 
     def __post_init__(self) -> None:
         if self.lease_ttl <= 0:
@@ -63,6 +72,12 @@ class Config:
 
 def _coerce(name: str, type_name: Any, raw: str) -> Any:
     kind = str(type_name)
+    if kind.startswith("bool"):
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValidationError(f"JOBSVC_{name.upper()}={raw!r} is not a boolean (1/0, true/false)")
     try:
         if kind.startswith("int"):
             return int(raw)

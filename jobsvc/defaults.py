@@ -103,3 +103,78 @@ SCHEDULE_RECORD_BATCH = 200
 # Seconds before the scheduler tries again a schedule it could not fire (a bug, a corrupt definition): the
 # error is logged once per try instead of the pass spinning on it.
 SCHEDULE_ERROR_RETRY = 5.0
+
+# -- metrics (jobsvc/timeseries.py, jobsvc/metrics.py, GET /metrics) ------------------------------------
+# Upper bounds in ms of the run-duration and enqueue-to-start histogram buckets (+Inf is implied): from a
+# no-op job's few ms to a 30-minute batch job, about 2.5x apart like Prometheus' own defaults. The Lua
+# transitions get them from scripts.py, so changing them here re-buckets new observations only.
+HISTOGRAM_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000,
+                        1_800_000)
+# Seconds a per-minute counter hash lives after its minute's first event: the dashboard charts the last
+# hour; the second hour is slack for a clock that is a little off, and bounds memory to ~120 small hashes.
+MINUTE_COUNTERS_TTL = 7200
+# Minutes timeseries.per_minute() returns when not told: the dashboard's one-hour chart.
+PER_MINUTE_WINDOW = 60
+# Ids looked at from the head of each lane for a queue's oldest job: a cancelled or deleted job's id can
+# sit at the head until a worker pops it, so a few are read, never the whole lane.
+OLDEST_PEEK = 10
+
+# -- HTTP handler jobs and callbacks (workers/http_handler.py, workers/callbacks.py) --------------------
+# Seconds a worker waits for a handler's answer: the issue's 1-30 s range, default its top, so a slow
+# service is not cut off early but a hung one holds a worker at most this long.
+HANDLER_TIMEOUT = 30
+HANDLER_TIMEOUT_MIN = 1
+HANDLER_TIMEOUT_MAX = 30
+# Bytes of a handler's response body kept as the job's result: bounds what one answer can add to Redis.
+HANDLER_RESULT_MAX = 64 * 1024
+# Seconds a handler that answered 202 has to post its result to /jobs/{id}/callback (its lease length);
+# it may extend it with /jobs/{id}/heartbeat. After that the reaper retries the job like any lost lease.
+CALLBACK_TIMEOUT = 3600
+CALLBACK_TIMEOUT_MAX = 7 * 86_400
+# Longest Retry-After honoured from a 429/503: a service cannot park a job for days with one header.
+RETRY_AFTER_MAX = 3600
+# Outcome notifications to a job's callback_url: attempts, and the first retry delay in seconds (doubled
+# each time, so 5 attempts span about 30 s).
+NOTIFY_ATTEMPTS = 5
+NOTIFY_RETRY_BASE = 2.0
+# Seconds one delivery attempt may hold a notification: a sender that dies mid-POST frees it for another
+# after this long (at-least-once delivery; receivers dedupe on X-Jobsvc-Job-Id).
+NOTIFY_LEASE = 60.0
+# Notifications one sender pass takes, and connections kept per sender: bound one pass's work.
+NOTIFY_BATCH = 50
+HTTP_POOL_SIZE = 10
+# Longest handler / callback URL accepted.
+URL_MAX = 2048
+# Bytes of a job's JSON payload (handler and pull jobs): the API's own body limit, so what the API
+# accepts the Python API accepts too.
+PAYLOAD_MAX = 256 * 1024
+
+# -- HTTP handlers: URL safety and signatures (jobsvc/urlguard.py, jobsvc/signing.py) ----------------
+# Seconds a signed request's timestamp may differ from the receiver's clock: wide enough for clock skew
+# and a retried send, narrow enough that a captured request cannot be replayed later.
+SIGNATURE_TOLERANCE = 300
+
+# -- pull workers over HTTP (jobsvc/pull.py, POST /jobs/claim, /heartbeat, /ack) -----------------------
+# Seconds a pull claim or heartbeat holds its jobs when the caller names no visibility timeout: the same
+# as a Python worker's lease, so a silent pull worker loses its jobs as soon as a silent Python one would.
+PULL_VISIBILITY_TIMEOUT = 30
+# Longest visibility timeout one claim or heartbeat may ask: an hour bounds how long a dead pull worker
+# can sit on a job; longer work heartbeats.
+PULL_VISIBILITY_MAX = 3600
+# Jobs one claim may take: one round trip of this many claim scripts (~50-100 us of Redis time each, other
+# clients served between them) keeps a claim's answer and Redis work small.
+PULL_COUNT_MAX = 100
+# Longest lease token accepted back: ours are 32 hex characters; anything much longer is not one of ours.
+PULL_TOKEN_MAX = 64
+
+# -- dashboard (admin_api/dashboard) ---------------------------------------------------------------------
+# Seconds a dashboard sign-in lasts, counted from sign-in (not sliding): a forgotten browser session ends
+# within a working day, and the key behind it is re-checked on every request anyway.
+DASHBOARD_SESSION_TTL = 12 * 3600
+# Rows per dashboard page (jobs, quarantine, schedules, audit): one cursor page of the core listings,
+# so a page's cost is bounded by what it shows, never by the jobs stored.
+DASHBOARD_PAGE_SIZE = 50
+# Seconds between the live-refresh polls of an open dashboard page (paused while the tab is hidden).
+DASHBOARD_REFRESH = 5
+# Characters of a job's args / kwargs / meta / result shown on its page: a 256 KB payload is cut, not sent.
+DASHBOARD_PAYLOAD_MAX = 4000

@@ -14,6 +14,12 @@ class ValidationError(JobsvcError, ValueError):
     code = "validation_error"
 
 
+class UnsafeURL(ValidationError):
+    """A handler or callback URL jobsvc refuses to call: not https, or not a public address."""
+
+    code = "unsafe_url"
+
+
 class NotFound(JobsvcError, LookupError):
     """No job, queue or key of that id."""
 

@@ -36,11 +36,16 @@ from .errors import NotFound, ValidationError, WrongState
 from .job import DEFAULT_NAMESPACE, NAMESPACE_NAME, QUEUE_NAME, JobSpec
 from .keys import Keys
 from .serialization import IMPORT_PATH
+from .urlguard import check_url
 
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 DESCRIPTION_MAX = 1000
 # Fields a caller may set; the rest (version, times) are the registry's.
-SPEC_FIELDS = ("path", "queue", "timeout", "max_attempts", "backoff", "priority", "enabled", "description")
+SPEC_FIELDS = ("path", "queue", "timeout", "max_attempts", "backoff", "priority", "enabled", "description",
+               "handler")
+# Optional spec fields left out of the stored JSON when unset, so functions stored before they existed
+# keep the same JSON (and version) on the next sync.
+_OMIT_WHEN_NONE = ("path", "handler")
 
 
 def _backoff_dict(value: Any) -> dict[str, Any] | None:
@@ -99,7 +104,7 @@ class Function:
 
     namespace: str
     name: str
-    path: str
+    path: str | None = None
     queue: str | None = None
     timeout: int | None = None
     max_attempts: int | None = None
@@ -107,13 +112,24 @@ class Function:
     priority: int | None = None
     enabled: bool = True
     description: str = ""
+    handler: str | None = None  # an HTTP handler URL instead of an import path (docs/http.md)
     version: int = 0
     created_ms: int | None = None
     updated_ms: int | None = None
 
     def __post_init__(self) -> None:
         check_name(self.namespace, self.name)
-        if not isinstance(self.path, str) or not IMPORT_PATH.match(self.path):
+        if (self.path is None) == (self.handler is None):
+            raise ValidationError("a function has an import path or a handler URL (one of them)")
+        if self.handler is not None:
+            if not isinstance(self.handler, str) or not 0 < len(self.handler) <= defaults.URL_MAX:
+                raise ValidationError(f"handler must be an https URL of at most {defaults.URL_MAX} characters")
+            if self.timeout is not None and not (
+                defaults.HANDLER_TIMEOUT_MIN <= self.timeout <= defaults.HANDLER_TIMEOUT_MAX
+            ):
+                raise ValidationError(f"a handler's timeout must be {defaults.HANDLER_TIMEOUT_MIN}-"
+                                      f"{defaults.HANDLER_TIMEOUT_MAX} seconds")
+        elif not isinstance(self.path, str) or not IMPORT_PATH.match(self.path):
             raise ValidationError(f"path {self.path!r} must be an import path like 'package.module.function' "
                                   "(the registry stores import paths, never code)")
         if self.queue is not None and (not isinstance(self.queue, str) or not QUEUE_NAME.match(self.queue)):
@@ -131,7 +147,11 @@ class Function:
 
     def spec_json(self) -> str:
         """The caller-set fields as canonical JSON: equal JSON means unchanged (no new version)."""
-        return json.dumps({k: getattr(self, k) for k in SPEC_FIELDS}, sort_keys=True, separators=(",", ":"))
+        spec = {k: getattr(self, k) for k in SPEC_FIELDS}
+        for k in _OMIT_WHEN_NONE:
+            if spec[k] is None:
+                del spec[k]
+        return json.dumps(spec, sort_keys=True, separators=(",", ":"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"namespace": self.namespace, "name": self.name, "ref": self.ref,
@@ -154,9 +174,10 @@ class Function:
                                       f"not {namespace!r}")
             values["namespace"] = namespace
         values.setdefault("namespace", DEFAULT_NAMESPACE)
-        for required in ("name", "path"):
-            if required not in values:
-                raise ValidationError(f"function field {required!r} is required")
+        if "name" not in values:
+            raise ValidationError("function field 'name' is required")
+        if "path" not in values and "handler" not in values:
+            raise ValidationError("function field 'path' (or 'handler') is required")
         values.setdefault("description", "")
         if values["description"] is None:
             values["description"] = ""
@@ -263,6 +284,8 @@ class Registry:
     # -- write -----------------------------------------------------------------------------------------
 
     def _save(self, fn: Function, mode: str, expected_version: int | None = None) -> Function:
+        if fn.handler is not None:
+            fn = replace(fn, handler=check_url(fn.handler, allow_private=self.client.config.allow_private_urls))
         reply = scripts.call(self.redis, "function_save", (), (
             self.prefix, fn.namespace, fn.name, fn.spec_json(), "1" if fn.enabled else "0", mode,
             "" if expected_version is None else expected_version, fn.queue or "default",
@@ -276,7 +299,7 @@ class Registry:
             raise _Conflict()
         return self.get(fn.namespace, fn.name)
 
-    def register(self, namespace: str, name: str, path: str, *, replace_existing: bool = True,
+    def register(self, namespace: str, name: str, path: str | None, *, replace_existing: bool = True,
                  **options: Any) -> Function:
         """Create a function, or (replace_existing) set every field of an existing one; the version goes up
         only when something changed. Options: queue, timeout, max_attempts, backoff, priority, enabled,
@@ -294,6 +317,11 @@ class Registry:
         unknown = set(changes) - set(SPEC_FIELDS)
         if unknown:
             raise ValidationError(f"unknown function field(s): {', '.join(sorted(unknown))}")
+        # Giving one of path / handler switches the function to it: the other is cleared.
+        if changes.get("handler") is not None and "path" not in changes:
+            changes["path"] = None
+        if changes.get("path") is not None and "handler" not in changes:
+            changes["handler"] = None
         for _ in range(10):
             current = self.get(namespace, name)
             if changes.get("description", "") is None:
@@ -442,7 +470,12 @@ class Registry:
         if "namespace" in options and options["namespace"] not in (None, fn.namespace):
             raise ValidationError(f"function {fn.ref} makes jobs in namespace {fn.namespace!r}")
         merged = {**fn.job_options(), **{k: v for k, v in options.items() if v is not None}}
-        spec = Client.job(fn.path, *args, kwargs=kwargs, **merged)
+        if fn.handler is not None:
+            if args or kwargs:
+                raise ValidationError(f"function {fn.ref} is an HTTP handler: give a payload, not args or kwargs")
+            spec = Client.handler_job(fn.handler, merged.pop("payload", None), **merged)
+        else:
+            spec = Client.job(fn.path, *args, kwargs=kwargs, **merged)
         return FunctionJob(spec, {"js_fn": fn.ref})
 
     def enqueue(self, ref: str | Function, *args: Any, kwargs: dict[str, Any] | None = None,

@@ -25,7 +25,7 @@ IDEMPOTENCY_KEY_MAX = 256
 class JobSpec:
     """One job to enqueue: the call and its options, validated on creation."""
 
-    func: Callable[..., Any] | str
+    func: Callable[..., Any] | str | None
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     queue: str = "default"
@@ -42,8 +42,14 @@ class JobSpec:
     job_id: str | None = None
     description: str | None = None
     meta: dict[str, Any] | None = None
+    # An HTTP handler job names a URL instead of a Python callable (func None) and carries a JSON payload.
+    handler: str | None = None
+    payload: Any = None
+    callback_url: str | None = None
+    callback_timeout: int | None = None
 
     def __post_init__(self) -> None:
+        self._check_http()
         if not isinstance(self.queue, str) or not QUEUE_NAME.match(self.queue):
             raise ValidationError(f"queue name {self.queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
         if not isinstance(self.namespace, str) or not NAMESPACE_NAME.match(self.namespace):
@@ -71,6 +77,36 @@ class JobSpec:
             if v is not None and v < -1:
                 raise ValidationError(f"{name} must be >= -1 (-1 keeps forever)")
 
+    def _check_http(self) -> None:
+        if self.handler is not None:
+            if self.func not in (None, ""):
+                raise ValidationError("give a function or a handler URL, not both")
+            if not isinstance(self.handler, str) or not self.handler:
+                raise ValidationError("handler must be an https URL")
+            if self.args or self.kwargs:
+                raise ValidationError("a handler job takes a JSON payload, not args or kwargs")
+            if self.timeout is not None and not (
+                defaults.HANDLER_TIMEOUT_MIN <= self.timeout <= defaults.HANDLER_TIMEOUT_MAX
+            ):
+                raise ValidationError(f"a handler's timeout must be {defaults.HANDLER_TIMEOUT_MIN}-"
+                                      f"{defaults.HANDLER_TIMEOUT_MAX} seconds")
+        elif self.func in (None, ""):
+            raise ValidationError("a job needs a function (import path or callable) or a handler URL")
+        if self.callback_timeout is not None:
+            if self.handler is None:
+                raise ValidationError("callback_timeout applies to handler jobs only")
+            if not 1 <= self.callback_timeout <= defaults.CALLBACK_TIMEOUT_MAX:
+                raise ValidationError(f"callback_timeout must be 1-{defaults.CALLBACK_TIMEOUT_MAX} seconds")
+        if self.callback_url is not None and (not isinstance(self.callback_url, str) or not self.callback_url):
+            raise ValidationError("callback_url must be an https URL")
+        if self.payload is not None:
+            try:
+                text = payload_json(self.payload)
+            except (TypeError, ValueError):
+                raise ValidationError("payload must be JSON (objects, arrays, strings, numbers, booleans, null)") from None
+            if len(text) > defaults.PAYLOAD_MAX:
+                raise ValidationError(f"payload is over {defaults.PAYLOAD_MAX} bytes as JSON")
+
     @property
     def trigger(self) -> str:
         """How the job starts: now, after a delay, or at a time."""
@@ -91,6 +127,17 @@ class JobSpec:
             at = self.at if self.at.tzinfo else self.at.replace(tzinfo=timezone.utc)
             return int(round(at.timestamp() * 1000))
         return int(round(float(self.at) * 1000))
+
+
+def payload_json(value: Any) -> str:
+    """A payload as the compact JSON text stored in the job hash (and POSTed to handlers)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def handler_name(url: str) -> str:
+    """The name a handler job is listed and counted under: its URL without query or fragment, which
+    may carry secrets."""
+    return url.split("#", 1)[0].split("?", 1)[0]
 
 
 def decode_hash(raw: dict[bytes, bytes]) -> dict[str, Any]:

@@ -95,6 +95,28 @@ class Keys:
     def stats(self, queue: str) -> str:
         return f"{self.prefix}stats:{queue}"
 
+    def tally(self, group: str) -> str:
+        """Event counters and run / wait histograms of one queue|namespace|function group (GET /metrics)."""
+        return f"{self.prefix}tally:{group}"
+
+    def minute(self, epoch_minute: int) -> str:
+        """Events per `<queue>|<event>` in one minute (epoch ms // 60000): the dashboard's charts."""
+        return f"{self.prefix}minute:{epoch_minute}"
+
+    @property
+    def scheduler_stats(self) -> str:
+        """The promoter's last pass time and the lateness of its last promotions (scheduler lag)."""
+        return f"{self.prefix}scheduler:stats"
+
+    @property
+    def notify(self) -> str:
+        """Outcome notifications to deliver to callback URLs, by due time (ms); workers/callbacks.py."""
+        return f"{self.prefix}notify"
+
+    def notify_entry(self, job_id: str) -> str:
+        """What one notification says (state, result or error, url, attempts): outlives its job."""
+        return f"{self.prefix}notify:{job_id}"
+
     @property
     def leases(self) -> str:
         return f"{self.prefix}leases"

@@ -4,6 +4,7 @@ Each method returns a script call so a worker can pipeline "finish this job" wit
 next" in one round trip; the plain methods run a single call."""
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ class Lease:
         return None if t < 0 else t
 
 
+def _extras(run: dict[str, Any] | None) -> str:
+    return json.dumps(run, separators=(",", ":")) if run else ""
+
+
 def new_token() -> str:
     return secrets.token_hex(16)
 
@@ -74,17 +79,29 @@ class Leases:
         return self.parse_claim(call, scripts.call(self.redis, *call))
 
     # finish
-    def complete_call(self, lease: Lease, result: Any, worker: str, started: float, ended: float) -> scripts.Call:
+    def complete_call(self, lease: Lease, result: Any, worker: str, started: float, ended: float,
+                      run: dict[str, Any] | None = None) -> scripts.Call:
+        """`run`: extra facts for the run history (an HTTP handler's status and duration)."""
         return ("complete", (), (self.prefix, lease.job_id, lease.token, utcnow_str(), dump_result(result),
-                                 worker, repr(started), repr(ended), self.config.result_ttl))
+                                 worker, repr(started), repr(ended), self.config.result_ttl, _extras(run)))
 
     def fail_call(self, lease: Lease, exc_type: str, message: str, traceback: str, retryable: bool,
-                  worker: str, started: float, ended: float) -> scripts.Call:
+                  worker: str, started: float, ended: float, run: dict[str, Any] | None = None,
+                  min_delay: float | None = None) -> scripts.Call:
+        """`min_delay`: seconds the retry waits at least (a handler's Retry-After)."""
         backoff = Backoff.from_fields(lease.fields, self._default_backoff)
-        delay_ms = int(backoff.delay(lease.attempt) * 1000)
+        delay = backoff.delay(lease.attempt)
+        if min_delay is not None:
+            delay = max(delay, min_delay)
         return ("fail", (), (self.prefix, lease.job_id, lease.token, utcnow_str(), "1" if retryable else "0",
-                             delay_ms, exc_type, message[:4096], traceback[-16384:], dump_exc_string(traceback),
-                             worker, repr(started), repr(ended), self.config.failure_ttl, self.config.max_attempts))
+                             int(delay * 1000), exc_type, message[:4096], traceback[-16384:],
+                             dump_exc_string(traceback), worker, repr(started), repr(ended), self.config.failure_ttl,
+                             self.config.max_attempts, _extras(run)))
+
+    def await_callback_call(self, lease: Lease, worker: str, run: dict[str, Any]) -> scripts.Call:
+        """Hand the lease to the HTTP service that answered 202 (it finishes the job with /callback)."""
+        return ("await_callback", (), (self.prefix, lease.job_id, lease.token, worker, _extras(run),
+                                       defaults.CALLBACK_TIMEOUT))
 
     def complete(self, lease: Lease, result: Any, worker: str, started: float, ended: float) -> None:
         scripts.check(scripts.call(self.redis, *self.complete_call(lease, result, worker, started, ended)),

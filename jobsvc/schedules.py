@@ -47,6 +47,7 @@ from . import cron, defaults, scripts
 from .client import Client
 from .errors import NotFound, ValidationError, WrongState
 from .functions import Registry, check_job_defaults, parse_ref
+from .urlguard import check_url
 from .keys import Keys
 from .job import DEFAULT_NAMESPACE, NAMESPACE_NAME, QUEUE_NAME, JobSpec
 from .serialization import IMPORT_PATH
@@ -113,7 +114,7 @@ class ScheduleSpec:
     None take the registry function's defaults, then jobsvc's."""
 
     id: str
-    function: str
+    function: str | None = None
     cron: str | None = None
     interval: float | None = None
     timezone: str = "UTC"
@@ -135,14 +136,25 @@ class ScheduleSpec:
     max_catchup: int = defaults.SCHEDULE_MAX_CATCHUP
     overlap: str = "allow"
     description: str = ""
+    # An HTTP handler URL and its JSON payload instead of a function (docs/http.md).
+    handler: str | None = None
+    payload: Any = None
 
     def __post_init__(self) -> None:
         s = object.__setattr__
         if not isinstance(self.id, str) or not SCHEDULE_ID.match(self.id):
             raise ValidationError(f"schedule id {self.id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
-        if not isinstance(self.function, str) or not self.function:
+        if (self.function is None) == (self.handler is None):
+            raise ValidationError("give a function (import path or registry 'ns/name') or a handler URL, one of them")
+        if self.handler is not None:
+            if not isinstance(self.handler, str) or not 0 < len(self.handler) <= defaults.URL_MAX:
+                raise ValidationError(f"handler must be an https URL of at most {defaults.URL_MAX} characters")
+            if self.args or self.kwargs:
+                raise ValidationError("a handler schedule takes a JSON payload, not args or kwargs")
+            _jsonable(self.payload, "payload")
+        elif not isinstance(self.function, str) or not self.function:
             raise ValidationError("function must be an import path ('app.tasks.f') or a registry function ('ns/name')")
-        if "/" in self.function:
+        elif "/" in self.function:
             parse_ref(self.function)
         elif not IMPORT_PATH.match(self.function):
             raise ValidationError(f"function {self.function!r} must be an import path like 'package.module.function' "
@@ -207,9 +219,19 @@ class ScheduleSpec:
     def end_ms(self) -> int | None:
         return None if self.end_at is None else cron.to_ms(self.end_at)
 
+    @property
+    def from_registry(self) -> bool:
+        """Whether its jobs come from a registry function (`ns/name`)."""
+        return bool(self.function and "/" in self.function)
+
     def def_json(self) -> str:
-        """The definition as canonical JSON: equal JSON means unchanged (no new version)."""
-        return json.dumps(self.spec_dict(), sort_keys=True, separators=(",", ":"))
+        """The definition as canonical JSON: equal JSON means unchanged (no new version). Fields added later
+        are left out while unset, so definitions stored before them keep their JSON and version."""
+        out = self.spec_dict()
+        for k in ("handler", "payload"):
+            if out[k] is None:
+                del out[k]
+        return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_def(cls, text: str | bytes) -> ScheduleSpec:
@@ -226,9 +248,10 @@ class ScheduleSpec:
         unknown = set(data) - names
         if unknown:
             raise ValidationError(f"unknown schedule field(s): {', '.join(sorted(unknown))}")
-        for required in ("id", "function"):
-            if required not in data:
-                raise ValidationError(f"schedule field {required!r} is required")
+        if "id" not in data:
+            raise ValidationError("schedule field 'id' is required")
+        if "function" not in data and "handler" not in data:
+            raise ValidationError("schedule field 'function' (or 'handler') is required")
         values = {k: v for k, v in data.items() if not (v is None and k in ("args", "kwargs", "timezone"))}
         return cls(**values)
 
@@ -373,7 +396,7 @@ class Schedules:
             if "interval" in changes and changes["interval"] is not None and "cron" not in changes:
                 values["cron"] = None
             new = ScheduleSpec.from_dict(values)
-            if new.function != spec.function:
+            if new.function != spec.function or new.handler != spec.handler:
                 self._check_function(new)
             try:
                 self._save(new, "update", expected_version=version, previous=spec)
@@ -419,7 +442,9 @@ class Schedules:
             raise _Conflict()
 
     def _check_function(self, spec: ScheduleSpec) -> None:
-        if "/" in spec.function:
+        if spec.handler is not None:
+            check_url(spec.handler, allow_private=self.client.config.allow_private_urls)
+        if spec.from_registry:
             try:
                 fn = self.registry.resolve(spec.function)
             except NotFound:
@@ -521,8 +546,8 @@ class Schedules:
     def _namespace(spec: ScheduleSpec) -> str:
         if spec.namespace:
             return spec.namespace
-        if "/" in spec.function:
-            return parse_ref(spec.function)[0]
+        if spec.from_registry:
+            return parse_ref(spec.function)[0]  # type: ignore[arg-type]
         return DEFAULT_NAMESPACE
 
     def runs(self, schedule_id: str, cursor: str | None = None,
@@ -599,12 +624,14 @@ class Schedules:
         options["backoff"] = check_backoff(spec.backoff)
         options = {k: v for k, v in options.items() if v is not None}
         extra = {"js_schedule": spec.id}
-        if "/" in spec.function:
+        if spec.from_registry:
             fjob = self.registry.job(spec.function, *spec.args, kwargs=spec.kwargs, job_id=job_id,
                                      namespace=spec.namespace, **options)
             extra.update(fjob.fields)
             return fjob.spec, extra
         options["namespace"] = spec.namespace or DEFAULT_NAMESPACE
+        if spec.handler is not None:
+            return Client.handler_job(spec.handler, spec.payload, job_id=job_id, **options), extra
         return Client.job(spec.function, *spec.args, kwargs=spec.kwargs, job_id=job_id, **options), extra
 
     def execute(self, schedule_id: str) -> str:

@@ -90,6 +90,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kept_secret(path: Path) -> str:
+    """A random secret generated once and kept (mode 0600) in `path`."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """API + worker + scheduler on this machine; an embedded Redis when no REDIS_URL is given."""
     from jobsvc.embedded import EmbeddedRedis
@@ -103,16 +114,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         (data_dir / "redis_url").write_text(url + "\n")
         print(f"embedded Redis: {url} (append-only file in {data_dir.resolve()})", flush=True)
     key_file = data_dir / "admin_key"
-    key = os.environ.get("ADMIN_API_KEY")
-    if not key:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        if key_file.exists():
-            key = key_file.read_text().strip()
-        else:
-            key = secrets.token_urlsafe(32)
-            key_file.write_text(key)
-            key_file.chmod(0o600)
-    env = dict(os.environ, REDIS_URL=url, ADMIN_API_KEY=key, PYTHONUNBUFFERED="1")
+    key = os.environ.get("ADMIN_API_KEY") or _kept_secret(key_file)
+    # Signs HTTP handler requests and outcome notifications (docs/http.md).
+    handler_secret = os.environ.get("JOBSVC_HANDLER_SECRET") or _kept_secret(data_dir / "handler_secret")
+    env = dict(os.environ, REDIS_URL=url, ADMIN_API_KEY=key, JOBSVC_HANDLER_SECRET=handler_secret,
+               PYTHONUNBUFFERED="1")
     me = [sys.executable, "-m", "jobsvc_cli"]
     procs = {
         "web": subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"{args.host}:{args.port}",

@@ -174,3 +174,28 @@ def run_worker(r, redis_url):
     yield run
     for s, h in saved.items():
         signal.signal(s, h)
+
+
+@pytest.fixture
+def handler_server():
+    """A real local HTTP server answering as a handler service or a callback receiver (tests/httpserver.py)."""
+    from tests.httpserver import HandlerServer
+
+    server = HandlerServer().start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+HANDLER_SECRET = "test-handler-secret"
+
+
+@pytest.fixture
+def http_config(redis_url):
+    """Config for handler jobs against the local test server: a signing secret, loopback http allowed."""
+    return Config(redis_url=redis_url, handler_secret=HANDLER_SECRET, allow_private_urls=True)
+
+
+@pytest.fixture
+def http_client(r, http_config):
+    return Client(r, http_config)

@@ -30,6 +30,11 @@ class Outcome:
     message: str = ""
     traceback: str = ""
     retryable: bool = True
+    # HTTP handler jobs: the run's status and duration for the history, a Retry-After to honour, and
+    # whether the service accepted the job (202) to finish it later through the callback endpoint.
+    run: dict[str, Any] | None = None
+    min_delay: float | None = None
+    accepted: bool = False
 
 
 class FunctionCache:

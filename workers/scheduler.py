@@ -1,7 +1,8 @@
 """The scheduler process: while it leads, promote due jobs, promote plain-RQ delayed jobs, reap
 expired leases, fire due cron schedules and (every sweep_interval) delete jobs whose TTL passed, then
 sleep until the next due time, fire time or lease expiry (woken early when an earlier job is scheduled).
-Standbys retry the leader lock."""
+Standbys retry the leader lock. Every scheduler, leader or not, also sends outcome notifications to
+callback URLs on a thread of its own (workers/callbacks.py)."""
 from __future__ import annotations
 
 import logging
@@ -16,6 +17,8 @@ from jobsvc import defaults
 from jobsvc.config import Config
 from jobsvc.keys import Keys
 from jobsvc.scheduling import CronFirer, LeaderLock, Promoter, Reaper, RqPromoter, TtlSweeper
+
+from .callbacks import Notifier
 
 log = logging.getLogger("jobsvc.scheduler")
 
@@ -91,6 +94,11 @@ class Scheduler:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         log.info("scheduler %s: started", self.lock.token[:8])
+        # Outcome notifications go out on their own thread: a slow callback URL must not delay promotions.
+        # Every scheduler sends, leader or not: each notification is leased to one sender at a time.
+        notifier = threading.Thread(target=Notifier(self.redis, self.config).run_forever, args=(self.stopped,),
+                                    name="notifier", daemon=True)
+        notifier.start()
         try:
             while not self.stopped.is_set():
                 try:

@@ -24,6 +24,7 @@ from jobsvc.leases import Lease, Leases
 
 from .execution import FunctionCache, HandBack, Outcome, Terminated, execute, install_timeout_handler
 from .heartbeat import Heartbeat
+from .http_handler import HandlerCaller
 
 log = logging.getLogger("jobsvc.worker")
 
@@ -43,6 +44,7 @@ class LeasedWorker(BaseWorker):
         self.keys = Keys(config.key_prefix)
         self.leases = Leases(connection, config)
         self.functions = FunctionCache()
+        self._handlers: HandlerCaller | None = None  # made on the first handler job
         self.queue_list = list(queues)
         self._lease: Lease | None = None
         self._job_started = 0.0
@@ -193,7 +195,11 @@ class LeasedWorker(BaseWorker):
         started = time.time()
         context.enter(context.RunningJob(lease.job_id, lease.token, lease.attempt, lease.queue, self.connection))
         try:
-            outcome = execute(lease.fields["data"], lease.timeout, self.functions, self._enter_job, self._leave_job)
+            if lease.fields.get("js_handler"):
+                outcome = self._handler_caller().call(lease, self._enter_job, self._leave_job)
+            else:
+                outcome = execute(lease.fields["data"], lease.timeout, self.functions, self._enter_job,
+                                  self._leave_job)
         except HandBack:
             self._handback(lease)
             return None
@@ -204,11 +210,14 @@ class LeasedWorker(BaseWorker):
         finally:
             context.enter(None)
         ended = time.time()
-        if outcome.ok:
-            finish = self.leases.complete_call(lease, outcome.result, self.name, started, ended)
+        if outcome.accepted:
+            finish = self.leases.await_callback_call(lease, self.name, outcome.run or {})
+        elif outcome.ok:
+            finish = self.leases.complete_call(lease, outcome.result, self.name, started, ended, outcome.run)
         else:
             finish = self.leases.fail_call(lease, outcome.exc_type, outcome.message, outcome.traceback,
-                                           outcome.retryable, self.name, started, ended)
+                                           outcome.retryable, self.name, started, ended, outcome.run,
+                                           outcome.min_delay)
         claim = None if self.stopping else self._claim_call()
         replies = self._finish(lease, finish, claim)
         self._lease = None
@@ -235,6 +244,11 @@ class LeasedWorker(BaseWorker):
                 calls = [finish]
                 self._pause(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _handler_caller(self) -> HandlerCaller:
+        if self._handlers is None:
+            self._handlers = HandlerCaller(self.config)
+        return self._handlers
 
     def _enter_job(self) -> None:
         self._in_job = True

@@ -1,11 +1,11 @@
-"""One blueprint per resource, all under /api/v1 (health also at /health)."""
+"""One blueprint per resource, all under /api/v1 (health also at /health; Prometheus metrics at /metrics)."""
 from __future__ import annotations
 
 from flask import Flask
 
-from . import audit, bulk, functions, jobs, keys, meta, queues, schedules, workers
+from . import audit, bulk, functions, jobs, keys, meta, metrics, pull, queues, schedules, workers
 
-ALL = (meta, jobs, bulk, queues, workers, keys, audit, schedules, functions)
+ALL = (meta, metrics, jobs, bulk, pull, queues, workers, keys, audit, schedules, functions)
 
 
 def register(app: Flask) -> None:

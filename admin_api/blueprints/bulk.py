@@ -25,7 +25,8 @@ FILTER_FIELDS = {"queue": "queue", "namespace": "namespace", "function": "functi
                  "older_than": "older_than_s", "newer_than": "newer_than_s", "error_contains": "error_contains"}
 
 
-def _filter(who: Principal, body: dict[str, Any]) -> core.BulkFilter:
+def bulk_filter(who: Principal, body: dict[str, Any]) -> core.BulkFilter:
+    """The BulkFilter of a request body, narrowed to the key's namespace / queue limits (also the dashboard's)."""
     values = {name: body[k] for k, name in FILTER_FIELDS.items() if body.get(k) is not None}
     for what in ("queue", "namespace"):
         narrowed = who.narrow(what, values.get(what))
@@ -41,7 +42,7 @@ def _result(res: core.BulkResult) -> Response:
 
 
 def _run(name: str, who: Principal, body: dict[str, Any]) -> Response:
-    flt = _filter(who, body)
+    flt = bulk_filter(who, body)
     confirm(body["dry_run"])
     return _result(getattr(core, name)(conn(), config(), flt, dry_run=body["dry_run"]))
 

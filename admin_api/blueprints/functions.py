@@ -43,8 +43,8 @@ def backoff_out(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def function_dict(fn: Function) -> dict[str, Any]:
     d = fn.to_dict()
-    out = {k: d.get(k) for k in ("namespace", "name", "ref", "path", "queue", "timeout", "max_attempts", "priority",
-                                 "enabled", "description", "version")}
+    out = {k: d.get(k) for k in ("namespace", "name", "ref", "path", "handler", "queue", "timeout", "max_attempts",
+                                 "priority", "enabled", "description", "version")}
     out["description"] = out["description"] or ""
     out.update(backoff=backoff_out(d.get("backoff")), created_at=d.get("created_ms"), updated_at=d.get("updated_ms"))
     return out
@@ -86,7 +86,7 @@ def list_(who: Principal, q: dict[str, Any]) -> Response:
                        "only when something changed). The registry stores import paths, never code.")
 def register(who: Principal, body: dict[str, Any]) -> Response:
     namespace = body.get("namespace") or who.narrow("namespace", None) or "default"
-    fn = Function(namespace=namespace, name=body["name"], path=body["path"], **{
+    fn = Function(namespace=namespace, name=body["name"], path=body.get("path"), **{
         **_options(body), "description": body.get("description") or ""})
     if not _sees(who, fn):
         raise forbidden("this key may not register functions outside its namespaces or queues")
@@ -96,7 +96,7 @@ def register(who: Principal, body: dict[str, Any]) -> Response:
         old = None
     if old is not None and not _sees(who, old):
         raise forbidden("this function is outside the key's namespaces or queues")
-    saved = registry().register(namespace, body["name"], body["path"], **_options(body))
+    saved = registry().register(namespace, body["name"], body.get("path"), **_options(body))
     audit_counts(created=int(old is None), version=saved.version)
     return reply(s.FunctionSchema, function_dict(saved), 201 if old is None else 200)
 

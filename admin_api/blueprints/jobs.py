@@ -1,6 +1,7 @@
 """/api/v1/jobs: create (one or a batch), list, get, patch, delete, cancel, terminate, retry, runs, stats."""
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -42,10 +43,21 @@ def job_dict(info: JobInfo, result: Any = ...) -> dict[str, Any]:
         "run_at": info.due_ms if info.state == State.SCHEDULED else None, "started_at": info.started_ms,
         "ended_at": info.ended_ms, "error": info.error, "worker": info.worker,
         "lease_expires_at": info.lease_expires_ms if info.state == State.RUNNING else None,
+        "handler": info.raw.get("js_handler") or None, "payload": _payload(info.raw.get("js_payload")),
+        "callback_url": info.raw.get("js_callback") or None, "notification": info.raw.get("js_notify") or None,
     }
     if result is not ...:
         out["result"] = jsonable(result)
     return out
+
+
+def _payload(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _results(ids: list[str]) -> dict[str, Any]:
@@ -79,15 +91,17 @@ def visible_job(who: Principal, job_id: str) -> JobInfo:
 
 def _spec(who: Principal, body: dict[str, Any]) -> tuple[JobSpec, dict[str, str]]:
     """The job to create and its extra hash fields. `function` is an import path (`app.tasks.f`) or a
-    registry function (`ns/name`): then its defaults fill the options not given (a disabled one is a 409)."""
-    from_registry = "/" in body["function"]
+    registry function (`ns/name`): then its defaults fill the options not given (a disabled one is a 409).
+    Or `handler`, an https URL: an HTTP handler job."""
+    from_registry = "/" in (body.get("function") or "")
     if from_registry:  # the function's queue and namespace apply; the key's limits are checked on the result
         queue, namespace = body.get("queue"), body.get("namespace")
     else:
         queue = who.narrow("queue", body.get("queue")) or "default"
         namespace = who.narrow("namespace", body.get("namespace")) or DEFAULT_NAMESPACE
     options: dict[str, Any] = {k: body[k] for k in ("priority", "max_attempts", "timeout", "idempotency_key",
-                                                    "result_ttl", "failure_ttl", "description", "meta")
+                                                    "result_ttl", "failure_ttl", "description", "meta", "payload",
+                                                    "callback_url", "callback_timeout")
                                if body.get(k) is not None}
     if body.get("backoff"):
         b = body["backoff"]
@@ -108,10 +122,16 @@ def _spec(who: Principal, body: dict[str, Any]) -> tuple[JobSpec, dict[str, str]
         spec, extra = fjob.spec, dict(fjob.fields)
         if not who.sees(spec.queue, spec.namespace):
             raise forbidden(f"function {body['function']} makes jobs outside this key's namespaces or queues")
+    elif body.get("handler") is not None:
+        spec = JobSpec(func=None, handler=body["handler"], queue=queue, namespace=namespace, **options)
     else:
         spec = JobSpec(func=body["function"], args=tuple(body["args"]), kwargs=dict(body["kwargs"]), queue=queue,
                        namespace=namespace, **options)
-    if body.get("trigger") and body["trigger"] != spec.trigger:
+    if body.get("trigger") == "pull":  # a job for pull workers (POST /jobs/claim): it is ready now
+        if spec.trigger != "immediate":
+            raise ValidationError(f"trigger 'pull' runs now: give no delay or run_at (given: {spec.trigger!r})")
+        extra["js_trigger"] = "pull"
+    elif body.get("trigger") and body["trigger"] != spec.trigger:
         raise ValidationError(f"trigger {body['trigger']!r} does not match the timing given (that is {spec.trigger!r})")
     return spec, extra
 
@@ -212,7 +232,7 @@ def list_(who: Principal, q: dict[str, Any]) -> Response:
                     trigger=q.get("trigger") or q.get("trigger_type"),
                     created_after_ms=s.epoch_ms(q["created_after"]) if q.get("created_after") else None,
                     created_before_ms=s.epoch_ms(q["created_before"]) if q.get("created_before") else None)
-    jobs, cursor = _list(flt, q.get("cursor"), q["limit"])
+    jobs, cursor = list_page(flt, q.get("cursor"), q["limit"])
     if q["include_result"]:
         results = _results([j.id for j in jobs])
         rows = [job_dict(j, results[j.id]) for j in jobs]
@@ -221,9 +241,9 @@ def list_(who: Principal, q: dict[str, Any]) -> Response:
     return reply(s.JobPageSchema, {"jobs": rows, "next_cursor": cursor})
 
 
-def _list(flt: JobFilter, cursor: str | None, limit: int) -> tuple[list[JobInfo], str | None]:
+def list_page(flt: JobFilter, cursor: str | None, limit: int) -> tuple[list[JobInfo], str | None]:
     """list_jobs, with a cursor that decodes but holds positions of the wrong shape turned into a 422
-    (a cursor is client input: it must never become a 500)."""
+    (a cursor is client input: it must never become a 500). Also the dashboard's."""
     try:
         return list_jobs(conn(), config(), flt, cursor, limit)
     except (TypeError, ValueError, IndexError, KeyError, AttributeError, redis.ResponseError) as exc:
@@ -272,7 +292,8 @@ def runs(job_id: str, who: Principal) -> Response:
         rows.append({"attempt": run.get("attempt"), "outcome": run.get("outcome"), "worker": run.get("worker") or None,
                      "started_at": run.get("started_ms"), "ended_at": run.get("ended_ms"),
                      "exc_type": run.get("exc_type") or None, "message": run.get("message") or None,
-                     "traceback": run.get("traceback") or None})
+                     "traceback": run.get("traceback") or None, "http_status": run.get("http_status"),
+                     "duration_ms": run.get("duration_ms")})
     return reply(s.RunsSchema, {"runs": rows})
 
 
@@ -334,4 +355,4 @@ def retry(job_id: str, who: Principal) -> Response:
     return _transition(job_id, who, client().requeue)
 
 
-__all__ = ["bp", "job_dict", "visible_job"]
+__all__ = ["bp", "job_dict", "list_page", "visible_job"]

@@ -20,7 +20,7 @@ bp = Blueprint("queues", __name__, url_prefix="/api/v1")
 QUEUE = ("the queue", s.QueueSchema)
 
 
-def _counts(who: Principal) -> dict[str, dict[str, int]]:
+def queue_counts(who: Principal) -> dict[str, dict[str, int]]:
     """Jobs per state of each queue, counting only namespaces the key may see."""
     out: dict[str, dict[str, int]] = {}
     for group, counts in group_counts(conn(), Keys(config().key_prefix)).items():
@@ -32,21 +32,21 @@ def _counts(who: Principal) -> dict[str, dict[str, int]]:
     return out
 
 
-def _paused() -> set[str]:
+def paused_queues() -> set[str]:
     return {q.decode() for q in conn().smembers(Keys(config().key_prefix).paused)}
 
 
 def _queue(name: str, who: Principal) -> dict[str, Any]:
     if name not in client().queues() or (who.queues is not None and name not in who.queues):
         raise NotFound(f"no queue {name}")
-    counts = _counts(who).get(name) or {st.value: 0 for st in State}
-    return {"name": name, "paused": name in _paused(), "counts": counts}
+    counts = queue_counts(who).get(name) or {st.value: 0 for st in State}
+    return {"name": name, "paused": name in paused_queues(), "counts": counts}
 
 
 @bp.get("/queues")
 @operation("Queues with their counts and paused flag", scope=READ, responses={200: ("queues", s.QueueListSchema)})
 def list_(who: Principal) -> Response:
-    counts, paused = _counts(who), _paused()
+    counts, paused = queue_counts(who), paused_queues()
     names = [q for q in client().queues() if who.queues is None or q in who.queues]
     empty = {st.value: 0 for st in State}
     rows = [{"name": q, "paused": q in paused, "counts": counts.get(q, empty)} for q in names]

@@ -23,7 +23,7 @@ bp = Blueprint("schedules", __name__, url_prefix="/api/v1")
 
 SCHEDULE = ("the schedule", s.ScheduleSchema)
 # Definition fields passed through as they are (the rest are converted).
-PLAIN = ("id", "function", "cron", "interval", "timezone", "args", "kwargs", "queue", "namespace", "priority",
+PLAIN = ("id", "function", "handler", "payload", "cron", "interval", "timezone", "args", "kwargs", "queue", "namespace", "priority",
          "max_attempts", "timeout", "result_ttl", "failure_ttl", "enabled", "misfire", "misfire_grace",
          "max_catchup", "overlap", "description", "status", "version", "runs", "completed", "failed", "skipped",
          "missed", "avg_runtime_ms")
@@ -50,7 +50,7 @@ def _where(spec: ScheduleSpec, who: Principal) -> tuple[str | None, str]:
     """The queue and namespace of a schedule's jobs (the queue looked up only for a key limited to queues)."""
     namespace = Schedules._namespace(spec)  # the core's one definition of it
     queue = spec.queue
-    if queue is None and who.queues is not None and "/" in spec.function:
+    if queue is None and who.queues is not None and spec.from_registry:
         try:
             queue = Registry(client()).resolve(spec.function).queue
         except NotFound:
@@ -58,14 +58,15 @@ def _where(spec: ScheduleSpec, who: Principal) -> tuple[str | None, str]:
     return queue or "default", namespace
 
 
-def _sees(who: Principal, spec: ScheduleSpec) -> bool:
+def sees_schedule(who: Principal, spec: ScheduleSpec) -> bool:
+    """May this key see a schedule (one whose jobs it could see)? Also the dashboard's."""
     return not who.limited or who.sees(*_where(spec, who))
 
 
 def visible_schedule(who: Principal, schedule_id: str) -> Schedule:
     """The schedule, or 404 when there is none or the key may not see its jobs."""
     sc = schedules().get(schedule_id)
-    if not _sees(who, sc):
+    if not sees_schedule(who, sc):
         raise NotFound(f"no schedule {schedule_id}")
     return sc
 
@@ -84,7 +85,7 @@ def _core_values(body: dict[str, Any]) -> dict[str, Any]:
 def list_(who: Principal, q: dict[str, Any]) -> Response:
     namespace = who.narrow("namespace", q.get("namespace"))
     items, cursor = schedules().list(q.get("cursor"), q["limit"], namespace=namespace, enabled=q.get("enabled"))
-    rows = [schedule_dict(sc) for sc in items if _sees(who, sc)]
+    rows = [schedule_dict(sc) for sc in items if sees_schedule(who, sc)]
     return reply(s.SchedulePageSchema, {"schedules": rows, "next_cursor": cursor})
 
 
@@ -97,7 +98,7 @@ def create(who: Principal, body: dict[str, Any]) -> Response:
     values = _core_values(body)
     values.setdefault("id", secrets.token_hex(8))
     spec = ScheduleSpec.from_dict(values)
-    if not _sees(who, spec):
+    if not sees_schedule(who, spec):
         raise forbidden("this key may not create schedules outside its namespaces or queues")
     sc = schedules().create(spec)
     audit_counts(created=1, schedule_id=sc.id)
@@ -125,7 +126,7 @@ def patch(schedule_id: str, who: Principal, body: dict[str, Any]) -> Response:
             merged["interval"] = None
         if values.get("interval") is not None and "cron" not in values:
             merged["cron"] = None
-        if not _sees(who, ScheduleSpec.from_dict(merged)):
+        if not sees_schedule(who, ScheduleSpec.from_dict(merged)):
             raise forbidden("this key may not move a schedule outside its namespaces or queues")
     sc = schedules().patch(schedule_id, **values)
     audit_counts(changed=1)
@@ -168,4 +169,4 @@ def runs(schedule_id: str, who: Principal, q: dict[str, Any]) -> Response:
     return reply(s.ScheduleRunPageSchema, {"runs": rows, "next_cursor": cursor})
 
 
-__all__ = ["bp", "schedule_dict", "visible_schedule"]
+__all__ = ["bp", "schedule_dict", "sees_schedule", "visible_schedule"]

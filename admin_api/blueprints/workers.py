@@ -65,6 +65,11 @@ def _leases(who: Principal) -> dict[str, list[dict[str, Any]]]:
            description="A key limited to queues sees the workers of those queues; a limited key sees only the "
                        "current jobs it may see.")
 def list_(who: Principal) -> Response:
+    return reply(s.WorkerListSchema, {"workers": worker_rows(who)})
+
+
+def worker_rows(who: Principal) -> list[dict[str, Any]]:
+    """Registered workers the key may see, by name, each with the jobs it holds a lease on (also the dashboard's)."""
     r = conn()
     keys = sorted(k.decode() for k in r.smembers(RQ_WORKERS))
     pipe = r.pipeline(transaction=False)
@@ -87,4 +92,4 @@ def list_(who: Principal) -> Response:
             "last_heartbeat_at": _rq_ms(f.get("last_heartbeat")), "current_jobs": current,
             "processed": _int(f.get("successful_job_count")) or 0, "failed": _int(f.get("failed_job_count")) or 0,
         })
-    return reply(s.WorkerListSchema, {"workers": workers})
+    return workers

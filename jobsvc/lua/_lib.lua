@@ -29,11 +29,12 @@ local function wake_workers(prefix, queue, n, cap)
   redis.call('LTRIM', key, -cap, -1)
 end
 
--- Put a job in its ready lane and mark it queued.
-local function make_ready(prefix, id, queue, priority, front, enqueued_at)
+-- Put a job in its ready lane and mark it queued. js_ready_ms (now: Redis ms, read here when not given)
+-- is when it became ready: claim.lua measures the enqueue-to-start wait from it.
+local function make_ready(prefix, id, queue, priority, front, enqueued_at, now)
   push_lane(prefix, queue, priority, id, front)
   redis.call('HSET', job_key(id), 'status', 'queued', 'js_state', 'queued', 'enqueued_at', enqueued_at,
-    'js_due', '')
+    'js_due', '', 'js_ready_ms', now or now_ms())
 end
 
 -- Wake the sleeping scheduler when `id` just became the earliest entry of its timeline `zkey`
@@ -72,6 +73,26 @@ local function add_run(prefix, id, entry)
   redis.call('RPUSH', prefix .. 'runs:' .. id, cjson.encode(entry))
 end
 
+-- Merge a caller's extra run facts (JSON object text, '' for none: an HTTP handler's status and duration)
+-- into a run-history entry.
+local function with_extras(entry, extras_json)
+  if extras_json and extras_json ~= '' then
+    for k, v in pairs(cjson.decode(extras_json)) do entry[k] = v end
+  end
+  return entry
+end
+
+-- A job that ended and has a callback_url: keep what its notification says (it must survive the job's
+-- own deletion by result_ttl 0 or a prune) and put it on the outbox that workers/callbacks.py drains.
+-- fields: state, and result_b64 or error.
+local function notify_end(prefix, id, url, now, fields)
+  if not url or url == '' then return end
+  local nkey = prefix .. 'notify:' .. id
+  redis.call('DEL', nkey)
+  redis.call('HSET', nkey, 'url', url, 'ended_ms', now, 'attempts', 0, unpack(fields))
+  redis.call('ZADD', prefix .. 'notify', now, id)
+end
+
 -- Gauges: jobs per state of one group (queue|namespace|function), so stats are O(1) per group.
 -- Every transition moves its job from one state of its group to another (nil: not counted).
 local function gauge(prefix, group, from, to)
@@ -83,6 +104,39 @@ end
 
 local function stat(prefix, queue, field, n)
   redis.call('HINCRBY', prefix .. 'stats:' .. queue, field, n or 1)
+end
+
+-- Metrics (jobsvc/metrics.py, jobsvc/timeseries.py): one event of jobs of `queue` and `group` (nil for a
+-- plain-RQ job not yet claimed), counted for the queue's totals (stat), the group's tally (GET /metrics)
+-- and, for the charted events, the minute's counters. now: Redis ms.
+local MINUTE_EVENTS = {enqueued = true, completed = true, failed = true, retried = true}
+local function count_event(prefix, now, queue, group, event, n)
+  n = n or 1
+  stat(prefix, queue, event, n)
+  if group and group ~= '' then redis.call('HINCRBY', prefix .. 'tally:' .. group, event, n) end
+  if MINUTE_EVENTS[event] then
+    local key = prefix .. 'minute:' .. math.floor(now / 60000)
+    -- Only the call that creates the field sets the expiry: one command fewer per job on the hot path.
+    if redis.call('HINCRBY', key, queue .. '|' .. event, n) == n then
+      redis.call('EXPIRE', key, MINUTE_COUNTERS_TTL)
+    end
+  end
+end
+
+-- One observation of `ms` in histogram `name` ('run': run duration, 'wait': enqueue-to-start) of a group:
+-- field <name>_b<i> counts the observations in bucket i (HIST_BOUNDS[i-1], HIST_BOUNDS[i]], the last one
+-- past every bound; not cumulative, so one HINCRBY each: the reader sums), <name>_sum_ms their sum.
+-- HIST_BOUNDS is injected from defaults.HISTOGRAM_BUCKETS_MS.
+local function observe(prefix, group, name, ms)
+  if not group or group == '' or not ms then return end
+  ms = math.max(0, math.floor(ms))
+  local i = #HIST_BOUNDS + 1
+  for b = 1, #HIST_BOUNDS do
+    if ms <= HIST_BOUNDS[b] then i = b; break end
+  end
+  local key = prefix .. 'tally:' .. group
+  redis.call('HINCRBY', key, name .. '_b' .. i, 1)
+  redis.call('HINCRBY', key, name .. '_sum_ms', ms)
 end
 
 -- Give a finished job (and its run history) a lifetime: -1 keeps it, 0 deletes it. Keys outlive

@@ -37,7 +37,7 @@ for i = 14, #ARGV do
     if #sample < nsample then sample[#sample + 1] = id end
     if not dry then
       redis.call('HSET', key, 'js_attempts', 0, 'js_lease_losses', 0, 'status', 'queued', 'js_state', 'queued',
-        'enqueued_at', enqueued_at, 'js_due', '')
+        'enqueued_at', enqueued_at, 'js_due', '', 'js_ready_ms', now)
       redis.call('HDEL', key, 'js_error', 'ended_at', 'js_ended_ms')
       redis.call('PERSIST', key)
       redis.call('PERSIST', 'rq:results:' .. id)

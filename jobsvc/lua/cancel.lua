@@ -7,7 +7,7 @@ local key = job_key(id)
 if redis.call('EXISTS', key) == 0 then return {-1} end
 local state = state_of(key)
 if state ~= 'queued' and state ~= 'scheduled' and state ~= 'deferred' then return {-3, state} end
-local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group')
+local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_callback')
 local queue = h[1]
 if state == 'queued' then redis.call('LREM', lane_key(prefix, queue, h[2]), 1, id) end
 redis.call('ZREM', prefix .. 'scheduled', id)
@@ -17,5 +17,6 @@ local now = now_ms()
 redis.call('HSET', key, 'status', 'canceled', 'js_state', 'cancelled', 'ended_at', ARGV[3], 'js_ended_ms', now)
 redis.call('ZADD', 'rq:canceled:' .. queue, now, id)
 gauge(prefix, h[3], state, 'cancelled')
-stat(prefix, queue, 'cancelled')
+notify_end(prefix, id, h[4], now, {'state', 'cancelled', 'error', 'Cancelled: by an operator'})
+count_event(prefix, now, queue, h[3], 'cancelled')
 return {0}

@@ -28,14 +28,15 @@ for qi = 1, nq do
       while id do
         local key = job_key(id)
         local h = redis.call('HGETALL', key)
-        local status, attempts, group, description, fn = nil, 0, nil, '', nil
+        local status, attempts, group, description, fn, ready_ms = nil, 0, nil, '', nil, nil
         for k = 1, #h, 2 do
           local f = h[k]
           if f == 'status' then status = h[k + 1]
           elseif f == 'js_attempts' then attempts = tonumber(h[k + 1]) or 0
           elseif f == 'js_group' then group = h[k + 1]
           elseif f == 'description' then description = h[k + 1]
-          elseif f == 'js_fn' then fn = h[k + 1] end
+          elseif f == 'js_fn' then fn = h[k + 1]
+          elseif f == 'js_ready_ms' then ready_ms = tonumber(h[k + 1]) end
         end
         -- A job of a disabled registry function (jobsvc/functions.py) waits in its lane: it goes to the
         -- back and the lane is left once the first held job comes round again.
@@ -67,6 +68,8 @@ for qi = 1, nq do
           end
           redis.call('HSET', key, unpack(set))
           gauge(prefix, group, from, 'running')
+          -- Enqueue-to-start wait; a job pushed by plain RQ has no ready time and is not observed.
+          if ready_ms then observe(prefix, group, 'wait', now - ready_ms) end
           redis.call('ZADD', prefix .. 'leases', exp, id)
           local out = {id, queue, exp}
           for k = 1, #h do out[#out + 1] = h[k] end

@@ -1,13 +1,14 @@
 -- complete.lua: running -> completed, fenced by the lease token.
 -- KEYS: none
 -- ARGV: prefix, id, token, ended_at, return_value_b64 ('' for None), worker, started_ts, ended_ts,
---       default_result_ttl
+--       default_result_ttl, run_extras (JSON object or '': e.g. an HTTP handler's status and duration)
 -- Returns: {0} done; {-1} no such job; {-2, state} lease lost (outcome rejected, nothing written)
--- A successful run writes no run-history entry: the hash holds its attempt, worker and times.
+-- A successful run writes no run-history entry unless it has extras: the hash holds its attempt,
+-- worker and times. A job with a callback_url is put on the notification outbox.
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
 local h = redis.call('HMGET', key, 'js_token', 'origin', 'result_ttl', 'js_attempts', 'js_lease_losses', 'js_group',
-  'js_schedule')
+  'js_schedule', 'js_started_ms', 'js_callback')
 local rejected = fence(key, h[1], token)
 if rejected then return rejected end
 local queue = h[2]
@@ -22,10 +23,17 @@ if ttl ~= 0 then
   local expires = (ttl < 0) and '+inf' or (math.floor(now / 1000) + ttl)
   redis.call('ZADD', 'rq:finished:' .. queue, expires, id)
 end
+local extras = ARGV[10] or ''
+if extras ~= '' then
+  add_run(prefix, id, with_extras({attempt = tonumber(h[4]) or 1, worker = ARGV[6], started_ms = tonumber(h[8]),
+    ended_ms = now, outcome = 'completed'}, extras))
+end
+notify_end(prefix, id, h[9], now, {'state', 'completed', 'result_b64', ARGV[5]})
 -- Earlier attempts left a history only if one failed or lost its lease.
-set_lifetime(prefix, id, queue, ttl, (tonumber(h[4]) or 1) > 1 or (tonumber(h[5]) or 0) > 0)
+set_lifetime(prefix, id, queue, ttl, extras ~= '' or (tonumber(h[4]) or 1) > 1 or (tonumber(h[5]) or 0) > 0)
 gauge(prefix, h[6], 'running', ttl ~= 0 and 'completed' or nil)
-stat(prefix, queue, 'completed')
+count_event(prefix, now, queue, h[6], 'completed')
+if h[8] then observe(prefix, h[6], 'run', now - tonumber(h[8])) end
 -- A schedule's job: count the run's outcome on the schedule (jobsvc/schedules.py).
 if h[7] then redis.call('HINCRBY', prefix .. 'schedule:' .. h[7] .. ':stats', 'completed', 1) end
 return {0}

@@ -40,6 +40,7 @@ for _ = 1, n do
     if ready then
       hargs[#hargs + 1] = 'status'; hargs[#hargs + 1] = 'queued'
       hargs[#hargs + 1] = 'js_state'; hargs[#hargs + 1] = 'queued'
+      hargs[#hargs + 1] = 'js_ready_ms'; hargs[#hargs + 1] = now
     end
     for _, v in ipairs(common) do hargs[#hargs + 1] = v end
     local group = common_group
@@ -53,9 +54,10 @@ for _ = 1, n do
     redis.call('ZADD', prefix .. 'created:' .. queue, now + seq / 1000, id)
     seq = seq + 1
     if group and not seen_groups[group] then
-      seen_groups[group] = true
+      seen_groups[group] = 0  -- jobs of the group in this call
       redis.call('SADD', prefix .. 'groups', group)
     end
+    if group then seen_groups[group] = seen_groups[group] + 1 end
     if not added[queue] then
       added[queue] = 0
       redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
@@ -71,6 +73,8 @@ for _ = 1, n do
     out[#out + 1] = id; out[#out + 1] = 1
   end
 end
-for queue, count in pairs(added) do stat(prefix, queue, 'enqueued', count) end
+-- Counted once per queue (totals, minutes) and once per group (tally, GET /metrics), not once per job.
+for queue, count in pairs(added) do count_event(prefix, now, queue, nil, 'enqueued', count) end
+for group, count in pairs(seen_groups) do redis.call('HINCRBY', prefix .. 'tally:' .. group, 'enqueued', count) end
 for queue, count in pairs(woken) do wake_workers(prefix, queue, count, cap) end
 return out

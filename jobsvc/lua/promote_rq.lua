@@ -14,7 +14,8 @@ for _, qkey in ipairs(redis.call('SMEMBERS', 'rq:queues')) do
     redis.call('ZREM', zkey, id)
     if redis.call('EXISTS', job_key(id)) == 1 then
       redis.call('RPUSH', qkey, id)
-      redis.call('HSET', job_key(id), 'status', 'queued', 'enqueued_at', ARGV[3])
+      -- js_ready_ms: claim.lua measures the job's enqueue-to-start wait from it.
+      redis.call('HSET', job_key(id), 'status', 'queued', 'enqueued_at', ARGV[3], 'js_ready_ms', now_ms())
       total = total + 1
     end
   end

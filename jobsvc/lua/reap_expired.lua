@@ -15,7 +15,7 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', leases, id)
   if redis.call('EXISTS', key) == 1 then
     local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_attempts', 'js_max_attempts',
-      'failure_ttl', 'js_started_ms', 'worker_name', 'js_group', 'js_schedule')
+      'failure_ttl', 'js_started_ms', 'worker_name', 'js_group', 'js_schedule', 'js_callback')
     local queue = h[1]
     redis.call('HSET', key, unpack(LEASE_CLEARED))
     local losses = redis.call('HINCRBY', key, 'js_lease_losses', 1)
@@ -28,9 +28,11 @@ for _, id in ipairs(ids) do
     add_run(prefix, id, {attempt = attempts, worker = h[7], started_ms = tonumber(h[6]), ended_ms = now,
       outcome = 'lease_lost', exc_type = 'LeaseExpired',
       message = 'lease expired (lease loss ' .. losses .. ' of ' .. max_losses .. '): ' .. outcome})
-    stat(prefix, queue, 'lease_lost')
+    count_event(prefix, now, queue, h[8], 'lease_lost')
+    -- The run lasted until its lease ran out, as far as anyone can tell.
+    if h[6] then observe(prefix, h[8], 'run', now - tonumber(h[6])) end
     if outcome == 'requeued' then
-      make_ready(prefix, id, queue, h[2], true, ARGV[5])
+      make_ready(prefix, id, queue, h[2], true, ARGV[5], now)
       gauge(prefix, h[8], 'running', 'queued')
       wake_workers(prefix, queue, 1, tonumber(ARGV[7]))
       requeued = requeued + 1
@@ -54,7 +56,8 @@ for _, id in ipairs(ids) do
         gauge(prefix, h[8], 'running', ttl ~= 0 and 'failed' or nil)
         failed = failed + 1
       end
-      stat(prefix, queue, outcome)
+      count_event(prefix, now, queue, h[8], outcome)
+      notify_end(prefix, id, h[10], now, {'state', outcome, 'error', 'LeaseExpired: ' .. reason})
       -- A schedule's job: count the run's outcome on the schedule (jobsvc/schedules.py).
       if h[9] then redis.call('HINCRBY', prefix .. 'schedule:' .. h[9] .. ':stats', 'failed', 1) end
     end

@@ -9,7 +9,8 @@ local key = job_key(id)
 if redis.call('EXISTS', key) == 0 then return {-1} end
 local state = state_of(key)
 if state ~= 'running' then return {-3, state} end
-local h = redis.call('HMGET', key, 'origin', 'js_group', 'worker_name', 'js_attempts', 'js_started_ms')
+local h = redis.call('HMGET', key, 'origin', 'js_group', 'worker_name', 'js_attempts', 'js_started_ms',
+  'js_callback')
 local queue, worker = h[1], h[3] or ''
 local now = now_ms()
 drop_lease(prefix, id)
@@ -24,5 +25,6 @@ if worker ~= '' then
   redis.call('EXPIRE', tkey, 3600)
 end
 gauge(prefix, h[2], 'running', 'cancelled')
-stat(prefix, queue, 'cancelled')
+notify_end(prefix, id, h[6], now, {'state', 'cancelled', 'error', 'Terminated: by an operator'})
+count_event(prefix, now, queue, h[2], 'cancelled')
 return {0, worker}

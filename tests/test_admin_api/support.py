@@ -25,7 +25,7 @@ class Api:
         return h
 
     def call(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any) -> Any:
-        url = path if path.startswith("/health") else f"/api/v1{path}"
+        url = path if path.startswith(("/health", "/metrics")) else f"/api/v1{path}"
         return self.http.open(url, method=method, json=json, headers=self.headers(headers), **kw)
 
     def get(self, path: str, **kw: Any) -> Any:

@@ -85,3 +85,12 @@ def test_functions_and_jobs_by_reference(admin):
     assert admin.list_functions()["functions"] == []
     admin.register_function("x", "tests.jobfuncs.noop")
     admin.delete_function("default", "x")
+
+
+def test_create_handler_job_and_unsafe_url_error(admin):
+    with pytest.raises(AdminApiError) as err:
+        admin.create_handler_job("https://10.0.0.1/hook", {"n": 1})
+    assert (err.value.status, err.value.code) == (422, "unsafe_url")
+    job = admin.create_handler_job("https://93.184.216.34/hook", {"n": 1}, queue="hooks")
+    got = admin.get_job(job["id"])
+    assert (got["handler"], got["payload"], got["queue"]) == ("https://93.184.216.34/hook", {"n": 1}, "hooks")

@@ -92,7 +92,7 @@ def test_unexpected_exception_is_a_json_500(app, api, monkeypatch):
     def broken(who):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(queues, "_counts", broken)
+    monkeypatch.setattr(queues, "queue_counts", broken)
     _error(api.get("/queues"), 500, "internal_error")
 
 

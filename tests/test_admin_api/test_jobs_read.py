@@ -23,7 +23,8 @@ def test_get_returns_every_documented_field(api, client):
     job = api.get(f"/jobs/{job_id}").get_json()
     assert set(job) == {"id", "function", "queue", "namespace", "trigger", "state", "args", "kwargs", "priority",
                         "progress", "progress_message", "attempts", "max_attempts", "timeout", "created_at",
-                        "enqueued_at", "run_at", "started_at", "ended_at", "error", "worker", "lease_expires_at"}
+                        "enqueued_at", "run_at", "started_at", "ended_at", "error", "worker", "lease_expires_at",
+                        "handler", "payload", "callback_url", "notification"}
     assert (job["id"], job["function"], job["queue"], job["namespace"], job["state"], job["attempts"],
             job["max_attempts"]) == (job_id, ADD, "q1", "ns", "queued", 0, 4)
     assert job["created_at"].endswith("Z")

@@ -1,0 +1,22 @@
+-- notify_claim.lua: take due outcome notifications (jobs with a callback_url that ended) for delivery.
+-- Each taken entry is pushed NOTIFY_LEASE into the future, so a sender that dies mid-POST frees it for
+-- another sender then (at-least-once delivery), and its attempt is counted.
+-- KEYS: none
+-- ARGV: prefix, limit, lease_ms
+-- Returns: {id1, {field1, value1, ...}, id2, {...}, ...} (fields of the notification hash, attempts counted)
+local prefix, limit, lease_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local zkey = prefix .. 'notify'
+local now = now_ms()
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', zkey, '-inf', now, 'LIMIT', 0, limit)) do
+  local nkey = prefix .. 'notify:' .. id
+  if redis.call('EXISTS', nkey) == 0 then
+    redis.call('ZREM', zkey, id)  -- its job's notification was settled or dropped elsewhere
+  else
+    redis.call('ZADD', zkey, now + lease_ms, id)
+    redis.call('HINCRBY', nkey, 'attempts', 1)
+    out[#out + 1] = id
+    out[#out + 1] = redis.call('HGETALL', nkey)
+  end
+end
+return out

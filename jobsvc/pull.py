@@ -1,0 +1,172 @@
+"""Pull workers: programs in any language that take jobs over HTTP instead of running a Python worker.
+
+They get the same leases as `workers.worker.LeasedWorker`: `claim` leases up to `count` jobs of a queue,
+`heartbeat` extends one lease, `ack` finishes the job with the lease's token. Every write is a fenced
+script (claim.lua, heartbeat.lua, complete.lua, fail.lua), so a wrong or stale token changes nothing and
+raises LeaseLost; an expired lease is taken back by the same reaper (scheduling.Reaper), attempt and lease
+loss counted, so a job that keeps losing its pull worker ends quarantined like any other."""
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from . import defaults, scripts
+from .config import Config
+from .errors import LeaseLost, NotFound, ValidationError
+from .job import QUEUE_NAME
+from .keys import Keys
+from .leases import Lease, Leases
+from .serialization import load_data
+from .states import state_of
+
+STATUSES = ("completed", "failed")
+DEFAULT_ERROR_TYPE = "Error"
+# What ack reads of the job before the fenced script: the attempt and backoff options (for the retry delay),
+# the start time and worker (for the result entry RQ reads).
+_ACK_FIELDS = ("origin", "js_started_ms", "js_attempts", "worker_name", "js_backoff", "js_backoff_base",
+               "js_backoff_cap", "js_backoff_jitter")
+
+
+@dataclass(frozen=True)
+class AckResult:
+    """Where an acked job went: completed, scheduled (a retry, due at `due_ms`) or failed."""
+
+    job_id: str
+    state: str
+    due_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class JobCall:
+    """What a claimed job asks for: the function and arguments, and the JSON payload of an HTTP job."""
+
+    function: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    payload: Any
+    meta: dict[str, Any] | None
+
+
+def claim(conn: redis.Redis, config: Config, queue: str, count: int = 1,
+          visibility_timeout: float = defaults.PULL_VISIBILITY_TIMEOUT, worker: str = "pull") -> list[Lease]:
+    """Lease up to `count` ready jobs of `queue` for `visibility_timeout` seconds, in one round trip."""
+    _check_queue(queue)
+    _check_range("count", count, 1, defaults.PULL_COUNT_MAX)
+    _check_range("visibility_timeout", visibility_timeout, 0.001, defaults.PULL_VISIBILITY_MAX)
+    leases = Leases(conn, config)
+    calls = [leases.claim_call([queue], worker, lease_ttl=visibility_timeout) for _ in range(count)]
+    replies = scripts.call_many(conn, calls)
+    # Every reply is read, not only those before the first empty one: a job made ready while the round trip
+    # ran can land in a later call, and a lease nobody hears of would come back only through the reaper.
+    return [lease for lease in (Leases.parse_claim(c, r) for c, r in zip(calls, replies)) if lease is not None]
+
+
+def heartbeat(conn: redis.Redis, config: Config, job_id: str, token: str,
+              visibility_timeout: float | None = None) -> int:
+    """Extend the lease `token` holds on the job; returns its new expiry (epoch ms, Redis time).
+    Without `visibility_timeout`: by the job's callback_timeout for an HTTP handler job that answered 202,
+    else by PULL_VISIBILITY_TIMEOUT. LeaseLost (with the job's state) when the token is not the job's,
+    NotFound when there is no job."""
+    _check_token(token)
+    if visibility_timeout is None:
+        own = conn.hget(Keys.job(job_id), "js_callback_ttl")
+        visibility_timeout = float(own) if own else defaults.PULL_VISIBILITY_TIMEOUT
+        _check_range("visibility_timeout", visibility_timeout, 0.001, defaults.CALLBACK_TIMEOUT_MAX)
+    else:
+        _check_range("visibility_timeout", visibility_timeout, 0.001, defaults.PULL_VISIBILITY_MAX)
+    reply = scripts.call(conn, "heartbeat", (), (Keys(config.key_prefix).prefix, int(visibility_timeout * 1000),
+                                                  job_id, token))
+    if len(reply) > 1:
+        raise _lost(conn, job_id)
+    return int(reply[0])
+
+
+def ack(conn: redis.Redis, config: Config, job_id: str, token: str, status: str, result: Any = None,
+        error: str | dict[str, Any] | None = None, retryable: bool = True, worker: str | None = None) -> AckResult:
+    """Finish the job the token leases: `completed` with a result, or `failed` with an error (str or
+    {type?, message, traceback?}); a retryable failure with attempts left is scheduled after its backoff.
+    The scripts check the token atomically: a wrong or stale one raises LeaseLost and writes nothing."""
+    _check_token(token)
+    if status not in STATUSES:
+        raise ValidationError(f"status must be one of {', '.join(STATUSES)}")
+    if status == "completed" and error is not None:
+        raise ValidationError("a completed ack takes a result, not an error")
+    if status == "failed" and error is None:
+        raise ValidationError("a failed ack needs an error")
+    if status == "failed" and result is not None:
+        raise ValidationError("a failed ack takes an error, not a result")
+    values = conn.hmget(Keys.job(job_id), *_ACK_FIELDS)
+    fields = {k: v.decode(errors="replace") for k, v in zip(_ACK_FIELDS, values) if v is not None}
+    lease = Lease(job_id, fields.get("origin", ""), token, 0, fields)
+    started = int(fields["js_started_ms"]) / 1000 if fields.get("js_started_ms") else time.time()
+    worker = worker or fields.get("worker_name") or "pull"
+    leases = Leases(conn, config)
+    if status == "completed":
+        leases.complete(lease, result, worker, started, time.time())
+        return AckResult(job_id, "completed")
+    exc_type, message, traceback = error_parts(error)
+    call = leases.fail_call(lease, exc_type, message, traceback, retryable, worker, started, time.time())
+    reply = scripts.check(scripts.call(conn, *call), job_id)
+    state = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+    return AckResult(job_id, state, int(reply[2]) if state == "scheduled" else None)
+
+
+def error_parts(error: str | dict[str, Any]) -> tuple[str, str, str]:
+    """(type, message, traceback) of an ack's error: a string is the message."""
+    if isinstance(error, str):
+        return DEFAULT_ERROR_TYPE, error, ""
+    return (str(error.get("type") or DEFAULT_ERROR_TYPE), str(error.get("message", "")),
+            str(error.get("traceback") or ""))
+
+
+def job_call(lease: Lease) -> JobCall:
+    """The function, arguments, payload and meta of a claimed job (unreadable parts come back empty)."""
+    try:
+        function, _, args, kwargs = load_data(lease.fields["data"])
+    except Exception:  # noqa: BLE001 - a job enqueued with objects this process cannot import is still served
+        function, args, kwargs = "<unreadable>", (), {}
+    payload = None
+    raw = lease.fields.get("js_payload")
+    if raw:
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = raw
+    meta = None
+    if lease.fields.get("meta"):
+        try:
+            meta = pickle.loads(lease.fields["meta"])
+        except Exception:  # noqa: BLE001 - as for data
+            meta = None
+    return JobCall(function, args, kwargs, payload, meta if isinstance(meta, dict) else None)
+
+
+def _lost(conn: redis.Redis, job_id: str) -> Exception:
+    """NotFound for a job that is gone, else LeaseLost with the state the job is in now."""
+    values = conn.hmget(Keys.job(job_id), "js_state", "status", "origin")
+    if all(v is None for v in values):
+        return NotFound(f"no job {job_id}")
+    fields = {k: v.decode() for k, v in zip(("js_state", "status"), values) if v is not None}
+    state = state_of(fields).value
+    return LeaseLost(f"job {job_id}: this token does not hold its lease (state {state})", state)
+
+
+def _check_queue(queue: str) -> None:
+    if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
+        raise ValidationError(f"queue name {queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
+
+
+def _check_token(token: str) -> None:
+    # An empty token would match the blanked token of a finished job in heartbeat.lua.
+    if not isinstance(token, str) or not 0 < len(token) <= defaults.PULL_TOKEN_MAX:
+        raise ValidationError(f"token must be 1-{defaults.PULL_TOKEN_MAX} characters")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValidationError(f"{name} must be {low:g}-{high:g}")

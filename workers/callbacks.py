@@ -1,0 +1,114 @@
+"""Delivering outcome notifications: when a job with a callback_url ends, its outcome is POSTed there,
+signed, with a few retries. The Lua transitions put ended jobs on an outbox; any number of senders
+drain it, each entry leased to one sender at a time (at-least-once: receivers dedupe on the job id)."""
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import threading
+from base64 import b64decode
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from jobsvc import defaults, scripts, signing, urlguard
+from jobsvc.config import Config
+from jobsvc.errors import UnsafeURL
+from jobsvc.keys import Keys
+
+log = logging.getLogger("jobsvc.callbacks")
+
+
+@dataclass
+class NotifyResult:
+    delivered: int = 0
+    retried: int = 0
+    gave_up: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.delivered + self.retried + self.gave_up
+
+
+class Notifier:
+    """One pass: take due notifications, POST each, settle each. Tests call run_once directly."""
+
+    def __init__(self, conn: redis.Redis, config: Config, batch: int = defaults.NOTIFY_BATCH,
+                 attempts: int = defaults.NOTIFY_ATTEMPTS, retry_base: float = defaults.NOTIFY_RETRY_BASE,
+                 lease: float = defaults.NOTIFY_LEASE, timeout: float = defaults.HANDLER_TIMEOUT):
+        self.redis, self.config = conn, config
+        self.keys = Keys(config.key_prefix)
+        self.batch, self.attempts, self.retry_base, self.lease, self.timeout = batch, attempts, retry_base, lease, timeout
+        self.session = urlguard.safe_session(allow_private=config.allow_private_urls)
+
+    def run_once(self) -> NotifyResult:
+        reply = scripts.call(self.redis, "notify_claim", (), (self.keys.prefix, self.batch, int(self.lease * 1000)))
+        result = NotifyResult()
+        for i in range(0, len(reply), 2):
+            job_id = reply[i].decode()
+            raw = reply[i + 1]
+            entry = {raw[k].decode(): raw[k + 1].decode() for k in range(0, len(raw), 2)}
+            outcome, delay_ms, note = self._deliver(job_id, entry)
+            scripts.call(self.redis, "notify_settle", (), (self.keys.prefix, job_id, outcome, delay_ms, note))
+            field = "retried" if outcome == "retry" else outcome
+            setattr(result, field, getattr(result, field) + 1)
+        return result
+
+    def _deliver(self, job_id: str, entry: dict[str, str]) -> tuple[str, int, str]:
+        attempt = int(entry.get("attempts", 1))
+        if not self.config.handler_secret:
+            return self._failed(job_id, attempt, "no JOBSVC_HANDLER_SECRET: notifications are never sent unsigned")
+        body = notification_body(job_id, entry)
+        headers = signing.headers(self.config.handler_secret, body, job_id=job_id, attempt=attempt,
+                                  idempotency_key=None)
+        headers["X-Jobsvc-Event"] = "job.ended"
+        try:
+            resp = urlguard.post(self.session, entry["url"], body=body, headers=headers, timeout=self.timeout)
+        except Exception as exc:  # noqa: BLE001 - refused address, connection error, timeout
+            if isinstance(exc, UnsafeURL) or urlguard.is_blocked(exc):
+                return "gave_up", 0, f"not sent: {exc}"
+            return self._failed(job_id, attempt, f"{type(exc).__name__}: {exc}")
+        if 200 <= resp.status_code < 300:
+            return "delivered", 0, f"delivered (HTTP {resp.status_code}, attempt {attempt})"
+        return self._failed(job_id, attempt, f"HTTP {resp.status_code}")
+
+    def _failed(self, job_id: str, attempt: int, why: str) -> tuple[str, int, str]:
+        if attempt >= self.attempts:
+            log.warning("job %s: outcome notification dropped after %d attempt(s): %s", job_id, attempt, why)
+            return "gave_up", 0, f"gave up after {attempt} attempt(s): {why}"
+        return "retry", int(self.retry_base * 2 ** (attempt - 1) * 1000), why
+
+    def run_forever(self, stopped: threading.Event, idle: float = 1.0) -> None:
+        """Repeat run_once until `stopped`; waits `idle` seconds when there was nothing to send."""
+        while not stopped.is_set():
+            try:
+                did = self.run_once().total
+            except redis.RedisError as exc:
+                log.error("notifications: redis unavailable (%s); retrying", exc)
+                did = 0
+            except Exception:  # noqa: BLE001 - a bug must not stop notifications for good
+                log.exception("notifications: pass failed; retrying")
+                did = 0
+            if not did:
+                stopped.wait(idle)
+
+
+def notification_body(job_id: str, entry: dict[str, str]) -> bytes:
+    """{job_id, state, ended_at (epoch ms), result | error}: what a callback_url receives."""
+    out: dict[str, Any] = {"job_id": job_id, "state": entry.get("state"), "ended_at": int(entry["ended_ms"])}
+    if entry.get("state") == "completed":
+        out["result"] = _result(entry.get("result_b64", ""))
+    else:
+        out["error"] = entry.get("error")
+    return json.dumps(out, separators=(",", ":"), default=repr).encode()
+
+
+def _result(b64: str) -> Any:
+    if not b64:
+        return None
+    try:
+        return pickle.loads(b64decode(b64))
+    except Exception:  # noqa: BLE001 - a result class this process cannot import
+        return "<result not readable by the sender>"
