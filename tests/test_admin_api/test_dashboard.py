@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from admin_api import create_app
-from jobsvc import apikeys, audit, defaults
+from jobsvc import apikeys, audit, defaults, scripts
 from jobsvc.schedules import Schedules
 from jobsvc.states import State
 from tests.test_admin_api.support import ADMIN_KEY, NOOP, make_failed, make_running
@@ -426,3 +426,16 @@ def test_pages_stay_fast(dash, client, leases):
         t = time.perf_counter()
         assert dash.get(path).status_code == 200
         assert (time.perf_counter() - t) * 1000 < 300, path
+
+
+def test_handler_job_page_shows_url_without_query_http_status_and_notification(dash, client, r, leases):
+    job_id = client.enqueue_handler("https://93.184.216.34/hook?sig=hidden", {"token": "t0p", "n": 1},
+                                    callback_url="https://93.184.216.34/done").id
+    lease = leases.claim(["default"], "w1")
+    scripts.check(scripts.call(r, *leases.fail_call(lease, "HandlerHTTPError", "handler answered 503", "", False,
+                                                      "w1", 0.0, 1.0, {"http_status": 503, "duration_ms": 12.5})))
+    page = dash.get(f"/dashboard/jobs/{job_id}").get_data(as_text=True)
+    assert "https://93.184.216.34/hook" in page and "sig=hidden" not in page
+    assert "HTTP 503 in 12.5 ms" in page
+    assert "t0p" not in page and MASK in page
+    assert "callback URL" in page and "pending" in page
