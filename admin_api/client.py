@@ -137,6 +137,11 @@ class AdminClient:
         return self._call("POST", f"{API}/jobs/{job_id}/ack", json=self._ack_body(token, status, result, error,
                                                                                  retryable))
 
+    def ack_many(self, acks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Up to 100 acks in one request, each {id, token, status, result | error, retryable}; one result per
+        ack, in order: {id, state, run_at, error} (error set, state null, for a token that lost its job)."""
+        return self._call("POST", f"{API}/jobs/ack", json={"acks": acks})["results"]
+
     def callback(self, job_id: str, token: str, status: str = "completed", result: Any = None,
                  error: str | dict[str, Any] | None = None, retryable: bool | None = None) -> dict[str, Any]:
         """The later outcome of an HTTP handler job that answered 202 (the body and effect of `ack`)."""

@@ -66,6 +66,12 @@ def redis_down_response(exc: Exception) -> Response:
                           {"reason": type(exc).__name__}, {"Retry-After": RETRY_AFTER})
 
 
+def error_object(exc: JobsvcError) -> dict[str, Any]:
+    """The `error` object a jobsvc error becomes, for answers that carry one per item (batch ack)."""
+    return {"code": exc.code, "message": str(exc),
+            "details": {"state": exc.state} if isinstance(exc, WrongState) else {}}
+
+
 def status_of(exc: BaseException) -> int:
     """The status an exception becomes (used by the audit log to record the outcome)."""
     if isinstance(exc, ApiError):

@@ -865,3 +865,32 @@ class AckResultSchema(Base):
     state = fields.String(required=True, validate=validate.OneOf(ACK_STATES),
                           metadata={"description": "scheduled: a retry, due at run_at"})
     run_at = Timestamp(allow_none=True, required=True)
+
+
+class AckItemSchema(AckSchema):
+    id = fields.String(required=True, validate=validate.Length(1, 128), metadata={"description": "the job"})
+
+
+class AckBatchSchema(Base):
+    acks = fields.List(fields.Nested(AckItemSchema), required=True,
+                       validate=validate.Length(1, defaults.PULL_COUNT_MAX))
+
+
+class AckItemErrorSchema(Base):
+    code = fields.String(required=True, metadata={"description": "lease_lost or not_found"})
+    message = fields.String(required=True)
+    details = fields.Dict(required=True, metadata={"description": "`state`: where the job is now"})
+
+
+class AckBatchItemSchema(Base):
+    id = fields.String(required=True)
+    state = fields.String(allow_none=True, required=True, validate=validate.OneOf(ACK_STATES),
+                          metadata={"description": "null when this ack was refused (see error)"})
+    run_at = Timestamp(allow_none=True, required=True)
+    error = fields.Nested(AckItemErrorSchema, allow_none=True, required=True,
+                          metadata={"description": "the 409 / 404 this ack alone would have had; it changed "
+                                                   "nothing, the others still applied"})
+
+
+class AckBatchResultSchema(Base):
+    results = fields.List(fields.Nested(AckBatchItemSchema), required=True, metadata={"description": "in order"})

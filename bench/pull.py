@@ -5,8 +5,8 @@ client processes and claim batches of 1 and 50, on one private Redis.
     python -m bench.pull --quick         # 2 s per configuration
     python -m bench.pull --web-workers 4 --seconds 10
 
-Each client process runs `POST /jobs/claim {count}` then one `POST /jobs/{id}/ack` per job it got, in a
-loop, over its own keep-alive requests.Session, until the time is up; the queue holds more no-op jobs than
+Each client process runs `POST /jobs/claim {count}` then one `POST /jobs/{id}/ack` per job it got (or, in
+the batch-ack rows, one `POST /jobs/ack` for all of them), in a loop, over its own keep-alive requests.Session, until the time is up; the queue holds more no-op jobs than
 can be drained. Reported: jobs acked per second, HTTP requests per second, and p50 / p99 of one claim call.
 Also the same claim + ack done in-process on jobsvc.pull (no HTTP), the floor the API adds to.
 """
@@ -34,7 +34,8 @@ from .harness import PY, Children, cpu_busy, percentile, wait_until
 NOOP = "bench.jobs.noop"
 KEY = "bench-key-0123456789abcdef"
 QUEUE = "pull"
-CONFIGS = ((1, 1), (1, 50), (8, 1), (8, 50))  # (client processes, claim count)
+# (client processes, claim count, batch ack): the issue's four, then count 50 acked with one POST /jobs/ack.
+CONFIGS = ((1, 1, False), (1, 50, False), (8, 1, False), (8, 50, False), (1, 50, True), (8, 50, True))
 
 
 @dataclass
@@ -46,8 +47,9 @@ class ClientRun:
     cpu_s: float
 
 
-def client_loop(base: str, count: int, start_at: float, stop_at: float, out: Any) -> None:
-    """One client process: claim `count`, ack each, until stop_at (wall clock); reports through `out`."""
+def client_loop(base: str, count: int, start_at: float, stop_at: float, out: Any, batch_ack: bool = False) -> None:
+    """One client process: claim `count`, ack each (or all in one batch ack), until stop_at (wall clock);
+    reports through `out`."""
     jobs = reqs = 0
     claim_ms: list[float] = []
     with requests.Session() as http:
@@ -63,6 +65,13 @@ def client_loop(base: str, count: int, start_at: float, stop_at: float, out: Any
             got = resp.json()["jobs"]
             if not got:
                 raise RuntimeError("the queue ran dry: fill more jobs")
+            if batch_ack:
+                acks = [{"id": job["id"], "token": job["token"], "status": "completed"} for job in got]
+                done = http.post(f"{base}/api/v1/jobs/ack", json={"acks": acks}, timeout=30)
+                reqs += 1
+                done.raise_for_status()
+                jobs += sum(1 for row in done.json()["results"] if row["state"] == "completed")
+                continue
             for job in got:
                 ack = http.post(f"{base}/api/v1/jobs/{job['id']}/ack",
                                 json={"token": job["token"], "status": "completed"}, timeout=30)
@@ -113,11 +122,12 @@ def machine_cpu() -> float:
     return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
 
 
-def measure(base: str, clients: int, count: int, seconds: float, pids: list[int]) -> dict[str, float]:
+def measure(base: str, clients: int, count: int, seconds: float, pids: list[int],
+            batch_ack: bool = False) -> dict[str, float]:
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     start_at = time.time() + 1.0  # every client connected and waiting
-    procs = [ctx.Process(target=client_loop, args=(base, count, start_at, start_at + seconds, out))
+    procs = [ctx.Process(target=client_loop, args=(base, count, start_at, start_at + seconds, out, batch_ack))
              for _ in range(clients)]
     for p in procs:
         p.start()
@@ -136,16 +146,20 @@ def measure(base: str, clients: int, count: int, seconds: float, pids: list[int]
             "other": max(0.0, (cpu1 - cpu0 - ours) / (wall * ncpu))}
 
 
-def core_floor(r: redis.Redis, config: Config, client: Client, count: int, jobs: int) -> float:
+def core_floor(r: redis.Redis, config: Config, client: Client, count: int, jobs: int, batch_ack: bool) -> float:
     """Claim + ack jobs/s on jobsvc.pull in this process, no HTTP: what the API adds to."""
     r.flushdb()
     fill(client, jobs)
     t = time.perf_counter()
     done = 0
     while done < jobs:
-        for lease in pull.claim(r, config, QUEUE, count):
-            pull.ack(r, config, lease.job_id, lease.token, "completed")
-            done += 1
+        leases = pull.claim(r, config, QUEUE, count)
+        if batch_ack:
+            pull.ack_many(r, config, [pull.Ack(lease.job_id, lease.token, "completed") for lease in leases])
+        else:
+            for lease in leases:
+                pull.ack(r, config, lease.job_id, lease.token, "completed")
+        done += len(leases)
     return done / (time.perf_counter() - t)
 
 
@@ -180,17 +194,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{os.cpu_count()} CPUs, busy {busy:.0%} before the run; gunicorn --workers {args.web_workers}; "
                   f"{seconds:g} s per configuration", flush=True)
             rows = []
-            for clients, count in CONFIGS:
+            for clients, count, batch_ack in CONFIGS:
                 r.flushdb()
-                fill(client, int(2500 * seconds * (clients if count > 1 else min(clients, 4))) + 20_000)
-                res = measure(base, clients, count, seconds, pids)
+                fill(client, int(2500 * seconds * (clients if count > 1 else min(clients, 4))
+                                 * (4 if batch_ack else 1)) + 20_000)
+                res = measure(base, clients, count, seconds, pids, batch_ack)
                 rows.append((clients, count, res))
-                print(f"{clients} client(s), count {count:>2}: {res['jobs_s']:8,.0f} jobs/s  {res['req_s']:8,.0f} "
+                how = "batch ack" if batch_ack else "ack each "
+                print(f"{clients} client(s), count {count:>2}, {how}: {res['jobs_s']:8,.0f} jobs/s  {res['req_s']:8,.0f} "
                       f"requests/s  claim p50 {res['p50']:6.2f} ms  p99 {res['p99']:7.2f} ms  "
                       f"({res['jobs']:,} jobs; other load {res['other']:.0%})", flush=True)
-            for count in (1, 50):
-                rate = core_floor(r, config, client, count, 5000)
-                print(f"in-process jobsvc.pull, no HTTP, count {count:>2}: {rate:8,.0f} jobs/s (claim + ack)",
+            for count, batch_ack in ((1, False), (50, False), (50, True)):
+                rate = core_floor(r, config, client, count, 5000, batch_ack)
+                how = "ack_many" if batch_ack else "ack each"
+                print(f"in-process jobsvc.pull, no HTTP, count {count:>2}, {how}: {rate:8,.0f} jobs/s (claim + ack)",
                       flush=True)
         finally:
             children.kill_all()

@@ -86,34 +86,78 @@ def heartbeat(conn: redis.Redis, config: Config, job_id: str, token: str,
     return int(reply[0])
 
 
+@dataclass(frozen=True)
+class Ack:
+    """One outcome to record: `completed` with a result, or `failed` with an error (str or
+    {type?, message, traceback?}) and whether it may be retried."""
+
+    job_id: str
+    token: str
+    status: str
+    result: Any = None
+    error: str | dict[str, Any] | None = None
+    retryable: bool = True
+
+    def check(self) -> None:
+        _check_token(self.token)
+        if self.status not in STATUSES:
+            raise ValidationError(f"status must be one of {', '.join(STATUSES)}")
+        if self.status == "completed" and self.error is not None:
+            raise ValidationError("a completed ack takes a result, not an error")
+        if self.status == "failed" and self.error is None:
+            raise ValidationError("a failed ack needs an error")
+        if self.status == "failed" and self.result is not None:
+            raise ValidationError("a failed ack takes an error, not a result")
+
+
 def ack(conn: redis.Redis, config: Config, job_id: str, token: str, status: str, result: Any = None,
         error: str | dict[str, Any] | None = None, retryable: bool = True, worker: str | None = None) -> AckResult:
     """Finish the job the token leases: `completed` with a result, or `failed` with an error (str or
     {type?, message, traceback?}); a retryable failure with attempts left is scheduled after its backoff.
     The scripts check the token atomically: a wrong or stale one raises LeaseLost and writes nothing."""
-    _check_token(token)
-    if status not in STATUSES:
-        raise ValidationError(f"status must be one of {', '.join(STATUSES)}")
-    if status == "completed" and error is not None:
-        raise ValidationError("a completed ack takes a result, not an error")
-    if status == "failed" and error is None:
-        raise ValidationError("a failed ack needs an error")
-    if status == "failed" and result is not None:
-        raise ValidationError("a failed ack takes an error, not a result")
-    values = conn.hmget(Keys.job(job_id), *_ACK_FIELDS)
-    fields = {k: v.decode(errors="replace") for k, v in zip(_ACK_FIELDS, values) if v is not None}
-    lease = Lease(job_id, fields.get("origin", ""), token, 0, fields)
-    started = int(fields["js_started_ms"]) / 1000 if fields.get("js_started_ms") else time.time()
-    worker = worker or fields.get("worker_name") or "pull"
+    (out,) = ack_many(conn, config, [Ack(job_id, token, status, result, error, retryable)], worker)
+    if isinstance(out, Exception):
+        raise out
+    return out
+
+
+def ack_many(conn: redis.Redis, config: Config, acks: list[Ack],
+             worker: str | None = None) -> list[AckResult | LeaseLost | NotFound]:
+    """Record many outcomes in two round trips (read each job's attempt and backoff, then every fenced
+    script). Each entry is its own outcome: an AckResult, or the LeaseLost / NotFound of a token that does
+    not hold its job (that one changes nothing; the others still apply). ValidationError for bad input,
+    before anything is written."""
+    for one in acks:
+        one.check()
+    pipe = conn.pipeline(transaction=False)
+    for one in acks:
+        pipe.hmget(Keys.job(one.job_id), *_ACK_FIELDS)
     leases = Leases(conn, config)
-    if status == "completed":
-        leases.complete(lease, result, worker, started, time.time())
-        return AckResult(job_id, "completed")
-    exc_type, message, traceback = error_parts(error)
-    call = leases.fail_call(lease, exc_type, message, traceback, retryable, worker, started, time.time())
-    reply = scripts.check(scripts.call(conn, *call), job_id)
-    state = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
-    return AckResult(job_id, state, int(reply[2]) if state == "scheduled" else None)
+    calls: list[scripts.Call] = []
+    now = time.time()
+    for one, values in zip(acks, pipe.execute()):
+        fields = {k: v.decode(errors="replace") for k, v in zip(_ACK_FIELDS, values) if v is not None}
+        lease = Lease(one.job_id, fields.get("origin", ""), one.token, 0, fields)
+        started = int(fields["js_started_ms"]) / 1000 if fields.get("js_started_ms") else now
+        by = worker or fields.get("worker_name") or "pull"
+        if one.status == "completed":
+            calls.append(leases.complete_call(lease, one.result, by, started, now))
+        else:
+            exc_type, message, traceback = error_parts(one.error)  # type: ignore[arg-type]
+            calls.append(leases.fail_call(lease, exc_type, message, traceback, one.retryable, by, started, now))
+    out: list[AckResult | LeaseLost | NotFound] = []
+    for one, reply in zip(acks, scripts.call_many(conn, calls) if calls else []):
+        try:
+            reply = scripts.check(reply, one.job_id)
+        except (LeaseLost, NotFound) as exc:
+            out.append(exc)
+            continue
+        if one.status == "completed":
+            out.append(AckResult(one.job_id, "completed"))
+        else:
+            state = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+            out.append(AckResult(one.job_id, state, int(reply[2]) if state == "scheduled" else None))
+    return out
 
 
 def error_parts(error: str | dict[str, Any]) -> tuple[str, str, str]:

@@ -20,12 +20,14 @@ from jobsvc.leases import Lease
 from .. import schemas as s
 from ..api import config, conn, jsonable, operation
 from ..auth import Principal, forbidden
+from ..errors import error_object
 
 bp = Blueprint("pull", __name__, url_prefix="/api/v1")
 
 LEASE_ERRORS = (404, 409)
 # Built once: these answer every job of a pull worker, and building a schema costs more than dumping with it.
 CLAIM_OUT, LEASE_OUT, ACK_OUT = s.ClaimResultSchema(), s.LeaseSchema(), s.AckResultSchema()
+ACK_BATCH_OUT = s.AckBatchResultSchema()
 ACK_DOC = ("`completed` with an optional `result` (any JSON value), or `failed` with an `error` (a message or "
            "{type?, message, traceback?}) and `retryable`. 409 when the token no longer holds the lease (the "
            "lease expired and the job went back to its queue, or another worker finished it): nothing is "
@@ -100,6 +102,36 @@ def _ack(job_id: str, who: Principal | None, body: dict[str, Any]) -> Response:
            errors=LEASE_ERRORS, description=ACK_DOC)
 def ack(job_id: str, who: Principal, body: dict[str, Any]) -> Response:
     return _ack(job_id, who, body)
+
+
+@bp.post("/jobs/ack")
+@operation("Finish many pulled jobs at once", scope=WRITE, body=s.AckBatchSchema,
+           responses={200: ("one result per ack, in order", s.AckBatchResultSchema)},
+           description="Up to 100 acks (each as the body of /jobs/{id}/ack, plus its job `id`) in one request "
+                       "and two Redis round trips. Each stands alone: one whose token no longer holds its job "
+                       "comes back with the `error` /ack would have answered (409 lease_lost or 404 not_found) "
+                       "and changes nothing, while the others apply.")
+def ack_batch(who: Principal, body: dict[str, Any]) -> Response:
+    acks: list[pull.Ack] = []
+    results: list[Exception | None] = []
+    for item in body["acks"]:
+        try:
+            _check_job(who, item["id"])
+        except NotFound as exc:
+            results.append(exc)
+            continue
+        acks.append(pull.Ack(item["id"], item["token"], item["status"], item.get("result"), item.get("error"),
+                             item["retryable"]))
+        results.append(None)
+    done = iter(pull.ack_many(conn(), config(), acks))
+    rows = []
+    for item, res in zip(body["acks"], results):
+        res = res if res is not None else next(done)
+        if isinstance(res, pull.AckResult):
+            rows.append({"id": res.job_id, "state": res.state, "run_at": res.due_ms, "error": None})
+        else:
+            rows.append({"id": item["id"], "state": None, "run_at": None, "error": error_object(res)})
+    return _reply(ACK_BATCH_OUT, {"results": rows})
 
 
 @bp.post("/jobs/<job_id>/callback")

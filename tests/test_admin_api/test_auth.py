@@ -27,6 +27,7 @@ ENDPOINTS = [
     ("POST", "/jobs/claim", {"queue": "default"}, WRITE),
     ("POST", "/jobs/{job}/heartbeat", {"token": "not-the-token"}, WRITE),
     ("POST", "/jobs/{job}/ack", {"token": "not-the-token", "status": "completed"}, WRITE),
+    ("POST", "/jobs/ack", {"acks": [{"id": "{job}", "token": "not-the-token", "status": "completed"}]}, WRITE),
     ("POST", "/jobs/batch/retry", {"dry_run": True}, ADMIN),
     ("POST", "/jobs/batch/requeue_quarantined", {"dry_run": True}, ADMIN),
     ("POST", "/jobs/prune", {"dry_run": True}, ADMIN),

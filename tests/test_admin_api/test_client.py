@@ -94,3 +94,11 @@ def test_create_handler_job_and_unsafe_url_error(admin):
     job = admin.create_handler_job("https://93.184.216.34/hook", {"n": 1}, queue="hooks")
     got = admin.get_job(job["id"])
     assert (got["handler"], got["payload"], got["queue"]) == ("https://93.184.216.34/hook", {"n": 1}, "hooks")
+
+
+def test_pull_claim_and_batch_ack(admin, client):
+    for _ in range(3):
+        client.enqueue(NOOP, queue="pq")
+    jobs = admin.claim("pq", count=3)
+    results = admin.ack_many([{"id": j["id"], "token": j["token"], "status": "completed"} for j in jobs])
+    assert [row["state"] for row in results] == ["completed"] * 3

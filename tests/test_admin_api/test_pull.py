@@ -273,3 +273,45 @@ def test_callback_needs_no_key_only_the_token(api, client):
     assert err["details"]["state"] == "running"
     ok = anon.post(f"/jobs/{job['id']}/callback", {"token": job["token"], "status": "completed", "result": 1})
     assert ok.status_code == 200 and ok.get_json()["state"] == "completed"
+
+
+def test_batch_ack_finishes_many_and_refuses_stale_tokens_one_by_one(api, client, r):
+    for i in range(4):
+        client.enqueue("tests.jobfuncs.add", i, 1, queue="pq")
+    jobs = claim(api, count=4)
+    stale = dict(jobs[1], token="f" * 32)
+    before = r.hgetall(f"rq:job:{stale['id']}")
+    resp = api.post("/jobs/ack", {"acks": [
+        {"id": jobs[0]["id"], "token": jobs[0]["token"], "status": "completed", "result": {"n": 0}},
+        {"id": stale["id"], "token": stale["token"], "status": "completed"},
+        {"id": jobs[2]["id"], "token": jobs[2]["token"], "status": "failed", "error": "nope", "retryable": False},
+        {"id": "no-such-job", "token": "t", "status": "completed"},
+    ]})
+    assert resp.status_code == 200, resp.get_json()
+    rows = resp.get_json()["results"]
+    assert [row["state"] for row in rows] == ["completed", None, "failed", None]
+    assert rows[1]["error"]["code"] == "lease_lost" and rows[1]["error"]["details"] == {"state": "running"}
+    assert rows[3]["error"]["code"] == "not_found"
+    assert r.hgetall(f"rq:job:{stale['id']}") == before
+    assert client.result(jobs[0]["id"]) == {"n": 0}
+
+
+def test_batch_ack_validates_every_item_before_writing(api, client):
+    client.enqueue(NOOP, queue="pq")
+    (job,) = claim(api)
+    resp = api.post("/jobs/ack", {"acks": [{"id": job["id"], "token": job["token"], "status": "completed"},
+                                           {"id": job["id"], "token": job["token"], "status": "failed"}]})
+    error_of(resp, 422)
+    assert api.get(f"/jobs/{job['id']}").get_json()["state"] == "running"
+    error_of(api.post("/jobs/ack", {"acks": []}), 422)
+    error_of(api.post("/jobs/ack", {"acks": [{"id": job["id"], "token": "t", "status": "completed"}] * 101}), 422)
+
+
+def test_batch_ack_hides_jobs_outside_a_limited_key(api, client, make_key):
+    client.enqueue(NOOP, queue="other")
+    (job,) = claim(api, queue="other")
+    limited = api.as_key(make_key("jobs:write", queues=["pq"]))
+    rows = limited.post("/jobs/ack", {"acks": [{"id": job["id"], "token": job["token"],
+                                                "status": "completed"}]}).get_json()["results"]
+    assert rows[0]["error"]["code"] == "not_found"
+    assert api.get(f"/jobs/{job['id']}").get_json()["state"] == "running"
