@@ -414,6 +414,9 @@ class WorkerSchema(Base):
 
 class WorkerListSchema(Base):
     workers = fields.List(fields.Nested(WorkerSchema), required=True)
+    leases_truncated = fields.Boolean(required=True, metadata={
+        "description": f"more leases exist than the {defaults.WORKERS_LEASES_MAX} soonest-expiring ones read: "
+                       "current_jobs may leave some running jobs out"})
 
 
 # -- keys and audit -------------------------------------------------------------------------------------

@@ -34,6 +34,10 @@ class Config:
     # Secret that signs handler POSTs and outcome callbacks (JOBSVC_HANDLER_SECRET); a worker without one
     # refuses to call handlers rather than send unsigned requests.
     handler_secret: str = ""
+    # Per-namespace signing secrets (JOBSVC_HANDLER_SECRETS="billing=s1,reports=s2"): a namespace's handlers and
+    # callback receivers verify with their own secret, so another namespace's jobs cannot produce requests
+    # they accept. Namespaces not listed use handler_secret.
+    handler_secrets: str = ""
     # Local development only (JOBSVC_ALLOW_PRIVATE_URLS=1): handler and callback URLs may be plain http
     # and point at loopback or private addresses. Cloud metadata addresses stay refused.
     allow_private_urls: bool = False
@@ -52,6 +56,21 @@ class Config:
             raise ValidationError(f"max_attempts must be 1..{defaults.MAX_ATTEMPTS_LIMIT}")
         if not self.key_prefix:
             raise ValidationError("key_prefix must not be empty")
+        self.namespace_secrets()  # refuse a malformed JOBSVC_HANDLER_SECRETS at start, not at first use
+
+    def namespace_secrets(self) -> dict[str, str]:
+        """handler_secrets as {namespace: secret}."""
+        out: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in self.handler_secrets.split(","))):
+            namespace, sep, secret = item.partition("=")
+            if not sep or not namespace.strip() or not secret.strip():
+                raise ValidationError("JOBSVC_HANDLER_SECRETS must be namespace=secret pairs separated by commas")
+            out[namespace.strip()] = secret.strip()
+        return out
+
+    def secret_for(self, namespace: str) -> str:
+        """The secret that signs requests of a namespace's jobs ('' when none is configured)."""
+        return self.namespace_secrets().get(namespace) or self.handler_secret
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:

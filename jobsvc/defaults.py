@@ -178,3 +178,9 @@ DASHBOARD_PAGE_SIZE = 50
 DASHBOARD_REFRESH = 5
 # Characters of a job's args / kwargs / meta / result shown on its page: a 256 KB payload is cut, not sent.
 DASHBOARD_PAYLOAD_MAX = 4000
+# Leases GET /workers and the Workers page read, soonest-expiring first (Python workers' leases last seconds,
+# HTTP handler and pull leases up to days): one pipelined round trip of this many HMGETs, whatever is running.
+WORKERS_LEASES_MAX = 1000
+# Seconds one notification POST may take in all (connect, headers, body): a receiver trickling its answer is
+# cut off then. Well under NOTIFY_LEASE, so a delivery always settles before another sender may take it.
+NOTIFY_DEADLINE = 15.0

@@ -116,12 +116,13 @@ class Leases:
         return reply[1].decode()
 
     # keep / give back
-    def renew(self, leases: Sequence[Lease], lease_ttl: float | None = None) -> list[str]:
-        """Extend the given leases; returns the ids whose lease was lost (reaped or revoked)."""
+    def renew(self, leases: Sequence[Lease], lease_ttl: float | None = None, holder: str = "") -> list[str]:
+        """Extend the given leases; returns the ids whose lease was lost (reaped, revoked, or, with `holder`,
+        no longer held by that worker: handed to an HTTP handler service)."""
         if not leases:
             return []
         lease_ms = int(lease_ttl * 1000) if lease_ttl else self._lease_ms
-        args: list[Any] = [self.prefix, lease_ms]
+        args: list[Any] = [self.prefix, lease_ms, holder]
         for lease in leases:
             args += [lease.job_id, lease.token]
         reply = scripts.call(self.redis, "heartbeat", (), args)

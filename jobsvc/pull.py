@@ -79,7 +79,7 @@ def heartbeat(conn: redis.Redis, config: Config, job_id: str, token: str,
         _check_range("visibility_timeout", visibility_timeout, 0.001, defaults.CALLBACK_TIMEOUT_MAX)
     else:
         _check_range("visibility_timeout", visibility_timeout, 0.001, defaults.PULL_VISIBILITY_MAX)
-    reply = scripts.call(conn, "heartbeat", (), (Keys(config.key_prefix).prefix, int(visibility_timeout * 1000),
+    reply = scripts.call(conn, "heartbeat", (), (Keys(config.key_prefix).prefix, int(visibility_timeout * 1000), "",
                                                   job_id, token))
     if len(reply) > 1:
         raise _lost(conn, job_id)

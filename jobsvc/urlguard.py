@@ -10,6 +10,7 @@ import ipaddress
 import re
 import socket
 import sys
+import threading
 from functools import lru_cache
 from typing import Any, Union
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -295,11 +296,22 @@ def _check_resolved(host: str, port: int, allow_private: bool) -> None:
 
 # -- send time: connections that check the address they connect to ----------------------------------
 
+# The connections one post() call with a deadline uses (new or reused from the pool), so its watchdog can
+# cut them when the deadline passes: requests' timeout bounds each socket read, not the whole answer.
+_calls = threading.local()
+
+
 class _GuardedConnectionMixin:
     """Resolves the host itself and connects only to addresses that pass, keeping the name for SNI and Host."""
 
     allow_private = False
     tls = True
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        tracked = getattr(_calls, "conns", None)
+        if tracked is not None:
+            tracked.append(self)
+        return super().request(*args, **kwargs)  # type: ignore[misc]
 
     def _new_conn(self) -> socket.socket:
         conn: Any = self
@@ -405,11 +417,61 @@ def safe_session(*, allow_private: bool = False, pool_maxsize: int = defaults.HT
     return GuardedSession(allow_private=allow_private, pool_maxsize=pool_maxsize)
 
 
-def post(session: requests.Session, url: str, *, body: bytes, headers: dict, timeout: float) -> requests.Response:
-    """POST `body` to `url` through a safe_session(); a 3xx comes back as is (callers treat it as a failure)."""
+def post(session: requests.Session, url: str, *, body: bytes, headers: dict, timeout: float,
+         max_body: int | None = None, deadline: float | None = None) -> requests.Response:
+    """POST `body` to `url` through a safe_session(); a 3xx comes back as is (callers treat it as a failure).
+
+    `timeout` bounds each socket read. `deadline` (seconds) bounds the whole exchange: a server trickling its
+    answer a byte at a time is cut off then (requests.Timeout). `max_body`: at most this many bytes of the
+    answer are read (plus one, so a caller can tell it was cut); the rest is never downloaded."""
     allow_private = bool(getattr(session, "allow_private", False))
     check_url(url, allow_private=allow_private, resolve=False)
-    return session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+    if max_body is None and deadline is None:
+        return session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+    conns: list[Any] = []
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        for conn in list(conns):
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    timer = threading.Timer(deadline, cut) if deadline else None
+    _calls.conns = conns
+    try:
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        resp = session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True)
+        try:
+            content = _read_capped(resp, max_body)
+        finally:
+            resp.close()
+    except Exception as exc:
+        if expired.is_set():
+            raise requests.Timeout(f"no complete answer within {deadline:g}s") from exc
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+        _calls.conns = None
+    resp._content = content  # type: ignore[attr-defined]
+    resp._content_consumed = True  # type: ignore[attr-defined]
+    return resp
+
+
+def _read_capped(resp: requests.Response, max_body: int | None) -> bytes:
+    buf = bytearray()
+    for chunk in resp.iter_content(chunk_size=16384):
+        buf += chunk
+        if max_body is not None and len(buf) > max_body:
+            return bytes(buf[:max_body + 1])
+    return bytes(buf)
 
 
 def is_blocked(exc: BaseException) -> bool:

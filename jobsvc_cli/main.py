@@ -96,8 +96,10 @@ def _kept_secret(path: Path) -> str:
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(32)
-    path.write_text(secret)
-    path.chmod(0o600)
+    # Created 0600 from the start: never readable by others, not even between write and chmod.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret)
     return secret
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import secrets
 import threading
 from base64 import b64decode
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import redis
 from jobsvc import defaults, scripts, signing, urlguard
 from jobsvc.config import Config
 from jobsvc.errors import UnsafeURL
+from jobsvc.job import DEFAULT_NAMESPACE
 from jobsvc.keys import Keys
 
 log = logging.getLogger("jobsvc.callbacks")
@@ -33,39 +35,54 @@ class NotifyResult:
 
 
 class Notifier:
-    """One pass: take due notifications, POST each, settle each. Tests call run_once directly."""
+    """One pass: take due notifications one at a time, POST each, settle each. Tests call run_once directly.
+
+    One at a time, each under its own lease and within NOTIFY_DEADLINE: a notification is never held past its
+    lease while others wait behind a slow receiver, so no two senders deliver it at once."""
 
     def __init__(self, conn: redis.Redis, config: Config, batch: int = defaults.NOTIFY_BATCH,
                  attempts: int = defaults.NOTIFY_ATTEMPTS, retry_base: float = defaults.NOTIFY_RETRY_BASE,
-                 lease: float = defaults.NOTIFY_LEASE, timeout: float = defaults.HANDLER_TIMEOUT):
+                 lease: float = defaults.NOTIFY_LEASE, deadline: float = defaults.NOTIFY_DEADLINE):
         self.redis, self.config = conn, config
         self.keys = Keys(config.key_prefix)
-        self.batch, self.attempts, self.retry_base, self.lease, self.timeout = batch, attempts, retry_base, lease, timeout
+        self.batch, self.attempts, self.retry_base, self.lease, self.deadline = (batch, attempts, retry_base, lease,
+                                                                                 deadline)
         self.session = urlguard.safe_session(allow_private=config.allow_private_urls)
 
     def run_once(self) -> NotifyResult:
-        reply = scripts.call(self.redis, "notify_claim", (), (self.keys.prefix, self.batch, int(self.lease * 1000)))
         result = NotifyResult()
-        for i in range(0, len(reply), 2):
-            job_id = reply[i].decode()
-            raw = reply[i + 1]
+        for _ in range(self.batch):
+            claim = secrets.token_hex(16)
+            reply = scripts.call(self.redis, "notify_claim", (), (self.keys.prefix, 1, int(self.lease * 1000), claim))
+            if not reply:
+                break
+            job_id = reply[0].decode()
+            raw = reply[1]
             entry = {raw[k].decode(): raw[k + 1].decode() for k in range(0, len(raw), 2)}
             outcome, delay_ms, note = self._deliver(job_id, entry)
-            scripts.call(self.redis, "notify_settle", (), (self.keys.prefix, job_id, outcome, delay_ms, note))
+            settled = scripts.call(self.redis, "notify_settle", (), (self.keys.prefix, job_id, claim, outcome,
+                                                                     delay_ms, note))
+            if int(settled[0]) != 0:
+                log.info("job %s: notification %s meanwhile (taken over or replaced); this attempt not recorded",
+                         job_id, outcome)
+                continue
             field = "retried" if outcome == "retry" else outcome
             setattr(result, field, getattr(result, field) + 1)
         return result
 
     def _deliver(self, job_id: str, entry: dict[str, str]) -> tuple[str, int, str]:
         attempt = int(entry.get("attempts", 1))
-        if not self.config.handler_secret:
+        namespace = entry.get("ns") or DEFAULT_NAMESPACE
+        secret = self.config.secret_for(namespace)
+        if not secret:
             return self._failed(job_id, attempt, "no JOBSVC_HANDLER_SECRET: notifications are never sent unsigned")
         body = notification_body(job_id, entry)
-        headers = signing.headers(self.config.handler_secret, body, job_id=job_id, attempt=attempt,
-                                  idempotency_key=None)
+        headers = signing.headers(secret, body, job_id=job_id, attempt=attempt, idempotency_key=None)
         headers["X-Jobsvc-Event"] = "job.ended"
+        headers["X-Jobsvc-Namespace"] = namespace
         try:
-            resp = urlguard.post(self.session, entry["url"], body=body, headers=headers, timeout=self.timeout)
+            resp = urlguard.post(self.session, entry["url"], body=body, headers=headers, timeout=self.deadline,
+                                 max_body=1024, deadline=self.deadline)
         except Exception as exc:  # noqa: BLE001 - refused address, connection error, timeout
             if isinstance(exc, UnsafeURL) or urlguard.is_blocked(exc):
                 return "gave_up", 0, f"not sent: {exc}"
@@ -96,8 +113,9 @@ class Notifier:
 
 
 def notification_body(job_id: str, entry: dict[str, str]) -> bytes:
-    """{job_id, state, ended_at (epoch ms), result | error}: what a callback_url receives."""
-    out: dict[str, Any] = {"job_id": job_id, "state": entry.get("state"), "ended_at": int(entry["ended_ms"])}
+    """{job_id, namespace, state, ended_at (epoch ms), result | error}: what a callback_url receives."""
+    out: dict[str, Any] = {"job_id": job_id, "namespace": entry.get("ns") or DEFAULT_NAMESPACE,
+                           "state": entry.get("state"), "ended_at": int(entry["ended_ms"])}
     if entry.get("state") == "completed":
         out["result"] = _result(entry.get("result_b64", ""))
     else:

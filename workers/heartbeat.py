@@ -40,7 +40,8 @@ class Heartbeat:
         self.grace_deadline = grace_deadline
         self.on_terminate = on_terminate
         self.counts = counts or (lambda: (0, 0))
-        self.terminate_key = Keys(config.key_prefix).terminate(worker_key.rsplit(":", 1)[-1])
+        self.worker_name = worker_key.rsplit(":", 1)[-1]
+        self.terminate_key = Keys(config.key_prefix).terminate(self.worker_name)
         self.stopped = threading.Event()
         self._next_beat = 0.0
         self._next_maintenance = 0.0
@@ -90,7 +91,7 @@ class Heartbeat:
             # and the reaper hands the job to a healthy worker.
             log.error("job %s hung past its timeout of %ss: lease left to expire", lease.job_id, timeout)
             return
-        lost = self.leases.renew([lease])
+        lost = self.leases.renew([lease], holder=self.worker_name)
         if lost and self.current()[0] is lease:
             log.warning("job %s: lease lost while running; its outcome will be rejected", lease.job_id)
 

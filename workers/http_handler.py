@@ -16,6 +16,7 @@ import requests
 
 from jobsvc import defaults, signing, urlguard
 from jobsvc.config import Config
+from jobsvc.job import DEFAULT_NAMESPACE
 from jobsvc.errors import UnsafeURL
 from jobsvc.leases import Lease
 
@@ -39,12 +40,16 @@ class HandlerCaller:
         """Call the job's handler. HandBack and Terminated propagate to the caller, as for Python jobs."""
         fields = lease.fields
         url = fields["js_handler"]
-        if not self.config.handler_secret:
+        namespace = fields.get("js_ns") or DEFAULT_NAMESPACE
+        secret = self.config.secret_for(namespace)
+        if not secret:
             return _failed("HandlerNotConfigured", "no JOBSVC_HANDLER_SECRET: this worker does not send unsigned "
                                                    "handler requests", retryable=False)
-        body = request_body(lease.job_id, lease.attempt, fields.get("js_payload"))
-        headers = signing.headers(self.config.handler_secret, body, job_id=lease.job_id, attempt=lease.attempt,
-                                  idempotency_key=fields.get("js_idem") or None)
+        idempotency_key = fields.get("js_idem") or lease.job_id
+        body = request_body(lease.job_id, lease.attempt, namespace, idempotency_key, fields.get("js_payload"))
+        headers = signing.headers(secret, body, job_id=lease.job_id, attempt=lease.attempt,
+                                  idempotency_key=idempotency_key)
+        headers["X-Jobsvc-Namespace"] = namespace
         # The service finishes a 202-accepted job with this token (POST /api/v1/jobs/{id}/callback).
         headers["X-Jobsvc-Token"] = lease.token
         timeout = float(lease.timeout or defaults.HANDLER_TIMEOUT)
@@ -54,7 +59,10 @@ class HandlerCaller:
             signal.setitimer(signal.ITIMER_REAL, timeout + ALARM_SLACK)
             on_start()
             try:
-                resp = urlguard.post(self.session, url, body=body, headers=headers, timeout=timeout)
+                # The whole answer within the timeout, and no more of its body than is kept (a URL any
+                # writer chooses must not stream gigabytes into the worker).
+                resp = urlguard.post(self.session, url, body=body, headers=headers, timeout=timeout,
+                                     max_body=defaults.HANDLER_RESULT_MAX, deadline=timeout)
             finally:
                 on_end()
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -71,10 +79,11 @@ class HandlerCaller:
             return _failed(type(exc).__name__, f"cannot reach the handler: {_root(exc)}", run=_run(status, started))
 
 
-def request_body(job_id: str, attempt: int, payload_json: str | None) -> bytes:
-    """The JSON body POSTed to a handler; the stored payload text is spliced in as is (already JSON)."""
-    return (f'{{"job_id":{json.dumps(job_id)},"attempt":{int(attempt)},"payload":{payload_json or "null"}}}'
-            .encode())
+def request_body(job_id: str, attempt: int, namespace: str, idempotency_key: str, payload_json: str | None) -> bytes:
+    """The JSON body POSTed to a handler; the stored payload text is spliced in as is (already JSON). The
+    namespace and idempotency key are in the body, so the signature covers them."""
+    return (f'{{"job_id":{json.dumps(job_id)},"attempt":{int(attempt)},"namespace":{json.dumps(namespace)},'
+            f'"idempotency_key":{json.dumps(idempotency_key)},"payload":{payload_json or "null"}}}').encode()
 
 
 def outcome_of(resp: requests.Response, run: dict[str, Any]) -> Outcome:

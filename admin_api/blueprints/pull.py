@@ -12,7 +12,7 @@ from marshmallow import Schema
 
 from jobsvc import pull
 from jobsvc.apikeys import WRITE
-from jobsvc.errors import NotFound
+from jobsvc.errors import LeaseLost, NotFound
 from jobsvc.job import DEFAULT_NAMESPACE
 from jobsvc.keys import Keys
 from jobsvc.leases import Lease
@@ -141,7 +141,12 @@ def ack_batch(who: Principal, body: dict[str, Any]) -> Response:
                        "`X-Jobsvc-Token`; the body and effect are those of /ack. No key is needed: the token, a "
                        "128-bit secret only the job's current lease holder has, is the authority. " + ACK_DOC)
 def callback(job_id: str, who: Principal | None, body: dict[str, Any]) -> Response:
-    return _ack(job_id, who, body)
+    try:
+        return _ack(job_id, who, body)
+    except (NotFound, LeaseLost):
+        # Callers without a key learn nothing about jobs whose lease they do not hold: not whether the job
+        # exists, nor its state (schedule job ids are predictable).
+        raise LeaseLost(f"this token does not hold a lease on job {job_id}", None) from None
 
 
 __all__ = ["bp"]

@@ -79,11 +79,13 @@ def overview(who: Principal) -> dict[str, Any]:
 
 
 def _series(who: Principal) -> list[dict[str, int]] | None:
-    """Per-minute counts of the queues the key sees; None for a key limited to namespaces only (the counters
-    are per queue, so they would show other namespaces' traffic)."""
+    """Per-minute counts of the queues the key sees; None for any key limited to namespaces, with or without
+    queues (the counters are per queue, so they would show other namespaces' traffic in those queues)."""
+    if who.namespaces is not None:
+        return None
     minutes = defaults.PER_MINUTE_WINDOW
     if who.queues is None:
-        return None if who.namespaces is not None else timeseries.per_minute(conn(), _keys(), minutes)
+        return timeseries.per_minute(conn(), _keys(), minutes)
     total: list[dict[str, int]] = []
     for queue in sorted(who.queues):
         rows = timeseries.per_minute(conn(), _keys(), minutes, queue=queue)
@@ -182,7 +184,8 @@ def _result(job_id: str) -> Any:
 
 
 def workers(who: Principal) -> dict[str, Any]:
-    return {"workers": worker_rows(who)}
+    """Registered workers and their current jobs, from the WORKERS_LEASES_MAX soonest-expiring leases."""
+    return {**worker_rows(who), "leases_max": defaults.WORKERS_LEASES_MAX}
 
 
 def schedule_list(who: Principal, args: Mapping[str, str]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def page(rule: str, endpoint: str, regions: tuple[str, ...]) -> Callable[[Contex
     def deco(context: Context) -> Context:
         def html(**path: Any) -> str:
             ctx = context(_who(), **path)
-            live = url_for(f"dashboard.live_{endpoint}", **{**request.args.to_dict(), **path})
+            live = url_for(f"dashboard.live_{endpoint}", **{**_live_args(), **path})
             return render_template(f"dashboard/{endpoint}.html", page=endpoint, live_url=live, **ctx)
 
         def live(**path: Any) -> Response:
@@ -40,6 +40,15 @@ def page(rule: str, endpoint: str, regions: tuple[str, ...]) -> Callable[[Contex
         return context
 
     return deco
+
+
+# Query parameters a page reads: only these are carried to its live twin. Anything else is dropped, never
+# handed to url_for, which reads keys such as _method, _external, _anchor or _scheme as its own options.
+LIVE_ARGS = (*data.JOB_FILTERS, "cursor")
+
+
+def _live_args() -> dict[str, str]:
+    return {k: v for k in LIVE_ARGS if (v := request.args.get(k))}
 
 
 def _who() -> Principal:

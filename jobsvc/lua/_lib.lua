@@ -69,8 +69,11 @@ local function hset_unleased(key, fields)
   redis.call('HSET', key, unpack(fields))
 end
 
+-- Append to a job's run history; js_runs marks that it has one, so complete.lua knows to give the history
+-- key the job's lifetime (a successful first run writes none, the hot path).
 local function add_run(prefix, id, entry)
   redis.call('RPUSH', prefix .. 'runs:' .. id, cjson.encode(entry))
+  redis.call('HSET', job_key(id), 'js_runs', '1')
 end
 
 -- Merge a caller's extra run facts (JSON object text, '' for none: an HTTP handler's status and duration)
@@ -89,7 +92,8 @@ local function notify_end(prefix, id, url, now, fields)
   if not url or url == '' then return end
   local nkey = prefix .. 'notify:' .. id
   redis.call('DEL', nkey)
-  redis.call('HSET', nkey, 'url', url, 'ended_ms', now, 'attempts', 0, unpack(fields))
+  local ns = redis.call('HGET', job_key(id), 'js_ns') or 'default'
+  redis.call('HSET', nkey, 'url', url, 'ended_ms', now, 'attempts', 0, 'ns', ns, unpack(fields))
   redis.call('ZADD', prefix .. 'notify', now, id)
 end
 

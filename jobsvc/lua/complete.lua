@@ -7,7 +7,7 @@
 -- worker and times. A job with a callback_url is put on the notification outbox.
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
-local h = redis.call('HMGET', key, 'js_token', 'origin', 'result_ttl', 'js_attempts', 'js_lease_losses', 'js_group',
+local h = redis.call('HMGET', key, 'js_token', 'origin', 'result_ttl', 'js_attempts', 'js_runs', 'js_group',
   'js_schedule', 'js_started_ms', 'js_callback')
 local rejected = fence(key, h[1], token)
 if rejected then return rejected end
@@ -29,8 +29,8 @@ if extras ~= '' then
     ended_ms = now, outcome = 'completed'}, extras))
 end
 notify_end(prefix, id, h[9], now, {'state', 'completed', 'result_b64', ARGV[5]})
--- Earlier attempts left a history only if one failed or lost its lease.
-set_lifetime(prefix, id, queue, ttl, extras ~= '' or (tonumber(h[4]) or 1) > 1 or (tonumber(h[5]) or 0) > 0)
+-- The run history exists only if add_run wrote one (js_runs; attempts > 1 covers jobs stored before it).
+set_lifetime(prefix, id, queue, ttl, extras ~= '' or h[5] == '1' or (tonumber(h[4]) or 1) > 1)
 gauge(prefix, h[6], 'running', ttl ~= 0 and 'completed' or nil)
 count_event(prefix, now, queue, h[6], 'completed')
 if h[8] then observe(prefix, h[6], 'run', now - tonumber(h[8])) end

@@ -1,10 +1,12 @@
 -- notify_claim.lua: take due outcome notifications (jobs with a callback_url that ended) for delivery.
--- Each taken entry is pushed NOTIFY_LEASE into the future, so a sender that dies mid-POST frees it for
--- another sender then (at-least-once delivery), and its attempt is counted.
+-- Each taken entry is pushed NOTIFY_LEASE into the future, so a sender that dies mid-POST frees it for another
+-- sender then (at-least-once delivery), its attempt is counted, and it is marked with the sender's claim token:
+-- only that claim may settle it (notify_settle.lua), and a newer notification of the same job (the job was
+-- retried and ended again) replaces the hash, so a late settle of the old one changes nothing.
 -- KEYS: none
--- ARGV: prefix, limit, lease_ms
+-- ARGV: prefix, limit, lease_ms, claim_token
 -- Returns: {id1, {field1, value1, ...}, id2, {...}, ...} (fields of the notification hash, attempts counted)
-local prefix, limit, lease_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local prefix, limit, lease_ms, claim = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local zkey = prefix .. 'notify'
 local now = now_ms()
 local out = {}
@@ -15,6 +17,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', zkey, '-inf', now, 'LIMIT', 0, l
   else
     redis.call('ZADD', zkey, now + lease_ms, id)
     redis.call('HINCRBY', nkey, 'attempts', 1)
+    redis.call('HSET', nkey, 'claim', claim)
     out[#out + 1] = id
     out[#out + 1] = redis.call('HGETALL', nkey)
   end

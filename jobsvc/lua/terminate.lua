@@ -19,7 +19,9 @@ hset_unleased(key, {'status', 'canceled', 'js_state', 'cancelled', 'ended_at', A
 add_run(prefix, id, {attempt = tonumber(h[4]), worker = worker, started_ms = tonumber(h[5]), ended_ms = now,
   outcome = 'terminated', exc_type = 'Terminated', message = 'terminated by an operator'})
 redis.call('ZADD', 'rq:canceled:' .. queue, now, id)
-if worker ~= '' then
+-- Only a Python worker reads a terminate list: a job held by an HTTP handler service ('callback') or a pull
+-- worker just loses its lease (their next heartbeat or ack gets 409).
+if worker ~= '' and worker ~= 'callback' and string.sub(worker, 1, 5) ~= 'pull:' then
   local tkey = prefix .. 'terminate:' .. worker
   redis.call('RPUSH', tkey, id)
   redis.call('EXPIRE', tkey, 3600)

@@ -439,3 +439,30 @@ def test_handler_job_page_shows_url_without_query_http_status_and_notification(d
     assert "HTTP 503 in 12.5 ms" in page
     assert "t0p" not in page and MASK in page
     assert "callback URL" in page and "pending" in page
+
+
+# -- query parameters, charts of limited keys, workers ----------------------------------------------------
+
+
+def test_a_url_for_option_in_the_query_does_not_break_a_page(dash):
+    assert dash.get("/dashboard/jobs?_method=POST").status_code == 200
+
+
+def test_the_live_url_keeps_only_the_page_filters_and_cursor(dash):
+    html = dash.get("/dashboard/jobs?queue=mail&_external=1&_anchor=x&_scheme=ftp&other=y").get_data(as_text=True)
+    assert re.search(r'data-live="([^"]+)"', html).group(1) == "/dashboard/api/live/jobs?queue=mail"
+
+
+def test_a_key_limited_to_queues_and_namespaces_sees_no_charts(app, client, leases, make_key):
+    make_failed(client, leases, queue="mine", namespace="theirs")
+    d = Dash(app)
+    d.login(make_key("jobs:read", queues=["mine"], namespaces=["ours"]))
+    overview = d.get("/dashboard/").get_data(as_text=True)
+    assert "<svg" not in overview and "failure-rate" not in overview
+
+
+def test_workers_page_says_when_more_leases_exist_than_it_read(dash, client, leases, monkeypatch):
+    monkeypatch.setattr(defaults, "WORKERS_LEASES_MAX", 1)
+    make_running(client, leases)
+    make_running(client, leases)
+    assert 'id="leases-truncated"' in dash.get("/dashboard/workers").get_data(as_text=True)

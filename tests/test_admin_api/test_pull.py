@@ -115,7 +115,7 @@ def test_callback_is_ack(api, client):
     resp = api.post(f"/jobs/{job['id']}/callback", {"token": job["token"], "status": "completed", "result": "ok"})
     assert resp.get_json()["state"] == "completed"
     err = error_of(api.post(f"/jobs/{job['id']}/callback", {"token": job["token"], "status": "completed"}), 409)
-    assert err["details"]["state"] == "completed"
+    assert err["code"] == "lease_lost" and err["details"] == {"state": None}  # /callback tells no state
 
 
 def test_unknown_job_is_404(api):
@@ -269,8 +269,7 @@ def test_callback_needs_no_key_only_the_token(api, client):
     client.enqueue(NOOP, queue="pq")
     (job,) = claim(api)
     anon = api.as_key(None)
-    err = error_of(anon.post(f"/jobs/{job['id']}/callback", {"token": "f" * 32, "status": "completed"}), 409)
-    assert err["details"]["state"] == "running"
+    error_of(anon.post(f"/jobs/{job['id']}/callback", {"token": "f" * 32, "status": "completed"}), 409)
     ok = anon.post(f"/jobs/{job['id']}/callback", {"token": job["token"], "status": "completed", "result": 1})
     assert ok.status_code == 200 and ok.get_json()["state"] == "completed"
 
@@ -315,3 +314,12 @@ def test_batch_ack_hides_jobs_outside_a_limited_key(api, client, make_key):
                                                 "status": "completed"}]}).get_json()["results"]
     assert rows[0]["error"]["code"] == "not_found"
     assert api.get(f"/jobs/{job['id']}").get_json()["state"] == "running"
+
+
+def test_callback_reveals_nothing_about_jobs_it_holds_no_lease_on(api, client):
+    job_id = client.enqueue(NOOP, queue="pq").id
+    anon = api.as_key(None)
+    existing = error_of(anon.post(f"/jobs/{job_id}/callback", {"token": "f" * 32, "status": "completed"}), 409)
+    missing = error_of(anon.post("/jobs/no-such-job/callback", {"token": "f" * 32, "status": "completed"}), 409)
+    assert existing["details"] == missing["details"] == {"state": None}
+    assert existing["code"] == missing["code"] == "lease_lost"

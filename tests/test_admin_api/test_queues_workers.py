@@ -1,4 +1,6 @@
 """/queues (counts, paused flag, pause / resume) and /workers (registry, current jobs, leases)."""
+from jobsvc import defaults
+from jobsvc.keys import Keys
 from workers.worker import LeasedWorker
 
 from tests.test_admin_api.support import NOOP
@@ -71,3 +73,44 @@ def test_worker_counts_come_from_the_registry_hash(api, r, config):
     r.hset(worker.key, mapping={"successful_job_count": 7, "failed_job_count": 2})
     w = api.get("/workers").get_json()["workers"][0]
     assert (w["processed"], w["failed"]) == (7, 2)
+
+
+def _held_by(worker: LeasedWorker, leases, client, n: int) -> list[str]:
+    ids = []
+    for _ in range(n):
+        ids.append(client.enqueue(NOOP).id)
+        assert leases.claim(["default"], worker.name).job_id == ids[-1]
+    return ids
+
+
+def test_workers_read_only_the_soonest_expiring_leases_and_say_more_exist(api, client, r, config, leases,
+                                                                        monkeypatch):
+    monkeypatch.setattr(defaults, "WORKERS_LEASES_MAX", 2)
+    worker = LeasedWorker(["default"], r, config, name="many.1.x")
+    worker.register_birth()
+    ids = _held_by(worker, leases, client, 3)
+    key = Keys(config.key_prefix).leases
+    r.zadd(key, {ids[0]: 3_000_000_000_000, ids[1]: 2_000_000_000_000, ids[2]: 1_000_000_000_000}, xx=True)
+    body = api.get("/workers").get_json()
+    assert body["leases_truncated"] is True
+    assert {j["id"] for j in body["workers"][0]["current_jobs"]} == {ids[1], ids[2]}
+
+
+def test_workers_say_no_more_leases_exist_when_all_were_read(api, client, r, config, leases):
+    worker = LeasedWorker(["default"], r, config, name="few.1.x")
+    worker.register_birth()
+    ids = _held_by(worker, leases, client, 2)
+    body = api.get("/workers").get_json()
+    assert body["leases_truncated"] is False
+    assert sorted(j["id"] for j in body["workers"][0]["current_jobs"]) == sorted(ids)
+
+
+def test_leases_held_by_callback_or_pull_workers_are_left_out_of_the_listing(api, client, r, config, leases):
+    worker = LeasedWorker(["default"], r, config, name="py.1.x")
+    worker.register_birth()
+    for holder in ("callback", "pull:k1"):
+        client.enqueue(NOOP)
+        assert leases.claim(["default"], holder) is not None
+    (mine,) = _held_by(worker, leases, client, 1)
+    out = api.get("/workers").get_json()["workers"]
+    assert [(w["name"], [j["id"] for j in w["current_jobs"]]) for w in out] == [("py.1.x", [mine])]

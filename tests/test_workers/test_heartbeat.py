@@ -13,7 +13,7 @@ def make(r, config, lease, started, deadline=None, calls=None):
 
 def test_heartbeat_renews_the_running_jobs_lease(client, r, config):
     client.enqueue("tests.jobfuncs.noop")
-    lease = Leases(r, config).claim(["default"], "w", lease_ttl=1)
+    lease = Leases(r, config).claim(["default"], "test", lease_ttl=1)
     before = lease.expires_ms
     make(r, config, lease, started=0.0).run_once(now=0.5)
     assert lease.expires_ms >= before - 1000 + int(config.lease_ttl * 1000)
@@ -22,7 +22,7 @@ def test_heartbeat_renews_the_running_jobs_lease(client, r, config):
 
 def test_heartbeat_stops_renewing_a_job_hung_past_its_timeout(client, r, config):
     client.enqueue("tests.jobfuncs.noop", timeout=1)
-    lease = Leases(r, config).claim(["default"], "w", lease_ttl=1)
+    lease = Leases(r, config).claim(["default"], "test", lease_ttl=1)
     before = r.zscore(f"{config.key_prefix}leases", lease.job_id)
     make(r, config, lease, started=0.0).run_once(now=1 + config.hung_grace + 1)
     assert r.zscore(f"{config.key_prefix}leases", lease.job_id) == before
@@ -65,3 +65,11 @@ def test_heartbeat_publishes_rq_worker_fields(client, r, config):
     fields = {k.decode(): v.decode() for k, v in r.hgetall("rq:worker:test").items()}
     assert (fields["state"], fields["current_job"]) == ("busy", lease.job_id)
     assert (fields["successful_job_count"], fields["failed_job_count"]) == ("7", "2")
+
+
+def test_heartbeat_does_not_renew_a_lease_another_holder_has(client, r, config):
+    client.enqueue("tests.jobfuncs.noop")
+    lease = Leases(r, config).claim(["default"], "someone-else", lease_ttl=1)
+    before = r.zscore(f"{config.key_prefix}leases", lease.job_id)
+    make(r, config, lease, started=0.0).run_once(now=0.5)
+    assert r.zscore(f"{config.key_prefix}leases", lease.job_id) == before

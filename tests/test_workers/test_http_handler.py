@@ -23,7 +23,8 @@ def test_2xx_completes_with_the_json_body_as_result(http_client, handler_server,
     run_worker(**HTTP)
     info = http_client.get(job.id)
     assert info.state == State.COMPLETED
-    assert http_client.result(job.id) == {"echo": {"job_id": job.id, "attempt": 1, "payload": {"to": "ada"}}}
+    assert http_client.result(job.id) == {"echo": {"job_id": job.id, "attempt": 1, "namespace": "default",
+                                                   "idempotency_key": job.id, "payload": {"to": "ada"}}}
 
 
 def test_request_is_signed_and_carries_job_id_attempt_and_idempotency_key(http_client, handler_server, run_worker):
@@ -35,7 +36,8 @@ def test_request_is_signed_and_carries_job_id_attempt_and_idempotency_key(http_c
     assert req.headers[signing.JOB_ID_HEADER] == job.id
     assert req.headers[signing.ATTEMPT_HEADER] == "1"
     assert req.headers[signing.IDEMPOTENCY_KEY_HEADER] == "order-7"
-    assert req.json() == {"job_id": job.id, "attempt": 1, "payload": [1, 2]}
+    assert req.json() == {"job_id": job.id, "attempt": 1, "namespace": "default", "idempotency_key": "order-7",
+                          "payload": [1, 2]}
 
 
 def test_run_records_handler_status_and_duration(http_client, handler_server, run_worker):
@@ -214,3 +216,44 @@ def test_heartbeat_of_an_accepted_job_extends_by_its_callback_timeout(http_clien
     before = redis_ms(r)
     assert pull.heartbeat(r, http_config, job.id, token) >= before + 5_000_000
     assert pull.heartbeat(r, http_config, job.id, token, 60) < before + 61_000
+
+
+def test_worker_heartbeat_cannot_shrink_a_callback_lease(http_client, handler_server, r, http_config):
+    from jobsvc import scripts
+    from jobsvc.leases import Leases
+
+    job = http_client.enqueue_handler(handler_server.url("/accept"), callback_timeout=600)
+    leases = Leases(r, http_config)
+    lease = leases.claim(["default"], "w1")
+    scripts.check(scripts.call(r, *leases.await_callback_call(lease, "w1", {"http_status": 202})))
+    handed_over = r.zscore("jobsvc:leases", job.id)
+    assert leases.renew([lease], holder="w1") == [job.id]  # a beat racing the hand-over
+    assert r.zscore("jobsvc:leases", job.id) == handed_over
+
+
+def test_a_callback_completed_job_takes_its_run_history_with_it(http_client, handler_server, run_worker, r,
+                                                                 http_config):
+    job = http_client.enqueue_handler(handler_server.url("/accept"), result_ttl=0)
+    run_worker(**HTTP)
+    token = handler_server.to("/accept")[0].headers["X-Jobsvc-Token"]
+    pull.ack(r, http_config, job.id, token, "completed")
+    assert not r.exists(f"rq:job:{job.id}") and not r.exists(f"jobsvc:runs:{job.id}")
+
+
+def test_each_namespace_signs_with_its_own_secret(http_client, handler_server, run_worker):
+    http_client.enqueue_handler(handler_server.url("/ok"), namespace="billing")
+    http_client.enqueue_handler(handler_server.url("/ok"), namespace="reports")
+    run_worker(handler_secret=HANDLER_SECRET, handler_secrets="billing=billing-secret", allow_private_urls=True)
+    by_ns = {req.json()["namespace"]: req for req in handler_server.to("/ok")}
+    billing, reports = by_ns["billing"], by_ns["reports"]
+    assert billing.headers["X-Jobsvc-Namespace"] == "billing"
+    assert signing.verify("billing-secret", billing.body, billing.headers[signing.SIGNATURE_HEADER])
+    assert not signing.verify(HANDLER_SECRET, billing.body, billing.headers[signing.SIGNATURE_HEADER])
+    assert signing.verify(HANDLER_SECRET, reports.body, reports.headers[signing.SIGNATURE_HEADER])
+
+
+def test_malformed_namespace_secrets_are_refused_at_start():
+    from jobsvc.config import Config
+
+    with pytest.raises(ValidationError):
+        Config(handler_secrets="billing")
