@@ -131,6 +131,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         "scheduler": subprocess.Popen(me + ["scheduler"], env=env),
     }
     print(f"jobsvc is up: API http://{args.host}:{args.port}/api/v1  (health: /health)", flush=True)
+    print(f"dashboard: http://{args.host}:{args.port}/dashboard  (sign in with the admin key); "
+          f"metrics: /metrics", flush=True)
     print(f"admin key: {key}  (kept in {key_file}; set ADMIN_API_KEY to choose one)", flush=True)
     print(f"REDIS_URL={url}  -- enqueue with jobsvc.Client(REDIS_URL); Ctrl+C stops everything", flush=True)
     stop = {"now": False}

@@ -63,11 +63,15 @@ def test_up_runs_api_worker_and_scheduler_on_embedded_redis(stack):
     assert (client.result(now.id), client.result(later.id)) == (5, 9)
     assert len((data / "admin_key").read_text().strip()) >= 32
     assert (data / "appendonly.aof").exists()
+    secret = data / "handler_secret"
+    assert len(secret.read_text().strip()) >= 32 and secret.stat().st_mode & 0o777 == 0o600
+    assert requests.get(f"http://127.0.0.1:{port}/dashboard/login", timeout=5).status_code == 200
 
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 0
     out = (data.parent / "up.log").read_text()
     assert re.search(r"admin key: \S{32,}", out)
+    assert f"http://127.0.0.1:{port}/dashboard" in out
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()  # embedded Redis stopped with it
 
