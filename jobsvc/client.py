@@ -18,6 +18,7 @@ from .job import JobInfo, JobSpec, decode_result, decode_runs, handler_name, pay
 from .keys import Keys
 from .serialization import dump_data, func_name, utcnow_str
 from .states import State
+from .stats import EVENTS, Group
 from .urlguard import check_url
 
 NOOP = "jobsvc.client.noop"
@@ -204,9 +205,19 @@ class Client:
         return runs
 
     def stats(self, queue: str) -> dict[str, int]:
-        """O(1) counters of a queue plus the sizes of its lanes and registries."""
+        """Event totals of a queue (the sum of its groups' tallies; requeues from its own hash) plus the sizes
+        of its lanes and registries. O(groups), never a scan of jobs."""
         raw = self.redis.hgetall(self.keys.stats(queue))
-        out = {k.decode(): int(v) for k, v in raw.items()}
+        out = {k.decode(): int(v) for k, v in raw.items() if k.decode() not in EVENTS}
+        names = (m.decode() for m in self.redis.smembers(self.keys.groups))
+        groups = [g for g in names if Group.parse(g).queue == queue]
+        pipe = self.redis.pipeline(transaction=False)
+        for group in groups:
+            pipe.hmget(self.keys.tally(group), *EVENTS)
+        for values in pipe.execute() if groups else []:
+            for event, v in zip(EVENTS, values):
+                if v is not None:
+                    out[event] = out.get(event, 0) + int(v)
         pipe = self.redis.pipeline(transaction=False)
         for p in range(defaults.PRIORITY_MIN, defaults.PRIORITY_MAX + 1):
             pipe.llen(self.keys.lane(queue, p))

@@ -93,6 +93,7 @@ class Keys:
         return f"{self.prefix}scheduled:{queue}"
 
     def stats(self, queue: str) -> str:
+        """Operator requeues of a queue; its other event totals are the sum of its groups' tallies."""
         return f"{self.prefix}stats:{queue}"
 
     def tally(self, group: str) -> str:

@@ -11,11 +11,9 @@ import redis
 from . import defaults
 from .keys import Keys
 from .states import State
-from .stats import Group
+from .stats import EVENTS, Group
 from .timeseries import oldest_queued_ages_ms, queue_depths
 
-# Events counted per group (count_event in _lib.lua). lease_lost: a lease expired (the reaper took the job back).
-EVENTS = ("enqueued", "completed", "failed", "retried", "quarantined", "cancelled", "lease_lost")
 # Histograms per group (observe in _lib.lua): run duration, and the wait from ready to started.
 HISTOGRAMS = ("run", "wait")
 RQ_QUEUES = "rq:queues"

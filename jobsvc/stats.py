@@ -11,6 +11,9 @@ from .keys import Keys
 from .states import State
 
 BY = ("queue", "namespace", "function")
+# Events counted per group in `<prefix>tally:<group>` (count_event in _lib.lua). lease_lost: a lease expired
+# (the reaper took the job back).
+EVENTS = ("enqueued", "completed", "failed", "retried", "quarantined", "cancelled", "lease_lost")
 
 
 @dataclass(frozen=True)

@@ -110,13 +110,13 @@ local function stat(prefix, queue, field, n)
   redis.call('HINCRBY', prefix .. 'stats:' .. queue, field, n or 1)
 end
 
--- Metrics (jobsvc/metrics.py, jobsvc/timeseries.py): one event of jobs of `queue` and `group` (nil for a
--- plain-RQ job not yet claimed), counted for the queue's totals (stat), the group's tally (GET /metrics)
--- and, for the charted events, the minute's counters. now: Redis ms.
+-- Metrics (jobsvc/metrics.py, jobsvc/timeseries.py): one event of jobs of `queue` and `group` (nil: the
+-- caller counts its groups itself, as enqueue.lua does once per batch), counted in the group's tally (GET
+-- /metrics; a queue's totals are the sum of its groups', Client.stats) and, for the charted events, in the
+-- minute's counters. now: Redis ms.
 local MINUTE_EVENTS = {enqueued = true, completed = true, failed = true, retried = true}
 local function count_event(prefix, now, queue, group, event, n)
   n = n or 1
-  stat(prefix, queue, event, n)
   if group and group ~= '' then redis.call('HINCRBY', prefix .. 'tally:' .. group, event, n) end
   if MINUTE_EVENTS[event] then
     local key = prefix .. 'minute:' .. math.floor(now / 60000)

@@ -18,7 +18,8 @@ def test_lua_registry_names_match_python(client, r):
     e = client.enqueue("tests.jobfuncs.noop", queue="q", delay=60)
     k = Keys(client.config.key_prefix)
     assert r.zscore(k.scheduled, e.id) is not None
-    assert r.hget(k.stats("q"), "enqueued") == b"1"
+    assert r.hget(k.tally("q|default|tests.jobfuncs.noop"), "enqueued") == b"1"
+    assert r.hget(k.count("q|default|tests.jobfuncs.noop"), "scheduled") == b"1"
     assert r.sismember(k.queues, "q")
 
 

@@ -118,3 +118,14 @@ def test_progress_outside_a_job_is_a_no_op():
 def test_progress_out_of_range_is_rejected():
     with pytest.raises(ValidationError):
         context.set_progress(101)
+
+
+def test_queue_stats_sum_the_tallies_of_the_queues_groups(client, run_worker):
+    client.enqueue("tests.jobfuncs.add", 1, 2, queue="q", namespace="a")
+    client.enqueue("tests.jobfuncs.noop", queue="q", namespace="b")
+    client.enqueue("tests.jobfuncs.noop", queue="other")
+    client.enqueue("tests.jobfuncs.fatal", queue="q")
+    run_worker(queues=("q",))
+    stats = client.stats("q")
+    assert (stats["enqueued"], stats["completed"], stats["failed"]) == (3, 2, 1)
+    assert client.stats("other")["enqueued"] == 1
