@@ -296,9 +296,49 @@ def _check_resolved(host: str, port: int, allow_private: bool) -> None:
 
 # -- send time: connections that check the address they connect to ----------------------------------
 
-# The connections one post() call with a deadline uses (new or reused from the pool), so its watchdog can
-# cut them when the deadline passes: requests' timeout bounds each socket read, not the whole answer.
-_calls = threading.local()
+class _Deadline:
+    """The sockets one post() call with a deadline uses (new, or reused from the pool), so its watchdog can
+    shut them down when the deadline passes: requests' timeout bounds each socket read, not the whole answer.
+    Sockets, not connections: http.client drops a connection's socket reference while a close-delimited
+    answer is still being read through it."""
+
+    def __init__(self) -> None:
+        self.sockets: list[socket.socket] = []
+        self.expired = False
+        self.done = False
+        self.lock = threading.Lock()
+
+    def track(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self.lock:
+            if self.expired:
+                raise requests.Timeout("deadline passed")
+            self.sockets.append(sock)
+
+    def cut(self) -> None:
+        with self.lock:
+            if self.done:  # the call finished meanwhile: its pooled connection is someone else's now
+                return
+            self.expired = True
+            for sock in self.sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def finish(self) -> None:
+        with self.lock:
+            self.done = True
+
+
+_calls = threading.local()  # .deadline: the _Deadline of the post() running in this thread, if any
+
+
+def _track(sock: socket.socket | None) -> None:
+    deadline = getattr(_calls, "deadline", None)
+    if deadline is not None:
+        deadline.track(sock)
 
 
 class _GuardedConnectionMixin:
@@ -308,9 +348,7 @@ class _GuardedConnectionMixin:
     tls = True
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        tracked = getattr(_calls, "conns", None)
-        if tracked is not None:
-            tracked.append(self)
+        _track(getattr(self, "sock", None))  # a connection reused from the pool
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
     def _new_conn(self) -> socket.socket:
@@ -354,6 +392,7 @@ def _connect_first(conn: Any, infos: list[tuple[Any, ...]]) -> socket.socket:
     for family, socktype, proto, _, sockaddr in infos:
         sock = socket.socket(family, socktype, proto)
         try:
+            _track(sock)  # before connecting: a slow connect or TLS handshake is cut too
             for option in conn.socket_options or ():
                 sock.setsockopt(*option)
             if conn.timeout is None or isinstance(conn.timeout, (int, float)):
@@ -428,21 +467,9 @@ def post(session: requests.Session, url: str, *, body: bytes, headers: dict, tim
     check_url(url, allow_private=allow_private, resolve=False)
     if max_body is None and deadline is None:
         return session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
-    conns: list[Any] = []
-    expired = threading.Event()
-
-    def cut() -> None:
-        expired.set()
-        for conn in list(conns):
-            sock = getattr(conn, "sock", None)
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    timer = threading.Timer(deadline, cut) if deadline else None
-    _calls.conns = conns
+    watch = _Deadline()
+    timer = threading.Timer(deadline, watch.cut) if deadline else None
+    _calls.deadline = watch
     try:
         if timer is not None:
             timer.daemon = True
@@ -452,14 +479,18 @@ def post(session: requests.Session, url: str, *, body: bytes, headers: dict, tim
             content = _read_capped(resp, max_body)
         finally:
             resp.close()
+        watch.finish()  # from here the watchdog leaves this call (and its pooled connection) alone
+        if watch.expired:  # a close-delimited body cut short reads as a clean end: not an answer
+            raise requests.Timeout(f"no complete answer within {deadline:g}s")
     except Exception as exc:
-        if expired.is_set():
+        if watch.expired and not isinstance(exc, requests.Timeout):
             raise requests.Timeout(f"no complete answer within {deadline:g}s") from exc
         raise
     finally:
+        watch.finish()
         if timer is not None:
             timer.cancel()
-        _calls.conns = None
+        _calls.deadline = None
     resp._content = content  # type: ignore[attr-defined]
     resp._content_consumed = True  # type: ignore[attr-defined]
     return resp

@@ -40,7 +40,7 @@ class Heartbeat:
         self.grace_deadline = grace_deadline
         self.on_terminate = on_terminate
         self.counts = counts or (lambda: (0, 0))
-        self.worker_name = worker_key.rsplit(":", 1)[-1]
+        self.worker_name = worker_key.removeprefix("rq:worker:")  # the name claim.lua stored (may hold ':')
         self.terminate_key = Keys(config.key_prefix).terminate(self.worker_name)
         self.stopped = threading.Event()
         self._next_beat = 0.0

@@ -97,6 +97,16 @@ local function notify_end(prefix, id, url, now, fields)
   redis.call('ZADD', prefix .. 'notify', now, id)
 end
 
+-- A job enqueued by plain RQ has no group until jobsvc first moves it: give it one (its function read off
+-- RQ's description) and index it for listing. Returns the group and the fields the caller writes with its
+-- own HSET; the job was never counted in a gauge, so the caller's gauge move starts from nil.
+local function adopt_rq_job(prefix, id, queue, description, now)
+  local group = queue .. '|default|' .. (string.match(description or '', '^([^(]+)') or 'unknown')
+  redis.call('SADD', prefix .. 'groups', group)
+  redis.call('ZADD', prefix .. 'created:' .. queue, now, id)
+  return group, {'js_group', group, 'js_created_ms', tostring(now)}
+end
+
 -- Gauges: jobs per state of one group (queue|namespace|function), so stats are O(1) per group.
 -- Every transition moves its job from one state of its group to another (nil: not counted).
 local function gauge(prefix, group, from, to)

@@ -7,16 +7,23 @@ local key = job_key(id)
 if redis.call('EXISTS', key) == 0 then return {-1} end
 local state = state_of(key)
 if state ~= 'queued' and state ~= 'scheduled' and state ~= 'deferred' then return {-3, state} end
-local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_callback')
+local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_callback', 'description')
 local queue = h[1]
 if state == 'queued' then redis.call('LREM', lane_key(prefix, queue, h[2]), 1, id) end
 redis.call('ZREM', prefix .. 'scheduled', id)
 redis.call('ZREM', prefix .. 'scheduled:' .. queue, id)
 redis.call('ZREM', 'rq:scheduled:' .. queue, id)
 local now = now_ms()
+local from = state
+if not h[3] then  -- enqueued by plain RQ and never moved by jobsvc: counted from now on
+  local adopted
+  h[3], adopted = adopt_rq_job(prefix, id, queue, h[5], now)
+  redis.call('HSET', key, unpack(adopted))
+  from = nil
+end
 redis.call('HSET', key, 'status', 'canceled', 'js_state', 'cancelled', 'ended_at', ARGV[3], 'js_ended_ms', now)
 redis.call('ZADD', 'rq:canceled:' .. queue, now, id)
-gauge(prefix, h[3], state, 'cancelled')
+gauge(prefix, h[3], from, 'cancelled')
 notify_end(prefix, id, h[4], now, {'state', 'cancelled', 'error', 'Cancelled: by an operator'})
 count_event(prefix, now, queue, h[3], 'cancelled')
 return {0}

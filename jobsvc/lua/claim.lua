@@ -58,12 +58,9 @@ for qi = 1, nq do
             'js_attempts', tostring(attempts + 1)}
           local from = 'queued'
           if not group then
-            -- Enqueued by plain RQ: give it a group now (its function read off RQ's description).
-            group = queue .. '|default|' .. (string.match(description, '^([^(]+)') or 'unknown')
-            set[#set + 1] = 'js_group'; set[#set + 1] = group
-            set[#set + 1] = 'js_created_ms'; set[#set + 1] = tostring(now)
-            redis.call('SADD', prefix .. 'groups', group)
-            redis.call('ZADD', prefix .. 'created:' .. queue, now, id)
+            local adopted
+            group, adopted = adopt_rq_job(prefix, id, queue, description, now)
+            for _, v in ipairs(adopted) do set[#set + 1] = v end
             from = nil
           end
           redis.call('HSET', key, unpack(set))

@@ -10,11 +10,16 @@ local prefix, limit, lease_ms, claim = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV
 local zkey = prefix .. 'notify'
 local now = now_ms()
 local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', zkey, '-inf', now, 'LIMIT', 0, limit)) do
+-- A few more candidates than asked for: stale entries met on the way are dropped, and the caller still gets
+-- a notification (an empty answer means nothing is due).
+local taken = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', zkey, '-inf', now, 'LIMIT', 0, limit + 100)) do
+  if taken >= limit then break end
   local nkey = prefix .. 'notify:' .. id
   if redis.call('EXISTS', nkey) == 0 then
     redis.call('ZREM', zkey, id)  -- its job's notification was settled or dropped elsewhere
   else
+    taken = taken + 1
     redis.call('ZADD', zkey, now + lease_ms, id)
     redis.call('HINCRBY', nkey, 'attempts', 1)
     redis.call('HSET', nkey, 'claim', claim)

@@ -268,3 +268,15 @@ def test_result_ttl_zero_deletes_the_job_when_done(client, leases, r):
     e = client.enqueue(NOOP, result_ttl=0)
     leases.complete(leases.claim(["default"], "w1"), None, "w1", 1.0, 2.0)
     assert not r.exists(f"rq:job:{e.id}")
+
+
+def test_cancelling_a_job_enqueued_by_plain_rq_counts_it(client, r):
+    import rq
+
+    from jobsvc.stats import counts_by
+
+    job = rq.Queue("legacy", connection=r).enqueue("tests.jobfuncs.add", 2, 3)
+    client.cancel(job.id)
+    assert client.stats("legacy")["cancelled"] == 1
+    assert counts_by(r, client.keys, "queue")["legacy"]["cancelled"] == 1
+    assert r.hget(f"rq:job:{job.id}", "js_group") == b"legacy|default|tests.jobfuncs.add"

@@ -400,3 +400,44 @@ def test_name_resolving_to_blocked_address_is_refused_at_send_time(monkeypatch, 
         post(session, f"https://hooks.example.com:{listener.getsockname()[1]}/x", body=b"{}", headers={}, timeout=2)
     assert is_blocked(info.value)
     _assert_nothing_connected(listener)
+
+
+# -- the deadline bounds the whole answer, however it is framed ----------------------------------------
+
+@pytest.mark.parametrize("head", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 100000\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\n",  # headers never finish
+])
+def test_a_trickled_answer_is_cut_off_at_the_deadline(head):
+    import requests
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+    chunked = b"chunked" in head
+
+    def trickle():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        try:
+            conn.sendall(head)
+            while not stop.is_set():
+                conn.sendall(b"1\r\nx\r\n" if chunked else b"x" if head.endswith(b"\r\n\r\n") else b"X-A: b\r\n")
+                stop.wait(0.2)
+        except OSError:
+            pass
+        conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        with safe_session(allow_private=True) as session, pytest.raises(requests.Timeout):
+            # Each read gets a byte within 0.2 s: only the 1 s deadline can end this.
+            post(session, f"http://127.0.0.1:{listener.getsockname()[1]}/", body=b"{}", headers={}, timeout=5,
+                 max_body=1024, deadline=1.0)
+    finally:
+        stop.set()
+        listener.close()

@@ -133,3 +133,11 @@ def test_a_trickling_receiver_is_cut_off_at_the_deadline(r, http_config, http_cl
         stop.set()
         listener.close()
     assert "no complete answer within 1s" in r.hget(f"jobsvc:notify:{job_id}", "last_error").decode()
+
+
+def test_a_stale_outbox_entry_does_not_end_the_pass(http_client, handler_server, run_worker, notifier, r):
+    http_client.enqueue("tests.jobfuncs.add", 1, 1, callback_url=handler_server.url("/hook"))
+    run_worker(**HTTP)
+    r.zadd("jobsvc:notify", {"gone-job": 0})  # due first, and its notification hash is gone
+    assert notifier.run_once().delivered == 1
+    assert r.zscore("jobsvc:notify", "gone-job") is None

@@ -73,3 +73,11 @@ def test_heartbeat_does_not_renew_a_lease_another_holder_has(client, r, config):
     before = r.zscore(f"{config.key_prefix}leases", lease.job_id)
     make(r, config, lease, started=0.0).run_once(now=0.5)
     assert r.zscore(f"{config.key_prefix}leases", lease.job_id) == before
+
+
+def test_a_worker_named_with_colons_renews_its_own_leases(client, r, config):
+    client.enqueue("tests.jobfuncs.noop")
+    lease = Leases(r, config).claim(["default"], "api:1", lease_ttl=1)
+    before = lease.expires_ms
+    Heartbeat(r, config, "rq:worker:api:1", lambda: (lease, 0.0), lambda: None, lambda: None).run_once(now=0.5)
+    assert r.zscore(f"{config.key_prefix}leases", lease.job_id) > before
