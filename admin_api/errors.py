@@ -104,11 +104,9 @@ def to_response(exc: BaseException) -> Response:
         if not isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
             log.error("Redis error: %s", exc)
         return redis_down_response(exc)
-    if isinstance(exc, WrongState):
-        return error_response(409, exc.code, str(exc), {"state": exc.state})
-    for cls, status in JOBSVC_STATUS:
-        if isinstance(exc, cls):
-            return error_response(status, exc.code, str(exc), {})
+    if isinstance(exc, JobsvcError):
+        body = error_object(exc)
+        return error_response(status_of(exc), body["code"], body["message"], body["details"])
     log.exception("unhandled error in the admin API", exc_info=exc)
     return error_response(500, "internal_error", "internal error", {})
 

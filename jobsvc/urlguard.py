@@ -506,7 +506,8 @@ def _read_capped(resp: requests.Response, max_body: int | None) -> bytes:
 
 
 def is_blocked(exc: BaseException) -> bool:
-    """Whether `exc` is, wraps or was caused by a BlockedAddress (requests and urllib3 may wrap it)."""
+    """Whether `exc` is, wraps or was caused by a refusal to send: a BlockedAddress at connect time, or the
+    UnsafeURL post() raises before connecting (requests and urllib3 may wrap either)."""
     seen: set[int] = set()
     stack: list[Any] = [exc]
     while stack:
@@ -514,7 +515,7 @@ def is_blocked(exc: BaseException) -> bool:
         if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, BlockedAddress):
+        if isinstance(current, UnsafeURL):
             return True
         stack.extend((current.__cause__, current.__context__, getattr(current, "reason", None)))
         stack.extend(current.args)

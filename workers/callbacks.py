@@ -16,7 +16,6 @@ import redis
 
 from jobsvc import defaults, scripts, signing, urlguard
 from jobsvc.config import Config
-from jobsvc.errors import UnsafeURL
 from jobsvc.job import DEFAULT_NAMESPACE
 from jobsvc.keys import Keys
 
@@ -84,7 +83,7 @@ class Notifier:
             resp = urlguard.post(self.session, entry["url"], body=body, headers=headers, timeout=self.deadline,
                                  max_body=1024, deadline=self.deadline)
         except Exception as exc:  # noqa: BLE001 - refused address, connection error, timeout
-            if isinstance(exc, UnsafeURL) or urlguard.is_blocked(exc):
+            if urlguard.is_blocked(exc):
                 return "gave_up", 0, f"not sent: {exc}"
             return self._failed(job_id, attempt, f"{type(exc).__name__}: {exc}")
         if 200 <= resp.status_code < 300:

@@ -17,7 +17,6 @@ import requests
 from jobsvc import defaults, signing, urlguard
 from jobsvc.config import Config
 from jobsvc.job import DEFAULT_NAMESPACE
-from jobsvc.errors import UnsafeURL
 from jobsvc.leases import Lease
 
 from .execution import HandBack, Outcome, Terminated
@@ -73,7 +72,7 @@ class HandlerCaller:
         except requests.Timeout:
             return _failed("HandlerTimeout", f"no answer within {timeout:g}s", run=_run(status, started))
         except Exception as exc:  # noqa: BLE001 - connection errors, refused addresses, a timeout alarm
-            if isinstance(exc, UnsafeURL) or urlguard.is_blocked(exc):
+            if urlguard.is_blocked(exc):
                 return _failed("UnsafeURL", f"refused to call the handler: {_root(exc)}", retryable=False,
                                run=_run(status, started))
             return _failed(type(exc).__name__, f"cannot reach the handler: {_root(exc)}", run=_run(status, started))
