@@ -39,12 +39,24 @@ def _queues(raw: list[str]) -> list[str]:
     return out
 
 
+def _import_paths(flag_paths: list[str] | None) -> list[str]:
+    """Where a worker imports job functions from, in order: every --path, then JOBSVC_PATH (os.pathsep
+    separated), then the working directory (as `rq worker` does)."""
+    env_paths = [p for p in os.environ.get("JOBSVC_PATH", "").split(os.pathsep) if p]
+    return [*(flag_paths or []), *env_paths, os.getcwd()]
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from workers.supervisor import Supervisor
     from workers.worker import LeasedWorker
 
+    from workers.imports import add_import_paths
+
     config = _config(args)
     queues = _queues(args.queues)
+    added = add_import_paths(_import_paths(args.path))
+    print(f"jobsvc worker: job functions import from {', '.join(added)} (--path), then the installed packages",
+          file=sys.stderr, flush=True)
 
     def run_one() -> None:
         conn = connect(config.redis_url, config)
@@ -190,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--heartbeat-interval", type=float, default=None, help="seconds (default: lease/3)")
     w.add_argument("--grace", type=float, default=None, help="seconds an in-flight job gets on SIGTERM")
     w.add_argument("--name", default=None)
+    w.add_argument("--path", action="append", default=None, metavar="DIR",
+                   help="import job functions from DIR too (repeatable; also $JOBSVC_PATH); the working "
+                        "directory always is")
     w.set_defaults(func=cmd_worker)
 
     s = with_url(sub.add_parser("scheduler", help="promote due jobs, reap expired leases (leader-elected)"))

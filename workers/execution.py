@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rq.utils import import_attribute
-
 from jobsvc.errors import JobTimeout, NonRetryableError
 from jobsvc.serialization import load_data
+
+from .imports import import_function
 
 
 class HandBack(BaseException):
@@ -48,7 +48,7 @@ class FunctionCache:
             return getattr(instance, name)
         func = self._cache.get(name)
         if func is None:
-            func = import_attribute(name)
+            func = import_function(name)
             self._cache[name] = func
         return func
 
