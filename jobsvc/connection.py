@@ -13,5 +13,6 @@ def connect(url_or_conn: str | redis.Redis | None = None, config: Config | None 
         return url_or_conn
     url = url_or_conn or (config or Config.from_env()).redis_url
     if not url:
-        raise ValidationError("no Redis URL: set REDIS_URL or pass --url (or use `jobsvc up` for an embedded Redis)")
+        raise ValidationError("no Redis URL: set REDIS_URL or pass --url (or run `jobsvc up`, whose embedded Redis "
+                              "the other commands find through .jobsvc/redis_url in the same directory)")
     return redis.Redis.from_url(url, health_check_interval=30)

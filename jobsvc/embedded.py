@@ -37,6 +37,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+PORT_FILE = "redis_port"
+
+
+def remembered_port(directory: str | os.PathLike[str]) -> tuple[int, str]:
+    """The port an embedded Redis in `directory` should use, and why: the one it used last time (kept in
+    `<directory>/redis_port`) while that is free, so REDIS_URL stays the same across restarts; else a free one."""
+    try:
+        kept = int((Path(directory) / PORT_FILE).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return free_port(), "a free port"
+    if port_is_free(kept):
+        return kept, f"kept in {Path(directory) / PORT_FILE}"
+    return free_port(), f"port {kept} (kept in {Path(directory) / PORT_FILE}) is taken: a free one"
+
+
 def _terminate_with_parent() -> None:
     """In the child, before exec: ask Linux for SIGTERM when the parent dies (elsewhere: nothing)."""
     try:
@@ -62,6 +86,10 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def remember_port(self) -> None:
+        """Keep this port for the next start in the same directory (see remembered_port)."""
+        (self.directory / PORT_FILE).write_text(f"{self.port}\n")
+
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
@@ -69,7 +97,9 @@ class EmbeddedRedis:
                 "--logfile", "redis.log", "--appendonly", "yes" if self.persist else "no",
                 # Every finished job has a one-entry result stream (RQ's format); Redis's default 4 KB
                 # stream node makes that 4.3 KB per job, 512 B brings it to 0.7 KB.
-                "--stream-node-max-bytes", "512"]
+                "--stream-node-max-bytes", "512",
+                # Never evict: an evicted job hash, lease or queue list is work lost without an error.
+                "--maxmemory-policy", "noeviction"]
         if self.persist:
             args += ["--appendfsync", "everysec"]
         # Its own session: a Ctrl+C meant for the processes using it must not stop Redis under them.

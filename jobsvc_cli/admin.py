@@ -41,12 +41,30 @@ def _job_dict(info: Any) -> dict[str, Any]:
     return d
 
 
+# Fields holding epoch milliseconds (durations such as duration_ms are not among them).
+EPOCH_MS_FIELDS = ("created_ms", "enqueued_ms", "due_ms", "started_ms", "ended_ms", "lease_expires_ms")
+
+
+def _readable_times(d: dict[str, Any]) -> dict[str, Any]:
+    """`created_ms: 1764448262123` becomes `created: "2026-11-29 20:31:02.123 UTC"`, as people read times."""
+    out = {}
+    for key, value in d.items():
+        if key in EPOCH_MS_FIELDS:
+            key = key[: -len("_ms")]
+            value = value if not isinstance(value, int) else datetime.fromtimestamp(value / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+        out[key] = value
+    return out
+
+
 def jobs_get(client: Client, args: argparse.Namespace) -> int:
     info = client.get(args.id)
     d = _job_dict(info)
     d["runs"] = client.runs(args.id)
     if info.state == State.COMPLETED:
         d["result"] = repr(client.result(args.id))
+    if not args.json:  # --json keeps epoch milliseconds, for scripts
+        d = _readable_times(d)
+        d["runs"] = [_readable_times(run) for run in d["runs"]]
     as_json(d)
     return 0
 
@@ -139,6 +157,7 @@ def add_commands(sub: Any, with_url: Any) -> None:
     ls.set_defaults(func=jobs_list)
     get = jsub.add_parser("get", help="one job with its runs")
     get.add_argument("id")
+    get.add_argument("--json", action="store_true", help="times as epoch milliseconds (`*_ms`), for scripts")
     get.set_defaults(func=jobs_get)
     for action, text in (("retry", "failed|quarantined|cancelled -> queued"), ("cancel", "queued|scheduled -> cancelled"),
                          ("terminate", "running -> cancelled"), ("delete", "remove a job that is not running")):

@@ -5,13 +5,8 @@ import argparse
 import json
 import logging
 import os
-import secrets
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import redis
 
@@ -19,6 +14,23 @@ from jobsvc import Client, Config, JobsvcError, defaults
 from jobsvc.connection import connect
 
 from . import admin, schedules
+
+# Where `jobsvc up` writes the embedded Redis's URL; other commands run in the same directory fall back to it.
+UP_URL_FILE = Path(".jobsvc") / "redis_url"
+
+
+def _redis_url(args: argparse.Namespace) -> str | None:
+    """--url, else $REDIS_URL, else the URL `jobsvc up` wrote in ./.jobsvc (said on stderr when used)."""
+    url = getattr(args, "url", None) or os.environ.get("REDIS_URL")
+    if url or args.command == "up":
+        return url
+    try:
+        url = UP_URL_FILE.read_text().strip() or None
+    except OSError:
+        return None
+    print(f"jobsvc: using Redis {url} from {UP_URL_FILE} (written by `jobsvc up`; --url or REDIS_URL to choose)",
+          file=sys.stderr, flush=True)
+    return url
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -28,7 +40,7 @@ def _config(args: argparse.Namespace) -> Config:
         # A lease given alone brings its own heartbeat (a third of it) unless the environment's fits under it.
         env_beat = Config.from_env(lease_ttl=max(lease, defaults.LEASE_TTL)).heartbeat_interval
         beat = env_beat if env_beat < lease else lease / 3
-    return Config.from_env(redis_url=getattr(args, "url", None), lease_ttl=lease, heartbeat_interval=beat,
+    return Config.from_env(redis_url=_redis_url(args), lease_ttl=lease, heartbeat_interval=beat,
                            shutdown_grace=getattr(args, "grace", None))
 
 
@@ -47,10 +59,9 @@ def _import_paths(flag_paths: list[str] | None) -> list[str]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from workers.imports import add_import_paths
     from workers.supervisor import Supervisor
     from workers.worker import LeasedWorker
-
-    from workers.imports import add_import_paths
 
     config = _config(args)
     queues = _queues(args.queues)
@@ -102,78 +113,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kept_secret(path: Path) -> str:
-    """A random secret generated once and kept (mode 0600) in `path`."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(32)
-    # Created 0600 from the start: never readable by others, not even between write and chmod.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secret)
-    return secret
-
-
 def cmd_up(args: argparse.Namespace) -> int:
     """API + worker + scheduler on this machine; an embedded Redis when no REDIS_URL is given."""
-    from jobsvc.embedded import EmbeddedRedis
+    from . import up
 
-    data_dir = Path(args.data_dir)
-    embedded = None
-    url = args.url or os.environ.get("REDIS_URL")
-    if not url:
-        embedded = EmbeddedRedis(data_dir, port=args.redis_port).start()
-        url = embedded.url
-        (data_dir / "redis_url").write_text(url + "\n")
-        print(f"embedded Redis: {url} (append-only file in {data_dir.resolve()})", flush=True)
-    key_file = data_dir / "admin_key"
-    key = os.environ.get("ADMIN_API_KEY") or _kept_secret(key_file)
-    # Signs HTTP handler requests and outcome notifications (docs/http.md).
-    handler_secret = os.environ.get("JOBSVC_HANDLER_SECRET") or _kept_secret(data_dir / "handler_secret")
-    env = dict(os.environ, REDIS_URL=url, ADMIN_API_KEY=key, JOBSVC_HANDLER_SECRET=handler_secret,
-               PYTHONUNBUFFERED="1")
-    me = [sys.executable, "-m", "jobsvc_cli"]
-    procs = {
-        "web": subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"{args.host}:{args.port}",
-                                 "--workers", "2", "--timeout", "120", "--log-level", "warning",
-                                 "admin_api:create_app()"], env=env),
-        "worker": subprocess.Popen(me + ["worker", "-q", ",".join(_queues(args.queues)),
-                                         "--concurrency", str(args.concurrency)], env=env),
-        "scheduler": subprocess.Popen(me + ["scheduler"], env=env),
-    }
-    print(f"jobsvc is up: API http://{args.host}:{args.port}/api/v1  (health: /health)", flush=True)
-    print(f"dashboard: http://{args.host}:{args.port}/dashboard  (sign in with the admin key); "
-          f"metrics: /metrics", flush=True)
-    print(f"admin key: {key}  (kept in {key_file}; set ADMIN_API_KEY to choose one)", flush=True)
-    print(f"REDIS_URL={url}  -- enqueue with jobsvc.Client(REDIS_URL); Ctrl+C stops everything", flush=True)
-    stop = {"now": False}
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    code = 0
-    try:
-        while not stop["now"]:
-            for name, p in procs.items():
-                if p.poll() is not None:
-                    print(f"{name} exited with {p.returncode}; stopping", file=sys.stderr, flush=True)
-                    stop["now"], code = True, 1
-            time.sleep(0.2)
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs.values():
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if embedded:
-            embedded.stop()
-    return code
+    return up.cmd_up(args, _queues(args.queues))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--data-dir", default=".jobsvc", help="embedded Redis data and the admin key (./.jobsvc)")
-    up.add_argument("--redis-port", type=int, default=None, help="embedded Redis port (default: a free one)")
+    up.add_argument("--redis-port", type=int, default=None,
+                    help="embedded Redis port (default: the one it had last time, kept in DATA_DIR/redis_port, while free)")
     up.add_argument("-q", "--queues", action="append", default=None)
     up.add_argument("--concurrency", type=int, default=2)
     up.set_defaults(func=cmd_up)

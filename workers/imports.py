@@ -47,7 +47,7 @@ def _import_longest_module(parts: list[str]) -> tuple[Any, int]:
                 continue
             raise FunctionImportError(f"importing module {module_name!r} raised "
                                       f"ModuleNotFoundError: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001 - the module's own code raised; report it as such
+        except Exception as exc:  # the module's own code raised: report it as such
             raise FunctionImportError(f"importing module {module_name!r} raised "
                                       f"{type(exc).__name__}: {exc}") from exc
     raise FunctionImportError(f"no module named {parts[0]!r} on the worker's import path "

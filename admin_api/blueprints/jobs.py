@@ -253,6 +253,7 @@ def list_page(flt: JobFilter, cursor: str | None, limit: int) -> tuple[list[JobI
 
 
 @bp.get("/jobs/stats")
+@bp.get("/stats")  # where people look first; the same answer
 @operation("Counts per state by queue, namespace and function", scope=READ, query=s.StatsQuery,
            responses={200: ("counts", s.StatsSchema)})
 def stats(who: Principal, q: dict[str, Any]) -> Response:

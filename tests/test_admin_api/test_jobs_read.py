@@ -168,6 +168,12 @@ def test_stats_by_one_grouping(api, client):
     assert set(out) == {"total", "queue"}
 
 
+def test_stats_answers_at_api_v1_stats_too(api, client):
+    client.enqueue(NOOP, queue="a")
+    assert api.get("/stats?by=queue").get_json() == api.get("/jobs/stats?by=queue").get_json()
+    assert api.get("/stats").get_json()["queue"]["a"]["queued"] == 1
+
+
 def test_stats_bad_grouping_is_422(api):
     assert api.get("/jobs/stats?by=worker").status_code == 422
 

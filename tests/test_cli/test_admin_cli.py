@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -44,6 +45,32 @@ def test_jobs_get_shows_runs(client, r, config, capsys):
     assert main(["jobs", "get", job_id]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert (shown["state"], shown["runs"][0]["exc_type"]) == ("failed", "RuntimeError")
+
+
+def test_jobs_get_shows_readable_times_and_json_keeps_epoch_ms(client, r, config, capsys):
+    job_id = failed_job(client, r, config)
+    main(["jobs", "get", job_id])
+    shown = json.loads(capsys.readouterr().out)
+    assert not [k for k in shown if k.endswith("_ms")] and not [k for k in shown["runs"][0] if k.endswith("_ms")]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC", shown["created"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC", shown["runs"][0]["ended"])
+    main(["jobs", "get", job_id, "--json"])
+    raw = json.loads(capsys.readouterr().out)
+    assert isinstance(raw["created_ms"], int) and raw["created_ms"] == client.get(job_id).created_ms
+
+
+def test_commands_fall_back_to_the_url_up_wrote_and_say_so(client, redis_url, monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("REDIS_URL")
+    monkeypatch.chdir(tmp_path)
+    assert main(["stats"]) == 2
+    assert "no Redis URL" in capsys.readouterr().err
+    (tmp_path / ".jobsvc").mkdir()
+    (tmp_path / ".jobsvc" / "redis_url").write_text(redis_url + "\n")
+    client.enqueue("tests.jobfuncs.noop", queue="fallback")
+    assert main(["stats"]) == 0
+    out = capsys.readouterr()
+    assert "fallback" in out.out
+    assert f"using Redis {redis_url} from .jobsvc/redis_url" in out.err
 
 
 def test_jobs_retry_requeues_a_failed_job(client, r, config):
