@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import redis
 from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
+from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
 
 from jobsvc import defaults
@@ -99,6 +100,13 @@ def fmt_ms(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)) + " UTC"
 
 
+def fmt_short(ms: int | None) -> str:
+    """Epoch ms as UTC date and time to the second, without the zone (the column header says UTC)."""
+    if not ms:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
+
+
 def duration(ms: int | float | None) -> str:
     if ms is None:
         return "—"
@@ -127,6 +135,17 @@ def compact(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def dotted(name: str | None) -> Markup:
+    """A dotted name (a function's import path) that may wrap after its dots, and only there."""
+    return Markup(".<wbr>").join(escape(part) for part in (name or "").split("."))
+
+
+def pretty(value: Any, limit: int) -> str:
+    """Indented JSON, cut at `limit` characters (the audit log's parameters in full, when they are long)."""
+    text = json.dumps(value, indent=2, sort_keys=True, default=repr, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @bp.context_processor
 def template_globals() -> dict[str, Any]:
     try:
@@ -135,7 +154,7 @@ def template_globals() -> dict[str, Any]:
         who = None
     return {"who": who, "rights": Rights.of(who) if who else None, "csrf_token": sess.csrf_token,
             "refresh_ms": defaults.DASHBOARD_REFRESH * 1000, "fmt_ms": fmt_ms, "ago": ago, "duration": duration,
-            "compact": compact}
+            "compact": compact, "pretty": pretty, "fmt_short": fmt_short, "dotted": dotted}
 
 
 def register(app: Flask) -> None:

@@ -81,7 +81,8 @@ def throughput(rows: Sequence[dict[str, Any]]) -> Markup:
 
 
 def failure_rate(rows: Sequence[dict[str, Any]]) -> Markup:
-    """failed / (completed + failed) per minute as a line; minutes with nothing finished leave a gap."""
+    """failed / (completed + failed) per minute as a line; minutes with nothing finished leave a gap. Both
+    count job endings: a job retried by an operator counts each time it ends."""
     minutes = [int(r["minute"]) for r in rows]
     parts = _frame(minutes, 100, "%")
     n = max(len(rows), 1)
@@ -103,4 +104,4 @@ def failure_rate(rows: Sequence[dict[str, Any]]) -> Markup:
                      f'{rate:.1f}% failed ({f} of {d + f})</title></circle>')
     if run:
         parts.append(f'<polyline class="rate" points="{" ".join(run)}"/>')
-    return _svg("Failure rate per minute, last hour", parts, (("failed / finished", "rate"),))
+    return _svg("Failure rate per minute, last hour", parts, (("failed / ended jobs", "rate"),))

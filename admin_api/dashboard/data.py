@@ -73,6 +73,9 @@ def overview(who: Principal) -> dict[str, Any]:
     if series is not None:
         finished = sum(r["completed"] + r["failed"] for r in series)
         out["hour"] = {k: sum(r[k] for r in series) for k in timeseries.EVENTS}
+        # Per job ending, not per job: a job an operator retries counts again each time it ends (the
+        # per-minute counters are all there is; counting distinct jobs would cost a write per job).
+        out["hour"]["ended"] = finished
         out["hour"]["failure_rate"] = (100.0 * out["hour"]["failed"] / finished) if finished else None
         out["charts"] = {"throughput": charts.throughput(series), "failure_rate": charts.failure_rate(series)}
     return out
@@ -139,9 +142,32 @@ def job(who: Principal, job_id: str) -> dict[str, Any]:
         payload["payload"] = shown(_json(info.raw["js_payload"]))
     if info.state == State.COMPLETED:
         payload["result"] = shown(_result(job_id))
-    runs = list(reversed(client().runs(job_id)))  # newest first: the latest traceback is what one looks for
-    return {"job": info, "payload": payload, "runs": runs, "description": _description(info),
-            "handler": info.raw.get("js_handler")}
+    runs = mark_operator_retries(client().runs(job_id))
+    return {"job": info, "payload": payload, "runs": list(reversed(runs)),  # newest first: the latest traceback
+            "operator_retries": sum(1 for run in runs if run["after_retry"]),  # is what one looks for
+            "description": _description(info), "handler": info.raw.get("js_handler")}
+
+
+# A run that ends with its attempt still to come back: the next run keeps the same attempt number.
+SAME_ATTEMPT_NEXT = frozenset({"handed_back", "accepted"})
+
+
+def mark_operator_retries(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs, oldest first, each with `after_retry`: True for the first run after an operator's retry or
+    requeue. Those reset the job's attempts, so the attempt number starts over: it goes down, or stays the
+    same after a run that did not hand its attempt back (a worker's handback and an HTTP handler's 202
+    leave the number to the next run). Read off the history alone: no Redis write marks a retry."""
+    out: list[dict[str, Any]] = []
+    prev: dict[str, Any] | None = None
+    for run in runs:
+        attempt = run.get("attempt")
+        restarted = False
+        if prev is not None and isinstance(attempt, int) and isinstance(prev.get("attempt"), int):
+            restarted = attempt < prev["attempt"] or (
+                attempt == prev["attempt"] and prev.get("outcome") not in SAME_ATTEMPT_NEXT)
+        out.append({**run, "after_retry": restarted})
+        prev = run
+    return out
 
 
 def _description(info: JobInfo) -> str | None:

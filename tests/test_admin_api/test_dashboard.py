@@ -226,6 +226,25 @@ def test_overview_shows_counts_oldest_age_and_charts(dash, client, leases):
     assert 'data-queue="mail"' in html and 'data-queue="default"' in html
     assert html.count("<svg") == 2 and "Failure rate per minute" in html
     assert "100.0%" in html  # one finished job this hour, and it failed
+    # The tile says what it counts: job endings, a job retried by an operator once per ending.
+    assert "failed / ended jobs, last hour" in html and "1 of 1 endings" in html
+
+
+def test_failure_rate_counts_each_ending_of_a_job_an_operator_retried(dash, client, leases):
+    job_id = make_failed(client, leases)
+    for _ in range(2):
+        client.requeue(job_id)
+        lease = leases.claim(["default"], "host.1.w")
+        assert lease is not None and lease.job_id == job_id
+        leases.fail(lease, RuntimeError("boom"), retryable=False)
+    done = client.enqueue(NOOP).id
+    lease = leases.claim(["default"], "host.1.w")
+    assert lease is not None and lease.job_id == done
+    leases.complete(lease, None, "host.1.w", time.time(), time.time())
+    html = dash.get("/dashboard/").get_data(as_text=True)
+    # One job is failed now; it ended failed three times, beside one completion: 3 of 4 endings.
+    assert re.search(r'data-state="failed">1<', html)
+    assert 'id="failure-rate">75.0%<' in html and "3 of 4 endings" in html
 
 
 def test_job_browser_filters_and_pages_with_a_cursor(dash, client, leases):
@@ -254,6 +273,39 @@ def test_job_page_shows_runs_tracebacks_and_redacted_payload(dash, client, lease
         assert secret not in html
     assert html.count(MASK) == 4 and "visible-arg" in html and "fine" in html
     assert "boom line" in html and "kaput" in html
+
+
+def test_job_page_marks_where_each_operator_retry_began(dash, client, leases):
+    job_id = client.enqueue(NOOP, max_attempts=2).id
+    lease = leases.claim(["default"], "host.1.w")
+    leases.fail(lease, RuntimeError("first try"), retryable=False)  # attempt 1: failed for good
+    page = dash.get(f"/dashboard/jobs/{job_id}").get_data(as_text=True)
+    assert "retried by an operator" not in page and 'id="operator-retries"' not in page
+    for n in range(2):
+        dash.post(f"/dashboard/jobs/{job_id}/retry")  # an operator's retry: attempts start over
+        lease = leases.claim(["default"], "host.1.w")
+        assert lease is not None and lease.attempt == 1
+        leases.fail(lease, RuntimeError(f"again {n}"), retryable=False)
+    html = dash.get(f"/dashboard/jobs/{job_id}").get_data(as_text=True)
+    assert html.count("attempt 1 ·") == 3
+    assert html.count('class="retry-mark"') == 2
+    assert "started over 2 times by operator retries" in html
+    # Newest first: each marker sits between the run after the retry and the one before it.
+    runs = html.split('data-region="job_runs"', 1)[1]
+    order = re.findall(r"again 1|again 0|first try|retry-mark", runs)
+    assert order == ["again 1", "retry-mark", "again 0", "retry-mark", "first try"]
+    # The live twin renders the same.
+    live = dash.get(f"/dashboard/api/live/jobs/{job_id}").get_json()["regions"]["job_runs"]
+    assert live.count('class="retry-mark"') == 2
+
+
+def test_runs_that_hand_their_attempt_back_are_no_operator_retry():
+    from admin_api.dashboard.data import mark_operator_retries
+
+    runs = [{"attempt": 1, "outcome": "handed_back"}, {"attempt": 1, "outcome": "retrying"},
+            {"attempt": 2, "outcome": "accepted"}, {"attempt": 2, "outcome": "failed"},
+            {"attempt": 1, "outcome": "lease_lost"}, {"attempt": 1, "outcome": "completed"}, {"outcome": "failed"}]
+    assert [r["after_retry"] for r in mark_operator_retries(runs)] == [False, False, False, False, True, True, False]
 
 
 def test_big_payloads_are_cut(dash, client):

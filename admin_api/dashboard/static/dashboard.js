@@ -37,7 +37,13 @@
         // Do not yank a field out from under a user who is typing in it.
         const focus = document.activeElement;
         if (focus && region.contains(focus) && focus.matches("input, select, textarea")) continue;
+        // Keep what the user opened or closed (a run, an audit entry's parameters) as it was.
+        const opened = new Map();
+        region.querySelectorAll("details[data-key]").forEach(function (d) { opened.set(d.dataset.key, d.open); });
         region.innerHTML = html;
+        region.querySelectorAll("details[data-key]").forEach(function (d) {
+          if (opened.has(d.dataset.key)) d.open = opened.get(d.dataset.key);
+        });
       }
       say("live · updated " + new Date(body.at_ms).toLocaleTimeString());
       document.dispatchEvent(new CustomEvent("dashboard:refreshed"));
