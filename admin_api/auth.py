@@ -128,3 +128,13 @@ def require_unlimited(principal: Principal, what: str) -> None:
 
 def _set(values: Iterable[str] | None) -> frozenset[str] | None:
     return frozenset(values) if values is not None else None
+
+
+def require_code_choice(who: Principal, path: str, what: str) -> None:
+    """Only an admin key may name the Python code a job runs, and only inside the allow-list of modules
+    (JOBSVC_ALLOWED_MODULES, jobsvc.allowlist): 403 for a lesser key, 422 (module_not_allowed) outside it.
+    Everyone else names a registry function (`ns/name`) an admin declared, or a handler URL."""
+    if not who.grants(apikeys.ADMIN):
+        raise forbidden(f"{what} names Python code ({path!r}): only an admin key may; name a registry function "
+                        f"(namespace/name) or a handler URL instead")
+    current_app.config["JOBSVC"].module_allow_list().check_path(path)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from . import defaults
+from .allowlist import ModuleAllowList
 from .errors import ValidationError
 
 
@@ -44,6 +45,10 @@ class Config:
     # GET /metrics without a key (JOBSVC_METRICS_PUBLIC=1), for a Prometheus that cannot send one; off, the
     # scrape needs a key with jobs:read, since queue and function names are visible in the output.
     metrics_public: bool = False
+    # Module prefixes (JOBSVC_ALLOWED_MODULES="app.tasks,billing") whose functions jobs created through the HTTP
+    # API may run; empty: none (such jobs may still name handler URLs). Jobs enqueued from Python run any
+    # importable function, as in RQ. See jobsvc/allowlist.py.
+    allowed_modules: str = ""
 
     def __post_init__(self) -> None:
         if self.lease_ttl <= 0:
@@ -57,6 +62,7 @@ class Config:
         if not self.key_prefix:
             raise ValidationError("key_prefix must not be empty")
         self.namespace_secrets()  # refuse a malformed JOBSVC_HANDLER_SECRETS at start, not at first use
+        self.module_allow_list()  # and a malformed JOBSVC_ALLOWED_MODULES
 
     def namespace_secrets(self) -> dict[str, str]:
         """handler_secrets as {namespace: secret}."""
@@ -67,6 +73,9 @@ class Config:
                 raise ValidationError("JOBSVC_HANDLER_SECRETS must be namespace=secret pairs separated by commas")
             out[namespace.strip()] = secret.strip()
         return out
+
+    def module_allow_list(self) -> ModuleAllowList:
+        return ModuleAllowList.parse(self.allowed_modules)
 
     def secret_for(self, namespace: str) -> str:
         """The secret that signs requests of a namespace's jobs ('' when none is configured)."""

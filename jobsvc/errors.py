@@ -20,6 +20,12 @@ class UnsafeURL(ValidationError):
     code = "unsafe_url"
 
 
+class NotAllowed(ValidationError):
+    """An import path (or what it resolves to) is outside the allow-list of modules (jobsvc.allowlist)."""
+
+    code = "module_not_allowed"
+
+
 class NotFound(JobsvcError, LookupError):
     """No job, queue or key of that id."""
 

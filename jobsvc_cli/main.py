@@ -41,7 +41,8 @@ def _config(args: argparse.Namespace) -> Config:
         env_beat = Config.from_env(lease_ttl=max(lease, defaults.LEASE_TTL)).heartbeat_interval
         beat = env_beat if env_beat < lease else lease / 3
     return Config.from_env(redis_url=_redis_url(args), lease_ttl=lease, heartbeat_interval=beat,
-                           shutdown_grace=getattr(args, "grace", None))
+                           shutdown_grace=getattr(args, "grace", None),
+                           allowed_modules=getattr(args, "allow_modules", None))
 
 
 def _queues(raw: list[str]) -> list[str]:
@@ -147,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--heartbeat-interval", type=float, default=None, help="seconds (default: lease/3)")
     w.add_argument("--grace", type=float, default=None, help="seconds an in-flight job gets on SIGTERM")
     w.add_argument("--name", default=None)
+    w.add_argument("--allow-modules", default=None, metavar="PREFIXES",
+                   help="module prefixes (comma-separated) whose functions jobs created through the HTTP API may "
+                        "run (default: $JOBSVC_ALLOWED_MODULES; none)")
     w.add_argument("--path", action="append", default=None, metavar="DIR",
                    help="import job functions from DIR too (repeatable; also $JOBSVC_PATH); the working "
                         "directory always is")

@@ -68,10 +68,13 @@ def start_processes(args: argparse.Namespace, env: dict[str, str], queues: list[
 
 def print_banner(args: argparse.Namespace, key: str, key_file: Path, url: str, grace: float) -> None:
     base = f"http://{args.host}:{args.port}"
+    allowed = Config.from_env().module_allow_list().describe()
     say(f"jobsvc is up: API {base}/api/v1  (health: /health)")
     say(f"dashboard: {base}/dashboard  (sign in with the admin key); metrics: /metrics")
     say(f"admin key: {key}  (kept in {key_file}; set ADMIN_API_KEY to choose one)")
     say(f"REDIS_URL={url}  -- enqueue with jobsvc.Client(REDIS_URL); `jobsvc` commands run here use it too")
+    say(f"jobs created through the API may run Python functions from: {allowed}  (JOBSVC_ALLOWED_MODULES=app.tasks,...;"
+        f" jobs enqueued from Python run any function)")
     say(f"Ctrl+C stops everything (in-flight jobs get {grace:g}s to finish; Ctrl+C twice hands them back at once)")
 
 

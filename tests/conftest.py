@@ -36,9 +36,14 @@ def r(redis_server):
     conn.close()
 
 
+# The suite runs as a deployment whose jobs from the HTTP API may run functions of the `tests` package
+# (JOBSVC_ALLOWED_MODULES=tests); tests of the allow-list itself choose their own.
+ALLOWED_MODULES = "tests"
+
+
 @pytest.fixture
 def config(redis_url):
-    return Config(redis_url=redis_url)
+    return Config(redis_url=redis_url, allowed_modules=ALLOWED_MODULES)
 
 
 @pytest.fixture
@@ -53,6 +58,7 @@ def subprocess_env(redis_url):
     env["REDIS_URL"] = redis_url
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
+    env["JOBSVC_ALLOWED_MODULES"] = ALLOWED_MODULES
     return env
 
 
@@ -167,7 +173,8 @@ def run_worker(r, redis_url):
                                               signal.SIGALRM)}
 
     def run(queues=("default",), **config):
-        worker = LeasedWorker(list(queues), r, Config(redis_url=redis_url, **config))
+        worker = LeasedWorker(list(queues), r, Config(redis_url=redis_url, **{"allowed_modules": ALLOWED_MODULES,
+                                                                              **config}))
         worker.work(burst=True)
         return worker
 

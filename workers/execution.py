@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jobsvc.errors import JobTimeout, NonRetryableError
+from jobsvc.allowlist import ModuleAllowList
+from jobsvc.errors import JobTimeout, NonRetryableError, NotAllowed
 from jobsvc.serialization import load_data
 
 from .imports import import_function
@@ -43,13 +44,20 @@ class FunctionCache:
     def __init__(self) -> None:
         self._cache: dict[str, Callable[..., Any]] = {}
 
-    def resolve(self, name: str, instance: Any) -> Callable[..., Any]:
+    def resolve(self, name: str, instance: Any, allow: ModuleAllowList | None = None) -> Callable[..., Any]:
+        """`allow`: the allow-list a job from the HTTP API must stay inside (checked on every job: a function
+        cached for a trusted job is not thereby allowed to an API one)."""
         if instance is not None:
+            if allow is not None:
+                raise NotAllowed("jobs created through the HTTP API cannot call methods of pickled instances")
             return getattr(instance, name)
         func = self._cache.get(name)
         if func is None:
-            func = import_function(name)
+            func = import_function(name, allow)
             self._cache[name] = func
+        elif allow is not None:
+            allow.check_path(name)
+            allow.check_object(name, func)
         return func
 
 
@@ -59,13 +67,14 @@ def _failure(exc: BaseException, retryable: bool) -> Outcome:
 
 
 def execute(data: bytes, timeout: int | None, functions: FunctionCache,
-            on_start: Callable[[], None], on_end: Callable[[], None]) -> Outcome:
+            on_start: Callable[[], None], on_end: Callable[[], None], allow: ModuleAllowList | None = None) -> Outcome:
     """Decode and run one job. `on_start`/`on_end` bracket the job code exactly, so signal
-    handlers know when raising into the job is safe. HandBack and Terminated propagate to the caller."""
+    handlers know when raising into the job is safe. HandBack and Terminated propagate to the caller.
+    `allow`: for a job created through the HTTP API, the modules its function must come from."""
     name = ""
     try:
         name, instance, args, kwargs = load_data(data)
-        func = functions.resolve(name, instance)
+        func = functions.resolve(name, instance, allow)
     except Exception as exc:  # noqa: BLE001 - an unloadable job fails at once, never retried
         out = _failure(exc, retryable=False)
         out.message = f"cannot load job function{f' {name}' if name else ''}: {out.message}"

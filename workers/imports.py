@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from jobsvc.allowlist import ModuleAllowList
+
 
 class FunctionImportError(Exception):
     """A job's function could not be found or imported. The job fails at once: retrying cannot help."""
@@ -55,11 +57,22 @@ def _import_longest_module(parts: list[str]) -> tuple[Any, int]:
                               f"`jobsvc worker --path DIR` or JOBSVC_PATH)")
 
 
-def import_function(path: str) -> Callable[..., Any]:
-    """The callable at `path` ("package.module.function", or "module.Class.method")."""
+def import_function(path: str, allow: ModuleAllowList | None = None) -> Callable[..., Any]:
+    """The callable at `path` ("package.module.function", or "module.Class.method"). With `allow` (a job that
+    came through the HTTP API), the path must lie inside it before anything is imported, and the object found
+    must be defined inside it (jobsvc.allowlist)."""
     parts = path.split(".")
     if len(parts) < 2 or not all(part.isidentifier() for part in parts):
         raise FunctionImportError(f"{path!r} is not an import path such as 'app.tasks.send_email'")
+    if allow is not None:
+        allow.check_path(path)
+    obj = _resolve(parts, path)
+    if allow is not None:
+        allow.check_object(path, obj)
+    return obj
+
+
+def _resolve(parts: list[str], path: str) -> Any:
     obj, n = _import_longest_module(parts)
     where = ".".join(parts[:n])
     kind = "module"

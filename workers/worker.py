@@ -17,6 +17,7 @@ import redis
 from rq.worker import BaseWorker
 
 from jobsvc import context, scripts
+from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD, ModuleAllowList
 from jobsvc.config import Config
 from jobsvc.errors import LeaseLost, NotFound
 from jobsvc.keys import Keys
@@ -44,6 +45,7 @@ class LeasedWorker(BaseWorker):
         self.keys = Keys(config.key_prefix)
         self.leases = Leases(connection, config)
         self.functions = FunctionCache()
+        self.allow_list = self.config.module_allow_list()
         self._handlers: HandlerCaller | None = None  # made on the first handler job
         self.queue_list = list(queues)
         self._lease: Lease | None = None
@@ -122,7 +124,8 @@ class LeasedWorker(BaseWorker):
                               lambda: self._stop_at, on_terminate=self._terminate,
                               counts=lambda: (self.processed, self.failed))
         heartbeat.start()
-        log.info("worker %s: listening on %s", self.name, ", ".join(self.queue_list))
+        log.info("worker %s: listening on %s; jobs from the HTTP API may run functions from: %s", self.name,
+                 ", ".join(self.queue_list), self.allow_list.describe())
         try:
             self._loop(burst)
         finally:
@@ -199,7 +202,7 @@ class LeasedWorker(BaseWorker):
                 outcome = self._handler_caller().call(lease, self._enter_job, self._leave_job)
             else:
                 outcome = execute(lease.fields["data"], lease.timeout, self.functions, self._enter_job,
-                                  self._leave_job)
+                                  self._leave_job, self._allow_list_for(lease))
         except HandBack:
             self._handback(lease)
             return None
@@ -244,6 +247,10 @@ class LeasedWorker(BaseWorker):
                 calls = [finish]
                 self._pause(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _allow_list_for(self, lease: Lease) -> ModuleAllowList | None:
+        """The allow-list a job's function must come from: only jobs created through the HTTP API have one."""
+        return self.allow_list if lease.fields.get(ORIGIN_FIELD) == ORIGIN_API else None
 
     def _handler_caller(self) -> HandlerCaller:
         if self._handlers is None:

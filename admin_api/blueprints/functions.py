@@ -15,7 +15,7 @@ from jobsvc.functions import Function, Registry
 
 from .. import schemas as s
 from ..api import audit_counts, client, confirm, no_content, operation, reply
-from ..auth import Principal, forbidden, require_unlimited
+from ..auth import Principal, forbidden, require_code_choice, require_unlimited
 
 bp = Blueprint("functions", __name__, url_prefix="/api/v1")
 
@@ -80,10 +80,12 @@ def list_(who: Principal, q: dict[str, Any]) -> Response:
 
 
 @bp.post("/functions")
-@operation("Register a function", scope=WRITE, body=s.FunctionCreateSchema, action="functions.register",
+@operation("Register a function", scope=ADMIN, body=s.FunctionCreateSchema, action="functions.register",
            responses={201: ("registered", s.FunctionSchema), 200: ("it existed: every field replaced", s.FunctionSchema)},
            description="Creates `namespace/name`, or replaces every field of an existing one (its version goes up "
-                       "only when something changed). The registry stores import paths, never code.")
+                       "only when something changed). The registry stores import paths, never code. An admin "
+                       "action: a function decides what code runs (its `path` must lie inside "
+                       "JOBSVC_ALLOWED_MODULES) or which service is called (`handler`).")
 def register(who: Principal, body: dict[str, Any]) -> Response:
     namespace = body.get("namespace") or who.narrow("namespace", None) or "default"
     fn = Function(namespace=namespace, name=body["name"], path=body.get("path"), **{
@@ -96,6 +98,8 @@ def register(who: Principal, body: dict[str, Any]) -> Response:
         old = None
     if old is not None and not _sees(who, old):
         raise forbidden("this function is outside the key's namespaces or queues")
+    if body.get("path"):
+        require_code_choice(who, body["path"], "a function")
     saved = registry().register(namespace, body["name"], body.get("path"), **_options(body))
     audit_counts(created=int(old is None), version=saved.version)
     return reply(s.FunctionSchema, function_dict(saved), 201 if old is None else 200)
@@ -111,11 +115,17 @@ def get(namespace: str, function_name: str, who: Principal) -> Response:
 @operation("Change a function", scope=WRITE, body=s.FunctionPatchSchema, action="functions.patch",
            responses={200: FUNCTION}, errors=(404, 409),
            description="Some fields; `enabled: false` disables it: new jobs of it are refused (409) and its queued "
-                       "jobs wait until it is enabled again.")
+                       "jobs wait until it is enabled again. Changing `path` or `handler` needs an admin key.")
 def patch(namespace: str, function_name: str, who: Principal, body: dict[str, Any]) -> Response:
     visible_function(who, namespace, function_name)
     changes = _options(body)
+    if "handler" in body and not who.grants(ADMIN):
+        raise forbidden("changing a function's handler is an admin action: it decides which service is called")
     if "path" in body:
+        if body["path"]:
+            require_code_choice(who, body["path"], "a function")
+        elif not who.grants(ADMIN):
+            raise forbidden("changing a function's path is an admin action")
         changes["path"] = body["path"]
     if who.queues is not None and "queue" in changes and not who.sees(changes["queue"] or "default", namespace):
         raise forbidden("this key may not move a function outside its queues")
@@ -157,6 +167,8 @@ def sync(who: Principal, body: dict[str, Any]) -> Response:
         confirm(body["dry_run"])
     items = []
     for item in body["functions"]:
+        if item.get("path"):
+            require_code_choice(who, item["path"], f"function {item.get('name')!r}")
         values = dict(item)
         if "backoff" in values:
             values["backoff"] = backoff_in(values["backoff"])

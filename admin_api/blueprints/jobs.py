@@ -9,6 +9,7 @@ import redis
 from flask import Blueprint, Response
 
 from jobsvc import scripts
+from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD
 from jobsvc.apikeys import READ, WRITE
 from jobsvc.backoff import Backoff
 from jobsvc.client import Enqueued
@@ -22,7 +23,7 @@ from jobsvc.states import State
 
 from .. import schemas as s
 from ..api import ApiError, audit_counts, client, config, conn, jsonable, no_content, operation, reply
-from ..auth import Principal, forbidden
+from ..auth import Principal, forbidden, require_code_choice
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 
@@ -125,8 +126,11 @@ def _spec(who: Principal, body: dict[str, Any]) -> tuple[JobSpec, dict[str, str]
     elif body.get("handler") is not None:
         spec = JobSpec(func=None, handler=body["handler"], queue=queue, namespace=namespace, **options)
     else:
+        require_code_choice(who, body["function"], "a job")
         spec = JobSpec(func=body["function"], args=tuple(body["args"]), kwargs=dict(body["kwargs"]), queue=queue,
                        namespace=namespace, **options)
+    # Workers run this job's Python function only from the allowed modules (jobsvc.allowlist).
+    extra[ORIGIN_FIELD] = ORIGIN_API
     if body.get("trigger") == "pull":  # a job for pull workers (POST /jobs/claim): it is ready now
         if spec.trigger != "immediate":
             raise ValidationError(f"trigger 'pull' runs now: give no delay or run_at (given: {spec.trigger!r})")

@@ -16,7 +16,7 @@ from jobsvc.schedules import Schedule, Schedules, ScheduleSpec
 
 from .. import schemas as s
 from ..api import audit_counts, client, no_content, operation, reply
-from ..auth import Principal, forbidden
+from ..auth import Principal, forbidden, require_code_choice
 from .functions import backoff_in, backoff_out
 
 bp = Blueprint("schedules", __name__, url_prefix="/api/v1")
@@ -71,7 +71,12 @@ def visible_schedule(who: Principal, schedule_id: str) -> Schedule:
     return sc
 
 
-def _core_values(body: dict[str, Any]) -> dict[str, Any]:
+def _core_values(who: Principal, body: dict[str, Any]) -> dict[str, Any]:
+    """The core's fields from a create or patch body. A raw import path as `function` (not `ns/name`) names
+    Python code: an admin key's choice only, inside the allowed modules."""
+    function = body.get("function")
+    if function and "/" not in function:
+        require_code_choice(who, function, "a schedule")
     values = dict(body)
     if "backoff" in values:
         values["backoff"] = backoff_in(values["backoff"])
@@ -95,7 +100,7 @@ def list_(who: Principal, q: dict[str, Any]) -> Response:
            description="Give `cron` (with `timezone`) or `interval`. A `function` of the form `ns/name` is a "
                        "registry function (it must exist). 409 when the id is taken.")
 def create(who: Principal, body: dict[str, Any]) -> Response:
-    values = _core_values(body)
+    values = _core_values(who, body)
     values.setdefault("id", secrets.token_hex(8))
     spec = ScheduleSpec.from_dict(values)
     if not sees_schedule(who, spec):
@@ -118,7 +123,7 @@ def get(schedule_id: str, who: Principal) -> Response:
                        "start_at or end_at (or enabling it) moves its next run to the first one from now.")
 def patch(schedule_id: str, who: Principal, body: dict[str, Any]) -> Response:
     current = visible_schedule(who, schedule_id)
-    values = _core_values(body)
+    values = _core_values(who, body)
     if who.limited:
         merged = {k: v for k, v in current.spec_dict().items()}
         merged.update(values)

@@ -9,7 +9,7 @@ from jobsvc.schedules import Schedules
 from tests.test_admin_api.support import ADMIN_KEY, NOOP
 
 READ, WRITE, ADMIN = apikeys.READ, apikeys.WRITE, apikeys.ADMIN
-JOB = {"function": NOOP}
+JOB = {"function": "ns/fn"}  # over HTTP a lesser key names a registry function, never an import path
 
 # (method, path, body, scope needed); {job} and {key} are filled in per test.
 ENDPOINTS = [
@@ -17,6 +17,7 @@ ENDPOINTS = [
     ("POST", "/jobs", JOB, WRITE),
     ("POST", "/jobs/batch", {"jobs": [JOB]}, WRITE),
     ("GET", "/jobs/stats", None, READ),
+    ("GET", "/stats", None, READ),
     ("GET", "/jobs/{job}", None, READ),
     ("PATCH", "/jobs/{job}", {"priority": 2}, WRITE),
     ("DELETE", "/jobs/{job}", None, WRITE),
@@ -45,14 +46,14 @@ ENDPOINTS = [
     ("DELETE", "/keys/{key}", None, ADMIN),
     ("GET", "/audit", None, ADMIN),
     ("GET", "/schedules", None, READ),
-    ("POST", "/schedules", {"function": NOOP, "interval": 60}, WRITE),
+    ("POST", "/schedules", {"function": "ns/fn", "interval": 60}, WRITE),
     ("GET", "/schedules/{schedule}", None, READ),
     ("PATCH", "/schedules/{schedule}", {"description": "x"}, WRITE),
     ("DELETE", "/schedules/{schedule}", None, ADMIN),
     ("POST", "/schedules/{schedule}/execute", None, WRITE),
     ("GET", "/schedules/{schedule}/runs", None, READ),
     ("GET", "/functions", None, READ),
-    ("POST", "/functions", {"namespace": "ns", "name": "other", "path": NOOP}, WRITE),
+    ("POST", "/functions", {"namespace": "ns", "name": "other", "path": NOOP}, ADMIN),
     ("GET", "/functions/{fn}", None, READ),
     ("PATCH", "/functions/{fn}", {"timeout": 5}, WRITE),
     ("DELETE", "/functions/{fn}", None, ADMIN),

@@ -104,7 +104,7 @@ def test_sync_dry_run_then_confirmed(api, client):
 def test_sync_validation(api):
     assert "functions" in _fields(api.post("/functions/sync", json={"namespace": "ops"}))
     dup = api.post("/functions/sync", json={"namespace": "ops", "functions": [
-        {"name": "a", "path": "x.y"}, {"name": "a", "path": "x.z"}]})
+        {"name": "a", "path": "tests.x.y"}, {"name": "a", "path": "tests.x.z"}]})
     assert dup.status_code == 422 and "twice" in dup.get_json()["error"]["message"]
     assert api.post("/functions/sync", json={"functions": [{"name": "a", "path": "x.y", "namespace": "o"}]}
                     ).status_code == 422
@@ -149,7 +149,7 @@ def test_limited_keys(api, make_key, client):
     assert key.get("/functions/b/f").status_code == 404
     assert key.delete("/functions/b/f").status_code == 404
     assert key.post("/functions", json={"namespace": "b", "name": "g", "path": "x.y"}).status_code == 403
-    created = key.post("/functions", json={"name": "g", "path": "x.y"})  # its one namespace
+    created = key.post("/functions", json={"name": "g", "path": "tests.jobfuncs.add"})  # its one namespace
     assert created.status_code == 201 and created.get_json()["ref"] == "a/g"
     assert key.post("/jobs", json={"function": "b/f"}).status_code == 403
     assert key.post("/jobs", json={"function": "a/f"}).status_code == 201

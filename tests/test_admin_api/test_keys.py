@@ -6,6 +6,9 @@ import pytest
 from jobsvc import apikeys
 from tests.test_admin_api.support import NOOP, make_running
 
+# A job a write key may create: a handler URL (a raw import path needs an admin key; test_allowlist.py).
+HANDLER_JOB = {"handler": "https://8.8.8.8/hook"}
+
 
 def test_create_key_returns_the_secret_once(api):
     resp = api.post("/keys", json={"name": "ci", "scopes": ["jobs:write"]})
@@ -52,7 +55,7 @@ def test_bad_key_requests_are_422(api, body):
 def test_write_includes_read(api, make_key):
     key = make_key("jobs:write")
     assert api.as_key(key).get("/jobs").status_code == 200
-    assert api.as_key(key).post("/jobs", json={"function": NOOP}).status_code == 201
+    assert api.as_key(key).post("/jobs", json=HANDLER_JOB).status_code == 201
 
 
 def test_limited_key_cannot_manage_keys(api, make_key):
@@ -90,9 +93,9 @@ def test_key_limited_to_several_namespaces_must_name_one_to_list(api, make_key):
 
 def test_namespace_key_creates_in_its_namespace(api, make_key):
     key = api.as_key(make_key("jobs:write", namespaces=["a"]))
-    assert key.post("/jobs", json={"function": NOOP}).get_json()["namespace"] == "a"
-    assert key.post("/jobs", json={"function": NOOP, "namespace": "b"}).status_code == 403
-    batch = key.post("/jobs/batch", json={"jobs": [{"function": NOOP}, {"function": NOOP, "namespace": "b"}]})
+    assert key.post("/jobs", json=HANDLER_JOB).get_json()["namespace"] == "a"
+    assert key.post("/jobs", json={**HANDLER_JOB, "namespace": "b"}).status_code == 403
+    batch = key.post("/jobs/batch", json={"jobs": [HANDLER_JOB, {**HANDLER_JOB, "namespace": "b"}]})
     assert batch.status_code == 403
 
 
@@ -137,7 +140,7 @@ def test_namespace_key_sees_workers_but_not_other_namespaces_jobs(api, client, r
 def test_idempotency_key_of_an_invisible_job_is_409(api, client, make_key):
     client.enqueue(NOOP, namespace="b", idempotency_key="shared")
     key = api.as_key(make_key("jobs:write", namespaces=["a"]))
-    resp = key.post("/jobs", json={"function": NOOP, "idempotency_key": "shared"})
+    resp = key.post("/jobs", json={**HANDLER_JOB, "idempotency_key": "shared"})
     assert resp.status_code == 409
 
 
@@ -168,6 +171,6 @@ def test_same_secret_compares_any_lengths():
 def test_batch_with_an_invisible_idempotency_key_creates_nothing(api, client, make_key):
     client.enqueue(NOOP, namespace="b", idempotency_key="shared")
     key = api.as_key(make_key("jobs:write", namespaces=["a"]))
-    body = {"jobs": [{"function": NOOP}, {"function": NOOP, "idempotency_key": "shared"}]}
+    body = {"jobs": [HANDLER_JOB, {**HANDLER_JOB, "idempotency_key": "shared"}]}
     assert key.post("/jobs/batch", json=body).status_code == 409
     assert key.get("/jobs").get_json()["jobs"] == []

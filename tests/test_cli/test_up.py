@@ -96,6 +96,7 @@ def test_up_runs_api_worker_and_scheduler_on_embedded_redis(stack):
     out = (data.parent / "up.log").read_text()
     assert re.search(r"admin key: \S{32,}", out)
     assert f"http://127.0.0.1:{port}/dashboard" in out
+    assert "jobs created through the API may run Python functions from: tests" in out
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()  # embedded Redis stopped with it
 
