@@ -29,7 +29,9 @@ class Heartbeat:
                  current: Callable[[], tuple[Lease | None, float]], on_grace_over: Callable[[], None],
                  grace_deadline: Callable[[], float | None],
                  on_terminate: Callable[[str], None] | None = None,
-                 counts: Callable[[], tuple[int, int]] | None = None):
+                 counts: Callable[[], tuple[int, int]] | None = None,
+                 on_lease_lost: Callable[[str], None] | None = None,
+                 in_job: Callable[[], bool] | None = None):
         self.redis = conn
         self.config = config
         self.leases = Leases(conn, config)
@@ -40,6 +42,10 @@ class Heartbeat:
         self.grace_deadline = grace_deadline
         self.on_terminate = on_terminate
         self.counts = counts or (lambda: (0, 0))
+        self.on_lease_lost = on_lease_lost
+        # Whether job code runs now. The worker leaves the job before it sends the outcome, so a lease found
+        # gone while this is false was ended by that outcome (or is about to be refused by it), not lost.
+        self.in_job = in_job or (lambda: True)
         self.worker_name = worker_key.removeprefix("rq:worker:")  # the name claim.lua stored (may hold ':')
         self.terminate_key = Keys(config.key_prefix).terminate(self.worker_name)
         self.stopped = threading.Event()
@@ -92,8 +98,12 @@ class Heartbeat:
             log.error("job %s hung past its timeout of %ss: lease left to expire", lease.job_id, timeout)
             return
         lost = self.leases.renew([lease], holder=self.worker_name)
-        if lost and self.current()[0] is lease:
-            log.warning("job %s: lease lost while running; its outcome will be rejected", lease.job_id)
+        if lost and self.current()[0] is lease and self.in_job():
+            # Expired (a long pause) or revoked: another worker may run the job now, and this run's outcome
+            # would be rejected, so its code stops here, as terminate stops it.
+            log.warning("job %s: lease lost while running (expired or revoked): stopping its code", lease.job_id)
+            if self.on_lease_lost is not None:
+                self.on_lease_lost(lease.job_id)
 
     def _loop(self) -> None:
         while not self.stopped.wait(TICK):

@@ -55,6 +55,7 @@ class LeasedWorker(BaseWorker):
         self._stop_at: float | None = None  # monotonic deadline of the shutdown grace period
         self._last_signal = 0.0
         self._terminate_id: str | None = None
+        self._terminate_reason = ""
         # A separate connection for blocking waits: a wait broken by a signal is simply dropped.
         self._waiter = redis.Redis(connection_pool=redis.ConnectionPool(**connection.connection_pool.connection_kwargs))
         self.processed = 0
@@ -90,10 +91,13 @@ class LeasedWorker(BaseWorker):
         if self._in_job and lease is not None and lease.job_id == self._terminate_id:
             raise Terminated()
 
-    def _terminate(self, job_id: str) -> None:
+    def _terminate(self, job_id: str, reason: str = "terminated by an operator") -> None:
         # Called from the heartbeat thread; a real signal so a job blocked in a system call stops too.
-        self._terminate_id = job_id
+        self._terminate_id, self._terminate_reason = job_id, reason
         signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR2)  # type: ignore[arg-type]
+
+    def _lease_lost(self, job_id: str) -> None:
+        self._terminate(job_id, "stopped: its lease was lost (expired or revoked), so its outcome would be rejected")
 
     def _interrupt(self) -> None:
         if self._in_job:
@@ -122,7 +126,8 @@ class LeasedWorker(BaseWorker):
         self.register_birth()
         heartbeat = Heartbeat(self.connection, self.config, self.key, self._current, self._grace_over,
                               lambda: self._stop_at, on_terminate=self._terminate,
-                              counts=lambda: (self.processed, self.failed))
+                              counts=lambda: (self.processed, self.failed), on_lease_lost=self._lease_lost,
+                              in_job=lambda: self._in_job)
         heartbeat.start()
         log.info("worker %s: listening on %s; jobs from the HTTP API may run functions from: %s", self.name,
                  ", ".join(self.queue_list), self.allow_list.describe())
@@ -208,7 +213,7 @@ class LeasedWorker(BaseWorker):
             return None
         except Terminated:
             self._lease = None
-            log.info("job %s terminated by an operator", lease.job_id)
+            log.info("job %s %s", lease.job_id, self._terminate_reason)
             return None if self.stopping else self._claim()
         finally:
             context.enter(None)

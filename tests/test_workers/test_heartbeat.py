@@ -81,3 +81,31 @@ def test_a_worker_named_with_colons_renews_its_own_leases(client, r, config):
     before = lease.expires_ms
     Heartbeat(r, config, "rq:worker:api:1", lambda: (lease, 0.0), lambda: None, lambda: None).run_once(now=0.5)
     assert r.zscore(f"{config.key_prefix}leases", lease.job_id) > before
+
+
+def _lost_lease(client, r, config):
+    """A running job whose lease another holder took (as after an expiry and a reclaim)."""
+    client.enqueue("tests.jobfuncs.noop")
+    lease = Leases(r, config).claim(["default"], "test", lease_ttl=5)
+    r.hset(f"rq:job:{lease.job_id}", "js_token", "someone-else")
+    return lease
+
+
+def test_a_lease_lost_while_job_code_runs_stops_that_code(client, r, config, caplog):
+    lease = _lost_lease(client, r, config)
+    stopped = []
+    beat = Heartbeat(r, config, "rq:worker:test", lambda: (lease, 0.0), lambda: None, lambda: None,
+                     on_lease_lost=stopped.append, in_job=lambda: True)
+    beat.run_once(now=1.0)
+    assert stopped == [lease.job_id]
+    assert "lease lost while running (expired or revoked): stopping its code" in caplog.text
+
+
+def test_a_lease_ended_by_the_jobs_own_outcome_is_not_reported_lost(client, r, config, caplog):
+    """The outcome was sent (job code left) and accepted between the claim and this beat: no warning."""
+    lease = _lost_lease(client, r, config)
+    stopped = []
+    beat = Heartbeat(r, config, "rq:worker:test", lambda: (lease, 0.0), lambda: None, lambda: None,
+                     on_lease_lost=stopped.append, in_job=lambda: False)
+    beat.run_once(now=1.0)
+    assert stopped == [] and "lease lost" not in caplog.text
