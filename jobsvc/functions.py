@@ -17,7 +17,8 @@ A disabled function refuses new jobs (WrongState) and its queued jobs stay queue
 SISMEMBER in claim.lua on jobs made from the registry), until it is enabled again.
 
 Redis (under the key prefix): `function:<ns>/<name>` hash (spec JSON, version, created_ms, updated_ms),
-`functions:<ns>` and `function_namespaces` listing indexes, `functions:disabled` set of disabled refs.
+`function_names:<ns>` and `function_namespaces` listing indexes, `functions:disabled` set of disabled refs
+(jobsvc/keys.py: no namespace or name can spell the fixed `functions:disabled`).
 """
 from __future__ import annotations
 
@@ -92,9 +93,10 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 
 def check_name(namespace: Any, name: Any) -> None:
-    if not isinstance(namespace, str) or not NAMESPACE_NAME.match(namespace):
+    # fullmatch: the patterns end in `$`, which `match` lets through before a final newline ("ns\n").
+    if not isinstance(namespace, str) or not NAMESPACE_NAME.fullmatch(namespace):
         raise ValidationError(f"namespace {namespace!r} must be 1-64 of A-Z a-z 0-9 _ . -")
-    if not isinstance(name, str) or not FUNCTION_NAME.match(name):
+    if not isinstance(name, str) or not FUNCTION_NAME.fullmatch(name):
         raise ValidationError(f"function name {name!r} must be 1-128 of A-Z a-z 0-9 _ . -")
 
 
@@ -129,10 +131,10 @@ class Function:
             ):
                 raise ValidationError(f"a handler's timeout must be {defaults.HANDLER_TIMEOUT_MIN}-"
                                       f"{defaults.HANDLER_TIMEOUT_MAX} seconds")
-        elif not isinstance(self.path, str) or not IMPORT_PATH.match(self.path):
+        elif not isinstance(self.path, str) or not IMPORT_PATH.fullmatch(self.path):
             raise ValidationError(f"path {self.path!r} must be an import path like 'package.module.function' "
                                   "(the registry stores import paths, never code)")
-        if self.queue is not None and (not isinstance(self.queue, str) or not QUEUE_NAME.match(self.queue)):
+        if self.queue is not None and (not isinstance(self.queue, str) or not QUEUE_NAME.fullmatch(self.queue)):
             raise ValidationError(f"queue name {self.queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
         object.__setattr__(self, "backoff", check_job_defaults(self.queue, self.timeout, self.max_attempts,
                                                                self.priority, self.backoff))
@@ -271,7 +273,7 @@ class Registry:
         return Keys(self.prefix).function(namespace, name)
 
     def index(self, namespace: str) -> str:
-        return Keys(self.prefix).functions(namespace)
+        return Keys(self.prefix).function_names(namespace)
 
     @property
     def namespaces_key(self) -> str:

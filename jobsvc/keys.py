@@ -1,6 +1,24 @@
 """The Redis key layout. RQ's keys keep RQ's names so RQ's tools read jobsvc data;
 jobsvc's own keys live under the configured prefix. Lua scripts build the same names
-from the prefix they are given; `tests/test_jobsvc/test_keys.py` keeps the two in step."""
+from the prefix they are given; `tests/test_jobsvc/test_keys.py` keeps the two in step.
+
+The layout rule: no name a user or a job chooses can ever spell a system key.
+Why: a function namespace called "disabled" once made its listing index `functions:disabled`, the set of
+disabled functions that claim.lua reads on every registry job; the save wrote a sorted set there and from
+then on every registry-function job in every namespace failed to be claimed (WRONGTYPE).
+
+  * A key is `<prefix><family>` or `<prefix><family>:<rest>`; its family is the text up to the first ':'.
+  * A *named* family's keys put a chosen name (queue, job id, namespace, function name, schedule id, worker,
+    idempotency key, group) right after `<family>:`. A *fixed* key is spelled out in full here.
+  * No fixed key starts with `<family>:` of a named family (`functions:disabled` is fixed, so the per
+    namespace index is `function_names:<ns>`, not `functions:<ns>`). Whatever a name is, its key stays in
+    its own family.
+  * Text after a name (`schedule:<id>:stats`) only where the name cannot contain ':' (namespaces, function
+    names and schedule ids are `[A-Za-z0-9_.-]`). Queue names and job ids may contain ':', so their keys end
+    with the name, or with a number after it (`lane:<queue>:<priority>`).
+
+`tests/test_jobsvc/test_keys.py` checks the rule over every member of `Keys`; a new key goes here, with its
+Redis type in `TYPES`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,6 +30,21 @@ RQ_JOB = "rq:job:"
 RQ_QUEUE = "rq:queue:"
 RQ_QUEUES = "rq:queues"
 RQ_RESULTS = "rq:results:"
+
+# The Redis type each member of Keys names (TYPE's answer). Lua scripts that write named keys check these
+# types before their first write; tests compare every key in Redis with them.
+TYPES = {
+    "job": "hash", "results": "stream", "rq_queue": "list", "rq_queues": "set", "lane": "list",
+    "finished": "zset", "failed": "zset", "canceled": "zset", "deferred": "zset", "rq_scheduled": "zset",
+    "quarantined": "zset", "lanes": "set", "wake": "list", "runs": "list", "idempotency": "string",
+    "count": "hash", "groups": "set", "created": "zset", "scheduled_in": "zset", "stats": "hash", "tally": "hash",
+    "minute": "hash", "scheduler_stats": "hash", "notify": "zset", "notify_entry": "hash", "leases": "zset",
+    "scheduled": "zset", "scheduler_wake": "list", "scheduler_leader": "string", "queues": "set", "paused": "set",
+    "function": "hash", "function_names": "zset", "function_namespaces": "zset", "functions_disabled": "set",
+    "schedule": "hash", "schedule_stats": "hash", "schedule_runs": "zset", "schedule_run": "hash",
+    "schedules": "zset", "schedules_due": "zset", "schedules_pending": "zset", "terminate": "list",
+    "apikeys": "hash", "audit": "stream", "audit_rate": "string",
+}
 
 
 @dataclass(frozen=True)
@@ -26,10 +59,20 @@ class Keys:
     def results(job_id: str) -> str:
         return RQ_RESULTS + job_id
 
+    @staticmethod
+    def rq_queue(queue: str) -> str:
+        """RQ's queue list: the ready jobs of priority 5 (plain `rq.Queue.enqueue` pushes here)."""
+        return RQ_QUEUE + queue
+
+    @property
+    def rq_queues(self) -> str:
+        """RQ's queue registry: `rq:queue:<q>` names (enqueue.lua adds them; promote_rq.lua walks it)."""
+        return RQ_QUEUES
+
     def lane(self, queue: str, priority: int) -> str:
         """Ready list for one priority of a queue; priority 5 is RQ's own queue list."""
         if priority == defaults.PRIORITY:
-            return RQ_QUEUE + queue
+            return self.rq_queue(queue)
         return f"{self.prefix}lane:{queue}:{priority}"
 
     @staticmethod
@@ -146,8 +189,10 @@ class Keys:
     def function(self, namespace: str, name: str) -> str:
         return f"{self.prefix}function:{namespace}/{name}"
 
-    def functions(self, namespace: str) -> str:
-        return f"{self.prefix}functions:{namespace}"
+    def function_names(self, namespace: str) -> str:
+        """Names of a namespace's functions (listing index). Not `functions:<ns>`: that family holds the
+        fixed `functions:disabled`, which a namespace called "disabled" would overwrite (layout rule above)."""
+        return f"{self.prefix}function_names:{namespace}"
 
     @property
     def function_namespaces(self) -> str:
@@ -165,6 +210,14 @@ class Keys:
         """Run outcome counters that complete.lua, fail.lua and reap_expired.lua bump."""
         return f"{self.prefix}schedule:{schedule_id}:stats"
 
+    def schedule_runs(self, schedule_id: str) -> str:
+        """Run ids (a fire's job id, or the id a skipped fire would have had) by scheduled ms."""
+        return f"{self.prefix}schedule:{schedule_id}:runs"
+
+    def schedule_run(self, schedule_id: str) -> str:
+        """Run records (JSON) by run id: the run history, kept after result_ttl deletes the jobs."""
+        return f"{self.prefix}schedule:{schedule_id}:run"
+
     @property
     def schedules(self) -> str:
         return f"{self.prefix}schedules"
@@ -176,6 +229,20 @@ class Keys:
     @property
     def schedules_pending(self) -> str:
         return f"{self.prefix}schedules:pending"
+
+    @property
+    def apikeys(self) -> str:
+        """Scoped API keys: key id -> JSON record (jobsvc/apikeys.py)."""
+        return f"{self.prefix}apikeys"
+
+    @property
+    def audit(self) -> str:
+        """The audit log stream (jobsvc/audit.py)."""
+        return f"{self.prefix}audit"
+
+    def audit_rate(self, key_id: str) -> str:
+        """Audit entries written by one API key id in the current window (jobsvc/audit.py: rate_key)."""
+        return f"{self.prefix}audit:rate:{key_id}"
 
     def terminate(self, worker: str) -> str:
         """Ids an operator terminated that this worker is running: it stops them within a tick."""

@@ -25,7 +25,8 @@ last_job, last_fire_ms), `schedule:<id>:stats` (runs, completed, failed, skipped
 runtime_n; completed/failed are counted by complete.lua, fail.lua and reap_expired.lua from the job's
 `js_schedule` field), `schedule:<id>:runs` (run ids by scheduled time) and `schedule:<id>:run` (run
 records), `schedules` (listing index), `schedules:due` (next fire ms), `schedules:pending` (runs whose
-outcome is not yet copied into the run history).
+outcome is not yet copied into the run history). Schedule ids cannot contain ':', so no id can spell another
+schedule's `:stats` / `:runs` / `:run` key, and no id can reach the fixed `schedules:*` keys (jobsvc/keys.py).
 """
 from __future__ import annotations
 
@@ -142,7 +143,7 @@ class ScheduleSpec:
 
     def __post_init__(self) -> None:
         s = object.__setattr__
-        if not isinstance(self.id, str) or not SCHEDULE_ID.match(self.id):
+        if not isinstance(self.id, str) or not SCHEDULE_ID.fullmatch(self.id):
             raise ValidationError(f"schedule id {self.id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
         if (self.function is None) == (self.handler is None):
             raise ValidationError("give a function (import path or registry 'ns/name') or a handler URL, one of them")
@@ -156,7 +157,7 @@ class ScheduleSpec:
             raise ValidationError("function must be an import path ('app.tasks.f') or a registry function ('ns/name')")
         elif "/" in self.function:
             parse_ref(self.function)
-        elif not IMPORT_PATH.match(self.function):
+        elif not IMPORT_PATH.fullmatch(self.function):
             raise ValidationError(f"function {self.function!r} must be an import path like 'package.module.function' "
                                   "or a registry function 'namespace/name'")
         if (self.cron is None) == (self.interval is None):
@@ -178,10 +179,10 @@ class ScheduleSpec:
             raise ValidationError("kwargs must be an object with text keys")
         s(self, "args", _jsonable(self.args, "args"))
         s(self, "kwargs", _jsonable(self.kwargs, "kwargs"))
-        if self.queue is not None and (not isinstance(self.queue, str) or not QUEUE_NAME.match(self.queue)):
+        if self.queue is not None and (not isinstance(self.queue, str) or not QUEUE_NAME.fullmatch(self.queue)):
             raise ValidationError(f"queue name {self.queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
         if self.namespace is not None and (not isinstance(self.namespace, str)
-                                           or not NAMESPACE_NAME.match(self.namespace)):
+                                           or not NAMESPACE_NAME.fullmatch(self.namespace)):
             raise ValidationError(f"namespace {self.namespace!r} must be 1-64 of A-Z a-z 0-9 _ . -")
         s(self, "backoff", check_job_defaults(self.queue, self.timeout, self.max_attempts, self.priority,
                                               self.backoff))
@@ -456,7 +457,7 @@ class Schedules:
 
     @staticmethod
     def _check_id(schedule_id: str) -> None:
-        if not isinstance(schedule_id, str) or not SCHEDULE_ID.match(schedule_id):
+        if not isinstance(schedule_id, str) or not SCHEDULE_ID.fullmatch(schedule_id):
             raise NotFound(f"no schedule {schedule_id}")
 
     def _load_spec(self, schedule_id: str) -> tuple[ScheduleSpec, int] | None:
@@ -490,7 +491,7 @@ class Schedules:
         for sid, h, _ in rows:
             last = h.get("last_job", "")
             pipe.hget(f"rq:job:{last}", "js_state")
-            pipe.hget(self.key(sid) + ":run", last)
+            pipe.hget(Keys(self.prefix).schedule_run(sid), last)
         states = pipe.execute()
         out = []
         for i, (sid, h, stats) in enumerate(rows):
@@ -522,7 +523,7 @@ class Schedules:
         may be short: keep following the cursor."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
             raise ValidationError("limit must be 1-500")
-        if cursor is not None and not SCHEDULE_ID.match(cursor):
+        if cursor is not None and not SCHEDULE_ID.fullmatch(cursor):
             raise ValidationError("cursor is not a schedule id")
         low = f"({cursor}" if cursor else "-"
         ids = [i.decode() for i in self.redis.zrangebylex(self.index_key, low, "+", start=0, num=limit + 1)]
@@ -572,7 +573,8 @@ class Schedules:
             if not sep:
                 raise ValidationError("bad runs cursor")
             top = after[0]
-        entries = self.redis.zrevrangebyscore(key + ":runs", top, "-inf", start=0, num=limit + 8, withscores=True)
+        entries = self.redis.zrevrangebyscore(Keys(self.prefix).schedule_runs(schedule_id), top, "-inf", start=0,
+                                              num=limit + 8, withscores=True)
         page = []
         for member, score in entries:
             m = member.decode()
@@ -581,7 +583,7 @@ class Schedules:
             page.append((m, score))
         more = len(page) > limit
         page = page[:limit]
-        records = self.redis.hmget(key + ":run", [m for m, _ in page]) if page else []
+        records = self.redis.hmget(Keys(self.prefix).schedule_run(schedule_id), [m for m, _ in page]) if page else []
         runs: list[dict[str, Any]] = []
         live: list[int] = []
         for (m, score), rec in zip(page, records):
@@ -839,7 +841,10 @@ class Schedules:
     def record_runs(self, after: str = "-inf", batch: int = defaults.SCHEDULE_RECORD_BATCH) -> tuple[int, str]:
         """Copy the outcomes of finished runs into their schedules' run history (round-robin over pending runs,
         `batch` per call). Returns (finalized, cursor for the next call)."""
-        _, finalized, nxt = scripts.call(self.redis, "schedule_record", (), (self.prefix, batch, after))
+        _, finalized, nxt, dropped = scripts.call(self.redis, "schedule_record", (), (self.prefix, batch, after))
+        if dropped:
+            log.warning("schedule runs %s cannot be recorded (a key of the wrong type, or a damaged record): "
+                        "dropped from the pending runs", ", ".join(d.decode() for d in dropped))
         return int(finalized), nxt.decode() if isinstance(nxt, bytes) else str(nxt)
 
 

@@ -236,3 +236,18 @@ local function collect_deletion(prefix, id, idem, group, dels, by_group)
   dels[#dels + 1] = prefix .. 'runs:' .. id
   if group then by_group[group] = (by_group[group] or 0) + 1 end
 end
+
+-- Before its first write, a script that writes keys named after user input checks each key holds the type
+-- the layout gives it (jobsvc/keys.py TYPES) or does not exist: a WRONGTYPE half-way through would leave
+-- the writes before it behind (Redis does not roll a script back). checks = {key, type, key, type, ...}.
+-- Returns nil when all fit, else the error reply for the caller to return (nothing written).
+local function wrong_type(checks)
+  for i = 1, #checks, 2 do
+    local t = redis.call('TYPE', checks[i])['ok']
+    if t ~= 'none' and t ~= checks[i + 1] then
+      return redis.error_reply('WRONGTYPE ' .. checks[i] .. ' is a ' .. t .. ', not a ' .. checks[i + 1]
+        .. ': nothing changed')
+    end
+  end
+  return nil
+end

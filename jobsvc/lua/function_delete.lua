@@ -1,13 +1,20 @@
 -- function_delete.lua: remove a registry function (jobsvc/functions.py). Jobs already created from it keep
 -- their import path and run; a namespace left without functions leaves the namespace list.
+-- Key types are checked before the first write, so an error leaves Redis as it was.
 -- KEYS: none
 -- ARGV: prefix, namespace, name
--- Returns: {0}; {-1} no such function
+-- Returns: {0}; {-1} no such function; an error reply, nothing written: a key of another type than
+--          jobsvc/keys.py gives it
 local prefix, ns, name = ARGV[1], ARGV[2], ARGV[3]
 local ref = ns .. '/' .. name
-if redis.call('DEL', prefix .. 'function:' .. ref) == 0 then return {-1} end
-local index = prefix .. 'functions:' .. ns
+local key = prefix .. 'function:' .. ref
+local index = prefix .. 'function_names:' .. ns
+local spaces = prefix .. 'function_namespaces'
+local disabled = prefix .. 'functions:disabled'
+local bad = wrong_type({key, 'hash', index, 'zset', spaces, 'zset', disabled, 'set'})
+if bad then return bad end
+if redis.call('DEL', key) == 0 then return {-1} end
 redis.call('ZREM', index, name)
-redis.call('SREM', prefix .. 'functions:disabled', ref)
-if redis.call('ZCARD', index) == 0 then redis.call('ZREM', prefix .. 'function_namespaces', ns) end
+redis.call('SREM', disabled, ref)
+if redis.call('ZCARD', index) == 0 then redis.call('ZREM', spaces, ns) end
 return {0}

@@ -1,31 +1,58 @@
 -- function_save.lua: create or change a registry function (jobsvc/functions.py); its version goes up on
 -- every change. A disabled function's "ns/name" is in the disabled set that claim.lua checks.
+-- Everything is checked before the first write (names, key types, the stored version), so a refusal or an
+-- error leaves Redis as it was.
 -- KEYS: none
 -- ARGV: prefix, namespace, name, spec_json (canonical), enabled (1|0), mode (create|update|upsert),
 --       expected_version ('' for any), wake_queue ('' for none), wake_cap
 -- Returns: {0, version, changed (1|0)}; {-1} no such function (update); {-3, version} exists (create);
---          {-4, version} the stored version is not the expected one (a concurrent change)
+--          {-4, version} the stored version is not the expected one (a concurrent change);
+--          an error reply, nothing written: a name outside [A-Za-z0-9_.-], a key of another type than
+--          jobsvc/keys.py gives it, a stored function without a numeric version, or a bad argument
 local prefix, ns, name, spec, enabled, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1', ARGV[6]
+local wake_queue, wake_cap = ARGV[8], tonumber(ARGV[9])
+-- The key layout (jobsvc/keys.py) relies on names without ':' or '/': never write a key from one.
+if not (string.match(ns, '^[%w_.%-]+$') and string.match(name, '^[%w_.%-]+$')) then
+  return redis.error_reply('bad function namespace or name ' .. ns .. '/' .. name .. ': nothing changed')
+end
+local expected = tonumber(ARGV[7])
+if (ARGV[7] ~= '' and not expected) or (wake_queue ~= '' and not wake_cap) then
+  return redis.error_reply('function_save: bad expected_version or wake_cap: nothing changed')
+end
 local ref = ns .. '/' .. name
 local key = prefix .. 'function:' .. ref
+local index = prefix .. 'function_names:' .. ns
+local spaces = prefix .. 'function_namespaces'
+local disabled = prefix .. 'functions:disabled'
+local checks = {key, 'hash', index, 'zset', spaces, 'zset', disabled, 'set'}
+if wake_queue ~= '' then
+  checks[#checks + 1] = prefix .. 'wake:' .. wake_queue
+  checks[#checks + 1] = 'list'
+end
+local bad = wrong_type(checks)
+if bad then return bad end
 local cur = redis.call('HMGET', key, 'spec', 'version')
 local version = tonumber(cur[2])
+if not version and redis.call('EXISTS', key) == 1 then
+  return redis.error_reply(key .. ' has no numeric version: nothing changed')
+end
 if mode == 'create' and version then return {-3, version} end
 if mode == 'update' and not version then return {-1} end
-if ARGV[7] ~= '' and (version or 0) ~= tonumber(ARGV[7]) then return {-4, version or 0} end
+if expected and (version or 0) ~= expected then return {-4, version or 0} end
+-- Checked: the writes below cannot fail half-way. The listing indexes are (re)written even when nothing
+-- changed, so saving a function again repairs its listing (functions stored under an older index name).
+redis.call('ZADD', index, 0, name)
+redis.call('ZADD', spaces, 0, ns)
 if cur[1] == spec then return {0, version, 0} end
 local now = now_ms()
 version = (version or 0) + 1
 local fields = {'spec', spec, 'version', version, 'updated_ms', now}
 if version == 1 then fields[#fields + 1] = 'created_ms'; fields[#fields + 1] = now end
 redis.call('HSET', key, unpack(fields))
-redis.call('ZADD', prefix .. 'functions:' .. ns, 0, name)
-redis.call('ZADD', prefix .. 'function_namespaces', 0, ns)
-local disabled = prefix .. 'functions:disabled'
 if enabled then
   -- Jobs held while it was disabled can run again: wake the workers of its queue.
-  if redis.call('SREM', disabled, ref) == 1 and ARGV[8] ~= '' then
-    wake_workers(prefix, ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[9]))
+  if redis.call('SREM', disabled, ref) == 1 and wake_queue ~= '' then
+    wake_workers(prefix, wake_queue, wake_cap, wake_cap)
   end
 else
   redis.call('SADD', disabled, ref)

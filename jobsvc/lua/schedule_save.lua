@@ -1,21 +1,44 @@
 -- schedule_save.lua: create or change a cron schedule (jobsvc/schedules.py); its version goes up on every
 -- change of its definition. An enabled schedule with a next fire time sits in the due index the scheduler
 -- reads; the scheduler is woken when this schedule is now the earliest.
+-- Everything is checked before the first write (the id, key types, the stored version, the times), so a
+-- refusal or an error leaves Redis as it was.
 -- KEYS: none
 -- ARGV: prefix, id, def_json (canonical), enabled (1|0), mode (create|update|upsert), expected_version
 --       ('' for any), set_next (1: store next_ms; 0: keep the stored one), next_ms ('' for none), now_ms
 -- Returns: {0, version, changed (1|0), next_ms ('' for none)}; {-1} no such schedule (update);
---          {-3, version} exists (create); {-4, version} the stored version is not the expected one
+--          {-3, version} exists (create); {-4, version} the stored version is not the expected one;
+--          an error reply, nothing written: an id outside [A-Za-z0-9_.-], a key of another type than
+--          jobsvc/keys.py gives it, a stored schedule without a numeric version, or a bad argument
 local prefix, id, def, enabled, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5]
+-- The key layout (jobsvc/keys.py) relies on ids without ':' (schedule:<id>:stats...): never write one.
+if not string.match(id, '^[%w_.%-]+$') then
+  return redis.error_reply('bad schedule id ' .. id .. ': nothing changed')
+end
+local expected = tonumber(ARGV[6])
+if (ARGV[6] ~= '' and not expected) or (ARGV[8] ~= '' and not tonumber(ARGV[8])) or not tonumber(ARGV[9]) then
+  return redis.error_reply('schedule_save: bad expected_version, next_ms or now_ms: nothing changed')
+end
 local key = prefix .. 'schedule:' .. id
+local index, due = prefix .. 'schedules', prefix .. 'schedules:due'
+-- The run keys (:stats, :runs, :run) are only deleted here, which works on any type: not checked.
+local bad = wrong_type({key, 'hash', index, 'zset', due, 'zset', prefix .. 'scheduler:wake', 'list'})
+if bad then return bad end
 local cur = redis.call('HMGET', key, 'def', 'version', 'next_ms')
 local version = tonumber(cur[2])
+if not version and redis.call('EXISTS', key) == 1 then
+  return redis.error_reply(key .. ' has no numeric version: nothing changed')
+end
 if mode == 'create' and version then return {-3, version} end
 if mode == 'update' and not version then return {-1} end
-if ARGV[6] ~= '' and (version or 0) ~= tonumber(ARGV[6]) then return {-4, version or 0} end
+if expected and (version or 0) ~= expected then return {-4, version or 0} end
 local nxt = cur[3] or ''
 if ARGV[7] == '1' or not version then nxt = ARGV[8] end
+if nxt ~= '' and not tonumber(nxt) then
+  return redis.error_reply(key .. ' has a non-numeric next_ms: nothing changed')
+end
 if cur[1] == def and nxt == (cur[3] or '') then return {0, version, 0, nxt} end
+-- Checked: the writes below cannot fail half-way.
 local fields = {'next_ms', nxt}
 if cur[1] ~= def then
   version = (version or 0) + 1
@@ -29,8 +52,7 @@ if version == 1 and not cur[2] then
   redis.call('DEL', key .. ':stats', key .. ':runs', key .. ':run')
 end
 redis.call('HSET', key, unpack(fields))
-redis.call('ZADD', prefix .. 'schedules', 0, id)
-local due = prefix .. 'schedules:due'
+redis.call('ZADD', index, 0, id)
 if enabled and nxt ~= '' then
   redis.call('ZADD', due, nxt, id)
   wake_scheduler_if_first(prefix, due, id)

@@ -199,3 +199,14 @@ def test_cli_functions_sync_dry_run_then_real(reg, redis_url, tmp_path, monkeypa
     assert cli(["functions", "disable", "cli/f"]) == 0
     assert reg.get("cli", "f").enabled is False
     assert cli(["functions", "get", "cli/nope"]) == 2
+
+
+def test_saving_a_function_again_repairs_its_listing(reg, r):
+    """Functions stored under the old index name (`functions:<ns>`, issue 11) do not list; saving them again, even
+    unchanged (same version), puts them back in the listing indexes."""
+    reg.register("billing", "charge", "tests.jobfuncs.add")
+    r.delete("jobsvc:function_names:billing", "jobsvc:function_namespaces")
+    assert reg.all() == [] and reg.namespaces() == []
+    assert reg.register("billing", "charge", "tests.jobfuncs.add").version == 1
+    assert [f.ref for f in reg.all()] == ["billing/charge"]
+    assert reg.namespaces() == [{"namespace": "billing", "functions": 1, "disabled": 0}]

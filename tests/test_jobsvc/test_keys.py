@@ -1,5 +1,13 @@
-"""The Lua scripts build key names themselves; these tests pin them to jobsvc/keys.py."""
-from jobsvc.keys import Keys
+"""The Lua scripts build key names themselves; these tests pin them to jobsvc/keys.py, and check the layout rule
+(no chosen name can spell a system key) over every key `Keys` names."""
+import pytest
+
+from jobsvc import apikeys, audit
+from jobsvc.functions import FUNCTION_NAME
+from jobsvc.job import NAMESPACE_NAME
+from jobsvc.keys import TYPES, Keys
+from jobsvc.schedules import SCHEDULE_ID, Schedules
+from tests.keylayout import NAME, members, shapes
 
 
 def test_lane_of_default_priority_is_rq_queue_list():
@@ -32,3 +40,59 @@ def test_lua_registry_and_schedule_key_names_match_python(client, r):
     assert r.exists(k.function("billing", "charge"))
     assert r.sismember(k.functions_disabled, "billing/charge")
     assert r.zscore(k.function_namespaces, "billing") is not None
+    assert r.zscore(k.function_names("billing"), "charge") is not None
+
+    sch = Schedules(client)
+    sch.create(id="nightly", function="billing/charge", interval=60)
+    Registry(client).enable("billing", "charge")
+    job_id = sch.execute("nightly")
+    assert r.exists(k.schedule("nightly"))
+    assert r.zscore(k.schedules, "nightly") is not None and r.zscore(k.schedules_due, "nightly") is not None
+    assert r.zscore(k.schedule_runs("nightly"), job_id) is not None
+    assert r.hexists(k.schedule_run("nightly"), job_id)
+    assert r.hget(k.schedule_stats("nightly"), "runs") == b"1"
+    assert r.zscore(k.schedules_pending, job_id) is not None
+
+
+def test_fixed_keys_named_outside_keys_py_match_it():
+    assert apikeys.records_key("p:") == Keys("p:").apikeys
+    assert audit.stream_key("p:") == Keys("p:").audit
+
+
+def test_every_key_has_a_type():
+    assert sorted(TYPES) == members()
+
+
+@pytest.mark.parametrize("prefix", ["jobsvc:", "app:"])
+def test_no_chosen_name_can_spell_a_fixed_key(prefix):
+    """The layout rule of jobsvc/keys.py: a named family `<family>:` holds only keys made from names, so no
+    fixed key starts with one (the bug: `functions:<namespace>` and the fixed `functions:disabled`)."""
+    fixed = [s.text for s in shapes(prefix) if s.fixed]
+    named = [s for s in shapes(prefix) if not s.fixed]
+    for shape in named:
+        assert shape.family.endswith(":"), f"{shape.member}: a name must follow '<family>:' ({shape.text!r})"
+        clash = [f for f in fixed if f.startswith(shape.family)]
+        assert not clash, f"{clash} would be the {shape.member} key of a name {clash[0][len(shape.family):]!r}"
+
+
+def test_named_families_do_not_overlap():
+    """Two families, neither a prefix of the other; within one family (schedule:<id>, schedule:<id>:stats ...)
+    the shapes differ after the name by ':' + suffix, and the name cannot contain ':'."""
+    named = [s for s in shapes() if not s.fixed]
+    for a in named:
+        for b in named:
+            if a.family != b.family:
+                assert not b.family.startswith(a.family), (a.member, b.member)
+    by_family: dict[str, list[str]] = {}
+    for s in named:
+        by_family.setdefault(s.family, []).append(s.text[len(s.family):])
+    shared = {family: rests for family, rests in by_family.items() if len(rests) > 1}
+    assert list(shared) == ["jobsvc:schedule:"]
+    assert all(rest == NAME or rest.startswith(NAME + ":") for rest in shared["jobsvc:schedule:"])
+    for pattern in (SCHEDULE_ID, NAMESPACE_NAME, FUNCTION_NAME):
+        assert not pattern.fullmatch("a:b") and not pattern.fullmatch("a/b")
+
+
+def test_a_namespace_called_disabled_has_its_own_index():
+    k = Keys()
+    assert k.function_names("disabled") != k.functions_disabled
