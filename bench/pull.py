@@ -84,7 +84,7 @@ def client_loop(base: str, count: int, start_at: float, stop_at: float, out: Any
 
 def fill(client: Client, n: int) -> None:
     for start in range(0, n, 5000):
-        client.enqueue_many([client.job(NOOP, queue=QUEUE) for _ in range(min(5000, n - start))])
+        client.enqueue_pull_many([client.job(NOOP, queue=QUEUE) for _ in range(min(5000, n - start))])
 
 
 def tree_cpu(pids: list[int]) -> float:

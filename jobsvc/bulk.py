@@ -24,6 +24,7 @@ from .config import Config
 from .errors import ValidationError
 from .job import QUEUE_NAME
 from .keys import RQ_QUEUE, Keys
+from .listing import zpage_after
 from .serialization import utcnow_str
 from .states import State, parse_state
 
@@ -35,6 +36,8 @@ Progress = Callable[[int, int], None] | None
 
 RETRYABLE = (State.FAILED, State.QUARANTINED, State.CANCELLED)
 PRUNABLE = (State.COMPLETED, State.FAILED, State.CANCELLED, State.QUARANTINED)
+# States whose jobs end at a TTL (result_ttl for completed, failure_ttl for failed and cancelled): sweep_ttl.lua.
+TTL_STATES = (State.COMPLETED, State.FAILED, State.CANCELLED)
 
 
 @dataclass
@@ -125,8 +128,8 @@ def _retry(operation: str, conn: redis.Redis, config: Config, flt: BulkFilter, d
 def prune(conn: redis.Redis, config: Config, flt: BulkFilter, dry_run: bool = False, progress: Progress = None,
           chunk: int = defaults.BULK_CHUNK) -> BulkResult:
     """Delete terminal jobs (the filter's state, default all four terminal states) with everything that is
-    theirs: hash, result stream, run history, registry and created-index entries, idempotency key (if it
-    still points to the job); each is uncounted from its group's gauge."""
+    theirs: hash, result stream, run history, registry and created-index entries; each is uncounted from its
+    group's gauge. Idempotency keys stay until their own TTL ends (a retried request is not run again)."""
     flt = flt.validated()
     states = flt.states(PRUNABLE, PRUNABLE)
     prefix = Keys(config.key_prefix).prefix
@@ -186,15 +189,15 @@ def _walk_registries(operation: str, script: str, conn: redis.Redis, config: Con
 
 def ttl_sweep(conn: redis.Redis, config: Config, dry_run: bool = False, progress: Progress = None,
               chunk: int = defaults.BULK_CHUNK, limit: int | None = None) -> BulkResult:
-    """Delete completed and failed jobs whose result / failure TTL has passed (their registry score, epoch
-    seconds, is past), as prune does, uncounting their gauges; ids whose job is already gone (or moved on)
-    only leave the registry. The cost grows with the expired entries, not with the data stored.
+    """Delete completed, failed and cancelled jobs whose result / failure TTL has passed (their registry score,
+    epoch seconds, is past), as prune does, uncounting their gauges; ids whose job is already gone (or moved
+    on) only leave the registry. The cost grows with the expired entries, not with the data stored.
     `limit` bounds the registry entries handled in one call (`more` is set when it stopped there)."""
     chunk = _chunk_size(chunk)
     keys = Keys(config.key_prefix)
     now_s = _redis_ms(conn) / 1000
     targets = [(q, s, keys.registry(s, q)) for q in _queues(conn, keys, None)
-               for s in (State.COMPLETED, State.FAILED)]
+               for s in TTL_STATES]
     pipe = conn.pipeline(transaction=False)
     for _, _, reg in targets:
         pipe.zcount(reg, "-inf", now_s)
@@ -450,24 +453,15 @@ def _add_index_reply(reply: list[Any], add: Callable[[str, Sequence[str]], None]
 
 
 def _walk_by_score(conn: redis.Redis, key: str, chunk: int) -> Iterator[list[str]]:
-    """A sorted set's members in pages, by a (score, members seen at that score) cursor: ids removed or added
-    meanwhile never shift a page, so no member present throughout is missed or repeated."""
-    low: float | None = None  # score of the last member given out
-    at_low: set[str] = set()  # members at that score already given out
-    while True:
-        want = chunk + len(at_low)
-        rows = conn.zrangebyscore(key, "-inf" if low is None else low, "+inf", start=0, num=want, withscores=True)
-        fresh = [(m, s) for m, s in ((_text(m), s) for m, s in rows) if not (s == low and m in at_low)]
-        page = fresh[:chunk]
-        if not page:
+    """A sorted set's members in pages, by a (score, member) cursor: ids removed or added meanwhile never shift
+    a page, so no member present throughout is missed or repeated, and each page costs O(log N + chunk)
+    however many members share a score (zpage_after.lua)."""
+    page = [(s, _text(m)) for m, s in conn.zrange(key, 0, chunk - 1, withscores=True)]
+    while page:
+        yield [m for _, m in page]
+        if len(page) < chunk:
             return
-        yield [m for m, _ in page]
-        if len(rows) < want and len(fresh) <= chunk:
-            return  # the range ran out before the page did
-        last = page[-1][1]
-        if last != low:
-            low, at_low = last, set()
-        at_low.update(m for m, s in page if s == last)
+        page = zpage_after(conn, key, False, page[-1], chunk)
 
 
 def _gauges(conn: redis.Redis, keys: Keys, groups: Sequence[str]) -> dict[str, dict[str, int]]:

@@ -22,6 +22,8 @@ from .stats import EVENTS, Group
 from .urlguard import check_url
 
 NOOP = "jobsvc.client.noop"
+# The hash field that makes a job a pull job (enqueue.lua puts it in its queue's pull lanes).
+PULL_FIELDS = {"js_trigger": "pull"}
 _OPTIONS = frozenset(JobSpec.__dataclass_fields__) - {"func", "args", "kwargs"}
 
 
@@ -80,6 +82,22 @@ class Client:
     def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
         """Enqueue a batch: one script call per ENQUEUE_BATCH jobs, all in one round trip."""
         calls = self.enqueue_calls(specs)
+        return self.parse_enqueued(scripts.call_many(self.redis, calls) if calls else [])
+
+    def enqueue_pull(self, func: Callable[..., Any] | str, *args: Any, kwargs: dict[str, Any] | None = None,
+                     **options: Any) -> Enqueued:
+        """Enqueue a job for pull workers (jobsvc.pull, POST /api/v1/jobs/claim), as POST /jobs with trigger
+        `pull` does: only a pull claim of its queue takes it, never a Python worker. It runs now (no delay or
+        at); `func` is the name the pull worker knows the work by."""
+        return self.enqueue_pull_many([self.job(func, *args, kwargs=kwargs, **options)])[0]
+
+    def enqueue_pull_many(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
+        """enqueue_pull for a batch, in one round trip."""
+        specs = list(specs)
+        for spec in specs:
+            if spec.trigger != "immediate":
+                raise ValidationError(f"a pull job runs now: give no delay or at (given: {spec.trigger!r})")
+        calls = self.enqueue_calls(specs, [dict(PULL_FIELDS) for _ in specs])
         return self.parse_enqueued(scripts.call_many(self.redis, calls) if calls else [])
 
     def enqueue_calls(self, specs: Iterable[JobSpec],
@@ -219,13 +237,14 @@ class Client:
                 if v is not None:
                     out[event] = out.get(event, 0) + int(v)
         pipe = self.redis.pipeline(transaction=False)
-        for p in range(defaults.PRIORITY_MIN, defaults.PRIORITY_MAX + 1):
+        lanes = range(defaults.PRIORITY_MIN, defaults.PRIORITY_MAX + defaults.PULL_LANE_OFFSET + 1)  # + pull lanes
+        for p in lanes:
             pipe.llen(self.keys.lane(queue, p))
         pipe.zcard(self.keys.failed(queue))
         pipe.zcard(self.keys.quarantined(queue))
         sizes = pipe.execute()
-        out["queued_now"] = sum(sizes[:10])
-        out["failed_now"], out["quarantined_now"] = sizes[10:12]
+        out["queued_now"] = sum(sizes[:len(lanes)])
+        out["failed_now"], out["quarantined_now"] = sizes[len(lanes):]
         return out
 
     # -- operator actions ------------------------------------------------------------------------
@@ -236,7 +255,7 @@ class Client:
                                                                 defaults.WAKE_TOKENS_MAX)), job_id)
 
     def cancel(self, job_id: str) -> None:
-        """queued | scheduled -> cancelled."""
+        """queued | scheduled -> cancelled; kept for the job's failure TTL, then the TTL sweep deletes it."""
         scripts.check(scripts.call(self.redis, "cancel", (), (self.keys.prefix, job_id, utcnow_str(),
                                                                self.config.failure_ttl)), job_id)
 
@@ -267,8 +286,8 @@ class Client:
     def terminate(self, job_id: str) -> str:
         """running -> cancelled: the lease is revoked at once and the worker stops the job within a second.
         Returns the name of the worker that was running it."""
-        reply = scripts.check(scripts.call(self.redis, "terminate", (), (self.keys.prefix, job_id, utcnow_str())),
-                              job_id)
+        reply = scripts.check(scripts.call(self.redis, "terminate", (), (self.keys.prefix, job_id, utcnow_str(),
+                                                                          self.config.failure_ttl)), job_id)
         return reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
 
     def pause(self, queue: str) -> None:

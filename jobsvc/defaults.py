@@ -23,6 +23,10 @@ BACKOFF_JITTER = True
 PRIORITY = 5
 PRIORITY_MIN = 1
 PRIORITY_MAX = 10
+# A pull job (POST /jobs with trigger pull) waits in its queue's pull lanes: its js_priority is its priority
+# plus this, above every real priority, so lanes 11-20 hold pull jobs only. Python workers never pop them,
+# pull claims pop nothing else (claim.lua); JobInfo shows the priority without it.
+PULL_LANE_OFFSET = PRIORITY_MAX
 
 # Job run time limit in seconds (RQ's default); -1 means none.
 JOB_TIMEOUT = 180

@@ -195,7 +195,7 @@ class JobInfo:
         return cls(
             id=job_id, state=state_of(f), queue=f.get("origin", ""), namespace=f.get("js_ns", DEFAULT_NAMESPACE),
             trigger=f.get("js_trigger", "queue"), func_name=name, args=args, kwargs=kwargs,
-            priority=int(f.get("js_priority", defaults.PRIORITY)), attempts=int(f.get("js_attempts", 0)),
+            priority=_priority(f), attempts=int(f.get("js_attempts", 0)),
             max_attempts=int(f.get("js_max_attempts", default_max_attempts)),
             lease_losses=int(f.get("js_lease_losses", 0)), worker=f.get("worker_name") or None,
             lease_expires_ms=_ms(f, "js_lease_exp"), due_ms=_ms(f, "js_due"), created_ms=_ms(f, "js_created_ms"),
@@ -204,6 +204,12 @@ class JobInfo:
             progress=int(f["js_progress"]) if f.get("js_progress") else None,
             progress_message=f.get("js_progress_msg") or None, enqueued_ms=_rq_time_ms(f.get("enqueued_at")),
         )
+
+
+def _priority(fields: dict[str, Any]) -> int:
+    """The job's priority; a pull job's js_priority is lifted into its queue's pull lanes (PULL_LANE_OFFSET)."""
+    p = int(fields.get("js_priority", defaults.PRIORITY))
+    return p - defaults.PULL_LANE_OFFSET if p > defaults.PRIORITY_MAX else p
 
 
 def _rq_time_ms(value: str | None) -> int | None:

@@ -4,7 +4,11 @@ They get the same leases as `workers.worker.LeasedWorker`: `claim` leases up to 
 `heartbeat` extends one lease, `ack` finishes the job with the lease's token. Every write is a fenced
 script (claim.lua, heartbeat.lua, complete.lua, fail.lua), so a wrong or stale token changes nothing and
 raises LeaseLost; an expired lease is taken back by the same reaper (scheduling.Reaper), attempt and lease
-loss counted, so a job that keeps losing its pull worker ends quarantined like any other."""
+loss counted, so a job that keeps losing its pull worker ends quarantined like any other.
+
+Only jobs created for pull workers (`Client.enqueue_pull`, POST /jobs with trigger `pull`) can be claimed here:
+they wait in their queue's pull lanes, which Python workers never pop, and a claim pops nothing else, so a
+pull worker never sees an ordinary job's function and arguments."""
 from __future__ import annotations
 
 import json
@@ -59,11 +63,17 @@ def claim(conn: redis.Redis, config: Config, queue: str, count: int = 1,
     _check_range("count", count, 1, defaults.PULL_COUNT_MAX)
     _check_range("visibility_timeout", visibility_timeout, 0.001, defaults.PULL_VISIBILITY_MAX)
     leases = Leases(conn, config)
-    calls = [leases.claim_call([queue], worker, lease_ttl=visibility_timeout) for _ in range(count)]
+    calls = [_pull_claim(leases.claim_call([queue], worker, lease_ttl=visibility_timeout)) for _ in range(count)]
     replies = scripts.call_many(conn, calls)
     # Every reply is read, not only those before the first empty one: a job made ready while the round trip
     # ran can land in a later call, and a lease nobody hears of would come back only through the reaper.
     return [lease for lease in (Leases.parse_claim(c, r) for c, r in zip(calls, replies)) if lease is not None]
+
+
+def _pull_claim(call: scripts.Call) -> scripts.Call:
+    """A claim of pull jobs only: claim.lua's trailing `pull` argument (after the queues)."""
+    name, keys, args = call
+    return name, keys, (*args, "pull")
 
 
 def heartbeat(conn: redis.Redis, config: Config, job_id: str, token: str,

@@ -110,7 +110,7 @@ class LeaderLock:
 
 
 class TtlSweeper:
-    """Deletes completed and failed jobs whose result / failure TTL has passed and uncounts them from their
+    """Deletes completed, failed and cancelled jobs whose result / failure TTL has passed and uncounts them from their
     groups' gauges (bulk.ttl_sweep); Redis key expiry, LIFETIME_GRACE later, is only the safety net.
     A pass handles at most `max_jobs` expired entries so that a backlog does not hold up promotions;
     `more` on the result asks for another pass soon."""

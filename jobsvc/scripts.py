@@ -25,7 +25,8 @@ def _load_sources() -> dict[str, str]:
     # Constants the scripts share with Python come from defaults.py, so they live in one place.
     constants = (f"local LIFETIME_GRACE = {defaults.LIFETIME_GRACE}\n"
                  f"local HIST_BOUNDS = {{{', '.join(str(b) for b in defaults.HISTOGRAM_BUCKETS_MS)}}}\n"
-                 f"local MINUTE_COUNTERS_TTL = {defaults.MINUTE_COUNTERS_TTL}\n")
+                 f"local MINUTE_COUNTERS_TTL = {defaults.MINUTE_COUNTERS_TTL}\n"
+                 f"local PULL_LANE_OFFSET = {defaults.PULL_LANE_OFFSET}\n")
     lib = constants + (LUA_DIR / _LIB).read_text()
     out = {}
     for path in sorted(LUA_DIR.glob("*.lua")):

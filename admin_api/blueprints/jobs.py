@@ -15,7 +15,7 @@ from jobsvc.backoff import Backoff
 from jobsvc.client import Enqueued
 from jobsvc.errors import JobsvcError, NotFound, ValidationError
 from jobsvc.functions import Registry
-from jobsvc.job import DEFAULT_NAMESPACE, JobInfo, JobSpec, decode_result
+from jobsvc.job import DEFAULT_NAMESPACE, JobInfo, JobSpec, decode_result, handler_name
 from jobsvc.keys import Keys
 from jobsvc.listing import JobFilter, list_jobs
 from jobsvc.stats import BY, group_counts
@@ -168,35 +168,54 @@ def _idempotency_conflict() -> ApiError:
     return ApiError(409, "the idempotency key belongs to a job this key may not see", "idempotency_conflict")
 
 
-def _created(who: Principal, ids: list[str]) -> list[JobInfo]:
+def _created(who: Principal, ids: list[str], specs: list[JobSpec],
+             extras: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The answer rows of enqueued jobs: each job as stored, or `_gone` when its idempotency key outlived it."""
     pipe = conn().pipeline(transaction=False)
     for job_id in ids:
         pipe.hgetall(Keys.job(job_id))
-    infos = []
-    for job_id, raw in zip(ids, pipe.execute()):
+    rows = []
+    for job_id, raw, spec, extra in zip(ids, pipe.execute(), specs, extras):
         if not raw:
-            raise NotFound(f"job {job_id} vanished right after it was enqueued")
+            rows.append(_gone(job_id, spec, extra))
+            continue
         info = JobInfo.from_hash(job_id, raw, config().max_attempts)
         if not who.sees(info.queue, info.namespace):
             raise _idempotency_conflict()
-        infos.append(info)
-    return infos
+        rows.append(job_dict(info))
+    return rows
+
+
+def _gone(job_id: str, spec: JobSpec, extra: dict[str, str]) -> dict[str, Any]:
+    """The answer for an idempotency key whose job is gone (its TTL ended, or it was pruned): the key outlives
+    it (idempotency_ttl), so the request was done already and nothing is created again. State `deleted`,
+    the job's id, and the rest as this request asked for it (what the job was is no longer stored)."""
+    name = handler_name(spec.handler) if spec.handler else (spec.func if isinstance(spec.func, str) else "")
+    return {"id": job_id, "state": "deleted", "function": name, "queue": spec.queue, "namespace": spec.namespace,
+            "trigger": extra.get("js_trigger") or spec.trigger, "args": jsonable(list(spec.args)),
+            "kwargs": jsonable(dict(spec.kwargs)), "priority": spec.priority, "progress": None,
+            "progress_message": None, "attempts": 0, "max_attempts": spec.max_attempts or config().max_attempts,
+            "timeout": spec.timeout, "created_at": None, "enqueued_at": None, "run_at": None, "started_at": None,
+            "ended_at": None, "error": None, "worker": None, "lease_expires_at": None, "handler": spec.handler,
+            "payload": jsonable(spec.payload), "callback_url": spec.callback_url, "notification": None}
 
 
 @bp.post("/jobs")
 @operation("Create a job", scope=WRITE, body=s.JobCreateSchema, action="jobs.create",
            responses={201: ("created", s.JobSchema), 200: ("the existing job of this idempotency key", s.JobSchema)},
            errors=(409,), description="Runs now, after `delay` seconds, or at `run_at`. Returns 200 with the "
-                                      "existing job when `idempotency_key` matched one. A `function` of the form "
+                                      "existing job when `idempotency_key` matched one (for `JOBSVC_IDEMPOTENCY_TTL` "
+                                      "after the first request, even once that job is gone: then its `state` is "
+                                      "`deleted`). A `function` of the form "
                                       "`ns/name` is a registry function: its defaults apply to options not given, "
                                       "and a disabled one is refused (409, `details.state` `disabled`).")
 def create_job(who: Principal, body: dict[str, Any]) -> Response:
     spec, extra = _spec(who, body)
     _idempotency_precheck(who, [spec])
     enq = _enqueue([spec], [extra])[0]
-    info = _created(who, [enq.id])[0]
+    row = _created(who, [enq.id], [spec], [extra])[0]
     audit_counts(created=int(enq.created), job_id=enq.id)
-    return reply(s.JobSchema, job_dict(info), 201 if enq.created else 200)
+    return reply(s.JobSchema, row, 201 if enq.created else 200)
 
 
 @bp.post("/jobs/batch")
@@ -217,10 +236,9 @@ def create_batch(who: Principal, body: dict[str, Any]) -> Response:
                        {"fields": {"jobs": problems}})
     _idempotency_precheck(who, specs)
     enqueued = _enqueue(specs, extras)
-    infos = _created(who, [e.id for e in enqueued])
+    rows = _created(who, [e.id for e in enqueued], specs, extras)
     audit_counts(created=sum(e.created for e in enqueued), existing=sum(not e.created for e in enqueued))
-    return reply(s.JobBatchResultSchema, {"jobs": [job_dict(i) for i in infos],
-                                          "created": [e.created for e in enqueued]}, 201)
+    return reply(s.JobBatchResultSchema, {"jobs": rows, "created": [e.created for e in enqueued]}, 201)
 
 
 # -- read --------------------------------------------------------------------------------------------------

@@ -168,6 +168,15 @@ local function set_lifetime(prefix, id, queue, ttl, has_runs)
   if ttl == 0 then redis.call('ZREM', prefix .. 'created:' .. queue, id) end
 end
 
+-- A cancelled job is kept for its failure TTL, as a failed one is: rq:canceled:<q> scores it with the epoch
+-- second that TTL ends (RQ's own registry scoring; '+inf' = kept), so the TTL sweep finds it by a score range.
+-- failure_ttl 0 keeps it until the next sweep rather than deleting it here: the operator's cancel still
+-- answers with the job (its keys expire after LIFETIME_GRACE, the safety net, if no sweep runs).
+local function keep_cancelled(prefix, id, queue, ttl, now)
+  redis.call('ZADD', 'rq:canceled:' .. queue, ttl < 0 and '+inf' or (math.floor(now / 1000) + ttl), id)
+  set_lifetime(prefix, id, queue, ttl == 0 and 1 or ttl)
+end
+
 -- The integer value of a hash field, or a default.
 local function hnum(key, field, default)
   local v = redis.call('HGET', key, field)
@@ -223,14 +232,12 @@ local function bulk_match(f, now, key, ns, group, err, ended, created)
   return true
 end
 
--- Collect what deleting an ended job removes (its hash, result stream, run history and idempotency key
--- while that still points to it) into dels, and count it off its group in by_group; the caller deletes
--- the chunk with one DEL and moves the gauges once per group.
-local function collect_deletion(prefix, id, idem, group, dels, by_group)
-  if idem then
-    local ikey = prefix .. 'idem:' .. idem
-    if redis.call('GET', ikey) == id then dels[#dels + 1] = ikey end
-  end
+-- Collect what deleting an ended job removes (its hash, result stream and run history) into dels, and count
+-- it off its group in by_group; the caller deletes the chunk with one DEL and moves the gauges once per group.
+-- The idempotency key stays: it keeps answering with this job's id (created=False) for its own TTL
+-- (idempotency_ttl), so a client retrying after the job expired or was pruned does not create it again.
+-- Only an operator's delete of the one job (delete.lua) frees the key.
+local function collect_deletion(prefix, id, group, dels, by_group)
   dels[#dels + 1] = job_key(id)
   dels[#dels + 1] = 'rq:results:' .. id
   dels[#dels + 1] = prefix .. 'runs:' .. id

@@ -1,4 +1,5 @@
--- cancel.lua: queued | scheduled | deferred -> cancelled.
+-- cancel.lua: queued | scheduled | deferred -> cancelled. The job is kept for its failure TTL (its own
+-- failure_ttl, else the default), then the TTL sweep deletes it (keep_cancelled in _lib.lua).
 -- KEYS: none
 -- ARGV: prefix, id, ended_at, failure_ttl_default
 -- Returns: {0}; {-1} no such job; {-3, state} not cancellable (running jobs are terminated instead)
@@ -7,8 +8,9 @@ local key = job_key(id)
 if redis.call('EXISTS', key) == 0 then return {-1} end
 local state = state_of(key)
 if state ~= 'queued' and state ~= 'scheduled' and state ~= 'deferred' then return {-3, state} end
-local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_callback', 'description')
+local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_callback', 'description', 'failure_ttl')
 local queue = h[1]
+local ttl = tonumber(h[6]) or tonumber(ARGV[4])
 if state == 'queued' then redis.call('LREM', lane_key(prefix, queue, h[2]), 1, id) end
 redis.call('ZREM', prefix .. 'scheduled', id)
 redis.call('ZREM', prefix .. 'scheduled:' .. queue, id)
@@ -22,7 +24,7 @@ if not h[3] then  -- enqueued by plain RQ and never moved by jobsvc: counted fro
   from = nil
 end
 redis.call('HSET', key, 'status', 'canceled', 'js_state', 'cancelled', 'ended_at', ARGV[3], 'js_ended_ms', now)
-redis.call('ZADD', 'rq:canceled:' .. queue, now, id)
+keep_cancelled(prefix, id, queue, ttl, now)
 gauge(prefix, h[3], from, 'cancelled')
 notify_end(prefix, id, h[4], now, {'state', 'cancelled', 'error', 'Cancelled: by an operator'})
 count_event(prefix, now, queue, h[3], 'cancelled')

@@ -1,19 +1,28 @@
 -- claim.lua: queued -> running under a lease. Atomic over all the worker's queues and priorities,
 -- so there is no window in which a popped job belongs to nobody.
 -- KEYS: none (names built from the prefix)
--- ARGV: prefix, lease_ms, token, worker_name, started_at, nq, queue1 .. queueN
+-- ARGV: prefix, lease_ms, token, worker_name, started_at, nq, queue1 .. queueN, then 'pull' for a pull
+--       worker's claim (jobsvc/pull.py; nothing for a Python worker's)
+-- A pull claim pops only the queues' pull lanes (priorities above PULL_LANE_OFFSET: jobs created for pull
+-- workers, enqueue.lua), a Python worker's claim only the others: neither ever pops the other's jobs, so
+-- a pull worker never sees a Python job's arguments and no job is skipped over to find one.
 -- Returns: {} when nothing is ready, else {id, queue, lease_expiry_ms, field1, value1, ...}
 -- (the fields as they stand after the claim)
 local prefix, lease_ms, token, worker, started_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local nq = tonumber(ARGV[6])
+local pull = ARGV[7 + nq] == 'pull'
 local paused = prefix .. 'paused'
 local disabled_fns = prefix .. 'functions:disabled'
 local skipped = 0
 
--- The queue's lanes in priority order: 5 (RQ's list) plus any other priority ever used.
+-- The queue's lanes this claim may pop, in priority order: 5 (RQ's list) plus any other priority ever used;
+-- for a pull claim, the pull lanes instead.
 local function lanes_of(queue)
-  local prios = {5}
-  for _, p in ipairs(redis.call('SMEMBERS', prefix .. 'lanes:' .. queue)) do prios[#prios + 1] = tonumber(p) end
+  local prios = pull and {} or {5}
+  for _, p in ipairs(redis.call('SMEMBERS', prefix .. 'lanes:' .. queue)) do
+    p = tonumber(p)
+    if (p > PULL_LANE_OFFSET) == pull then prios[#prios + 1] = p end
+  end
   table.sort(prios)
   return prios
 end

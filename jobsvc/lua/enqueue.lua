@@ -5,15 +5,21 @@
 --   id, queue, priority, delay_ms, at_ms, idem_key ('' for none), id_given (1: the caller chose the id,
 --   so an existing job of that id is returned, never overwritten), nfields, field1, value1, ...
 -- Returns: flat list id1, created1, id2, created2 ... (created 0 = idempotency key hit: existing id)
+-- An idempotency key answers with its job's id for idempotency_ttl even after the job is gone (its TTL
+-- sweep, result_ttl 0, a prune): the caller learns its request was already done, nothing is created again.
+-- A pull job (field js_trigger = pull) waits in its queue's pull lanes: js_priority is its priority +
+-- PULL_LANE_OFFSET, so every script that puts it back in a lane (promote, requeue, reap...) finds the pull
+-- lane from js_priority alone; claim.lua pops pull lanes for pull claims only and wakes no Python worker.
 local prefix, cap, idem_ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
 local out, woken, added, seen_groups = {}, {}, {}, {}
 local seq = 0
 local ncommon = tonumber(ARGV[5])
-local common, common_group = {}, nil
+local common, common_group, common_pull = {}, nil, false
 for f = 6, 5 + 2 * ncommon, 2 do
   common[#common + 1] = ARGV[f]; common[#common + 1] = ARGV[f + 1]
   if ARGV[f] == 'js_group' then common_group = ARGV[f + 1] end
+  if ARGV[f] == 'js_trigger' then common_pull = ARGV[f + 1] == 'pull' end
 end
 local i = 6 + 2 * ncommon
 for _ = 1, n do
@@ -26,7 +32,6 @@ for _ = 1, n do
   if idem ~= '' then
     local ikey = prefix .. 'idem:' .. idem
     existing = redis.call('GET', ikey)
-    if existing and redis.call('EXISTS', job_key(existing)) == 0 then existing = nil end
     if not existing then redis.call('SET', ikey, id, 'EX', idem_ttl) end
   end
   if not existing and id_given == '1' and redis.call('EXISTS', job_key(id)) == 1 then existing = id end
@@ -36,6 +41,12 @@ for _ = 1, n do
     local due = 0
     if at > 0 then due = at elseif delay > 0 then due = now + delay end
     local ready = due <= now
+    local group, pull = common_group, common_pull
+    for f = fstart, fstart + 2 * nf - 1, 2 do
+      if ARGV[f] == 'js_group' then group = ARGV[f + 1] end
+      if ARGV[f] == 'js_trigger' then pull = ARGV[f + 1] == 'pull' end
+    end
+    if pull then priority = tonumber(priority) + PULL_LANE_OFFSET end
     local hargs = {'js_created_ms', now, 'js_attempts', 0, 'js_priority', priority}
     if ready then
       hargs[#hargs + 1] = 'status'; hargs[#hargs + 1] = 'queued'
@@ -43,11 +54,7 @@ for _ = 1, n do
       hargs[#hargs + 1] = 'js_ready_ms'; hargs[#hargs + 1] = now
     end
     for _, v in ipairs(common) do hargs[#hargs + 1] = v end
-    local group = common_group
-    for f = fstart, fstart + 2 * nf - 1, 2 do
-      hargs[#hargs + 1] = ARGV[f]; hargs[#hargs + 1] = ARGV[f + 1]
-      if ARGV[f] == 'js_group' then group = ARGV[f + 1] end
-    end
+    for f = fstart, fstart + 2 * nf - 1 do hargs[#hargs + 1] = ARGV[f] end
     redis.call('HSET', job_key(id), unpack(hargs))
     gauge(prefix, group, nil, ready and 'queued' or 'scheduled')
     -- A thousandth of a ms per job keeps a batch's creation order (doubles hold it exactly at this scale).
@@ -66,7 +73,7 @@ for _ = 1, n do
     added[queue] = added[queue] + 1
     if ready then
       push_lane(prefix, queue, priority, id, false)
-      woken[queue] = (woken[queue] or 0) + 1
+      if not pull then woken[queue] = (woken[queue] or 0) + 1 end
     else
       make_scheduled(prefix, id, due, queue)
     end

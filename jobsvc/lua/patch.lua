@@ -13,6 +13,8 @@ local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_due'
 local queue, old_prio, group = h[1], h[2] or '5', h[3]
 if ARGV[3] ~= '' then redis.call('HSET', key, 'data', ARGV[3], 'description', ARGV[4]) end
 local prio = ARGV[5] ~= '' and ARGV[5] or old_prio
+-- A pull job stays in its queue's pull lanes (enqueue.lua): its new priority is lifted as its first was.
+if ARGV[5] ~= '' and tonumber(old_prio) > PULL_LANE_OFFSET then prio = tonumber(ARGV[5]) + PULL_LANE_OFFSET end
 local due = h[4]
 if ARGV[6] ~= '' then due = ARGV[6] end
 local now = now_ms()

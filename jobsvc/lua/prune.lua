@@ -1,7 +1,8 @@
 -- prune.lua: completed | failed | cancelled | quarantined -> (gone) for one chunk of jobs that match a
--- filter: the job hash, its result stream, its run history, its registry and created-index entries and its
--- idempotency key (if it still points to the job) are deleted, and the job is uncounted from its group's
--- gauge. Every job's state and the filter are checked here: a job that moved on is skipped, never deleted.
+-- filter: the job hash, its result stream, its run history, its registry and created-index entries are
+-- deleted, and the job is uncounted from its group's gauge. Its idempotency key stays until its own TTL ends
+-- (collect_deletion): pruning is housekeeping, it must not let a retried request create the job again.
+-- Every job's state and the filter are checked here: a job that moved on is skipped, never deleted.
 -- KEYS: none
 -- ARGV: prefix, dry_run (1|0), state, queue, until_ms (jobs that ended later entered the state after the
 --       operation began: left alone), namespace, function, error_lower, older_than_ms, newer_than_ms
@@ -26,7 +27,7 @@ for i = 12, #ARGV do
   local id = ARGV[i]
   local key = job_key(id)
   local h = redis.call('HMGET', key, 'js_state', 'status', 'origin', 'js_group', 'js_ns', 'js_error', 'js_ended_ms',
-    'js_created_ms', 'js_idem')
+    'js_created_ms')
   local st = h[1] or (h[2] and (rq_to_state[h[2]] or 'queued'))
   local untouched = true
   if st ~= state or h[3] ~= queue then
@@ -37,7 +38,7 @@ for i = 12, #ARGV do
     matched = matched + 1
     if #sample < nsample then sample[#sample + 1] = id end
     if not dry then
-      collect_deletion(prefix, id, h[9], h[4], dels, by_group)
+      collect_deletion(prefix, id, h[4], dels, by_group)
       done[#done + 1] = id
       changed = changed + 1
       untouched = false

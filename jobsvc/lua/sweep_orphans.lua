@@ -62,8 +62,8 @@ for i = 6, #ARGV, 2 do
       if ttl ~= 0 then reg, score = 'rq:failed:' .. queue, expiry(ended, ttl) end
     elseif st == 'quarantined' then
       reg, score = prefix .. 'quarantined:' .. queue, ended or now
-    elseif st == 'cancelled' then
-      reg, score = 'rq:canceled:' .. queue, ended or now
+    elseif st == 'cancelled' then  -- kept for its failure TTL, as keep_cancelled scores it (0: due now)
+      reg, score = 'rq:canceled:' .. queue, expiry(ended, tonumber(h[9]) or default_failure_ttl)
     end
     if reg and not redis.call('ZSCORE', reg, id) then
       orphan[#orphan + 1] = id

@@ -98,7 +98,7 @@ def test_create_handler_job_and_unsafe_url_error(admin):
 
 def test_pull_claim_and_batch_ack(admin, client):
     for _ in range(3):
-        client.enqueue(NOOP, queue="pq")
+        client.enqueue_pull(NOOP, queue="pq")
     jobs = admin.claim("pq", count=3)
     results = admin.ack_many([{"id": j["id"], "token": j["token"], "status": "completed"} for j in jobs])
     assert [row["state"] for row in results] == ["completed"] * 3

@@ -147,3 +147,39 @@ def test_batch_reports_idempotency_hits(api):
     out = api.post("/jobs/batch", json={"jobs": [{"function": NOOP, "idempotency_key": "k1"},
                                                  {"function": NOOP}]}).get_json()
     assert out["created"] == [False, True]
+
+
+def finish_and_sweep(r, config, job_id):
+    """Run the job to completion, then let the TTL sweep delete it (its result TTL moved into the past)."""
+    from jobsvc.keys import Keys
+    from jobsvc.leases import Leases
+    from jobsvc.scheduling import TtlSweeper
+
+    leases = Leases(r, config)
+    lease = leases.claim(["default"], "w")
+    assert lease.job_id == job_id
+    leases.complete(lease, None, "w", 1.0, 2.0)
+    r.zadd(Keys.finished("default"), {job_id: 1})
+    assert TtlSweeper(r, config).run_once().details["deleted"] == 1
+
+
+def test_idempotency_key_of_a_job_gone_at_its_ttl_answers_200_deleted_and_creates_nothing(api, r, config):
+    body = {"function": ADD, "args": [1, 2], "idempotency_key": "order-9", "result_ttl": 1}
+    first = api.post("/jobs", json=body).get_json()
+    finish_and_sweep(r, config, first["id"])
+    again = api.post("/jobs", json=body)
+    assert again.status_code == 200
+    job = again.get_json()
+    assert (job["id"], job["state"], job["function"], job["args"]) == (first["id"], "deleted", ADD, [1, 2])
+    assert api.get(f"/jobs/{first['id']}").status_code == 404
+    assert api.get("/jobs").get_json()["jobs"] == []
+    batch = api.post("/jobs/batch", json={"jobs": [body]}).get_json()
+    assert batch["created"] == [False] and batch["jobs"][0]["state"] == "deleted"
+    assert api.get("/jobs").get_json()["jobs"] == []
+
+
+def test_deleting_a_job_frees_its_idempotency_key(api):
+    first = api.post("/jobs", json={"function": NOOP, "idempotency_key": "order-10"}).get_json()
+    assert api.delete(f"/jobs/{first['id']}").status_code == 204
+    second = api.post("/jobs", json={"function": NOOP, "idempotency_key": "order-10"})
+    assert second.status_code == 201 and second.get_json()["id"] != first["id"]

@@ -28,7 +28,7 @@ def error_of(resp, status: int) -> dict:
 
 
 def test_claim_returns_jobs_with_their_leases(api, client, r):
-    ids = [client.enqueue("tests.jobfuncs.add", i, 1, queue="pq", meta={"k": i}).id for i in range(3)]
+    ids = [client.enqueue_pull("tests.jobfuncs.add", i, 1, queue="pq", meta={"k": i}).id for i in range(3)]
     before = redis_ms(r)
     jobs = claim(api, count=2, visibility_timeout=60)
     assert [j["id"] for j in jobs] == ids[:2]
@@ -45,8 +45,8 @@ def test_claim_returns_jobs_with_their_leases(api, client, r):
 
 
 def test_claim_defaults_and_empty_queue(api, client):
-    client.enqueue(NOOP, queue="pq")
-    client.enqueue(NOOP, queue="pq")
+    client.enqueue_pull(NOOP, queue="pq")
+    client.enqueue_pull(NOOP, queue="pq")
     (job,) = claim(api)
     assert job["lease_expires_ms"] > 0 and "meta" not in job
     assert len(claim(api, count=100)) == 1
@@ -55,13 +55,13 @@ def test_claim_defaults_and_empty_queue(api, client):
 
 
 def test_claim_names_the_worker(api, client):
-    job_id = client.enqueue(NOOP, queue="pq").id
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
     claim(api, worker="billing-svc@host-1")
     assert api.get(f"/jobs/{job_id}").get_json()["worker"] == "billing-svc@host-1"
 
 
 def test_heartbeat_extends_and_a_wrong_token_is_409(api, client, r):
-    client.enqueue(NOOP, queue="pq")
+    client.enqueue_pull(NOOP, queue="pq")
     (job,) = claim(api, visibility_timeout=5)
     resp = api.post(f"/jobs/{job['id']}/heartbeat", {"token": job["token"], "visibility_timeout": 600})
     assert resp.status_code == 200
@@ -74,7 +74,7 @@ def test_heartbeat_extends_and_a_wrong_token_is_409(api, client, r):
 
 
 def test_ack_completes_and_the_result_is_readable(api, client):
-    client.enqueue(NOOP, queue="pq")
+    client.enqueue_pull(NOOP, queue="pq")
     (job,) = claim(api)
     resp = ack(api, job, result={"total": 3, "items": ["a", None]})
     assert resp.status_code == 200
@@ -84,7 +84,7 @@ def test_ack_completes_and_the_result_is_readable(api, client):
 
 
 def test_a_second_ack_is_409_and_changes_nothing(api, client, r):
-    client.enqueue(NOOP, queue="pq")
+    client.enqueue_pull(NOOP, queue="pq")
     (job,) = claim(api)
     assert ack(api, job, result=1).status_code == 200
     before = (r.hgetall(Keys.job(job["id"])), r.xlen(Keys.results(job["id"])))
@@ -95,8 +95,8 @@ def test_a_second_ack_is_409_and_changes_nothing(api, client, r):
 
 
 def test_failed_ack_retries_or_fails(api, client):
-    retry_id = client.enqueue(NOOP, queue="pq", max_attempts=3).id
-    fail_id = client.enqueue(NOOP, queue="pq", max_attempts=3).id
+    retry_id = client.enqueue_pull(NOOP, queue="pq", max_attempts=3).id
+    fail_id = client.enqueue_pull(NOOP, queue="pq", max_attempts=3).id
     first, second = claim(api, count=2)
     resp = ack(api, first, status="failed", error={"type": "Upstream", "message": "503 from upstream"})
     body = resp.get_json()
@@ -110,7 +110,7 @@ def test_failed_ack_retries_or_fails(api, client):
 
 
 def test_callback_is_ack(api, client):
-    client.enqueue(NOOP, queue="pq")
+    client.enqueue_pull(NOOP, queue="pq")
     (job,) = claim(api)
     resp = api.post(f"/jobs/{job['id']}/callback", {"token": job["token"], "status": "completed", "result": "ok"})
     assert resp.get_json()["state"] == "completed"
@@ -154,25 +154,25 @@ def test_claim_422(api, body):
 ])
 @pytest.mark.parametrize("path", ["ack", "callback"])
 def test_ack_422(api, client, body, path):
-    job_id = client.enqueue(NOOP, queue="pq").id
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
     assert error_of(api.post(f"/jobs/{job_id}/{path}", body), 422)["code"] == "validation_error"
 
 
 def test_heartbeat_422(api, client):
-    job_id = client.enqueue(NOOP, queue="pq").id
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
     for body in ({}, {"token": ""}, {"token": "t", "visibility_timeout": 0}, {"token": "t", "x": 1}):
         error_of(api.post(f"/jobs/{job_id}/heartbeat", body), 422)
 
 
 def test_oversized_result_is_413(api, client):
-    client.enqueue(NOOP, queue="pq")
+    client.enqueue_pull(NOOP, queue="pq")
     (job,) = claim(api)
     error_of(ack(api, job, result="x" * 300_000), 413)
     assert api.get(f"/jobs/{job['id']}").get_json()["state"] == "running"
 
 
 def test_expired_lease_is_requeued_and_the_late_ack_rejected(api, client, r, config):
-    job_id = client.enqueue(NOOP, queue="pq").id
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
     (job,) = claim(api, visibility_timeout=1)
     wait_for(lambda: redis_ms(r) > job["lease_expires_ms"], 3, "lease expiry")
     assert Reaper(r, config).run_once().requeued == 1
@@ -187,7 +187,7 @@ def test_expired_lease_is_requeued_and_the_late_ack_rejected(api, client, r, con
 
 
 def test_pull_calls_write_no_audit_entry(api, client):
-    client.enqueue(NOOP, queue="pq")
+    client.enqueue_pull(NOOP, queue="pq")
     (job,) = claim(api)
     api.post(f"/jobs/{job['id']}/heartbeat", {"token": job["token"]})
     ack(api, job)
@@ -199,8 +199,8 @@ def test_pull_calls_write_no_audit_entry(api, client):
 
 
 def test_queue_limited_key_claims_only_its_queues(api, client, make_key):
-    client.enqueue(NOOP, queue="pq")
-    other = client.enqueue(NOOP, queue="other").id
+    client.enqueue_pull(NOOP, queue="pq")
+    other = client.enqueue_pull(NOOP, queue="other").id
     scoped = api.as_key(make_key(apikeys.WRITE, queues=["pq"]))
     (job,) = claim(scoped)
     assert error_of(scoped.post("/jobs/claim", {"queue": "other"}), 403)["code"] == "forbidden"
@@ -215,13 +215,13 @@ def test_queue_limited_key_claims_only_its_queues(api, client, make_key):
 
 
 def test_namespace_limited_key_cannot_claim(api, client, make_key):
-    client.enqueue(NOOP, queue="pq", namespace="ns")
+    client.enqueue_pull(NOOP, queue="pq", namespace="ns")
     scoped = api.as_key(make_key(apikeys.WRITE, namespaces=["ns"]))
     assert error_of(scoped.post("/jobs/claim", {"queue": "pq"}), 403)["code"] == "forbidden"
 
 
 def test_read_key_cannot_pull(api, client, make_key):
-    job_id = client.enqueue(NOOP, queue="pq").id
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
     reader = api.as_key(make_key(apikeys.READ))
     error_of(reader.post("/jobs/claim", {"queue": "pq"}), 403)
     error_of(reader.post(f"/jobs/{job_id}/ack", {"token": "t", "status": "completed"}), 403)
@@ -241,8 +241,18 @@ def test_trigger_pull_marks_jobs_for_listing(api):
     assert error_of(api.post("/jobs", {"function": NOOP, "trigger": "pull", "delay": 5}), 422)
 
 
+def test_a_claim_gets_only_jobs_created_for_pull(api, client):
+    plain = api.post("/jobs", {"function": "tests.jobfuncs.add", "args": [1, 2], "kwargs": {}, "queue": "pq"})
+    assert claim(api, count=10) == []  # an ordinary job's function and arguments are never handed out
+    assert api.get(f"/jobs/{plain.get_json()['id']}").get_json()["state"] == "queued"
+    made = api.post("/jobs", {"function": NOOP, "queue": "pq", "trigger": "pull", "priority": 2}).get_json()
+    assert made["priority"] == 2
+    assert [j["id"] for j in claim(api, count=10)] == [made["id"]]
+    assert api.get(f"/jobs/{plain.get_json()['id']}").get_json()["state"] == "queued"
+
+
 def test_stats_list_retry_and_prune_see_pull_queues(api, client):
-    ids = [client.enqueue(NOOP, queue="pq", max_attempts=1).id for _ in range(4)]
+    ids = [client.enqueue_pull(NOOP, queue="pq", max_attempts=1).id for _ in range(4)]
     jobs = claim(api, count=4)
     stats = api.get("/jobs/stats?by=queue").get_json()["queue"]["pq"]
     assert stats["running"] == 4
@@ -266,7 +276,7 @@ def test_stats_list_retry_and_prune_see_pull_queues(api, client):
 
 
 def test_callback_needs_no_key_only_the_token(api, client):
-    client.enqueue(NOOP, queue="pq")
+    client.enqueue_pull(NOOP, queue="pq")
     (job,) = claim(api)
     anon = api.as_key(None)
     error_of(anon.post(f"/jobs/{job['id']}/callback", {"token": "f" * 32, "status": "completed"}), 409)
@@ -276,7 +286,7 @@ def test_callback_needs_no_key_only_the_token(api, client):
 
 def test_batch_ack_finishes_many_and_refuses_stale_tokens_one_by_one(api, client, r):
     for i in range(4):
-        client.enqueue("tests.jobfuncs.add", i, 1, queue="pq")
+        client.enqueue_pull("tests.jobfuncs.add", i, 1, queue="pq")
     jobs = claim(api, count=4)
     stale = dict(jobs[1], token="f" * 32)
     before = r.hgetall(f"rq:job:{stale['id']}")
@@ -296,7 +306,7 @@ def test_batch_ack_finishes_many_and_refuses_stale_tokens_one_by_one(api, client
 
 
 def test_batch_ack_validates_every_item_before_writing(api, client):
-    client.enqueue(NOOP, queue="pq")
+    client.enqueue_pull(NOOP, queue="pq")
     (job,) = claim(api)
     resp = api.post("/jobs/ack", {"acks": [{"id": job["id"], "token": job["token"], "status": "completed"},
                                            {"id": job["id"], "token": job["token"], "status": "failed"}]})
@@ -307,7 +317,7 @@ def test_batch_ack_validates_every_item_before_writing(api, client):
 
 
 def test_batch_ack_hides_jobs_outside_a_limited_key(api, client, make_key):
-    client.enqueue(NOOP, queue="other")
+    client.enqueue_pull(NOOP, queue="other")
     (job,) = claim(api, queue="other")
     limited = api.as_key(make_key("jobs:write", queues=["pq"]))
     rows = limited.post("/jobs/ack", {"acks": [{"id": job["id"], "token": job["token"],
@@ -317,7 +327,7 @@ def test_batch_ack_hides_jobs_outside_a_limited_key(api, client, make_key):
 
 
 def test_callback_reveals_nothing_about_jobs_it_holds_no_lease_on(api, client):
-    job_id = client.enqueue(NOOP, queue="pq").id
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
     anon = api.as_key(None)
     existing = error_of(anon.post(f"/jobs/{job_id}/callback", {"token": "f" * 32, "status": "completed"}), 409)
     missing = error_of(anon.post("/jobs/no-such-job/callback", {"token": "f" * 32, "status": "completed"}), 409)

@@ -75,7 +75,7 @@ def claimer(base: str, n: int, out: list[Held], errors: list[str]) -> None:
 
 
 def test_concurrent_claimers_never_share_a_job(server, client, r):
-    ids = {e.id for e in client.enqueue_many([client.job(NOOP, queue="pq") for _ in range(JOBS)])}
+    ids = {e.id for e in client.enqueue_pull_many([client.job(NOOP, queue="pq") for _ in range(JOBS)])}
     per_claimer: list[list[Held]] = [[] for _ in range(CLAIMERS)]
     errors: list[str] = []
     threads = [threading.Thread(target=claimer, args=(server, n, per_claimer[n], errors)) for n in range(CLAIMERS)]

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import redis
 
-from jobsvc import Client, Config, ValidationError, scripts
+from jobsvc import Client, Config, State, ValidationError, defaults, scripts
 from jobsvc.bulk import BulkFilter, bulk_retry, integrity_sweep, prune, requeue_quarantined, ttl_sweep
 from jobsvc.keys import Keys
 from jobsvc.leases import Leases
@@ -300,12 +300,13 @@ def test_prune_of_10000_completed_jobs_deletes_every_key_and_uncounts_gauges(cli
     assert gauge_counts(r) == actual_counts(r) == Counter({(f"default|default|{NOOP}", "queued"): 3})
 
 
-def test_prune_deletes_run_history_and_idempotency_key_still_pointing_to_the_job(client, r, config):
+def test_prune_deletes_run_history_and_keeps_the_idempotency_key_for_its_ttl(client, r, config):
     job_id = client.enqueue(NOOP, max_attempts=1, idempotency_key="order-7").id
     run_jobs(r, config, "default", 1, lambda leases, lease: leases.fail_call(lease, "E", "x", "", False, "w", 0, 0))
     assert r.exists(KEYS.runs(job_id), KEYS.idempotency("order-7")) == 2
     assert prune(r, config, BulkFilter()).changed == 1
-    assert r.exists(KEYS.job(job_id), KEYS.results(job_id), KEYS.runs(job_id), KEYS.idempotency("order-7")) == 0
+    assert r.exists(KEYS.job(job_id), KEYS.results(job_id), KEYS.runs(job_id)) == 0
+    assert r.get(KEYS.idempotency("order-7")) == job_id.encode()  # a retried request is not run again
 
 
 def test_prune_keeps_an_idempotency_key_that_points_to_another_job(client, r, config):
@@ -444,6 +445,66 @@ def test_ttl_sweep_that_stops_at_its_limit_with_nothing_left_asks_for_no_more(cl
     assert (result.changed, result.more) == (4, False)
 
 
+def make_cancelled(client, n, **options):
+    ids = enqueue(client, n, **options)
+    for job_id in ids:
+        client.cancel(job_id)
+    return ids
+
+
+def test_ttl_sweep_deletes_cancelled_jobs_once_their_failure_ttl_passed(client, r, config):
+    ids = make_cancelled(client, 3, failure_ttl=600, idempotency_key=None)
+    now_s = redis_ms(r) // 1000
+    assert all(now_s + 599 <= r.zscore(KEYS.canceled("default"), i) <= now_s + 601 for i in ids)
+    assert ttl_sweep(r, config).changed == 0  # not yet
+    expire(r, KEYS.canceled("default"), ids[:2])
+    result = TtlSweeper(r, config).run_once()
+    assert (result.details["deleted"], sorted(result.sample)) == (2, sorted(ids[:2]))
+    assert states_of(r, ids) == [None, None, "cancelled"]
+    assert r.zcard(KEYS.canceled("default")) == 1 and r.zcard(KEYS.created("default")) == 1
+    assert_gauges_match(r)
+    assert gauge_counts(r) == Counter({(f"default|default|{NOOP}", "cancelled"): 1})
+
+
+def test_ttl_sweep_deletes_terminated_jobs_at_their_failure_ttl(client, r, config):
+    job_id = client.enqueue(NOOP, failure_ttl=60).id
+    Leases(r, config).claim(["default"], "w")
+    client.terminate(job_id)
+    assert r.zscore(KEYS.canceled("default"), job_id) >= redis_ms(r) // 1000 + 59
+    assert 60 < r.ttl(KEYS.job(job_id)) <= 60 + defaults.LIFETIME_GRACE  # Redis expiry: the safety net
+    expire(r, KEYS.canceled("default"), [job_id])
+    assert ttl_sweep(r, config).details["deleted"] == 1
+    assert not r.exists(KEYS.job(job_id), KEYS.runs(job_id))
+    assert_gauges_match(r)
+
+
+def test_cancelled_jobs_kept_forever_or_until_the_next_sweep(client, r, config):
+    kept = make_cancelled(client, 1, failure_ttl=-1)[0]
+    brief = make_cancelled(client, 1, failure_ttl=0)[0]
+    assert client.get(brief).state == State.CANCELLED  # the cancel still answers with the job
+    assert r.zscore(KEYS.canceled("default"), kept) == float("inf") and r.ttl(KEYS.job(kept)) == -1
+    assert ttl_sweep(r, config).details["deleted"] == 1
+    assert states_of(r, [kept, brief]) == ["cancelled", None]
+    assert_gauges_match(r)
+
+
+def test_a_retried_cancelled_job_loses_its_ttl(client, r, config):
+    job_id = make_cancelled(client, 1, failure_ttl=60)[0]
+    client.requeue(job_id)
+    assert r.ttl(KEYS.job(job_id)) == -1 and r.zscore(KEYS.canceled("default"), job_id) is None
+
+
+def test_ttl_sweep_keeps_a_job_cancelled_by_plain_rq(client, r, config):
+    from rq import Queue
+
+    job = Queue("legacy", connection=r).enqueue(NOOP)
+    job.cancel()
+    result = ttl_sweep(r, config)  # RQ scored it with the cancel time: due at once, but RQ never expires it
+    assert (result.details["deleted"], result.details["dropped"]) == (0, 1)
+    assert r.exists(KEYS.job(job.id)) and r.zscore(KEYS.canceled("legacy"), job.id) == float("inf")
+    assert ttl_sweep(r, config).changed == 0
+
+
 def test_scheduler_pass_runs_the_ttl_sweep(client, r, config):
     ids = make_completed(client, r, 2)
     expire(r, KEYS.finished("default"), ids[:1])
@@ -529,6 +590,14 @@ def test_integrity_sweep_puts_a_scheduled_job_back_on_the_timeline(client, r, co
     assert r.zscore(KEYS.scheduled, job_id) == due
 
 
+def test_integrity_sweep_puts_a_cancelled_job_back_with_its_ttl_end(client, r, config):
+    job_id = make_cancelled(client, 1, failure_ttl=600)[0]
+    score = r.zscore(KEYS.canceled("default"), job_id)
+    r.zrem(KEYS.canceled("default"), job_id)
+    assert sweep_finds(r, config, "orphan") == [job_id]
+    assert r.zscore(KEYS.canceled("default"), job_id) == score
+
+
 def test_integrity_sweep_recounts_a_gauge_that_drifted(client, r, config):
     enqueue(client, 3)
     group = f"default|default|{NOOP}"
@@ -603,3 +672,15 @@ def test_integrity_sweep_reports_nothing_while_jobs_move_on(client, r, config):
         assert report.clean, report.samples
     assert integrity_sweep(r, config).clean
     assert_gauges_match(r)
+
+
+def test_walk_by_score_gives_each_tied_member_once_while_the_cursor_member_leaves(r):
+    from jobsvc.bulk import _walk_by_score
+
+    r.zadd("z", {f"m{i:04d}": 7 for i in range(1000)})
+    r.zadd("z", {"a-first": 1, "z-last": 9})
+    seen = []
+    for page in _walk_by_score(r, "z", 64):
+        seen += page
+        r.zrem("z", page[-1])  # the cursor's own member is gone when the next page is read
+    assert seen == ["a-first"] + [f"m{i:04d}" for i in range(1000)] + ["z-last"]

@@ -7,9 +7,14 @@ import pytest
 import redis
 
 from jobsvc import Client, State, ValidationError
+from jobsvc.bulk import BulkFilter, prune
+from jobsvc.client import Enqueued
+from jobsvc.keys import Keys
 from jobsvc.leases import Leases
+from jobsvc.scheduling import TtlSweeper
 
 NOOP = "tests.jobfuncs.noop"
+KEYS = Keys()
 
 
 def claim_order(leases, queues, n):
@@ -36,6 +41,55 @@ def test_same_idempotency_key_returns_existing_job(client):
     a = client.enqueue(NOOP, idempotency_key="order-1")
     b = client.enqueue(NOOP, idempotency_key="order-1")
     assert (a.id, a.created, b.created) == (b.id, True, False)
+
+
+def run_one(r, config, queue="default"):
+    """Claim the next job and complete it, as a worker would."""
+    leases = Leases(r, config)
+    lease = leases.claim([queue], "w")
+    leases.complete(lease, None, "w", 1.0, 2.0)
+    return lease.job_id
+
+
+def only_job_ids(r):
+    return sorted(k.decode()[len("rq:job:"):] for k in r.scan_iter("rq:job:*"))
+
+
+def test_idempotency_key_outlives_its_job_deleted_at_its_result_ttl(client, r, config):
+    first = client.enqueue(NOOP, idempotency_key="invoice-7", result_ttl=1)
+    run_one(r, config)
+    r.zadd(KEYS.finished("default"), {first.id: 1})  # its result TTL ended long ago
+    assert TtlSweeper(r, config).run_once().details["deleted"] == 1
+    assert only_job_ids(r) == []
+    again = client.enqueue(NOOP, idempotency_key="invoice-7")
+    assert (again.id, again.created) == (first.id, False)  # the request was done: the job is simply gone
+    assert only_job_ids(r) == [] and r.llen(KEYS.lane("default", 5)) == 0
+    assert r.ttl(KEYS.idempotency("invoice-7")) > config.idempotency_ttl - 60  # on its own TTL
+
+
+def test_idempotency_key_outlives_a_job_with_result_ttl_0(client, r, config):
+    first = client.enqueue(NOOP, idempotency_key="k0", result_ttl=0)
+    run_one(r, config)
+    assert only_job_ids(r) == []
+    assert client.enqueue(NOOP, idempotency_key="k0") == Enqueued(first.id, False)
+    assert only_job_ids(r) == []
+
+
+def test_idempotency_key_outlives_a_pruned_job(client, r, config):
+    first = client.enqueue(NOOP, idempotency_key="k1")
+    run_one(r, config)
+    assert prune(r, config, BulkFilter(state="completed")).changed == 1
+    assert client.enqueue(NOOP, idempotency_key="k1") == Enqueued(first.id, False)
+    assert only_job_ids(r) == []
+
+
+def test_deleting_the_job_frees_its_idempotency_key(client, r, config):
+    first = client.enqueue(NOOP, idempotency_key="k2")
+    client.delete(first.id)
+    assert not r.exists(KEYS.idempotency("k2"))
+    second = client.enqueue(NOOP, idempotency_key="k2")
+    assert second.created and second.id != first.id
+    assert client.get(second.id).state == State.QUEUED
 
 
 def test_idempotency_under_50_concurrent_callers_gives_one_job(redis_url, r, config):

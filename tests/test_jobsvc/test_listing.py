@@ -1,9 +1,14 @@
 """Listing jobs: filters, cursor pages, and stability while jobs arrive and leave."""
 from __future__ import annotations
 
+import math
+import os
+import time
+
 import pytest
 
 from jobsvc import ValidationError
+from jobsvc.keys import Keys
 from jobsvc.leases import Leases
 from jobsvc.listing import JobFilter, list_jobs
 
@@ -148,3 +153,136 @@ def test_cursor_of_the_right_listing_but_malformed_position_is_rejected(r, confi
     forged = base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
     with pytest.raises(ValidationError, match="malformed cursor"):
         list_jobs(r, config, flt, forged, 10)
+
+
+# -- pages over many jobs sharing one score: bounded cost, nothing skipped or repeated ---------------------
+
+TIES = 2_000
+
+
+def commands_during(r, action):
+    """Each command Redis ran while `action` ran, as a list of words: MONITOR shows the commands scripts call
+    too. Read up to a marker sent afterwards, so no sleep is needed."""
+    marker = f"end-of-action-{os.urandom(4).hex()}"
+    with r.monitor() as mon:
+        action()
+        r.echo(marker)
+        out = []
+        while True:
+            words = mon.next_command()["command"].split()
+            if marker in words:
+                return out
+            out.append(words)
+
+
+def span(words):
+    """Members a sorted-set range command walks past: its rank span, or LIMIT offset + count; a score range
+    without LIMIT is unbounded (every member in it)."""
+    name, args = words[0].upper(), [w.upper() for w in words[1:]]
+    if name in ("ZRANGE", "ZREVRANGE") and "BYSCORE" not in args and "BYLEX" not in args:
+        return int(words[3]) - int(words[2]) + 1
+    if name in ("ZRANGE", "ZREVRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE"):
+        if "LIMIT" not in args:
+            return math.inf
+        at = args.index("LIMIT") + 1
+        return int(args[at]) + int(args[at + 1])
+    return 0
+
+
+def tied_scheduled_jobs(client, n, job_ids=None):
+    """n jobs of queue default due at one and the same millisecond (an hour from now)."""
+    due = DUE_AT
+    ids = job_ids or [None] * n
+    return [e.id for e in client.enqueue_many([client.job(NOOP, at=due, job_id=i) for i in ids])]
+
+
+DUE_AT = time.time() + 3600
+
+
+def page_through(r, config, flt, limit, between=None):
+    """Every page of a listing: (ids, commands Redis ran for each page)."""
+    ids, cursor, costs = [], None, []
+    while True:
+        out = {}
+
+        def one_page(out=out, at=cursor):
+            out["page"] = list_jobs(r, config, flt, at, limit)
+
+        costs.append(commands_during(r, one_page))
+        page, cursor = out["page"]
+        ids += [j.id for j in page]
+        if cursor is None:
+            return ids, costs
+        if between:
+            between(ids)
+        assert len(costs) < 1000
+
+
+def test_2000_jobs_due_at_one_time_page_by_page_at_the_same_cost_each(client, r, config):
+    ids = tied_scheduled_jobs(client, TIES)
+    flt = JobFilter(queue="default", state="scheduled")
+    listed, costs = page_through(r, config, flt, 50)
+    assert listed == sorted(ids)  # equal scores: member order, each job once
+    batch = 100  # list_jobs reads 2 * limit candidates per look
+    for cost in costs:
+        assert sum(span(words) for words in cost) <= 2 * batch  # never every tie, never an offset from the start
+    # Every page after the first runs the very same commands: the work does not grow with the page number.
+    shapes = [sorted(words[0].upper() for words in cost) for cost in costs[1:-1]]
+    assert all(shape == shapes[0] for shape in shapes)
+    assert len(costs) == TIES // 50 + 1
+
+
+def test_tied_pages_neither_skip_nor_repeat_while_jobs_leave_and_arrive(client, r, config):
+    ids = tied_scheduled_jobs(client, TIES)
+    gone, arrived = set(), []
+
+    def churn(listed):
+        # The page's last job (the cursor) and a job not listed yet leave; jobs due at the same time arrive
+        # before and after the cursor in member order.
+        unseen = set(ids) - set(listed) - gone
+        for job_id in [listed[-1]] + ([max(unseen)] if unseen else []):
+            client.cancel(job_id)
+            gone.add(job_id)
+        low, high = f"0-{len(listed):05d}", f"z-{len(listed):05d}"
+        arrived.extend(tied_scheduled_jobs(client, 2, [low, high]))
+
+    listed, costs = page_through(r, config, JobFilter(queue="default", state="scheduled"), 50, between=churn)
+    assert listed == sorted(listed) and len(listed) == len(set(listed))  # in order: nothing repeated
+    stayed = set(ids) - gone
+    assert stayed <= set(listed)  # nothing that stayed throughout was skipped
+    assert set(listed) - stayed <= set(arrived) | gone
+    assert {a for a in arrived if a.startswith("z-")} <= set(listed)  # arrivals past the cursor are listed
+    assert all(sum(span(words) for words in cost) <= 200 + 2 * math.log2(TIES) for cost in costs)
+
+
+def test_tied_registry_pages_most_recent_first_while_the_cursor_job_leaves(client, r, config):
+    ids = [e.id for e in client.enqueue_many([client.job(NOOP) for _ in range(300)])]
+    for job_id in ids:
+        client.cancel(job_id)
+    r.zadd(Keys().canceled("default"), {i: 1_900_000_000 for i in ids})  # one TTL end for all
+    left = []
+
+    def requeue_cursor(listed):
+        client.requeue(listed[-1])  # leaves the cancelled registry
+        left.append(listed[-1])
+
+    listed, costs = page_through(r, config, JobFilter(state="cancelled"), 40, between=requeue_cursor)
+    assert listed == sorted(ids, reverse=True)
+    assert all(sum(span(words) for words in cost) <= 160 + 2 * math.log2(300) for cost in costs)
+
+
+def test_pages_go_on_past_jobs_kept_forever(client, r, config):
+    ids = [e.id for e in client.enqueue_many([client.job(NOOP, max_attempts=1, failure_ttl=-1) for _ in range(120)])]
+    leases = Leases(r, config)
+    for _ in ids:
+        leases.fail(leases.claim(["default"], "w"), RuntimeError("x"), "")
+    assert set(r.zrange(Keys().failed("default"), 0, -1, withscores=True)) == {(i.encode(), math.inf) for i in ids}
+    assert all_pages(r, config, JobFilter(state="failed"), 50) == sorted(ids, reverse=True)
+
+
+def test_created_window_bounds_the_pages_after_the_first(client, r, config):
+    ids = [e.id for e in client.enqueue_many([client.job(NOOP) for _ in range(30)])]
+    for n, job_id in enumerate(ids):  # created at 1000 .. 1029 ms
+        r.zadd(Keys().created("default"), {job_id: 1000 + n})
+        r.hset(Keys.job(job_id), "js_created_ms", 1000 + n)
+    assert all_pages(r, config, JobFilter(created_after_ms=1010, created_before_ms=1019), 3) == ids[10:20][::-1]

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from jobsvc import State, pull
+from jobsvc import State, defaults, pull
 from jobsvc.backoff import Backoff
+from jobsvc.bulk import integrity_sweep
 from jobsvc.errors import LeaseLost, NotFound, ValidationError
 from jobsvc.keys import Keys
-from jobsvc.scheduling import Reaper
+from jobsvc.leases import Leases
+from jobsvc.listing import JobFilter, list_jobs
+from jobsvc.scheduling import Promoter, Reaper
 from tests.conftest import redis_ms, wait_for
 
 NOOP = "tests.jobfuncs.noop"
@@ -27,7 +30,7 @@ def expire(r, lease) -> None:
 
 
 def test_claim_takes_up_to_count_jobs_in_one_call(r, client, config):
-    ids = [client.enqueue(NOOP, queue="pq").id for _ in range(5)]
+    ids = [client.enqueue_pull(NOOP, queue="pq").id for _ in range(5)]
     first = pull.claim(r, config, "pq", count=3, worker="w1")
     assert [lease.job_id for lease in first] == ids[:3]
     assert len({lease.token for lease in first}) == 3
@@ -40,7 +43,7 @@ def test_claim_takes_up_to_count_jobs_in_one_call(r, client, config):
 
 
 def test_claim_sets_the_visibility_timeout(r, client, config):
-    client.enqueue(NOOP, queue="pq")
+    client.enqueue_pull(NOOP, queue="pq")
     before = redis_ms(r)
     (lease,) = pull.claim(r, config, "pq", visibility_timeout=120)
     assert before + 120_000 <= lease.expires_ms <= redis_ms(r) + 120_000
@@ -48,7 +51,7 @@ def test_claim_sets_the_visibility_timeout(r, client, config):
 
 
 def test_a_claim_never_hands_out_a_job_twice(r, client, config):
-    ids = {client.enqueue(NOOP, queue="pq").id for _ in range(50)}
+    ids = {client.enqueue_pull(NOOP, queue="pq").id for _ in range(50)}
     seen: list[str] = []
     while True:
         got = pull.claim(r, config, "pq", count=7)
@@ -59,13 +62,13 @@ def test_a_claim_never_hands_out_a_job_twice(r, client, config):
 
 
 def test_paused_queue_gives_nothing(r, client, config):
-    client.enqueue(NOOP, queue="pq")
+    client.enqueue_pull(NOOP, queue="pq")
     client.pause("pq")
     assert pull.claim(r, config, "pq") == []
 
 
 def test_heartbeat_extends_the_lease(r, client, config):
-    client.enqueue(NOOP, queue="pq")
+    client.enqueue_pull(NOOP, queue="pq")
     (lease,) = pull.claim(r, config, "pq", visibility_timeout=5)
     expires = pull.heartbeat(r, config, lease.job_id, lease.token, visibility_timeout=300)
     assert expires >= lease.expires_ms + 290_000
@@ -75,7 +78,7 @@ def test_heartbeat_extends_the_lease(r, client, config):
 
 @pytest.mark.parametrize("action", ["heartbeat", "complete", "fail"])
 def test_a_wrong_token_changes_nothing(r, client, config, action):
-    job_id = client.enqueue(NOOP, queue="pq").id
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
     (lease,) = pull.claim(r, config, "pq")
     before = snapshot(r, job_id)
     with pytest.raises(LeaseLost) as err:
@@ -89,7 +92,7 @@ def test_a_wrong_token_changes_nothing(r, client, config, action):
 
 @pytest.mark.parametrize("action", ["heartbeat", "complete", "fail"])
 def test_a_finished_jobs_token_is_stale(r, client, config, action):
-    job_id = client.enqueue(NOOP, queue="pq").id
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
     (lease,) = pull.claim(r, config, "pq")
     assert pull.ack(r, config, job_id, lease.token, "completed", result=1).state == "completed"
     before = snapshot(r, job_id)
@@ -114,7 +117,7 @@ def _act(r, config, action: str, job_id: str, token: str) -> object:
 
 
 def test_completed_ack_stores_a_json_result(r, client, config):
-    job_id = client.enqueue(NOOP, queue="pq").id
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
     (lease,) = pull.claim(r, config, "pq", worker="pw")
     res = pull.ack(r, config, job_id, lease.token, "completed", result={"rows": [1, 2], "ok": True})
     assert res == pull.AckResult(job_id, "completed", None)
@@ -126,7 +129,7 @@ def test_completed_ack_stores_a_json_result(r, client, config):
 
 
 def test_retryable_failure_is_scheduled_after_its_backoff(r, client, config):
-    job_id = client.enqueue(NOOP, queue="pq", max_attempts=3, backoff=Backoff("fixed", 10, 60, jitter=False)).id
+    job_id = client.enqueue_pull(NOOP, queue="pq", max_attempts=3, backoff=Backoff("fixed", 10, 60, jitter=False)).id
     (lease,) = pull.claim(r, config, "pq")
     now = redis_ms(r)
     res = pull.ack(r, config, job_id, lease.token, "failed", error={"type": "Timeout", "message": "upstream slow"})
@@ -141,7 +144,7 @@ def test_retryable_failure_is_scheduled_after_its_backoff(r, client, config):
 
 
 def test_non_retryable_failure_fails_at_once(r, client, config):
-    job_id = client.enqueue(NOOP, queue="pq", max_attempts=5).id
+    job_id = client.enqueue_pull(NOOP, queue="pq", max_attempts=5).id
     (lease,) = pull.claim(r, config, "pq")
     res = pull.ack(r, config, job_id, lease.token, "failed", error="bad input", retryable=False)
     assert res == pull.AckResult(job_id, "failed", None)
@@ -150,13 +153,13 @@ def test_non_retryable_failure_fails_at_once(r, client, config):
 
 
 def test_last_attempt_failure_fails(r, client, config):
-    job_id = client.enqueue(NOOP, queue="pq", max_attempts=1).id
+    job_id = client.enqueue_pull(NOOP, queue="pq", max_attempts=1).id
     (lease,) = pull.claim(r, config, "pq")
     assert pull.ack(r, config, job_id, lease.token, "failed", error="boom").state == "failed"
 
 
 def test_expired_lease_is_requeued_by_the_reaper_and_the_late_ack_rejected(r, client, config):
-    job_id = client.enqueue(NOOP, queue="pq", max_attempts=5).id
+    job_id = client.enqueue_pull(NOOP, queue="pq", max_attempts=5).id
     (lease,) = pull.claim(r, config, "pq", visibility_timeout=SHORT)
     expire(r, lease)
     assert Reaper(r, config).run_once().requeued == 1
@@ -178,7 +181,7 @@ def test_expired_lease_is_requeued_by_the_reaper_and_the_late_ack_rejected(r, cl
 
 
 def test_a_heartbeat_keeps_the_job_from_the_reaper(r, client, config):
-    job_id = client.enqueue(NOOP, queue="pq").id
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
     (lease,) = pull.claim(r, config, "pq", visibility_timeout=SHORT)
     pull.heartbeat(r, config, job_id, lease.token, visibility_timeout=60)
     expire(r, lease)
@@ -187,7 +190,7 @@ def test_a_heartbeat_keeps_the_job_from_the_reaper(r, client, config):
 
 
 def test_repeated_lease_losses_quarantine_the_job(r, client, config):
-    job_id = client.enqueue(NOOP, queue="pq", max_attempts=10).id
+    job_id = client.enqueue_pull(NOOP, queue="pq", max_attempts=10).id
     for loss in range(1, config.max_lease_losses + 1):
         (lease,) = pull.claim(r, config, "pq", visibility_timeout=SHORT)
         expire(r, lease)
@@ -200,7 +203,7 @@ def test_repeated_lease_losses_quarantine_the_job(r, client, config):
 
 
 def test_job_call_reads_function_args_payload_and_meta(r, client, config):
-    job_id = client.enqueue("tests.jobfuncs.add", 2, 3, queue="pq", meta={"who": "me"}).id
+    job_id = client.enqueue_pull("tests.jobfuncs.add", 2, 3, queue="pq", meta={"who": "me"}).id
     r.hset(Keys.job(job_id), "js_payload", '{"url": "https://example.com", "n": [1]}')
     (lease,) = pull.claim(r, config, "pq")
     call = pull.job_call(lease)
@@ -210,7 +213,7 @@ def test_job_call_reads_function_args_payload_and_meta(r, client, config):
 
 
 def test_job_call_of_unreadable_data(r, client, config):
-    job_id = client.enqueue(NOOP, queue="pq").id
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
     r.hset(Keys.job(job_id), "data", b"not a pickle")
     (lease,) = pull.claim(r, config, "pq")
     call = pull.job_call(lease)
@@ -240,7 +243,7 @@ def test_ack_validates(r, config, token, status, extra):
 
 
 def test_heartbeat_refuses_an_empty_token(r, client, config):
-    job_id = client.enqueue(NOOP, queue="pq").id
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
     (lease,) = pull.claim(r, config, "pq")
     pull.ack(r, config, job_id, lease.token, "completed")
     with pytest.raises(ValidationError):
@@ -252,3 +255,74 @@ def test_error_parts():
     assert pull.error_parts("boom") == ("Error", "boom", "")
     assert pull.error_parts({"message": "m"}) == ("Error", "m", "")
     assert pull.error_parts({"type": "T", "message": "m", "traceback": "tb"}) == ("T", "m", "tb")
+
+
+# -- only pull jobs are claimed, and only by pull claims ---------------------------------------------------
+
+
+def test_a_pull_claim_never_takes_a_python_job(r, client, config):
+    job_id = client.enqueue("tests.jobfuncs.add", 2, 3, queue="q", kwargs={}).id
+    assert pull.claim(r, config, "q", count=5) == []
+    info = client.get(job_id)
+    assert (info.state, info.attempts, info.worker) == (State.QUEUED, 0, None)
+    assert r.lrange(Keys().lane("q", 5), 0, -1) == [job_id.encode()]  # still first in its lane
+
+
+def test_a_pull_claim_takes_the_pull_jobs_behind_python_jobs(r, client, config):
+    python = [client.enqueue(NOOP, queue="q").id for _ in range(3)]
+    pulled = [client.enqueue_pull(NOOP, queue="q").id for _ in range(2)]
+    assert [lease.job_id for lease in pull.claim(r, config, "q", count=5)] == pulled
+    assert all(client.state(i) == State.QUEUED for i in python)
+
+
+def test_a_python_worker_never_takes_a_pull_job(r, client, config, run_worker):
+    job_id = client.enqueue_pull("tests.jobfuncs.add", 2, 3, queue="q").id
+    python = client.enqueue("tests.jobfuncs.add", 1, 1, queue="q").id
+    assert Leases(r, config).claim(["q"], "w").job_id == python
+    assert Leases(r, config).claim(["q"], "w") is None
+    run_worker(queues=("q",))  # a burst worker ends when it finds nothing to claim
+    info = client.get(job_id)
+    assert (info.state, info.attempts) == (State.QUEUED, 0)
+    assert [lease.job_id for lease in pull.claim(r, config, "q")] == [job_id]
+
+
+def test_a_pull_job_waits_in_its_queues_pull_lane_under_its_own_priority(r, client, config):
+    job_id = client.enqueue_pull(NOOP, queue="q", priority=3).id
+    lane = Keys().lane("q", 3 + defaults.PULL_LANE_OFFSET)
+    assert r.lrange(lane, 0, -1) == [job_id.encode()]
+    assert client.get(job_id).priority == 3
+    assert client.stats("q")["queued_now"] == 1
+    assert [j.id for j in list_jobs(r, config, JobFilter(queue="q", state="queued"))[0]] == [job_id]
+    client.patch(job_id, priority=8)  # a new priority keeps it a pull job
+    assert r.lrange(Keys().lane("q", 8 + defaults.PULL_LANE_OFFSET), 0, -1) == [job_id.encode()]
+    assert client.get(job_id).priority == 8
+    assert Leases(r, config).claim(["q"], "w") is None
+
+
+def test_pull_claims_follow_priority(r, client, config):
+    low = client.enqueue_pull(NOOP, queue="q", priority=9).id
+    high = client.enqueue_pull(NOOP, queue="q", priority=1).id
+    assert [lease.job_id for lease in pull.claim(r, config, "q", count=2)] == [high, low]
+
+
+def test_a_retried_pull_job_goes_back_to_its_pull_lane(r, client, config):
+    job_id = client.enqueue_pull(NOOP, queue="q", max_attempts=3, backoff=Backoff("fixed", 0.001, 1, jitter=False)).id
+    (lease,) = pull.claim(r, config, "q")
+    assert pull.ack(r, config, job_id, lease.token, "failed", error="again").state == "scheduled"
+    wait_for(lambda: Promoter(r, config).run_once().promoted, 3, "the retry to be due")
+    assert Leases(r, config).claim(["q"], "w") is None
+    (lease,) = pull.claim(r, config, "q", visibility_timeout=SHORT)
+    expire(r, lease)
+    assert Reaper(r, config).run_once().requeued == 1  # a lost lease puts it back in the pull lane too
+    assert Leases(r, config).claim(["q"], "w") is None
+    (lease,) = pull.claim(r, config, "q")
+    assert pull.ack(r, config, job_id, lease.token, "failed", error="x", retryable=False).state == "failed"
+    client.requeue(job_id)  # so does an operator's retry
+    assert Leases(r, config).claim(["q"], "w") is None
+    assert [lease.job_id for lease in pull.claim(r, config, "q")] == [job_id]
+
+
+def test_pull_lanes_pass_the_integrity_sweep(r, client, config):
+    client.enqueue_pull(NOOP, queue="q", priority=2)
+    client.enqueue(NOOP, queue="q", priority=2)
+    assert integrity_sweep(r, config).clean
