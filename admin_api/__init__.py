@@ -1,65 +1,30 @@
 """The admin HTTP API (Flask): one blueprint per resource under /api/v1, marshmallow schemas for every
 request and response, OpenAPI 3 at /api/v1/openapi.json (docs page at /api/v1/docs).
 
-    gunicorn 'admin_api:create_app()'      # production (Procfile `web`); ADMIN_API_KEY must be set
-    JOBSVC_DEV=1 jobsvc api --port 8000    # local run; without ADMIN_API_KEY no key is needed
+    gunicorn -c python:admin_api.gunicorn_conf   # production (Procfile `web`, `jobsvc up`); ADMIN_API_KEY set
+    JOBSVC_DEV=1 jobsvc api --port 8000          # local run; without ADMIN_API_KEY no key is needed
+
+`create_app` and its companions live in admin_api.factory and are loaded on first use. gunicorn's master
+process imports this package for its settings and worker class (gunicorn_conf, gunicorn_worker) before each
+gevent worker patches the standard library; Flask, redis and urllib3 must only be imported after that patch
+(imported before it, urllib3 keeps the unpatched ssl classes).
 """
 from __future__ import annotations
 
-import logging
-import os
+from typing import TYPE_CHECKING, Any
 
-import redis
-from flask import Flask
+if TYPE_CHECKING:
+    from .factory import ADMIN_KEY_ENV, DEV_ENV, AdminApp, MissingAdminKey, create_app
 
-from jobsvc import Client, JobsvcError
-from jobsvc.config import Config
-from jobsvc.connection import connect
-
-from . import api, blueprints, dashboard, errors
-
-log = logging.getLogger("jobsvc.api")
-
-ADMIN_KEY_ENV = "ADMIN_API_KEY"
-DEV_ENV = "JOBSVC_DEV"
+_FACTORY_NAMES = ("ADMIN_KEY_ENV", "DEV_ENV", "AdminApp", "MissingAdminKey", "create_app")
 
 
-class MissingAdminKey(JobsvcError, RuntimeError):
-    """The API will not serve without ADMIN_API_KEY unless it is a local dev run (a JobsvcError, so the CLI
-    prints it as one line)."""
+def __getattr__(name: str) -> Any:
+    if name in _FACTORY_NAMES:
+        from . import factory
+
+        return getattr(factory, name)
+    raise AttributeError(f"module 'admin_api' has no attribute {name!r}")
 
 
-def create_app(config: Config | None = None, connection: redis.Redis | None = None, *,
-               admin_key: str | None = None, dev: bool | None = None) -> Flask:
-    """App factory. The admin key comes from `admin_key` or $ADMIN_API_KEY; without one it refuses to
-    start (MissingAdminKey) unless `dev=True` or $JOBSVC_DEV=1, and then a request without a key is let in."""
-    admin_key = admin_key if admin_key is not None else (os.environ.get(ADMIN_KEY_ENV) or None)
-    if dev is None:
-        dev = os.environ.get(DEV_ENV, "").strip().lower() in ("1", "true", "yes")
-    if not admin_key and not dev:
-        raise MissingAdminKey(f"set {ADMIN_KEY_ENV} (a long random secret) before serving the admin API, "
-                              f"or {DEV_ENV}=1 for a local dev run without a key")
-    if admin_key is not None and not admin_key.strip():
-        raise MissingAdminKey(f"{ADMIN_KEY_ENV} is empty")
-    config = config or Config.from_env()
-    app = Flask("admin_api")
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.config["JOBSVC"] = config
-    app.config["JOBSVC_ADMIN_KEY"] = admin_key or None
-    app.config["JOBSVC_DEV"] = bool(dev)
-    app.config["ADMIN_API_KEY_SET"] = bool(admin_key)
-    conn = connection or connect(config.redis_url, config)
-    app.extensions["jobsvc_redis"] = conn
-    app.extensions["jobsvc_client"] = Client(conn, config)
-    errors.register(app)
-    api.install(app)
-    blueprints.register(app)
-    dashboard.register(app)  # /dashboard: the operator UI over the same core
-    if not admin_key:
-        log.warning("admin API in dev mode without %s: requests without a key act as admin", ADMIN_KEY_ENV)
-    elif len(admin_key) < 16:
-        log.warning("%s is shorter than 16 characters: use a long random secret", ADMIN_KEY_ENV)
-    return app
-
-
-__all__ = ["MissingAdminKey", "create_app"]
+__all__ = ["ADMIN_KEY_ENV", "DEV_ENV", "AdminApp", "MissingAdminKey", "create_app"]

@@ -5,8 +5,9 @@
 jobsvc errors: ValidationError 422, NotFound 404, WrongState / LeaseLost 409 (details.state is the
 job's current state), any other JobsvcError 400. HTTP: malformed JSON 400, no or wrong key 401,
 missing scope 403, 405, body over MAX_CONTENT_LENGTH 413, schema errors (unknown fields too) 422,
-X-Confirm missing 428, Redis unreachable 503 with Retry-After. Anything else is a 500 with the same
-JSON shape (and a log line), never an HTML page."""
+X-Confirm missing 428, Redis unreachable or refusing for a while (REDIS_UNAVAILABLE) 503 with Retry-After.
+Anything else, other Redis errors included (a WRONGTYPE from a script is a bug or damaged data, not an
+outage), is a 500 `internal_error` with the same JSON shape and a logged traceback, never an HTML page."""
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,7 @@ from typing import Any
 
 import marshmallow
 import redis
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from jobsvc.errors import JobsvcError, LeaseLost, NotFound, ValidationError, WrongState
@@ -23,6 +24,15 @@ log = logging.getLogger("jobsvc.api")
 
 MAX_BODY = 256 * 1024
 RETRY_AFTER = "5"
+
+# Redis errors that mean "Redis cannot serve right now; retrying later can work": 503 with Retry-After.
+# ConnectionError covers BusyLoadingError (loading its data after a restart) and a refused AUTH; a replica
+# promoted mid-failover answers READONLY / MASTERDOWN / TRYAGAIN; a full Redis with noeviction answers OOM.
+# Every other RedisError (WRONGTYPE and other script errors) is a 500: retrying will not help.
+REDIS_UNAVAILABLE: tuple[type[redis.RedisError], ...] = (
+    redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError, redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError, redis.exceptions.OutOfMemoryError,
+)
 
 # (jobsvc error class, status): most specific first.
 JOBSVC_STATUS: tuple[tuple[type[JobsvcError], int], ...] = (
@@ -80,12 +90,31 @@ def status_of(exc: BaseException) -> int:
         return exc.code or 500
     if isinstance(exc, marshmallow.ValidationError):
         return 422
-    if isinstance(exc, redis.RedisError):
+    if isinstance(exc, REDIS_UNAVAILABLE):
         return 503
     for cls, status in JOBSVC_STATUS:
         if isinstance(exc, cls):
             return status
     return 500
+
+
+def own_methods(fallback: Any = ()) -> list[str]:
+    """The methods of the route this request's path belongs to, for OPTIONS and a 405's Allow header.
+
+    Werkzeug's own answer (MapAdapter.allowed_methods, a 405's valid_methods) unions every rule whose pattern
+    the path fits, so /api/v1/jobs/claim also offered the GET / PATCH / DELETE of /api/v1/jobs/<job_id>
+    ("claim" fits <job_id>). The path's own route is the one routing picks when any method is allowed (every
+    route answers OPTIONS, and static segments win over converters); its methods are those of every rule on
+    that same pattern (/jobs/<job_id> has three views: GET, PATCH, DELETE)."""
+    try:
+        rule, _ = current_app.create_url_adapter(request).match(method="OPTIONS", return_rule=True)
+    except HTTPException:
+        return sorted(fallback or ())
+    methods: set[str] = set()
+    for other in current_app.url_map.iter_rules():
+        if other.rule == rule.rule and other.host == rule.host:
+            methods |= other.methods or set()
+    return sorted(methods)
 
 
 def to_response(exc: BaseException) -> Response:
@@ -95,14 +124,14 @@ def to_response(exc: BaseException) -> Response:
         status = exc.code or 500
         headers = {}
         if status == 405:
-            headers["Allow"] = ", ".join(sorted(getattr(exc, "valid_methods", None) or []))
+            headers["Allow"] = ", ".join(own_methods(getattr(exc, "valid_methods", None)))
         message = {413: f"request body is over {MAX_BODY // 1024} KB"}.get(status, exc.description or exc.name)
         return error_response(status, HTTP_CODES.get(status, "http_error"), message, {}, headers)
     if isinstance(exc, marshmallow.ValidationError):
         return error_response(422, "validation_error", "request failed validation", {"fields": exc.messages})
-    if isinstance(exc, redis.RedisError):
+    if isinstance(exc, REDIS_UNAVAILABLE):
         if not isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-            log.error("Redis error: %s", exc)
+            log.warning("Redis refused the request for now: %s", exc)  # reachable but not serving: say why
         return redis_down_response(exc)
     if isinstance(exc, JobsvcError):
         body = error_object(exc)

@@ -112,32 +112,56 @@ def build(app: Flask) -> dict[str, Any]:
     return spec.to_dict()
 
 
+# Swagger UI comes from the swagger-ui-bundle package (setup.cfg), served by this app: the page where admins
+# paste their key loads no code from another host, and works offline. The CSP lets nothing else in.
+ASSETS_URL = "/api/v1/docs/assets"
+SWAGGER_FILES = ("swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png")
+DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; font-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>jobsvc admin API</title>
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css">
-<style>body{{font-family:system-ui,sans-serif;margin:0}} #fallback{{margin:1em 2em}}
-#fallback td{{padding:2px 12px 2px 0;vertical-align:top}} code{{font-size:.95em}}</style></head>
-<body><div id="swagger-ui"></div>
+<link rel="stylesheet" href="{assets}/swagger-ui.css">
+<link rel="stylesheet" href="{assets}/docs.css">
+<link rel="icon" type="image/png" href="{assets}/favicon-32x32.png"></head>
+<body><div id="swagger-ui" data-spec-url="{spec_url}"></div>
 <div id="fallback"><h1>jobsvc admin API</h1>
 <p>Machine-readable document: <a href="{spec_url}">{spec_url}</a>. Send <code>X-Admin-Key</code> or
 <code>Authorization: Bearer</code> with every call.</p>
 <table>{rows}</table></div>
-<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js" crossorigin></script>
-<script>
-if (window.SwaggerUIBundle) {{
-  document.getElementById("fallback").style.display = "none";
-  window.ui = SwaggerUIBundle({{url: "{spec_url}", dom_id: "#swagger-ui", persistAuthorization: false}});
-}}
-</script></body></html>
+<script src="{assets}/swagger-ui-bundle.js"></script>
+<script src="{assets}/docs.js"></script>
+</body></html>
 """
+
+# Own assets of the page (inline code would need 'unsafe-inline' in the CSP).
+DOCS_CSS = """body{font-family:system-ui,sans-serif;margin:0} #fallback{margin:1em 2em}
+#fallback td{padding:2px 12px 2px 0;vertical-align:top} code{font-size:.95em}
+"""
+# validatorUrl null: Swagger UI would otherwise send the document to validator.swagger.io for a badge.
+DOCS_JS = """(function () {
+  var root = document.getElementById("swagger-ui");
+  if (!window.SwaggerUIBundle || !root) { return; }
+  document.getElementById("fallback").style.display = "none";
+  window.ui = window.SwaggerUIBundle({url: root.getAttribute("data-spec-url"), dom_id: "#swagger-ui",
+                                      persistAuthorization: false, validatorUrl: null});
+})();
+"""
+OWN_ASSETS = {"docs.css": (DOCS_CSS, "text/css"), "docs.js": (DOCS_JS, "text/javascript")}
+
+
+def swagger_ui_dir() -> str:
+    from swagger_ui_bundle import swagger_ui_path  # imported here: only the docs page needs it
+
+    return str(swagger_ui_path)
 
 
 def docs_page(doc: dict[str, Any], spec_url: str) -> str:
-    """Swagger UI (from a CDN) over the document; a plain table of operations when it cannot load."""
+    """Swagger UI (served from the package) over the document; a plain table of operations without JavaScript."""
     rows = []
     for path, ops in sorted(doc.get("paths", {}).items()):
         for method, op in ops.items():
             scope = op.get("x-scope", "public")
             rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
                         f"<td>{html.escape(op.get('summary', ''))}</td><td><code>{html.escape(scope)}</code></td></tr>")
-    return DOCS_PAGE.format(spec_url=html.escape(spec_url), rows="\n".join(rows))
+    return DOCS_PAGE.format(spec_url=html.escape(spec_url), assets=ASSETS_URL, rows="\n".join(rows))

@@ -54,12 +54,16 @@ def start_embedded_redis(data_dir: Path, requested_port: int | None) -> Embedded
     return embedded
 
 
+def web_command(host: str, port: int) -> list[str]:
+    """gunicorn as the Procfile runs it: every setting from admin_api/gunicorn_conf.py, only the address here."""
+    return [sys.executable, "-m", "gunicorn", "-c", "python:admin_api.gunicorn_conf", "--bind", f"{host}:{port}",
+            "--log-level", "warning"]
+
+
 def start_processes(args: argparse.Namespace, env: dict[str, str], queues: list[str]) -> dict[str, Any]:
     me = [sys.executable, "-m", "jobsvc_cli"]
     return {
-        "web": subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"{args.host}:{args.port}",
-                                 "--workers", "2", "--timeout", "120", "--log-level", "warning",
-                                 "admin_api:create_app()"], env=env),
+        "web": subprocess.Popen(web_command(args.host, args.port), env=env),
         "worker": subprocess.Popen(me + ["worker", "-q", ",".join(queues), "--concurrency",
                                          str(args.concurrency)], env=env),
         "scheduler": subprocess.Popen(me + ["scheduler"], env=env),

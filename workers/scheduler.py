@@ -16,6 +16,7 @@ import redis
 from jobsvc import defaults
 from jobsvc.config import Config
 from jobsvc.keys import Keys
+from jobsvc.redis_check import warn_if_evicting
 from jobsvc.scheduling import CronFirer, LeaderLock, Promoter, Reaper, RqPromoter, TtlSweeper
 
 from .callbacks import Notifier
@@ -94,6 +95,7 @@ class Scheduler:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         log.info("scheduler %s: started", self.lock.token[:8])
+        warn_if_evicting(self.redis, f"scheduler {self.lock.token[:8]}")
         # Outcome notifications go out on their own thread: a slow callback URL must not delay promotions.
         # Every scheduler sends, leader or not: each notification is leased to one sender at a time.
         notifier = threading.Thread(target=Notifier(self.redis, self.config).run_forever, args=(self.stopped,),

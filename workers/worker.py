@@ -22,6 +22,7 @@ from jobsvc.config import Config
 from jobsvc.errors import LeaseLost, NotFound
 from jobsvc.keys import Keys
 from jobsvc.leases import Lease, Leases
+from jobsvc.redis_check import warn_if_evicting
 
 from .execution import FunctionCache, HandBack, Outcome, Terminated, execute, install_timeout_handler
 from .heartbeat import Heartbeat
@@ -124,6 +125,7 @@ class LeasedWorker(BaseWorker):
         """Run until stopped (or, with burst, until the queues are empty). Returns True if it did work."""
         self._install_signal_handlers()
         self.register_birth()
+        warn_if_evicting(self.connection, f"worker {self.name}")
         heartbeat = Heartbeat(self.connection, self.config, self.key, self._current, self._grace_over,
                               lambda: self._stop_at, on_terminate=self._terminate,
                               counts=lambda: (self.processed, self.failed), on_lease_lost=self._lease_lost,

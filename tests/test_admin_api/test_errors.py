@@ -110,3 +110,35 @@ def test_body_on_an_endpoint_that_takes_none_is_422(api, client):
     job_id = client.enqueue(NOOP).id
     _error(api.post(f"/jobs/{job_id}/cancel", json={"reason": "x"}), 422, "validation_error")
     assert api.post(f"/jobs/{job_id}/cancel", json={}).status_code == 200
+
+
+def test_a_redis_script_error_is_a_500_with_a_logged_traceback_not_a_503(api, client, r, caplog):
+    # A job hash that is not a hash: every script touching it fails with WRONGTYPE. Redis is up, so
+    # "Redis is unavailable, retry" would be a lie; the bug or damaged key needs a person.
+    job_id = client.enqueue(NOOP).id
+    r.delete(f"rq:job:{job_id}")
+    r.set(f"rq:job:{job_id}", "not a hash")
+    with caplog.at_level("ERROR", logger="jobsvc.api"):
+        resp = api.post(f"/jobs/{job_id}/cancel")
+    err = _error(resp, 500, "internal_error")
+    assert "Retry-After" not in resp.headers and "WRONGTYPE" not in err["message"]
+    [record] = [rec for rec in caplog.records if rec.levelname == "ERROR"]
+    assert record.exc_info and isinstance(record.exc_info[1], redis.ResponseError)
+    assert "WRONGTYPE" in str(record.exc_info[1])
+
+
+@pytest.mark.parametrize("exc", [redis.exceptions.BusyLoadingError("LOADING Redis is loading the dataset"),
+                                 redis.exceptions.ReadOnlyError("READONLY You can't write against a replica"),
+                                 redis.exceptions.OutOfMemoryError("OOM command not allowed"),
+                                 redis.TimeoutError("Timeout reading from socket")],
+                         ids=["loading", "readonly", "oom", "timeout"])
+def test_redis_that_cannot_serve_for_now_is_503(api, monkeypatch, exc):
+    from admin_api.blueprints import queues
+
+    def refused(who):
+        raise exc
+
+    monkeypatch.setattr(queues, "queue_counts", refused)
+    resp = api.get("/queues")
+    _error(resp, 503, "redis_unavailable")
+    assert resp.headers["Retry-After"]

@@ -1,4 +1,6 @@
 """The OpenAPI document: valid OpenAPI 3, generated from the routes, and a docs page."""
+import re
+
 from openapi_spec_validator import validate
 
 from admin_api.api import Operation
@@ -54,3 +56,31 @@ def test_docs_page_is_public_html(api):
     assert resp.content_type.startswith("text/html")
     page = resp.get_data(as_text=True)
     assert "/api/v1/openapi.json" in page and "/api/v1/jobs/{job_id}/terminate" in page
+
+
+def test_docs_page_loads_nothing_from_another_host(api):
+    resp = api.as_key(None).http.get("/api/v1/docs", base_url="http://api.example:8000")
+    page = resp.get_data(as_text=True)
+    # Any absolute URL, or a scheme-relative one, would name another host than the API's own.
+    assert not re.findall(r"(?:https?:)?//[^\s\"'<>]+", page.replace("http://api.example:8000", ""))
+    assets = re.findall(r'(?:src|href)="(/[^"]+)"', page)
+    assert {a.rsplit("/", 1)[1] for a in assets} >= {"swagger-ui-bundle.js", "swagger-ui.css", "docs.js"}
+    for asset in assets:
+        got = api.as_key(None).http.get(asset)
+        assert got.status_code == 200, asset
+        assert got.content_length > 0 or got.get_data(), asset
+
+
+def test_docs_page_has_a_restrictive_csp(api):
+    resp = api.as_key(None).http.get("/api/v1/docs")
+    csp = dict(part.strip().split(" ", 1) for part in resp.headers["Content-Security-Policy"].split(";"))
+    assert csp["default-src"] == "'none'" and csp["script-src"] == "'self'" and csp["connect-src"] == "'self'"
+    assert "unsafe" not in resp.headers["Content-Security-Policy"]
+    assert "<script>" not in resp.get_data(as_text=True)  # no inline script: the CSP would block it
+
+
+def test_docs_assets_serve_only_the_files_the_page_needs(api):
+    http = api.as_key(None).http
+    assert "javascript" in http.get("/api/v1/docs/assets/swagger-ui-bundle.js").content_type
+    for name in ("index.html", "swagger-ui.js.map", "..%2F__init__.py"):
+        assert http.get(f"/api/v1/docs/assets/{name}").status_code == 404

@@ -1,0 +1,91 @@
+"""Is this Redis safe to keep jobs in? A Redis with an eviction policy other than `noeviction` drops keys
+when it reaches `maxmemory`: a job hash, a lease or a queue list can vanish without an error. Workers, the
+scheduler and the admin API check once when they start (`warn_if_evicting`) and say so in one WARNING line;
+the API also shows the result in the authenticated /health detail and on the dashboard overview."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+log = logging.getLogger("jobsvc.redis")
+
+SAFE_POLICY = "noeviction"
+
+
+@dataclass(frozen=True)
+class EvictionCheck:
+    """What Redis says about eviction. `policy` is None when neither CONFIG nor INFO would tell."""
+
+    policy: str | None
+    maxmemory: int | None  # bytes; 0 = no limit
+    source: str  # "config", "info" or "unknown"
+
+    @property
+    def safe(self) -> bool | None:
+        """True for noeviction, False for any evicting policy (even with no maxmemory yet: eviction starts as
+        soon as a limit is set, and managed Redis services set one), None when unknown."""
+        return None if self.policy is None else self.policy == SAFE_POLICY
+
+    def advice(self) -> str:
+        """One sentence for a log line or a banner: what is wrong and what to set."""
+        if self.policy is None:
+            return ("could not read Redis' maxmemory-policy (CONFIG and INFO refused): make sure it is "
+                    f"{SAFE_POLICY}, or Redis may evict jobs, leases and queues when it is full")
+        limit = "no maxmemory limit yet" if not self.maxmemory else f"maxmemory {self.maxmemory} bytes"
+        return (f"Redis evicts keys (maxmemory-policy {self.policy}, {limit}): jobs, leases and queues can "
+                f"vanish silently when it is full. Set maxmemory-policy {SAFE_POLICY} "
+                f"(redis.conf, or CONFIG SET maxmemory-policy {SAFE_POLICY})")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"maxmemory_policy": self.policy, "maxmemory": self.maxmemory, "eviction_safe": self.safe,
+                "source": self.source}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _from_config(conn: redis.Redis) -> EvictionCheck:
+    # One command for both settings; Redis answers a pattern with every matching parameter.
+    found = {_text(k): _text(v) for k, v in conn.config_get("maxmemory*").items()}
+    return EvictionCheck(found["maxmemory-policy"], int(found.get("maxmemory", 0)), "config")
+
+
+def _from_info(conn: redis.Redis) -> EvictionCheck:
+    # Managed Redis services often disable or rename CONFIG; INFO memory carries the same two values.
+    info = conn.info("memory")
+    policy = info.get("maxmemory_policy")
+    return EvictionCheck(_text(policy), int(info.get("maxmemory", 0)), "info") if policy is not None \
+        else EvictionCheck(None, None, "unknown")
+
+
+def eviction_check(conn: redis.Redis) -> EvictionCheck:
+    """Redis' eviction settings: from CONFIG GET, else INFO memory, else unknown. Connection errors propagate
+    (Redis is down: the caller decides); a refused command only moves on to the next source."""
+    for read in (_from_config, _from_info):
+        try:
+            return read(conn)
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise
+        except (redis.ResponseError, KeyError, ValueError):  # CONFIG renamed / ACL NOPERM / odd reply
+            continue
+    return EvictionCheck(None, None, "unknown")
+
+
+def warn_if_evicting(conn: redis.Redis, who: str = "jobsvc") -> EvictionCheck | None:
+    """The startup check: one WARNING line when Redis may evict (or will not say). Never raises: a Redis that
+    is down at startup is the caller's own business (it retries or reports it), so this returns None."""
+    try:
+        check = eviction_check(conn)
+    except redis.RedisError as exc:
+        log.debug("%s: could not check Redis' eviction policy: %s", who, exc)
+        return None
+    if not check.safe:
+        log.warning("%s: %s", who, check.advice())
+    return check
+
+
+__all__ = ["EvictionCheck", "SAFE_POLICY", "eviction_check", "warn_if_evicting"]
