@@ -10,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from marshmallow import Schema
 
-from jobsvc import Client, audit
+from jobsvc import Client, audit, validation
 from jobsvc.config import Config
 
 from .auth import Principal, require
@@ -58,6 +59,7 @@ def operation(summary: str, *, scope: str | None, query: type[Schema] | None = N
             who: Principal | None = None if public else require(op.scope)
             kwargs: dict[str, Any] = dict(path, who=who)
             if op.query is not None:
+                check_query_text()
                 raw_query = request.args.to_dict(flat=True)
                 if op.action:
                     g.audit["params"].update(raw_query)
@@ -98,9 +100,36 @@ def read_json(required: bool = True) -> Any:
             raise ApiError(400, "request body must be a JSON object", "malformed_json")
         return {}
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        value = json.loads(data, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ApiError(400, f"malformed JSON: {str(exc)[:200]}", "malformed_json") from None
+    _check_text(value)
+    return value
+
+
+def _check_text(value: Any) -> None:
+    """422 naming the first string (key or value, at any depth) that UTF-8 cannot encode. JSON's `\\udc00`
+    escape parses to a lone surrogate, which no Redis command, header or JSON answer can carry: refused here,
+    where all input enters, before any schema or write sees it."""
+    found = validation.unencodable(value)
+    if found is None:
+        return
+    path, is_key = found
+    fields: Any = [validation.text_problem(is_key)]
+    for part in reversed(path or ["_schema"]):  # nested like marshmallow's errors: {"kwargs": {"a": [...]}}
+        fields = {validation.shown(str(part)): fields}
+    where = validation.dotted(path) or "the request"
+    raise ApiError(422, f"request failed validation: {where} is not valid Unicode text", "validation_error",
+                   {"fields": fields})
+
+
+def check_query_text() -> None:
+    """The query string's names and values must be UTF-8 once percent-decoded (werkzeug would keep a bad
+    escape such as `%ED%B0%80`, a UTF-8-encoded surrogate, as literal text): 422 naming the parameter."""
+    for part in request.query_string.split(b"&"):
+        name, _, value = (unquote_to_bytes(x.replace(b"+", b" ")).decode("utf-8", "surrogateescape")
+                          for x in part.partition(b"="))
+        _check_text({name: value})
 
 
 def audit_counts(**counts: Any) -> None:

@@ -35,7 +35,8 @@ class AdminClient:
     def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None,
               confirm: bool = False) -> Any:
         headers = {"X-Confirm": "true"} if confirm else None
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        # The API reads only `true` / `false` as query booleans (requests would send True as "True").
+        clean = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in (params or {}).items() if v is not None}
         resp = self.session.request(method, self.base + path, params=clean, json=json, headers=headers,
                                     timeout=self.timeout)
         if resp.status_code >= 400:

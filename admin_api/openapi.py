@@ -40,6 +40,33 @@ def _error(status: int) -> dict[str, Any]:
     return out
 
 
+def _to(targets: tuple[str, ...], parameters: dict[str, str]) -> dict[str, Any]:
+    return {target: {"operationId": target, "parameters": parameters} for target in targets}
+
+
+# OpenAPI links: which calls take the id a response returns (clients, and the stateful schemathesis test,
+# follow them). operationId -> status -> link name -> link.
+_JOB_CALLS = ("jobs_get", "jobs_runs", "jobs_patch", "jobs_cancel", "jobs_retry", "jobs_delete")
+_CREATED_JOB = _to(_JOB_CALLS, {"job_id": "$response.body#/id"})
+LINKS: dict[str, dict[str, dict[str, Any]]] = {
+    "jobs_create_job": {"201": _CREATED_JOB, "200": _CREATED_JOB},
+    "jobs_create_batch": {"201": _to(_JOB_CALLS, {"job_id": "$response.body#/jobs/0/id"})},
+    "schedules_create": {"201": _to(("schedules_get", "schedules_runs", "schedules_patch", "schedules_execute",
+                                     "schedules_delete"), {"schedule_id": "$response.body#/id"})},
+    "schedules_execute": {"201": _to(("jobs_get", "jobs_cancel"), {"job_id": "$response.body#/job_id"})},
+    "keys_create": {"201": _to(("keys_get", "keys_revoke"), {"key_id": "$response.body#/id"})},
+    "functions_register": {s: _to(("functions_get", "functions_patch", "functions_delete"),
+                                  {"namespace": "$response.body#/namespace",
+                                   "function_name": "$response.body#/name"}) for s in ("201", "200")},
+}
+
+
+def _add_links(entry: dict[str, Any]) -> None:
+    for status, links in LINKS.get(entry["operationId"], {}).items():
+        if status in entry["responses"]:
+            entry["responses"][status]["links"] = links
+
+
 def _operation(rule_path: str, method: str, endpoint: str, op: Operation, tag: str) -> dict[str, Any]:
     params = [{"in": "path", "name": name, "required": True, "schema": {"type": "string", "minLength": 1}}
               for name in _PATH_ARG.findall(rule_path)]
@@ -103,6 +130,7 @@ def build(app: Flask) -> dict[str, Any]:
         tag = rule.endpoint.split(".", 1)[0]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             entry = _operation(rule.rule, method, rule.endpoint, op, tag)
+            _add_links(entry)
             while entry["operationId"] in used:  # one view on two paths (/health and /api/v1/health)
                 entry["operationId"] += "_alias"
             used.add(entry["operationId"])

@@ -16,10 +16,11 @@ from jobsvc import cron as _cron
 from jobsvc.backoff import KINDS as BACKOFF_KINDS
 from jobsvc.errors import ValidationError as _CoreInvalid
 from jobsvc.functions import FUNCTION_NAME
-from jobsvc.job import IDEMPOTENCY_KEY_MAX, NAMESPACE_NAME, QUEUE_NAME
+from jobsvc.job import NAMESPACE_NAME, QUEUE_NAME
 from jobsvc.schedules import OVERLAP_POLICIES, SCHEDULE_ID
 from jobsvc.serialization import IMPORT_PATH
 from jobsvc.states import ALIASES, State
+from jobsvc.validation import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX, check_idempotency_key
 
 STATES = [s.value for s in State]
 STATE_NAMES = STATES + sorted(ALIASES)
@@ -54,6 +55,25 @@ def _depth_ok(value: Any) -> None:
             stack.extend((x, d + 1) for x in v.values())
         elif isinstance(v, list):
             stack.extend((x, d + 1) for x in v)
+
+
+class Bool(fields.Boolean):
+    """A JSON boolean, true or false, and nothing else. marshmallow's Boolean also reads 0 / 1 / "yes" / "off"
+    ...: `"dry_run": 0` was then a real run. Every boolean of the API is one of these (or a QueryBool)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if value is True or value is False:
+            return value
+        raise self.make_error("invalid")
+
+
+class QueryBool(fields.Boolean):
+    """A boolean query parameter: exactly `true` or `false` (not 1, yes or True)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if isinstance(value, str) and value in ("true", "false"):
+            return value == "true"
+        raise self.make_error("invalid")
 
 
 QueueName = lambda **kw: fields.String(validate=FullMatch(QUEUE_NAME.pattern), **kw)  # noqa: E731
@@ -141,7 +161,7 @@ class BackoffSchema(Base):
     type = fields.String(required=True, validate=validate.OneOf(BACKOFF_KINDS))
     base = fields.Float(validate=validate.Range(0, 86400), metadata={"description": "seconds"})
     cap = fields.Float(validate=validate.Range(0, 30 * 86400), metadata={"description": "seconds"})
-    jitter = fields.Boolean(metadata={"description": "full jitter (default true)"})
+    jitter = Bool(metadata={"description": "full jitter (default true)"})
 
 
 class JobCreateSchema(Base):
@@ -169,7 +189,11 @@ class JobCreateSchema(Base):
                      metadata={"description": "seconds; -1 for none (0 is refused)"})
     delay = fields.Float(validate=validate.Range(0, MAX_DELAY_S), metadata={"description": "seconds from now"})
     run_at = Time(metadata={"description": "ISO 8601; a time in the past runs now"})
-    idempotency_key = fields.String(validate=validate.Length(1, IDEMPOTENCY_KEY_MAX))
+    idempotency_key = fields.String(validate=_core_check(check_idempotency_key),
+                                    metadata={"description": f"1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters, no "
+                                                             "leading or trailing space (sent as an HTTP header)",
+                                              "pattern": f"^{IDEMPOTENCY_KEY.pattern}$", "minLength": 1,
+                                              "maxLength": IDEMPOTENCY_KEY_MAX})
     result_ttl = Strict(validate=validate.Range(-1, MAX_TTL_S), metadata={"description": "seconds; -1 forever"})
     failure_ttl = Strict(validate=validate.Range(-1, MAX_TTL_S), metadata={"description": "seconds; -1 forever"})
     description = fields.String(validate=validate.Length(1, 1000))
@@ -223,7 +247,7 @@ class JobListQuery(Base):
     created_before = Time()
     cursor = fields.String(validate=validate.Length(1, MAX_CURSOR))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
-    include_result = fields.Boolean(load_default=False)
+    include_result = QueryBool(load_default=False)
 
     @validates_schema
     def _aliases(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -233,7 +257,7 @@ class JobListQuery(Base):
 
 
 class JobGetQuery(Base):
-    include_result = fields.Boolean(load_default=False)
+    include_result = QueryBool(load_default=False)
 
 
 class JobSchema(Base):
@@ -274,7 +298,7 @@ class JobPageSchema(Base):
 
 class JobBatchResultSchema(Base):
     jobs = fields.List(fields.Nested(JobSchema), required=True, metadata={"description": "in request order"})
-    created = fields.List(fields.Boolean(), required=True,
+    created = fields.List(Bool(), required=True,
                           metadata={"description": "per job: false when its idempotency key matched an existing job"})
 
 
@@ -326,7 +350,7 @@ class _BulkBase(Base):
                               metadata={"description": "seconds: jobs that ended more recently than this"})
     error_contains = fields.String(validate=validate.Length(1, 1000),
                                    metadata={"description": "substring of the error (case-insensitive)"})
-    dry_run = fields.Boolean(load_default=False,
+    dry_run = Bool(load_default=False,
                              metadata={"description": "count and sample, change nothing (no X-Confirm needed)"})
 
 
@@ -343,7 +367,7 @@ class BulkPruneSchema(_BulkBase):
 
 
 class SweepSchema(Base):
-    dry_run = fields.Boolean(load_default=False)
+    dry_run = Bool(load_default=False)
 
 
 class TtlSweepSchema(SweepSchema):
@@ -353,18 +377,18 @@ class TtlSweepSchema(SweepSchema):
 
 class BulkResultSchema(Base):
     operation = fields.String(required=True)
-    dry_run = fields.Boolean(required=True)
+    dry_run = Bool(required=True)
     matched = fields.Integer(required=True)
     changed = fields.Integer(required=True)
     sample = fields.List(fields.String(), required=True, metadata={"description": "some matched job ids"})
     skipped = fields.Integer(required=True, metadata={"description": "gone or moved on meanwhile: safe to repeat"})
     details = Counts(required=True, metadata={"description": "per-operation counts"})
-    more = fields.Boolean(required=True, metadata={"description": "stopped at a limit: call again"})
+    more = Bool(required=True, metadata={"description": "stopped at a limit: call again"})
 
 
 class IntegrityReportSchema(Base):
-    fixed = fields.Boolean(required=True)
-    clean = fields.Boolean(required=True)
+    fixed = Bool(required=True)
+    clean = Bool(required=True)
     total = fields.Integer(required=True, metadata={"description": "problems found"})
     counts = Counts(required=True, metadata={"description": "problems per category"})
     samples = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), required=True,
@@ -376,7 +400,7 @@ class IntegrityReportSchema(Base):
 
 class IntegrityResultSchema(Base):
     operation = fields.String(required=True)
-    dry_run = fields.Boolean(required=True)
+    dry_run = Bool(required=True)
     report = fields.Nested(IntegrityReportSchema, required=True)
 
 
@@ -385,7 +409,7 @@ class IntegrityResultSchema(Base):
 
 class QueueSchema(Base):
     name = fields.String(required=True)
-    paused = fields.Boolean(required=True)
+    paused = Bool(required=True)
     counts = Counts(required=True, metadata={"description": "jobs per state"})
 
 
@@ -414,7 +438,7 @@ class WorkerSchema(Base):
 
 class WorkerListSchema(Base):
     workers = fields.List(fields.Nested(WorkerSchema), required=True)
-    leases_truncated = fields.Boolean(required=True, metadata={
+    leases_truncated = Bool(required=True, metadata={
         "description": f"more leases exist than the {defaults.WORKERS_LEASES_MAX} soonest-expiring ones read: "
                        "current_jobs may leave some running jobs out"})
 
@@ -488,14 +512,14 @@ class RegistryBackoffSchema(Base):
     type = fields.String(required=True, validate=validate.OneOf(BACKOFF_KINDS))
     base = fields.Float(validate=validate.Range(0, 86400), metadata={"description": "seconds"})
     cap = fields.Float(validate=validate.Range(0, 30 * 86400), metadata={"description": "seconds"})
-    jitter = fields.Boolean(metadata={"description": "full jitter (default true)"})
+    jitter = Bool(metadata={"description": "full jitter (default true)"})
 
 
 class BackoffOutSchema(Base):
     type = fields.String(required=True)
     base = fields.Float(required=True)
     cap = fields.Float(required=True)
-    jitter = fields.Boolean(required=True)
+    jitter = Bool(required=True)
 
 
 class _ScheduleFields(Base):
@@ -525,7 +549,7 @@ class _ScheduleFields(Base):
                         metadata={"description": "seconds; -1 forever"})
     failure_ttl = Strict(allow_none=True, validate=validate.Range(-1, MAX_TTL_S),
                          metadata={"description": "seconds; -1 forever"})
-    enabled = fields.Boolean(metadata={"description": "default true"})
+    enabled = Bool(metadata={"description": "default true"})
     start_at = Time(allow_none=True, metadata={"description": "no fire before this time"})
     end_at = Time(allow_none=True, metadata={"description": "no fire after this time"})
     misfire = fields.String(validate=validate.OneOf(MISFIRE_POLICIES),
@@ -577,7 +601,7 @@ class ScheduleListQuery(Base):
                                                                                      "previous page"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
     namespace = NamespaceName()
-    enabled = fields.Boolean()
+    enabled = QueryBool()
 
 
 class LastRunSchema(Base):
@@ -604,7 +628,7 @@ class ScheduleSchema(Base):
     timeout = fields.Integer(allow_none=True, required=True)
     result_ttl = fields.Integer(allow_none=True, required=True)
     failure_ttl = fields.Integer(allow_none=True, required=True)
-    enabled = fields.Boolean(required=True)
+    enabled = Bool(required=True)
     start_at = Timestamp(allow_none=True, required=True)
     end_at = Timestamp(allow_none=True, required=True)
     misfire = fields.String(required=True)
@@ -674,7 +698,7 @@ class _FunctionFields(Base):
     max_attempts = Strict(allow_none=True, validate=validate.Range(1, defaults.MAX_ATTEMPTS_LIMIT))
     backoff = fields.Nested(RegistryBackoffSchema, allow_none=True)
     priority = Strict(allow_none=True, validate=validate.Range(defaults.PRIORITY_MIN, defaults.PRIORITY_MAX))
-    enabled = fields.Boolean(metadata={"description": "a disabled function refuses new jobs (409); its queued "
+    enabled = Bool(metadata={"description": "a disabled function refuses new jobs (409); its queued "
                                                       "jobs wait"})
     description = fields.String(allow_none=True, validate=validate.Length(max=1000))
 
@@ -717,7 +741,7 @@ class FunctionSchema(Base):
     max_attempts = fields.Integer(allow_none=True, required=True)
     backoff = fields.Nested(BackoffOutSchema, allow_none=True, required=True)
     priority = fields.Integer(allow_none=True, required=True)
-    enabled = fields.Boolean(required=True)
+    enabled = Bool(required=True)
     description = fields.String(required=True)
     version = fields.Integer(required=True, metadata={"description": "goes up on every change"})
     created_at = Timestamp(allow_none=True, required=True)
@@ -742,15 +766,15 @@ class NamespaceListSchema(Base):
 class FunctionSyncSchema(Base):
     namespace = NamespaceName(metadata={"description": "default `default` (or the key's one namespace)"})
     functions = fields.List(fields.Nested(FunctionSyncItemSchema), required=True, validate=validate.Length(max=1000))
-    delete_missing = fields.Boolean(load_default=False,
+    delete_missing = Bool(load_default=False,
                                     metadata={"description": "delete the namespace's functions not listed "
                                                              "(needs X-Confirm: true unless dry_run)"})
-    dry_run = fields.Boolean(load_default=False, metadata={"description": "report, change nothing"})
+    dry_run = Bool(load_default=False, metadata={"description": "report, change nothing"})
 
 
 class FunctionSyncResultSchema(Base):
     namespace = fields.String(required=True)
-    dry_run = fields.Boolean(required=True)
+    dry_run = Bool(required=True)
     created = fields.List(fields.String(), required=True)
     updated = fields.List(fields.String(), required=True)
     deleted = fields.List(fields.String(), required=True)
@@ -849,7 +873,7 @@ class AckSchema(Base):
                         metadata={"description": "any JSON value; only with status completed"})
     error = AckError(metadata={"description": "required with status failed: a message, or "
                                               "{type?, message, traceback?}", **ACK_ERROR_JSON})
-    retryable = fields.Boolean(load_default=True,
+    retryable = Bool(load_default=True,
                                metadata={"description": "failed: false fails the job at once, true retries it "
                                                         "after its backoff while attempts are left (default)"})
 

@@ -14,11 +14,11 @@ from . import defaults
 from .backoff import Backoff
 from .errors import ValidationError
 from .states import State, state_of
+from .validation import check_idempotency_key
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 NAMESPACE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 DEFAULT_NAMESPACE = "default"
-IDEMPOTENCY_KEY_MAX = 256
 
 
 @dataclass
@@ -70,8 +70,8 @@ class JobSpec:
             raise ValidationError("delay must be >= 0")
         if self.job_id is not None and not (isinstance(self.job_id, str) and QUEUE_NAME.match(self.job_id)):
             raise ValidationError("job_id must be 1-128 of A-Z a-z 0-9 _ . : -")
-        if self.idempotency_key is not None and not (0 < len(self.idempotency_key) <= IDEMPOTENCY_KEY_MAX):
-            raise ValidationError(f"idempotency_key must be 1-{IDEMPOTENCY_KEY_MAX} characters")
+        if self.idempotency_key is not None:  # one rule for Python callers and the HTTP API
+            check_idempotency_key(self.idempotency_key)
         for name in ("result_ttl", "failure_ttl"):
             v = getattr(self, name)
             if v is not None and v < -1:

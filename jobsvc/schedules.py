@@ -52,6 +52,7 @@ from .urlguard import check_url
 from .keys import Keys
 from .job import DEFAULT_NAMESPACE, NAMESPACE_NAME, QUEUE_NAME, JobSpec
 from .serialization import IMPORT_PATH
+from .validation import check_text
 
 log = logging.getLogger("jobsvc.schedules")
 
@@ -143,6 +144,8 @@ class ScheduleSpec:
 
     def __post_init__(self) -> None:
         s = object.__setattr__
+        # Text UTF-8 cannot encode (a lone surrogate) would be stored, then fail every fire: refuse it here.
+        check_text({f.name: getattr(self, f.name) for f in fields(self)})
         if not isinstance(self.id, str) or not SCHEDULE_ID.fullmatch(self.id):
             raise ValidationError(f"schedule id {self.id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
         if (self.function is None) == (self.handler is None):

@@ -1,29 +1,16 @@
-"""Job payloads as the dashboard shows them: values under secret-looking keys masked, big ones cut."""
+"""Job payloads as the dashboard shows them: values under secret-looking keys masked (jobsvc.redact, the
+audit log's rule too), big ones cut."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from jobsvc import defaults
+from jobsvc.redact import MASK, SECRET_KEY, redact  # shared with the audit log
 
 from ..api import jsonable
 
-MASK = "••••••"
-# Matched anywhere in a key, case-insensitively: db_password, X-Api-Key's api_key, refresh_token, ...
-SECRET_KEY = re.compile(r"password|passwd|secret|token|api[_-]?key|authorization|credential|private[_-]?key",
-                        re.IGNORECASE)
-
-
-def redact(value: Any, depth: int = 0) -> Any:
-    """A JSON-safe copy with every value under a secret-looking key (at any depth) replaced by MASK."""
-    if depth > 64:
-        return "..."
-    if isinstance(value, dict):
-        return {k: MASK if SECRET_KEY.search(k) else redact(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, depth + 1) for v in value]
-    return value
+__all__ = ["MASK", "SECRET_KEY", "redact", "shown"]
 
 
 def shown(value: Any, limit: int = defaults.DASHBOARD_PAYLOAD_MAX) -> str:

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from jobsvc import audit
+from jobsvc import audit, redact
 from tests.test_admin_api.support import ADMIN_KEY, NOOP
 
 
@@ -99,10 +99,65 @@ def test_cursor_zero_is_an_empty_page(api):
     assert api.get("/audit?cursor=0-0").get_json() == {"entries": [], "next_cursor": None}
 
 
-def test_large_params_are_truncated(r, config):
-    audit.record(r, config.key_prefix, "admin", "jobs.create", {"args": ["x" * 100_000]})
+def _stored_params(r, config) -> list[str]:
+    """The params field of every entry as stored, oldest first."""
+    return [f[b"params"].decode() for _, f in r.xrange(audit.stream_key(config.key_prefix))]
+
+
+def test_large_params_are_cut_to_the_small_fields_and_sizes(r, config):
+    params = {"function": NOOP, "queue": "mail", "args": ["x" * 100_000], "kwargs": {"to": "ada", "blob": "y" * 5000}}
+    audit.record(r, config.key_prefix, "admin", "jobs.create", params)
+    (stored,) = _stored_params(r, config)
+    assert len(stored) <= audit.PARAMS_MAX
     (entry,), _ = audit.list_entries(r, config.key_prefix)
-    assert len(entry.params["_truncated"]) == audit.PARAMS_MAX
+    assert entry.params["_truncated"] is True and entry.params["_size"] > 100_000
+    assert (entry.params["function"], entry.params["queue"]) == (NOOP, "mail")
+    assert entry.params["args"] == "<100,004 characters>"
+    assert entry.params["kwargs"] == {"to": "ada", "blob": "<5,002 characters>"}
+
+
+def test_a_create_with_big_arguments_stores_at_most_2_kb_and_no_secrets(api, r, config):
+    kwargs = {"password": "hunter2", "db": {"api_key": "k-123", "host": "db1"}, "notes": "n" * 9000}
+    resp = api.post("/jobs", json={"function": NOOP, "kwargs": kwargs, "meta": {"refresh_token": "t-456"}})
+    assert resp.status_code == 201
+    (stored,) = _stored_params(r, config)
+    assert len(stored) <= 2048
+    for secret in ("hunter2", "k-123", "t-456"):
+        assert secret not in stored and secret not in api.get("/audit").get_data(as_text=True)
+    params = _entries(api)[0]["params"]
+    assert params["kwargs"]["password"] == params["kwargs"]["db"]["api_key"] == redact.MASK
+    assert params["meta"] == {"refresh_token": redact.MASK}
+    assert params["kwargs"]["db"]["host"] == "db1" and params["_truncated"] is True
+
+
+def test_small_params_are_kept_whole_but_redacted(api):
+    api.post("/jobs", json={"function": NOOP, "kwargs": {"user": "ada", "Password": "x"}})
+    assert _entries(api)[0]["params"] == {"function": NOOP, "kwargs": {"user": "ada", "Password": redact.MASK}}
+
+
+def test_the_dashboard_and_the_api_share_one_redaction():
+    from admin_api.dashboard import redact as dashboard_redact
+
+    assert dashboard_redact.redact is redact.redact and dashboard_redact.MASK == redact.MASK
+
+
+def test_a_key_past_its_allowance_this_minute_gets_short_params(r, config, monkeypatch):
+    monkeypatch.setattr(audit, "PARAMS_PER_MINUTE", 3)
+    big = {"function": NOOP, "kwargs": {"text": "x" * 1500}}
+    for _ in range(5):
+        audit.record(r, config.key_prefix, "k1", "jobs.create", big)
+    audit.record(r, config.key_prefix, "k2", "jobs.create", big)  # another key keeps its own allowance
+    sizes = [len(p) for p in _stored_params(r, config)]
+    assert all(n > audit.PARAMS_MAX_FLOOD for n in sizes[:3])
+    assert all(n <= audit.PARAMS_MAX_FLOOD for n in sizes[3:5])
+    assert sizes[5] > audit.PARAMS_MAX_FLOOD
+    assert len(sizes) == 6  # every call is still on record
+    assert 0 < r.pttl(audit.rate_key(config.key_prefix, "k1")) <= audit.RATE_WINDOW_MS
+
+
+def test_text_a_python_caller_passes_that_utf8_cannot_encode_reads_back(r, config, api):
+    audit.record(r, config.key_prefix, "cli", "jobs.cancel", {"id": "j\udc00"})
+    assert _entries(api)[0]["params"] == {"id": "j\\udc00"}  # shown as an escape, not lost
 
 
 def test_stream_is_capped(r, config, monkeypatch):

@@ -1,0 +1,102 @@
+"""Input rules shared by the core and the admin API, so that both refuse the same values.
+
+Text: every string stored in Redis or sent over HTTP must encode as UTF-8. Python strings can hold lone
+surrogates (`"\\udc00"`: JSON's `"\\udc00"` escape, or a file name decoded with surrogateescape) that
+UTF-8 cannot encode; such a value fails later, where nobody can answer the caller (a schedule that never
+fires, a 500), so it is refused where it enters.
+
+Idempotency keys travel as an HTTP header (`X-Jobsvc-Idempotency-Key`, jobsvc.signing) on every delivery
+of a handler job: only text every HTTP stack sends unchanged is accepted."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .errors import ValidationError
+
+Path = list[str | int]
+
+IDEMPOTENCY_KEY_MAX = 256
+# Printable ASCII, spaces inside only: header values are Latin-1 on the wire (anything else cannot be
+# sent), CR / LF would split the header, and receivers strip leading and trailing whitespace.
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+
+
+def encodable(text: str) -> bool:
+    """Whether UTF-8 can encode `text` (False only for lone surrogates)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unencodable(value: Any) -> tuple[Path, bool] | None:
+    """The path to the first string UTF-8 cannot encode in a JSON-like value (dict keys and values, lists,
+    tuples, at any depth), and whether it is a dict key (the path then ends with that key); None if all
+    encode. Iterative: depth is bounded by the caller's parser, not by Python's stack."""
+    if isinstance(value, str):
+        return None if encodable(value) else ([], False)
+    try:  # the common case, everything encodes, at C speed (a 256 KB request body: milliseconds)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return None
+    except (UnicodeEncodeError, TypeError, ValueError, RecursionError):
+        pass  # something does not encode (walk to find where), or not plain JSON (walk it all)
+    stack: list[tuple[Any, Path]] = [(value, [])]
+    while stack:  # only containers are pushed: a long list of numbers costs one pass, no allocations
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if isinstance(k, str) and not encodable(k):
+                    return path + [k], True
+                if isinstance(v, str):
+                    if not encodable(v):
+                        return path + [k], False
+                elif isinstance(v, (dict, list, tuple)):
+                    stack.append((v, path + [k]))
+        elif isinstance(node, (list, tuple)):
+            for i, v in enumerate(node):
+                if isinstance(v, str):
+                    if not encodable(v):
+                        return path + [i], False
+                elif isinstance(v, (dict, list, tuple)):
+                    stack.append((v, path + [i]))
+    return None
+
+
+def shown(text: str) -> str:
+    """Text safe to print or send back: what UTF-8 cannot encode as a backslash escape (`\\udc00`)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def dotted(path: Path) -> str:
+    """A path as `jobs[0].kwargs.name`, its unencodable parts escaped."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{shown(part)}" if out else shown(part))
+    return out
+
+
+def text_problem(is_key: bool) -> str:
+    what = "this key" if is_key else "this value"
+    return f"{what} is not valid Unicode text (a lone surrogate such as \\udc00, which UTF-8 cannot encode)"
+
+
+def check_text(value: Any, name: str = "") -> None:
+    """ValidationError naming the place of the first string in `value` that UTF-8 cannot encode."""
+    found = unencodable(value)
+    if found is None:
+        return
+    path, is_key = found
+    where = dotted(([name] if name else []) + path) or "value"
+    raise ValidationError(f"{where}: {text_problem(is_key)}")
+
+
+def check_idempotency_key(key: Any) -> None:
+    """An idempotency key is 1-256 printable ASCII characters, no leading or trailing space."""
+    if not isinstance(key, str) or len(key) > IDEMPOTENCY_KEY_MAX or IDEMPOTENCY_KEY.fullmatch(key) is None:
+        raise ValidationError(f"idempotency_key must be 1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters (space "
+                              "to ~, no leading or trailing space): it is sent as an HTTP header")
