@@ -266,7 +266,8 @@ class JobSchema(Base):
     queue = fields.String(required=True)
     namespace = fields.String(required=True)
     trigger = fields.String(required=True)
-    state = fields.String(required=True, validate=validate.OneOf(STATES))
+    # `deleted`: only in the answer to a create whose idempotency key outlived its job (POST /jobs).
+    state = fields.String(required=True, validate=validate.OneOf([*STATES, "deleted"]))
     args = fields.List(fields.Raw(), required=True)
     kwargs = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
     priority = fields.Integer(required=True)

@@ -51,7 +51,7 @@ class BulkFilter:
     error_contains: str | None = None  # substring of js_error, case-insensitive
 
     def validated(self) -> BulkFilter:
-        if self.queue is not None and (not isinstance(self.queue, str) or not QUEUE_NAME.match(self.queue)):
+        if self.queue is not None and (not isinstance(self.queue, str) or not QUEUE_NAME.fullmatch(self.queue)):
             raise ValidationError(f"bad queue name {self.queue!r}")
         for name in ("older_than_s", "newer_than_s"):
             v = getattr(self, name)

@@ -50,9 +50,9 @@ class JobSpec:
 
     def __post_init__(self) -> None:
         self._check_http()
-        if not isinstance(self.queue, str) or not QUEUE_NAME.match(self.queue):
+        if not isinstance(self.queue, str) or not QUEUE_NAME.fullmatch(self.queue):
             raise ValidationError(f"queue name {self.queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
-        if not isinstance(self.namespace, str) or not NAMESPACE_NAME.match(self.namespace):
+        if not isinstance(self.namespace, str) or not NAMESPACE_NAME.fullmatch(self.namespace):
             raise ValidationError(f"namespace {self.namespace!r} must be 1-64 of A-Z a-z 0-9 _ . -")
         if isinstance(self.priority, bool) or not isinstance(self.priority, int) or not (
             defaults.PRIORITY_MIN <= self.priority <= defaults.PRIORITY_MAX
@@ -68,7 +68,7 @@ class JobSpec:
             raise ValidationError("give delay or at, not both")
         if self.delay is not None and self.delay_ms() < 0:
             raise ValidationError("delay must be >= 0")
-        if self.job_id is not None and not (isinstance(self.job_id, str) and QUEUE_NAME.match(self.job_id)):
+        if self.job_id is not None and not (isinstance(self.job_id, str) and QUEUE_NAME.fullmatch(self.job_id)):
             raise ValidationError("job_id must be 1-128 of A-Z a-z 0-9 _ . : -")
         if self.idempotency_key is not None:  # one rule for Python callers and the HTTP API
             check_idempotency_key(self.idempotency_key)

@@ -1,0 +1,23 @@
+"""Names are matched whole: a `$`-anchored pattern with .match() would let "default\n" through."""
+from __future__ import annotations
+
+import pytest
+
+from jobsvc.bulk import BulkFilter
+from jobsvc.errors import ValidationError
+from jobsvc.job import JobSpec
+
+
+@pytest.mark.parametrize("queue", ["default\n", "default\r\n", "\ndefault", "de fault", ""])
+def test_a_queue_name_with_a_newline_or_space_is_refused_everywhere(queue):
+    with pytest.raises(ValidationError):
+        JobSpec(func="tests.jobfuncs.noop", queue=queue)
+    with pytest.raises(ValidationError):
+        BulkFilter(queue=queue).validated()
+
+
+def test_namespace_and_job_id_are_matched_whole():
+    with pytest.raises(ValidationError):
+        JobSpec(func="tests.jobfuncs.noop", namespace="ns\n")
+    with pytest.raises(ValidationError):
+        JobSpec(func="tests.jobfuncs.noop", job_id="id\n")
