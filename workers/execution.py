@@ -36,6 +36,8 @@ class Outcome:
     run: dict[str, Any] | None = None
     min_delay: float | None = None
     accepted: bool = False
+    # The exception itself, for an RQ failure callback's (type, value, traceback) (workers/rq_callbacks.py).
+    exc: BaseException | None = None
 
 
 class FunctionCache:
@@ -61,9 +63,9 @@ class FunctionCache:
         return func
 
 
-def _failure(exc: BaseException, retryable: bool) -> Outcome:
+def failure(exc: BaseException, retryable: bool) -> Outcome:
     return Outcome(False, exc_type=type(exc).__name__, message=str(exc),
-                   traceback="".join(traceback.format_exception(exc)), retryable=retryable)
+                   traceback="".join(traceback.format_exception(exc)), retryable=retryable, exc=exc)
 
 
 def execute(data: bytes, timeout: int | None, functions: FunctionCache,
@@ -76,7 +78,7 @@ def execute(data: bytes, timeout: int | None, functions: FunctionCache,
         name, instance, args, kwargs = load_data(data)
         func = functions.resolve(name, instance, allow)
     except Exception as exc:  # noqa: BLE001 - an unloadable job fails at once, never retried
-        out = _failure(exc, retryable=False)
+        out = failure(exc, retryable=False)
         out.message = f"cannot load job function{f' {name}' if name else ''}: {out.message}"
         return out
     try:
@@ -92,9 +94,9 @@ def execute(data: bytes, timeout: int | None, functions: FunctionCache,
     except (HandBack, Terminated):
         raise
     except NonRetryableError as exc:
-        return _failure(exc, retryable=False)
+        return failure(exc, retryable=False)
     except BaseException as exc:  # noqa: BLE001 - job code may raise anything, SystemExit included
-        return _failure(exc, retryable=True)
+        return failure(exc, retryable=True)
 
 
 def install_timeout_handler() -> None:

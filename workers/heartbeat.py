@@ -1,5 +1,5 @@
 """The worker's background loop: renew the lease of the running job, refresh the worker's
-registration, reap dead peers' leases, and end a shutdown grace period."""
+registration, reap dead peers' leases, end a shutdown grace period, and read RQ's worker commands."""
 from __future__ import annotations
 
 import logging
@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from redis import exceptions as redis_errors
 
 from jobsvc.keys import Keys
 from jobsvc.leases import Lease, Leases
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     import redis
 
     from jobsvc.config import Config
+
+    from .rq_commands import CommandListener
 
 log = logging.getLogger("jobsvc.worker")
 
@@ -31,7 +35,7 @@ class Heartbeat:
                  on_terminate: Callable[[str], None] | None = None,
                  counts: Callable[[], tuple[int, int]] | None = None,
                  on_lease_lost: Callable[[str], None] | None = None,
-                 in_job: Callable[[], bool] | None = None):
+                 in_job: Callable[[], bool] | None = None, commands: CommandListener | None = None):
         self.redis = conn
         self.config = config
         self.leases = Leases(conn, config)
@@ -46,6 +50,7 @@ class Heartbeat:
         # Whether job code runs now. The worker leaves the job before it sends the outcome, so a lease found
         # gone while this is false was ended by that outcome (or is about to be refused by it), not lost.
         self.in_job = in_job or (lambda: True)
+        self.commands = commands  # RQ's stop-job / shutdown commands (workers/rq_commands.py)
         self.worker_name = worker_key.removeprefix("rq:worker:")  # the name claim.lua stored (may hold ':')
         self.terminate_key = Keys(config.key_prefix).terminate(self.worker_name)
         self.stopped = threading.Event()
@@ -59,6 +64,8 @@ class Heartbeat:
         deadline = self.grace_deadline()
         if lease is not None and deadline is not None and now >= deadline:
             self.on_grace_over()
+        if self.commands is not None:
+            self._poll_commands()  # before the terminate list: a stop-job lands there and is acted on this tick
         if lease is not None and self.on_terminate is not None:
             self._check_terminate(lease)
         if now >= self._next_beat:
@@ -79,6 +86,15 @@ class Heartbeat:
                 return
             if job_id.decode() == lease.job_id:
                 self.on_terminate(lease.job_id)  # type: ignore[misc]
+
+    def _poll_commands(self) -> None:
+        try:
+            self.commands.poll()  # type: ignore[union-attr]
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            # redis-py reconnects and subscribes again on a later read; the lease renewal below goes on.
+            log.warning("reading RQ worker commands: Redis unavailable (%s); retrying next tick", exc)
+        except Exception:  # noqa: BLE001 - the lease renewal below must still happen
+            log.exception("reading RQ worker commands failed; retrying next tick")
 
     def _beat(self, lease: Lease | None, started: float, now: float) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -113,6 +129,8 @@ class Heartbeat:
                 log.exception("heartbeat failed; retrying")
 
     def start(self) -> None:
+        if self.commands is not None:
+            self.commands.subscribe()
         self._thread = threading.Thread(target=self._loop, name="jobsvc-heartbeat", daemon=True)
         self._thread.start()
 
@@ -120,3 +138,5 @@ class Heartbeat:
         self.stopped.set()
         if self._thread:
             self._thread.join(timeout=5)
+        if self.commands is not None:
+            self.commands.close()

@@ -16,10 +16,10 @@ from typing import Any
 import redis
 from rq.worker import BaseWorker
 
-from jobsvc import context, scripts
+from jobsvc import Client, context, scripts
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD, ModuleAllowList
 from jobsvc.config import Config
-from jobsvc.errors import LeaseLost, NotFound
+from jobsvc.errors import LeaseLost, NotFound, WrongState
 from jobsvc.keys import Keys
 from jobsvc.leases import Lease, Leases
 from jobsvc.redis_check import warn_if_evicting
@@ -27,6 +27,9 @@ from jobsvc.redis_check import warn_if_evicting
 from .execution import FunctionCache, HandBack, Outcome, Terminated, execute, install_timeout_handler
 from .heartbeat import Heartbeat
 from .http_handler import HandlerCaller
+from .rq_callbacks import Callbacks
+from .rq_commands import CommandListener
+from .rq_job import ClaimedJob, CurrentJobSlot
 
 log = logging.getLogger("jobsvc.worker")
 
@@ -57,6 +60,11 @@ class LeasedWorker(BaseWorker):
         self._last_signal = 0.0
         self._terminate_id: str | None = None
         self._terminate_reason = ""
+        self._terminate_by_user = False  # terminate / RQ stop-job (on_stopped runs), not a lost lease
+        # RQ's view of the running job: rq.get_current_job() and the job given to RQ callbacks (None: HTTP handler).
+        self._rq_job: ClaimedJob | None = None
+        self._rq_slot: CurrentJobSlot | None = None  # made in work(), in the thread that runs the jobs
+        self.callbacks = Callbacks(self.functions, on_timer=self._time_callback)
         # A separate connection for blocking waits: a wait broken by a signal is simply dropped.
         self._waiter = redis.Redis(connection_pool=redis.ConnectionPool(**connection.connection_pool.connection_kwargs))
         self.processed = 0
@@ -92,13 +100,26 @@ class LeasedWorker(BaseWorker):
         if self._in_job and lease is not None and lease.job_id == self._terminate_id:
             raise Terminated()
 
-    def _terminate(self, job_id: str, reason: str = "terminated by an operator") -> None:
+    def _terminate(self, job_id: str, reason: str = "terminated by an operator", by_user: bool = True) -> None:
         # Called from the heartbeat thread; a real signal so a job blocked in a system call stops too.
-        self._terminate_id, self._terminate_reason = job_id, reason
+        self._terminate_id, self._terminate_reason, self._terminate_by_user = job_id, reason, by_user
         signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR2)  # type: ignore[arg-type]
 
     def _lease_lost(self, job_id: str) -> None:
-        self._terminate(job_id, "stopped: its lease was lost (expired or revoked), so its outcome would be rejected")
+        self._terminate(job_id, "stopped: its lease was lost (expired or revoked), so its outcome would be rejected",
+                        by_user=False)
+
+    def _stop_job(self, job_id: str) -> None:
+        """RQ's stop-job command (heartbeat thread): terminate it as an operator would (terminate.lua records it
+        and lists it for this worker's heartbeat, which then stops the code)."""
+        try:
+            Client(self.connection, self.config).terminate(job_id)
+        except (WrongState, NotFound) as exc:
+            log.info("job %s: stop-job command too late (%s)", job_id, exc)
+
+    def _running_job_id(self) -> str | None:
+        lease = self._lease
+        return lease.job_id if lease is not None else None
 
     def _interrupt(self) -> None:
         if self._in_job:
@@ -129,7 +150,10 @@ class LeasedWorker(BaseWorker):
         heartbeat = Heartbeat(self.connection, self.config, self.key, self._current, self._grace_over,
                               lambda: self._stop_at, on_terminate=self._terminate,
                               counts=lambda: (self.processed, self.failed), on_lease_lost=self._lease_lost,
-                              in_job=lambda: self._in_job)
+                              in_job=lambda: self._in_job,
+                              commands=CommandListener(self.connection, self.name, self._running_job_id,
+                                                       self._stop_job))
+        self._rq_slot = CurrentJobSlot()
         heartbeat.start()
         log.info("worker %s: listening on %s; jobs from the HTTP API may run functions from: %s", self.name,
                  ", ".join(self.queue_list), self.allow_list.describe())
@@ -137,6 +161,7 @@ class LeasedWorker(BaseWorker):
             self._loop(burst)
         finally:
             heartbeat.stop()
+            self._rq_slot.close()
             self.register_death()
             log.info("worker %s: stopped after %d job(s), %d failed", self.name, self.processed, self.failed)
         return self.processed > 0
@@ -204,6 +229,8 @@ class LeasedWorker(BaseWorker):
         self._lease, self._job_started = lease, time.monotonic()
         started = time.time()
         context.enter(context.RunningJob(lease.job_id, lease.token, lease.attempt, lease.queue, self.connection))
+        rq_job = self._rq_job = (None if lease.fields.get("js_handler")
+                                 else ClaimedJob(lease.job_id, self.connection, lease.fields))
         try:
             if lease.fields.get("js_handler"):
                 outcome = self._handler_caller().call(lease, self._enter_job, self._leave_job)
@@ -216,10 +243,15 @@ class LeasedWorker(BaseWorker):
         except Terminated:
             self._lease = None
             log.info("job %s %s", lease.job_id, self._terminate_reason)
+            if self._terminate_by_user and rq_job is not None:
+                self.callbacks.after_stop(lease.fields, rq_job, self._allow_list_for(lease))
             return None if self.stopping else self._claim()
         finally:
             context.enter(None)
-        ended = time.time()
+            self._rq_job = None
+        ended = time.time()  # before any callback: RQ's execution end, too, leaves the callbacks out
+        if rq_job is not None:
+            outcome = self.callbacks.after_run(lease.fields, rq_job, outcome, self._allow_list_for(lease))
         if outcome.accepted:
             finish = self.leases.await_callback_call(lease, self.name, outcome.run or {})
         elif outcome.ok:
@@ -265,10 +297,19 @@ class LeasedWorker(BaseWorker):
         return self._handlers
 
     def _enter_job(self) -> None:
+        self._rq_slot.enter(self._rq_job)  # type: ignore[union-attr]
         self._in_job = True
 
     def _leave_job(self) -> None:
         self._in_job = False
+        self._rq_slot.leave()  # type: ignore[union-attr]
+
+    def _time_callback(self, seconds: int) -> None:
+        """An RQ callback may take `seconds`: the heartbeat's hung-job check (started + job timeout + hung_grace)
+        must measure it, not the job that already ended, or a long callback would let the lease lapse."""
+        lease = self._lease
+        if lease is not None:
+            self._job_started = time.monotonic() + seconds - (lease.timeout or 0)
 
     def _record(self, lease: Lease, outcome: Outcome, reply: list[Any]) -> None:
         try:

@@ -62,7 +62,6 @@ def test_a_failed_dependency_keeps_the_dependent_deferred_unless_failure_is_allo
 
 
 def test_success_and_failure_callbacks_run_with_rqs_signatures(queue, burst, r, worker_kind):
-    jobsvc_gap(worker_kind, "issue 12: callbacks never fire")
     ok = queue.enqueue(rqfuncs.add, 1, 2, on_success=Callback(rqfuncs.on_success))
     bad = queue.enqueue(rqfuncs.boom, "cb", on_failure=Callback(rqfuncs.on_failure))
     burst()
@@ -71,7 +70,6 @@ def test_success_and_failure_callbacks_run_with_rqs_signatures(queue, burst, r, 
 
 
 def test_meta_saved_inside_a_job_is_kept(queue, burst, r, worker_kind):
-    jobsvc_gap(worker_kind, "issue 12: save_meta() is lost")
     job = queue.enqueue(rqfuncs.with_meta, "progress", 42)
     burst()
     assert Job.fetch(job.id, connection=r).meta["progress"] == 42
