@@ -1,6 +1,8 @@
 """The one error hierarchy of jobsvc; admin_api maps each class to an HTTP status in one place."""
 from __future__ import annotations
 
+from rq.timeouts import JobTimeoutException
+
 
 class JobsvcError(Exception):
     """Base of every jobsvc error."""
@@ -52,8 +54,9 @@ class NonRetryableError(Exception):
     """Raise (or subclass) in job code to fail the job at once, without retries."""
 
 
-class JobTimeout(Exception):
-    """A job ran past its timeout."""
+class JobTimeout(JobTimeoutException):
+    """A job ran past its timeout. RQ's JobTimeoutException too, so job code written for RQ that catches
+    that still catches it on jobsvc workers."""
 
 
 class ScriptError(JobsvcError):
