@@ -152,3 +152,11 @@ def test_description_is_kept_and_defaults_to_the_call(queue, burst, r):
     burst()
     assert Job.fetch(named.id, connection=r).return_value()["description"] == "nightly report"
     assert Job.fetch(plain.id, connection=r).description == "tests.rqfuncs.add(1, 2)"
+
+
+def test_a_timeout_is_rqs_job_timeout_exception_on_both_workers():
+    from rq.timeouts import JobTimeoutException
+
+    from jobsvc import JobTimeout
+
+    assert issubclass(JobTimeout, JobTimeoutException)
