@@ -1,6 +1,7 @@
 """The Python API: enqueue jobs (one, or a batch in one round trip), read them back, requeue, cancel."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -76,7 +77,10 @@ class Client:
                 **options: Any) -> Enqueued:
         """Enqueue func(*args, **kwargs). Options: queue, delay (s or timedelta), at (datetime or epoch s),
         priority 1-10 (1 first), max_attempts 1-20, backoff ('fixed'|'linear'|'exponential' or Backoff),
-        timeout (s, -1 none), idempotency_key, result_ttl, failure_ttl, job_id, description, meta."""
+        timeout (s, -1 none), idempotency_key, result_ttl, failure_ttl, job_id, description, meta,
+        depends_on (a job id, an Enqueued, or a list of them: the job stays deferred until they all complete)
+        and allow_failure (True: until they all end, failed included). Dependencies are stored as RQ stores
+        them, so RQ's tools read them and a dependent may wait on jobs enqueued with RQ's own API."""
         return self.enqueue_many([self.job(func, *args, kwargs=kwargs, **options)])[0]
 
     def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
@@ -164,6 +168,12 @@ class Client:
             fields["enqueued_at"] = now
         if spec.backoff is not None:
             fields.update(spec.backoff.to_fields())  # type: ignore[union-attr]
+        if spec.depends_on:
+            # RQ's own fields (rq/job.py to_dict): enqueue.lua defers the job on them; RQ reads them back.
+            fields["dependency_id"] = spec.depends_on[0]
+            fields["dependency_ids"] = json.dumps(list(spec.depends_on))
+            if spec.allow_failure:
+                fields["allow_dependency_failures"] = 1
         if spec.meta:
             import pickle
 

@@ -19,6 +19,9 @@ from .validation import check_idempotency_key
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 NAMESPACE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 DEFAULT_NAMESPACE = "default"
+# Dependencies one job may name: releasing a dependent reads the status of each of its dependencies, inside
+# the script that ends the last one (release_dependents in _lib.lua), so this bounds that part of the work.
+DEPENDS_ON_MAX = 100
 
 
 @dataclass
@@ -47,9 +50,15 @@ class JobSpec:
     payload: Any = None
     callback_url: str | None = None
     callback_timeout: int | None = None
+    # Jobs this one waits for (RQ's depends_on): ids, or anything with an `id` (Enqueued, JobInfo, an RQ Job);
+    # normalised to a tuple of ids. It stays deferred until all of them complete (or end, failed included,
+    # with allow_failure).
+    depends_on: Any = None
+    allow_failure: bool = False
 
     def __post_init__(self) -> None:
         self._check_http()
+        self._check_dependencies()
         if not isinstance(self.queue, str) or not QUEUE_NAME.fullmatch(self.queue):
             raise ValidationError(f"queue name {self.queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
         if not isinstance(self.namespace, str) or not NAMESPACE_NAME.fullmatch(self.namespace):
@@ -76,6 +85,32 @@ class JobSpec:
             v = getattr(self, name)
             if v is not None and v < -1:
                 raise ValidationError(f"{name} must be >= -1 (-1 keeps forever)")
+
+    def _check_dependencies(self) -> None:
+        if not isinstance(self.allow_failure, bool):
+            raise ValidationError("allow_failure must be true or false")
+        if self.depends_on is None:
+            if self.allow_failure:
+                raise ValidationError("allow_failure applies to depends_on only")
+            return
+        items = self.depends_on if isinstance(self.depends_on, (list, tuple)) else [self.depends_on]
+        ids: list[str] = []
+        for item in items:
+            job_id = item if isinstance(item, str) else getattr(item, "id", None)
+            if not isinstance(job_id, str) or not QUEUE_NAME.fullmatch(job_id):
+                raise ValidationError(f"depends_on takes job ids (1-128 of A-Z a-z 0-9 _ . : -) or jobs, "
+                                      f"not {item!r}")
+            if job_id not in ids:
+                ids.append(job_id)
+        if len(ids) > DEPENDS_ON_MAX:
+            raise ValidationError(f"depends_on names at most {DEPENDS_ON_MAX} jobs")
+        if self.job_id is not None and self.job_id in ids:
+            raise ValidationError("a job cannot depend on itself")
+        if ids and (self.delay is not None or self.at is not None):
+            raise ValidationError("a job with depends_on starts when its dependencies end: give no delay or at")
+        if not ids and self.allow_failure:
+            raise ValidationError("allow_failure applies to depends_on only")
+        self.depends_on = tuple(ids) or None
 
     def _check_http(self) -> None:
         if self.handler is not None:
@@ -185,6 +220,8 @@ class JobInfo:
 
     @classmethod
     def from_hash(cls, job_id: str, raw: dict[bytes, bytes], default_max_attempts: int) -> JobInfo:
+        """`default_max_attempts` is no longer read: a job without js_max_attempts was enqueued with RQ's own API
+        and follows RQ's Retry (_max_attempts); the parameter stays for callers."""
         from .serialization import load_data
 
         f = decode_hash(raw)
@@ -196,7 +233,7 @@ class JobInfo:
             id=job_id, state=state_of(f), queue=f.get("origin", ""), namespace=f.get("js_ns", DEFAULT_NAMESPACE),
             trigger=f.get("js_trigger", "queue"), func_name=name, args=args, kwargs=kwargs,
             priority=_priority(f), attempts=int(f.get("js_attempts", 0)),
-            max_attempts=int(f.get("js_max_attempts", default_max_attempts)),
+            max_attempts=_max_attempts(f),
             lease_losses=int(f.get("js_lease_losses", 0)), worker=f.get("worker_name") or None,
             lease_expires_ms=_ms(f, "js_lease_exp"), due_ms=_ms(f, "js_due"), created_ms=_ms(f, "js_created_ms"),
             started_ms=_ms(f, "js_started_ms"), ended_ms=_ms(f, "js_ended_ms"), error=f.get("js_error") or None,
@@ -204,6 +241,16 @@ class JobInfo:
             progress=int(f["js_progress"]) if f.get("js_progress") else None,
             progress_message=f.get("js_progress_msg") or None, enqueued_ms=_rq_time_ms(f.get("enqueued_at")),
         )
+
+
+def _max_attempts(fields: dict[str, Any]) -> int:
+    """jobsvc's js_max_attempts (written on every job of jobsvc's API). A job enqueued with RQ's own API has none:
+    it follows RQ's Retry (retry_plan in _lib.lua), so its attempts so far plus the ones retries_left still
+    allows, counting the one a waiting job is about to get."""
+    if fields.get("js_max_attempts"):
+        return int(fields["js_max_attempts"])
+    waiting = state_of(fields) in (State.QUEUED, State.SCHEDULED, State.DEFERRED)
+    return int(fields.get("js_attempts") or 0) + int(fields.get("retries_left") or 0) + (1 if waiting else 0)
 
 
 def _priority(fields: dict[str, Any]) -> int:

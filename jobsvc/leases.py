@@ -83,12 +83,14 @@ class Leases:
                       run: dict[str, Any] | None = None) -> scripts.Call:
         """`run`: extra facts for the run history (an HTTP handler's status and duration)."""
         return ("complete", (), (self.prefix, lease.job_id, lease.token, utcnow_str(), dump_result(result),
-                                 worker, repr(started), repr(ended), self.config.result_ttl, _extras(run)))
+                                 worker, repr(started), repr(ended), self.config.result_ttl, _extras(run),
+                                 defaults.WAKE_TOKENS_MAX))
 
     def fail_call(self, lease: Lease, exc_type: str, message: str, traceback: str, retryable: bool,
                   worker: str, started: float, ended: float, run: dict[str, Any] | None = None,
                   min_delay: float | None = None) -> scripts.Call:
-        """`min_delay`: seconds the retry waits at least (a handler's Retry-After)."""
+        """`min_delay`: seconds the retry waits at least (a handler's Retry-After). The delay is jobsvc's backoff;
+        fail.lua decides whether it applies (a job enqueued with RQ's own API follows RQ's Retry instead)."""
         backoff = Backoff.from_fields(lease.fields, self._default_backoff)
         delay = backoff.delay(lease.attempt)
         if min_delay is not None:
@@ -96,7 +98,7 @@ class Leases:
         return ("fail", (), (self.prefix, lease.job_id, lease.token, utcnow_str(), "1" if retryable else "0",
                              int(delay * 1000), exc_type, message[:4096], traceback[-16384:],
                              dump_exc_string(traceback), worker, repr(started), repr(ended), self.config.failure_ttl,
-                             self.config.max_attempts, _extras(run)))
+                             defaults.WAKE_TOKENS_MAX, _extras(run)))
 
     def await_callback_call(self, lease: Lease, worker: str, run: dict[str, Any]) -> scripts.Call:
         """Hand the lease to the HTTP service that answered 202 (it finishes the job with /callback)."""
@@ -109,7 +111,8 @@ class Leases:
 
     def fail(self, lease: Lease, exc: BaseException | str, traceback: str = "", retryable: bool = True,
              worker: str = "", started: float = 0.0, ended: float = 0.0) -> str:
-        """Record a failed attempt; returns the new state ('scheduled' for a retry, or 'failed')."""
+        """Record a failed attempt; returns the new state: 'scheduled' (a retry after a wait), 'queued' (RQ's Retry
+        without an interval: back on its queue now) or 'failed'."""
         exc_type = exc if isinstance(exc, str) else type(exc).__name__
         call = self.fail_call(lease, exc_type, str(exc), traceback, retryable, worker, started, ended)
         reply = scripts.check(scripts.call(self.redis, *call), lease.job_id)

@@ -44,7 +44,7 @@ FROM_RQ_STATUS: dict[str, State] = {
 TRANSITIONS: dict[tuple[State, State], str] = {
     (State.QUEUED, State.RUNNING): "claim.lua",
     (State.RUNNING, State.COMPLETED): "complete.lua",
-    (State.RUNNING, State.SCHEDULED): "fail.lua",  # error with attempts left: backoff
+    (State.RUNNING, State.SCHEDULED): "fail.lua",  # error with attempts left: backoff (RQ's Retry: its interval)
     (State.RUNNING, State.FAILED): "fail.lua",  # attempts used up, or non-retryable
     (State.RUNNING, State.QUEUED): "reap_expired.lua",  # lease lost; handback.lua on shutdown
     (State.RUNNING, State.QUARANTINED): "reap_expired.lua",
@@ -57,16 +57,21 @@ TRANSITIONS: dict[tuple[State, State], str] = {
     (State.RUNNING, State.CANCELLED): "terminate.lua",
     (State.QUEUED, State.SCHEDULED): "patch.lua",  # a new run time in the future
     (State.SCHEDULED, State.QUEUED): "promote.lua",
+    (State.DEFERRED, State.QUEUED): "complete.lua",  # its last dependency completed (release_dependents)
 }
 
-# PATCH moves a scheduled job to queued too (a run time now or past); same edge as promote.
-ALSO_BY: dict[tuple[State, State], str] = {(State.SCHEDULED, State.QUEUED): "patch.lua"}
+# Edges a second script performs too: PATCH moves a scheduled job to queued (a run time now or past), as
+# promote does; a failure releases the dependents that allow failure, as a completion releases them all;
+# RQ's Retry without an interval puts a failed job straight back on its queue, as a lost lease does.
+ALSO_BY: dict[tuple[State, State], str] = {(State.SCHEDULED, State.QUEUED): "patch.lua",
+                                           (State.DEFERRED, State.QUEUED): "fail.lua",
+                                           (State.RUNNING, State.QUEUED): "fail.lua"}
 
 # Deleting a job is not an edge: every state but running may be deleted (delete.lua).
 DELETABLE: frozenset[State] = frozenset(set(State) - {State.RUNNING})
 
-# Where a new job starts: enqueue.lua writes it straight into one of these.
-INITIAL: frozenset[State] = frozenset({State.QUEUED, State.SCHEDULED})
+# Where a new job starts: enqueue.lua writes it straight into one of these (deferred: depends_on).
+INITIAL: frozenset[State] = frozenset({State.QUEUED, State.SCHEDULED, State.DEFERRED})
 
 TERMINAL: frozenset[State] = frozenset({State.COMPLETED, State.FAILED, State.QUARANTINED, State.CANCELLED})
 

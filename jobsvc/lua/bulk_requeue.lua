@@ -42,6 +42,7 @@ for i = 14, #ARGV do
       redis.call('PERSIST', key)
       redis.call('PERSIST', 'rq:results:' .. id)
       redis.call('PERSIST', prefix .. 'runs:' .. id)
+      redis.call('PERSIST', dependents_key(id))  -- dependents still waiting on it wait for its next end
       local p = tonumber(h[4]) or 5
       by_lane[p] = by_lane[p] or {}
       by_lane[p][#by_lane[p] + 1] = id

@@ -15,6 +15,7 @@ if state == 'queued' then redis.call('LREM', lane_key(prefix, queue, h[2]), 1, i
 redis.call('ZREM', prefix .. 'scheduled', id)
 redis.call('ZREM', prefix .. 'scheduled:' .. queue, id)
 redis.call('ZREM', 'rq:scheduled:' .. queue, id)
+redis.call('ZREM', 'rq:deferred:' .. queue, id)
 local now = now_ms()
 local from = state
 if not h[3] then  -- enqueued by plain RQ and never moved by jobsvc: counted from now on

@@ -38,9 +38,11 @@ for qi = 1, nq do
         local key = job_key(id)
         local h = redis.call('HGETALL', key)
         local status, attempts, group, description, fn, ready_ms = nil, 0, nil, '', nil, nil
+        local state = nil
         for k = 1, #h, 2 do
           local f = h[k]
           if f == 'status' then status = h[k + 1]
+          elseif f == 'js_state' then state = h[k + 1]
           elseif f == 'js_attempts' then attempts = tonumber(h[k + 1]) or 0
           elseif f == 'js_group' then group = h[k + 1]
           elseif f == 'description' then description = h[k + 1]
@@ -60,12 +62,18 @@ for qi = 1, nq do
         end
         -- A cancelled or deleted job may still have its id in a lane: drop it and go on.
         if status == 'queued' and not held then
+          -- Put back on its queue by RQ's own tools (rq requeue, FailedJobRegistry.requeue, an RQ worker's
+          -- enqueue_dependents) the job still has the jobsvc state it left, and is counted there; one that had
+          -- ended starts over with fresh attempts, as an operator's requeue.lua gives it.
+          local restarted = state == 'failed' or state == 'quarantined' or state == 'cancelled' or state == 'completed'
+          if restarted then attempts = 0 end
           local now = now_ms()
           local exp = now + lease_ms
           local set = {'status', 'started', 'js_state', 'running', 'js_token', token, 'js_lease_exp', tostring(exp),
             'js_started_ms', tostring(now), 'worker_name', worker, 'started_at', started_at,
             'js_attempts', tostring(attempts + 1)}
-          local from = 'queued'
+          if restarted then set[#set + 1] = 'js_lease_losses'; set[#set + 1] = '0' end
+          local from = state or 'queued'
           if not group then
             local adopted
             group, adopted = adopt_rq_job(prefix, id, queue, description, now)

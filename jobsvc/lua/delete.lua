@@ -14,11 +14,12 @@ local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_idem
 local queue = h[1] or ''
 if state == 'queued' then redis.call('LREM', lane_key(prefix, queue, h[2]), 1, id) end
 for _, z in ipairs({prefix .. 'scheduled', prefix .. 'scheduled:' .. queue, 'rq:scheduled:' .. queue,
-    'rq:finished:' .. queue, 'rq:failed:' .. queue, 'rq:canceled:' .. queue, prefix .. 'quarantined:' .. queue,
-    prefix .. 'created:' .. queue}) do
+    'rq:deferred:' .. queue, 'rq:finished:' .. queue, 'rq:failed:' .. queue, 'rq:canceled:' .. queue,
+    prefix .. 'quarantined:' .. queue, prefix .. 'created:' .. queue}) do
   redis.call('ZREM', z, id)
 end
 if h[4] and redis.call('GET', prefix .. 'idem:' .. h[4]) == id then redis.call('DEL', prefix .. 'idem:' .. h[4]) end
-redis.call('DEL', key, 'rq:results:' .. id, prefix .. 'runs:' .. id)
+-- Its dependency sets go with it, as RQ's Job.delete takes them (jobs still waiting on it stay deferred).
+redis.call('DEL', key, 'rq:results:' .. id, prefix .. 'runs:' .. id, dependents_key(id), dependencies_key(id))
 gauge(prefix, h[3], state, nil)
 return {0}

@@ -10,18 +10,73 @@
 -- A pull job (field js_trigger = pull) waits in its queue's pull lanes: js_priority is its priority +
 -- PULL_LANE_OFFSET, so every script that puts it back in a lane (promote, requeue, reap...) finds the pull
 -- lane from js_priority alone; claim.lua pops pull lanes for pull claims only and wakes no Python worker.
+-- A job with dependencies (field dependency_ids, a JSON list of ids, written as RQ writes it; field
+-- allow_dependency_failures 1 to go on after a failed one) waits deferred, in RQ's format (rq:deferred:<q>,
+-- its dependencies set, the dependents set of each dependency not done, which is marked js_dependents so
+-- its complete.lua / fail.lua releases it), unless every dependency is already done (dependency_done): then
+-- it is queued at once. Dependency keys are type-checked for every job before the first write.
 local prefix, cap, idem_ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
 local out, woken, added, seen_groups = {}, {}, {}, {}
 local seq = 0
 local ncommon = tonumber(ARGV[5])
 local common, common_group, common_pull = {}, nil, false
+local common_deps, common_allow = nil, false
 for f = 6, 5 + 2 * ncommon, 2 do
   common[#common + 1] = ARGV[f]; common[#common + 1] = ARGV[f + 1]
   if ARGV[f] == 'js_group' then common_group = ARGV[f + 1] end
   if ARGV[f] == 'js_trigger' then common_pull = ARGV[f + 1] == 'pull' end
+  if ARGV[f] == 'dependency_ids' then common_deps = ARGV[f + 1] end
+  if ARGV[f] == 'allow_dependency_failures' then common_allow = ARGV[f + 1] == '1' end
 end
-local i = 6 + 2 * ncommon
+local first = 6 + 2 * ncommon
+
+-- The dependency ids (a list, nil for none) and allow-failure flag of the job whose fields start at fstart.
+local function dependencies_of(fstart, nf)
+  local deps, allow = common_deps, common_allow
+  for f = fstart, fstart + 2 * nf - 1, 2 do
+    if ARGV[f] == 'dependency_ids' then deps = ARGV[f + 1] end
+    if ARGV[f] == 'allow_dependency_failures' then allow = ARGV[f + 1] == '1' end
+  end
+  if not deps then return nil, allow end
+  return cjson.decode(deps), allow
+end
+
+-- Before the first write: every key a dependency touches holds its type (an id may be anything a job id may).
+local checks = {}
+local i = first
+for _ = 1, n do
+  local nf = tonumber(ARGV[i + 7])
+  local deps = dependencies_of(i + 8, nf)
+  if deps then
+    checks[#checks + 1] = dependencies_key(ARGV[i]); checks[#checks + 1] = 'set'
+    for _, dep in ipairs(deps) do
+      checks[#checks + 1] = job_key(dep); checks[#checks + 1] = 'hash'
+      checks[#checks + 1] = dependents_key(dep); checks[#checks + 1] = 'set'
+    end
+  end
+  i = i + 8 + 2 * nf
+end
+local bad = wrong_type(checks)
+if bad then return bad end
+
+-- Register job `id` of `queue` as waiting on `deps` if one of them is not done; returns whether it waits.
+local function defer(id, queue, deps, allow)
+  local waits_on = {}
+  for _, dep in ipairs(deps) do
+    if not dependency_done(redis.call('HGET', job_key(dep), 'status'), allow) then waits_on[#waits_on + 1] = dep end
+  end
+  if #waits_on == 0 then return false end
+  redis.call('ZADD', 'rq:deferred:' .. queue, math.floor(now / 1000), id)
+  redis.call('SADD', dependencies_key(id), unpack(deps))
+  for _, dep in ipairs(waits_on) do
+    redis.call('SADD', dependents_key(dep), id)
+    redis.call('HSET', job_key(dep), 'js_dependents', '1')
+  end
+  return true
+end
+
+i = first
 for _ = 1, n do
   local id, queue, priority = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local delay, at, idem, id_given = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6]
@@ -40,7 +95,9 @@ for _ = 1, n do
   else
     local due = 0
     if at > 0 then due = at elseif delay > 0 then due = now + delay end
-    local ready = due <= now
+    local deps, allow = dependencies_of(fstart, nf)
+    local deferred = deps ~= nil and defer(id, queue, deps, allow)
+    local ready = due <= now and not deferred
     local group, pull = common_group, common_pull
     for f = fstart, fstart + 2 * nf - 1, 2 do
       if ARGV[f] == 'js_group' then group = ARGV[f + 1] end
@@ -52,11 +109,14 @@ for _ = 1, n do
       hargs[#hargs + 1] = 'status'; hargs[#hargs + 1] = 'queued'
       hargs[#hargs + 1] = 'js_state'; hargs[#hargs + 1] = 'queued'
       hargs[#hargs + 1] = 'js_ready_ms'; hargs[#hargs + 1] = now
+    elseif deferred then
+      hargs[#hargs + 1] = 'status'; hargs[#hargs + 1] = 'deferred'
+      hargs[#hargs + 1] = 'js_state'; hargs[#hargs + 1] = 'deferred'
     end
     for _, v in ipairs(common) do hargs[#hargs + 1] = v end
     for f = fstart, fstart + 2 * nf - 1 do hargs[#hargs + 1] = ARGV[f] end
     redis.call('HSET', job_key(id), unpack(hargs))
-    gauge(prefix, group, nil, ready and 'queued' or 'scheduled')
+    gauge(prefix, group, nil, ready and 'queued' or (deferred and 'deferred' or 'scheduled'))
     -- A thousandth of a ms per job keeps a batch's creation order (doubles hold it exactly at this scale).
     redis.call('ZADD', prefix .. 'created:' .. queue, now + seq / 1000, id)
     seq = seq + 1
@@ -74,7 +134,7 @@ for _ = 1, n do
     if ready then
       push_lane(prefix, queue, priority, id, false)
       if not pull then woken[queue] = (woken[queue] or 0) + 1 end
-    else
+    elseif not deferred then
       make_scheduled(prefix, id, due, queue)
     end
     out[#out + 1] = id; out[#out + 1] = 1

@@ -1,5 +1,5 @@
 -- requeue.lua: failed | quarantined | cancelled -> queued, attempts and lease losses reset,
--- run history kept (an operator's retry).
+-- run history kept (an operator's retry). Dependents still waiting on it keep waiting, for its next end.
 -- KEYS: none
 -- ARGV: prefix, id, enqueued_at, wake_cap
 -- Returns: {0}; {-1} no such job; {-3, state} not in a state that can be retried
@@ -14,7 +14,8 @@ if not registry then return {-3, state} end
 redis.call('ZREM', registry, id)
 redis.call('HSET', key, 'js_attempts', 0, 'js_lease_losses', 0)
 redis.call('HDEL', key, 'js_error', 'ended_at', 'js_ended_ms')
-set_lifetime(prefix, id, queue, -1)
+-- Kept while it runs again, with the set of its dependents still waiting on it (released when it ends).
+set_lifetime(prefix, id, queue, -1, true, {dependents_key(id)})
 make_ready(prefix, id, queue, h[2], false, ARGV[3])
 gauge(prefix, h[3], state, 'queued')
 wake_workers(prefix, queue, 1, tonumber(ARGV[4]))

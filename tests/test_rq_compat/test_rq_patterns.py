@@ -8,7 +8,6 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 
 from tests import rqfuncs
-from tests.test_rq_compat.conftest import jobsvc_gap
 
 
 def test_a_job_runs_and_its_result_reads_back(queue, burst, r):
@@ -22,7 +21,6 @@ def test_a_job_runs_and_its_result_reads_back(queue, burst, r):
 
 
 def test_no_retry_means_one_attempt_then_failed(queue, burst, r, worker_kind):
-    jobsvc_gap(worker_kind, "issue 12: jobsvc retries plain-RQ jobs 3 times")
     job = queue.enqueue(rqfuncs.boom, "once")
     burst()
     job = Job.fetch(job.id, connection=r)
@@ -33,7 +31,6 @@ def test_no_retry_means_one_attempt_then_failed(queue, burst, r, worker_kind):
 
 
 def test_retry_max_is_honoured_and_retries_left_counts_down(queue, burst, r, worker_kind):
-    jobsvc_gap(worker_kind, "issue 12: Retry(max) not honoured")
     job = queue.enqueue(rqfuncs.boom, "try", retry=Retry(max=2))
     burst()
     job = Job.fetch(job.id, connection=r)
@@ -42,7 +39,6 @@ def test_retry_max_is_honoured_and_retries_left_counts_down(queue, burst, r, wor
 
 
 def test_depends_on_runs_the_dependent_after_its_dependency(queue, burst, r, worker_kind):
-    jobsvc_gap(worker_kind, "issue 12: depends_on never releases the dependent")
     first = queue.enqueue(rqfuncs.say, "first")
     second = queue.enqueue(rqfuncs.say, "second", depends_on=first)
     assert Job.fetch(second.id, connection=r).get_status() == "deferred"
@@ -52,7 +48,6 @@ def test_depends_on_runs_the_dependent_after_its_dependency(queue, burst, r, wor
 
 
 def test_a_failed_dependency_keeps_the_dependent_deferred_unless_failure_is_allowed(queue, burst, r, worker_kind):
-    jobsvc_gap(worker_kind, "issue 12: Dependency(allow_failure) not supported")
     bad = queue.enqueue(rqfuncs.boom, "bad")
     held = queue.enqueue(rqfuncs.say, "held", depends_on=bad)
     allowed = queue.enqueue(rqfuncs.say, "allowed", depends_on=Dependency(jobs=[bad], allow_failure=True))
