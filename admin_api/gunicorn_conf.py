@@ -9,6 +9,7 @@ half-sent requests stop the API for up to `timeout`). What bounds a slow client:
 - request line and headers: `keepalive` seconds (the gevent worker reads them under that timeout), at most
   `limit_request_line` / `limit_request_fields` x `limit_request_field_size` bytes;
 - body: gunicorn_worker.BODY_TIMEOUT seconds, at most 256 KB (admin_api/errors.py MAX_BODY, 413 beyond);
+- answer: gunicorn_worker.RESPONSE_WRITE_TIMEOUT seconds from its first byte (a client that stops reading);
 - open connections: `worker_connections` per worker; beyond that new ones wait in the listen backlog.
 
 Environment: PORT (Procfile; default 8000), WEB_CONCURRENCY (worker processes; default 2). Command-line
@@ -37,3 +38,5 @@ graceful_timeout = 30
 limit_request_line = 4094
 limit_request_fields = 100
 limit_request_field_size = 8190
+# Answers go through the worker's deadline-bound sendall (gunicorn_worker.DeadlineSocket), never sendfile.
+sendfile = False

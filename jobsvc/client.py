@@ -16,7 +16,7 @@ from .config import Config
 from .connection import connect
 from .errors import JobsvcError, NotFound, ValidationError
 from .job import JobInfo, JobSpec, decode_result, decode_runs, handler_name, payload_json
-from .keys import Keys
+from .keys import Keys, idempotency_scope
 from .serialization import dump_data, func_name, utcnow_str
 from .states import State
 from .stats import EVENTS, Group
@@ -187,8 +187,8 @@ class Client:
             fields["js_payload"] = payload_json(spec.payload)
         if spec.callback_url:
             fields["js_callback"] = check_url(spec.callback_url, allow_private=cfg.allow_private_urls)
-        head = [job_id, spec.queue, spec.priority, spec.delay_ms(), spec.at_ms(), spec.idempotency_key or "",
-                1 if spec.job_id else 0]
+        idem = idempotency_scope(spec.namespace, spec.idempotency_key) if spec.idempotency_key else ""
+        head = [job_id, spec.queue, spec.priority, spec.delay_ms(), spec.at_ms(), idem, 1 if spec.job_id else 0]
         return head, fields
 
     # -- read --------------------------------------------------------------------------------------

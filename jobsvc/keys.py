@@ -26,6 +26,12 @@ from dataclasses import dataclass
 from . import defaults
 from .states import State
 
+
+def idempotency_scope(namespace: str, key: str) -> str:
+    """What follows `idem:` in an idempotency key's name (enqueue.lua receives it whole; delete.lua builds it
+    the same way from the job's js_ns and js_idem)."""
+    return f"{namespace}:{key}"
+
 RQ_JOB = "rq:job:"
 RQ_QUEUE = "rq:queue:"
 RQ_QUEUES = "rq:queues"
@@ -116,8 +122,10 @@ class Keys:
     def runs(self, job_id: str) -> str:
         return f"{self.prefix}runs:{job_id}"
 
-    def idempotency(self, key: str) -> str:
-        return f"{self.prefix}idem:{key}"
+    def idempotency(self, namespace: str, key: str) -> str:
+        """An idempotency key, scoped to the job's namespace: one namespace can neither take nor reach
+        another's keys (a namespace name holds no ':')."""
+        return f"{self.prefix}idem:{idempotency_scope(namespace, key)}"
 
     def count(self, group: str) -> str:
         """Gauge hash of one queue|namespace|function group: jobs per state."""

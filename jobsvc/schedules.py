@@ -45,6 +45,7 @@ from typing import Any
 import redis
 
 from . import cron, defaults, scripts
+from .allowlist import ORIGIN_API, ORIGIN_FIELD
 from .client import Client
 from .errors import NotFound, ValidationError, WrongState
 from .functions import Registry, check_job_defaults, parse_ref
@@ -141,6 +142,9 @@ class ScheduleSpec:
     # An HTTP handler URL and its JSON payload instead of a function (docs/http.md).
     handler: str | None = None
     payload: Any = None
+    # "api" when created or changed through the HTTP API: its fires are marked as the API's jobs, so workers
+    # run their Python function only from the allowed modules (jobsvc.allowlist). None: from Python, trusted.
+    origin: str | None = None
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -232,7 +236,7 @@ class ScheduleSpec:
         """The definition as canonical JSON: equal JSON means unchanged (no new version). Fields added later
         are left out while unset, so definitions stored before them keep their JSON and version."""
         out = self.spec_dict()
-        for k in ("handler", "payload"):
+        for k in ("handler", "payload", "origin"):
             if out[k] is None:
                 del out[k]
         return json.dumps(out, sort_keys=True, separators=(",", ":"))
@@ -629,6 +633,8 @@ class Schedules:
         options["backoff"] = check_backoff(spec.backoff)
         options = {k: v for k, v in options.items() if v is not None}
         extra = {"js_schedule": spec.id}
+        if spec.origin == ORIGIN_API:
+            extra[ORIGIN_FIELD] = ORIGIN_API
         if spec.from_registry:
             fjob = self.registry.job(spec.function, *spec.args, kwargs=spec.kwargs, job_id=job_id,
                                      namespace=spec.namespace, **options)

@@ -10,7 +10,7 @@ from flask import Blueprint, Response
 
 from jobsvc import scripts
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD
-from jobsvc.apikeys import READ, WRITE
+from jobsvc.apikeys import ADMIN, READ, WRITE
 from jobsvc.backoff import Backoff
 from jobsvc.client import Enqueued
 from jobsvc.errors import JobsvcError, NotFound, ValidationError
@@ -147,13 +147,14 @@ def _enqueue(specs: list[JobSpec], extras: list[dict[str, str]]) -> list[Enqueue
 
 
 def _idempotency_precheck(who: Principal, specs: list[JobSpec]) -> None:
-    """A limited key reusing an idempotency key of a job it may not see gets a 409 before anything is
-    enqueued (idempotency keys are global; the check after enqueueing stays as the backstop of a race)."""
-    keyed = [sp.idempotency_key for sp in specs if sp.idempotency_key]
+    """A limited key reusing an idempotency key of a job it may not see gets a 409 before anything is enqueued.
+    Keys are scoped to a namespace, but a key limited to queues shares its namespace with jobs it may not see;
+    the check after enqueueing stays as the backstop of a race."""
+    keyed = [sp for sp in specs if sp.idempotency_key]
     if not who.limited or not keyed:
         return
     keys = Keys(config().key_prefix)
-    existing = [i for i in conn().mget([keys.idempotency(k) for k in keyed]) if i]
+    existing = [i for i in conn().mget([keys.idempotency(sp.namespace, sp.idempotency_key) for sp in keyed]) if i]
     if not existing:
         return
     pipe = conn().pipeline(transaction=False)
@@ -326,9 +327,15 @@ def runs(job_id: str, who: Principal) -> Response:
 @bp.patch("/jobs/<job_id>")
 @operation("Change a queued or scheduled job", scope=WRITE, body=s.JobPatchSchema, action="jobs.patch",
            responses={200: JOB}, errors=(404, 409),
-           description="Arguments, priority, run time. 409 (with the current state) once the job has started.")
+           description="Arguments, priority, run time. 409 (with the current state) once the job has started. "
+                       "Arguments of a job enqueued from Python (not through the API) change only with an admin key.")
 def patch(job_id: str, who: Principal, body: dict[str, Any]) -> Response:
-    visible_job(who, job_id)
+    info = visible_job(who, job_id)
+    if (body.get("args") is not None or body.get("kwargs") is not None) and not who.grants(ADMIN) \
+            and info.raw.get(ORIGIN_FIELD) != ORIGIN_API:
+        # A job enqueued from Python runs any function, unchecked by the allow-list: a lesser key choosing its
+        # arguments would be choosing what that trusted code does.
+        raise forbidden("this job was enqueued from Python: only an admin key may change its arguments")
     run_at_ms = None
     if body.get("run_at") is not None:
         run_at_ms = max(0, s.epoch_ms(body["run_at"]))

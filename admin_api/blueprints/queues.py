@@ -36,10 +36,18 @@ def paused_queues() -> set[str]:
     return {q.decode() for q in conn().smembers(Keys(config().key_prefix).paused)}
 
 
+def _visible_names(who: Principal, counts: dict[str, dict[str, int]]) -> list[str]:
+    """Queue names the key may know of: within its queues; for a key limited to namespaces, only queues holding
+    jobs of those namespaces (another namespace's queue names are its business)."""
+    return [q for q in client().queues() if (who.queues is None or q in who.queues)
+            and (who.namespaces is None or q in counts)]
+
+
 def _queue(name: str, who: Principal) -> dict[str, Any]:
-    if name not in client().queues() or (who.queues is not None and name not in who.queues):
+    all_counts = queue_counts(who)
+    if name not in _visible_names(who, all_counts):
         raise NotFound(f"no queue {name}")
-    counts = queue_counts(who).get(name) or {st.value: 0 for st in State}
+    counts = all_counts.get(name) or {st.value: 0 for st in State}
     return {"name": name, "paused": name in paused_queues(), "counts": counts}
 
 
@@ -47,7 +55,7 @@ def _queue(name: str, who: Principal) -> dict[str, Any]:
 @operation("Queues with their counts and paused flag", scope=READ, responses={200: ("queues", s.QueueListSchema)})
 def list_(who: Principal) -> Response:
     counts, paused = queue_counts(who), paused_queues()
-    names = [q for q in client().queues() if who.queues is None or q in who.queues]
+    names = _visible_names(who, counts)
     empty = {st.value: 0 for st in State}
     rows = [{"name": q, "paused": q in paused, "counts": counts.get(q, empty)} for q in names]
     return reply(s.QueueListSchema, {"queues": rows})

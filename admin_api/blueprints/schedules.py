@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response
 
+from jobsvc.allowlist import ORIGIN_API
 from jobsvc.apikeys import ADMIN, READ, WRITE
 from jobsvc.errors import NotFound
 from jobsvc.functions import Registry
@@ -78,6 +79,8 @@ def _core_values(who: Principal, body: dict[str, Any]) -> dict[str, Any]:
     if function and "/" not in function:
         require_code_choice(who, function, "a schedule")
     values = dict(body)
+    # Its fires are then the API's jobs: workers run their Python function only from the allowed modules.
+    values["origin"] = ORIGIN_API
     if "backoff" in values:
         values["backoff"] = backoff_in(values["backoff"])
     return values

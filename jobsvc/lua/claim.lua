@@ -38,10 +38,11 @@ for qi = 1, nq do
         local key = job_key(id)
         local h = redis.call('HGETALL', key)
         local status, attempts, group, description, fn, ready_ms = nil, 0, nil, '', nil, nil
-        local state = nil
+        local state, has_ttl = nil, false
         for k = 1, #h, 2 do
           local f = h[k]
           if f == 'status' then status = h[k + 1]
+          elseif f == 'ttl' then has_ttl = true
           elseif f == 'js_state' then state = h[k + 1]
           elseif f == 'js_attempts' then attempts = tonumber(h[k + 1]) or 0
           elseif f == 'js_group' then group = h[k + 1]
@@ -81,6 +82,9 @@ for qi = 1, nq do
             from = nil
           end
           redis.call('HSET', key, unpack(set))
+          -- A job enqueued with `ttl` must start within it, then runs to its end (as RQ's Job.perform does):
+          -- a hash that expired mid-run would lose the outcome. One command, only for such jobs.
+          if has_ttl then redis.call('PERSIST', key) end
           gauge(prefix, group, from, 'running')
           -- Enqueue-to-start wait; a job pushed by plain RQ has no ready time and is not observed.
           if ready_ms then observe(prefix, group, 'wait', now - ready_ms) end

@@ -10,7 +10,7 @@ local key = job_key(id)
 if redis.call('EXISTS', key) == 0 then return {-1} end
 local state = state_of(key)
 if state == 'running' then return {-3, state} end
-local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_idem')
+local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_idem', 'js_ns')
 local queue = h[1] or ''
 if state == 'queued' then redis.call('LREM', lane_key(prefix, queue, h[2]), 1, id) end
 for _, z in ipairs({prefix .. 'scheduled', prefix .. 'scheduled:' .. queue, 'rq:scheduled:' .. queue,
@@ -18,7 +18,9 @@ for _, z in ipairs({prefix .. 'scheduled', prefix .. 'scheduled:' .. queue, 'rq:
     prefix .. 'quarantined:' .. queue, prefix .. 'created:' .. queue}) do
   redis.call('ZREM', z, id)
 end
-if h[4] and redis.call('GET', prefix .. 'idem:' .. h[4]) == id then redis.call('DEL', prefix .. 'idem:' .. h[4]) end
+-- Its idempotency key is scoped to its namespace (jobsvc/keys.py idempotency_scope).
+local ikey = h[4] and (prefix .. 'idem:' .. (h[5] or 'default') .. ':' .. h[4])
+if ikey and redis.call('GET', ikey) == id then redis.call('DEL', ikey) end
 -- Its dependency sets go with it, as RQ's Job.delete takes them (jobs still waiting on it stay deferred).
 redis.call('DEL', key, 'rq:results:' .. id, prefix .. 'runs:' .. id, dependents_key(id), dependencies_key(id))
 gauge(prefix, h[3], state, nil)

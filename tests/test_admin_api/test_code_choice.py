@@ -87,3 +87,36 @@ def test_creating_or_repointing_a_function_is_an_admin_action(writer, api, clien
     # and an admin may repoint within the allowed modules
     assert api.patch("/functions/ns/add", json={"path": "tests.jobfuncs.echo"}).status_code == 200
     assert api.patch("/functions/ns/add", json={"path": "os.system"}).status_code == 422
+
+
+def test_a_schedule_made_or_changed_over_http_fires_jobs_the_workers_check(writer, client, run_worker, tmp_path,
+                                                                           monkeypatch):
+    """A registry function registered from Python outside the allowed modules runs for Python callers; wrapped
+    in a schedule created (or patched) by a write key, its fires are the API's jobs and the worker refuses them."""
+    (tmp_path / "outside_sched.py").write_text("def mark():\n    return 'ran'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    Registry(client).register("ops", "mark", "outside_sched.mark")
+    assert writer.post("/schedules", json={"id": "s1", "function": "ops/mark", "interval": 3600}).status_code == 201
+    Schedules(client).create(id="s2", function="ops/mark", interval=3600)  # from Python: trusted
+    assert writer.patch("/schedules/s2", json={"description": "touched"}).status_code == 200
+    Schedules(client).create(id="s3", function="ops/mark", interval=3600)
+    fired = {sid: writer.post(f"/schedules/{sid}/execute").get_json()["job_id"] for sid in ("s1", "s2")}
+    trusted = Schedules(client).execute("s3")
+    run_worker()
+    for sid, job_id in fired.items():
+        assert client.get(job_id).raw[ORIGIN_FIELD] == ORIGIN_API, sid
+        assert client.state(job_id).value == "failed", sid
+        assert "outside the allowed modules" in client.runs(job_id)[0]["message"]
+    assert client.result(trusted) == "ran"
+
+
+def test_a_write_key_cannot_change_the_arguments_of_a_job_enqueued_from_python(writer, api, client):
+    trusted = client.enqueue("tests.jobfuncs.add", 1, 2, delay=60)
+    assert writer.patch(f"/jobs/{trusted.id}", json={"args": [5, 5]}).status_code == 403
+    assert writer.patch(f"/jobs/{trusted.id}", json={"priority": 1}).status_code == 200
+    assert client.get(trusted.id).args == (1, 2)
+    assert api.patch(f"/jobs/{trusted.id}", json={"args": [5, 5]}).status_code == 200
+    Registry(client).register("ns", "add", "tests.jobfuncs.add")
+    from_api = writer.post("/jobs", json={"function": "ns/add", "args": [1, 2], "delay": 60}).get_json()["id"]
+    assert writer.patch(f"/jobs/{from_api}", json={"args": [3, 4]}).status_code == 200
+    assert client.get(from_api).args == (3, 4)

@@ -138,10 +138,20 @@ def test_namespace_key_sees_workers_but_not_other_namespaces_jobs(api, client, r
 
 
 def test_idempotency_key_of_an_invisible_job_is_409(api, client, make_key):
-    client.enqueue(NOOP, namespace="b", idempotency_key="shared")
+    """Same namespace, another queue: the key is shared, the job is not the caller's to see."""
+    client.enqueue(NOOP, queue="hidden", idempotency_key="shared")
+    key = api.as_key(make_key("jobs:write", queues=["mine"]))
+    resp = key.post("/jobs", json={**HANDLER_JOB, "queue": "mine", "idempotency_key": "shared"})
+    assert resp.status_code == 409
+
+
+def test_idempotency_keys_of_other_namespaces_are_neither_seen_nor_taken(api, client, make_key):
+    theirs = client.enqueue(NOOP, namespace="b", idempotency_key="shared")
     key = api.as_key(make_key("jobs:write", namespaces=["a"]))
     resp = key.post("/jobs", json={**HANDLER_JOB, "idempotency_key": "shared"})
-    assert resp.status_code == 409
+    assert resp.status_code == 201 and resp.get_json()["id"] != theirs.id
+    again = client.enqueue(NOOP, namespace="b", idempotency_key="shared")
+    assert (again.id, again.created) == (theirs.id, False)
 
 
 # -- jobsvc.apikeys ------------------------------------------------------------------------------------------
@@ -169,8 +179,23 @@ def test_same_secret_compares_any_lengths():
 
 
 def test_batch_with_an_invisible_idempotency_key_creates_nothing(api, client, make_key):
-    client.enqueue(NOOP, namespace="b", idempotency_key="shared")
-    key = api.as_key(make_key("jobs:write", namespaces=["a"]))
-    body = {"jobs": [HANDLER_JOB, {**HANDLER_JOB, "idempotency_key": "shared"}]}
+    client.enqueue(NOOP, queue="hidden", idempotency_key="shared")
+    key = api.as_key(make_key("jobs:write", queues=["mine"]))
+    body = {"jobs": [{**HANDLER_JOB, "queue": "mine"}, {**HANDLER_JOB, "queue": "mine", "idempotency_key": "shared"}]}
     assert key.post("/jobs/batch", json=body).status_code == 409
     assert key.get("/jobs").get_json()["jobs"] == []
+
+
+def test_limited_keys_learn_no_other_namespaces_queue_or_namespace_names(api, client, make_key):
+    from jobsvc.functions import Registry
+
+    client.enqueue(NOOP, queue="theirs", namespace="b")
+    client.enqueue(NOOP, queue="ours", namespace="a")
+    ns_key = api.as_key(make_key("jobs:read", namespaces=["a"]))
+    assert [q["name"] for q in ns_key.get("/queues").get_json()["queues"]] == ["ours"]
+    assert ns_key.get("/queues/theirs").status_code == 404
+    assert ns_key.get("/queues/ours").status_code == 200
+    Registry(client).register("billing", "charge", NOOP, queue="billing")
+    Registry(client).register("ops", "run", NOOP, queue="mine")
+    q_key = api.as_key(make_key("jobs:read", queues=["mine"]))
+    assert q_key.get("/namespaces").get_json()["namespaces"] == [{"namespace": "ops", "functions": 1, "disabled": 0}]

@@ -34,16 +34,28 @@ TRICKLE_EVERY = 0.5  # seconds between the bytes a slow client sends
 @pytest.fixture
 def web(tmp_path, subprocess_env):
     """gunicorn as `jobsvc up` runs it, on a free port, over the session's Redis; killed at teardown."""
+    yield from _serve(tmp_path, subprocess_env, {})
+
+
+WRITE_TIMEOUT = 2.0  # the write deadline the non-reading-clients test runs with (30 s by default)
+
+
+@pytest.fixture
+def web_short_write(tmp_path, subprocess_env):
+    yield from _serve(tmp_path, subprocess_env, {"JOBSVC_RESPONSE_WRITE_TIMEOUT": str(WRITE_TIMEOUT)})
+
+
+def _serve(tmp_path, subprocess_env, extra_env):
     port = free_port()
     log_path = tmp_path / "web.log"
-    env = {**subprocess_env, "ADMIN_API_KEY": ADMIN_KEY}
+    env = {**subprocess_env, "ADMIN_API_KEY": ADMIN_KEY, **extra_env}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(web_command("127.0.0.1", port), env=env, cwd=ROOT, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _answers(f"{base}/health"), 30, "gunicorn answering /health")
-        yield base, port
+        yield base, port, log_path
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -120,7 +132,7 @@ def _timed_get(url: str, **kw) -> float:
 
 
 def test_slow_clients_do_not_delay_other_requests_and_are_dropped(web):
-    base, port = web
+    base, port, _ = web
     clients = _slow_clients(port)
     everyone = [c for group in clients.values() for c in group]
     stop = threading.Event()
@@ -160,3 +172,48 @@ def test_the_procfile_and_jobsvc_up_run_the_same_gunicorn_settings():
     assert web_command("127.0.0.1", 8000)[3:5] == ["-c", "python:admin_api.gunicorn_conf"]
     assert gunicorn_conf.worker_class == "admin_api.gunicorn_worker.AdminApiWorker"
     assert gunicorn_conf.keepalive > 0  # with 0, gunicorn reads request headers without a deadline
+
+
+NON_READERS = 60
+PIPELINED = 8
+BIG = "/api/v1/docs/assets/swagger-ui-bundle.js"  # public, about 1 MB
+
+
+def _non_reader(port: int) -> socket.socket:
+    """A client that asks for large answers (pipelined: more than any socket buffer holds), then never reads:
+    the buffers fill and the server's send blocks."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {BIG} HTTP/1.1\r\nHost: x\r\n\r\n".encode() * PIPELINED)
+    return sock
+
+
+def test_clients_that_never_read_their_answer_are_cut_off_and_others_still_answered(web_short_write):
+    base, port, log_path = web_short_write
+    size = len(requests.get(base + BIG, timeout=10).content)
+    assert size > 500_000
+    stuck = [_non_reader(port) for _ in range(NON_READERS)]
+    try:
+        assert _timed_get(f"{base}/health") < LATENCY
+        assert _timed_get(f"{base}/api/v1/jobs", headers={"X-Admin-Key": ADMIN_KEY}) < LATENCY
+        # The server gives up on each within the write deadline, without any of them reading a byte.
+        wait_for(lambda: log_path.read_text(errors="replace").count("took no answer") >= NON_READERS,
+                 WRITE_TIMEOUT + 20, "the server to close every non-reading connection", interval=0.1)
+        for sock in stuck:  # each got part of the answer, then the close
+            sock.settimeout(5)
+            got = b""
+            while chunk := _recv(sock):
+                got += chunk
+            assert 0 < len(got) < size * PIPELINED
+    finally:
+        for sock in stuck:
+            sock.close()
+    assert _timed_get(f"{base}/health") < LATENCY
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except OSError:  # reset after the server's close
+        return b""

@@ -303,18 +303,18 @@ def test_prune_of_10000_completed_jobs_deletes_every_key_and_uncounts_gauges(cli
 def test_prune_deletes_run_history_and_keeps_the_idempotency_key_for_its_ttl(client, r, config):
     job_id = client.enqueue(NOOP, max_attempts=1, idempotency_key="order-7").id
     run_jobs(r, config, "default", 1, lambda leases, lease: leases.fail_call(lease, "E", "x", "", False, "w", 0, 0))
-    assert r.exists(KEYS.runs(job_id), KEYS.idempotency("order-7")) == 2
+    assert r.exists(KEYS.runs(job_id), KEYS.idempotency("default", "order-7")) == 2
     assert prune(r, config, BulkFilter()).changed == 1
     assert r.exists(KEYS.job(job_id), KEYS.results(job_id), KEYS.runs(job_id)) == 0
-    assert r.get(KEYS.idempotency("order-7")) == job_id.encode()  # a retried request is not run again
+    assert r.get(KEYS.idempotency("default", "order-7")) == job_id.encode()  # a retried request is not run again
 
 
 def test_prune_keeps_an_idempotency_key_that_points_to_another_job(client, r, config):
     job_id = make_failed(client, r, 1, idempotency_key="k")[0]
-    r.set(KEYS.idempotency("k"), "someone-else")
+    r.set(KEYS.idempotency("default", "k"), "someone-else")
     prune(r, config, BulkFilter())
     assert not r.exists(KEYS.job(job_id))
-    assert r.get(KEYS.idempotency("k")) == b"someone-else"
+    assert r.get(KEYS.idempotency("default", "k")) == b"someone-else"
 
 
 def test_prune_defaults_to_every_terminal_state_and_leaves_live_jobs(client, r, config):

@@ -64,7 +64,7 @@ def test_idempotency_key_outlives_its_job_deleted_at_its_result_ttl(client, r, c
     again = client.enqueue(NOOP, idempotency_key="invoice-7")
     assert (again.id, again.created) == (first.id, False)  # the request was done: the job is simply gone
     assert only_job_ids(r) == [] and r.llen(KEYS.lane("default", 5)) == 0
-    assert r.ttl(KEYS.idempotency("invoice-7")) > config.idempotency_ttl - 60  # on its own TTL
+    assert r.ttl(KEYS.idempotency("default", "invoice-7")) > config.idempotency_ttl - 60  # on its own TTL
 
 
 def test_idempotency_key_outlives_a_job_with_result_ttl_0(client, r, config):
@@ -86,7 +86,7 @@ def test_idempotency_key_outlives_a_pruned_job(client, r, config):
 def test_deleting_the_job_frees_its_idempotency_key(client, r, config):
     first = client.enqueue(NOOP, idempotency_key="k2")
     client.delete(first.id)
-    assert not r.exists(KEYS.idempotency("k2"))
+    assert not r.exists(KEYS.idempotency("default", "k2"))
     second = client.enqueue(NOOP, idempotency_key="k2")
     assert second.created and second.id != first.id
     assert client.get(second.id).state == State.QUEUED
@@ -184,3 +184,16 @@ def test_explicit_job_id_never_overwrites_an_existing_job(client):
     second = client.enqueue("tests.jobfuncs.add", 9, 9, job_id="report-2026-11")
     assert (first.created, second.created, second.id) == (True, False, "report-2026-11")
     assert client.get("report-2026-11").args == (1, 2)
+
+
+def test_idempotency_keys_are_scoped_to_a_namespace(client, r):
+    """One namespace can neither take another's key (a squatter) nor be answered with another's job."""
+    squatter = client.enqueue("tests.jobfuncs.add", 6, 6, namespace="team", idempotency_key="invoice-42")
+    mine = client.enqueue("tests.jobfuncs.add", 1, 2, namespace="billing", idempotency_key="invoice-42")
+    again = client.enqueue("tests.jobfuncs.add", 1, 2, namespace="billing", idempotency_key="invoice-42")
+    assert squatter.created and mine.created and not again.created
+    assert mine.id != squatter.id and again.id == mine.id
+    assert client.get(mine.id).namespace == "billing"
+    client.delete(mine.id)  # an explicit delete frees the namespace's key, not the other one's
+    assert client.enqueue("tests.jobfuncs.noop", namespace="billing", idempotency_key="invoice-42").created
+    assert not client.enqueue("tests.jobfuncs.noop", namespace="team", idempotency_key="invoice-42").created

@@ -107,8 +107,6 @@ def test_a_job_started_within_its_ttl_finishes_even_past_it(queue, burst, r, wor
     job = queue.enqueue(rqfuncs.outlive_own_ttl, "ttl", ttl=3)  # RQ: the hash lost its TTL when the job started
     burst()
     assert rqfuncs.calls() == ["ttl:start", "ttl:end"]
-    jobsvc_gap(worker_kind, "claim.lua does not PERSIST the job hash of a job enqueued with ttl (RQ's "
-                            "Job.perform does): it expires mid-run and the outcome is lost (docs/rq.md)")
     assert Job.fetch(job.id, connection=r).get_status() == "finished"
 
 
