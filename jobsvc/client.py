@@ -17,10 +17,14 @@ from .connection import connect
 from .errors import JobsvcError, NotFound, ValidationError
 from .job import JobInfo, JobSpec, decode_result, decode_runs, handler_name, payload_json
 from .keys import Keys, idempotency_scope
-from .serialization import dump_data, func_name, utcnow_str
+from .serialization import dump_data, dump_exc_string, func_name, utcnow_str
 from .states import State
 from .stats import EVENTS, Group
 from .urlguard import check_url
+
+# The failed result RQ's worker writes for a job stopped by send_stop_job_command (rq/worker/worker_classes.py,
+# RQ 2.12), in RQ's result format: terminate.lua's 'stop' mode writes it.
+STOPPED_EXC_STRING = dump_exc_string("Job stopped by user, work-horse terminated.")
 
 NOOP = "jobsvc.client.noop"
 # The hash field that makes a job a pull job (enqueue.lua puts it in its queue's pull lanes).
@@ -293,11 +297,16 @@ class Client:
         """Remove a job that is not running, with its result, history and index entries."""
         scripts.check(scripts.call(self.redis, "delete", (), (self.keys.prefix, job_id)), job_id)
 
-    def terminate(self, job_id: str) -> str:
+    def terminate(self, job_id: str, mode: str = "terminate") -> str:
         """running -> cancelled: the lease is revoked at once and the worker stops the job within a second.
-        Returns the name of the worker that was running it."""
+        mode="stop" records it as RQ's send_stop_job_command does instead (terminate.lua): RQ status 'stopped',
+        in FailedJobRegistry with a failed result (state failed). Returns the name of the worker that ran it."""
+        if mode not in ("terminate", "stop"):
+            raise ValidationError(f"mode must be 'terminate' or 'stop', not {mode!r}")
+        stop_exc = STOPPED_EXC_STRING if mode == "stop" else ""
         reply = scripts.check(scripts.call(self.redis, "terminate", (), (self.keys.prefix, job_id, utcnow_str(),
-                                                                          self.config.failure_ttl)), job_id)
+                                                                          self.config.failure_ttl, mode, stop_exc)),
+                              job_id)
         return reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
 
     def pause(self, queue: str) -> None:

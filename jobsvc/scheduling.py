@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import redis
@@ -17,7 +18,7 @@ from .client import Client
 from .config import Config
 from .keys import Keys
 from .schedules import FireResult, Schedules
-from .serialization import utcnow_str
+from .serialization import dump_exc_string, utcnow_str
 
 
 @dataclass
@@ -67,8 +68,15 @@ class ReapResult:
         return self.requeued + self.failed + self.quarantined
 
 
+def abandoned_exc_string() -> str:
+    """The failed result RQ's StartedJobRegistry.cleanup writes for a job whose worker died (RQ 2.12), in RQ's
+    result format: reap_expired.lua writes it for a job enqueued with RQ's API that has no retries left."""
+    return dump_exc_string(f"Moved to FailedJobRegistry, due to AbandonedJobError, at {datetime.now(timezone.utc)}")
+
+
 class Reaper:
-    """Takes back jobs whose lease expired: requeue (attempt counted), fail, or quarantine."""
+    """Takes back jobs whose lease expired: requeue (attempt counted), fail, or quarantine; a job enqueued with
+    RQ's API as RQ treats a job whose worker died (retried by its Retry, else failed; reap_expired.lua)."""
 
     def __init__(self, conn: redis.Redis, config: Config, batch: int = defaults.REAP_BATCH):
         self.redis, self.config, self.batch = conn, config, batch
@@ -77,7 +85,7 @@ class Reaper:
         out = ReapResult()
         while True:
             r, f, q, nxt, now = scripts.call(self.redis, "reap_expired", (), (
-                self.config.key_prefix, self.config.max_lease_losses, self.batch, self.config.max_attempts,
+                self.config.key_prefix, self.config.max_lease_losses, self.batch, abandoned_exc_string(),
                 utcnow_str(), self.config.failure_ttl, defaults.WAKE_TOKENS_MAX))
             out.requeued += int(r)
             out.failed += int(f)

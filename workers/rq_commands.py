@@ -2,8 +2,9 @@
 `rq:pubsub:<worker name>`, and the worker running the job is the one RQ finds in the job's `worker_name`.
 
 - `stop-job` (`send_stop_job_command(connection, job_id)`): the job is terminated as `jobsvc terminate` does it
-  (terminate.lua: cancelled, lease revoked, the worker told through its terminate list), so its code stops
-  within a heartbeat tick and its `on_stopped` callback runs.
+  (terminate.lua: lease revoked, the worker told through its terminate list), so its code stops within a
+  heartbeat tick and its `on_stopped` callback runs; recorded as RQ records a stop (mode 'stop': status
+  stopped, FailedJobRegistry, a failed result).
 - `shutdown` (`send_shutdown_command`): SIGINT to this process, as RQ's worker does: a warm stop.
 - `kill-horse`: ignored (a jobsvc worker runs jobs in its own process; there is no horse to kill).
 

@@ -110,10 +110,11 @@ class LeasedWorker(BaseWorker):
                         by_user=False)
 
     def _stop_job(self, job_id: str) -> None:
-        """RQ's stop-job command (heartbeat thread): terminate it as an operator would (terminate.lua records it
-        and lists it for this worker's heartbeat, which then stops the code)."""
+        """RQ's stop-job command (heartbeat thread): terminate.lua in its 'stop' mode records it as RQ does (status
+        stopped, FailedJobRegistry, a failed result) and lists it for this worker's heartbeat, which then stops
+        the code."""
         try:
-            Client(self.connection, self.config).terminate(job_id)
+            Client(self.connection, self.config).terminate(job_id, mode="stop")
         except (WrongState, NotFound) as exc:
             log.info("job %s: stop-job command too late (%s)", job_id, exc)
 

@@ -1,63 +1,106 @@
--- reap_expired.lua: running -> queued | failed | quarantined for every job whose lease expired
--- (its worker died, hung or was cut off). The attempt counts; so does the lease loss, and a job
--- that loses max_lease_losses leases is quarantined instead of killing more workers.
--- Clearing the token fences the old worker: its late outcome is rejected.
+-- reap_expired.lua: running -> queued | scheduled | failed | quarantined for every job whose lease expired
+-- (its worker died, hung or was cut off). Clearing the token fences the old worker: its late outcome is rejected.
+-- The lost attempt counts, and retry_plan in _lib.lua decides what follows, as for a failure (fail.lua):
+-- * a job of jobsvc's API: requeued at the front of its queue while it has attempts left, else failed; the lease
+--   loss counts too, and a job that loses max_lease_losses leases is quarantined instead of killing more workers.
+-- * a job enqueued with RQ's own API: as RQ's StartedJobRegistry.cleanup treats a job whose worker died
+--   (AbandonedJobError): retried by its Retry (retries_left spent, its interval waited, the front of its queue with
+--   enqueue_at_front_on_retry), else failed in FailedJobRegistry with a failed result whose text is RQ's ("Moved to
+--   FailedJobRegistry, due to AbandonedJobError, at <time>", worker_name ''). Never quarantined: RQ has no
+--   quarantine, and without retry= it fails at its first lost lease anyway. Its lease losses are still counted.
+-- A job that fails for good releases its dependents that allow failure, in the same step (as fail.lua; RQ's
+-- cleanup calls enqueue_dependents too).
 -- KEYS: none
--- ARGV: prefix, max_lease_losses, limit, default_max_attempts, enqueued_at, default_failure_ttl, wake_cap
--- Returns: {requeued, failed, quarantined, next_expiry_ms (-1 if none), now_ms}
+-- ARGV: prefix, max_lease_losses, limit, abandoned_exc_string_b64z (RQ's result payload for an RQ job failed
+--       here), enqueued_at, default_failure_ttl, wake_cap
+-- Returns: {requeued (queued or scheduled for a retry), failed, quarantined, next_expiry_ms (-1 if none), now_ms}
 local prefix, max_losses, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local wake_cap = tonumber(ARGV[7])
 local leases = prefix .. 'leases'
 local now = now_ms()
 local requeued, failed, quarantined = 0, 0, 0
+
+-- Back on its queue now, or scheduled after the plan's wait. jobsvc's own jobs go to the front, as before:
+-- the lost attempt was already at the head of the line.
+local function retry(id, queue, h, plan, rq)
+  local fields = {}
+  for _, v in ipairs(plan.fields) do fields[#fields + 1] = v end
+  if #fields > 0 then redis.call('HSET', job_key(id), unpack(fields)) end
+  if plan.delay_ms > 0 then
+    make_scheduled(prefix, id, now + plan.delay_ms, queue)
+    gauge(prefix, h[8], 'running', 'scheduled')
+  else
+    make_ready(prefix, id, queue, h[2], plan.front or not rq, ARGV[5], now)
+    gauge(prefix, h[8], 'running', 'queued')
+    wake_workers(prefix, queue, 1, wake_cap)
+  end
+end
+
+-- Failed for good: FailedJobRegistry for its failure TTL, dependents that allow failure released.
+local function fail(id, queue, h, reason, rq)
+  local key = job_key(id)
+  redis.call('HSET', key, 'status', 'failed', 'js_state', 'failed', 'js_error', reason, 'js_ended_ms', now)
+  if rq then
+    redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', 10, '*', 'type', 2, 'worker_name', '', 'exc_string', ARGV[4])
+  end
+  local ttl = tonumber(h[5]) or tonumber(ARGV[6])
+  if ttl ~= 0 then
+    redis.call('ZADD', 'rq:failed:' .. queue, (ttl < 0) and '+inf' or (math.floor(now / 1000) + ttl), id)
+  end
+  local waiting = 0
+  if h[11] or rq then waiting = release_dependents(prefix, id, 'failed', ARGV[5], now, wake_cap) end
+  set_lifetime(prefix, id, queue, ttl, true, dependency_keys(id, h[12], waiting))
+  gauge(prefix, h[8], 'running', ttl ~= 0 and 'failed' or nil)
+end
+
 local ids = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(ids) do
   local key = job_key(id)
   redis.call('ZREM', leases, id)
   if redis.call('EXISTS', key) == 1 then
     local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_attempts', 'js_max_attempts',
-      'failure_ttl', 'js_started_ms', 'worker_name', 'js_group', 'js_schedule', 'js_callback')
+      'failure_ttl', 'js_started_ms', 'worker_name', 'js_group', 'js_schedule', 'js_callback', 'js_dependents',
+      'dependency_ids', 'retries_left', 'retry_intervals', 'enqueue_at_front_on_retry')
     local queue = h[1]
+    local rq = follows_rq(h[4])
     redis.call('HSET', key, unpack(LEASE_CLEARED))
     local losses = redis.call('HINCRBY', key, 'js_lease_losses', 1)
     local attempts = tonumber(h[3]) or 1
-    local max_attempts = tonumber(h[4]) or tonumber(ARGV[4])
+    -- retry_plan's delay for jobsvc's own jobs is 0: a lost lease is requeued at once (no backoff), as before.
+    local plan = retry_plan({max_attempts = h[4], attempts = attempts, retries_left = h[13], retry_intervals = h[14],
+      at_front = h[15]}, true, 0)
     local outcome
-    if losses >= max_losses then outcome = 'quarantined'
-    elseif attempts >= max_attempts then outcome = 'failed'
-    else outcome = 'requeued' end
+    if not rq and losses >= max_losses then outcome = 'quarantined'
+    elseif plan then outcome = 'requeued'
+    else outcome = 'failed' end
+    local lost = rq and 'lease expired (its worker died or hung; RQ: AbandonedJobError)'
+      or 'lease expired (lease loss ' .. losses .. ' of ' .. max_losses .. ')'
     add_run(prefix, id, {attempt = attempts, worker = h[7], started_ms = tonumber(h[6]), ended_ms = now,
-      outcome = 'lease_lost', exc_type = 'LeaseExpired',
-      message = 'lease expired (lease loss ' .. losses .. ' of ' .. max_losses .. '): ' .. outcome})
+      outcome = 'lease_lost', exc_type = 'LeaseExpired', message = lost .. ': ' .. outcome})
     count_event(prefix, now, queue, h[8], 'lease_lost')
     -- The run lasted until its lease ran out, as far as anyone can tell.
     if h[6] then observe(prefix, h[8], 'run', now - tonumber(h[6])) end
     if outcome == 'requeued' then
-      make_ready(prefix, id, queue, h[2], true, ARGV[5], now)
-      gauge(prefix, h[8], 'running', 'queued')
-      wake_workers(prefix, queue, 1, tonumber(ARGV[7]))
+      retry(id, queue, h, plan, rq)
       requeued = requeued + 1
     else
-      local reason = 'lease lost ' .. losses .. ' times'
-      if outcome == 'failed' then reason = 'attempts used up: lease lost' end
-      redis.call('HSET', key, 'status', 'failed', 'js_state', outcome, 'js_error', 'LeaseExpired: ' .. reason,
-        'js_ended_ms', now)
-      local ttl = tonumber(h[5]) or tonumber(ARGV[6])
+      local reason
+      if rq then reason = 'AbandonedJobError: lease expired, no retries left'
+      elseif outcome == 'failed' then reason = 'LeaseExpired: attempts used up: lease lost'
+      else reason = 'LeaseExpired: lease lost ' .. losses .. ' times' end
       if outcome == 'quarantined' then
         -- Quarantine keeps the job until an operator decides.
+        redis.call('HSET', key, 'status', 'failed', 'js_state', 'quarantined', 'js_error', reason, 'js_ended_ms', now)
         redis.call('ZADD', prefix .. 'quarantined:' .. queue, now, id)
         set_lifetime(prefix, id, queue, -1)
         gauge(prefix, h[8], 'running', 'quarantined')
         quarantined = quarantined + 1
       else
-        if ttl ~= 0 then
-          redis.call('ZADD', 'rq:failed:' .. queue, (ttl < 0) and '+inf' or (math.floor(now / 1000) + ttl), id)
-        end
-        set_lifetime(prefix, id, queue, ttl)
-        gauge(prefix, h[8], 'running', ttl ~= 0 and 'failed' or nil)
+        fail(id, queue, h, reason, rq)
         failed = failed + 1
       end
       count_event(prefix, now, queue, h[8], outcome)
-      notify_end(prefix, id, h[10], now, {'state', outcome, 'error', 'LeaseExpired: ' .. reason})
+      notify_end(prefix, id, h[10], now, {'state', outcome, 'error', reason})
       -- A schedule's job: count the run's outcome on the schedule (jobsvc/schedules.py).
       if h[9] then redis.call('HINCRBY', prefix .. 'schedule:' .. h[9] .. ':stats', 'failed', 1) end
     end

@@ -1,10 +1,21 @@
--- terminate.lua: running -> cancelled by an operator. The lease is revoked here (so whatever the
--- worker reports later is rejected) and the worker is told through its terminate list; it stops
--- the job within a heartbeat tick. Like a cancelled job, it is kept for its failure TTL (keep_cancelled).
+-- terminate.lua: running -> cancelled by an operator (mode 'terminate'), or running -> failed by RQ's stop-job
+-- command (mode 'stop'). The lease is revoked here (so whatever the worker reports later is rejected) and the
+-- worker is told through its terminate list; it stops the job within a heartbeat tick.
+-- * terminate (jobsvc terminate, the API, the dashboard): like a cancelled job, kept for its failure TTL in
+--   rq:canceled:<q> (keep_cancelled), no result entry.
+-- * stop (rq.command.send_stop_job_command, received by the worker running the job): recorded as RQ's worker
+--   records it (rq/worker/base.py handle_job_failure with a stopped job): RQ status 'stopped', in
+--   FailedJobRegistry (rq:failed:<q>) for its failure TTL, and a failed result entry. jobsvc's state is 'failed',
+--   the state of the registry it sits in, so listing, gauges and `rq info` agree. No retry, whatever
+--   retries_left says, and its dependents stay deferred (RQ: a stopped dependency is never met).
 -- KEYS: none
--- ARGV: prefix, id, ended_at, failure_ttl_default
--- Returns: {0, worker}; {-1} no such job; {-3, state} not running
-local prefix, id = ARGV[1], ARGV[2]
+-- ARGV: prefix, id, ended_at, failure_ttl_default, mode ('terminate' | 'stop'), stop_exc_string_b64z (RQ's
+--       result payload of a stop: 'Job stopped by user, work-horse terminated.'; '' with 'terminate')
+-- Returns: {0, worker}; {-1} no such job; {-3, state} not running; an error reply for an unknown mode
+local prefix, id, mode = ARGV[1], ARGV[2], ARGV[5] or 'terminate'
+if mode ~= 'terminate' and mode ~= 'stop' then
+  return redis.error_reply('terminate.lua: mode must be terminate or stop, not ' .. mode)
+end
 local key = job_key(id)
 if redis.call('EXISTS', key) == 0 then return {-1} end
 local state = state_of(key)
@@ -14,12 +25,27 @@ local h = redis.call('HMGET', key, 'origin', 'js_group', 'worker_name', 'js_atte
 local queue, worker = h[1], h[3] or ''
 local ttl = tonumber(h[7]) or tonumber(ARGV[4])
 local now = now_ms()
+local stop = mode == 'stop'
+local reason = stop and 'JobStopped: by send_stop_job_command' or 'Terminated: by an operator'
 drop_lease(prefix, id)
-hset_unleased(key, {'status', 'canceled', 'js_state', 'cancelled', 'ended_at', ARGV[3], 'js_ended_ms', now,
-  'js_error', 'Terminated: by an operator'})
+hset_unleased(key, {'status', stop and 'stopped' or 'canceled', 'js_state', stop and 'failed' or 'cancelled',
+  'ended_at', ARGV[3], 'js_ended_ms', now, 'js_error', reason})
 add_run(prefix, id, {attempt = tonumber(h[4]), worker = worker, started_ms = tonumber(h[5]), ended_ms = now,
-  outcome = 'terminated', exc_type = 'Terminated', message = 'terminated by an operator'})
-keep_cancelled(prefix, id, queue, ttl, now)
+  outcome = stop and 'stopped' or 'terminated', exc_type = stop and 'JobStopped' or 'Terminated',
+  message = stop and 'stopped by send_stop_job_command' or 'terminated by an operator'})
+local ended = stop and 'failed' or 'cancelled'
+if stop then
+  redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', 10, '*', 'type', 2, 'worker_name', worker,
+    'exc_string', ARGV[6], 'execution_started_at', tostring((tonumber(h[5]) or now) / 1000),
+    'execution_ended_at', tostring(now / 1000))
+  if ttl ~= 0 then
+    redis.call('ZADD', 'rq:failed:' .. queue, (ttl < 0) and '+inf' or (math.floor(now / 1000) + ttl), id)
+  end
+  set_lifetime(prefix, id, queue, ttl)
+  if ttl == 0 then ended = nil end  -- deleted at once, as fail.lua and RQ's FailedJobRegistry.add do
+else
+  keep_cancelled(prefix, id, queue, ttl, now)
+end
 -- Only a Python worker reads a terminate list: a job held by an HTTP handler service ('callback') or a pull
 -- worker just loses its lease (their next heartbeat or ack gets 409).
 if worker ~= '' and worker ~= 'callback' and string.sub(worker, 1, 5) ~= 'pull:' then
@@ -27,7 +53,7 @@ if worker ~= '' and worker ~= 'callback' and string.sub(worker, 1, 5) ~= 'pull:'
   redis.call('RPUSH', tkey, id)
   redis.call('EXPIRE', tkey, 3600)
 end
-gauge(prefix, h[2], 'running', 'cancelled')
-notify_end(prefix, id, h[6], now, {'state', 'cancelled', 'error', 'Terminated: by an operator'})
-count_event(prefix, now, queue, h[2], 'cancelled')
+gauge(prefix, h[2], 'running', ended)
+notify_end(prefix, id, h[6], now, {'state', stop and 'failed' or 'cancelled', 'error', reason})
+count_event(prefix, now, queue, h[2], stop and 'failed' or 'cancelled')
 return {0, worker}

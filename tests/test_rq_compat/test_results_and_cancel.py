@@ -13,10 +13,12 @@ from rq.job import Job
 from rq.registry import CanceledJobRegistry, FailedJobRegistry
 from rq.results import Result
 
+from jobsvc import State
 from jobsvc.leases import Leases
+from jobsvc.listing import JobFilter, list_jobs
 from tests import rqfuncs
 from tests.conftest import LEASE_ARGS, wait_for
-from tests.test_rq_compat.conftest import jobsvc_gap
+from tests.test_rq_compat.gauge_check import assert_gauges_exact
 from tests.test_rq_compat.helpers import expect_failed, promote_due, stop_burst_fixture  # noqa: F401 (fixture)
 from workers.heartbeat import Heartbeat
 from workers.rq_commands import CommandListener
@@ -72,22 +74,37 @@ def test_send_stop_job_command_stops_a_running_job(queue, r, worker_kind, stop_b
     # the job's code stopped, its on_stopped ran, and the worker went on with the next job
     assert rqfuncs.calls() == ["long:start", f"stopped:{job.id}", "after"]
     stopped = Job.fetch(job.id, connection=r)
-    assert stopped.get_status() in ("stopped", "canceled") and stopped.return_value() is None
-    assert Job.fetch(after.id, connection=r).get_status() == "finished"
-    jobsvc_gap(worker_kind, "a stopped job is recorded as jobsvc terminate records it: status 'canceled', in "
-                            "CanceledJobRegistry, no result (docs/rq.md); RQ: 'stopped', FailedJobRegistry")
-    assert stopped.get_status() == "stopped"
+    assert stopped.get_status() == "stopped" and stopped.return_value() is None
     assert job.id in FailedJobRegistry(queue=queue).get_job_ids()
+    assert job.id not in CanceledJobRegistry(queue=queue).get_job_ids()
+    latest = stopped.latest_result()
+    assert (latest.type, latest.exc_string) == (Result.Type.FAILED, "Job stopped by user, work-horse terminated.")
+    assert Job.fetch(after.id, connection=r).get_status() == "finished"
 
 
-def test_a_job_stopped_on_a_jobsvc_worker_is_cancelled(queue, r, worker_kind, stop_burst):
-    """What jobsvc records today for an RQ stop (see the gap above): the same as `jobsvc terminate`."""
+def test_a_stop_with_retries_left_is_not_retried(queue, r, worker_kind, stop_burst):
+    """RQ's worker never retries a job it was told to stop (handle_job_failure: retry = should_retry and not
+    stopped)."""
+    job = queue.enqueue(rqfuncs.sleep_then_say, "no-retry", 30, retry=rq.Retry(max=2))
+    stop_burst(lambda: send_stop_job_command(r, job.id), "no-retry:start")
+    stopped = Job.fetch(job.id, connection=r)
+    assert (stopped.get_status(), stopped.retries_left) == ("stopped", 2)
+    assert rqfuncs.calls() == ["no-retry:start"]
+
+
+def test_jobsvcs_record_of_an_rq_stop(queue, r, worker_kind, stop_burst, client):
+    """jobsvc's side of a stop: state failed (the state of FailedJobRegistry, where RQ puts it), so listing,
+    gauges and RQ's registries agree; a `jobsvc terminate` of a running job stays a cancel (test_terminate.py)."""
     if worker_kind == "rq":
         pytest.skip("jobsvc's record of a stop")
-    job = queue.enqueue(rqfuncs.sleep_then_say, "cancel-me", 30)
-    stop_burst(lambda: send_stop_job_command(r, job.id), "cancel-me:start")
-    assert Job.fetch(job.id, connection=r).get_status() == "canceled"
-    assert job.id in CanceledJobRegistry(queue=queue).get_job_ids()
+    job = queue.enqueue(rqfuncs.sleep_then_say, "stop-me", 30)
+    stop_burst(lambda: send_stop_job_command(r, job.id), "stop-me:start")
+    info = client.get(job.id)
+    assert (info.state, info.error) == (State.FAILED, "JobStopped: by send_stop_job_command")
+    assert [run["outcome"] for run in client.runs(job.id)] == ["stopped"]
+    assert [j.id for j in list_jobs(r, client.config, JobFilter(queue="default", state="failed"))[0]] == [job.id]
+    assert list_jobs(r, client.config, JobFilter(queue="default", state="cancelled"))[0] == []
+    assert_gauges_exact(r)
 
 
 # The stop-job listener alone (workers/rq_commands.py): what it does with each command.
