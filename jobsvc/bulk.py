@@ -251,6 +251,9 @@ CATEGORIES: dict[str, str] = {
     "orphan": "job hash missing from the structure of its state (fix: a queued job is pushed back onto its lane, "
               "a scheduled one re-added to the timeline, a finished one to its registry)",
     "unindexed": "job hash missing from its queue's created index (fix: added)",
+    "rq_moved": "job jobsvc counts whose RQ status RQ's own code changed: an RQ worker of a mixed fleet ran it, "
+                "`rq requeue` put it back, RQ's Job.cancel cancelled it (fix: its jobsvc state and gauge follow "
+                "RQ; one put back after it had ended starts with fresh attempts)",
     "gauge_drift": "group whose gauge disagrees with a recount of its jobs (fix: set to the recount)",
 }
 
@@ -280,119 +283,201 @@ class IntegrityReport:
 
 def integrity_sweep(conn: redis.Redis, config: Config, fix: bool = False, progress: Progress = None,
                     chunk: int = defaults.BULK_CHUNK) -> IntegrityReport:
-    """Check (and with fix=True repair) that every job sits where its state says and nowhere else, and that
-    the gauges count what is there. Three passes, each chunked, each change re-checked in Lua:
-    1. job hashes (SCAN rq:job:*): each in the structure of its state and in its created index;
-    2. every structure of ids (lanes, timelines, registries, the lease index): each id's job exists and is
-       in the state the structure stands for;
-    3. per queue, the created index: ids without a hash, and a recount of every group's jobs per state,
-       compared with (and with fix set to) its gauge.
-    Cost grows with the data stored: run it on demand, not on a timer. A lane is read into memory once
-    (to avoid a scan of the lane per queued job)."""
-    chunk = _chunk_size(chunk)
-    keys = Keys(config.key_prefix)
-    report = IntegrityReport(fixed=fix)
-    seen: dict[str, set[str]] = defaultdict(set)  # SCAN may return a key twice: report each id once
-    queues = set(_queues(conn, keys, None))
-    queues |= {_text(g).split("|", 1)[0] for g in conn.smembers(keys.groups)}
+    """Check (and with fix=True repair) that every job sits where its state says and nowhere else, that jobsvc
+    follows what RQ's own tools did to the jobs it counts, and that the gauges count what is there: one whole
+    IntegrityWalk, run at once. Cost grows with the data stored; the scheduler runs the same walk a bounded
+    step at a time in the background (jobsvc/integrity.py), `jobsvc sweep` and the API run it on demand."""
+    walk = IntegrityWalk(conn, config, fix=fix, chunk=chunk)
     done = 0
     total = int(conn.dbsize())
-
-    def step(n: int) -> None:
-        nonlocal done
+    for n in walk.steps():
         done += n
         if progress:
             progress(done, max(total, done))
+    return walk.report
 
-    def add(category: str, ids: Sequence[str]) -> None:
-        fresh = [i for i in ids if i not in seen[category]]
-        seen[category].update(fresh)
-        report.add(category, fresh)
+
+class IntegrityWalk:
+    """One walk of the integrity sweep as a sequence of bounded steps: `steps()` yields, after each script call
+    (at most `chunk` ids), how many ids or keys it looked at, so a caller may run the walk at once
+    (integrity_sweep) or a few steps at a time with anything in between (IntegrityPass). Every change is made
+    by a Lua script that re-checks each job, so a walk paused for a while never damages what moved meanwhile.
+    1. job hashes (SCAN rq:job:*): each follows RQ's status when RQ's own code moved it (sweep_orphans.lua),
+       and sits in the structure of its state and in its created index;
+    2. every structure of ids (lanes, timelines, registries, the lease index): each id's job exists and is in
+       the state the structure stands for;
+    3. per queue, the created index: ids without a hash, and a recount of every group's jobs per state,
+       compared with (and with fix set to) its gauge: in one step (sweep_recount.lua) for a queue of at most
+       `recount_max` jobs, else chunked, judging only groups whose gauges did not move meanwhile.
+    check_lanes: read each lane into memory once (one snapshot per walk) to check that every queued job is in
+    its lane; without it (the background pass) a queued job's lane is not looked at, which would cost O(lane)
+    per job."""
+
+    def __init__(self, conn: redis.Redis, config: Config, fix: bool, chunk: int = defaults.BULK_CHUNK,
+                 check_lanes: bool = True, recount_max: int = defaults.RECOUNT_IN_ONE_STEP):
+        self.conn, self.config, self.fix, self.check_lanes = conn, config, fix, check_lanes
+        self.chunk = _chunk_size(chunk)
+        self.recount_max = recount_max
+        self.keys = Keys(config.key_prefix)
+        self.report = IntegrityReport(fixed=fix)
+        self.queues: set[str] = set()
+        self._seen: dict[str, set[str]] = defaultdict(set)  # SCAN may return a key twice: report each id once
+        self._extra: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)  # unindexed jobs, for the recount
+        self._lanes: dict[str, set[str]] = {}
+
+    def steps(self) -> Iterator[int]:
+        self.queues = set(_queues(self.conn, self.keys, None))
+        self.queues |= {_text(g).split("|", 1)[0] for g in self.conn.smembers(self.keys.groups)}
+        yield from self._job_hashes()
+        for queue in sorted(self.queues):
+            for prio in sorted({defaults.PRIORITY} | {int(p) for p in self.conn.smembers(self.keys.lanes(queue))}):
+                yield from self._list(self.keys.lane(queue, prio), "queued", queue, prio)
+            for reg, expect in ((self.keys.scheduled_in(queue), State.SCHEDULED),
+                                (self.keys.finished(queue), State.COMPLETED), (self.keys.failed(queue), State.FAILED),
+                                (self.keys.quarantined(queue), State.QUARANTINED),
+                                (self.keys.canceled(queue), State.CANCELLED)):
+                yield from self._zset(reg, expect.value, queue)
+        yield from self._zset(self.keys.scheduled, State.SCHEDULED.value, "")
+        yield from self._zset(self.keys.leases, "lease", "", wrong="stale_lease")
+        for queue in sorted(self.queues):
+            yield from self._recount(queue)
+
+    def _add(self, category: str, ids: Sequence[str]) -> None:
+        fresh = [i for i in ids if i not in self._seen[category]]
+        self._seen[category].update(fresh)
+        self.report.add(category, fresh)
 
     # 1. job hashes -> the structures of their states.
-    extra: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)  # unindexed jobs, for the recount
-    lanes: dict[str, set[str]] = {}
+    def _job_hashes(self) -> Iterator[int]:
+        cursor = 0
+        while True:
+            cursor, found = self.conn.scan(cursor, match="rq:job:*", count=self.chunk, _type="hash")
+            ids = [_text(k)[len("rq:job:"):] for k in found]
+            for start in range(0, len(ids), self.chunk):
+                self._hash_chunk(ids[start:start + self.chunk])
+            # A SCAN call looks at about `chunk` keys, job hashes or not: that is its cost.
+            yield max(len(ids), self.chunk)
+            if cursor == 0:
+                return
 
-    def in_lane(lane: str, job_id: str) -> bool:
-        if lane not in lanes:
+    def _hash_chunk(self, part: list[str]) -> None:
+        pipe = self.conn.pipeline(transaction=False)
+        for job_id in part:
+            pipe.hmget(self.keys.job(job_id), "js_state", "origin", "js_priority", "js_group")
+        args: list[Any] = [self.keys.prefix, int(self.fix), self.config.result_ttl, self.config.failure_ttl,
+                           defaults.WAKE_TOKENS_MAX]
+        info: dict[str, tuple[str | None, str, str]] = {}
+        for job_id, (st, origin, prio, group) in zip(part, pipe.execute()):
+            if not st or not origin:
+                continue
+            st, origin = _text(st), _text(origin)
+            self.queues.add(origin)
+            info[job_id] = (_text(group) if group else None, st, origin)
+            checked = st != "queued" or not self.check_lanes or self._in_lane(
+                self.keys.lane(origin, int(prio or defaults.PRIORITY)), job_id)
+            args += [job_id, int(checked)]
+        self.report.scanned += len(part)
+        if not info:
+            return
+        reply = scripts.call(self.conn, "sweep_orphans", (), args)
+        sizes = [int(v) for v in reply[:4]]
+        rest = [_text(v) for v in reply[4:]]
+        lists = []
+        for n in sizes:
+            lists.append(rest[:n])
+            rest = rest[n:]
+        orphans, unleased, unindexed, moved = lists
+        self._add("orphan", orphans)
+        self._add("unleased_running", unleased)
+        self._add("rq_moved", moved)
+        if not self.fix:
+            for job_id in unindexed:
+                group, st, origin = info[job_id]
+                if group and job_id not in self._seen["unindexed"]:
+                    self._extra[origin][(group, st)] += 1
+        self._add("unindexed", unindexed)
+
+    def _in_lane(self, lane: str, job_id: str) -> bool:
+        if lane not in self._lanes:
             members: set[str] = set()
             start = 0
             while True:
-                page = conn.lrange(lane, start, start + _LANE_PAGE - 1)
+                page = self.conn.lrange(lane, start, start + _LANE_PAGE - 1)
                 members.update(_text(v) for v in page)
                 if len(page) < _LANE_PAGE:
                     break
                 start += _LANE_PAGE
-            lanes[lane] = members
-        return job_id in lanes[lane]
-
-    cursor = 0
-    while True:
-        cursor, found = conn.scan(cursor, match="rq:job:*", count=chunk, _type="hash")
-        ids = [_text(k)[len("rq:job:"):] for k in found]
-        for start in range(0, len(ids), chunk):
-            part = ids[start:start + chunk]
-            pipe = conn.pipeline(transaction=False)
-            for job_id in part:
-                pipe.hmget(keys.job(job_id), "js_state", "origin", "js_priority", "js_group")
-            args: list[Any] = [keys.prefix, int(fix), config.result_ttl, config.failure_ttl,
-                               defaults.WAKE_TOKENS_MAX]
-            info: dict[str, tuple[str | None, str, str]] = {}
-            for job_id, (st, origin, prio, group) in zip(part, pipe.execute()):
-                if not st or not origin:
-                    continue
-                st, origin = _text(st), _text(origin)
-                queues.add(origin)
-                info[job_id] = (_text(group) if group else None, st, origin)
-                checked = st == "queued" and in_lane(keys.lane(origin, int(prio or defaults.PRIORITY)), job_id)
-                args += [job_id, int(checked)]
-            if info:
-                reply = scripts.call(conn, "sweep_orphans", (), args)
-                n_orphan, n_unleased = int(reply[0]), int(reply[1])
-                rest = [_text(v) for v in reply[3:]]
-                add("orphan", rest[:n_orphan])
-                add("unleased_running", rest[n_orphan:n_orphan + n_unleased])
-                unindexed = rest[n_orphan + n_unleased:]
-                if not fix:
-                    for job_id in unindexed:
-                        group, st, origin = info[job_id]
-                        if group and job_id not in seen["unindexed"]:
-                            extra[origin][(group, st)] += 1
-                add("unindexed", unindexed)
-            report.scanned += len(part)
-            step(len(part))
-        if cursor == 0:
-            break
+            self._lanes[lane] = members
+        return job_id in self._lanes[lane]
 
     # 2. every structure of ids -> the jobs they name.
-    for queue in sorted(queues):
-        prios = sorted({defaults.PRIORITY} | {int(p) for p in conn.smembers(keys.lanes(queue))})
-        for prio in prios:
-            _sweep_list(conn, keys, fix, keys.lane(queue, prio), "queued", queue, prio, chunk, add, step)
-        for reg, expect in ((keys.scheduled_in(queue), State.SCHEDULED), (keys.finished(queue), State.COMPLETED),
-                            (keys.failed(queue), State.FAILED), (keys.quarantined(queue), State.QUARANTINED),
-                            (keys.canceled(queue), State.CANCELLED)):
-            _sweep_zset(conn, keys, fix, reg, expect.value, queue, chunk, add, step)
-    _sweep_zset(conn, keys, fix, keys.scheduled, State.SCHEDULED.value, "", chunk, add, step)
-    _sweep_zset(conn, keys, fix, keys.leases, "lease", "", chunk, add, step, wrong="stale_lease")
+    def _zset(self, key: str, expect: str, queue: str, wrong: str = "wrong_structure") -> Iterator[int]:
+        start = 0
+        while True:
+            reply = scripts.call(self.conn, "sweep_index", (), [self.keys.prefix, int(self.fix), "zset", key, expect,
+                                                                queue, "", 0, "range", start, start + self.chunk - 1])
+            removed, read = self._index_reply(reply, wrong)
+            yield read
+            if read < self.chunk:
+                return
+            start += read - removed
+
+    def _list(self, key: str, expect: str, queue: str, priority: int) -> Iterator[int]:
+        # From the tail, by negative index: workers pop at the head, which does not move the pages still to read.
+        end = -1
+        while True:
+            reply = scripts.call(self.conn, "sweep_index", (), [self.keys.prefix, int(self.fix), "list", key, expect,
+                                                                queue, priority, 0, "range", end - self.chunk + 1, end])
+            removed, read = self._index_reply(reply, "wrong_structure")
+            yield read
+            if read < self.chunk:
+                return
+            end = end - read + removed
+
+    def _index_reply(self, reply: list[Any], wrong: str, recount: dict[str, Counter[str]] | None = None
+                     ) -> tuple[int, int]:
+        """Report a sweep_index.lua reply; returns (ids removed, ids read)."""
+        removed, read, n_missing, n_wrong, n_counts = (int(v) for v in reply[:5])
+        rest = reply[5:]
+        self._add("missing_hash", [_text(v) for v in rest[:n_missing]])
+        self._add(wrong, [_text(v) for v in rest[n_missing:n_missing + n_wrong]])
+        if recount is not None:
+            counts = rest[n_missing + n_wrong:]
+            for i in range(0, 3 * n_counts, 3):
+                recount[_text(counts[i])][_text(counts[i + 1])] += int(counts[i + 2])
+        return removed, read
 
     # 3. per queue: the created index, and the gauges against a recount of the jobs it holds.
-    groups_by_queue: dict[str, list[str]] = defaultdict(list)
-    for g in conn.smembers(keys.groups):
-        name = _text(g)
-        groups_by_queue[name.split("|", 1)[0]].append(name)
-    for queue in sorted(queues):
-        names = groups_by_queue.get(queue, [])
-        before = _gauges(conn, keys, names)
+    def _recount(self, queue: str) -> Iterator[int]:
+        extra = self._extra.get(queue, Counter())
+        args: list[Any] = [self.keys.prefix, int(self.fix), queue, self.recount_max, len(extra)]
+        for (group, st), n in extra.items():
+            args += [group, st, n]
+        reply = scripts.call(self.conn, "sweep_recount", (), args)
+        if int(reply[0]) >= 0:
+            _, read, n_missing, n_wrong, n_drift = (int(v) for v in reply[:5])
+            rest = [_text(v) for v in reply[5:]]
+            self._add("missing_hash", rest[:n_missing])
+            self._add("wrong_structure", rest[n_missing:n_missing + n_wrong])
+            self._add("gauge_drift", rest[n_missing + n_wrong:n_missing + n_wrong + n_drift])
+            yield read
+            return
+        yield from self._recount_in_chunks(queue, extra)
+
+    def _recount_in_chunks(self, queue: str, extra: Counter[tuple[str, str]]) -> Iterator[int]:
+        names = sorted(n for n in (_text(g) for g in self.conn.smembers(self.keys.groups))
+                       if n.split("|", 1)[0] == queue)
+        before = _gauges(self.conn, self.keys, names)
         recount: dict[str, Counter[str]] = defaultdict(Counter)
-        for ids in _walk_by_score(conn, keys.created(queue), chunk):
-            reply = scripts.call(conn, "sweep_index", (), [keys.prefix, int(fix), "zset", keys.created(queue), "any",
-                                                           queue, "", 1, "ids", *ids])
-            _add_index_reply(reply, add, "wrong_structure", recount)
-            step(len(ids))
-        for (group, st), n in extra.get(queue, {}).items():
+        for ids in _walk_by_score(self.conn, self.keys.created(queue), self.chunk):
+            reply = scripts.call(self.conn, "sweep_index", (), [self.keys.prefix, int(self.fix), "zset",
+                                                                self.keys.created(queue), "any", queue, "", 1, "ids",
+                                                                *ids])
+            self._index_reply(reply, "wrong_structure", recount)
+            yield len(ids)
+        for (group, st), n in extra.items():
             recount[group][st] += n
-        after = _gauges(conn, keys, names)
+        after = _gauges(self.conn, self.keys, names)
         drift = []
         for group in sorted(set(names) | set(recount)):
             have = before.get(group, {})
@@ -400,56 +485,13 @@ def integrity_sweep(conn: redis.Redis, config: Config, fix: bool = False, progre
             if have == want:
                 continue
             if after.get(group, {}) != have:
-                report.busy_groups.append(group)
+                self.report.busy_groups.append(group)
                 continue
-            if fix and not _set_gauge(conn, keys, group, have, want):
-                report.busy_groups.append(group)
+            if self.fix and not _set_gauge(self.conn, self.keys, group, have, want):
+                self.report.busy_groups.append(group)
                 continue
             drift.append(group)
-        add("gauge_drift", drift)
-    return report
-
-
-def _sweep_zset(conn: redis.Redis, keys: Keys, fix: bool, key: str, expect: str, queue: str, chunk: int,
-                add: Callable[[str, Sequence[str]], None], step: Callable[[int], None],
-                wrong: str = "wrong_structure") -> None:
-    start = 0
-    while True:
-        reply = scripts.call(conn, "sweep_index", (), [keys.prefix, int(fix), "zset", key, expect, queue, "", 0,
-                                                       "range", start, start + chunk - 1])
-        removed, read = _add_index_reply(reply, add, wrong)
-        step(read)
-        if read < chunk:
-            return
-        start += read - removed
-
-
-def _sweep_list(conn: redis.Redis, keys: Keys, fix: bool, key: str, expect: str, queue: str, priority: int,
-                chunk: int, add: Callable[[str, Sequence[str]], None], step: Callable[[int], None]) -> None:
-    # From the tail, by negative index: workers pop at the head, which does not move the pages still to read.
-    end = -1
-    while True:
-        reply = scripts.call(conn, "sweep_index", (), [keys.prefix, int(fix), "list", key, expect, queue, priority,
-                                                       0, "range", end - chunk + 1, end])
-        removed, read = _add_index_reply(reply, add, "wrong_structure")
-        step(read)
-        if read < chunk:
-            return
-        end = end - read + removed
-
-
-def _add_index_reply(reply: list[Any], add: Callable[[str, Sequence[str]], None], wrong: str,
-                     recount: dict[str, Counter[str]] | None = None) -> tuple[int, int]:
-    """Report a sweep_index.lua reply; returns (ids removed, ids read)."""
-    removed, read, n_missing, n_wrong, n_counts = (int(v) for v in reply[:5])
-    rest = reply[5:]
-    add("missing_hash", [_text(v) for v in rest[:n_missing]])
-    add(wrong, [_text(v) for v in rest[n_missing:n_missing + n_wrong]])
-    if recount is not None:
-        counts = rest[n_missing + n_wrong:]
-        for i in range(0, 3 * n_counts, 3):
-            recount[_text(counts[i])][_text(counts[i + 1])] += int(counts[i + 2])
-    return removed, read
+        self._add("gauge_drift", drift)
 
 
 def _walk_by_score(conn: redis.Redis, key: str, chunk: int) -> Iterator[list[str]]:

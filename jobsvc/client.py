@@ -19,7 +19,7 @@ from .job import JobInfo, JobSpec, decode_result, decode_runs, handler_name, pay
 from .keys import Keys, idempotency_scope
 from .serialization import dump_data, dump_exc_string, func_name, utcnow_str
 from .states import State
-from .stats import EVENTS, Group
+from .stats import EVENTS, Group, read_counts
 from .urlguard import check_url
 
 # The failed result RQ's worker writes for a job stopped by send_stop_job_command (rq/worker/worker_classes.py,
@@ -237,8 +237,9 @@ class Client:
         return runs
 
     def stats(self, queue: str) -> dict[str, int]:
-        """Event totals of a queue (the sum of its groups' tallies; requeues from its own hash) plus the sizes
-        of its lanes and registries. O(groups), never a scan of jobs."""
+        """Event totals of a queue (the sum of its groups' tallies; requeues from its own hash) plus its jobs per
+        state now, `<state>_now`, as every other surface counts them (jobsvc/stats.py: read_counts; jobs enqueued
+        with RQ's own API included). O(groups), never a scan of jobs."""
         raw = self.redis.hgetall(self.keys.stats(queue))
         out = {k.decode(): int(v) for k, v in raw.items() if k.decode() not in EVENTS}
         names = (m.decode() for m in self.redis.smembers(self.keys.groups))
@@ -250,15 +251,8 @@ class Client:
             for event, v in zip(EVENTS, values):
                 if v is not None:
                     out[event] = out.get(event, 0) + int(v)
-        pipe = self.redis.pipeline(transaction=False)
-        lanes = range(defaults.PRIORITY_MIN, defaults.PRIORITY_MAX + defaults.PULL_LANE_OFFSET + 1)  # + pull lanes
-        for p in lanes:
-            pipe.llen(self.keys.lane(queue, p))
-        pipe.zcard(self.keys.failed(queue))
-        pipe.zcard(self.keys.quarantined(queue))
-        sizes = pipe.execute()
-        out["queued_now"] = sum(sizes[:len(lanes)])
-        out["failed_now"], out["quarantined_now"] = sizes[len(lanes):]
+        for state, n in read_counts(self.redis, self.keys, queue).queues[queue].items():
+            out[f"{state}_now"] = n
         return out
 
     # -- operator actions ------------------------------------------------------------------------

@@ -26,12 +26,17 @@ class Config:
     failure_ttl: int = defaults.FAILURE_TTL
     idempotency_ttl: int = defaults.IDEMPOTENCY_TTL
     idle_wait: float = defaults.IDLE_WAIT
+    # Idle workers track writes to their RQ queue lists (CLIENT TRACKING, workers/rq_wake.py), so a job plain RQ
+    # enqueues starts at once; off (JOBSVC_RQ_WAKE=0), such a job waits up to idle_wait.
+    rq_wake: bool = True
     shutdown_grace: float = defaults.SHUTDOWN_GRACE
     hung_grace: float = defaults.HUNG_GRACE
     worker_maintenance_interval: float = defaults.WORKER_MAINTENANCE_INTERVAL
     leader_ttl: float = defaults.LEADER_TTL
     scheduler_max_sleep: float = defaults.SCHEDULER_MAX_SLEEP
     sweep_interval: float = defaults.SWEEP_INTERVAL
+    # Seconds between the scheduler's background integrity passes (JOBSVC_INTEGRITY_INTERVAL; 0: none).
+    integrity_interval: float = defaults.INTEGRITY_INTERVAL
     # Secret that signs handler POSTs and outcome callbacks (JOBSVC_HANDLER_SECRET); a worker without one
     # refuses to call handlers rather than send unsigned requests.
     handler_secret: str = ""
@@ -59,6 +64,8 @@ class Config:
             raise ValidationError("max_lease_losses must be >= 1")
         if not 1 <= self.max_attempts <= defaults.MAX_ATTEMPTS_LIMIT:
             raise ValidationError(f"max_attempts must be 1..{defaults.MAX_ATTEMPTS_LIMIT}")
+        if self.integrity_interval < 0:
+            raise ValidationError("integrity_interval must be >= 0 (0: no background integrity pass)")
         if not self.key_prefix:
             raise ValidationError("key_prefix must not be empty")
         self.namespace_secrets()  # refuse a malformed JOBSVC_HANDLER_SECRETS at start, not at first use

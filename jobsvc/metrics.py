@@ -11,7 +11,7 @@ import redis
 from . import defaults
 from .keys import Keys
 from .states import State
-from .stats import EVENTS, Group
+from .stats import EVENTS, Group, read_counts
 from .timeseries import oldest_queued_ages_ms, queue_depths
 
 # Histograms per group (observe in _lib.lua): run duration, and the wait from ready to started.
@@ -86,15 +86,20 @@ def snapshot(conn: redis.Redis, keys: Keys) -> Snapshot:
     pipe = conn.pipeline(transaction=False)
     for name in names:
         pipe.hgetall(keys.tally(name))
-        pipe.hgetall(keys.count(name))
     replies = pipe.execute()
+    # States as every other surface counts them (jobsvc/stats.py): the gauges, plus a (queue, default, "(rq)")
+    # group holding the jobs of RQ's own API that no jobsvc script has counted yet (it has no events).
+    counts = read_counts(conn, keys).groups
     groups = []
-    for i, name in enumerate(names):
-        tally = {k.decode(): int(v) for k, v in replies[2 * i].items()}
-        states = {s.value: 0 for s in State}
-        states.update({k.decode(): int(v) for k, v in replies[2 * i + 1].items()})
-        groups.append(GroupMetrics(Group.parse(name), {e: tally.get(e, 0) for e in EVENTS}, states,
+    for name, raw in zip(names, replies):
+        tally = {k.decode(): int(v) for k, v in raw.items()}
+        group = Group.parse(name)
+        groups.append(GroupMetrics(group, {e: tally.get(e, 0) for e in EVENTS},
+                                   counts.get(group, {s.value: 0 for s in State}),
                                    {h: histogram(tally, h) for h in HISTOGRAMS}))
+    for group in sorted(set(counts) - {g.group for g in groups}, key=lambda g: (g.queue, g.namespace, g.function)):
+        groups.append(GroupMetrics(group, {e: 0 for e in EVENTS}, counts[group],
+                                   {h: histogram({}, h) for h in HISTOGRAMS}))
 
     last_pass, lag = (int(v) if v is not None else None for v in sched)
     overdue = max(0, now - int(first_due[0][1])) if first_due else 0

@@ -1,4 +1,4 @@
-"""Operator commands straight on Redis: jobs, stats, bulk retry and prune, API keys."""
+"""Operator commands straight on Redis: jobs, stats, bulk retry and prune, the integrity sweep, API keys."""
 from __future__ import annotations
 
 import argparse
@@ -119,6 +119,35 @@ def bulk(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def sweep(client: Client, args: argparse.Namespace) -> int:
+    """The integrity sweep on demand (the scheduler runs it a bounded step at a time in the background): report
+    and repair, or only report with --dry-run (exit 1 when it found something). Progress on stderr."""
+    from jobsvc.bulk import CATEGORIES, integrity_sweep
+
+    bar = Progress("sweep")
+    try:
+        report = integrity_sweep(client.redis, client.config, fix=not args.dry_run, progress=bar)
+    finally:
+        bar.close()
+    if not args.dry_run:
+        _audit(client, "bulk.integrity_sweep", {"dry_run": False},
+               {"problems": report.total, "scanned": report.scanned})
+    if args.json:
+        as_json(dict(vars(report), total=report.total, clean=report.clean))
+    else:
+        rows = [(c, n, ", ".join(report.samples[c][:3])) for c, n in report.counts.items() if n]
+        if rows:
+            table(["problem", "jobs", "sample"], rows)
+            for c, _, _ in rows:
+                print(f"  {c}: {CATEGORIES[c]}")
+        verb = "found (nothing changed: --dry-run)" if args.dry_run else "found and repaired"
+        print(f"sweep: {report.scanned} job(s) looked at, {report.total} problem(s) {verb}")
+        if report.busy_groups:
+            print(f"sweep: {len(report.busy_groups)} gauge(s) moved while counted, not judged: run it again "
+                  f"when the queues are quieter ({', '.join(report.busy_groups[:5])})")
+    return 1 if args.dry_run and not report.clean else 0
+
+
 def _audit(client: Client, action: str, params: dict[str, Any], counts: dict[str, Any] | None = None) -> None:
     """CLI actions land in the same audit log as the API's, under the key id `cli`."""
     from jobsvc import audit
@@ -180,6 +209,12 @@ def add_commands(sub: Any, with_url: Any) -> None:
     st = with_url(sub.add_parser("stats", help="jobs per state by queue, namespace or function"))
     st.add_argument("--by", choices=("queue", "namespace", "function"), default="queue")
     st.set_defaults(func=stats)
+
+    sw = with_url(sub.add_parser("sweep", help="integrity sweep: check (and repair) indexes, gauges, and jobs RQ's "
+                                               "own tools moved"))
+    sw.add_argument("--dry-run", action="store_true", help="report only, change nothing (exit 1 if it finds any)")
+    sw.add_argument("--json", action="store_true", help="the whole report as JSON")
+    sw.set_defaults(func=sweep)
 
     for name, text, default_state in (("retry", "bulk retry: failed (or --state) jobs -> queued", "failed"),
                                       ("prune", "bulk delete of finished jobs", None)):

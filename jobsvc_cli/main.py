@@ -104,13 +104,23 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     return 0
 
 
+# `jobsvc info` columns: jobs per state now (the counts every surface shows, plain-RQ jobs included), then
+# event totals.
+INFO_COLUMNS = [("queued", "queued_now"), ("scheduled", "scheduled_now"), ("deferred", "deferred_now"),
+                ("running", "running_now"), ("finished", "completed_now"), ("failed", "failed_now"),
+                ("cancelled", "cancelled_now"), ("quarantined", "quarantined_now"), ("enqueued", "enqueued"),
+                ("retried", "retried")]
+
+
 def cmd_info(args: argparse.Namespace) -> int:
+    """Every queue jobsvc or plain RQ has used: its jobs per state now and its event totals."""
+    from jobsvc.stats import read_counts
+
     client = Client(config=_config(args))
-    rows = [(q, client.stats(q)) for q in client.queues()]
-    cols = ["queued_now", "failed_now", "quarantined_now", "enqueued", "completed", "retried"]
-    print(f"{'queue':<20}" + "".join(f"{c.replace('_now', ''):>12}" for c in cols))
+    rows = [(q, client.stats(q)) for q in sorted(read_counts(client.redis, client.keys).queues)]
+    print(f"{'queue':<20}" + "".join(f"{title:>12}" for title, _ in INFO_COLUMNS))
     for q, s in rows:
-        print(f"{q:<20}" + "".join(f"{s.get(c, 0):>12}" for c in cols))
+        print(f"{q:<20}" + "".join(f"{s.get(col, 0):>12}" for _, col in INFO_COLUMNS))
     return 0
 
 
@@ -174,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-attempts", type=int, default=None)
     e.set_defaults(func=cmd_enqueue)
 
-    i = with_url(sub.add_parser("info", help="queues with their event counters"))
+    i = with_url(sub.add_parser("info", help="queues: jobs per state now, and event totals"))
     i.set_defaults(func=cmd_info)
     admin.add_commands(sub, with_url)
     schedules.add_commands(sub, with_url)

@@ -1,5 +1,6 @@
 """The scheduler process: while it leads, promote due jobs, promote plain-RQ delayed jobs, reap
-expired leases, fire due cron schedules and (every sweep_interval) delete jobs whose TTL passed, then
+expired leases, fire due cron schedules, (every sweep_interval) delete jobs whose TTL passed and (every
+integrity_interval) run a bounded step of the integrity sweep, then
 sleep until the next due time, fire time or lease expiry (woken early when an earlier job is scheduled).
 Standbys retry the leader lock. Every scheduler, leader or not, also sends outcome notifications to
 callback URLs on a thread of its own (workers/callbacks.py)."""
@@ -15,6 +16,7 @@ import redis
 
 from jobsvc import defaults
 from jobsvc.config import Config
+from jobsvc.integrity import IntegrityPass
 from jobsvc.keys import Keys
 from jobsvc.redis_check import warn_if_evicting
 from jobsvc.scheduling import CronFirer, LeaderLock, Promoter, Reaper, RqPromoter, TtlSweeper
@@ -35,11 +37,15 @@ class Scheduler:
         self.reaper = Reaper(conn, config)
         self.ttl_sweeper = TtlSweeper(conn, config)
         self.cron = CronFirer(conn, config)
+        self.integrity = IntegrityPass(conn, config)
         self.leading = False
         self.stopped = threading.Event()
         self._next_lock = 0.0
         self._next_rq = 0.0
         self._next_sweep = 0.0
+        # The first integrity pass one interval after start: a scheduler that just started has more urgent work
+        # (promotions, reaping) than drift.
+        self._next_integrity = time.monotonic() + config.integrity_interval
         self._waiter = redis.Redis(connection_pool=redis.ConnectionPool(**conn.connection_pool.connection_kwargs))
 
     def run_once(self) -> float:
@@ -64,6 +70,13 @@ class Scheduler:
             # A backlog of expired jobs is swept a bounded pass at a time, promotions in between.
             swept_more = self.ttl_sweeper.run_once().more
             self._next_sweep = now if swept_more else now + self.config.sweep_interval
+        if self.config.integrity_interval > 0 and now >= self._next_integrity:
+            # A bounded step of the integrity sweep: drift is repaired without an operator (jobsvc/integrity.py).
+            self._next_integrity = now + self.config.integrity_interval
+            try:
+                self.integrity.run_once()
+            except redis.ResponseError:  # a damaged key must not stop promotions; the next pass walks anew
+                log.exception("integrity pass failed")
         if reaped.total:
             log.info("reaped %d expired lease(s): %d requeued, %d failed, %d quarantined", reaped.total,
                      reaped.requeued, reaped.failed, reaped.quarantined)

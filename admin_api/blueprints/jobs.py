@@ -18,8 +18,8 @@ from jobsvc.functions import Registry
 from jobsvc.job import DEFAULT_NAMESPACE, JobInfo, JobSpec, decode_result, handler_name
 from jobsvc.keys import Keys
 from jobsvc.listing import JobFilter, list_jobs
-from jobsvc.stats import BY, group_counts
 from jobsvc.states import State
+from jobsvc.stats import BY, read_counts
 
 from .. import schemas as s
 from ..api import ApiError, audit_counts, client, config, conn, jsonable, no_content, operation, reply
@@ -280,20 +280,12 @@ def list_page(flt: JobFilter, cursor: str | None, limit: int) -> tuple[list[JobI
 @operation("Counts per state by queue, namespace and function", scope=READ, query=s.StatsQuery,
            responses={200: ("counts", s.StatsSchema)})
 def stats(who: Principal, q: dict[str, Any]) -> Response:
-    groups = {g: c for g, c in group_counts(conn(), Keys(config().key_prefix)).items()
-              if who.sees(g.queue, g.namespace)}
-    total = {st.value: 0 for st in State}
-    out: dict[str, Any] = {"total": total}
-    wanted = [q["by"]] if q.get("by") else list(BY)
-    for by in wanted:
-        out[by] = {}
-    for group, counts in groups.items():
-        for state, n in counts.items():
-            total[state] = total.get(state, 0) + n
-        for by in wanted:
-            row = out[by].setdefault(getattr(group, by), {st.value: 0 for st in State})
-            for state, n in counts.items():
-                row[state] = row.get(state, 0) + n
+    # The counts every surface shows (jobsvc/stats.py: jobs enqueued with RQ's own API included), narrowed to
+    # what the key may see.
+    counts = read_counts(conn(), Keys(config().key_prefix)).seen_by(who.sees, who.namespaces is None)
+    out: dict[str, Any] = {"total": counts.total()}
+    for by in [q["by"]] if q.get("by") else list(BY):
+        out[by] = counts.by(by)
     return reply(s.StatsSchema, out)
 
 

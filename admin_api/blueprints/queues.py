@@ -8,8 +8,8 @@ from flask import Blueprint, Response
 from jobsvc.apikeys import ADMIN, READ
 from jobsvc.errors import NotFound
 from jobsvc.keys import Keys
-from jobsvc.stats import group_counts
 from jobsvc.states import State
+from jobsvc.stats import Counts, read_counts
 
 from .. import schemas as s
 from ..api import audit_counts, client, config, conn, operation, reply
@@ -20,16 +20,15 @@ bp = Blueprint("queues", __name__, url_prefix="/api/v1")
 QUEUE = ("the queue", s.QueueSchema)
 
 
+def visible_counts(who: Principal) -> Counts:
+    """The counts every surface shows (jobsvc/stats.py: read_counts, jobs enqueued with RQ's own API included),
+    narrowed to the queues and namespaces the key may see."""
+    return read_counts(conn(), Keys(config().key_prefix)).seen_by(who.sees, who.namespaces is None)
+
+
 def queue_counts(who: Principal) -> dict[str, dict[str, int]]:
-    """Jobs per state of each queue, counting only namespaces the key may see."""
-    out: dict[str, dict[str, int]] = {}
-    for group, counts in group_counts(conn(), Keys(config().key_prefix)).items():
-        if not who.sees(group.queue, group.namespace):
-            continue
-        row = out.setdefault(group.queue, {st.value: 0 for st in State})
-        for state, n in counts.items():
-            row[state] = row.get(state, 0) + n
-    return out
+    """Jobs per state of each queue the key may see (for a key limited to namespaces, only their jobs)."""
+    return visible_counts(who).queues
 
 
 def paused_queues() -> set[str]:
@@ -37,10 +36,10 @@ def paused_queues() -> set[str]:
 
 
 def _visible_names(who: Principal, counts: dict[str, dict[str, int]]) -> list[str]:
-    """Queue names the key may know of: within its queues; for a key limited to namespaces, only queues holding
-    jobs of those namespaces (another namespace's queue names are its business)."""
-    return [q for q in client().queues() if (who.queues is None or q in who.queues)
-            and (who.namespaces is None or q in counts)]
+    """Queue names the key may know of: every queue jobsvc or plain RQ has used, within its queues; for a key
+    limited to namespaces, only queues holding jobs of those namespaces (another namespace's queue names are
+    its business). queue_counts has narrowed them already."""
+    return sorted(q for q in counts if who.queues is None or q in who.queues)
 
 
 def _queue(name: str, who: Principal) -> dict[str, Any]:

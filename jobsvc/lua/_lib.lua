@@ -209,6 +209,26 @@ local function state_of(key)
   return nil
 end
 
+-- RQ's own code (an RQ worker of a mixed fleet, `rq requeue`, RQ's Job.cancel, StartedJobRegistry.cleanup)
+-- changes only RQ's `status` of a job jobsvc counts, never js_state. rq_agrees: the status is the one jobsvc
+-- writes with that state. moved_by_rq: the state such a job is really in (nil: none jobsvc takes over): back on
+-- its queue, or ended by an RQ worker or tool ('stopped' is RQ's stop: FailedJobRegistry, so failed). A
+-- running job is its jobsvc worker's, and one RQ is running or has delayed is RQ's until it ends or comes back.
+-- The integrity sweep acts on it (sweep_orphans.lua follows RQ, sweep_index.lua leaves RQ's structures be); a
+-- claim that pops a job RQ put back first counts it the same way (claim.lua).
+local RQ_STATUS_OF = {queued = 'queued', scheduled = 'scheduled', deferred = 'deferred', running = 'started',
+  completed = 'finished', failed = 'failed', quarantined = 'failed', cancelled = 'canceled'}
+local RQ_MOVES = {queued = 'queued', finished = 'completed', failed = 'failed', stopped = 'failed',
+  canceled = 'cancelled'}
+local function rq_agrees(state, status)
+  return not state or not status or state == 'running' or RQ_STATUS_OF[state] == status
+    or RQ_MOVES[status] == state
+end
+local function moved_by_rq(state, status)
+  if rq_agrees(state, status) then return nil end
+  return RQ_MOVES[status]
+end
+
 -- The reply for a caller whose lease token is not the job's (nil when it is): the job is gone (-1),
 -- or its lease was reaped, revoked or finished by someone else (-2, with the state it is in now).
 local function fence(key, current_token, token)

@@ -2,7 +2,9 @@
 -- scheduler's timeline, the lease index, a created index). An id whose job hash is gone, or whose job is
 -- not in the state the structure stands for, is reported and, with fix, taken out of this structure (the
 -- structure that matches the job's state keeps it: a job in two registries keeps the right one).
--- Jobs written by plain RQ (no js_state) are only checked for existence: RQ keeps its own structures.
+-- Jobs written by plain RQ (no js_state) are only checked for existence: RQ keeps its own structures. So is a
+-- job jobsvc counts whose RQ status RQ's own code changed (rq_agrees in _lib.lua: `rq requeue` put a failed
+-- one back on rq:queue, an RQ worker ran one): RQ put it where it is; sweep_orphans.lua makes jobsvc follow.
 -- The lease index is judged strictly: an id there must be a running job holding a token. A running job
 -- without a token can never finish (its outcome is fenced), so its lease is made due now for the reaper
 -- rather than dropped.
@@ -50,7 +52,7 @@ for _, id in ipairs(ids) do
         local score = tonumber(redis.call('ZSCORE', key, id))
         if score and score > now then verdict = 'reap' end
       end
-    elseif expect ~= 'any' and h[1] then
+    elseif expect ~= 'any' and h[1] and rq_agrees(h[1], h[2]) then
       if st ~= expect or (priority and (tonumber(h[4]) or 5) ~= priority) then verdict = 'remove' end
     end
     if verdict then

@@ -1,0 +1,64 @@
+"""`jobsvc sweep`: the integrity sweep on demand, against the test Redis, in-process."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import rq
+
+from jobsvc import audit
+from jobsvc.keys import Keys
+from jobsvc_cli.main import main
+
+KEYS = Keys()
+NOOP = "tests.jobfuncs.noop"
+GROUP = f"default|default|{NOOP}"
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch, redis_url):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+
+
+def drift(client, r):
+    """Two problems: a gauge counting jobs that `rq empty` deleted behind jobsvc's back."""
+    client.enqueue(NOOP)
+    rq.Queue("default", connection=r).empty()
+    client.enqueue(NOOP)
+
+
+def test_a_clean_store(client, capsys):
+    client.enqueue(NOOP)
+    assert main(["sweep", "--dry-run"]) == 0
+    out = capsys.readouterr()
+    assert "1 job(s) looked at, 0 problem(s) found" in out.out
+    assert "sweep [" in out.err  # the progress bar, on stderr
+
+
+def test_dry_run_reports_changes_nothing_and_exits_1(client, r, capsys):
+    drift(client, r)
+    before = {k: r.dump(k) for k in r.keys("*")}
+    assert main(["sweep", "--dry-run"]) == 1
+    out = capsys.readouterr().out
+    assert "gauge_drift" in out and "missing_hash" in out and GROUP in out
+    assert "2 problem(s) found (nothing changed: --dry-run)" in out
+    assert {k: r.dump(k) for k in r.keys("*")} == before
+    assert audit.list_entries(r, KEYS.prefix)[0] == []  # a dry run changes nothing: not audited
+
+
+def test_sweep_repairs_and_is_audited(client, r, config, capsys):
+    drift(client, r)
+    assert int(r.hget(KEYS.count(GROUP), "queued")) == 2
+    assert main(["sweep"]) == 0
+    assert "2 problem(s) found and repaired" in capsys.readouterr().out
+    assert int(r.hget(KEYS.count(GROUP), "queued")) == 1
+    entry = audit.list_entries(r, KEYS.prefix)[0][0]
+    assert (entry.key_id, entry.action) == ("cli", "bulk.integrity_sweep")
+    assert main(["sweep", "--dry-run"]) == 0
+
+
+def test_json_report(client, r, capsys):
+    drift(client, r)
+    assert main(["sweep", "--dry-run", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (report["counts"]["gauge_drift"], report["samples"]["gauge_drift"], report["clean"]) == (1, [GROUP], False)
