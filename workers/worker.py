@@ -30,6 +30,7 @@ from .http_handler import HandlerCaller
 from .rq_callbacks import Callbacks
 from .rq_commands import CommandListener
 from .rq_job import ClaimedJob, CurrentJobSlot
+from .rq_wake import RqWake
 
 log = logging.getLogger("jobsvc.worker")
 
@@ -67,6 +68,9 @@ class LeasedWorker(BaseWorker):
         self.callbacks = Callbacks(self.functions, on_timer=self._time_callback)
         # A separate connection for blocking waits: a wait broken by a signal is simply dropped.
         self._waiter = redis.Redis(connection_pool=redis.ConnectionPool(**connection.connection_pool.connection_kwargs))
+        # Idle waits that also see jobs plain RQ pushes (workers/rq_wake.py); made in work(), None without it.
+        self._rq_wake: RqWake | None = None
+        self._woken_by_rq = False
         self.processed = 0
         self.failed = 0
 
@@ -146,6 +150,9 @@ class LeasedWorker(BaseWorker):
     def work(self, burst: bool = False, **_: Any) -> bool:  # type: ignore[override]
         """Run until stopped (or, with burst, until the queues are empty). Returns True if it did work."""
         self._install_signal_handlers()
+        # Probed before the worker registers: RQ's tools (send_shutdown_command) find it once registered, and its
+        # command subscription (heartbeat.start) should follow that as closely as before.
+        self._rq_wake = None if burst else self._start_rq_wake()
         self.register_birth()
         warn_if_evicting(self.connection, f"worker {self.name}")
         heartbeat = Heartbeat(self.connection, self.config, self.key, self._current, self._grace_over,
@@ -163,9 +170,26 @@ class LeasedWorker(BaseWorker):
         finally:
             heartbeat.stop()
             self._rq_slot.close()
+            if self._rq_wake is not None:
+                self._rq_wake.reset()
             self.register_death()
             log.info("worker %s: stopped after %d job(s), %d failed", self.name, self.processed, self.failed)
         return self.processed > 0
+
+    def _start_rq_wake(self) -> RqWake | None:
+        """Says at start how soon a job plain RQ enqueues starts here (it sends no jobsvc wake-up)."""
+        later = f"a job plain RQ enqueues starts within {self.config.idle_wait:g}s (the idle wait), not at once"
+        if not self.config.rq_wake:
+            log.info("worker %s: JOBSVC_RQ_WAKE is off: %s", self.name, later)
+            return None
+        wake = RqWake(self.connection, self.queue_list, self.keys, self.config.idle_wait)
+        why_not = wake.probe()
+        if why_not:
+            log.warning("worker %s: %s: %s", self.name, why_not, later)
+            return None
+        log.info("worker %s: idle waits track RQ's queue lists (CLIENT TRACKING): a job plain RQ enqueues starts "
+                 "at once", self.name)
+        return wake
 
     def _current(self) -> tuple[Lease | None, float]:
         return self._lease, self._job_started
@@ -179,11 +203,12 @@ class LeasedWorker(BaseWorker):
             if lease is None:
                 if self.stopping or burst:
                     return
-                self._wait_for_work()
-                if self.stopping:
+                lease = self._claim_when_idle()
+                if lease is None and self.stopping:
                     return
-                lease = self._claim()
                 continue
+            if self._rq_wake is not None:
+                self._rq_wake.disarm()  # busy: no messages (no command unless it was armed)
             try:
                 lease = self._run_and_finish(lease)
             except Exception:  # noqa: BLE001 - a bug or a bad reply must not take the worker down
@@ -192,6 +217,21 @@ class LeasedWorker(BaseWorker):
                 self._lease = None
                 self._pause(1.0)
                 lease = None if self.stopping else self._claim()
+
+    def _claim_when_idle(self) -> Lease | None:
+        """No job was ready: wait for one (a jobsvc wake-up, a job plain RQ pushed, or the idle wait), then claim.
+        None when there is still none, or the worker is stopping."""
+        if self._rq_wake is not None and self._rq_wake.arm():
+            lease = self._claim()  # just started tracking RQ's lists: a job pushed since the last claim sent nothing
+            if lease is not None:
+                return lease
+        self._wait_for_work()
+        if self.stopping:
+            return None
+        lease = self._claim()
+        if self._woken_by_rq:
+            self._rq_wake.claimed(lease is not None)  # type: ignore[union-attr]
+        return lease
 
     def _claim(self) -> Lease | None:
         call = self._claim_call()
@@ -217,11 +257,19 @@ class LeasedWorker(BaseWorker):
 
     def _wait_for_work(self) -> None:
         self._idle = True
+        self._woken_by_rq = False
+        wake_keys = [self.keys.wake(q) for q in self.queue_list]
         try:
-            if not self.stopping:
-                self._waiter.blpop([self.keys.wake(q) for q in self.queue_list], timeout=self.config.idle_wait)
+            if self.stopping:
+                return
+            if self._rq_wake is not None and self._rq_wake.armed:
+                self._woken_by_rq = self._rq_wake.wait(wake_keys, self.config.idle_wait) == "rq"
+            else:
+                self._waiter.blpop(wake_keys, timeout=self.config.idle_wait)
         except _StopWaiting:
             self._waiter.connection_pool.disconnect()
+            if self._rq_wake is not None:
+                self._rq_wake.reset()
         finally:
             self._idle = False
 
