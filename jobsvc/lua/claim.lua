@@ -38,12 +38,13 @@ for qi = 1, nq do
         local key = job_key(id)
         local h = redis.call('HGETALL', key)
         local status, attempts, group, description, fn, ready_ms = nil, 0, nil, '', nil, nil
-        local state, has_ttl = nil, false
+        local state, has_ttl, jprio = nil, false, nil
         for k = 1, #h, 2 do
           local f = h[k]
           if f == 'status' then status = h[k + 1]
           elseif f == 'ttl' then has_ttl = true
           elseif f == 'js_state' then state = h[k + 1]
+          elseif f == 'js_priority' then jprio = tonumber(h[k + 1])
           elseif f == 'js_attempts' then attempts = tonumber(h[k + 1]) or 0
           elseif f == 'js_group' then group = h[k + 1]
           elseif f == 'description' then description = h[k + 1]
@@ -61,8 +62,12 @@ for qi = 1, nq do
           first_held = first_held or id
           redis.call('RPUSH', lane, id)
         end
+        -- A pull job put on RQ's list by RQ's own tools (rq requeue of a failed pull job) belongs to its
+        -- pull lane: move it there rather than hand a pull worker's arguments to a Python worker.
+        local misplaced = status == 'queued' and not held and jprio and (jprio > PULL_LANE_OFFSET) ~= pull
+        if misplaced then push_lane(prefix, queue, jprio, id, true) end
         -- A cancelled or deleted job may still have its id in a lane: drop it and go on.
-        if status == 'queued' and not held then
+        if status == 'queued' and not held and not misplaced then
           -- Put back on its queue by RQ's own tools (rq requeue, FailedJobRegistry.requeue, an RQ worker's
           -- enqueue_dependents) the job still has the jobsvc state it left, and is counted there; one that had
           -- ended starts over with fresh attempts, as an operator's requeue.lua gives it.
@@ -83,8 +88,11 @@ for qi = 1, nq do
           end
           redis.call('HSET', key, unpack(set))
           -- A job enqueued with `ttl` must start within it, then runs to its end (as RQ's Job.perform does):
-          -- a hash that expired mid-run would lose the outcome. One command, only for such jobs.
-          if has_ttl then redis.call('PERSIST', key) end
+          -- a hash that expired mid-run would lose the outcome. One command, only for such jobs. A job RQ's
+          -- tools put back after it ended still carries the lifetime its end gave it (and its results and
+          -- runs): kept for good again, as requeue.lua keeps an operator's requeue.
+          if restarted then set_lifetime(prefix, id, queue, -1)
+          elseif has_ttl then redis.call('PERSIST', key) end
           gauge(prefix, group, from, 'running')
           -- Enqueue-to-start wait; a job pushed by plain RQ has no ready time and is not observed.
           if ready_ms then observe(prefix, group, 'wait', now - ready_ms) end

@@ -57,10 +57,11 @@ local ids = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(ids) do
   local key = job_key(id)
   redis.call('ZREM', leases, id)
-  if redis.call('EXISTS', key) == 1 then
-    local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_attempts', 'js_max_attempts',
-      'failure_ttl', 'js_started_ms', 'worker_name', 'js_group', 'js_schedule', 'js_callback', 'js_dependents',
-      'dependency_ids', 'retries_left', 'retry_intervals', 'enqueue_at_front_on_retry')
+  local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_attempts', 'js_max_attempts',
+    'failure_ttl', 'js_started_ms', 'worker_name', 'js_group', 'js_schedule', 'js_callback', 'js_dependents',
+    'dependency_ids', 'retries_left', 'retry_intervals', 'enqueue_at_front_on_retry', 'js_state')
+  -- Only a running job has a lease to lose: a stale entry (the job gone, or already ended) is just dropped.
+  if h[16] == 'running' then
     local queue = h[1]
     local rq = follows_rq(h[4])
     redis.call('HSET', key, unpack(LEASE_CLEARED))
