@@ -13,6 +13,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from jobsvc import apikeys, defaults
 from jobsvc import cron as _cron
+from jobsvc import states as _states
 from jobsvc.backoff import KINDS as BACKOFF_KINDS
 from jobsvc.errors import ValidationError as _CoreInvalid
 from jobsvc.functions import FUNCTION_NAME
@@ -26,8 +27,9 @@ STATES = [s.value for s in State]
 STATE_NAMES = STATES + sorted(ALIASES)
 TRIGGERS = ["immediate", "delayed", "scheduled", "queue", "pull"]
 CREATE_TRIGGERS = ["immediate", "delayed", "scheduled", "pull"]
-RETRYABLE = [State.FAILED.value, State.QUARANTINED.value, State.CANCELLED.value]
-PRUNABLE = [State.COMPLETED.value, State.FAILED.value, State.QUARANTINED.value, State.CANCELLED.value]
+# The states bulk retry and prune accept: jobsvc.states derives them from its edge table.
+RETRYABLE = [s.value for s in _states.RETRYABLE]
+PRUNABLE = [s.value for s in _states.PRUNABLE]
 MAX_DELAY_S = 10 * 365 * 86400  # ten years: a longer delay is a mistake, and far-future times overflow
 MAX_TTL_S = 10 * 365 * 86400
 MAX_TIMEOUT_S = 7 * 86400

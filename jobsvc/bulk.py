@@ -26,7 +26,7 @@ from .job import QUEUE_NAME
 from .keys import RQ_QUEUE, Keys
 from .listing import zpage_after
 from .serialization import utcnow_str
-from .states import State, parse_state
+from .states import PRUNABLE, RETRYABLE, TTL_STATES, State, parse_state
 
 SAMPLE_SIZE = 20
 # Ids read per lane page when the integrity sweep takes a snapshot of a lane.
@@ -34,10 +34,6 @@ _LANE_PAGE = 10_000
 
 Progress = Callable[[int, int], None] | None
 
-RETRYABLE = (State.FAILED, State.QUARANTINED, State.CANCELLED)
-PRUNABLE = (State.COMPLETED, State.FAILED, State.CANCELLED, State.QUARANTINED)
-# States whose jobs end at a TTL (result_ttl for completed, failure_ttl for failed and cancelled): sweep_ttl.lua.
-TTL_STATES = (State.COMPLETED, State.FAILED, State.CANCELLED)
 
 
 @dataclass

@@ -51,8 +51,6 @@ SHUTDOWN_GRACE = 25.0
 HUNG_GRACE = 5.0
 # Seconds between a worker's own maintenance passes (reaping expired leases of dead peers).
 WORKER_MAINTENANCE_INTERVAL = 5.0
-# Seconds a worker's registration lives without a heartbeat.
-WORKER_TTL = 60
 
 # Scheduler leader lock in seconds: a standby takes over at most this long after the leader dies.
 LEADER_TTL = 10.0

@@ -366,10 +366,6 @@ class Schedules:
     def due_key(self) -> str:
         return Keys(self.prefix).schedules_due
 
-    @property
-    def pending_key(self) -> str:
-        return Keys(self.prefix).schedules_pending
-
     # -- write -----------------------------------------------------------------------------------------
 
     def create(self, spec: ScheduleSpec | None = None, **values: Any) -> Schedule:

@@ -18,12 +18,6 @@ def utcnow_str() -> str:
     return datetime.now(timezone.utc).strftime(_TIMESTAMP_FORMAT)
 
 
-def utc_str(dt: datetime) -> str:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).strftime(_TIMESTAMP_FORMAT)
-
-
 def func_name(func: Callable[..., Any] | str) -> str:
     """The import path RQ stores for a callable."""
     if isinstance(func, str):

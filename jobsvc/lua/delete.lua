@@ -1,7 +1,7 @@
 -- delete.lua: remove a job that is not running, with everything that points to it, its idempotency key
 -- included: an operator's delete of one job frees the key, so the next enqueue with it creates a new job
 -- (the TTL sweep and prune keep the key for its own TTL instead, see collect_deletion in _lib.lua).
--- any state but running -> (gone)
+-- scheduled | queued | deferred | completed | failed | quarantined | cancelled -> (deleted): any state but running.
 -- KEYS: none
 -- ARGV: prefix, id
 -- Returns: {0}; {-1} no such job; {-3, 'running'} terminate it first

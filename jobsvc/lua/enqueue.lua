@@ -1,4 +1,5 @@
--- enqueue.lua: new job(s) -> queued (ready lane) or scheduled (due later). One call, many jobs.
+-- enqueue.lua: (new) -> queued | scheduled | deferred: new jobs, many in one call; queued in a ready lane, scheduled
+-- when due later, deferred while a dependency is not done.
 -- KEYS: none (cluster hash tags are planned; names are built from the prefix, see _lib.lua)
 -- ARGV: prefix, wake_cap, idempotency_ttl, n, ncommon, common fields (field1, value1, ...: written
 --   on every job of the call), then per job:

@@ -1,7 +1,7 @@
--- fail.lua: running -> scheduled | queued (retry) or failed, fenced by the lease token. Which retry rule
--- applies, jobsvc's attempts and backoff or RQ's Retry, is decided by retry_plan in _lib.lua. A job that
--- fails for good releases its dependents that allow failure (deferred -> queued, release_dependents), in the
--- same step. Every attempt's error is kept in the run history.
+-- fail.lua: running -> scheduled | queued | failed, fenced by the lease token: a retry (after its wait, or at once)
+-- or a failure for good. Which retry rule applies, jobsvc's attempts and backoff or RQ's Retry, is decided by
+-- retry_plan in _lib.lua. A job that fails for good releases its dependents that allow failure (deferred ->
+-- queued, release_dependents), in the same step. Every attempt's error is kept in the run history.
 -- KEYS: none
 -- ARGV: prefix, id, token, ended_at, retryable (1|0), delay_ms (jobsvc's backoff for this attempt), exc_type,
 --       message, traceback, exc_string_b64z (RQ result payload), worker, started_ts, ended_ts,

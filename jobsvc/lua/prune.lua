@@ -1,4 +1,4 @@
--- prune.lua: completed | failed | cancelled | quarantined -> (gone) for one chunk of jobs that match a
+-- prune.lua: completed | failed | cancelled | quarantined -> (deleted) for one chunk of jobs that match a
 -- filter: the job hash, its result stream, its run history, its registry and created-index entries are
 -- deleted, and the job is uncounted from its group's gauge. Its idempotency key stays until its own TTL ends
 -- (collect_deletion): pruning is housekeeping, it must not let a retried request create the job again.

@@ -8,8 +8,8 @@
 --   enqueue_at_front_on_retry), else failed in FailedJobRegistry with a failed result whose text is RQ's ("Moved to
 --   FailedJobRegistry, due to AbandonedJobError, at <time>", worker_name ''). Never quarantined: RQ has no
 --   quarantine, and without retry= it fails at its first lost lease anyway. Its lease losses are still counted.
--- A job that fails for good releases its dependents that allow failure, in the same step (as fail.lua; RQ's
--- cleanup calls enqueue_dependents too).
+-- A job that fails for good releases its dependents that allow failure (deferred -> queued), in the same step (as
+-- fail.lua; RQ's cleanup calls enqueue_dependents too).
 -- KEYS: none
 -- ARGV: prefix, max_lease_losses, limit, abandoned_exc_string_b64z (RQ's result payload for an RQ job failed
 --       here), enqueued_at, default_failure_ttl, wake_cap

@@ -11,6 +11,9 @@
 -- in the new one's) and its gauge moves; one put back on its queue after it had ended starts with fresh
 -- attempts, as claim.lua gives one it pops first. A job RQ is running or has delayed (status started or
 -- scheduled) is left alone until it comes back: pushing it onto a lane would run it twice.
+-- The edges it follows (RQ's moves, jobsvc/states.py): completed | failed | cancelled | deferred -> queued (rq
+-- requeue, a registry's requeue, an RQ worker's enqueue_dependents); queued -> completed | failed (an RQ worker
+-- ran it); queued | scheduled | deferred -> cancelled (RQ's Job.cancel).
 -- KEYS: none
 -- ARGV: prefix, fix (1|0), default_result_ttl, default_failure_ttl, wake_cap,
 --       then per job: id, lane_checked (1: the caller saw it in its lane, or does not ask; 0: look, O(lane))
@@ -45,7 +48,7 @@ local function follow_rq(id, st, to, queue, prio, group, failure_ttl)
   end
   local old = registry_of(st, queue)
   if old and old ~= registry_of(to, queue) then redis.call('ZREM', old, id) end
-  local fields = {'js_state', to}
+  local fields = {'js_state', to}  -- js_state: queued | completed | failed | cancelled (RQ_MOVES)
   if to == 'queued' then
     for _, v in ipairs({'js_ready_ms', now, 'js_due', ''}) do fields[#fields + 1] = v end
     if ENDED[st] then
@@ -98,7 +101,7 @@ for i = 6, #ARGV, 2 do
       if not redis.call('ZSCORE', prefix .. 'scheduled', id)
           or not redis.call('ZSCORE', prefix .. 'scheduled:' .. queue, id) then
         orphan[#orphan + 1] = id
-        if fix then make_scheduled(prefix, id, tonumber(h[4]) or now, queue) end
+        if fix then make_scheduled(prefix, id, tonumber(h[4]) or now, queue) end  -- js_state: unchanged
       end
     elseif st == 'running' then
       if not redis.call('ZSCORE', prefix .. 'leases', id) then

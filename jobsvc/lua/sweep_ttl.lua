@@ -1,4 +1,4 @@
--- sweep_ttl.lua: completed | failed | cancelled -> (gone) once the result / failure TTL has passed.
+-- sweep_ttl.lua: completed | failed | cancelled -> (deleted) once the result / failure TTL has passed.
 -- rq:finished:<q>, rq:failed:<q> and rq:canceled:<q> score each id with the epoch second its TTL ends
 -- (complete.lua, fail.lua, reap_expired.lua; cancel.lua and terminate.lua through keep_cancelled), so the due
 -- ids are a score range: the cost grows with the expired entries, not with the data stored.
