@@ -434,8 +434,8 @@ def _quarantined(client, r, config, queue: str = "default") -> str:
     from jobsvc.scheduling import Reaper
 
     cfg = config.with_(max_lease_losses=1)
-    job_id = client.enqueue(NOOP, queue=queue).id
-    Leases(r, cfg).claim([queue], "w")
+    client.enqueue(NOOP, queue=queue)
+    job_id = Leases(r, cfg).claim([queue], "w").job_id  # the job at the head (an earlier one may be back there)
     r.zadd(Keys(config.key_prefix).leases, {job_id: 0})  # its lease is long gone
     assert Reaper(r, cfg).run_once().quarantined == 1
     return job_id
