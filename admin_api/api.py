@@ -192,7 +192,7 @@ def write_audit(response: Response) -> Response:
     try:
         audit.record(conn(), config().key_prefix, principal.key_id, entry["action"], entry["params"],
                      entry["counts"], response.status_code)
-    except Exception:  # noqa: BLE001 - the call itself is done; say so loudly, but answer it
+    except Exception:  # the call itself is done; say so loudly, but answer it
         log.exception("could not write the audit entry of %s", entry["action"])
     return response
 

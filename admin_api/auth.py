@@ -37,9 +37,7 @@ class Principal:
         """May this key see / act on a job of that queue and namespace?"""
         if self.queues is not None and queue not in self.queues:
             return False
-        if self.namespaces is not None and namespace not in self.namespaces:
-            return False
-        return True
+        return self.namespaces is None or namespace in self.namespaces
 
     def narrow(self, what: str, value: str | None) -> str | None:
         """A filter value for a limited key: the given one if allowed, the only allowed one if none given.

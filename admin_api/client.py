@@ -224,8 +224,9 @@ class AdminClient:
     def list_schedules(self, cursor: str | None = None, limit: int | None = None, namespace: str | None = None,
                        enabled: bool | None = None) -> dict[str, Any]:
         """Returns {"schedules": [...], "next_cursor": str | None}."""
-        return self._call("GET", f"{API}/schedules", params={"cursor": cursor, "limit": limit, "namespace": namespace,
-                                                             "enabled": None if enabled is None else str(enabled).lower()})
+        params = {"cursor": cursor, "limit": limit, "namespace": namespace,
+                  "enabled": None if enabled is None else str(enabled).lower()}
+        return self._call("GET", f"{API}/schedules", params=params)
 
     def iter_schedules(self, **filters: Any) -> Iterator[dict[str, Any]]:
         cursor = None

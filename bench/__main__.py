@@ -107,7 +107,8 @@ def render_text(rows: list[list[str]]) -> str:
 
 
 def render_markdown(rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(HEADER) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(HEADER))) + "|"]
+    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(HEADER))) + "|"
+    out = ["| " + " | ".join(HEADER) + " |", rule]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out)
 
@@ -150,7 +151,7 @@ def machine(env: Env) -> dict[str, Any]:
         pass
     try:
         commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=5).stdout.strip()
+                                timeout=5, check=False).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),

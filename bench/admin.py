@@ -56,7 +56,7 @@ def make_failed(r: redis.Redis, client: Client, n: int, queue: str) -> None:
         calls = [leases.claim_call([queue], "bench") for _ in range(chunk)]
         replies = scripts.call_many(r, calls)
         fails = [leases.fail_call(lease, "RuntimeError", "bench", "", False, "bench", 0.0, 0.0)
-                 for lease in (Leases.parse_claim(c, rep) for c, rep in zip(calls, replies)) if lease]
+                 for lease in (Leases.parse_claim(c, rep) for c, rep in zip(calls, replies, strict=True)) if lease]
         scripts.call_many(r, fails)
         done += chunk
 
@@ -119,7 +119,8 @@ def main() -> None:
             (a50, a99), (b50, b99) = results[small][key], results[big][key]
             rows.append((f"{label}: p50 / p99 ms", f"{a50:.2f} / {a99:.2f}  (from {small:,})",
                          f"{b50:.2f} / {b99:.2f}  (from {big:,}; p99 ratio {b99 / a99:.2f})"))
-        rows.append(("Redis memory", f"{results[small]['mem'] / 2**20:,.0f} MiB", f"{results[big]['mem'] / 2**20:,.0f} MiB"))
+        rows.append(("Redis memory", f"{results[small]['mem'] / 2**20:,.0f} MiB",
+                     f"{results[big]['mem'] / 2**20:,.0f} MiB"))
 
         r.flushdb()
         make_failed(r, client, retry_n, "bulk")

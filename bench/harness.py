@@ -2,6 +2,7 @@
 percentiles, and reading timestamps back from job hashes."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -120,10 +121,8 @@ class Children:
 
     @staticmethod
     def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)  # the session we created for it: the process and its forks
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def stop(self, procs: Sequence[subprocess.Popen[bytes]], grace: float = 3.0) -> None:
         """SIGTERM, then SIGKILL whatever is left of each process group after `grace` seconds."""
@@ -132,17 +131,13 @@ class Children:
                 self._signal_group(p, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for p in procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         for p in procs:
             self._signal_group(p, signal.SIGKILL)  # also reaps orphaned forks of a dead leader
             if p.poll() is None:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     p.wait(5)
-                except subprocess.TimeoutExpired:
-                    pass
 
     def kill_all(self) -> None:
         self.stop(self.procs, grace=1.0)

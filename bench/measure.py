@@ -2,6 +2,7 @@
 plus notes; a measurement that fails leaves its figures out and says why."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
@@ -127,10 +128,8 @@ def _wait_exit(procs: list[Any], timeout: float) -> None:
     whatever is left is killed by the caller's `finally`."""
     deadline = time.monotonic() + timeout
     for p in procs:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             p.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def _span(starts: list[float | None], ends: list[float | None], n: int) -> tuple[float, float, float]:
@@ -163,7 +162,7 @@ def _throughput_jobsvc(env: Env, n: int, procs: int) -> dict[str, float]:
         if stats.get("failed", 0):
             raise BenchError(f"{stats['failed']} no-op jobs failed: see {p.log_path}")  # type: ignore[attr-defined]
         rows = env.hmget_many([client.keys.job(i) for i in ids], ["js_started_ms", "js_ended_ms"])
-        first, last, span = _span([int(a) / 1000 if a else None for a, _ in rows],
+        first, _last, span = _span([int(a) / 1000 if a else None for a, _ in rows],
                                   [int(b) / 1000 if b else None for _, b in rows], n)
         _wait_exit([p], 15)
     finally:
@@ -189,7 +188,7 @@ def _throughput_rq(env: Env, n: int, procs: int, simple: bool) -> dict[str, floa
         if failed:
             raise BenchError(f"{failed} RQ no-op jobs failed")
         rows = env.hmget_many([f"rq:job:{i}" for i in ids], ["started_at", "ended_at"])
-        first, last, span = _span([rq_ts(a) for a, _ in rows], [rq_ts(b) for _, b in rows], n)
+        first, _last, span = _span([rq_ts(a) for a, _ in rows], [rq_ts(b) for _, b in rows], n)
         _wait_exit(ps, 15)
     finally:
         env.children.stop(ps)
@@ -217,7 +216,8 @@ def _throughput_floor(env: Env, n: int, procs: int) -> dict[str, float]:
 
 def throughput(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
     detail: dict[str, Any] = {}
-    runs = [(FLOOR, lambda procs: _throughput_floor(env, sizes.tp_floor, procs)),(JOBSVC, lambda procs: _throughput_jobsvc(env, sizes.tp_jobsvc, procs)),
+    runs = [(FLOOR, lambda procs: _throughput_floor(env, sizes.tp_floor, procs)),
+            (JOBSVC, lambda procs: _throughput_jobsvc(env, sizes.tp_jobsvc, procs)),
             (RQ_SIMPLE, lambda procs: _throughput_rq(env, sizes.tp_simple, procs, simple=True)),
             (RQ_WORKER, lambda procs: _throughput_rq(env, sizes.tp_fork, procs, simple=False))]
     for system, run in runs:
@@ -314,8 +314,9 @@ def latency(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
                        children=env.children)
             time.sleep(0.2)
             returned = {}
-            pairs = _paced(n, gap, lambda t: q.enqueue(jobs.stamp, t).id, returned)
-            wait_until(lambda: env.r.zcard("rq:finished:lat") >= n + 3, 30 + n * 0.1, f"{system} latency jobs",
+            # Each lambda binds this pass's q and n (B023); both are called within the pass anyway.
+            pairs = _paced(n, gap, lambda t, q=q: q.enqueue(jobs.stamp, t).id, returned)
+            wait_until(lambda n=n: env.r.zcard("rq:finished:lat") >= n + 3, 30 + n * 0.1, f"{system} latency jobs",
                        procs=[p], children=env.children)
             starts = {i: Job.fetch(i, connection=env.r).return_value() for i, _ in pairs}
             _latency_figures(out, system, pairs, starts, returned)
@@ -462,14 +463,16 @@ def kill_rerun(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
             wait_until(lambda: env.r.exists(client.keys.scheduler_leader), 20, "jobsvc scheduler leading",
                        procs=ps, children=env.children)
             client.enqueue(jobs.mark_and_sleep, str(marker), 60, queue="crash", timeout=120)
-            lines = wait_until(lambda: _marker_lines(marker), 20, "job started", procs=ps, children=env.children)
+            lines = wait_until(lambda marker=marker: _marker_lines(marker), 20, "job started", procs=ps,
+                               children=env.children)
             pid = lines[0][0]
             victim = next((p for p in ps[1:] if p.pid == pid), None)
             if victim is None:
                 raise BenchError(f"job ran in pid {pid}, which is not one of our worker processes")
             t_kill = time.time()
             os.kill(victim.pid, 9)
-            lines = wait_until(lambda: len(_marker_lines(marker)) >= 2 and _marker_lines(marker), LEASE_TTL + 15,
+            lines = wait_until(lambda marker=marker: len(_marker_lines(marker)) >= 2 and _marker_lines(marker),
+                               LEASE_TTL + 15,
                                "job re-run after SIGKILL", procs=[p for p in ps if p is not victim],
                                children=env.children)
             times.append(lines[1][1] - t_kill)

@@ -6,9 +6,10 @@ client processes and claim batches of 1 and 50, on one private Redis.
     python -m bench.pull --web-workers 4 --seconds 10
 
 Each client process runs `POST /jobs/claim {count}` then one `POST /jobs/{id}/ack` per job it got (or, in
-the batch-ack rows, one `POST /jobs/ack` for all of them), in a loop, over its own keep-alive requests.Session, until the time is up; the queue holds more no-op jobs than
-can be drained. Reported: jobs acked per second, HTTP requests per second, and p50 / p99 of one claim call.
-Also the same claim + ack done in-process on jobsvc.pull (no HTTP), the floor the API adds to.
+the batch-ack rows, one `POST /jobs/ack` for all of them), in a loop, over its own keep-alive
+requests.Session, until the time is up; the queue holds more no-op jobs than can be drained. Reported: jobs
+acked per second, HTTP requests per second, and p50 / p99 of one claim call. Also the same claim + ack done
+in-process on jobsvc.pull (no HTTP), the floor the API adds to.
 """
 from __future__ import annotations
 
@@ -201,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                 res = measure(base, clients, count, seconds, pids, batch_ack)
                 rows.append((clients, count, res))
                 how = "batch ack" if batch_ack else "ack each "
-                print(f"{clients} client(s), count {count:>2}, {how}: {res['jobs_s']:8,.0f} jobs/s  {res['req_s']:8,.0f} "
-                      f"requests/s  claim p50 {res['p50']:6.2f} ms  p99 {res['p99']:7.2f} ms  "
+                print(f"{clients} client(s), count {count:>2}, {how}: {res['jobs_s']:8,.0f} jobs/s  "
+                      f"{res['req_s']:8,.0f} requests/s  claim p50 {res['p50']:6.2f} ms  p99 {res['p99']:7.2f} ms  "
                       f"({res['jobs']:,} jobs; other load {res['other']:.0%})", flush=True)
             for count, batch_ack in ((1, False), (50, False), (50, True)):
                 rate = core_floor(r, config, client, count, 5000, batch_ack)

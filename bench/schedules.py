@@ -90,7 +90,7 @@ def main() -> None:
             pipe.hget(k, "js_created_ms")
         created = pipe.execute()
         by_sched: dict[str, dict[int, int]] = defaultdict(dict)
-        for k, c in zip(job_keys, created):
+        for k, c in zip(job_keys, created, strict=True):
             sid, _, fire = k[len("rq:job:"):].rpartition(":")
             by_sched[sid][int(fire)] = int(c)
         pipe = r.pipeline(transaction=False)
@@ -100,7 +100,7 @@ def main() -> None:
     # Exactly once: each schedule's jobs are one per whole second from its first fire to its last (no
     # gap), and its `runs` counter (one HINCRBY per fire landed) equals its number of jobs (no fire twice).
     gaps = dup = 0
-    for sid, count in zip(ids, runs):
+    for sid, count in zip(ids, runs, strict=True):
         fires = sorted(by_sched.get(sid, {}))
         if fires:
             gaps += (fires[-1] - fires[0]) // 1000 + 1 - len(fires)

@@ -12,7 +12,6 @@ so daylight saving time is handled in one place:
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -63,7 +62,7 @@ def croniter_expr(expr: str) -> str:
     try:
         ok = croniter.is_valid(out)
         if ok:
-            croniter(out, datetime(2026, 1, 1))
+            croniter(out, datetime(2026, 1, 1, tzinfo=timezone.utc))
     except Exception:  # noqa: BLE001 - croniter raises several types for bad input
         ok = False
     if not ok:

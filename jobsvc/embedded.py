@@ -9,10 +9,14 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
 from .errors import JobsvcError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on; only the type checker reads it
 
 
 def redis_server_binary() -> str:
@@ -104,18 +108,19 @@ class EmbeddedRedis:
             args += ["--appendfsync", "everysec"]
         # Its own session: a Ctrl+C meant for the processes using it must not stop Redis under them.
         # But if its owner dies without stopping it (SIGKILL), the kernel sends it SIGTERM: no orphan.
+        # preexec_fn is the only way to set a parent-death signal, which exists only in the child.
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True, preexec_fn=_terminate_with_parent)
+                                        start_new_session=True, preexec_fn=_terminate_with_parent)  # noqa: PLW1509
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
         while True:
             try:
                 client.ping()
                 return self
-            except redis.ConnectionError:
+            except redis.ConnectionError as exc:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise JobsvcError(f"embedded redis-server did not start (see {self.directory}/redis.log)")
+                    raise JobsvcError(f"embedded redis-server did not start (see {self.directory}/redis.log)") from exc
                 time.sleep(0.02)
             finally:
                 client.close()
@@ -130,8 +135,9 @@ class EmbeddedRedis:
                 self.process.wait()
         self.process = None
 
-    def __enter__(self) -> EmbeddedRedis:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -138,7 +138,8 @@ class JobSpec:
             try:
                 text = payload_json(self.payload)
             except (TypeError, ValueError):
-                raise ValidationError("payload must be JSON (objects, arrays, strings, numbers, booleans, null)") from None
+                raise ValidationError("payload must be JSON (objects, arrays, strings, numbers, booleans, "
+                                      "null)") from None
             if len(text) > defaults.PAYLOAD_MAX:
                 raise ValidationError(f"payload is over {defaults.PAYLOAD_MAX} bytes as JSON")
 
@@ -153,15 +154,15 @@ class JobSpec:
         if self.delay is None:
             return 0
         seconds = self.delay.total_seconds() if isinstance(self.delay, timedelta) else float(self.delay)
-        return int(round(seconds * 1000))
+        return round(seconds * 1000)
 
     def at_ms(self) -> int:
         if self.at is None:
             return 0
         if isinstance(self.at, datetime):
             at = self.at if self.at.tzinfo else self.at.replace(tzinfo=timezone.utc)
-            return int(round(at.timestamp() * 1000))
-        return int(round(float(self.at) * 1000))
+            return round(at.timestamp() * 1000)
+        return round(float(self.at) * 1000)
 
 
 def payload_json(value: Any) -> str:

@@ -214,9 +214,7 @@ def _matches(info: JobInfo, flt: JobFilter) -> bool:
     created = info.created_ms
     if flt.created_after_ms is not None and (created is None or created < flt.created_after_ms):
         return False
-    if flt.created_before_ms is not None and (created is None or created > flt.created_before_ms):
-        return False
-    return True
+    return flt.created_before_ms is None or (created is not None and created <= flt.created_before_ms)
 
 
 def list_jobs(conn: redis.Redis, config: Config, flt: JobFilter, cursor: str | None = None,
@@ -231,16 +229,15 @@ def list_jobs(conn: redis.Redis, config: Config, flt: JobFilter, cursor: str | N
     batch = min(max(limit * 2, 50), 1000)
     page: list[JobInfo] = []
     pending: list[_Candidate] = []
-    examined = 0
     last: _Candidate | None = None
 
-    def drain() -> bool:
-        """Read the pending candidates' hashes; True once the page is full."""
+    def drain() -> _Candidate | None:
+        """Read the pending candidates' hashes; the candidate that filled the page, or None."""
         nonlocal last
         pipe = conn.pipeline(transaction=False)
         for cand in pending:
             pipe.hgetall(keys.job(cand.job_id))
-        for cand, raw in zip(pending, pipe.execute()):
+        for cand, raw in zip(pending, pipe.execute(), strict=True):
             last = cand
             if raw:
                 info = JobInfo.from_hash(cand.job_id, raw, config.max_attempts)
@@ -248,20 +245,18 @@ def list_jobs(conn: redis.Redis, config: Config, flt: JobFilter, cursor: str | N
                     page.append(info)
                     if len(page) == limit:
                         pending.clear()
-                        return True
+                        return cand
         pending.clear()
-        return False
+        return None
 
-    for cand in source.candidates(pos, batch):
+    for examined, cand in enumerate(source.candidates(pos, batch), 1):
         pending.append(cand)
-        examined += 1
-        if len(pending) >= limit - len(page) or len(pending) >= batch:
-            if drain():
-                return page, _encode_cursor(kind, flt, last.order)  # type: ignore[union-attr]
+        if (len(pending) >= limit - len(page) or len(pending) >= batch) and (full := drain()) is not None:
+            return page, _encode_cursor(kind, flt, full.order)
         if examined >= defaults.LIST_SCAN_BUDGET:
             drain()
             if last is not None:
                 return page, _encode_cursor(kind, flt, last.order)
-    if pending and drain():
-        return page, _encode_cursor(kind, flt, last.order)  # type: ignore[union-attr]
+    if pending and (full := drain()) is not None:
+        return page, _encode_cursor(kind, flt, full.order)
     return page, None

@@ -91,15 +91,15 @@ def snapshot(conn: redis.Redis, keys: Keys) -> Snapshot:
     # group holding the jobs of RQ's own API that no jobsvc script has counted yet (it has no events).
     counts = read_counts(conn, keys).groups
     groups = []
-    for name, raw in zip(names, replies):
+    for name, raw in zip(names, replies, strict=True):
         tally = {k.decode(): int(v) for k, v in raw.items()}
         group = Group.parse(name)
         groups.append(GroupMetrics(group, {e: tally.get(e, 0) for e in EVENTS},
                                    counts.get(group, {s.value: 0 for s in State}),
                                    {h: histogram(tally, h) for h in HISTOGRAMS}))
-    for group in sorted(set(counts) - {g.group for g in groups}, key=lambda g: (g.queue, g.namespace, g.function)):
-        groups.append(GroupMetrics(group, {e: 0 for e in EVENTS}, counts[group],
-                                   {h: histogram({}, h) for h in HISTOGRAMS}))
+    unseen = sorted(set(counts) - {g.group for g in groups}, key=lambda g: (g.queue, g.namespace, g.function))
+    groups.extend(GroupMetrics(group, dict.fromkeys(EVENTS, 0), counts[group],
+                               {h: histogram({}, h) for h in HISTOGRAMS}) for group in unseen)
 
     last_pass, lag = (int(v) if v is not None else None for v in sched)
     overdue = max(0, now - int(first_due[0][1])) if first_due else 0

@@ -88,4 +88,4 @@ def warn_if_evicting(conn: redis.Redis, who: str = "jobsvc") -> EvictionCheck | 
     return check
 
 
-__all__ = ["EvictionCheck", "SAFE_POLICY", "eviction_check", "warn_if_evicting"]
+__all__ = ["SAFE_POLICY", "EvictionCheck", "eviction_check", "warn_if_evicting"]

@@ -2,6 +2,7 @@
 its timestamp format and its result payloads."""
 from __future__ import annotations
 
+import contextlib
 import pickle
 import re
 import zlib
@@ -43,10 +44,8 @@ def dump_data(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes
 
 def load_data(raw: bytes) -> tuple[str, Any, tuple[Any, ...], dict[str, Any]]:
     if raw[:1] != b"\x80":  # not a bare pickle: RQ's (and our large payloads') zlib stream
-        try:
+        with contextlib.suppress(zlib.error):
             raw = zlib.decompress(raw)
-        except zlib.error:
-            pass
     name, instance, args, kwargs = pickle.loads(raw)
     return name, instance, tuple(args), dict(kwargs)
 
@@ -57,7 +56,7 @@ def dump_result(value: Any) -> str:
         return ""
     try:
         raw = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-    except Exception:
+    except Exception:  # noqa: BLE001 - pickling raises whatever the value's reducers raise; RQ does the same
         raw = pickle.dumps("Unserializable return value", pickle.HIGHEST_PROTOCOL)
     return b64encode(raw).decode()
 

@@ -109,7 +109,7 @@ def read_counts(conn: redis.Redis, keys: Keys, queue: str | None = None) -> Coun
     for row in raw_queues:
         queue, sizes, rq_running = _text(row[0]), [int(v) for v in row[1:-1]], int(row[-1])
         counts = zero()
-        counts.update({s.value: n for s, n in zip(_STRUCTURE_STATES, sizes)})
+        counts.update({s.value: n for s, n in zip(_STRUCTURE_STATES, sizes, strict=True)})
         counts[State.RUNNING.value] = gauged[queue][State.RUNNING.value] + rq_running
         queues[queue] = counts
         extra = {s: max(0, n - gauged[queue].get(s, 0)) for s, n in counts.items()}
@@ -126,7 +126,7 @@ def group_counts(conn: redis.Redis, keys: Keys) -> dict[Group, dict[str, int]]:
     for name in names:
         pipe.hgetall(keys.count(name))
     out: dict[Group, dict[str, int]] = {}
-    for name, raw in zip(names, pipe.execute()):
+    for name, raw in zip(names, pipe.execute(), strict=True):
         counts = zero()
         counts.update({k.decode(): int(v) for k, v in raw.items()})
         out[Group.parse(name)] = counts

@@ -33,15 +33,15 @@ def per_minute(conn: redis.Redis, keys: Keys, minutes: int = defaults.PER_MINUTE
         else:
             pipe.hmget(keys.minute(m), [f"{queue}|{e}" for e in EVENTS])
     out = []
-    for m, raw in zip(epoch_minutes, pipe.execute()):
-        row: dict = {"minute": m * 60, **{e: 0 for e in EVENTS}}
+    for m, raw in zip(epoch_minutes, pipe.execute(), strict=True):
+        row: dict = {"minute": m * 60, **dict.fromkeys(EVENTS, 0)}
         if queue is None:
             for field, n in raw.items():
                 event = field.decode().rpartition("|")[2]
                 if event in row:
                     row[event] += int(n)
         else:
-            for event, n in zip(EVENTS, raw):
+            for event, n in zip(EVENTS, raw, strict=True):
                 row[event] = int(n) if n is not None else 0
         out.append(row)
     return out
@@ -54,7 +54,7 @@ def lanes_of(conn: redis.Redis, keys: Keys, queues: Iterable[str]) -> dict[str, 
     for q in queues:
         pipe.smembers(keys.lanes(q))
     out = {}
-    for q, extra in zip(queues, pipe.execute()):
+    for q, extra in zip(queues, pipe.execute(), strict=True):
         prios = sorted({defaults.PRIORITY, *(int(p) for p in extra)})
         out[q] = [keys.lane(q, p) for p in prios]
     return out

@@ -6,13 +6,14 @@ changed since the URL was saved (rebinding) is refused, and redirects are never 
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
 import sys
 import threading
-from functools import lru_cache
-from typing import Any, Union
+from functools import cache
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import idna
@@ -30,7 +31,7 @@ try:  # urllib3 2.x names DNS failures; 1.26 reports them as NewConnectionError
 except ImportError:  # pragma: no cover
     NameResolutionError = None  # type: ignore[assignment,misc]
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 __all__ = ["BlockedAddress", "check_url", "is_blocked", "post", "safe_session"]
 
@@ -215,8 +216,7 @@ def _parse_host(raw: str, bracketed: bool) -> tuple[str, IPAddress | None]:
         except (idna.IDNAError, UnicodeError) as exc:
             raise UnsafeURL(f"URL host {raw!r} is not a valid domain name: {exc}") from None
     host = host.lower()
-    if host.endswith("."):
-        host = host[:-1]  # "localhost." is localhost
+    host = host.removesuffix(".")  # "localhost." is localhost
     if not host:
         raise UnsafeURL("URL has no host")
     labels = host.split(".")
@@ -322,10 +322,8 @@ class _Deadline:
                 return
             self.expired = True
             for sock in self.sockets:
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def finish(self) -> None:
         with self.lock:
@@ -409,7 +407,7 @@ def _connect_first(conn: Any, infos: list[tuple[Any, ...]]) -> socket.socket:
     raise NewConnectionError(conn, f"Failed to establish a new connection: {error}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pool_classes(allow_private: bool) -> dict[str, type]:
     """urllib3 pool classes whose ConnectionCls is guarded with this allow_private."""
     attrs = {"allow_private": allow_private}

@@ -51,19 +51,19 @@ def unencodable(value: Any) -> tuple[Path, bool] | None:
         if isinstance(node, dict):
             for k, v in node.items():
                 if isinstance(k, str) and not encodable(k):
-                    return path + [k], True
+                    return [*path, k], True
                 if isinstance(v, str):
                     if not encodable(v):
-                        return path + [k], False
+                        return [*path, k], False
                 elif isinstance(v, (dict, list, tuple)):
-                    stack.append((v, path + [k]))
+                    stack.append((v, [*path, k]))
         elif isinstance(node, (list, tuple)):
             for i, v in enumerate(node):
                 if isinstance(v, str):
                     if not encodable(v):
-                        return path + [i], False
+                        return [*path, i], False
                 elif isinstance(v, (dict, list, tuple)):
-                    stack.append((v, path + [i]))
+                    stack.append((v, [*path, i]))
     return None
 
 

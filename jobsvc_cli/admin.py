@@ -50,10 +50,14 @@ def _readable_times(d: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in d.items():
         if key in EPOCH_MS_FIELDS:
-            key = key[: -len("_ms")]
-            value = value if not isinstance(value, int) else datetime.fromtimestamp(value / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
-        out[key] = value
+            out[key.removesuffix("_ms")] = _utc_text(value) if isinstance(value, int) else value
+        else:
+            out[key] = value
     return out
+
+
+def _utc_text(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 def jobs_get(client: Client, args: argparse.Namespace) -> int:
@@ -81,7 +85,7 @@ def jobs_action(client: Client, args: argparse.Namespace) -> int:
 def stats(client: Client, args: argparse.Namespace) -> int:
     data = counts_by(client.redis, Keys(client.config.key_prefix), args.by)
     states = [s.value for s in State]
-    table([args.by] + states, [[name] + [row.get(s, 0) for s in states] for name, row in sorted(data.items())])
+    table([args.by, *states], [[name] + [row.get(s, 0) for s in states] for name, row in sorted(data.items())])
     return 0
 
 
@@ -188,7 +192,8 @@ def add_commands(sub: Any, with_url: Any) -> None:
     get.add_argument("id")
     get.add_argument("--json", action="store_true", help="times as epoch milliseconds (`*_ms`), for scripts")
     get.set_defaults(func=jobs_get)
-    for action, text in (("retry", "failed|quarantined|cancelled -> queued"), ("cancel", "queued|scheduled -> cancelled"),
+    for action, text in (("retry", "failed|quarantined|cancelled -> queued"),
+                         ("cancel", "queued|scheduled -> cancelled"),
                          ("terminate", "running -> cancelled"), ("delete", "remove a job that is not running")):
         p = jsub.add_parser(action, help=text)
         p.add_argument("id")

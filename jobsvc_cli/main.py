@@ -141,11 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     up = with_url(sub.add_parser("up", help="run API + worker + scheduler (embedded Redis without REDIS_URL)"))
-    up.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    up.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--data-dir", default=".jobsvc", help="embedded Redis data and the admin key (./.jobsvc)")
     up.add_argument("--redis-port", type=int, default=None,
-                    help="embedded Redis port (default: the one it had last time, kept in DATA_DIR/redis_port, while free)")
+                    help="embedded Redis port (default: the one it had last time, kept in DATA_DIR/redis_port, "
+                         "while free)")
     up.add_argument("-q", "--queues", action="append", default=None)
     up.add_argument("--concurrency", type=int, default=2)
     up.set_defaults(func=cmd_up)
@@ -170,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_scheduler)
 
     a = with_url(sub.add_parser("api", help="serve the admin API (development server; gunicorn in production)"))
-    a.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    a.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     a.add_argument("--host", default="127.0.0.1")
     a.add_argument("--dev", action="store_true", help="local run: serve without ADMIN_API_KEY (no auth)")
     a.set_defaults(func=cmd_api)

@@ -14,7 +14,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO | N
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for n, row in enumerate(cells):
-        out.write("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        # strict=False: a row with more cells than headers shows the first len(headers) of them
+        padded = (c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False)))
+        out.write("  ".join(padded).rstrip())
         out.write("\n")
         if n == 0:
             out.write("  ".join("-" * w for w in widths) + "\n")

@@ -64,9 +64,9 @@ def start_processes(args: argparse.Namespace, env: dict[str, str], queues: list[
     me = [sys.executable, "-m", "jobsvc_cli"]
     return {
         "web": subprocess.Popen(web_command(args.host, args.port), env=env),
-        "worker": subprocess.Popen(me + ["worker", "-q", ",".join(queues), "--concurrency",
-                                         str(args.concurrency)], env=env),
-        "scheduler": subprocess.Popen(me + ["scheduler"], env=env),
+        "worker": subprocess.Popen([*me, "worker", "-q", ",".join(queues), "--concurrency", str(args.concurrency)],
+                                   env=env),
+        "scheduler": subprocess.Popen([*me, "scheduler"], env=env),
     }
 
 

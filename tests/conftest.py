@@ -64,6 +64,7 @@ def subprocess_env(redis_url):
 
 # -- multi-process tests (tests/test_workers): real worker and scheduler processes -----------------
 
+import contextlib  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
@@ -136,11 +137,10 @@ class Processes:
 
     def kill_all(self) -> None:
         for proc in self.started:
-            for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
-                try:
-                    kill()
-                except (ProcessLookupError, PermissionError):
-                    pass
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                proc.kill()
         for proc in self.started:
             proc.wait(timeout=10)
 

@@ -33,7 +33,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         url = urlsplit(self.path)
-        self.server.record(Request(url.path, {k: v for k, v in self.headers.items()}, body))
+        self.server.record(Request(url.path, dict(self.headers.items()), body))
         route = url.path.rstrip("/")
         if route == "/ok":
             self._send(200, json.dumps({"echo": json.loads(body or b"null")}).encode(), "application/json")

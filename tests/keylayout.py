@@ -78,7 +78,7 @@ def expected_type(key: str, prefix: str = "jobsvc:") -> str | None:
     if matches:
         return max(matches, key=lambda s: (s.fixed, s.literal)).type
     for start, kind in RQ_OWNED.items():
-        if key == start or start.endswith(":") and key.startswith(start):
+        if key == start or (start.endswith(":") and key.startswith(start)):
             return kind
     return None
 

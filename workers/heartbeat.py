@@ -93,7 +93,7 @@ class Heartbeat:
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             # redis-py reconnects and subscribes again on a later read; the lease renewal below goes on.
             log.warning("reading RQ worker commands: Redis unavailable (%s); retrying next tick", exc)
-        except Exception:  # noqa: BLE001 - the lease renewal below must still happen
+        except Exception:  # the lease renewal below must still happen
             log.exception("reading RQ worker commands failed; retrying next tick")
 
     def _beat(self, lease: Lease | None, started: float, now: float) -> None:
@@ -125,7 +125,7 @@ class Heartbeat:
         while not self.stopped.wait(TICK):
             try:
                 self.run_once()
-            except Exception:  # noqa: BLE001 - a Redis blip must not kill the heartbeat
+            except Exception:  # a Redis blip must not kill the heartbeat
                 log.exception("heartbeat failed; retrying")
 
     def start(self) -> None:

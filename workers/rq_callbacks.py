@@ -98,7 +98,7 @@ class Callbacks:
             self._call(fields, STOPPED, allow, job, job.connection)
         except (HandBack, Terminated):
             raise
-        except BaseException:  # noqa: BLE001 - RQ logs it; the job's outcome is already recorded
+        except BaseException:  # RQ logs it; the job's outcome is already recorded
             log.exception("job %s: stopped callback %s failed", job.id, callback_name(fields, STOPPED))
 
     def _success(self, fields: dict[str, Any], job: ClaimedJob, outcome: Outcome,
@@ -127,7 +127,7 @@ class Callbacks:
             self._call(fields, FAILURE, allow, job, job.connection, *exc_info)
         except (HandBack, Terminated):
             raise
-        except BaseException as cb_exc:  # noqa: BLE001 - recorded as the failure, as RQ does
+        except BaseException as cb_exc:  # recorded as the failure, as RQ does
             log.exception("job %s: failure callback %s failed", job.id, callback_name(fields, FAILURE))
             if cb_exc.__context__ is None:
                 cb_exc.__context__ = exc  # RQ calls it inside `except:`, so its traceback shows both

@@ -13,6 +13,7 @@ nothing while no command comes. A command published while the worker was not yet
 with RQ."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -75,8 +76,6 @@ class CommandListener:
 
     def close(self) -> None:
         if self._pubsub is not None:
-            try:
+            with contextlib.suppress(redis.RedisError):
                 self._pubsub.close()
-            except redis.RedisError:
-                pass
             self._pubsub = None

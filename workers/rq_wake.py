@@ -238,7 +238,7 @@ class RqWake:
         pipe.smembers(self.keys.paused)
         *sizes, paused = pipe.execute()
         paused = {p.decode() for p in paused}
-        return any(n for q, n in zip(self.queues, sizes) if q not in paused)
+        return any(n for q, n in zip(self.queues, sizes, strict=True) if q not in paused)
 
     def _unblock(self, wake_keys: Sequence[str]) -> str:
         """End our BLPOP so that the worker claims now."""

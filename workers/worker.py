@@ -211,7 +211,7 @@ class LeasedWorker(BaseWorker):
                 self._rq_wake.disarm()  # busy: no messages (no command unless it was armed)
             try:
                 lease = self._run_and_finish(lease)
-            except Exception:  # noqa: BLE001 - a bug or a bad reply must not take the worker down
+            except Exception:  # a bug or a bad reply must not take the worker down
                 # Whatever this job's lease was, it expires and the reaper hands the job on.
                 log.exception("worker %s: unexpected error around job %s; going on", self.name, lease.job_id)
                 self._lease = None
@@ -239,7 +239,7 @@ class LeasedWorker(BaseWorker):
             return self.leases.parse_claim(call, scripts.call(self.connection, *call))
         except REDIS_DOWN as exc:
             log.error("worker %s: cannot claim, Redis unavailable (%s); retrying", self.name, exc)
-        except Exception:  # noqa: BLE001 - e.g. a script error: log it, wait, try again
+        except Exception:  # e.g. a script error: log it, wait, try again
             log.exception("worker %s: claim failed; retrying", self.name)
         self._pause(1.0)
         return None

@@ -81,7 +81,8 @@ def list_(who: Principal, q: dict[str, Any]) -> Response:
 
 @bp.post("/functions")
 @operation("Register a function", scope=ADMIN, body=s.FunctionCreateSchema, action="functions.register",
-           responses={201: ("registered", s.FunctionSchema), 200: ("it existed: every field replaced", s.FunctionSchema)},
+           responses={201: ("registered", s.FunctionSchema),
+                      200: ("it existed: every field replaced", s.FunctionSchema)},
            description="Creates `namespace/name`, or replaces every field of an existing one (its version goes up "
                        "only when something changed). The registry stores import paths, never code. An admin "
                        "action: a function decides what code runs (its `path` must lie inside "

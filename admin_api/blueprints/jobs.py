@@ -67,7 +67,7 @@ def _results(ids: list[str]) -> dict[str, Any]:
     for job_id in ids:
         pipe.xrevrange(Keys.results(job_id), "+", "-", count=1)
     out: dict[str, Any] = {}
-    for job_id, entries in zip(ids, pipe.execute()):
+    for job_id, entries in zip(ids, pipe.execute(), strict=True):
         out[job_id] = _decode(entries[0][1]) if entries and entries[0][1].get(b"type") == b"1" else None
     return out
 
@@ -176,7 +176,7 @@ def _created(who: Principal, ids: list[str], specs: list[JobSpec],
     for job_id in ids:
         pipe.hgetall(Keys.job(job_id))
     rows = []
-    for job_id, raw, spec, extra in zip(ids, pipe.execute(), specs, extras):
+    for job_id, raw, spec, extra in zip(ids, pipe.execute(), specs, extras, strict=True):
         if not raw:
             rows.append(_gone(job_id, spec, extra))
             continue
@@ -303,13 +303,12 @@ def get(job_id: str, who: Principal, q: dict[str, Any]) -> Response:
            errors=(404,))
 def runs(job_id: str, who: Principal) -> Response:
     visible_job(who, job_id)
-    rows = []
-    for run in client().runs(job_id):
-        rows.append({"attempt": run.get("attempt"), "outcome": run.get("outcome"), "worker": run.get("worker") or None,
-                     "started_at": run.get("started_ms"), "ended_at": run.get("ended_ms"),
-                     "exc_type": run.get("exc_type") or None, "message": run.get("message") or None,
-                     "traceback": run.get("traceback") or None, "http_status": run.get("http_status"),
-                     "duration_ms": run.get("duration_ms")})
+    rows = [{"attempt": run.get("attempt"), "outcome": run.get("outcome"), "worker": run.get("worker") or None,
+             "started_at": run.get("started_ms"), "ended_at": run.get("ended_ms"),
+             "exc_type": run.get("exc_type") or None, "message": run.get("message") or None,
+             "traceback": run.get("traceback") or None, "http_status": run.get("http_status"),
+             "duration_ms": run.get("duration_ms")}
+            for run in client().runs(job_id)]
     return reply(s.RunsSchema, {"runs": rows})
 
 

@@ -1,8 +1,9 @@
 """/api/v1/jobs/claim, /jobs/{id}/heartbeat, /ack, /callback: pull workers over HTTP (jobsvc.pull).
 
 These are worker calls, not operator actions: they write no audit entry (no `action=`). The lease token is
-the authority over a job (so /callback, for HTTP handler services that answered 202, needs no key); a key limited to queues claims from its queues only, and a limited key acting
-on a job outside its limits gets 404, as everywhere else."""
+the authority over a job (so /callback, for HTTP handler services that answered 202, needs no key); a key
+limited to queues claims from its queues only, and a limited key acting on a job outside its limits gets 404,
+as everywhere else."""
 from __future__ import annotations
 
 from typing import Any
@@ -125,8 +126,8 @@ def ack_batch(who: Principal, body: dict[str, Any]) -> Response:
         results.append(None)
     done = iter(pull.ack_many(conn(), config(), acks))
     rows = []
-    for item, res in zip(body["acks"], results):
-        res = res if res is not None else next(done)
+    for item, refused in zip(body["acks"], results, strict=True):
+        res = refused if refused is not None else next(done)
         if isinstance(res, pull.AckResult):
             rows.append({"id": res.job_id, "state": res.state, "run_at": res.due_ms, "error": None})
         else:

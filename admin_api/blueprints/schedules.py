@@ -24,10 +24,10 @@ bp = Blueprint("schedules", __name__, url_prefix="/api/v1")
 
 SCHEDULE = ("the schedule", s.ScheduleSchema)
 # Definition fields passed through as they are (the rest are converted).
-PLAIN = ("id", "function", "handler", "payload", "cron", "interval", "timezone", "args", "kwargs", "queue", "namespace", "priority",
-         "max_attempts", "timeout", "result_ttl", "failure_ttl", "enabled", "misfire", "misfire_grace",
-         "max_catchup", "overlap", "description", "status", "version", "runs", "completed", "failed", "skipped",
-         "missed", "avg_runtime_ms")
+PLAIN = ("id", "function", "handler", "payload", "cron", "interval", "timezone", "args", "kwargs", "queue",
+         "namespace", "priority", "max_attempts", "timeout", "result_ttl", "failure_ttl", "enabled", "misfire",
+         "misfire_grace", "max_catchup", "overlap", "description", "status", "version", "runs", "completed",
+         "failed", "skipped", "missed", "avg_runtime_ms")
 
 
 def schedules() -> Schedules:
@@ -128,7 +128,7 @@ def patch(schedule_id: str, who: Principal, body: dict[str, Any]) -> Response:
     current = visible_schedule(who, schedule_id)
     values = _core_values(who, body)
     if who.limited:
-        merged = {k: v for k, v in current.spec_dict().items()}
+        merged = dict(current.spec_dict())
         merged.update(values)
         if values.get("cron") is not None and "interval" not in values:
             merged["interval"] = None

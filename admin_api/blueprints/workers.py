@@ -58,7 +58,7 @@ def _leases(who: Principal) -> tuple[dict[str, list[dict[str, Any]]], bool]:
     for job_id, _ in rows:
         pipe.hmget(Keys.job(job_id.decode()), "worker_name", "origin", "js_ns")
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for (job_id, expiry), (worker, queue, ns) in zip(rows, pipe.execute() if rows else []):
+    for (job_id, expiry), (worker, queue, ns) in zip(rows, pipe.execute() if rows else [], strict=True):
         if worker is None:
             continue
         queue_name = queue.decode() if queue else None
@@ -90,7 +90,7 @@ def worker_rows(who: Principal) -> dict[str, Any]:
         pipe.hgetall(key)
     leases, truncated = _leases(who)
     workers = []
-    for key, raw in zip(keys, pipe.execute() if keys else []):
+    for key, raw in zip(keys, pipe.execute() if keys else [], strict=True):
         if not raw:
             continue  # registration outlived its hash: a dead worker RQ has not cleaned up yet
         f = {k.decode(): v.decode(errors="replace") for k, v in raw.items()}

@@ -38,7 +38,7 @@ def record(who: Principal, action: str, params: dict[str, Any], counts: dict[str
         return
     try:
         audit.record(conn(), config().key_prefix, who.key_id, action, {**params, **VIA}, counts, status)
-    except Exception:  # noqa: BLE001 - the action is done; say so loudly, but answer it
+    except Exception:  # the action is done; say so loudly, but answer it
         log.exception("could not write the audit entry of %s", action)
 
 

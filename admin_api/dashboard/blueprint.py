@@ -85,7 +85,8 @@ def error_page(exc: Exception) -> Any:
     elif status == 503:
         message = "Redis is unavailable; try again shortly"
     else:
-        log.exception("unhandled error in the dashboard", exc_info=exc)
+        # not log.exception: an error handler runs outside the except block, so the exception is passed
+        log.error("unhandled error in the dashboard", exc_info=exc)
         message = "internal error"
     return render_template("dashboard/error.html", status=status, message=message), status
 
@@ -107,7 +108,7 @@ def fmt_short(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
 
 
-def duration(ms: int | float | None) -> str:
+def duration(ms: float | None) -> str:
     if ms is None:
         return "—"
     ms = float(ms)

@@ -57,14 +57,14 @@ def throughput(rows: Sequence[dict[str, Any]]) -> Markup:
     done = [int(r.get("completed", 0)) for r in rows]
     failed = [int(r.get("failed", 0)) for r in rows]
     enq = [int(r.get("enqueued", 0)) for r in rows]
-    top = _nice_max(max([d + f for d, f in zip(done, failed)] + enq + [0]))
+    top = _nice_max(max([d + f for d, f in zip(done, failed, strict=True)] + enq + [0]))
     parts = _frame(minutes, top, "")
     n = max(len(rows), 1)
     slot = (W - LEFT - RIGHT) / n
     scale = (H - TOP - BOTTOM) / top
     base = H - BOTTOM
     points = []
-    for i, (m, d, f, e) in enumerate(zip(minutes, done, failed, enq)):
+    for i, (m, d, f, e) in enumerate(zip(minutes, done, failed, enq, strict=True)):
         x = LEFT + i * slot + slot * 0.1
         hd, hf = d * scale, f * scale
         title = f"<title>{_hhmm(m)} UTC: {e} enqueued, {d} completed, {f} failed</title>"

@@ -62,7 +62,7 @@ def overview(who: Principal) -> dict[str, Any]:
     paused = paused_queues()
     # A queue's oldest job may belong to another namespace: a key limited to namespaces does not see it.
     ages = timeseries.oldest_queued_ages_ms(conn(), _keys(), names) if who.namespaces is None and names else {}
-    empty = {s: 0 for s in STATES}
+    empty = dict.fromkeys(STATES, 0)
     rows = [{"name": q, "paused": q in paused, "counts": counts.get(q, empty), "oldest_ms": ages.get(q)}
             for q in names]
     totals = {s: sum(r["counts"].get(s, 0) for r in rows) for s in STATES}
@@ -95,7 +95,7 @@ def _series(who: Principal) -> list[dict[str, int]] | None:
         if not total:
             total = rows
             continue
-        for acc, row in zip(total, rows):
+        for acc, row in zip(total, rows, strict=True):
             for event in timeseries.EVENTS:
                 acc[event] += row[event]
     return total
@@ -110,7 +110,7 @@ def job_filters(who: Principal, args: Mapping[str, str]) -> dict[str, str | None
     values = {k: (args.get(k) or "").strip() or None for k in JOB_FILTERS}
     for what, allowed in (("queue", who.queues), ("namespace", who.namespaces)):
         if values[what] is None and allowed is not None:
-            values[what] = sorted(allowed)[0]
+            values[what] = min(allowed)
     return values
 
 

@@ -97,10 +97,7 @@ def sign_in(presented: str) -> Principal | None:
     """Check a key exactly as X-Admin-Key is checked; on success start a fresh session naming it.
     An empty key signs in as "dev" only in a dev run without ADMIN_API_KEY."""
     presented = presented.strip()
-    if presented:
-        principal = principal_for(presented)
-    else:
-        principal = Principal(DEV_ID, UNLIMITED) if dev_without_key() else None
+    principal = principal_for(presented) if presented else _dev_principal()
     if principal is None:
         return None
     session.clear()  # a new session on sign-in: nothing set before it (fixation) carries over
@@ -142,12 +139,17 @@ def _check(kid: object) -> Principal | None:
             return Principal(ADMIN_ID, UNLIMITED)
         return None
     if kid == DEV_ID:
-        return Principal(DEV_ID, UNLIMITED) if dev_without_key() else None
+        return _dev_principal()
     try:
         key = apikeys.get(current_app.extensions["jobsvc_redis"], current_app.config["JOBSVC"].key_prefix, kid)
     except NotFound:
         return None
     return principal_of(key)
+
+
+def _dev_principal() -> Principal | None:
+    """The "dev" sign-in: only in a dev run without ADMIN_API_KEY."""
+    return Principal(DEV_ID, UNLIMITED) if dev_without_key() else None
 
 
 def csrf_token() -> str:

@@ -1,4 +1,6 @@
 -- _lib.lua: helpers prepended to every script at load time (not a transition of its own).
+-- jobsvc/scripts.py puts the shared constants before it: the reply codes of jobsvc/replies.py (OK, NOT_FOUND,
+-- LEASE_LOST, WRONG_STATE, CONFLICT, EXISTS: a script replies {NOT_FOUND}, never {-1}) and defaults.py's values.
 -- Key names here must match jobsvc/keys.py.
 
 local function now_ms()
@@ -229,12 +231,12 @@ local function moved_by_rq(state, status)
   return RQ_MOVES[status]
 end
 
--- The reply for a caller whose lease token is not the job's (nil when it is): the job is gone (-1),
--- or its lease was reaped, revoked or finished by someone else (-2, with the state it is in now).
+-- The reply for a caller whose lease token is not the job's (nil when it is): the job is gone (NOT_FOUND),
+-- or its lease was reaped, revoked or finished by someone else (LEASE_LOST, with the state it is in now).
 local function fence(key, current_token, token)
   if current_token == token then return nil end
-  if redis.call('EXISTS', key) == 0 then return {-1} end
-  return {-2, state_of(key)}
+  if redis.call('EXISTS', key) == 0 then return {NOT_FOUND} end
+  return {LEASE_LOST, state_of(key)}
 end
 
 -- The filter of a bulk operation (bulk_requeue.lua, prune.lua): f = {ns, func, err (lower case), older,

@@ -4,7 +4,7 @@
 -- (or extends it with /heartbeat), else the reaper takes it back like any lost lease.
 -- KEYS: none
 -- ARGV: prefix, id, token, worker, run_extras (JSON object: http_status, duration_ms), default_callback_ttl_s
--- Returns: {0, lease_expiry_ms}; {-1} no such job; {-2, state} lease lost
+-- Returns: {OK, lease_expiry_ms}; {NOT_FOUND} no such job; {LEASE_LOST, state} lease lost
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
 local h = redis.call('HMGET', key, 'js_token', 'js_attempts', 'js_started_ms', 'js_callback_ttl')
@@ -16,4 +16,4 @@ add_run(prefix, id, with_extras({attempt = tonumber(h[2]) or 1, worker = ARGV[4]
   ended_ms = now, outcome = 'accepted'}, ARGV[5]))
 redis.call('HSET', key, 'js_lease_exp', exp, 'worker_name', 'callback')
 redis.call('ZADD', prefix .. 'leases', exp, id)
-return {0, exp}
+return {OK, exp}

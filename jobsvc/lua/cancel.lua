@@ -2,12 +2,12 @@
 -- failure_ttl, else the default), then the TTL sweep deletes it (keep_cancelled in _lib.lua).
 -- KEYS: none
 -- ARGV: prefix, id, ended_at, failure_ttl_default
--- Returns: {0}; {-1} no such job; {-3, state} not cancellable (running jobs are terminated instead)
+-- Returns: {OK}; {NOT_FOUND} no such job; {WRONG_STATE, state} not cancellable (running jobs are terminated instead)
 local prefix, id = ARGV[1], ARGV[2]
 local key = job_key(id)
-if redis.call('EXISTS', key) == 0 then return {-1} end
+if redis.call('EXISTS', key) == 0 then return {NOT_FOUND} end
 local state = state_of(key)
-if state ~= 'queued' and state ~= 'scheduled' and state ~= 'deferred' then return {-3, state} end
+if state ~= 'queued' and state ~= 'scheduled' and state ~= 'deferred' then return {WRONG_STATE, state} end
 local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_callback', 'description', 'failure_ttl')
 local queue = h[1]
 local ttl = tonumber(h[6]) or tonumber(ARGV[4])
@@ -29,4 +29,4 @@ keep_cancelled(prefix, id, queue, ttl, now)
 gauge(prefix, h[3], from, 'cancelled')
 notify_end(prefix, id, h[4], now, {'state', 'cancelled', 'error', 'Cancelled: by an operator'})
 count_event(prefix, now, queue, h[3], 'cancelled')
-return {0}
+return {OK}

@@ -4,7 +4,7 @@
 -- ARGV: prefix, id, token, ended_at, return_value_b64 ('' for None), worker, started_ts, ended_ts,
 --       default_result_ttl, run_extras (JSON object or '': e.g. an HTTP handler's status and duration),
 --       wake_cap (for the queues of released dependents)
--- Returns: {0} done; {-1} no such job; {-2, state} lease lost (outcome rejected, nothing written)
+-- Returns: {OK} done; {NOT_FOUND} no such job; {LEASE_LOST, state} lease lost (outcome rejected, nothing written)
 -- A successful run writes no run-history entry unless it has extras: the hash holds its attempt,
 -- worker and times. A job with a callback_url is put on the notification outbox.
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
@@ -45,4 +45,4 @@ count_event(prefix, now, queue, h[6], 'completed')
 if h[8] then observe(prefix, h[6], 'run', now - tonumber(h[8])) end
 -- A schedule's job: count the run's outcome on the schedule (jobsvc/schedules.py).
 if h[7] then redis.call('HINCRBY', prefix .. 'schedule:' .. h[7] .. ':stats', 'completed', 1) end
-return {0}
+return {OK}

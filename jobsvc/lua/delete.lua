@@ -4,12 +4,12 @@
 -- scheduled | queued | deferred | completed | failed | quarantined | cancelled -> (deleted): any state but running.
 -- KEYS: none
 -- ARGV: prefix, id
--- Returns: {0}; {-1} no such job; {-3, 'running'} terminate it first
+-- Returns: {OK}; {NOT_FOUND} no such job; {WRONG_STATE, 'running'} terminate it first
 local prefix, id = ARGV[1], ARGV[2]
 local key = job_key(id)
-if redis.call('EXISTS', key) == 0 then return {-1} end
+if redis.call('EXISTS', key) == 0 then return {NOT_FOUND} end
 local state = state_of(key)
-if state == 'running' then return {-3, state} end
+if state == 'running' then return {WRONG_STATE, state} end
 local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_idem', 'js_ns')
 local queue = h[1] or ''
 if state == 'queued' then redis.call('LREM', lane_key(prefix, queue, h[2]), 1, id) end
@@ -24,4 +24,4 @@ if ikey and redis.call('GET', ikey) == id then redis.call('DEL', ikey) end
 -- Its dependency sets go with it, as RQ's Job.delete takes them (jobs still waiting on it stay deferred).
 redis.call('DEL', key, 'rq:results:' .. id, prefix .. 'runs:' .. id, dependents_key(id), dependencies_key(id))
 gauge(prefix, h[3], state, nil)
-return {0}
+return {OK}

@@ -6,8 +6,8 @@
 -- ARGV: prefix, id, token, ended_at, retryable (1|0), delay_ms (jobsvc's backoff for this attempt), exc_type,
 --       message, traceback, exc_string_b64z (RQ result payload), worker, started_ts, ended_ts,
 --       default_failure_ttl, wake_cap, run_extras (JSON object or '': an HTTP handler's status and duration)
--- Returns: {0, 'scheduled', due_ms} | {0, 'queued'} (RQ's Retry without an interval) | {0, 'failed'};
---          {-1} no such job; {-2, state} lease lost
+-- Returns: {OK, 'scheduled', due_ms} | {OK, 'queued'} (RQ's Retry without an interval) | {OK, 'failed'};
+--          {NOT_FOUND} no such job; {LEASE_LOST, state} lease lost
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
 local h = redis.call('HMGET', key, 'js_token', 'origin', 'failure_ttl', 'js_attempts', 'js_max_attempts',
@@ -40,12 +40,12 @@ if plan then
     make_ready(prefix, id, queue, h[13], plan.front, ARGV[4], now)
     gauge(prefix, h[7], 'running', 'queued')
     wake_workers(prefix, queue, 1, wake_cap)
-    return {0, 'queued'}
+    return {OK, 'queued'}
   end
   local due = now + plan.delay_ms
   make_scheduled(prefix, id, due, queue)
   gauge(prefix, h[7], 'running', 'scheduled')
-  return {0, 'scheduled', due}
+  return {OK, 'scheduled', due}
 end
 local ttl = tonumber(h[3]) or tonumber(ARGV[14])
 redis.call('HSET', key, 'status', 'failed', 'js_state', 'failed')
@@ -61,4 +61,4 @@ gauge(prefix, h[7], 'running', ttl ~= 0 and 'failed' or nil)
 count_event(prefix, now, queue, h[7], 'failed')
 -- A schedule's job: count the run's outcome on the schedule (jobsvc/schedules.py).
 if h[8] then redis.call('HINCRBY', prefix .. 'schedule:' .. h[8] .. ':stats', 'failed', 1) end
-return {0, 'failed'}
+return {OK, 'failed'}

@@ -3,7 +3,7 @@
 -- Key types are checked before the first write, so an error leaves Redis as it was.
 -- KEYS: none
 -- ARGV: prefix, namespace, name
--- Returns: {0}; {-1} no such function; an error reply, nothing written: a key of another type than
+-- Returns: {OK}; {NOT_FOUND} no such function; an error reply, nothing written: a key of another type than
 --          jobsvc/keys.py gives it
 local prefix, ns, name = ARGV[1], ARGV[2], ARGV[3]
 local ref = ns .. '/' .. name
@@ -13,8 +13,8 @@ local spaces = prefix .. 'function_namespaces'
 local disabled = prefix .. 'functions:disabled'
 local bad = wrong_type({key, 'hash', index, 'zset', spaces, 'zset', disabled, 'set'})
 if bad then return bad end
-if redis.call('DEL', key) == 0 then return {-1} end
+if redis.call('DEL', key) == 0 then return {NOT_FOUND} end
 redis.call('ZREM', index, name)
 redis.call('SREM', disabled, ref)
 if redis.call('ZCARD', index) == 0 then redis.call('ZREM', spaces, ns) end
-return {0}
+return {OK}

@@ -5,8 +5,8 @@
 -- KEYS: none
 -- ARGV: prefix, namespace, name, spec_json (canonical), enabled (1|0), mode (create|update|upsert),
 --       expected_version ('' for any), wake_queue ('' for none), wake_cap
--- Returns: {0, version, changed (1|0)}; {-1} no such function (update); {-3, version} exists (create);
---          {-4, version} the stored version is not the expected one (a concurrent change);
+-- Returns: {OK, version, changed (1|0)}; {NOT_FOUND} no such function (update); {EXISTS, version} exists (create);
+--          {CONFLICT, version} the stored version is not the expected one (a concurrent change);
 --          an error reply, nothing written: a name outside [A-Za-z0-9_.-], a key of another type than
 --          jobsvc/keys.py gives it, a stored function without a numeric version, or a bad argument
 local prefix, ns, name, spec, enabled, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1', ARGV[6]
@@ -36,14 +36,14 @@ local version = tonumber(cur[2])
 if not version and redis.call('EXISTS', key) == 1 then
   return redis.error_reply(key .. ' has no numeric version: nothing changed')
 end
-if mode == 'create' and version then return {-3, version} end
-if mode == 'update' and not version then return {-1} end
-if expected and (version or 0) ~= expected then return {-4, version or 0} end
+if mode == 'create' and version then return {EXISTS, version} end
+if mode == 'update' and not version then return {NOT_FOUND} end
+if expected and (version or 0) ~= expected then return {CONFLICT, version or 0} end
 -- Checked: the writes below cannot fail half-way. The listing indexes are (re)written even when nothing
 -- changed, so saving a function again repairs its listing (functions stored under an older index name).
 redis.call('ZADD', index, 0, name)
 redis.call('ZADD', spaces, 0, ns)
-if cur[1] == spec then return {0, version, 0} end
+if cur[1] == spec then return {OK, version, 0} end
 local now = now_ms()
 version = (version or 0) + 1
 local fields = {'spec', spec, 'version', version, 'updated_ms', now}
@@ -57,4 +57,4 @@ if enabled then
 else
   redis.call('SADD', disabled, ref)
 end
-return {0, version, 1}
+return {OK, version, 1}

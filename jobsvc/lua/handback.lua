@@ -2,7 +2,7 @@
 -- (a stopping worker returns a job it did not finish; no fault of the job).
 -- KEYS: none
 -- ARGV: prefix, id, token, worker, enqueued_at, wake_cap
--- Returns: {0}; {-1} no such job; {-2, state} lease lost
+-- Returns: {OK}; {NOT_FOUND} no such job; {LEASE_LOST, state} lease lost
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = job_key(id)
 local h = redis.call('HMGET', key, 'js_token', 'origin', 'js_priority', 'js_attempts', 'js_started_ms', 'js_group')
@@ -16,4 +16,4 @@ add_run(prefix, id, {attempt = tonumber(h[4]), worker = ARGV[4], started_ms = to
 make_ready(prefix, id, queue, h[3], true, ARGV[5])
 gauge(prefix, h[6], 'running', 'queued')
 wake_workers(prefix, queue, 1, tonumber(ARGV[6]))
-return {0}
+return {OK}

@@ -3,18 +3,18 @@
 -- the outbox and the job (if it still exists) keeps why, in js_notify.
 -- KEYS: none
 -- ARGV: prefix, id, claim_token, outcome (delivered | retry | gave_up), delay_ms, note
--- Returns: {0}; {-1} not this claim's any more (its lease ran out and another sender took it, or the job ended
--- again and a newer notification replaced it): nothing changed
+-- Returns: {OK}; {LEASE_LOST} not this claim's any more (its lease ran out and another sender took it, or the
+-- job ended again and a newer notification replaced it): nothing changed
 local prefix, id, claim, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local zkey, nkey = prefix .. 'notify', prefix .. 'notify:' .. id
-if redis.call('HGET', nkey, 'claim') ~= claim then return {-1} end
+if redis.call('HGET', nkey, 'claim') ~= claim then return {LEASE_LOST} end
 if outcome == 'retry' then
   redis.call('ZADD', zkey, now_ms() + tonumber(ARGV[5]), id)
   redis.call('HSET', nkey, 'last_error', ARGV[6])
   redis.call('HDEL', nkey, 'claim')
-  return {0}
+  return {OK}
 end
 redis.call('ZREM', zkey, id)
 redis.call('DEL', nkey)
 if redis.call('EXISTS', job_key(id)) == 1 then redis.call('HSET', job_key(id), 'js_notify', ARGV[6]) end
-return {0}
+return {OK}

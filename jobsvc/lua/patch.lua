@@ -3,12 +3,12 @@
 -- KEYS: none
 -- ARGV: prefix, id, data ('' keep), description ('' keep), priority ('' keep), due_ms ('' keep, 0 now),
 --       enqueued_at, wake_cap
--- Returns: {0, new_state}; {-1} no such job; {-3, state} the job has started or ended
+-- Returns: {OK, new_state}; {NOT_FOUND} no such job; {WRONG_STATE, state} the job has started or ended
 local prefix, id = ARGV[1], ARGV[2]
 local key = job_key(id)
-if redis.call('EXISTS', key) == 0 then return {-1} end
+if redis.call('EXISTS', key) == 0 then return {NOT_FOUND} end
 local state = state_of(key)
-if state ~= 'queued' and state ~= 'scheduled' then return {-3, state} end
+if state ~= 'queued' and state ~= 'scheduled' then return {WRONG_STATE, state} end
 local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_due')
 local queue, old_prio, group = h[1], h[2] or '5', h[3]
 if ARGV[3] ~= '' then redis.call('HSET', key, 'data', ARGV[3], 'description', ARGV[4]) end
@@ -34,4 +34,4 @@ else
   wake_workers(prefix, queue, 1, tonumber(ARGV[8]))
 end
 gauge(prefix, group, state, want)
-return {0, want}
+return {OK, want}

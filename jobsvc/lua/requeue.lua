@@ -2,15 +2,15 @@
 -- run history kept (an operator's retry). Dependents still waiting on it keep waiting, for its next end.
 -- KEYS: none
 -- ARGV: prefix, id, enqueued_at, wake_cap
--- Returns: {0}; {-1} no such job; {-3, state} not in a state that can be retried
+-- Returns: {OK}; {NOT_FOUND} no such job; {WRONG_STATE, state} not in a state that can be retried
 local prefix, id = ARGV[1], ARGV[2]
 local key = job_key(id)
-if redis.call('EXISTS', key) == 0 then return {-1} end
+if redis.call('EXISTS', key) == 0 then return {NOT_FOUND} end
 local state = state_of(key)
 local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group')
 local queue = h[1]
 local registry = terminal_registry(prefix, state, queue)
-if not registry then return {-3, state} end
+if not registry then return {WRONG_STATE, state} end
 redis.call('ZREM', registry, id)
 redis.call('HSET', key, 'js_attempts', 0, 'js_lease_losses', 0)
 redis.call('HDEL', key, 'js_error', 'ended_at', 'js_ended_ms')
@@ -20,4 +20,4 @@ make_ready(prefix, id, queue, h[2], false, ARGV[3])
 gauge(prefix, h[3], state, 'queued')
 wake_workers(prefix, queue, 1, tonumber(ARGV[4]))
 stat(prefix, queue, 'requeued')
-return {0}
+return {OK}

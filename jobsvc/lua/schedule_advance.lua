@@ -7,7 +7,7 @@
 -- KEYS: none
 -- ARGV: prefix, id, expected_next ('*': keep), new_next ('' for none), last_job ('' to keep), last_fire_ms,
 --       runs_kept, fired, skipped, missed, nrec, then per record: member, scheduled_ms, json, pending (1|0)
--- Returns: {0}; {-1} no such schedule; {-3} the next fire time moved (another pass fired it);
+-- Returns: {OK}; {NOT_FOUND} no such schedule; {CONFLICT} the next fire time moved (another pass fired it);
 --          an error reply, nothing written: a bad argument, or a key of another type than jobsvc/keys.py
 --          gives it
 local prefix, id = ARGV[1], ARGV[2]
@@ -30,8 +30,8 @@ for i, name in ipairs(COUNTED) do
   end
 end
 local cur = redis.call('HMGET', key, 'next_ms', 'version')
-if not cur[2] then return {-1} end
-if ARGV[3] ~= '*' and (cur[1] or '') ~= ARGV[3] then return {-3} end
+if not cur[2] then return {NOT_FOUND} end
+if ARGV[3] ~= '*' and (cur[1] or '') ~= ARGV[3] then return {CONFLICT} end
 -- Checked: the writes below cannot fail half-way.
 if ARGV[3] ~= '*' then
   redis.call('HSET', key, 'next_ms', ARGV[4])
@@ -53,4 +53,4 @@ if excess > 0 then
   redis.call('ZREMRANGEBYRANK', runs, 0, excess - 1)
   for s = 1, #old, 1000 do redis.call('HDEL', recs, unpack(old, s, math.min(s + 999, #old))) end
 end
-return {0}
+return {OK}

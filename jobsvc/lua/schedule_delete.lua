@@ -3,7 +3,7 @@
 -- Key types are checked before the first write, so an error leaves Redis as it was.
 -- KEYS: none
 -- ARGV: prefix, id
--- Returns: {0}; {-1} no such schedule; an error reply, nothing written: a key of another type than
+-- Returns: {OK}; {NOT_FOUND} no such schedule; an error reply, nothing written: a key of another type than
 --          jobsvc/keys.py gives it
 local prefix, id = ARGV[1], ARGV[2]
 local key = prefix .. 'schedule:' .. id
@@ -11,8 +11,8 @@ local index, due = prefix .. 'schedules', prefix .. 'schedules:due'
 -- The run keys (:stats, :runs, :run) are only deleted, which works on any type: not checked.
 local bad = wrong_type({key, 'hash', index, 'zset', due, 'zset'})
 if bad then return bad end
-if redis.call('DEL', key) == 0 then return {-1} end
+if redis.call('DEL', key) == 0 then return {NOT_FOUND} end
 redis.call('DEL', key .. ':stats', key .. ':runs', key .. ':run')
 redis.call('ZREM', index, id)
 redis.call('ZREM', due, id)
-return {0}
+return {OK}

@@ -6,8 +6,8 @@
 -- KEYS: none
 -- ARGV: prefix, id, def_json (canonical), enabled (1|0), mode (create|update|upsert), expected_version
 --       ('' for any), set_next (1: store next_ms; 0: keep the stored one), next_ms ('' for none), now_ms
--- Returns: {0, version, changed (1|0), next_ms ('' for none)}; {-1} no such schedule (update);
---          {-3, version} exists (create); {-4, version} the stored version is not the expected one;
+-- Returns: {OK, version, changed (1|0), next_ms ('' for none)}; {NOT_FOUND} no such schedule (update);
+--          {EXISTS, version} exists (create); {CONFLICT, version} the stored version is not the expected one;
 --          an error reply, nothing written: an id outside [A-Za-z0-9_.-], a key of another type than
 --          jobsvc/keys.py gives it, a stored schedule without a numeric version, or a bad argument
 local prefix, id, def, enabled, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5]
@@ -29,15 +29,15 @@ local version = tonumber(cur[2])
 if not version and redis.call('EXISTS', key) == 1 then
   return redis.error_reply(key .. ' has no numeric version: nothing changed')
 end
-if mode == 'create' and version then return {-3, version} end
-if mode == 'update' and not version then return {-1} end
-if expected and (version or 0) ~= expected then return {-4, version or 0} end
+if mode == 'create' and version then return {EXISTS, version} end
+if mode == 'update' and not version then return {NOT_FOUND} end
+if expected and (version or 0) ~= expected then return {CONFLICT, version or 0} end
 local nxt = cur[3] or ''
 if ARGV[7] == '1' or not version then nxt = ARGV[8] end
 if nxt ~= '' and not tonumber(nxt) then
   return redis.error_reply(key .. ' has a non-numeric next_ms: nothing changed')
 end
-if cur[1] == def and nxt == (cur[3] or '') then return {0, version, 0, nxt} end
+if cur[1] == def and nxt == (cur[3] or '') then return {OK, version, 0, nxt} end
 -- Checked: the writes below cannot fail half-way.
 local fields = {'next_ms', nxt}
 if cur[1] ~= def then
@@ -59,4 +59,4 @@ if enabled and nxt ~= '' then
 else
   redis.call('ZREM', due, id)
 end
-return {0, version, 1, nxt}
+return {OK, version, 1, nxt}

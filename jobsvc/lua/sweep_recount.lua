@@ -9,11 +9,11 @@
 -- KEYS: none
 -- ARGV: prefix, fix (1|0), queue, max, n_extra, then (group, state, n) * n_extra: jobs the caller found that the
 --       index lacks (a report-only sweep does not add them), counted as if it held them
--- Returns: {-1} when the index holds more than max ids (nothing read or written); else
+-- Returns: {} when the index holds more than max ids (nothing read or written: the caller recounts in chunks); else
 --          {removed, n_read, n_missing, n_wrong, n_drift, missing ids .., wrong ids .., drifted groups ..}
 local prefix, fix, queue, max = ARGV[1], ARGV[2] == '1', ARGV[3], tonumber(ARGV[4])
 local ckey = prefix .. 'created:' .. queue
-if redis.call('ZCARD', ckey) > max then return {-1} end
+if redis.call('ZCARD', ckey) > max then return {} end
 local ids = redis.call('ZRANGE', ckey, 0, -1)
 local counts, missing, wrong, gone = {}, {}, {}, {}
 

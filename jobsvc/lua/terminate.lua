@@ -11,15 +11,15 @@
 -- KEYS: none
 -- ARGV: prefix, id, ended_at, failure_ttl_default, mode ('terminate' | 'stop'), stop_exc_string_b64z (RQ's
 --       result payload of a stop: 'Job stopped by user, work-horse terminated.'; '' with 'terminate')
--- Returns: {0, worker}; {-1} no such job; {-3, state} not running; an error reply for an unknown mode
+-- Returns: {OK, worker}; {NOT_FOUND} no such job; {WRONG_STATE, state} not running; an error reply for an unknown mode
 local prefix, id, mode = ARGV[1], ARGV[2], ARGV[5] or 'terminate'
 if mode ~= 'terminate' and mode ~= 'stop' then
   return redis.error_reply('terminate.lua: mode must be terminate or stop, not ' .. mode)
 end
 local key = job_key(id)
-if redis.call('EXISTS', key) == 0 then return {-1} end
+if redis.call('EXISTS', key) == 0 then return {NOT_FOUND} end
 local state = state_of(key)
-if state ~= 'running' then return {-3, state} end
+if state ~= 'running' then return {WRONG_STATE, state} end
 local h = redis.call('HMGET', key, 'origin', 'js_group', 'worker_name', 'js_attempts', 'js_started_ms',
   'js_callback', 'failure_ttl')
 local queue, worker = h[1], h[3] or ''
@@ -56,4 +56,4 @@ end
 gauge(prefix, h[2], 'running', ended)
 notify_end(prefix, id, h[6], now, {'state', stop and 'failed' or 'cancelled', 'error', reason})
 count_event(prefix, now, queue, h[2], stop and 'failed' or 'cancelled')
-return {0, worker}
+return {OK, worker}

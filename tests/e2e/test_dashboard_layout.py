@@ -122,7 +122,8 @@ OVERFLOW = """() => {
     if (el.parentElement && el.parentElement.closest(".table-wrap")) continue;
     const right = el.getBoundingClientRect().right;
     if (right > limit + 0.5) {
-      const cls = typeof el.className === "string" && el.className ? "." + el.className.trim().split(/\\s+/).join(".") : "";
+      const named = typeof el.className === "string" && el.className;
+      const cls = named ? "." + el.className.trim().split(/\\s+/).join(".") : "";
       wide.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + cls + " right=" + Math.round(right));
     }
   }

@@ -28,7 +28,7 @@ def snapshot(r):
     return sorted(k for k in r.keys("*") if b"audit" not in k)
 
 
-@pytest.mark.parametrize("path", EVIL + ["tests.jobfuncs.add"])
+@pytest.mark.parametrize("path", [*EVIL, "tests.jobfuncs.add"])
 def test_a_write_key_cannot_name_an_import_path(writer, limited_writer, r, path):
     before = snapshot(r)
     for key in (writer, limited_writer):
@@ -47,7 +47,8 @@ def test_an_admin_key_cannot_name_code_outside_the_allowed_modules(api, r, path)
     for method, url, body in (("POST", "/jobs", {"function": path}),
                               ("POST", "/schedules", {"function": path, "interval": 60}),
                               ("POST", "/functions", {"namespace": "ns", "name": "x", "path": path}),
-                              ("POST", "/functions/sync", {"namespace": "ns", "functions": [{"name": "x", "path": path}],
+                              ("POST", "/functions/sync", {"namespace": "ns",
+                                                           "functions": [{"name": "x", "path": path}],
                                                            "dry_run": True})):
         resp = api.call(method, url, json=body)
         assert resp.status_code == 422, (url, resp.get_json())

@@ -120,7 +120,8 @@ def test_job_from_a_function_reference_takes_its_defaults(api, client):
     assert client.get(job["id"]).raw["js_fn"] == "billing/charge"
     override = api.post("/jobs", json={"function": "billing/charge", "queue": "urgent", "priority": 1}).get_json()
     assert (override["queue"], override["priority"], override["max_attempts"]) == ("urgent", 1, 5)
-    batch = api.post("/jobs/batch", json={"jobs": [{"function": "billing/charge"}, {"function": "tests.jobfuncs.noop"}]})
+    batch = api.post("/jobs/batch",
+                     json={"jobs": [{"function": "billing/charge"}, {"function": "tests.jobfuncs.noop"}]})
     assert batch.status_code == 201
     assert [j["queue"] for j in batch.get_json()["jobs"]] == ["billing", "default"]
     assert client.get(batch.get_json()["jobs"][0]["id"]).raw["js_fn"] == "billing/charge"

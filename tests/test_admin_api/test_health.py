@@ -3,7 +3,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from admin_api import create_app
-
 from tests.eviction import evicting_policy
 from tests.test_admin_api.support import ADMIN_KEY
 

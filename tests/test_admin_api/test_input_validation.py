@@ -138,7 +138,7 @@ def test_dry_run_takes_only_json_true_or_false(api, r, config, world, path, valu
     assert world["failed"] and api.get(f"/jobs/{world['failed']}").get_json()["state"] == State.FAILED.value
 
 
-@pytest.mark.parametrize("method,path,body", [
+@pytest.mark.parametrize(("method", "path", "body"), [
     ("POST", "/jobs", {"function": NOOP, "backoff": {"type": "fixed", "jitter": 1}}),
     ("POST", "/schedules", {"function": NOOP, "interval": 60, "enabled": "true"}),
     ("PATCH", "/schedules/nightly", {"enabled": 0}),

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 import pytest
 
 from jobsvc.listing import JobFilter
-
 from tests.test_admin_api.support import NOOP, make_failed, make_running
 
 ADD = "tests.jobfuncs.add"
@@ -65,7 +64,7 @@ def test_result_only_on_request(api, client, leases):
 
 
 def test_non_json_arguments_are_shown_not_fatal(api, client):
-    job_id = client.enqueue(ADD, (1, 2), {3}, kwargs={"when": datetime(2020, 1, 1)}).id
+    job_id = client.enqueue(ADD, (1, 2), {3}, kwargs={"when": datetime(2020, 1, 1, tzinfo=timezone.utc)}).id
     job = api.get(f"/jobs/{job_id}").get_json()
     assert job["args"][0] == [1, 2]
     assert job["args"][1] == "{3}"
@@ -80,7 +79,7 @@ def test_list_is_newest_first(api, client):
     assert _ids(api.get("/jobs")) == ids[::-1]
 
 
-@pytest.mark.parametrize("query,expect", [
+@pytest.mark.parametrize(("query", "expect"), [
     ("queue=q2", ["b"]),
     ("state=scheduled", ["c"]),
     ("status=delayed", ["c"]),
@@ -183,7 +182,7 @@ def _cursor(kind, flt, pos):
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("kind,state,pos", [
+@pytest.mark.parametrize(("kind", "state", "pos"), [
     ("created", None, ["abc", "x"]), ("created", None, []), ("created", None, [None, None]),
     ("created", None, "str"), ("created", None, ["nan", "x"]), ("created", None, [{"a": 1}, "x"]),
     ("queued", "queued", ["default"]), ("queued", "queued", ["default", "x", "y"]),

@@ -8,6 +8,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import pairwise
 
 import pytest
 import requests
@@ -95,7 +96,7 @@ def test_concurrent_claimers_never_share_a_job(server, client, r):
     # that cannot expire, each job is claimed exactly once).
     for job_id, holds in by_job.items():
         holds.sort(key=lambda h: h.claimed)
-        for a, b in zip(holds, holds[1:]):
+        for a, b in pairwise(holds):
             assert b.claimed >= a.acked, f"{job_id} held by claimers {a.claimer} and {b.claimer} at once"
     assert all(len(holds) == 1 for holds in by_job.values())
     assert all(h.ack_status == 200 for h in held)

@@ -1,9 +1,8 @@
 """/queues (counts, paused flag, pause / resume) and /workers (registry, current jobs, leases)."""
 from jobsvc import defaults
 from jobsvc.keys import Keys
-from workers.worker import LeasedWorker
-
 from tests.test_admin_api.support import NOOP
+from workers.worker import LeasedWorker
 
 
 def test_queues_lists_counts_and_paused_flag(api, client):

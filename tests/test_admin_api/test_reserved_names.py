@@ -43,14 +43,14 @@ def test_reserved_words_as_names_over_http_keep_registry_jobs_running(api, clien
     assert {client.get(job_id).state for job_id in jobs.values()} == {State.COMPLETED}
 
     listed = api.get("/functions?limit=500").get_json()
-    assert sorted(f["ref"] for f in listed["functions"]) == sorted(refs + ["disabled/x"])
+    assert sorted(f["ref"] for f in listed["functions"]) == sorted([*refs, "disabled/x"])
     spaces = {n["namespace"]: n["functions"] for n in api.get("/namespaces").get_json()["namespaces"]}
-    assert spaces == {**{w: 1 for w in WORDS}, "disabled": 2, "ns": len(WORDS)}
+    assert spaces == {**dict.fromkeys(WORDS, 1), "disabled": 2, "ns": len(WORDS)}
     assert sorted(s["id"] for s in api.get("/schedules?limit=500").get_json()["schedules"]) == WORDS
     assert all(api.get(f"/schedules/{w}").get_json()["completed"] == 1 for w in WORDS)
     assert not wrong_keys(r)
 
-    for ref in refs + ["disabled/x"]:
+    for ref in [*refs, "disabled/x"]:
         assert api.delete(f"/functions/{ref}").status_code == 204, ref
     for w in WORDS:
         assert api.delete(f"/schedules/{w}").status_code == 204, w

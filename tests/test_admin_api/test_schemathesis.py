@@ -18,9 +18,14 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, ensure_resource_availability,
-                                               response_headers_conformance, response_schema_conformance,
-                                               status_code_conformance, use_after_free)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    ensure_resource_availability,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    use_after_free,
+)
 
 from admin_api.openapi import LINKS
 from jobsvc import apikeys

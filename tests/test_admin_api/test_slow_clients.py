@@ -5,6 +5,7 @@ the server drops each of those connections on its own deadline (headers: keepali
 With the old sync workers two such connections stopped every answer."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -57,10 +58,8 @@ def _serve(tmp_path, subprocess_env, extra_env):
         wait_for(lambda: _answers(f"{base}/health"), 30, "gunicorn answering /health")
         yield base, port, log_path
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=10)
         print(log_path.read_text(errors="replace"))
 
@@ -99,7 +98,7 @@ class SlowClient:
         self.sock.settimeout(0.01)
         try:
             data = self.sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             return False
         except OSError:
             data = b""

@@ -87,7 +87,7 @@ def test_jobs_action_on_unknown_job_is_a_clear_error(capsys):
 def test_stats_prints_counts_per_state(client, capsys):
     client.enqueue("tests.jobfuncs.noop", queue="mail")
     assert main(["stats", "--by", "queue"]) == 0
-    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mail")][0]
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mail"))
     assert line.split()[1:3] == ["0", "1"]  # scheduled 0, queued 1
 
 
@@ -121,7 +121,7 @@ def test_keys_create_list_revoke(r, config, capsys):
 
     assert main(["keys", "create", "ci", "--scope", "jobs:read", "--queue", "mail"]) == 0
     out = capsys.readouterr().out
-    secret = [ln.split()[1] for ln in out.splitlines() if ln.startswith("key:")][0]
+    secret = next(ln.split()[1] for ln in out.splitlines() if ln.startswith("key:"))
     key = apikeys.verify(r, config.key_prefix, secret)
     assert key is not None and key.scopes == ("jobs:read",) and key.queues == ("mail",)
     assert secret not in str(r.hgetall(apikeys.records_key(config.key_prefix)))  # stored hashed

@@ -1,6 +1,7 @@
 """`jobsvc up`: the whole stack on an embedded Redis, as the README's quick start runs it."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -52,10 +53,8 @@ class Stacks:
 
     def kill_all(self):
         for proc in self.started:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait()
 
 
@@ -148,7 +147,7 @@ def test_a_taken_redis_port_falls_back_to_a_free_one_and_an_explicit_one_is_refu
         taken = holder.getsockname()[1]
         (tmp_path / "data").mkdir()
         (tmp_path / "data" / "redis_port").write_text(f"{taken}\n")
-        proc, port, data = stacks.start()
+        _, port, data = stacks.start()
         healthy(port)
         assert f"port {taken} (kept in" in stacks.log() and "is taken: a free one" in stacks.log()
         assert (data / "redis_port").read_text().strip() != str(taken)

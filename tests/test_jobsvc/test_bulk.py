@@ -31,10 +31,10 @@ def run_jobs(r, config, queue, n, finish):
     ids = []
     while len(ids) < n:
         claims = [leases.claim_call([queue], "w") for _ in range(min(500, n - len(ids)))]
-        held = [lease for call, reply in zip(claims, scripts.call_many(r, claims))
+        held = [lease for call, reply in zip(claims, scripts.call_many(r, claims), strict=True)
                 if (lease := Leases.parse_claim(call, reply))]
         assert held, "nothing left to claim"
-        for reply, lease in zip(scripts.call_many(r, [finish(leases, lease) for lease in held]), held):
+        for reply, lease in zip(scripts.call_many(r, [finish(leases, lease) for lease in held]), held, strict=True):
             scripts.check(reply, lease.job_id)
         ids += [lease.job_id for lease in held]
     return ids
@@ -79,7 +79,7 @@ def states_of(r, ids):
 
 def actual_counts(r):
     """Ground truth per group and state, from every job hash (test only: the product never scans)."""
-    keys = [k for k in r.scan_iter("rq:job:*", count=1000, _type="hash")]
+    keys = list(r.scan_iter("rq:job:*", count=1000, _type="hash"))
     pipe = r.pipeline(transaction=False)
     for k in keys:
         pipe.hmget(k, "js_group", "js_state")
@@ -142,7 +142,7 @@ def test_bulk_retry_filter_by_namespace_selects_exactly_its_jobs(client, r, conf
     make_failed(client, r, 7, namespace="mail")
     result = bulk_retry(r, config, BulkFilter(namespace="billing"))
     assert result.changed == 5
-    assert sorted(i for i, s in zip(billing, states_of(r, billing)) if s == "queued") == sorted(billing)
+    assert sorted(i for i, s in zip(billing, states_of(r, billing), strict=True) if s == "queued") == sorted(billing)
     assert r.zcard(KEYS.failed("default")) == 7
     assert_gauges_match(r)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -84,18 +85,23 @@ def test_skipped_local_time_fires_once_at_the_first_valid_instant_after_the_gap(
     assert got[1] == utc(2026, 3, 8, 7)  # the transition instant itself
 
 
+def wall(*parts: int) -> datetime:
+    """A wall-clock time, naive as local_to_ms takes it: the zone is its second argument."""
+    return datetime(*parts)  # noqa: DTZ001
+
+
 def test_gap_wall_times_map_to_the_transition_instant():
-    assert local_to_ms(datetime(2026, 3, 8, 2, 0), NY) == utc(2026, 3, 8, 7)
-    assert local_to_ms(datetime(2026, 3, 8, 2, 59, 59), NY) == utc(2026, 3, 8, 7)
-    assert local_to_ms(datetime(2026, 3, 8, 3, 0), NY) == utc(2026, 3, 8, 7)
-    assert local_to_ms(datetime(2026, 3, 8, 1, 59, 59), NY) == utc(2026, 3, 8, 6, 59, 59)
+    assert local_to_ms(wall(2026, 3, 8, 2, 0), NY) == utc(2026, 3, 8, 7)
+    assert local_to_ms(wall(2026, 3, 8, 2, 59, 59), NY) == utc(2026, 3, 8, 7)
+    assert local_to_ms(wall(2026, 3, 8, 3, 0), NY) == utc(2026, 3, 8, 7)
+    assert local_to_ms(wall(2026, 3, 8, 1, 59, 59), NY) == utc(2026, 3, 8, 6, 59, 59)
 
 
 def test_per_second_schedule_across_spring_forward_has_no_duplicate_and_no_hole():
     t = CronTiming("* * * * * *", "America/New_York")
     got = fires(t, ny(2026, 3, 8, 1, 59, 57), 6)
     # 3,600 local times of the gap collapse into one instant: consecutive real seconds, each once.
-    assert [b - a for a, b in zip(got, got[1:])] == [1000] * 5
+    assert [b - a for a, b in pairwise(got)] == [1000] * 5
     assert [as_ny(ms) for ms in got[:4]] == ["2026-03-08T01:59:58-05:00", "2026-03-08T01:59:59-05:00",
                                              "2026-03-08T03:00:00-04:00", "2026-03-08T03:00:01-04:00"]
 

@@ -134,7 +134,7 @@ def test_delay_as_timedelta_and_at_as_datetime(client):
     at = datetime.now(timezone.utc) + timedelta(hours=1)
     b = client.get(client.enqueue(NOOP, at=at).id)
     assert a.due_ms - a.created_ms == 10_000
-    assert (b.state, b.due_ms) == (State.SCHEDULED, int(round(at.timestamp() * 1000)))
+    assert (b.state, b.due_ms) == (State.SCHEDULED, round(at.timestamp() * 1000))
 
 
 def test_options_are_stored_on_the_job(client):
@@ -143,7 +143,7 @@ def test_options_are_stored_on_the_job(client):
     assert (info.max_attempts, info.timeout, info.priority, info.raw["js_backoff"]) == (7, 9, 2, "linear")
 
 
-@pytest.mark.parametrize("options,message", [
+@pytest.mark.parametrize(("options", "message"), [
     ({"priority": 0}, "priority"), ({"priority": 11}, "priority"), ({"max_attempts": 21}, "max_attempts"),
     ({"max_attempts": 0}, "max_attempts"), ({"backoff": "random"}, "backoff"), ({"queue": "a b"}, "queue"),
     ({"delay": -1}, "delay"), ({"timeout": 0}, "timeout"), ({"delay": 1, "at": 5.0}, "delay or at"),

@@ -129,16 +129,16 @@ def test_cursor_of_other_filters_is_rejected(client, r, config):
         list_jobs(r, config, JobFilter(namespace="x"), cursor, 1)
 
 
-@pytest.mark.parametrize("flt,limit", [(JobFilter(), 0), (JobFilter(), 501), (JobFilter(state="exploded"), 10),
-                                       (JobFilter(queue="bad queue"), 10), (JobFilter(trigger="cron"), 10)])
+@pytest.mark.parametrize(("flt", "limit"), [(JobFilter(), 0), (JobFilter(), 501), (JobFilter(state="exploded"), 10),
+                                            (JobFilter(queue="bad queue"), 10), (JobFilter(trigger="cron"), 10)])
 def test_bad_filters_are_rejected(r, config, flt, limit):
     with pytest.raises(ValidationError):
         list_jobs(r, config, flt, None, limit)
 
 
-@pytest.mark.parametrize("state,pos", [(None, ["x", "y"]), (None, [1.0]), (None, [float("nan"), "a"]),
-                                       ("queued", [1, 2, 3]), ("queued", ["default", "5", "a"]),
-                                       ("queued", ["bad queue", 5, "a"]), (None, "notalist")])
+@pytest.mark.parametrize(("state", "pos"), [(None, ["x", "y"]), (None, [1.0]), (None, [float("nan"), "a"]),
+                                            ("queued", [1, 2, 3]), ("queued", ["default", "5", "a"]),
+                                            ("queued", ["bad queue", 5, "a"]), (None, "notalist")])
 def test_cursor_of_the_right_listing_but_malformed_position_is_rejected(r, config, state, pos):
     import base64
     import json
@@ -259,7 +259,7 @@ def test_tied_registry_pages_most_recent_first_while_the_cursor_job_leaves(clien
     ids = [e.id for e in client.enqueue_many([client.job(NOOP) for _ in range(300)])]
     for job_id in ids:
         client.cancel(job_id)
-    r.zadd(Keys().canceled("default"), {i: 1_900_000_000 for i in ids})  # one TTL end for all
+    r.zadd(Keys().canceled("default"), dict.fromkeys(ids, 1_900_000_000))  # one TTL end for all
     left = []
 
     def requeue_cursor(listed):

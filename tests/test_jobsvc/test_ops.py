@@ -63,7 +63,7 @@ def test_patch_with_bad_priority_changes_nothing(client):
 def test_delete_removes_every_trace(client, r):
     e = client.enqueue(NOOP, idempotency_key="k1", delay=60)
     client.delete(e.id)
-    assert [k for k in r.keys("*") if e.id.encode() in k or r.type(k) == b"zset" and r.zscore(k, e.id)] == []
+    assert [k for k in r.keys("*") if e.id.encode() in k or (r.type(k) == b"zset" and r.zscore(k, e.id))] == []
     assert not r.exists(Keys().idempotency("default", "k1"))
     assert counts_by(r, Keys(), "queue")["default"]["scheduled"] == 0
     with pytest.raises(NotFound):

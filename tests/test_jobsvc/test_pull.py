@@ -229,7 +229,7 @@ def test_claim_validates(r, config, kwargs):
         pull.claim(r, config, **args)
 
 
-@pytest.mark.parametrize("token, status, extra", [
+@pytest.mark.parametrize(("token", "status", "extra"), [
     ("", "completed", {}),  # an empty token would match a finished job's blanked one
     ("x" * 65, "completed", {}),
     ("t", "done", {}),

@@ -46,7 +46,7 @@ def test_reserved_words_as_function_namespaces_and_names(client, r, run_worker):
 
     assert sorted(f.ref for f in reg.all()) == sorted(refs)
     counts = {n["namespace"]: n["functions"] for n in reg.namespaces()}
-    assert counts == {**{w: 1 for w in WORDS}, "ns": len(WORDS)}
+    assert counts == {**dict.fromkeys(WORDS, 1), "ns": len(WORDS)}
     assert not wrong_keys(r)
 
     for ref in refs:

@@ -80,7 +80,7 @@ def test_create_get_list_patch_delete(sched, r):
         sched.delete("nightly")
 
 
-@pytest.mark.parametrize("fields,match", [
+@pytest.mark.parametrize(("fields", "match"), [
     ({"cron": "* * * * *", "interval": 5}, "exactly one"),
     ({}, "exactly one"),
     ({"cron": "* * *"}, "5 fields"),
@@ -166,7 +166,7 @@ def test_advance_is_compare_and_set(sched, r, client):
     assert sched.get("cas").next_run_ms == s.next_run_ms
 
 
-@pytest.mark.parametrize("policy,expected,missed", [
+@pytest.mark.parametrize(("policy", "expected", "missed"), [
     # Down from t0 - 1 s to t0 + 5 s with a 1 s grace: t0 .. t0+3 s missed, t0+4 s and t0+5 s on time.
     ("skip", [4, 5], 4),
     ("run_once", [0, 4, 5], 3),

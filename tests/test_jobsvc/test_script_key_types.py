@@ -79,7 +79,7 @@ def test_function_save_refuses_a_stored_function_without_a_version(reg, r):
                                 match="no numeric version")
 
 
-@pytest.mark.parametrize("ns,name", [("a:b", "f"), ("a", "f/g"), ("a", ""), ("functions", "x:y")])
+@pytest.mark.parametrize(("ns", "name"), [("a:b", "f"), ("a", "f/g"), ("a", ""), ("functions", "x:y")])
 def test_function_save_never_writes_a_name_the_layout_cannot_hold(client, r, ns, name):
     refuses_and_changes_nothing(r, lambda: scripts.call(r, "function_save", (), (
         client.config.key_prefix, ns, name, "{}", "1", "upsert", "", "default", 8)), match="bad function")

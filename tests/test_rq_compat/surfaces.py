@@ -44,7 +44,7 @@ def rq_info(redis_url: str) -> Table:
     for text in rq_cli(redis_url, "info", "--only-queues", "--raw").splitlines():
         m = line.match(text.strip())
         if m:
-            out[m[1]] = dict(zip(RQ_STATES, (int(v) for v in m.groups()[1:])))
+            out[m[1]] = dict(zip(RQ_STATES, (int(v) for v in m.groups()[1:]), strict=True))
     return out
 
 
@@ -63,7 +63,7 @@ def jobsvc_stats(redis_url: str) -> Table:
     """`jobsvc stats --by queue`, parsed."""
     header, *rows = _rows(_jobsvc(redis_url, "stats", "--by", "queue"))
     assert header == ["queue", *STATES]
-    return {row[0]: {s: int(n) for s, n in zip(STATES, row[1:])} for row in rows}
+    return {row[0]: {s: int(n) for s, n in zip(STATES, row[1:], strict=True)} for row in rows}
 
 
 def jobsvc_info(redis_url: str) -> Table:
@@ -71,7 +71,8 @@ def jobsvc_info(redis_url: str) -> Table:
     header, *rows = _rows(_jobsvc(redis_url, "info"))
     assert header == ["queue", *(title for title, _ in INFO_COLUMNS)]
     states = [col.removesuffix("_now") for _, col in INFO_COLUMNS if col.endswith("_now")]
-    return {row[0]: {s: int(n) for s, n in zip(states, row[1:])} for row in rows}
+    # strict=False: the per-state columns come first; the event counts after them are not states
+    return {row[0]: {s: int(n) for s, n in zip(states, row[1:], strict=False)} for row in rows}
 
 
 def client_stats(client: Client, queues: list[str]) -> Table:

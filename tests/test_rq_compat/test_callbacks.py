@@ -38,9 +38,9 @@ def test_the_failure_callback_gets_type_value_and_traceback(queue, burst, r, wor
 
 
 def test_a_plain_function_is_accepted_as_a_callback(queue, burst, r):
-    with pytest.warns(DeprecationWarning):  # RQ 2.x still takes it, with a warning
+    with pytest.warns(DeprecationWarning, match="on_success"):  # RQ 2.x still takes it, with a warning
         ok = queue.enqueue(rqfuncs.add, 2, 2, on_success=rqfuncs.on_success)
-    with pytest.warns(DeprecationWarning):
+    with pytest.warns(DeprecationWarning, match="on_failure"):
         bad = queue.enqueue(rqfuncs.boom, "plain", on_failure=rqfuncs.on_failure)
     burst()
     assert f"success:{ok.id}:4" in rqfuncs.calls()

@@ -209,7 +209,7 @@ def test_an_operator_requeue_of_a_failed_dependency_releases_its_held_dependents
     assert_gauges_exact(r)
 
 
-@pytest.mark.parametrize("options,message", [
+@pytest.mark.parametrize(("options", "message"), [
     ({"depends_on": "x", "delay": 5}, "no delay or at"),
     ({"depends_on": ["a b"]}, "job ids"),
     ({"depends_on": [str(i) for i in range(101)]}, "at most 100"),

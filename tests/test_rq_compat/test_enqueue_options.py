@@ -15,7 +15,6 @@ from jobsvc import Config
 from jobsvc.scheduling import TtlSweeper
 from tests import rqfuncs
 from tests.conftest import wait_for
-from tests.test_rq_compat.conftest import jobsvc_gap
 from tests.test_rq_compat.helpers import expect_failed, promote_due
 
 

@@ -70,7 +70,7 @@ def test_retries_left_counts_down_as_the_job_sees_it(queue, burst, r):
     assert_gauges_exact(r)
 
 
-@pytest.mark.parametrize("retry,runs,wait", [
+@pytest.mark.parametrize(("retry", "runs", "wait"), [
     # RQ's indexing: interval[max(len - retries_left, 0)], so with more retries than intervals the first repeats
     (Retry(max=3, interval=[0, 10]), 3, 10),
     (Retry(max=2, interval=[5, 30]), 1, 5),

@@ -1,10 +1,8 @@
 """The patterns of RQ's documentation, enqueued with RQ's own API, run by either worker."""
 from __future__ import annotations
 
-import rq
 from rq import Callback, Retry
-from rq.job import Dependency
-from rq.job import Job
+from rq.job import Dependency, Job
 from rq.registry import FailedJobRegistry
 
 from tests import rqfuncs
@@ -50,7 +48,7 @@ def test_depends_on_runs_the_dependent_after_its_dependency(queue, burst, r, wor
 def test_a_failed_dependency_keeps_the_dependent_deferred_unless_failure_is_allowed(queue, burst, r, worker_kind):
     bad = queue.enqueue(rqfuncs.boom, "bad")
     held = queue.enqueue(rqfuncs.say, "held", depends_on=bad)
-    allowed = queue.enqueue(rqfuncs.say, "allowed", depends_on=Dependency(jobs=[bad], allow_failure=True))
+    queue.enqueue(rqfuncs.say, "allowed", depends_on=Dependency(jobs=[bad], allow_failure=True))
     burst()
     assert rqfuncs.calls() == ["bad", "allowed"]
     assert Job.fetch(held.id, connection=r).get_status() == "deferred"

@@ -7,7 +7,7 @@ from jobsvc import signing
 from tests.conftest import HANDLER_SECRET
 from workers.callbacks import Notifier
 
-HTTP = dict(handler_secret=HANDLER_SECRET, allow_private_urls=True)
+HTTP = {"handler_secret": HANDLER_SECRET, "allow_private_urls": True}
 
 
 @pytest.fixture

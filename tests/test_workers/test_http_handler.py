@@ -11,7 +11,7 @@ from jobsvc.scheduling import Reaper
 from jobsvc.states import State
 from tests.conftest import HANDLER_SECRET, redis_ms, wait_for
 
-HTTP = dict(handler_secret=HANDLER_SECRET, allow_private_urls=True)
+HTTP = {"handler_secret": HANDLER_SECRET, "allow_private_urls": True}
 
 
 def runs(http_client, job_id):
@@ -69,8 +69,9 @@ def test_4xx_fails_at_once_without_retry(http_client, handler_server, run_worker
     assert "bad payload" in run["message"]
 
 
-@pytest.mark.parametrize("path,exc_type", [("/error", "HandlerHTTPError"), ("/request-timeout", "HandlerHTTPError"),
-                                           ("/slow?t=3", "HandlerTimeout")])
+@pytest.mark.parametrize(("path", "exc_type"), [("/error", "HandlerHTTPError"),
+                                                ("/request-timeout", "HandlerHTTPError"),
+                                                ("/slow?t=3", "HandlerTimeout")])
 def test_5xx_408_and_timeout_are_retried_with_backoff(http_client, handler_server, run_worker, path, exc_type):
     job = http_client.enqueue_handler(handler_server.url(path), timeout=1, max_attempts=3)
     run_worker(**HTTP)
@@ -196,9 +197,10 @@ def test_handler_job_takes_no_args_and_a_short_timeout(http_client, handler_serv
         http_client.enqueue_many([Client.handler_job(handler_server.url("/ok"), payload=float("nan"))])
 
 
-@pytest.mark.parametrize("value,expected", [("5", 5.0), ("0", 0.0), ("999999", 3600.0), (None, None), ("soon", None),
-                                            ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
-                                            ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0)])
+@pytest.mark.parametrize(("value", "expected"), [("5", 5.0), ("0", 0.0), ("999999", 3600.0), (None, None),
+                                                 ("soon", None),
+                                                 ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+                                                 ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0)])
 def test_retry_after_reads_seconds_or_an_http_date_and_is_capped(value, expected):
     from datetime import datetime, timezone
 

@@ -1,10 +1,9 @@
 """A Redis restart under a running worker: the worker waits it out and the job's outcome lands."""
 from __future__ import annotations
 
-from tests.conftest import read_pid, wait_for
-
 from jobsvc import Client, Config, State
 from jobsvc.embedded import EmbeddedRedis
+from tests.conftest import read_pid, wait_for
 
 
 def test_worker_survives_a_redis_restart_and_records_the_outcome(procs, tmp_path):

@@ -25,7 +25,7 @@ def test_scheduler_leader_failover(procs, client, r):
     procs.worker("worker", *LEASE_ARGS)
     wait_for(lambda: registered_workers(r) == 1, 10, "the worker to register")
     for s in schedulers:
-        wait_for(lambda: ": started" in procs.log(s), 10, "both schedulers to start")
+        wait_for(lambda s=s: ": started" in procs.log(s), 10, "both schedulers to start")
 
     token = wait_for(lambda: r.get(LEADER_KEY), 10, "a scheduler to lead").decode()
     leader = wait_for(lambda: next((s for s in schedulers if f"scheduler {token[:8]}: leading" in procs.log(s)),

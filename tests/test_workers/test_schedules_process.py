@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -27,7 +28,7 @@ def assert_every_second_once(r, client, sid, first_ms, last_ms):
     times = fire_times(r, sid)
     assert times, "nothing fired"
     assert [t for t in times if t % SEC] == [], "fires are on whole seconds"
-    gaps = [(a, b) for a, b in zip(times, times[1:]) if b - a != SEC]
+    gaps = [(a, b) for a, b in pairwise(times) if b - a != SEC]
     assert gaps == [], f"fires not one second apart: {gaps}"
     assert times[0] <= first_ms and times[-1] >= last_ms, (times[0], times[-1], first_ms, last_ms)
     # Counted once each: a second leader's duplicate pass would show in the schedule's run count.

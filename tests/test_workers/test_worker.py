@@ -1,8 +1,6 @@
 """The worker loop in-process (burst mode): outcomes of real job functions."""
 from __future__ import annotations
 
-
-
 from jobsvc import State
 from jobsvc.config import Config
 from workers.worker import LeasedWorker
