@@ -2,8 +2,10 @@
 
     {"error": {"code": "...", "message": "...", "details": {...}}}
 
-jobsvc errors: ValidationError 422, NotFound 404, WrongState / LeaseLost 409 (details.state is the
-job's current state), any other JobsvcError 400. HTTP: malformed JSON 400, no or wrong key 401,
+jobsvc errors: ValidationError 422, NotFound 404, WrongState and its kinds 409 (wrong_state and lease_lost:
+details.state is the job's current state; already_exists, conflict, disabled, function_missing), ScriptError
+(a script's reply its caller does not expect: a bug) 500, any other JobsvcError 400; `code` is the exception's
+`code`, `details` its `details()`. HTTP: malformed JSON 400, no or wrong key 401,
 missing scope 403, 405, body over MAX_CONTENT_LENGTH 413, schema errors (unknown fields too) 422,
 X-Confirm missing 428, Redis unreachable or refusing for a while (REDIS_UNAVAILABLE) 503 with Retry-After.
 Anything else, other Redis errors included (a WRONGTYPE from a script is a bug or damaged data, not an
@@ -18,7 +20,7 @@ import redis
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from jobsvc.errors import JobsvcError, LeaseLost, NotFound, ValidationError, WrongState
+from jobsvc.errors import JobsvcError, NotFound, ScriptError, ValidationError, WrongState
 
 log = logging.getLogger("jobsvc.api")
 
@@ -34,12 +36,13 @@ REDIS_UNAVAILABLE: tuple[type[redis.RedisError], ...] = (
     redis.exceptions.TryAgainError, redis.exceptions.OutOfMemoryError,
 )
 
-# (jobsvc error class, status): most specific first.
+# (jobsvc error class, status): most specific first; a subclass takes its base's status (LeaseLost, Conflict,
+# AlreadyExists, Disabled, FunctionMissing are WrongStates: 409).
 JOBSVC_STATUS: tuple[tuple[type[JobsvcError], int], ...] = (
-    (LeaseLost, 409),
     (WrongState, 409),
     (NotFound, 404),
     (ValidationError, 422),
+    (ScriptError, 500),
     (JobsvcError, 400),
 )
 
@@ -78,8 +81,7 @@ def redis_down_response(exc: Exception) -> Response:
 
 def error_object(exc: JobsvcError) -> dict[str, Any]:
     """The `error` object a jobsvc error becomes, for answers that carry one per item (batch ack)."""
-    return {"code": exc.code, "message": str(exc),
-            "details": {"state": exc.state} if isinstance(exc, WrongState) else {}}
+    return {"code": exc.code, "message": str(exc), "details": exc.details()}
 
 
 def status_of(exc: BaseException) -> int:
@@ -133,10 +135,10 @@ def to_response(exc: BaseException) -> Response:
         if not isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
             log.warning("Redis refused the request for now: %s", exc)  # reachable but not serving: say why
         return redis_down_response(exc)
-    if isinstance(exc, JobsvcError):
+    if isinstance(exc, JobsvcError) and status_of(exc) < 500:
         body = error_object(exc)
         return error_response(status_of(exc), body["code"], body["message"], body["details"])
-    log.exception("unhandled error in the admin API", exc_info=exc)
+    log.exception("unhandled error in the admin API", exc_info=exc)  # noqa: LOG004 - an error handler: exc is the error
     return error_response(500, "internal_error", "internal error", {})
 
 

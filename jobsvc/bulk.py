@@ -450,7 +450,7 @@ class IntegrityWalk:
         for (group, st), n in extra.items():
             args += [group, st, n]
         reply = scripts.call(self.conn, "sweep_recount", (), args)
-        if int(reply[0]) >= 0:
+        if reply:  # empty: the queue is too big for one step
             _, read, n_missing, n_wrong, n_drift = (int(v) for v in reply[:5])
             rest = [_text(v) for v in reply[5:]]
             self._add("missing_hash", rest[:n_missing])

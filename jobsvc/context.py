@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import redis
 
 from . import scripts
-from .errors import ValidationError
+from .errors import LeaseLost, NotFound, ValidationError
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def current_job() -> RunningJob | None:
 
 def enter(job: RunningJob | None) -> None:
     """Called by the worker around each job."""
-    global _current
+    global _current  # noqa: PLW0603 - one job per worker process: the module holds it for job code
     _current = job
 
 
@@ -46,5 +46,8 @@ def set_progress(percent: int, message: str = "") -> bool:
     job = _current
     if job is None:
         return False
-    reply = scripts.call(job.connection, "progress", (), (job.id, job.token, percent, message[:500]))
-    return int(reply[0]) == scripts.OK
+    try:
+        scripts.check(scripts.call(job.connection, "progress", (), (job.id, job.token, percent, message[:500])), job.id)
+    except (LeaseLost, NotFound):
+        return False
+    return True

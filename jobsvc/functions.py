@@ -13,7 +13,7 @@ or from a declarative file (`jobsvc functions sync FILE`):
     >>> registry.enqueue("billing/charge", kwargs={"invoice": 42})    # takes the function's defaults
     >>> registry.patch("billing", "charge", enabled=False)           # new jobs refused; queued ones wait
 
-A disabled function refuses new jobs (WrongState) and its queued jobs stay queued, skipped by claims (one
+A disabled function refuses new jobs (errors.Disabled) and its queued jobs stay queued, skipped by claims (one
 SISMEMBER in claim.lua on jobs made from the registry), until it is enabled again.
 
 Redis (under the key prefix): `function:<ns>/<name>` hash (spec JSON, version, created_ms, updated_ms),
@@ -33,7 +33,7 @@ import redis
 from . import defaults, scripts
 from .backoff import Backoff
 from .client import Client, Enqueued
-from .errors import NotFound, ValidationError, WrongState
+from .errors import Conflict, Disabled, NotFound, ValidationError
 from .job import DEFAULT_NAMESPACE, NAMESPACE_NAME, QUEUE_NAME, JobSpec
 from .keys import Keys
 from .serialization import IMPORT_PATH
@@ -292,20 +292,14 @@ class Registry:
             self.prefix, fn.namespace, fn.name, fn.spec_json(), "1" if fn.enabled else "0", mode,
             "" if expected_version is None else expected_version, fn.queue or "default",
             defaults.WAKE_TOKENS_MAX))
-        code = int(reply[0])
-        if code == scripts.NO_JOB:
-            raise NotFound(f"no function {fn.ref}")
-        if code == scripts.WRONG_STATE:
-            raise WrongState(f"function {fn.ref} already exists", "exists")
-        if code == -4:
-            raise _Conflict()
+        scripts.check(reply, what=f"function {fn.ref}")
         return self.get(fn.namespace, fn.name)
 
     def register(self, namespace: str, name: str, path: str | None, *, replace_existing: bool = True,
                  **options: Any) -> Function:
         """Create a function, or (replace_existing) set every field of an existing one; the version goes up
         only when something changed. Options: queue, timeout, max_attempts, backoff, priority, enabled,
-        description. WrongState if it exists and replace_existing is False."""
+        description. AlreadyExists if it exists and replace_existing is False."""
         unknown = set(options) - set(SPEC_FIELDS)
         if unknown:
             raise ValidationError(f"unknown function option(s): {', '.join(sorted(unknown))}")
@@ -331,9 +325,9 @@ class Registry:
             new = replace(current, **changes)
             try:
                 return self._save(new, "update", expected_version=current.version)
-            except _Conflict:
+            except Conflict:
                 continue  # changed by someone else meanwhile: apply the patch to the new version
-        raise WrongState(f"function {namespace}/{name} keeps changing; try again", "conflict")
+        raise Conflict(f"function {namespace}/{name} keeps changing; try again")
 
     def enable(self, namespace: str, name: str) -> Function:
         return self.patch(namespace, name, enabled=True)
@@ -345,9 +339,8 @@ class Registry:
         """Remove a function. Jobs already created from it keep their import path (and, if it was disabled,
         are no longer held)."""
         check_name(namespace, name)
-        reply = scripts.call(self.redis, "function_delete", (), (self.prefix, namespace, name))
-        if int(reply[0]) == scripts.NO_JOB:
-            raise NotFound(f"no function {namespace}/{name}")
+        scripts.check(scripts.call(self.redis, "function_delete", (), (self.prefix, namespace, name)),
+                      what=f"function {namespace}/{name}")
 
     # -- read ------------------------------------------------------------------------------------------
 
@@ -465,10 +458,10 @@ class Registry:
     def job(self, ref: str | Function, *args: Any, kwargs: dict[str, Any] | None = None,
             **options: Any) -> FunctionJob:
         """A job of a registry function: its import path, with its defaults under the given options.
-        WrongState if the function is disabled, NotFound if it does not exist."""
+        Disabled if the function is disabled, NotFound if it does not exist."""
         fn = ref if isinstance(ref, Function) else self.resolve(ref)
         if not fn.enabled:
-            raise WrongState(f"function {fn.ref} is disabled", "disabled")
+            raise Disabled(f"function {fn.ref} is disabled")
         if "namespace" in options and options["namespace"] not in (None, fn.namespace):
             raise ValidationError(f"function {fn.ref} makes jobs in namespace {fn.namespace!r}")
         merged = {**fn.job_options(), **{k: v for k, v in options.items() if v is not None}}
@@ -488,10 +481,6 @@ class Registry:
     def enqueue_many(self, jobs: Sequence[FunctionJob]) -> list[Enqueued]:
         calls = self.client.enqueue_calls([j.spec for j in jobs], [j.fields for j in jobs])
         return self.client.parse_enqueued(scripts.call_many(self.redis, calls) if calls else [])
-
-
-class _Conflict(Exception):
-    """The stored version moved between read and write."""
 
 
 def load_file(path: str) -> Any:

@@ -19,12 +19,13 @@ from typing import Any
 
 import redis
 
-from . import defaults, scripts
+from . import defaults, replies, scripts
 from .config import Config
 from .errors import LeaseLost, NotFound, ValidationError
 from .job import QUEUE_NAME
 from .keys import Keys
 from .leases import Lease, Leases
+from .replies import Reply
 from .serialization import load_data
 from .states import state_of
 
@@ -201,13 +202,13 @@ def job_call(lease: Lease) -> JobCall:
 
 
 def _lost(conn: redis.Redis, job_id: str) -> Exception:
-    """NotFound for a job that is gone, else LeaseLost with the state the job is in now."""
+    """What a fenced script would have answered (fence() in _lib.lua) for a token heartbeat.lua reported lost:
+    NotFound for a job that is gone, else LeaseLost with the state the job is in now."""
     values = conn.hmget(Keys.job(job_id), "js_state", "status", "origin")
     if all(v is None for v in values):
-        return NotFound(f"no job {job_id}")
-    fields = {k: v.decode() for k, v in zip(("js_state", "status"), values) if v is not None}
-    state = state_of(fields).value
-    return LeaseLost(f"job {job_id}: this token does not hold its lease (state {state})", state)
+        return replies.error(Reply.NOT_FOUND, f"job {job_id}")
+    fields = {k: v.decode() for k, v in zip(("js_state", "status"), values, strict=False) if v is not None}
+    return replies.error(Reply.LEASE_LOST, f"job {job_id}", state_of(fields).value)
 
 
 def _check_queue(queue: str) -> None:

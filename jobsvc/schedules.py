@@ -30,6 +30,7 @@ schedule's `:stats` / `:runs` / `:run` key, and no id can reach the fixed `sched
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import json
@@ -47,7 +48,7 @@ import redis
 from . import cron, defaults, scripts
 from .allowlist import ORIGIN_API, ORIGIN_FIELD
 from .client import Client
-from .errors import NotFound, ValidationError, WrongState
+from .errors import Conflict, Disabled, FunctionMissing, NotFound, ValidationError
 from .functions import Registry, check_job_defaults, parse_ref
 from .urlguard import check_url
 from .keys import Keys
@@ -336,10 +337,6 @@ class FireResult:
     now_ms: int = 0
 
 
-class _Conflict(Exception):
-    """The stored version moved between read and write."""
-
-
 def redis_ms(conn: redis.Redis) -> int:
     sec, usec = conn.time()
     return int(sec) * 1000 + int(usec) // 1000
@@ -370,7 +367,7 @@ class Schedules:
 
     def create(self, spec: ScheduleSpec | None = None, **values: Any) -> Schedule:
         """Create a schedule from a ScheduleSpec or its fields (`id` generated when not given).
-        ValidationError for a bad definition or an unknown registry function; WrongState if the id exists."""
+        ValidationError for a bad definition or an unknown registry function; AlreadyExists if the id is taken."""
         if spec is None:
             values.setdefault("id", secrets.token_hex(8))
             spec = ScheduleSpec.from_dict(values)
@@ -405,9 +402,9 @@ class Schedules:
             try:
                 self._save(new, "update", expected_version=version, previous=spec)
                 return self.get(schedule_id)
-            except _Conflict:
-                continue
-        raise WrongState(f"schedule {schedule_id} keeps changing; try again", "conflict")
+            except Conflict:
+                continue  # changed by someone else meanwhile: apply the patch to the new version
+        raise Conflict(f"schedule {schedule_id} keeps changing; try again")
 
     def enable(self, schedule_id: str) -> Schedule:
         return self.patch(schedule_id, enabled=True)
@@ -418,8 +415,8 @@ class Schedules:
     def delete(self, schedule_id: str) -> None:
         """Remove a schedule, its counts and run history; jobs it fired stay."""
         self._check_id(schedule_id)
-        if int(scripts.call(self.redis, "schedule_delete", (), (self.prefix, schedule_id))[0]) == scripts.NO_JOB:
-            raise NotFound(f"no schedule {schedule_id}")
+        scripts.check(scripts.call(self.redis, "schedule_delete", (), (self.prefix, schedule_id)),
+                      what=f"schedule {schedule_id}")
 
     def _save(self, spec: ScheduleSpec, mode: str, expected_version: int | None = None,
               previous: ScheduleSpec | None = None) -> None:
@@ -437,13 +434,7 @@ class Schedules:
             self.prefix, spec.id, spec.def_json(), "1" if spec.enabled else "0", mode,
             "" if expected_version is None else expected_version, "1" if set_next else "0",
             "" if nxt is None else nxt, now))
-        code = int(reply[0])
-        if code == scripts.NO_JOB:
-            raise NotFound(f"no schedule {spec.id}")
-        if code == scripts.WRONG_STATE:
-            raise WrongState(f"schedule {spec.id} already exists", "exists")
-        if code == -4:
-            raise _Conflict()
+        scripts.check(reply, what=f"schedule {spec.id}")
 
     def _check_function(self, spec: ScheduleSpec) -> None:
         if spec.handler is not None:
@@ -622,7 +613,7 @@ class Schedules:
     # -- run -------------------------------------------------------------------------------------------
 
     def job_for(self, spec: ScheduleSpec, job_id: str) -> tuple[JobSpec, dict[str, str]]:
-        """The job one fire of `spec` enqueues, and its extra hash fields. NotFound / WrongState when its
+        """The job one fire of `spec` enqueues, and its extra hash fields. NotFound / Disabled when its
         registry function is missing or disabled."""
         options: dict[str, Any] = {k: getattr(spec, k) for k in ("queue", "priority", "max_attempts", "timeout",
                                                                  "result_ttl", "failure_ttl")}
@@ -643,8 +634,8 @@ class Schedules:
 
     def execute(self, schedule_id: str) -> str:
         """Run the schedule's job now, whatever its timing, enabled flag or overlap policy; its next fire time
-        does not move. Returns the job id `<schedule id>:manual-<ms>`. WrongState if its registry function
-        is disabled."""
+        does not move. Returns the job id `<schedule id>:manual-<ms>`. Disabled if its registry function is
+        disabled, FunctionMissing if it is gone."""
         loaded = self._load_spec(schedule_id)
         if loaded is None:
             raise NotFound(f"no schedule {schedule_id}")
@@ -654,14 +645,16 @@ class Schedules:
         try:
             job, extra = self.job_for(spec, job_id)
         except NotFound as exc:
-            raise WrongState(f"schedule {spec.id}: {exc}", "function_missing") from None
+            raise FunctionMissing(f"schedule {spec.id}: {exc}") from None
         record = {"job_id": job_id, "scheduled_ms": now, "trigger": "manual", "status": "queued"}
         pipe = self.redis.pipeline(transaction=True)
         for name, keys, args in self.client.enqueue_calls([job], [extra]):
             pipe.eval(scripts.SOURCES[name], len(keys), *keys, *args)
         pipe.eval(scripts.SOURCES["schedule_advance"], 0, self.prefix, spec.id, "*", "", job_id, now,
                   defaults.SCHEDULE_RUNS_KEPT, 1, 0, 0, 1, job_id, now, _record_json(record), 1)
-        pipe.execute()
+        replies = pipe.execute()
+        with contextlib.suppress(NotFound):  # deleted meanwhile: the job is enqueued, with no history to record it
+            scripts.check(replies[-1], what=f"schedule {spec.id}")
         return job_id
 
     # -- sync ------------------------------------------------------------------------------------------
@@ -708,7 +701,7 @@ class Schedules:
                 try:
                     self._save(wanted[sid], "update", expected_version=loaded[1], previous=loaded[0])
                     break
-                except _Conflict:
+                except Conflict:
                     continue
         for sid in report.deleted:
             try:
@@ -817,7 +810,7 @@ class Schedules:
                 continue
             try:
                 job, extra = self.job_for(spec, job_id)
-            except (NotFound, WrongState, ValidationError) as exc:
+            except (NotFound, Disabled, ValidationError) as exc:
                 record.update(job_id=None, status="skipped", error=str(exc))
                 records += [job_id, fire, _record_json(record), 0]
                 skipped += 1
@@ -837,8 +830,10 @@ class Schedules:
                   "" if plan.next_ms is None else plan.next_ms, new_last, last_fire,
                   defaults.SCHEDULE_RUNS_KEPT, len(jobs), skipped, plan.missed, len(records) // 4, *records)
         replies = pipe.execute()
-        if int(replies[-1][0]) != scripts.OK:
-            log.warning("schedule %s: next fire time moved during the pass (reply %s)", sid, replies[-1])
+        try:
+            scripts.check(replies[-1], what=f"schedule {sid}")
+        except (Conflict, NotFound):  # moved or deleted meanwhile (WATCH makes that unlikely): nothing recorded
+            log.warning("schedule %s: next fire time moved during the pass", sid)
         if plan.missed:
             log.info("schedule %s: %d missed fire(s) dropped (misfire: %s)", sid, plan.missed, spec.misfire)
         return len(jobs), skipped, plan.missed

@@ -1,4 +1,5 @@
-"""Lua scripts: loaded once from jobsvc/lua/, called by EVALSHA, their codes turned into exceptions here."""
+"""Lua scripts: loaded once from jobsvc/lua/, called by EVALSHA; `check` (jobsvc/replies.py) turns a script's
+reply code into its exception."""
 from __future__ import annotations
 
 import hashlib
@@ -9,24 +10,21 @@ from typing import Any
 import redis
 
 from . import defaults
-from .errors import LeaseLost, NotFound, ScriptError, WrongState
+from .replies import check, lua_constants
+
+__all__ = ["LUA_DIR", "SHAS", "SOURCES", "Call", "call", "call_many", "check", "load_all"]
 
 LUA_DIR = Path(__file__).with_name("lua")
 _LIB = "_lib.lua"
 
-# Codes every script returns as the first element of its reply.
-OK = 0
-NO_JOB = -1
-LEASE_LOST = -2
-WRONG_STATE = -3
-
 
 def _load_sources() -> dict[str, str]:
-    # Constants the scripts share with Python come from defaults.py, so they live in one place.
+    # Constants the scripts share with Python come from defaults.py and replies.py, so they live in one place.
     constants = (f"local LIFETIME_GRACE = {defaults.LIFETIME_GRACE}\n"
                  f"local HIST_BOUNDS = {{{', '.join(str(b) for b in defaults.HISTOGRAM_BUCKETS_MS)}}}\n"
                  f"local MINUTE_COUNTERS_TTL = {defaults.MINUTE_COUNTERS_TTL}\n"
-                 f"local PULL_LANE_OFFSET = {defaults.PULL_LANE_OFFSET}\n")
+                 f"local PULL_LANE_OFFSET = {defaults.PULL_LANE_OFFSET}\n"
+                 + lua_constants())
     lib = constants + (LUA_DIR / _LIB).read_text()
     out = {}
     for path in sorted(LUA_DIR.glob("*.lua")):
@@ -68,7 +66,7 @@ def call_many(conn: redis.Redis, calls: Sequence[Call]) -> list[Any]:
         load_all(conn)
         again = _round_trip(conn, [("EVALSHA", SHAS[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2])
                                    for i in missing])
-        for i, r in zip(missing, again):
+        for i, r in zip(missing, again, strict=True):
             results[i] = r
     for r in results:
         if isinstance(r, Exception):
@@ -107,24 +105,3 @@ def _round_trip(conn: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]
         finally:
             pool.release(c)
     raise AssertionError("unreachable")
-
-
-def check(reply: Any, job_id: str = "") -> list[Any]:
-    """Turn a script's status code into the matching exception; return the reply on success."""
-    if not isinstance(reply, list) or not reply:
-        raise ScriptError(f"unexpected script reply {reply!r}")
-    code = int(reply[0])
-    if code == OK:
-        return reply
-    state = _text(reply[1]) if len(reply) > 1 and reply[1] is not None else None
-    if code == NO_JOB:
-        raise NotFound(f"no job {job_id}")
-    if code == LEASE_LOST:
-        raise LeaseLost(f"job {job_id}: lease is no longer held by this worker (state {state})", state)
-    if code == WRONG_STATE:
-        raise WrongState(f"job {job_id} is {state}", state)
-    raise ScriptError(f"job {job_id}: unknown script code {code}")
-
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)

@@ -16,6 +16,7 @@ import redis
 
 from jobsvc import defaults, scripts, signing, urlguard
 from jobsvc.config import Config
+from jobsvc.errors import LeaseLost
 from jobsvc.job import DEFAULT_NAMESPACE
 from jobsvc.keys import Keys
 
@@ -61,7 +62,9 @@ class Notifier:
             outcome, delay_ms, note = self._deliver(job_id, entry)
             settled = scripts.call(self.redis, "notify_settle", (), (self.keys.prefix, job_id, claim, outcome,
                                                                      delay_ms, note))
-            if int(settled[0]) != 0:
+            try:
+                scripts.check(settled, what=f"notification of job {job_id}")
+            except LeaseLost:
                 log.info("job %s: notification %s meanwhile (taken over or replaced); this attempt not recorded",
                          job_id, outcome)
                 continue

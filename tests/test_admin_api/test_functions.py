@@ -132,7 +132,7 @@ def test_job_from_a_disabled_or_missing_function(api, client):
     assert api.post("/jobs", json={"function": "billing/charge", "namespace": "other"}).status_code == 422
     api.patch("/functions/billing/charge", json={"enabled": False})
     resp = api.post("/jobs", json={"function": "billing/charge"})
-    assert resp.status_code == 409 and resp.get_json()["error"]["details"]["state"] == "disabled"
+    assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "disabled"
     assert api.post("/jobs/batch", json={"jobs": [{"function": "billing/charge"}]}).status_code == 409
     missing = api.post("/jobs", json={"function": "billing/nope"})
     assert missing.status_code == 422 and "not registered" in missing.get_json()["error"]["message"]

@@ -64,7 +64,7 @@ def test_create_validation(api):
     assert resp.status_code == 422 and "not registered" in resp.get_json()["error"]["message"]
     assert api.post("/schedules", json=NIGHTLY).status_code == 201
     dup = api.post("/schedules", json=NIGHTLY)
-    assert dup.status_code == 409 and dup.get_json()["error"]["details"]["state"] == "exists"
+    assert dup.status_code == 409 and dup.get_json()["error"]["code"] == "already_exists"
 
 
 def test_patch_errors(api):
@@ -139,7 +139,7 @@ def test_registry_function_schedule_and_disabled_function_is_409(api, client):
     assert (info.queue, info.namespace, info.max_attempts) == ("mail", "mail", 3)
     Registry(client).disable("mail", "digest")
     resp = api.post("/schedules/digest/execute")
-    assert resp.status_code == 409 and resp.get_json()["error"]["details"]["state"] == "disabled"
+    assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "disabled"
     assert "namespace" in _fields(api.post("/schedules", json={"function": "mail/digest", "cron": "@daily",
                                                                "namespace": "bad ns"}))
 

@@ -158,11 +158,12 @@ def test_two_leaders_passing_at_once_fire_each_time_exactly_once(sched, r, confi
 
 def test_advance_is_compare_and_set(sched, r, client):
     from jobsvc import scripts
+    from jobsvc.replies import Reply
 
     s = sched.create(id="cas", cron="* * * * * *", function="tests.jobfuncs.noop")
     reply = scripts.call(r, "schedule_advance", (), ("jobsvc:", "cas", s.next_run_ms - SEC, s.next_run_ms + SEC,
                                                      "", "", 100, 0, 0, 0, 0))
-    assert reply == [-3]
+    assert reply == [Reply.CONFLICT]
     assert sched.get("cas").next_run_ms == s.next_run_ms
 
 

@@ -12,6 +12,7 @@ import redis
 from jobsvc import scripts
 from jobsvc.functions import Registry
 from jobsvc.keys import Keys
+from jobsvc.replies import Reply
 from jobsvc.schedules import Schedules
 from tests.keylayout import expected_type, snapshot
 
@@ -133,7 +134,7 @@ def test_schedule_advance_checks_its_arguments_and_counters_before_writing(sch, 
     refuses_and_changes_nothing(r, lambda: _advance(client, r), match="not an integer")
     r.hset(K.schedule_stats("nightly"), "runs", "1")
     before = snapshot(r)
-    assert _advance(client, r, expected="0") == [-3]  # a compare-and-set refusal changes nothing either
+    assert _advance(client, r, expected="0") == [Reply.CONFLICT]  # a compare-and-set refusal changes nothing either
     assert snapshot(r) == before
 
 

@@ -88,6 +88,7 @@ def test_a_taken_notification_is_not_sent_twice_while_leased(http_client, handle
 
 def test_a_late_settle_does_not_touch_a_newer_notification(http_client, handler_server, run_worker, r, http_config):
     from jobsvc import scripts
+    from jobsvc.replies import Reply
 
     job = http_client.enqueue("tests.jobfuncs.fatal", callback_url=handler_server.url("/hook"))
     run_worker(**HTTP)  # failed: its notification waits in the outbox
@@ -96,7 +97,7 @@ def test_a_late_settle_does_not_touch_a_newer_notification(http_client, handler_
     http_client.requeue(job.id)
     run_worker(**HTTP)  # failed again: a newer notification replaces the taken one
     late = scripts.call(r, "notify_settle", (), ("jobsvc:", job.id, "old-claim", "delivered", 0, "late"))
-    assert late == [-1]
+    assert late == [Reply.LEASE_LOST]
     assert r.hexists(f"jobsvc:notify:{job.id}", "url") and r.zscore("jobsvc:notify", job.id) is not None
 
 
