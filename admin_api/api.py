@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
@@ -40,7 +40,7 @@ class Operation:
 
 def operation(summary: str, *, scope: str | None, query: type[Schema] | None = None,
               body: type[Schema] | None = None, body_required: bool = True,
-              responses: dict[int, tuple[str, type[Schema] | None]] | None = None, errors: tuple[int, ...] = (),
+              responses: Mapping[int, tuple[str, type[Schema] | None]] | None = None, errors: tuple[int, ...] = (),
               action: str | None = None, description: str = "",
               public_if: Callable[[], bool] | None = None) -> Callable[..., Any]:
     """Declare an endpoint. The view is called as view(**path_args, who=Principal|None, q=dict, body=dict)
@@ -55,8 +55,7 @@ def operation(summary: str, *, scope: str | None, query: type[Schema] | None = N
         def view(**path: Any) -> Response:
             if op.action:
                 g.audit = {"action": op.action, "params": dict(path), "counts": {}}
-            public = op.scope is None or (op.public_if is not None and op.public_if())
-            who: Principal | None = None if public else require(op.scope)
+            who = _caller(op)
             kwargs: dict[str, Any] = dict(path, who=who)
             if op.query is not None:
                 check_query_text()
@@ -77,10 +76,26 @@ def operation(summary: str, *, scope: str | None, query: type[Schema] | None = N
                     raise _unknown(extra if isinstance(extra, dict) else {"_schema": 1}, "takes no request body")
             return fn(**kwargs)
 
-        view._api_op = op  # type: ignore[attr-defined]
+        _OPERATIONS[view] = op
         return view
 
     return deco
+
+
+# The Operation of each view `operation` made, for the OpenAPI document (admin_api.openapi).
+_OPERATIONS: dict[Callable[..., Any], Operation] = {}
+
+
+def operation_of(view: Callable[..., Any] | None) -> Operation | None:
+    """The Operation a view was declared with; None for a view `operation` did not make."""
+    return _OPERATIONS.get(view) if view is not None else None
+
+
+def _caller(op: Operation) -> Principal | None:
+    """The key calling an operation, checked for its scope; None when the operation is public (now)."""
+    if op.scope is None or (op.public_if is not None and op.public_if()):
+        return None
+    return require(op.scope)
 
 
 def _unknown(names: Any, what: str) -> ApiError:

@@ -6,6 +6,7 @@ import os
 
 import redis
 from flask import Flask, Response, request
+from flask.json.provider import DefaultJSONProvider
 
 from jobsvc import Client, JobsvcError
 from jobsvc.config import Config
@@ -20,7 +21,13 @@ ADMIN_KEY_ENV = "ADMIN_API_KEY"
 DEV_ENV = "JOBSVC_DEV"
 
 
+class _JSONProvider(DefaultJSONProvider):
+    sort_keys = False  # answers keep the order their code builds them in
+
+
 class AdminApp(Flask):
+    json_provider_class = _JSONProvider
+
     def make_default_options_response(self) -> Response:
         """OPTIONS advertises the methods of the path's own route only (errors.own_methods says why)."""
         resp = self.response_class()
@@ -31,7 +38,9 @@ class AdminApp(Flask):
         """before_request, ahead of every blueprint's: an automatic OPTIONS only describes the route, so it is
         answered the same everywhere, before the dashboard's sign-in gate would redirect it."""
         rule = request.url_rule
-        if request.method == "OPTIONS" and rule is not None and rule.provide_automatic_options:
+        # Flask.add_url_rule sets provide_automatic_options on every rule; werkzeug's Rule does not declare it.
+        automatic = getattr(rule, "provide_automatic_options", False)
+        if request.method == "OPTIONS" and rule is not None and automatic:
             return self.make_default_options_response()
         return None
 
@@ -55,7 +64,6 @@ def create_app(config: Config | None = None, connection: redis.Redis | None = No
         raise MissingAdminKey(f"{ADMIN_KEY_ENV} is empty")
     config = config or Config.from_env()
     app = AdminApp("admin_api")
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config["JOBSVC"] = config
     app.config["JOBSVC_ADMIN_KEY"] = admin_key or None
     app.config["JOBSVC_DEV"] = bool(dev)

@@ -13,10 +13,10 @@ from flask import Flask
 
 from jobsvc import __version__
 
-from .api import Operation
+from .api import Operation, operation_of
 from .schemas import ErrorSchema
 
-SECURITY = [{"AdminKey": []}, {"Bearer": []}]
+SECURITY: list[dict[str, list[str]]] = [{"AdminKey": []}, {"Bearer": []}]
 _PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
 
 ERROR_TEXT = {
@@ -123,7 +123,7 @@ def build(app: Flask) -> dict[str, Any]:
     used: set[str] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions.get(rule.endpoint)
-        op: Operation | None = getattr(view, "_api_op", None)
+        op = operation_of(view)
         if op is None:
             continue
         path = _PATH_ARG.sub(r"{\1}", rule.rule)

@@ -46,11 +46,11 @@ class SnapshotCollector(Collector):
                 family.add_metric(_labels(g.group), g.events[event])
             yield family
         for name, key, text in HISTOGRAMS:
-            family = HistogramMetricFamily(name, text, labels=GROUP_LABELS)
+            hist = HistogramMetricFamily(name, text, labels=GROUP_LABELS)
             for g in groups:
                 h = g.histograms[key]
-                family.add_metric(_labels(g.group), _buckets(h), h.sum_seconds)
-            yield family
+                hist.add_metric(_labels(g.group), _buckets(h), h.sum_seconds)
+            yield hist
 
         by_queue: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for g in groups:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -129,6 +129,8 @@ def list_entries(conn: redis.Redis, prefix: str, cursor: str | None = None,
         if cursor == "0-0" or cursor.strip("0-") == "":
             return [], None  # nothing is older than the first possible id
     high = f"({cursor}" if cursor else "+"
-    rows = conn.xrevrange(stream_key(prefix), high, "-", count=limit + 1)
+    # XREVRANGE entries always have an id and fields; redis-py's type allows None for XCLAIM's deleted ones.
+    rows = cast("list[tuple[bytes, dict[bytes, bytes]]]", conn.xrevrange(stream_key(prefix), high, "-",
+                                                                         count=limit + 1))
     entries = [_entry(i, raw) for i, raw in rows[:limit]]
     return entries, (entries[-1].id if len(rows) > limit else None)

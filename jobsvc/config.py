@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -89,9 +90,10 @@ class Config:
         return self.namespace_secrets().get(namespace) or self.handler_secret
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         """Defaults, then JOBSVC_<FIELD> (and REDIS_URL) from the environment, then overrides that are not None."""
-        env = os.environ if env is None else env
+        if env is None:
+            env = os.environ
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get("REDIS_URL") if f.name == "redis_url" else env.get(f"JOBSVC_{f.name.upper()}")

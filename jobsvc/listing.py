@@ -19,12 +19,13 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from . import defaults, scripts
 from .config import Config
+from .connection import text
 from .errors import ValidationError
 from .job import DEFAULT_NAMESPACE, QUEUE_NAME, JobInfo
 from .keys import Keys
@@ -109,9 +110,11 @@ class _ZSource:
         c = self.conn
         if pos is None:
             if self.desc:
-                rows = c.zrevrangebyscore(key, self.high, self.low, start=0, num=n, withscores=True)
+                reply = c.zrevrangebyscore(key, self.high, self.low, start=0, num=n, withscores=True)
             else:
-                rows = c.zrangebyscore(key, self.low, self.high, start=0, num=n, withscores=True)
+                reply = c.zrangebyscore(key, self.low, self.high, start=0, num=n, withscores=True)
+            # withscores: (member, score) pairs; redis-py's one return type covers the command without it too.
+            rows = cast("list[tuple[bytes, float]]", reply)
             return [(s, m.decode()) for m, s in rows]
         return [(s, m) for s, m in zpage_after(c, key, self.desc, pos, n) if self._within(s)]
 
@@ -167,13 +170,14 @@ class _LaneSource:
                 if pos is not None and (queue, prio) == (pos[0], pos[1]):
                     # The last job seen: go on after it. If it left the lane, every job before it did too
                     # (a lane is FIFO), so the lane starts over from its head.
-                    found = self.conn.lpos(lane, pos[2])
-                    start = found + 1 if found is not None else 0
+                    found = self.conn.lpos(lane, pos[2])  # an index or None (a list only with a count)
+                    start = found + 1 if isinstance(found, int) else 0
                 pos = None
                 while True:
                     ids = self.conn.lrange(lane, start, start + batch - 1)
-                    for job_id in ids:
-                        yield _Candidate((queue, prio, job_id.decode()), job_id.decode())
+                    for raw_id in ids:
+                        job_id = text(raw_id)
+                        yield _Candidate((queue, prio, job_id), job_id)
                     if len(ids) < batch:
                         break
                     start += batch
@@ -182,7 +186,7 @@ class _LaneSource:
 def _queues(conn: redis.Redis, keys: Keys, flt: JobFilter) -> list[str]:
     if flt.queue is not None:
         return [flt.queue]
-    return sorted(q.decode() for q in conn.smembers(keys.queues))
+    return sorted(text(q) for q in conn.smembers(keys.queues))
 
 
 def _source(conn: redis.Redis, keys: Keys, flt: JobFilter) -> tuple[str, Any]:

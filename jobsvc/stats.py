@@ -121,7 +121,7 @@ def read_counts(conn: redis.Redis, keys: Keys, queue: str | None = None) -> Coun
 def group_counts(conn: redis.Redis, keys: Keys) -> dict[Group, dict[str, int]]:
     """The gauges alone: every group with its count per state (states with no job read 0). Jobs no jobsvc script
     wrote yet are in none (read_counts adds them)."""
-    names = sorted(g.decode() for g in conn.smembers(keys.groups))
+    names = sorted(_text(g) for g in conn.smembers(keys.groups))
     pipe = conn.pipeline(transaction=False)
     for name in names:
         pipe.hgetall(keys.count(name))

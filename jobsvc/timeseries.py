@@ -17,7 +17,7 @@ EVENTS = ("enqueued", "completed", "failed", "retried")
 
 
 def per_minute(conn: redis.Redis, keys: Keys, minutes: int = defaults.PER_MINUTE_WINDOW, queue: str | None = None,
-               now_ms: int | None = None) -> list[dict]:
+               now_ms: int | None = None) -> list[dict[str, int]]:
     """Events of the last `minutes` minutes (the current one last), oldest first and zero-filled:
     [{"minute": epoch seconds of the minute's start, "enqueued": n, "completed": n, "failed": n, "retried": n}].
     All queues summed when queue is None. One round trip; now_ms defaults to this machine's clock."""
@@ -34,7 +34,7 @@ def per_minute(conn: redis.Redis, keys: Keys, minutes: int = defaults.PER_MINUTE
             pipe.hmget(keys.minute(m), [f"{queue}|{e}" for e in EVENTS])
     out = []
     for m, raw in zip(epoch_minutes, pipe.execute(), strict=True):
-        row: dict = {"minute": m * 60, **dict.fromkeys(EVENTS, 0)}
+        row: dict[str, int] = {"minute": m * 60, **dict.fromkeys(EVENTS, 0)}
         if queue is None:
             for field, n in raw.items():
                 event = field.decode().rpartition("|")[2]

@@ -13,7 +13,7 @@ import socket
 import sys
 import threading
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import idna
@@ -26,10 +26,10 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from . import defaults
 from .errors import UnsafeURL
 
-try:  # urllib3 2.x names DNS failures; 1.26 reports them as NewConnectionError
-    from urllib3.exceptions import NameResolutionError
-except ImportError:  # pragma: no cover
-    NameResolutionError = None  # type: ignore[assignment,misc]
+if TYPE_CHECKING:  # the mixin below only ever joins urllib3's HTTPConnection (and HTTPSConnection)
+    _ConnectionBase = HTTPConnection
+else:
+    _ConnectionBase = object
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -339,7 +339,7 @@ def _track(sock: socket.socket | None) -> None:
         deadline.track(sock)
 
 
-class _GuardedConnectionMixin:
+class _GuardedConnectionMixin(_ConnectionBase):
     """Resolves the host itself and connects only to addresses that pass, keeping the name for SNI and Host."""
 
     allow_private = False
@@ -347,7 +347,7 @@ class _GuardedConnectionMixin:
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         _track(getattr(self, "sock", None))  # a connection reused from the pool
-        return super().request(*args, **kwargs)  # type: ignore[misc]
+        return super().request(*args, **kwargs)
 
     def _new_conn(self) -> socket.socket:
         conn: Any = self
@@ -359,9 +359,7 @@ class _GuardedConnectionMixin:
             try:
                 infos = _resolve(host, conn.port)
             except (OSError, UnicodeError) as exc:
-                if NameResolutionError is not None:
-                    raise NameResolutionError(conn.host, conn, exc) from exc  # type: ignore[arg-type]
-                raise NewConnectionError(conn, f"Failed to resolve {host}: {exc}") from exc
+                raise _resolution_error(conn, host, exc) from exc
         # every answer is checked before any is tried: one blocked answer means the name is not safe
         for info in infos:
             ip = _address_of(info[4])
@@ -405,6 +403,17 @@ def _connect_first(conn: Any, infos: list[tuple[Any, ...]]) -> socket.socket:
     if isinstance(error, socket.timeout):
         raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})")
     raise NewConnectionError(conn, f"Failed to establish a new connection: {error}")
+
+
+def _resolution_error(conn: Any, host: str, exc: Exception) -> Exception:
+    """What urllib3 raises for a name that does not resolve: NameResolutionError from 2.x on; 1.26 has none and
+    reports a NewConnectionError."""
+    try:
+        from urllib3.exceptions import NameResolutionError
+    except ImportError:  # pragma: no cover
+        return NewConnectionError(conn, f"Failed to resolve {host}: {exc}")
+    # Its reason is typed socket.gaierror; it only formats it into the message, and ours may be any OSError.
+    return NameResolutionError(conn.host, conn, exc)  # type: ignore[arg-type]
 
 
 @cache
@@ -454,7 +463,7 @@ def safe_session(*, allow_private: bool = False, pool_maxsize: int = defaults.HT
     return GuardedSession(allow_private=allow_private, pool_maxsize=pool_maxsize)
 
 
-def post(session: requests.Session, url: str, *, body: bytes, headers: dict, timeout: float,
+def post(session: requests.Session, url: str, *, body: bytes, headers: dict[str, str], timeout: float,
          max_body: int | None = None, deadline: float | None = None) -> requests.Response:
     """POST `body` to `url` through a safe_session(); a 3xx comes back as is (callers treat it as a failure).
 
@@ -489,7 +498,8 @@ def post(session: requests.Session, url: str, *, body: bytes, headers: dict, tim
         if timer is not None:
             timer.cancel()
         _calls.deadline = None
-    resp._content = content  # type: ignore[attr-defined]
+    resp._content = content
+    # requests reads this private flag (Response.content); types-requests does not declare it.
     resp._content_consumed = True  # type: ignore[attr-defined]
     return resp
 

@@ -91,7 +91,7 @@ def check_text(value: Any, name: str = "") -> None:
     if found is None:
         return
     path, is_key = found
-    where = dotted(([name] if name else []) + path) or "value"
+    where = dotted([name, *path] if name else path) or "value"
     raise ValidationError(f"{where}: {text_problem(is_key)}")
 
 

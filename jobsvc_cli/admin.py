@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -74,9 +75,9 @@ def jobs_get(client: Client, args: argparse.Namespace) -> int:
 
 
 def jobs_action(client: Client, args: argparse.Namespace) -> int:
-    action = {"retry": client.requeue, "cancel": client.cancel, "terminate": client.terminate,
-              "delete": client.delete}[args.action]
-    action(args.id)
+    actions: dict[str, Callable[[str], object]] = {"retry": client.requeue, "cancel": client.cancel,
+                                                   "terminate": client.terminate, "delete": client.delete}
+    actions[args.action](args.id)
     _audit(client, f"jobs.{args.action}", {"id": args.id})
     print(f"{args.action}: {args.id}")
     return 0

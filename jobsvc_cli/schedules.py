@@ -113,9 +113,9 @@ def schedules_cmd(client: Client, args: argparse.Namespace) -> int:
         if cursor:
             print(f"more: --cursor {cursor}", file=sys.stderr)
     elif cmd == "sync":
-        namespace, items = schedules_file(load_file(args.file))
+        namespace, definitions = schedules_file(load_file(args.file))
         namespace = args.namespace or namespace
-        report = s.sync(items, delete_missing=args.delete_missing, dry_run=args.dry_run, namespace=namespace)
+        report = s.sync(definitions, delete_missing=args.delete_missing, dry_run=args.dry_run, namespace=namespace)
         if not args.dry_run:
             d = report.to_dict()
             _audit(client, "schedules.sync", {"file": args.file, "namespace": namespace,

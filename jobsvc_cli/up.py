@@ -140,9 +140,11 @@ def stop_processes(procs: dict[str, Any], signals: Signals, grace: float) -> Non
 
 def cmd_up(args: argparse.Namespace, queues: list[str]) -> int:
     data_dir = Path(args.data_dir)
-    url = args.url or os.environ.get("REDIS_URL")
-    embedded = None if url else start_embedded_redis(data_dir, args.redis_port)
-    url = url or embedded.url  # type: ignore[union-attr]
+    url: str | None = args.url or os.environ.get("REDIS_URL")
+    embedded = None
+    if not url:
+        embedded = start_embedded_redis(data_dir, args.redis_port)
+        url = embedded.url
     key_file = data_dir / "admin_key"
     key = os.environ.get("ADMIN_API_KEY") or kept_secret(key_file)
     # Signs HTTP handler requests and outcome notifications (docs/http.md).

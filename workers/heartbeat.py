@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from redis import exceptions as redis_errors
 
@@ -65,9 +65,10 @@ class Heartbeat:
         if lease is not None and deadline is not None and now >= deadline:
             self.on_grace_over()
         if self.commands is not None:
-            self._poll_commands()  # before the terminate list: a stop-job lands there and is acted on this tick
+            # before the terminate list: a stop-job lands there and is acted on this tick
+            self._poll_commands(self.commands)
         if lease is not None and self.on_terminate is not None:
-            self._check_terminate(lease)
+            self._check_terminate(lease, self.on_terminate)
         if now >= self._next_beat:
             self._next_beat = now + self.config.heartbeat_interval
             self._beat(lease, started, now)
@@ -78,18 +79,19 @@ class Heartbeat:
                 log.info("reaped %d expired lease(s): %d requeued, %d failed, %d quarantined", reaped.total,
                          reaped.requeued, reaped.failed, reaped.quarantined)
 
-    def _check_terminate(self, lease: Lease) -> None:
+    def _check_terminate(self, lease: Lease, on_terminate: Callable[[str], None]) -> None:
         """An operator terminated jobs of this worker: stop the one running now (each tick: within 1 s)."""
         while True:
-            job_id = self.redis.lpop(self.terminate_key)
+            # LPOP without a count answers one value; redis-py's type covers LPOP with a count (a list) too.
+            job_id = cast("bytes | None", self.redis.lpop(self.terminate_key))
             if job_id is None:
                 return
             if job_id.decode() == lease.job_id:
-                self.on_terminate(lease.job_id)  # type: ignore[misc]
+                on_terminate(lease.job_id)
 
-    def _poll_commands(self) -> None:
+    def _poll_commands(self, commands: CommandListener) -> None:
         try:
-            self.commands.poll()  # type: ignore[union-attr]
+            commands.poll()
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             # redis-py reconnects and subscribes again on a later read; the lease renewal below goes on.
             log.warning("reading RQ worker commands: Redis unavailable (%s); retrying next tick", exc)

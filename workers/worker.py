@@ -41,6 +41,15 @@ class _StopWaiting(BaseException):
     """Breaks an idle wait when a stop signal arrives."""
 
 
+def _signal_main_thread(signum: int) -> None:
+    """A real signal aimed at the main thread, so a job blocked in a system call (sleep, socket read) is
+    interrupted too; _thread.interrupt_main only runs the handler once the job returns to Python."""
+    ident = threading.main_thread().ident
+    if ident is None:  # only a thread not started yet has none
+        raise RuntimeError("the main thread has no id")
+    signal.pthread_kill(ident, signum)
+
+
 class LeasedWorker(BaseWorker):
     def __init__(self, queues: Sequence[str], connection: redis.Redis, config: Config, name: str | None = None):
         name = name or f"{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
@@ -107,7 +116,7 @@ class LeasedWorker(BaseWorker):
     def _terminate(self, job_id: str, reason: str = "terminated by an operator", by_user: bool = True) -> None:
         # Called from the heartbeat thread; a real signal so a job blocked in a system call stops too.
         self._terminate_id, self._terminate_reason, self._terminate_by_user = job_id, reason, by_user
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR2)  # type: ignore[arg-type]
+        _signal_main_thread(signal.SIGUSR2)
 
     def _lease_lost(self, job_id: str) -> None:
         self._terminate(job_id, "stopped: its lease was lost (expired or revoked), so its outcome would be rejected",
@@ -140,14 +149,12 @@ class LeasedWorker(BaseWorker):
         install_timeout_handler()
 
     def _grace_over(self) -> None:
-        # Called from the heartbeat thread: deliver the hand-back in the main thread. A real signal
-        # aimed at the main thread, so a job blocked in a system call (sleep, socket read) is
-        # interrupted too; _thread.interrupt_main only runs the handler once the job returns to Python.
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+        # Called from the heartbeat thread: deliver the hand-back in the main thread.
+        _signal_main_thread(signal.SIGUSR1)
 
     # -- loop ----------------------------------------------------------------------------------------
 
-    def work(self, burst: bool = False, **_: Any) -> bool:  # type: ignore[override]
+    def work(self, burst: bool = False, *_args: Any, **_kwargs: Any) -> bool:  # RQ's other options do not apply
         """Run until stopped (or, with burst, until the queues are empty). Returns True if it did work."""
         self._install_signal_handlers()
         # Probed before the worker registers: RQ's tools (send_shutdown_command) find it once registered, and its
@@ -209,11 +216,12 @@ class LeasedWorker(BaseWorker):
                 continue
             if self._rq_wake is not None:
                 self._rq_wake.disarm()  # busy: no messages (no command unless it was armed)
+            running = lease
             try:
-                lease = self._run_and_finish(lease)
+                lease = self._run_and_finish(running)
             except Exception:  # a bug or a bad reply must not take the worker down
                 # Whatever this job's lease was, it expires and the reaper hands the job on.
-                log.exception("worker %s: unexpected error around job %s; going on", self.name, lease.job_id)
+                log.exception("worker %s: unexpected error around job %s; going on", self.name, running.job_id)
                 self._lease = None
                 self._pause(1.0)
                 lease = None if self.stopping else self._claim()
@@ -229,8 +237,8 @@ class LeasedWorker(BaseWorker):
         if self.stopping:
             return None
         lease = self._claim()
-        if self._woken_by_rq:
-            self._rq_wake.claimed(lease is not None)  # type: ignore[union-attr]
+        if self._woken_by_rq and self._rq_wake is not None:
+            self._rq_wake.claimed(lease is not None)
         return lease
 
     def _claim(self) -> Lease | None:
@@ -346,12 +354,18 @@ class LeasedWorker(BaseWorker):
         return self._handlers
 
     def _enter_job(self) -> None:
-        self._rq_slot.enter(self._rq_job)  # type: ignore[union-attr]
+        self._slot().enter(self._rq_job)
         self._in_job = True
 
     def _leave_job(self) -> None:
         self._in_job = False
-        self._rq_slot.leave()  # type: ignore[union-attr]
+        self._slot().leave()
+
+    def _slot(self) -> CurrentJobSlot:
+        """The slot rq.get_current_job() reads: work() opens it, and jobs run only inside work()."""
+        if self._rq_slot is None:
+            raise RuntimeError("a job runs only inside work()")
+        return self._rq_slot
 
     def _time_callback(self, seconds: int) -> None:
         """An RQ callback may take `seconds`: the heartbeat's hung-job check (started + job timeout + hung_grace)

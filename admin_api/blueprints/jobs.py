@@ -94,12 +94,48 @@ def _spec(who: Principal, body: dict[str, Any]) -> tuple[JobSpec, dict[str, str]
     """The job to create and its extra hash fields. `function` is an import path (`app.tasks.f`) or a
     registry function (`ns/name`): then its defaults fill the options not given (a disabled one is a 409).
     Or `handler`, an https URL: an HTTP handler job."""
-    from_registry = "/" in (body.get("function") or "")
-    if from_registry:  # the function's queue and namespace apply; the key's limits are checked on the result
-        queue, namespace = body.get("queue"), body.get("namespace")
+    if "/" in (body.get("function") or ""):
+        spec, extra = _registry_spec(who, body)
     else:
-        queue = who.narrow("queue", body.get("queue")) or "default"
-        namespace = who.narrow("namespace", body.get("namespace")) or DEFAULT_NAMESPACE
+        spec, extra = _direct_spec(who, body), {}
+    # Workers run this job's Python function only from the allowed modules (jobsvc.allowlist).
+    extra[ORIGIN_FIELD] = ORIGIN_API
+    if body.get("trigger") == "pull":  # a job for pull workers (POST /jobs/claim): it is ready now
+        if spec.trigger != "immediate":
+            raise ValidationError(f"trigger 'pull' runs now: give no delay or run_at (given: {spec.trigger!r})")
+        extra["js_trigger"] = "pull"
+    elif body.get("trigger") and body["trigger"] != spec.trigger:
+        raise ValidationError(f"trigger {body['trigger']!r} does not match the timing given (that is {spec.trigger!r})")
+    return spec, extra
+
+
+def _registry_spec(who: Principal, body: dict[str, Any]) -> tuple[JobSpec, dict[str, str]]:
+    """A registry function's job: its queue and namespace apply; the key's limits are checked on the result."""
+    options = _options(body)
+    try:
+        fjob = Registry(client()).job(body["function"], *body["args"], kwargs=dict(body["kwargs"]),
+                                      queue=body.get("queue"), namespace=body.get("namespace"), **options)
+    except NotFound:
+        raise ValidationError(f"function {body['function']} is not registered") from None
+    if not who.sees(fjob.spec.queue, fjob.spec.namespace):
+        raise forbidden(f"function {body['function']} makes jobs outside this key's namespaces or queues")
+    return fjob.spec, dict(fjob.fields)
+
+
+def _direct_spec(who: Principal, body: dict[str, Any]) -> JobSpec:
+    """A job of an import path or a handler URL, in the queue and namespace given (or the key's only ones)."""
+    queue = who.narrow("queue", body.get("queue")) or "default"
+    namespace = who.narrow("namespace", body.get("namespace")) or DEFAULT_NAMESPACE
+    options = _options(body)
+    if body.get("handler") is not None:
+        return JobSpec(func=None, handler=body["handler"], queue=queue, namespace=namespace, **options)
+    require_code_choice(who, body["function"], "a job")
+    return JobSpec(func=body["function"], args=tuple(body["args"]), kwargs=dict(body["kwargs"]), queue=queue,
+                   namespace=namespace, **options)
+
+
+def _options(body: dict[str, Any]) -> dict[str, Any]:
+    """The job options a create body gives, as JobSpec takes them."""
     options: dict[str, Any] = {k: body[k] for k in ("priority", "max_attempts", "timeout", "idempotency_key",
                                                     "result_ttl", "failure_ttl", "description", "meta", "payload",
                                                     "callback_url", "callback_timeout")
@@ -113,31 +149,7 @@ def _spec(who: Principal, body: dict[str, Any]) -> tuple[JobSpec, dict[str, str]
         options["delay"] = body["delay"]
     if body.get("run_at") is not None:
         options["at"] = body["run_at"]
-    extra: dict[str, str] = {}
-    if from_registry:
-        try:
-            fjob = Registry(client()).job(body["function"], *body["args"], kwargs=dict(body["kwargs"]), queue=queue,
-                                          namespace=namespace, **options)
-        except NotFound:
-            raise ValidationError(f"function {body['function']} is not registered") from None
-        spec, extra = fjob.spec, dict(fjob.fields)
-        if not who.sees(spec.queue, spec.namespace):
-            raise forbidden(f"function {body['function']} makes jobs outside this key's namespaces or queues")
-    elif body.get("handler") is not None:
-        spec = JobSpec(func=None, handler=body["handler"], queue=queue, namespace=namespace, **options)
-    else:
-        require_code_choice(who, body["function"], "a job")
-        spec = JobSpec(func=body["function"], args=tuple(body["args"]), kwargs=dict(body["kwargs"]), queue=queue,
-                       namespace=namespace, **options)
-    # Workers run this job's Python function only from the allowed modules (jobsvc.allowlist).
-    extra[ORIGIN_FIELD] = ORIGIN_API
-    if body.get("trigger") == "pull":  # a job for pull workers (POST /jobs/claim): it is ready now
-        if spec.trigger != "immediate":
-            raise ValidationError(f"trigger 'pull' runs now: give no delay or run_at (given: {spec.trigger!r})")
-        extra["js_trigger"] = "pull"
-    elif body.get("trigger") and body["trigger"] != spec.trigger:
-        raise ValidationError(f"trigger {body['trigger']!r} does not match the timing given (that is {spec.trigger!r})")
-    return spec, extra
+    return options
 
 
 def _enqueue(specs: list[JobSpec], extras: list[dict[str, str]]) -> list[Enqueued]:
@@ -150,11 +162,11 @@ def _idempotency_precheck(who: Principal, specs: list[JobSpec]) -> None:
     """A limited key reusing an idempotency key of a job it may not see gets a 409 before anything is enqueued.
     Keys are scoped to a namespace, but a key limited to queues shares its namespace with jobs it may not see;
     the check after enqueueing stays as the backstop of a race."""
-    keyed = [sp for sp in specs if sp.idempotency_key]
+    keyed = [(sp.namespace, sp.idempotency_key) for sp in specs if sp.idempotency_key]
     if not who.limited or not keyed:
         return
     keys = Keys(config().key_prefix)
-    existing = [i for i in conn().mget([keys.idempotency(sp.namespace, sp.idempotency_key) for sp in keyed]) if i]
+    existing = [i for i in conn().mget([keys.idempotency(ns, key) for ns, key in keyed]) if i]
     if not existing:
         return
     pipe = conn().pipeline(transaction=False)

@@ -102,7 +102,7 @@ def _redis_detail(c: redis.Redis) -> dict[str, Any]:
             "eviction_warning": None if check.safe else check.advice()}
 
 
-def document() -> dict:
+def document() -> dict[str, Any]:
     doc = current_app.extensions.get("jobsvc_openapi")
     if doc is None:
         doc = current_app.extensions["jobsvc_openapi"] = openapi.build(current_app)

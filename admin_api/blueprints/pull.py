@@ -114,7 +114,7 @@ def ack(job_id: str, who: Principal, body: dict[str, Any]) -> Response:
                        "and changes nothing, while the others apply.")
 def ack_batch(who: Principal, body: dict[str, Any]) -> Response:
     acks: list[pull.Ack] = []
-    results: list[Exception | None] = []
+    results: list[NotFound | None] = []  # the refusal of each ack that is not sent, else None
     for item in body["acks"]:
         try:
             _check_job(who, item["id"])
@@ -125,7 +125,7 @@ def ack_batch(who: Principal, body: dict[str, Any]) -> Response:
                              item["retryable"]))
         results.append(None)
     done = iter(pull.ack_many(conn(), config(), acks))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for item, refused in zip(body["acks"], results, strict=True):
         res = refused if refused is not None else next(done)
         if isinstance(res, pull.AckResult):

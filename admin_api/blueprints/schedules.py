@@ -51,7 +51,7 @@ def _where(spec: ScheduleSpec, who: Principal) -> tuple[str | None, str]:
     """The queue and namespace of a schedule's jobs (the queue looked up only for a key limited to queues)."""
     namespace = Schedules._namespace(spec)  # the core's one definition of it
     queue = spec.queue
-    if queue is None and who.queues is not None and spec.from_registry:
+    if queue is None and who.queues is not None and spec.function is not None and spec.from_registry:
         try:
             queue = Registry(client()).resolve(spec.function).queue
         except NotFound:

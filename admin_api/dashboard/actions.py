@@ -7,7 +7,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Response, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response  # what redirect() makes (flask's Response derives from it)
 
 from jobsvc import audit
 from jobsvc import bulk as core

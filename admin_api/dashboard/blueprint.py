@@ -12,6 +12,7 @@ import redis
 from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse  # what redirect() makes
 
 from jobsvc import defaults
 from jobsvc.errors import JobsvcError
@@ -48,7 +49,7 @@ def safe_next(target: str | None, default: str) -> str:
 
 
 @bp.before_request
-def gate() -> Response | None:
+def gate() -> BaseResponse | None:
     if request.method == "POST":
         sess.check_csrf()  # every POST, the sign-in form's included, before anything else runs
     if request.endpoint in PUBLIC:

@@ -63,8 +63,8 @@ def overview(who: Principal) -> dict[str, Any]:
     # A queue's oldest job may belong to another namespace: a key limited to namespaces does not see it.
     ages = timeseries.oldest_queued_ages_ms(conn(), _keys(), names) if who.namespaces is None and names else {}
     empty = dict.fromkeys(STATES, 0)
-    rows = [{"name": q, "paused": q in paused, "counts": counts.get(q, empty), "oldest_ms": ages.get(q)}
-            for q in names]
+    rows: list[dict[str, Any]] = [{"name": q, "paused": q in paused, "counts": counts.get(q, empty),
+                                   "oldest_ms": ages.get(q)} for q in names]
     totals = {s: sum(r["counts"].get(s, 0) for r in rows) for s in STATES}
     series = _series(who)
     waiting = [r["oldest_ms"] for r in rows if r["oldest_ms"] is not None]

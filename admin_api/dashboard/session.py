@@ -16,7 +16,7 @@ import time
 from datetime import timedelta
 
 from flask import Flask, current_app, g, request, session
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.wrappers import Request
 
 from jobsvc import apikeys, defaults
@@ -40,7 +40,7 @@ class DashboardSessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(super().get_cookie_secure(app)) or is_https()
 
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         # Only the dashboard has sessions (its cookie is scoped to /dashboard): API calls skip building the
         # cookie signer, a third of a millisecond on every pull claim and ack.
         if not request.path.startswith("/dashboard"):

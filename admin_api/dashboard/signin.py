@@ -2,7 +2,8 @@
 or echoed back (a failed sign-in re-renders an empty form)."""
 from __future__ import annotations
 
-from flask import Response, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
+from werkzeug.wrappers import Response  # what redirect() makes (flask's Response derives from it)
 
 from ..auth import dev_without_key
 from . import session as sess
