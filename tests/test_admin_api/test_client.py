@@ -77,7 +77,7 @@ def test_functions_and_jobs_by_reference(admin):
     admin.patch_function("billing", "charge", enabled=False)
     with pytest.raises(AdminApiError) as err:
         admin.create_job("billing/charge")
-    assert (err.value.status, err.value.details) == (409, {"state": "disabled"})
+    assert (err.value.status, err.value.code) == (409, "disabled")
     assert admin.namespaces()["namespaces"] == [{"namespace": "billing", "functions": 1, "disabled": 1}]
     dry = admin.sync_functions("billing", [], delete_missing=True, dry_run=True)
     assert dry["deleted"] == ["charge"] and admin.get_function("billing", "charge")["enabled"] is False
