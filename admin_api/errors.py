@@ -108,8 +108,11 @@ def own_methods(fallback: Any = ()) -> list[str]:
     ("claim" fits <job_id>). The path's own route is the one routing picks when any method is allowed (every
     route answers OPTIONS, and static segments win over converters); its methods are those of every rule on
     that same pattern (/jobs/<job_id> has three views: GET, PATCH, DELETE)."""
+    adapter = current_app.create_url_adapter(request)
+    # Flask makes an adapter for every request; None is only for no request without SERVER_NAME.
+    assert adapter is not None
     try:
-        rule, _ = current_app.create_url_adapter(request).match(method="OPTIONS", return_rule=True)
+        rule, _ = adapter.match(method="OPTIONS", return_rule=True)
     except HTTPException:
         return sorted(fallback or ())
     methods: set[str] = set()

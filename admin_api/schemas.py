@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NoReturn, cast, overload
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -41,8 +41,16 @@ MAX_CURSOR = 2048
 class FullMatch(validate.Regexp):
     """Regexp that must match the whole value (Python's `$` also matches before a final newline)."""
 
-    def __call__(self, value: str) -> str:
-        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
+    @overload
+    def __call__(self, value: str) -> str: ...
+
+    @overload
+    def __call__(self, value: bytes) -> NoReturn: ...  # only text can match: bytes are refused
+
+    def __call__(self, value: str | bytes) -> str:
+        # Built from str patterns only (the FullMatch(...) calls below); Regexp types it str or bytes.
+        regex = cast("re.Pattern[str]", self.regex)
+        if not isinstance(value, str) or regex.fullmatch(value) is None:
             raise ValidationError(self._format_error(value))
         return value
 
@@ -114,7 +122,7 @@ class Timestamp(fields.DateTime):
         return iso_ms(value)
 
 
-def iso_ms(ms: int | float | None) -> str | None:
+def iso_ms(ms: float | None) -> str | None:
     if ms is None:
         return None
     try:
@@ -125,7 +133,7 @@ def iso_ms(ms: int | float | None) -> str | None:
 
 
 def epoch_ms(dt: datetime) -> int:
-    return int(round(dt.timestamp() * 1000))
+    return round(dt.timestamp() * 1000)
 
 
 Time = lambda **kw: fields.AwareDateTime(default_timezone=timezone.utc, **kw)  # noqa: E731
@@ -289,8 +297,9 @@ class JobSchema(Base):
     handler = fields.String(allow_none=True, required=True, metadata={"description": "URL of an HTTP handler job"})
     payload = fields.Raw(allow_none=True, required=True, metadata={"description": "the job's JSON payload, if any"})
     callback_url = fields.String(allow_none=True, required=True)
-    notification = fields.String(allow_none=True, required=True, metadata={"description": "outcome notification to callback_url: "
-                                                                            "delivered or given up, and why"})
+    notification = fields.String(allow_none=True, required=True,
+                                 metadata={"description": "outcome notification to callback_url: "
+                                                          "delivered or given up, and why"})
     result = fields.Raw(allow_none=True, metadata={"description": "only with include_result=true"})
 
 
@@ -849,10 +858,10 @@ class AckErrorSchema(Base):
     traceback = fields.String(validate=validate.Length(max=ERROR_TEXT_MAX))
 
 
-class AckError(fields.Field):
+class AckError(fields.Field[str | dict[str, Any]]):
     """An ack's error: a message, or {type?, message, traceback?}."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | dict[str, Any]:
         if isinstance(value, str):
             if len(value) > ERROR_TEXT_MAX:
                 raise ValidationError(f"longer than {ERROR_TEXT_MAX} characters")

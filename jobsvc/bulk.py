@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -154,13 +154,15 @@ def _walk_registries(operation: str, script: str, conn: redis.Redis, config: Con
     out = BulkResult(operation, dry_run, 0, 0, [])
     done = 0
     filter_args = flt.lua_args()
-    for (queue, state, reg), last in zip(targets, sizes[1::2]):
+    # Two replies per target (ZCARD, ZRANGE): every other one is a target's last entry.
+    for (queue, state, reg), last in zip(targets, sizes[1::2], strict=True):
         if not last:
             continue
         high = last[0][1]
         start = 0
         while True:
-            rows = conn.zrange(reg, start, start + chunk - 1, withscores=True)
+            # withscores: (member, score) pairs; redis-py's one return type covers the command without it too.
+            rows = cast("list[tuple[bytes, float]]", conn.zrange(reg, start, start + chunk - 1, withscores=True))
             ids = [m for m, score in rows if score <= high]
             if not ids:
                 break
@@ -202,13 +204,13 @@ def ttl_sweep(conn: redis.Redis, config: Config, dry_run: bool = False, progress
     out = BulkResult("ttl_sweep", dry_run, 0, 0, [], details={"deleted": 0, "dropped": 0})
     if dry_run:
         out.matched = total
-        for (_, _, reg), n in zip(targets, counts):
+        for (_, _, reg), n in zip(targets, counts, strict=True):  # one ZCOUNT reply per target
             if n and len(out.sample) < SAMPLE_SIZE:
                 out.sample += [_text(v) for v in conn.zrangebyscore(reg, "-inf", now_s, start=0,
                                                                      num=SAMPLE_SIZE - len(out.sample))]
         return out
     prefix = keys.prefix
-    for index, ((queue, state, _), n) in enumerate(zip(targets, counts)):
+    for index, ((queue, state, _), n) in enumerate(zip(targets, counts, strict=True)):
         if not n:
             continue
         while True:
@@ -257,7 +259,7 @@ CATEGORIES: dict[str, str] = {
 @dataclass
 class IntegrityReport:
     fixed: bool
-    counts: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CATEGORIES})
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
     samples: dict[str, list[str]] = field(default_factory=lambda: {c: [] for c in CATEGORIES})
     scanned: int = 0  # job hashes looked at
     busy_groups: list[str] = field(default_factory=list)  # gauges that moved while counted: not judged, run again
@@ -363,10 +365,10 @@ class IntegrityWalk:
         args: list[Any] = [self.keys.prefix, int(self.fix), self.config.result_ttl, self.config.failure_ttl,
                            defaults.WAKE_TOKENS_MAX]
         info: dict[str, tuple[str | None, str, str]] = {}
-        for job_id, (st, origin, prio, group) in zip(part, pipe.execute()):
-            if not st or not origin:
+        for job_id, (raw_st, raw_origin, prio, group) in zip(part, pipe.execute(), strict=True):  # one HMGET each
+            if not raw_st or not raw_origin:
                 continue
-            st, origin = _text(st), _text(origin)
+            st, origin = _text(raw_st), _text(raw_origin)
             self.queues.add(origin)
             info[job_id] = (_text(group) if group else None, st, origin)
             checked = st != "queued" or not self.check_lanes or self._in_lane(
@@ -494,7 +496,9 @@ def _walk_by_score(conn: redis.Redis, key: str, chunk: int) -> Iterator[list[str
     """A sorted set's members in pages, by a (score, member) cursor: ids removed or added meanwhile never shift
     a page, so no member present throughout is missed or repeated, and each page costs O(log N + chunk)
     however many members share a score (zpage_after.lua)."""
-    page = [(s, _text(m)) for m, s in conn.zrange(key, 0, chunk - 1, withscores=True)]
+    # withscores: (member, score) pairs; redis-py's one return type covers the command without it too.
+    first = cast("list[tuple[bytes, float]]", conn.zrange(key, 0, chunk - 1, withscores=True))
+    page = [(s, _text(m)) for m, s in first]
     while page:
         yield [m for _, m in page]
         if len(page) < chunk:
@@ -507,7 +511,7 @@ def _gauges(conn: redis.Redis, keys: Keys, groups: Sequence[str]) -> dict[str, d
     for g in groups:
         pipe.hgetall(keys.count(g))
     out = {}
-    for g, raw in zip(groups, pipe.execute()):
+    for g, raw in zip(groups, pipe.execute(), strict=True):  # one HGETALL reply per group
         out[g] = {_text(k): int(v) for k, v in raw.items() if int(v)}
     return out
 

@@ -6,14 +6,14 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from . import defaults, scripts
 from .backoff import Backoff
 from .config import Config
-from .connection import connect
+from .connection import connect, text
 from .errors import JobsvcError, NotFound, ValidationError
 from .job import JobInfo, JobSpec, decode_result, decode_runs, handler_name, payload_json
 from .keys import Keys, idempotency_scope
@@ -120,8 +120,10 @@ class Client:
             now = utcnow_str()
             jobs = [self._job_fields(spec, now) for spec in chunk]
             if extra_fields is not None:
-                for (_, fields), extra in zip(jobs, extra_fields[start:start + defaults.ENQUEUE_BATCH]):
-                    fields.update(extra)
+                # One extra dict per spec (the contract above): this chunk's slice matches it job for job.
+                extra = extra_fields[start:start + defaults.ENQUEUE_BATCH]
+                for (_, fields), more in zip(jobs, extra, strict=True):
+                    fields.update(more)
             # Fields every job of the chunk shares (times, TTLs, queue, function...) are sent once.
             common = dict(jobs[0][1])
             for _, fields in jobs[1:]:
@@ -142,11 +144,8 @@ class Client:
     @staticmethod
     def parse_enqueued(replies: Iterable[Any]) -> list[Enqueued]:
         """Enqueued ids from the replies of `enqueue_calls`."""
-        out: list[Enqueued] = []
-        for reply in replies:
-            for i in range(0, len(reply), 2):
-                out.append(Enqueued(reply[i].decode(), bool(reply[i + 1])))
-        return out
+        # Each reply is flat (id, created) pairs, one per job of its chunk.
+        return [Enqueued(reply[i].decode(), bool(reply[i + 1])) for reply in replies for i in range(0, len(reply), 2)]
 
     def _job_fields(self, spec: JobSpec, now: str) -> tuple[list[Any], dict[str, Any]]:
         """The script's per-job header (id, queue, priority, delay, at, idempotency key, id given) and fields."""
@@ -198,7 +197,8 @@ class Client:
     # -- read --------------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> JobInfo:
-        raw = self.redis.hgetall(self.keys.job(job_id))
+        # Bytes replies (connect() never sets decode_responses: RQ reads bytes); redis-py types them bytes | str.
+        raw = cast("dict[bytes, bytes]", self.redis.hgetall(self.keys.job(job_id)))
         if not raw:
             raise NotFound(f"no job {job_id}")
         return JobInfo.from_hash(job_id, raw, self.config.max_attempts)
@@ -211,7 +211,9 @@ class Client:
         key = self.keys.results(job_id)
         deadline = time.monotonic() + wait
         while True:
-            entries = self.redis.xrevrange(key, "+", "-", count=1)
+            # XREVRANGE entries always have an id and fields (bytes); redis-py's type allows None for XCLAIM's
+            # deleted ones.
+            entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", self.redis.xrevrange(key, "+", "-", count=1))
             if entries and entries[0][1].get(b"type") == b"1":
                 return decode_result(entries[0][1])
             remaining = deadline - time.monotonic()
@@ -241,14 +243,14 @@ class Client:
         state now, `<state>_now`, as every other surface counts them (jobsvc/stats.py: read_counts; jobs enqueued
         with RQ's own API included). O(groups), never a scan of jobs."""
         raw = self.redis.hgetall(self.keys.stats(queue))
-        out = {k.decode(): int(v) for k, v in raw.items() if k.decode() not in EVENTS}
-        names = (m.decode() for m in self.redis.smembers(self.keys.groups))
+        out = {text(k): int(v) for k, v in raw.items() if text(k) not in EVENTS}
+        names = (text(m) for m in self.redis.smembers(self.keys.groups))
         groups = [g for g in names if Group.parse(g).queue == queue]
         pipe = self.redis.pipeline(transaction=False)
         for group in groups:
             pipe.hmget(self.keys.tally(group), *EVENTS)
         for values in pipe.execute() if groups else []:
-            for event, v in zip(EVENTS, values):
+            for event, v in zip(EVENTS, values, strict=True):  # HMGET answers one value per field asked
                 if v is not None:
                     out[event] = out.get(event, 0) + int(v)
         for state, n in read_counts(self.redis, self.keys, queue).queues[queue].items():
@@ -311,7 +313,7 @@ class Client:
         self.redis.rpush(self.keys.wake(queue), "1")
 
     def queues(self) -> list[str]:
-        return sorted(q.decode() for q in self.redis.smembers(self.keys.queues))
+        return sorted(text(q) for q in self.redis.smembers(self.keys.queues))
 
 
 def noop() -> None:
@@ -325,8 +327,8 @@ def group_key(queue: str, namespace: str, func: str) -> str:
 
 def _describe(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
     parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
-    text = f"{name}({', '.join(parts)})"
-    return text if len(text) <= 200 else text[:197] + "..."
+    call = f"{name}({', '.join(parts)})"
+    return call if len(call) <= 200 else call[:197] + "..."
 
 
-__all__ = ["Client", "Enqueued", "JobsvcError", "Backoff"]
+__all__ = ["Backoff", "Client", "Enqueued", "JobsvcError"]

@@ -22,17 +22,22 @@ Redis (under the key prefix): `function:<ns>/<name>` hash (spec JSON, version, c
 """
 from __future__ import annotations
 
+# Registry.list shadows the builtin in the class body: annotations there name builtins.list.
+import builtins
+import contextlib
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from . import defaults, scripts
 from .backoff import Backoff
 from .client import Client, Enqueued
+from .connection import text
 from .errors import Conflict, Disabled, NotFound, ValidationError
 from .job import DEFAULT_NAMESPACE, NAMESPACE_NAME, QUEUE_NAME, JobSpec
 from .keys import Keys
@@ -346,7 +351,8 @@ class Registry:
 
     def get(self, namespace: str, name: str) -> Function:
         check_name(namespace, name)
-        raw = self.redis.hgetall(self.key(namespace, name))
+        # Bytes replies (connect() never sets decode_responses: RQ reads bytes); redis-py types them bytes | str.
+        raw = cast("dict[bytes, bytes]", self.redis.hgetall(self.key(namespace, name)))
         if not raw:
             raise NotFound(f"no function {namespace}/{name}")
         return Function._from_hash(namespace, name, raw)
@@ -369,12 +375,12 @@ class Registry:
             spaces = [namespace]
         else:
             low = f"[{after_ns}" if after_ns else "-"
-            spaces = [s.decode() for s in self.redis.zrangebylex(self.namespaces_key, low, "+")]
+            spaces = [text(s) for s in self.redis.zrangebylex(self.namespaces_key, low, "+")]
         out: list[tuple[str, str]] = []
         for ns in spaces:
             low = f"({after_name}" if after_name and ns == after_ns else "-"
             names = self.redis.zrangebylex(self.index(ns), low, "+", start=0, num=limit + 1 - len(out))
-            out += [(ns, n.decode()) for n in names]
+            out += [(ns, text(n)) for n in names]
             if len(out) > limit:
                 break
         more = len(out) > limit
@@ -382,31 +388,33 @@ class Registry:
         pipe = self.redis.pipeline(transaction=False)
         for ns, name in out:
             pipe.hgetall(self.key(ns, name))
-        items = [Function._from_hash(ns, name, raw) for (ns, name), raw in zip(out, pipe.execute()) if raw]
+        replies = pipe.execute()  # one HGETALL per function listed
+        items = [Function._from_hash(ns, name, raw) for (ns, name), raw in zip(out, replies, strict=True) if raw]
         return items, (f"{out[-1][0]}/{out[-1][1]}" if more and out else None)
 
-    def all(self, namespace: str | None = None) -> list[Function]:
+    def all(self, namespace: str | None = None) -> builtins.list[Function]:
         cursor: str | None = None
-        out: list[Function] = []
+        out: builtins.list[Function] = []
         while True:
             items, cursor = self.list(namespace, cursor, 500)
             out += items
             if not cursor:
                 return out
 
-    def namespaces(self) -> list[dict[str, Any]]:
+    def namespaces(self) -> builtins.list[dict[str, Any]]:
         """Namespaces that have functions, with how many and how many are disabled."""
-        spaces = [s.decode() for s in self.redis.zrange(self.namespaces_key, 0, -1)]
+        # Without withscores: members only; redis-py's one return type covers (member, score) pairs too.
+        spaces = [text(s) for s in cast("builtins.list[bytes]", self.redis.zrange(self.namespaces_key, 0, -1))]
         pipe = self.redis.pipeline(transaction=False)
         for ns in spaces:
             pipe.zcard(self.index(ns))
         counts = pipe.execute()
         disabled: dict[str, int] = {}
         for ref in self.redis.smembers(self.disabled_key):
-            ns = ref.decode().partition("/")[0]
+            ns = text(ref).partition("/")[0]
             disabled[ns] = disabled.get(ns, 0) + 1
         return [{"namespace": ns, "functions": int(n), "disabled": disabled.get(ns, 0)}
-                for ns, n in zip(spaces, counts)]
+                for ns, n in zip(spaces, counts, strict=True)]  # one ZCARD reply per namespace
 
     # -- sync ------------------------------------------------------------------------------------------
 
@@ -440,15 +448,13 @@ class Registry:
         for name in report.created + report.updated:
             self._save(wanted[name], "upsert")
         for name in report.deleted:
-            try:
+            with contextlib.suppress(NotFound):  # deleted meanwhile: already as wanted
                 self.delete(namespace, name)
-            except NotFound:
-                pass
         return report
 
-    def sync_declared(self, delete_missing: bool = False, dry_run: bool = False) -> list[SyncReport]:
+    def sync_declared(self, delete_missing: bool = False, dry_run: bool = False) -> builtins.list[SyncReport]:
         """Store the functions declared with `@function` in this process, one sync per namespace."""
-        by_ns: dict[str, list[Function]] = {}
+        by_ns: dict[str, builtins.list[Function]] = {}
         for fn in DECLARED.values():
             by_ns.setdefault(fn.namespace, []).append(fn)
         return [self.sync(ns, fns, delete_missing, dry_run) for ns, fns in sorted(by_ns.items())]
@@ -470,6 +476,7 @@ class Registry:
                 raise ValidationError(f"function {fn.ref} is an HTTP handler: give a payload, not args or kwargs")
             spec = Client.handler_job(fn.handler, merged.pop("payload", None), **merged)
         else:
+            assert fn.path is not None  # a function has an import path or a handler URL (Function.__post_init__)
             spec = Client.job(fn.path, *args, kwargs=kwargs, **merged)
         return FunctionJob(spec, {"js_fn": fn.ref})
 
@@ -478,7 +485,7 @@ class Registry:
         """Enqueue a job of a registry function (`"ns/name"`), with the function's defaults."""
         return self.enqueue_many([self.job(ref, *args, kwargs=kwargs, **options)])[0]
 
-    def enqueue_many(self, jobs: Sequence[FunctionJob]) -> list[Enqueued]:
+    def enqueue_many(self, jobs: Sequence[FunctionJob]) -> builtins.list[Enqueued]:
         calls = self.client.enqueue_calls([j.spec for j in jobs], [j.fields for j in jobs])
         return self.client.parse_enqueued(scripts.call_many(self.redis, calls) if calls else [])
 
@@ -489,7 +496,7 @@ def load_file(path: str) -> Any:
 
     p = Path(path)
     try:
-        text = p.read_text()
+        content = p.read_text()
     except OSError as exc:
         raise ValidationError(f"cannot read {path}: {exc.strerror or exc}") from None
     suffix = p.suffix.lower()
@@ -499,14 +506,14 @@ def load_file(path: str) -> Any:
                 import yaml
             except ImportError:
                 raise ValidationError("YAML files need PyYAML (pip install pyyaml); or use JSON or TOML") from None
-            return yaml.safe_load(text)
+            return yaml.safe_load(content)
         if suffix == ".toml":
-            try:
+            if sys.version_info >= (3, 11):
                 import tomllib
-            except ImportError:  # Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef]
-            return tomllib.loads(text)
-        return json.loads(text)
+            else:  # tomllib is new in 3.11; tomli is the same parser (a dependency on 3.10 only)
+                import tomli as tomllib
+            return tomllib.loads(content)
+        return json.loads(content)
     except ValidationError:
         raise
     except Exception as exc:  # noqa: BLE001 - every parser has its own error type

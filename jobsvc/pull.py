@@ -21,6 +21,7 @@ import redis
 
 from . import defaults, replies, scripts
 from .config import Config
+from .connection import text
 from .errors import LeaseLost, NotFound, ValidationError
 from .job import QUEUE_NAME
 from .keys import Keys
@@ -68,7 +69,9 @@ def claim(conn: redis.Redis, config: Config, queue: str, count: int = 1,
     replies = scripts.call_many(conn, calls)
     # Every reply is read, not only those before the first empty one: a job made ready while the round trip
     # ran can land in a later call, and a lease nobody hears of would come back only through the reaper.
-    return [lease for lease in (Leases.parse_claim(c, r) for c, r in zip(calls, replies)) if lease is not None]
+    # call_many answers one reply per call.
+    leased = (Leases.parse_claim(c, r) for c, r in zip(calls, replies, strict=True))
+    return [lease for lease in leased if lease is not None]
 
 
 def _pull_claim(call: scripts.Call) -> scripts.Call:
@@ -146,8 +149,9 @@ def ack_many(conn: redis.Redis, config: Config, acks: list[Ack],
     leases = Leases(conn, config)
     calls: list[scripts.Call] = []
     now = time.time()
-    for one, values in zip(acks, pipe.execute()):
-        fields = {k: v.decode(errors="replace") for k, v in zip(_ACK_FIELDS, values) if v is not None}
+    # One HMGET per ack, each answering one value per field asked.
+    for one, values in zip(acks, pipe.execute(), strict=True):
+        fields = {k: v.decode(errors="replace") for k, v in zip(_ACK_FIELDS, values, strict=True) if v is not None}
         lease = Lease(one.job_id, fields.get("origin", ""), one.token, 0, fields)
         started = int(fields["js_started_ms"]) / 1000 if fields.get("js_started_ms") else now
         by = worker or fields.get("worker_name") or "pull"
@@ -157,9 +161,10 @@ def ack_many(conn: redis.Redis, config: Config, acks: list[Ack],
             exc_type, message, traceback = error_parts(one.error)  # type: ignore[arg-type]
             calls.append(leases.fail_call(lease, exc_type, message, traceback, one.retryable, by, started, now))
     out: list[AckResult | LeaseLost | NotFound] = []
-    for one, reply in zip(acks, scripts.call_many(conn, calls) if calls else []):
+    # One call per ack (both branches above add one), one reply per call.
+    for one, raw in zip(acks, scripts.call_many(conn, calls) if calls else [], strict=True):
         try:
-            reply = scripts.check(reply, one.job_id)
+            reply = scripts.check(raw, one.job_id)
         except (LeaseLost, NotFound) as exc:
             out.append(exc)
             continue
@@ -207,7 +212,8 @@ def _lost(conn: redis.Redis, job_id: str) -> Exception:
     values = conn.hmget(Keys.job(job_id), "js_state", "status", "origin")
     if all(v is None for v in values):
         return replies.error(Reply.NOT_FOUND, f"job {job_id}")
-    fields = {k: v.decode() for k, v in zip(("js_state", "status"), values, strict=False) if v is not None}
+    # strict=False: origin, the third value, only tells a job that is there from one that is gone (above).
+    fields = {k: text(v) for k, v in zip(("js_state", "status"), values, strict=False) if v is not None}
     return replies.error(Reply.LEASE_LOST, f"job {job_id}", state_of(fields).value)
 
 

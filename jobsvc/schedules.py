@@ -30,9 +30,10 @@ schedule's `:stats` / `:runs` / `:run` key, and no id can reach the fixed `sched
 """
 from __future__ import annotations
 
+# Schedules.list shadows the builtin in the class body: annotations there name builtins.list.
+import builtins
 import contextlib
 import functools
-
 import json
 import logging
 import math
@@ -41,19 +42,21 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from . import cron, defaults, scripts
 from .allowlist import ORIGIN_API, ORIGIN_FIELD
 from .client import Client
+from .connection import text
+from .cron import Window  # ScheduleSpec's field `cron` shadows the module in its body (window()'s type)
 from .errors import Conflict, Disabled, FunctionMissing, NotFound, ValidationError
 from .functions import Registry, check_job_defaults, parse_ref
-from .urlguard import check_url
-from .keys import Keys
 from .job import DEFAULT_NAMESPACE, NAMESPACE_NAME, QUEUE_NAME, JobSpec
+from .keys import Keys
 from .serialization import IMPORT_PATH
+from .urlguard import check_url
 from .validation import check_text
 
 log = logging.getLogger("jobsvc.schedules")
@@ -270,7 +273,7 @@ class ScheduleSpec:
         out["start_at"], out["end_at"] = iso(self.start_ms), iso(self.end_ms)
         return out
 
-    def window(self, anchor_ms: int) -> cron.Window:
+    def window(self, anchor_ms: int) -> Window:
         """When it fires. An interval counts from start_at, or from `anchor_ms` (its creation) without one."""
         timing: cron.Timing
         if self.cron is not None:
@@ -278,7 +281,7 @@ class ScheduleSpec:
         else:
             timing = cron.IntervalTiming(round(self.interval * 1000),  # type: ignore[operator]
                                          self.start_ms if self.start_ms is not None else anchor_ms)
-        return cron.Window(timing, self.start_ms, self.end_ms)
+        return Window(timing, self.start_ms, self.end_ms)
 
 
 @dataclass(frozen=True)
@@ -421,7 +424,7 @@ class Schedules:
     def _save(self, spec: ScheduleSpec, mode: str, expected_version: int | None = None,
               previous: ScheduleSpec | None = None) -> None:
         now = redis_ms(self.redis)
-        set_next = (previous is None or not previous.enabled and spec.enabled
+        set_next = (previous is None or (not previous.enabled and spec.enabled)
                     or any(getattr(previous, k) != getattr(spec, k) for k in TIMING_FIELDS))
         nxt: int | None = None
         if set_next:
@@ -440,6 +443,7 @@ class Schedules:
         if spec.handler is not None:
             check_url(spec.handler, allow_private=self.client.config.allow_private_urls)
         if spec.from_registry:
+            assert spec.function is not None  # from_registry: its function is a `ns/name` reference
             try:
                 fn = self.registry.resolve(spec.function)
             except NotFound:
@@ -456,10 +460,11 @@ class Schedules:
 
     def _load_spec(self, schedule_id: str) -> tuple[ScheduleSpec, int] | None:
         self._check_id(schedule_id)
-        raw = self.redis.hmget(self.key(schedule_id), "def", "version")
-        if not raw[0]:
+        definition, version = self.redis.hmget(self.key(schedule_id), "def", "version")
+        if not definition:
             return None
-        return ScheduleSpec.from_def(raw[0]), int(raw[1])
+        # schedule_save.lua writes def and version together: with a def there is a version.
+        return ScheduleSpec.from_def(definition), int(cast("bytes", version))
 
     def get(self, schedule_id: str) -> Schedule:
         self._check_id(schedule_id)
@@ -488,7 +493,7 @@ class Schedules:
             pipe.hget(Keys(self.prefix).schedule_run(sid), last)
         states = pipe.execute()
         out = []
-        for i, (sid, h, stats) in enumerate(rows):
+        for i, (_, h, stats) in enumerate(rows):
             spec = ScheduleSpec.from_def(h["def"])
             last_job = h.get("last_job") or None
             last_run = None
@@ -512,7 +517,7 @@ class Schedules:
         return out
 
     def list(self, cursor: str | None = None, limit: int = 100, namespace: str | None = None,
-             enabled: bool | None = None) -> tuple[list[Schedule], str | None]:
+             enabled: bool | None = None) -> tuple[builtins.list[Schedule], str | None]:
         """Schedules by id; `cursor` is the last id seen (returned while more remain). With filters a page
         may be short: keep following the cursor."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
@@ -520,7 +525,7 @@ class Schedules:
         if cursor is not None and not SCHEDULE_ID.fullmatch(cursor):
             raise ValidationError("cursor is not a schedule id")
         low = f"({cursor}" if cursor else "-"
-        ids = [i.decode() for i in self.redis.zrangebylex(self.index_key, low, "+", start=0, num=limit + 1)]
+        ids = [text(i) for i in self.redis.zrangebylex(self.index_key, low, "+", start=0, num=limit + 1)]
         more = len(ids) > limit
         ids = ids[:limit]
         items = [s for s in self._read(ids)
@@ -528,8 +533,8 @@ class Schedules:
                  and (enabled is None or s.enabled == enabled)]
         return items, (ids[-1] if more else None)
 
-    def all(self) -> list[Schedule]:
-        out: list[Schedule] = []
+    def all(self) -> builtins.list[Schedule]:
+        out: builtins.list[Schedule] = []
         cursor: str | None = None
         while True:
             items, cursor = self.list(cursor, 500)
@@ -542,11 +547,12 @@ class Schedules:
         if spec.namespace:
             return spec.namespace
         if spec.from_registry:
-            return parse_ref(spec.function)[0]  # type: ignore[arg-type]
+            assert spec.function is not None  # from_registry: its function is a `ns/name` reference
+            return parse_ref(spec.function)[0]
         return DEFAULT_NAMESPACE
 
     def runs(self, schedule_id: str, cursor: str | None = None,
-             limit: int = 50) -> tuple[list[dict[str, Any]], str | None]:
+             limit: int = 50) -> tuple[builtins.list[dict[str, Any]], str | None]:
         """The schedule's runs, newest first: job_id (None for a skipped fire), scheduled_ms, trigger
         (schedule | catchup | manual), status, started_ms, finished_ms, duration_ms, error. `cursor` comes
         from the previous page. Runs still in flight are read off their jobs."""
@@ -559,16 +565,17 @@ class Schedules:
         top: str | float = "+inf"
         after: tuple[float, str] | None = None
         if cursor:
-            score, sep, member = cursor.partition("|")
+            after_score, sep, after_member = cursor.partition("|")
             try:
-                after = (float(int(score)), member)
+                after = (float(int(after_score)), after_member)
             except ValueError:
                 raise ValidationError("bad runs cursor") from None
             if not sep:
                 raise ValidationError("bad runs cursor")
             top = after[0]
-        entries = self.redis.zrevrangebyscore(Keys(self.prefix).schedule_runs(schedule_id), top, "-inf", start=0,
-                                              num=limit + 8, withscores=True)
+        # withscores: (member, score) pairs; redis-py's one return type covers the command without it too.
+        entries = cast("builtins.list[tuple[bytes, float]]", self.redis.zrevrangebyscore(
+            Keys(self.prefix).schedule_runs(schedule_id), top, "-inf", start=0, num=limit + 8, withscores=True))
         page = []
         for member, score in entries:
             m = member.decode()
@@ -578,9 +585,9 @@ class Schedules:
         more = len(page) > limit
         page = page[:limit]
         records = self.redis.hmget(Keys(self.prefix).schedule_run(schedule_id), [m for m, _ in page]) if page else []
-        runs: list[dict[str, Any]] = []
-        live: list[int] = []
-        for (m, score), rec in zip(page, records):
+        runs: builtins.list[dict[str, Any]] = []
+        live: builtins.list[int] = []
+        for (m, score), rec in zip(page, records, strict=True):  # HMGET answers one value per field asked
             r = json.loads(rec) if rec else {"job_id": m, "status": "unknown"}
             r.setdefault("scheduled_ms", int(score))
             run = {"job_id": r.get("job_id"), "scheduled_ms": r.get("scheduled_ms"),
@@ -594,7 +601,7 @@ class Schedules:
             pipe = self.redis.pipeline(transaction=False)
             for i in live:
                 pipe.hmget(f"rq:job:{runs[i]['job_id']}", "js_state", "js_started_ms", "js_ended_ms", "js_error")
-            for i, (state, started, ended, error) in zip(live, pipe.execute()):
+            for i, (state, started, ended, error) in zip(live, pipe.execute(), strict=True):  # one HMGET each
                 run = runs[i]
                 if state is None:
                     run["status"] = "unknown"
@@ -623,6 +630,7 @@ class Schedules:
         if spec.origin == ORIGIN_API:
             extra[ORIGIN_FIELD] = ORIGIN_API
         if spec.from_registry:
+            assert spec.function is not None  # from_registry: its function is a `ns/name` reference
             fjob = self.registry.job(spec.function, *spec.args, kwargs=spec.kwargs, job_id=job_id,
                                      namespace=spec.namespace, **options)
             extra.update(fjob.fields)
@@ -630,6 +638,7 @@ class Schedules:
         options["namespace"] = spec.namespace or DEFAULT_NAMESPACE
         if spec.handler is not None:
             return Client.handler_job(spec.handler, spec.payload, job_id=job_id, **options), extra
+        assert spec.function is not None  # a schedule has a function or a handler (ScheduleSpec.__post_init__)
         return Client.job(spec.function, *spec.args, kwargs=spec.kwargs, job_id=job_id, **options), extra
 
     def execute(self, schedule_id: str) -> str:
@@ -704,10 +713,8 @@ class Schedules:
                 except Conflict:
                     continue
         for sid in report.deleted:
-            try:
+            with contextlib.suppress(NotFound):  # deleted meanwhile: already as wanted
                 self.delete(sid)
-            except NotFound:
-                pass
         return report
 
     # -- the scheduler's pass --------------------------------------------------------------------------
@@ -729,13 +736,14 @@ class Schedules:
         if not first or first[0][1] > now_ms:
             out.next_fire_ms = int(first[0][1]) if first else None
             return out
-        due = self.redis.zrangebyscore(self.due_key, "-inf", now_ms, start=0, num=batch)
+        # Without withscores: members only; redis-py's one return type covers (member, score) pairs too.
+        due = cast("builtins.list[bytes]", self.redis.zrangebyscore(self.due_key, "-inf", now_ms, start=0, num=batch))
         for sid in due:
             try:
                 fired, skipped, missed = self._fire(sid.decode(), now_ms, cache if cache is not None else {})
             except (redis.ConnectionError, redis.TimeoutError):
                 raise
-            except Exception:  # noqa: BLE001 - one broken schedule must not stop the others or the scheduler
+            except Exception:  # one broken schedule must not stop the others or the scheduler (logged below)
                 log.exception("schedule %s: cannot fire; trying again in %gs", sid.decode(),
                               defaults.SCHEDULE_ERROR_RETRY)
                 self.redis.zadd(self.due_key, {sid: now_ms + int(defaults.SCHEDULE_ERROR_RETRY * 1000)}, xx=True)

@@ -107,7 +107,7 @@ class Notifier:
             except redis.RedisError as exc:
                 log.error("notifications: redis unavailable (%s); retrying", exc)
                 did = 0
-            except Exception:  # noqa: BLE001 - a bug must not stop notifications for good
+            except Exception:  # a bug must not stop notifications for good (logged below)
                 log.exception("notifications: pass failed; retrying")
                 did = 0
             if not did:
