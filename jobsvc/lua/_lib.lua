@@ -291,6 +291,20 @@ local function wrong_type(checks)
   return nil
 end
 
+-- The versioned store of registry functions and schedules (function_save.lua, schedule_save.lua): may `mode`
+-- (create | update | upsert) write `key`, whose stored `version` field (tonumber'ed, nil when absent) is there,
+-- given the caller's `expected` version (nil for any)? Returns nil when it may, else the reply to return
+-- (nothing written): a stored record without a numeric version is damage, not a conflict.
+local function version_refusal(key, version, mode, expected)
+  if not version and redis.call('EXISTS', key) == 1 then
+    return redis.error_reply(key .. ' has no numeric version: nothing changed')
+  end
+  if mode == 'create' and version then return {EXISTS, version} end
+  if mode == 'update' and not version then return {NOT_FOUND} end
+  if expected and (version or 0) ~= expected then return {CONFLICT, version or 0} end
+  return nil
+end
+
 -- Jobs enqueued with RQ's own API follow RQ's rules (retries, dependents), jobs enqueued with jobsvc's API follow
 -- jobsvc's: this is how a script tells them apart, here only. jobsvc's enqueue writes js_max_attempts on every
 -- job (Client._job_fields); RQ never writes it, and adopting a plain-RQ job (adopt_rq_job) does not either.

@@ -33,12 +33,8 @@ local bad = wrong_type(checks)
 if bad then return bad end
 local cur = redis.call('HMGET', key, 'spec', 'version')
 local version = tonumber(cur[2])
-if not version and redis.call('EXISTS', key) == 1 then
-  return redis.error_reply(key .. ' has no numeric version: nothing changed')
-end
-if mode == 'create' and version then return {EXISTS, version} end
-if mode == 'update' and not version then return {NOT_FOUND} end
-if expected and (version or 0) ~= expected then return {CONFLICT, version or 0} end
+local refusal = version_refusal(key, version, mode, expected)
+if refusal then return refusal end
 -- Checked: the writes below cannot fail half-way. The listing indexes are (re)written even when nothing
 -- changed, so saving a function again repairs its listing (functions stored under an older index name).
 redis.call('ZADD', index, 0, name)

@@ -26,12 +26,8 @@ local bad = wrong_type({key, 'hash', index, 'zset', due, 'zset', prefix .. 'sche
 if bad then return bad end
 local cur = redis.call('HMGET', key, 'def', 'version', 'next_ms')
 local version = tonumber(cur[2])
-if not version and redis.call('EXISTS', key) == 1 then
-  return redis.error_reply(key .. ' has no numeric version: nothing changed')
-end
-if mode == 'create' and version then return {EXISTS, version} end
-if mode == 'update' and not version then return {NOT_FOUND} end
-if expected and (version or 0) ~= expected then return {CONFLICT, version or 0} end
+local refusal = version_refusal(key, version, mode, expected)
+if refusal then return refusal end
 local nxt = cur[3] or ''
 if ARGV[7] == '1' or not version then nxt = ARGV[8] end
 if nxt ~= '' and not tonumber(nxt) then

@@ -32,13 +32,14 @@ def queue(r):
 
 
 @pytest.fixture
-def burst(r, redis_url, worker_kind):
-    """burst(queues=("default",)) runs RQ's SimpleWorker or jobsvc's LeasedWorker until the queues are empty."""
+def burst_worker(r, redis_url):
+    """burst_worker(kind, queues): RQ's SimpleWorker (kind "rq") or jobsvc's LeasedWorker until the queues are
+    empty, in this process; the signal handlers either installs are restored afterwards."""
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
                                               signal.SIGALRM)}
 
-    def run(queues=("default",)):
-        if worker_kind == "rq":
+    def run(kind, queues=("default",)):
+        if kind == "rq":
             rq.SimpleWorker(list(queues), connection=r).work(burst=True, with_scheduler=False)
         else:
             from workers.worker import LeasedWorker
@@ -49,6 +50,12 @@ def burst(r, redis_url, worker_kind):
     yield run
     for s, h in saved.items():
         signal.signal(s, h)
+
+
+@pytest.fixture
+def burst(burst_worker, worker_kind):
+    """burst(queues=("default",)) runs the worker of this test's kind until the queues are empty."""
+    return lambda queues=("default",): burst_worker(worker_kind, queues)
 
 
 def jobsvc_gap(worker_kind, why):

@@ -55,31 +55,6 @@ def jobsvc_burst(burst_worker):
     return lambda queues=("q",): burst_worker("jobsvc", queues)
 
 
-@pytest.fixture
-def burst_worker(r, redis_url):
-    """burst_worker(kind, queues): RQ's SimpleWorker or jobsvc's LeasedWorker until the queues are empty."""
-    import signal
-
-    from jobsvc import Config
-    from tests.conftest import ALLOWED_MODULES
-
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
-                                              signal.SIGALRM)}
-
-    def run(kind, queues=("q",)):
-        if kind == "rq":
-            rq.SimpleWorker(list(queues), connection=r).work(burst=True, with_scheduler=False)
-        else:
-            from workers.worker import LeasedWorker
-
-            LeasedWorker(list(queues), r, Config(redis_url=redis_url, allowed_modules=ALLOWED_MODULES)
-                         ).work(burst=True)
-
-    yield run
-    for s, h in saved.items():
-        signal.signal(s, h)
-
-
 def mixed_queue(client, r, jobsvc_jobs=5, rq_jobs=2, func=SAY):
     """A queue "q" holding jobs of both APIs; returns (jobsvc ids, RQ ids)."""
     own = [client.enqueue(func, f"js{i}", queue="q").id for i in range(jobsvc_jobs)]
@@ -225,7 +200,7 @@ def test_counts_agree_whichever_worker_ran_the_jobs(client, r, agree, repair, bu
     mixed_queue(client, r, jobsvc_jobs=4, rq_jobs=4)
     client.enqueue(BOOM, "js-bad", queue="q", max_attempts=1)
     rq.Queue("q", connection=r).enqueue(BOOM, "rq-bad")
-    burst_worker(kind)
+    burst_worker(kind, ("q",))
     counts = agree(breakdowns=kind == "jobsvc")
     assert nonzero(counts["q"]) == {"completed": 8, "failed": 2}
     report = repair()
