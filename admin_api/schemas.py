@@ -17,11 +17,10 @@ from jobsvc import states as _states
 from jobsvc.backoff import KINDS as BACKOFF_KINDS
 from jobsvc.errors import ValidationError as _CoreInvalid
 from jobsvc.functions import FUNCTION_NAME
-from jobsvc.job import NAMESPACE_NAME, QUEUE_NAME
 from jobsvc.schedules import OVERLAP_POLICIES, SCHEDULE_ID
 from jobsvc.serialization import IMPORT_PATH
 from jobsvc.states import ALIASES, State
-from jobsvc.validation import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX, check_idempotency_key
+from jobsvc.validation import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX, NAMESPACE_NAME, QUEUE_NAME, check_idempotency_key
 
 STATES = [s.value for s in State]
 STATE_NAMES = STATES + sorted(ALIASES)

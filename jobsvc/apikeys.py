@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 import redis
 
 from .errors import NotFound, ValidationError
-from .job import NAMESPACE_NAME, QUEUE_NAME
 from .keys import Keys
+from .validation import NAMESPACE_NAME, QUEUE_NAME, is_name
 
 PREFIX = "jsk"
 READ, WRITE, ADMIN = "jobs:read", "jobs:write", "jobs:admin"
@@ -100,7 +100,7 @@ def _limits(values: Iterable[str] | None, pattern: re.Pattern[str], what: str) -
     if len(out) > LIMIT_MAX:
         raise ValidationError(f"{what}: at most {LIMIT_MAX}")
     for v in out:
-        if not isinstance(v, str) or not pattern.match(v):
+        if not is_name(v, pattern):
             raise ValidationError(f"bad name in {what}: {v!r}")
     return out
 

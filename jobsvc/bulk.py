@@ -22,11 +22,11 @@ import redis
 from . import defaults, scripts
 from .config import Config
 from .errors import ValidationError
-from .job import QUEUE_NAME
 from .keys import RQ_QUEUE, Keys
 from .listing import zpage_after
 from .serialization import utcnow_str
 from .states import PRUNABLE, RETRYABLE, TTL_STATES, State, parse_state
+from .validation import QUEUE_NAME, is_name
 
 SAMPLE_SIZE = 20
 # Ids read per lane page when the integrity sweep takes a snapshot of a lane.
@@ -47,7 +47,7 @@ class BulkFilter:
     error_contains: str | None = None  # substring of js_error, case-insensitive
 
     def validated(self) -> BulkFilter:
-        if self.queue is not None and (not isinstance(self.queue, str) or not QUEUE_NAME.fullmatch(self.queue)):
+        if self.queue is not None and not is_name(self.queue, QUEUE_NAME):
             raise ValidationError(f"bad queue name {self.queue!r}")
         for name in ("older_than_s", "newer_than_s"):
             v = getattr(self, name)

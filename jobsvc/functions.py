@@ -39,10 +39,11 @@ from .backoff import Backoff
 from .client import Client, Enqueued
 from .connection import text
 from .errors import Conflict, Disabled, NotFound, ValidationError
-from .job import DEFAULT_NAMESPACE, NAMESPACE_NAME, QUEUE_NAME, JobSpec
+from .job import DEFAULT_NAMESPACE, JobSpec
 from .keys import Keys
 from .serialization import IMPORT_PATH
 from .urlguard import check_url
+from .validation import NAMESPACE_NAME, QUEUE_NAME, is_name
 
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 DESCRIPTION_MAX = 1000
@@ -99,7 +100,7 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 def check_name(namespace: Any, name: Any) -> None:
     # fullmatch: the patterns end in `$`, which `match` lets through before a final newline ("ns\n").
-    if not isinstance(namespace, str) or not NAMESPACE_NAME.fullmatch(namespace):
+    if not is_name(namespace, NAMESPACE_NAME):
         raise ValidationError(f"namespace {namespace!r} must be 1-64 of A-Z a-z 0-9 _ . -")
     if not isinstance(name, str) or not FUNCTION_NAME.fullmatch(name):
         raise ValidationError(f"function name {name!r} must be 1-128 of A-Z a-z 0-9 _ . -")
@@ -139,7 +140,7 @@ class Function:
         elif not isinstance(self.path, str) or not IMPORT_PATH.fullmatch(self.path):
             raise ValidationError(f"path {self.path!r} must be an import path like 'package.module.function' "
                                   "(the registry stores import paths, never code)")
-        if self.queue is not None and (not isinstance(self.queue, str) or not QUEUE_NAME.fullmatch(self.queue)):
+        if self.queue is not None and not is_name(self.queue, QUEUE_NAME):
             raise ValidationError(f"queue name {self.queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
         object.__setattr__(self, "backoff", check_job_defaults(self.queue, self.timeout, self.max_attempts,
                                                                self.priority, self.backoff))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import re
 from base64 import b64decode
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,10 +13,8 @@ from . import defaults
 from .backoff import Backoff
 from .errors import ValidationError
 from .states import State, state_of
-from .validation import check_idempotency_key
+from .validation import NAMESPACE_NAME, QUEUE_NAME, check_idempotency_key, is_name
 
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
-NAMESPACE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 DEFAULT_NAMESPACE = "default"
 # Dependencies one job may name: releasing a dependent reads the status of each of its dependencies, inside
 # the script that ends the last one (release_dependents in _lib.lua), so this bounds that part of the work.
@@ -59,9 +56,9 @@ class JobSpec:
     def __post_init__(self) -> None:
         self._check_http()
         self._check_dependencies()
-        if not isinstance(self.queue, str) or not QUEUE_NAME.fullmatch(self.queue):
+        if not is_name(self.queue, QUEUE_NAME):
             raise ValidationError(f"queue name {self.queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
-        if not isinstance(self.namespace, str) or not NAMESPACE_NAME.fullmatch(self.namespace):
+        if not is_name(self.namespace, NAMESPACE_NAME):
             raise ValidationError(f"namespace {self.namespace!r} must be 1-64 of A-Z a-z 0-9 _ . -")
         if isinstance(self.priority, bool) or not isinstance(self.priority, int) or not (
             defaults.PRIORITY_MIN <= self.priority <= defaults.PRIORITY_MAX
@@ -77,7 +74,7 @@ class JobSpec:
             raise ValidationError("give delay or at, not both")
         if self.delay is not None and self.delay_ms() < 0:
             raise ValidationError("delay must be >= 0")
-        if self.job_id is not None and not (isinstance(self.job_id, str) and QUEUE_NAME.fullmatch(self.job_id)):
+        if self.job_id is not None and not is_name(self.job_id, QUEUE_NAME):
             raise ValidationError("job_id must be 1-128 of A-Z a-z 0-9 _ . : -")
         if self.idempotency_key is not None:  # one rule for Python callers and the HTTP API
             check_idempotency_key(self.idempotency_key)
@@ -97,7 +94,7 @@ class JobSpec:
         ids: list[str] = []
         for item in items:
             job_id = item if isinstance(item, str) else getattr(item, "id", None)
-            if not isinstance(job_id, str) or not QUEUE_NAME.fullmatch(job_id):
+            if not is_name(job_id, QUEUE_NAME):
                 raise ValidationError(f"depends_on takes job ids (1-128 of A-Z a-z 0-9 _ . : -) or jobs, "
                                       f"not {item!r}")
             if job_id not in ids:

@@ -27,9 +27,10 @@ from . import defaults, scripts
 from .config import Config
 from .connection import text
 from .errors import ValidationError
-from .job import DEFAULT_NAMESPACE, QUEUE_NAME, JobInfo
+from .job import DEFAULT_NAMESPACE, JobInfo
 from .keys import Keys
 from .states import State, parse_state
+from .validation import QUEUE_NAME, is_name
 
 MAX_LIMIT = 500
 TRIGGERS = ("immediate", "delayed", "scheduled", "queue", "pull")
@@ -46,7 +47,7 @@ class JobFilter:
     created_before_ms: int | None = None
 
     def validated(self) -> JobFilter:
-        if self.queue is not None and not QUEUE_NAME.match(self.queue):
+        if self.queue is not None and not is_name(self.queue, QUEUE_NAME):
             raise ValidationError(f"bad queue name {self.queue!r}")
         if self.state is not None:
             try:
@@ -90,7 +91,7 @@ def _decode_cursor(cursor: str, kind: str, flt: JobFilter) -> tuple[Any, ...]:
 def _position_ok(kind: str, pos: tuple[Any, ...]) -> bool:
     """A lane position is (queue, priority, job id); every other one is (score, member)."""
     if kind == "queued":
-        return (len(pos) == 3 and isinstance(pos[0], str) and bool(QUEUE_NAME.match(pos[0]))
+        return (len(pos) == 3 and isinstance(pos[0], str) and is_name(pos[0], QUEUE_NAME)
                 and isinstance(pos[1], int) and not isinstance(pos[1], bool) and isinstance(pos[2], str))
     # A score may be +-inf (a registry entry kept forever), never NaN.
     return (len(pos) == 2 and isinstance(pos[0], (int, float)) and not isinstance(pos[0], bool)

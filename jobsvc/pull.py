@@ -23,12 +23,12 @@ from . import defaults, replies, scripts
 from .config import Config
 from .connection import text
 from .errors import LeaseLost, NotFound, ValidationError
-from .job import QUEUE_NAME
 from .keys import Keys
 from .leases import Lease, Leases
 from .replies import Reply
 from .serialization import load_data
 from .states import state_of
+from .validation import QUEUE_NAME, is_name
 
 STATUSES = ("completed", "failed")
 DEFAULT_ERROR_TYPE = "Error"
@@ -218,7 +218,7 @@ def _lost(conn: redis.Redis, job_id: str) -> Exception:
 
 
 def _check_queue(queue: str) -> None:
-    if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
+    if not is_name(queue, QUEUE_NAME):
         raise ValidationError(f"queue name {queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
 
 

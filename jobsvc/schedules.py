@@ -53,11 +53,11 @@ from .connection import text
 from .cron import Window  # ScheduleSpec's field `cron` shadows the module in its body (window()'s type)
 from .errors import Conflict, Disabled, FunctionMissing, NotFound, ValidationError
 from .functions import Registry, check_job_defaults, parse_ref
-from .job import DEFAULT_NAMESPACE, NAMESPACE_NAME, QUEUE_NAME, JobSpec
+from .job import DEFAULT_NAMESPACE, JobSpec
 from .keys import Keys
 from .serialization import IMPORT_PATH
 from .urlguard import check_url
-from .validation import check_text
+from .validation import NAMESPACE_NAME, QUEUE_NAME, check_text, is_name
 
 log = logging.getLogger("jobsvc.schedules")
 
@@ -190,10 +190,9 @@ class ScheduleSpec:
             raise ValidationError("kwargs must be an object with text keys")
         s(self, "args", _jsonable(self.args, "args"))
         s(self, "kwargs", _jsonable(self.kwargs, "kwargs"))
-        if self.queue is not None and (not isinstance(self.queue, str) or not QUEUE_NAME.fullmatch(self.queue)):
+        if self.queue is not None and not is_name(self.queue, QUEUE_NAME):
             raise ValidationError(f"queue name {self.queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
-        if self.namespace is not None and (not isinstance(self.namespace, str)
-                                           or not NAMESPACE_NAME.fullmatch(self.namespace)):
+        if self.namespace is not None and not is_name(self.namespace, NAMESPACE_NAME):
             raise ValidationError(f"namespace {self.namespace!r} must be 1-64 of A-Z a-z 0-9 _ . -")
         s(self, "backoff", check_job_defaults(self.queue, self.timeout, self.max_attempts, self.priority,
                                               self.backoff))

@@ -11,11 +11,24 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import ValidationError
 
 Path = list[str | int]
+
+# Names that become part of Redis keys (jobsvc/keys.py's layout rule) and of URLs. Queue names and job ids may
+# hold ':' as RQ's do; namespaces may not (they are followed by ':' in key names). Matched whole, always through
+# is_name: `.match` with a `$`-anchored pattern once let "default\n" through.
+# Anchored for the OpenAPI document (JSON Schema patterns are unanchored); matched with fullmatch here.
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+NAMESPACE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def is_name(value: Any, pattern: re.Pattern[str]) -> TypeGuard[str]:
+    """Whether `value` is a string that `pattern` matches whole (the value first: a TypeGuard narrows it)."""
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
 
 IDEMPOTENCY_KEY_MAX = 256
 # Printable ASCII, spaces inside only: header values are Latin-1 on the wire (anything else cannot be

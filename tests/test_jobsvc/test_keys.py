@@ -4,9 +4,9 @@ import pytest
 
 from jobsvc import apikeys, audit
 from jobsvc.functions import FUNCTION_NAME
-from jobsvc.job import NAMESPACE_NAME
 from jobsvc.keys import TYPES, Keys
 from jobsvc.schedules import SCHEDULE_ID, Schedules
+from jobsvc.validation import NAMESPACE_NAME
 from tests.keylayout import NAME, members, shapes
 
 

@@ -6,6 +6,7 @@ import pytest
 from jobsvc.bulk import BulkFilter
 from jobsvc.errors import ValidationError
 from jobsvc.job import JobSpec
+from jobsvc.listing import JobFilter
 
 
 @pytest.mark.parametrize("queue", ["default\n", "default\r\n", "\ndefault", "de fault", ""])
@@ -14,6 +15,8 @@ def test_a_queue_name_with_a_newline_or_space_is_refused_everywhere(queue):
         JobSpec(func="tests.jobfuncs.noop", queue=queue)
     with pytest.raises(ValidationError):
         BulkFilter(queue=queue).validated()
+    with pytest.raises(ValidationError):
+        JobFilter(queue=queue).validated()
 
 
 def test_namespace_and_job_id_are_matched_whole():
