@@ -151,11 +151,19 @@ class ScheduleSpec:
     origin: str | None = None
 
     def __post_init__(self) -> None:
-        s = object.__setattr__
         # Text UTF-8 cannot encode (a lone surrogate) would be stored, then fail every fire: refuse it here.
         check_text({f.name: getattr(self, f.name) for f in fields(self)})
         if not isinstance(self.id, str) or not SCHEDULE_ID.fullmatch(self.id):
             raise ValidationError(f"schedule id {self.id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
+        self._check_target()
+        self._normalize_timing()
+        self._normalize_arguments()
+        self._normalize_job_options()
+        self._normalize_window()
+        self._normalize_policies()
+
+    def _check_target(self) -> None:
+        """What a fire runs: exactly one of a function (import path or `ns/name`) and a handler URL."""
         if (self.function is None) == (self.handler is None):
             raise ValidationError("give a function (import path or registry 'ns/name') or a handler URL, one of them")
         if self.handler is not None:
@@ -171,6 +179,10 @@ class ScheduleSpec:
         elif not IMPORT_PATH.fullmatch(self.function):
             raise ValidationError(f"function {self.function!r} must be an import path like 'package.module.function' "
                                   "or a registry function 'namespace/name'")
+
+    def _normalize_timing(self) -> None:
+        """Exactly one of cron (whitespace collapsed, so equal expressions store equal) and interval; the zone."""
+        s = object.__setattr__
         if (self.cron is None) == (self.interval is None):
             raise ValidationError("give exactly one of cron and interval")
         if self.cron is not None:
@@ -182,6 +194,10 @@ class ScheduleSpec:
                 raise ValidationError(f"interval must be a number of seconds >= {defaults.SCHEDULE_MIN_INTERVAL:g}")
             s(self, "interval", float(self.interval))
         cron.zone(self.timezone)
+
+    def _normalize_arguments(self) -> None:
+        """args and kwargs as the JSON they are stored as (a tuple becomes a list)."""
+        s = object.__setattr__
         if isinstance(self.args, tuple):
             s(self, "args", list(self.args))
         if not isinstance(self.args, list):
@@ -190,22 +206,32 @@ class ScheduleSpec:
             raise ValidationError("kwargs must be an object with text keys")
         s(self, "args", _jsonable(self.args, "args"))
         s(self, "kwargs", _jsonable(self.kwargs, "kwargs"))
+
+    def _normalize_job_options(self) -> None:
+        """The options each fire's job gets: queue, namespace, the registry-shared defaults, TTLs, enabled."""
         if self.queue is not None and not is_name(self.queue, QUEUE_NAME):
             raise ValidationError(f"queue name {self.queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
         if self.namespace is not None and not is_name(self.namespace, NAMESPACE_NAME):
             raise ValidationError(f"namespace {self.namespace!r} must be 1-64 of A-Z a-z 0-9 _ . -")
-        s(self, "backoff", check_job_defaults(self.queue, self.timeout, self.max_attempts, self.priority,
-                                              self.backoff))
+        object.__setattr__(self, "backoff", check_job_defaults(self.queue, self.timeout, self.max_attempts,
+                                                               self.priority, self.backoff))
         for name in ("result_ttl", "failure_ttl"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < -1):
                 raise ValidationError(f"{name} must be an integer >= -1 (-1 keeps forever)")
         if not isinstance(self.enabled, bool):
             raise ValidationError("enabled must be true or false")
-        s(self, "start_at", _utc_time(self.start_at, "start_at"))
-        s(self, "end_at", _utc_time(self.end_at, "end_at"))
+
+    def _normalize_window(self) -> None:
+        """start_at / end_at as aware UTC datetimes, in order."""
+        object.__setattr__(self, "start_at", _utc_time(self.start_at, "start_at"))
+        object.__setattr__(self, "end_at", _utc_time(self.end_at, "end_at"))
         if self.start_at is not None and self.end_at is not None and self.end_at < self.start_at:
             raise ValidationError("end_at must not be before start_at")
+
+    def _normalize_policies(self) -> None:
+        """Misfire and overlap policies, and the description (None stored as "")."""
+        s = object.__setattr__
         if self.misfire not in cron.MISFIRE_POLICIES:
             raise ValidationError(f"misfire must be one of {', '.join(cron.MISFIRE_POLICIES)}")
         if isinstance(self.misfire_grace, bool) or not isinstance(self.misfire_grace, (int, float)) \
@@ -337,6 +363,31 @@ class FireResult:
     missed: int = 0
     next_fire_ms: int | None = None
     now_ms: int = 0
+
+
+@dataclass
+class _FireBatch:
+    """One pass's fires of one schedule: the jobs to enqueue and the run records (4 schedule_advance
+    arguments each: run id, fire ms, record JSON, 1 if enqueued)."""
+
+    jobs: list[JobSpec] = field(default_factory=list)
+    extras: list[dict[str, str]] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
+    skipped: int = 0
+    last_job: str = ""
+
+    def enqueue(self, job: JobSpec, extra: dict[str, str], record: dict[str, Any]) -> None:
+        record["status"] = "queued"
+        self.jobs.append(job)
+        self.extras.append(extra)
+        self.records += [record["job_id"], record["scheduled_ms"], _record_json(record), 1]
+        self.last_job = record["job_id"]
+
+    def skip(self, record: dict[str, Any], why: str) -> None:
+        run_id = record["job_id"]
+        record.update(job_id=None, status="skipped", error=why)
+        self.records += [run_id, record["scheduled_ms"], _record_json(record), 0]
+        self.skipped += 1
 
 
 def redis_ms(conn: redis.Redis) -> int:
@@ -558,20 +609,20 @@ class Schedules:
         self._check_id(schedule_id)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
             raise ValidationError("limit must be 1-500")
-        key = self.key(schedule_id)
-        if not self.redis.exists(key):
+        if not self.redis.exists(self.key(schedule_id)):
             raise NotFound(f"no schedule {schedule_id}")
-        top: str | float = "+inf"
-        after: tuple[float, str] | None = None
-        if cursor:
-            after_score, sep, after_member = cursor.partition("|")
-            try:
-                after = (float(int(after_score)), after_member)
-            except ValueError:
-                raise ValidationError("bad runs cursor") from None
-            if not sep:
-                raise ValidationError("bad runs cursor")
-            top = after[0]
+        page = self._runs_page(schedule_id, _runs_cursor(cursor), limit)
+        more = len(page) > limit
+        page = page[:limit]
+        runs = self._run_records(schedule_id, page)
+        self._read_live_runs(runs)
+        next_cursor = f"{int(page[-1][1])}|{page[-1][0]}" if more and page else None
+        return runs, next_cursor
+
+    def _runs_page(self, schedule_id: str, after: tuple[float, str] | None,
+                   limit: int) -> builtins.list[tuple[str, float]]:
+        """(run id, scheduled ms) pairs after the cursor, newest first: more than `limit` when there is more."""
+        top: str | float = "+inf" if after is None else after[0]
         # withscores: (member, score) pairs; redis-py's one return type covers the command without it too.
         entries = cast("builtins.list[tuple[bytes, float]]", self.redis.zrevrangebyscore(
             Keys(self.prefix).schedule_runs(schedule_id), top, "-inf", start=0, num=limit + 8, withscores=True))
@@ -581,40 +632,42 @@ class Schedules:
             if after and score == after[0] and m >= after[1]:
                 continue  # at or before the cursor (ties in reverse order of member)
             page.append((m, score))
-        more = len(page) > limit
-        page = page[:limit]
+        return page
+
+    def _run_records(self, schedule_id: str,
+                     page: builtins.list[tuple[str, float]]) -> builtins.list[dict[str, Any]]:
+        """The stored run records of a page, in the shape `runs` answers."""
         records = self.redis.hmget(Keys(self.prefix).schedule_run(schedule_id), [m for m, _ in page]) if page else []
         runs: builtins.list[dict[str, Any]] = []
-        live: builtins.list[int] = []
         for (m, score), rec in zip(page, records, strict=True):  # HMGET answers one value per field asked
             r = json.loads(rec) if rec else {"job_id": m, "status": "unknown"}
             r.setdefault("scheduled_ms", int(score))
-            run = {"job_id": r.get("job_id"), "scheduled_ms": r.get("scheduled_ms"),
-                   "trigger": r.get("trigger", "schedule"), "status": r.get("status"),
-                   "started_ms": r.get("started_ms"), "finished_ms": r.get("finished_ms"),
-                   "duration_ms": r.get("duration_ms"), "error": r.get("error")}
-            if run["status"] in ACTIVE_STATES and run["job_id"]:
-                live.append(len(runs))
-            runs.append(run)
-        if live:
-            pipe = self.redis.pipeline(transaction=False)
-            for i in live:
-                pipe.hmget(f"rq:job:{runs[i]['job_id']}", "js_state", "js_started_ms", "js_ended_ms", "js_error")
-            for i, (state, started, ended, error) in zip(live, pipe.execute(), strict=True):  # one HMGET each
-                run = runs[i]
-                if state is None:
-                    run["status"] = "unknown"
-                    continue
-                run["status"] = state.decode()
-                run["started_ms"] = int(started) if started else None
-                if run["status"] not in ACTIVE_STATES:
-                    run["finished_ms"] = int(ended) if ended else None
-                    if run["started_ms"] and run["finished_ms"] and run["status"] != "cancelled":
-                        run["duration_ms"] = run["finished_ms"] - run["started_ms"]
-                    if run["status"] != "completed" and error:
-                        run["error"] = error.decode()
-        next_cursor = f"{int(page[-1][1])}|{page[-1][0]}" if more and page else None
-        return runs, next_cursor
+            runs.append({"job_id": r.get("job_id"), "scheduled_ms": r.get("scheduled_ms"),
+                         "trigger": r.get("trigger", "schedule"), "status": r.get("status"),
+                         "started_ms": r.get("started_ms"), "finished_ms": r.get("finished_ms"),
+                         "duration_ms": r.get("duration_ms"), "error": r.get("error")})
+        return runs
+
+    def _read_live_runs(self, runs: builtins.list[dict[str, Any]]) -> None:
+        """Runs still in flight when recorded: their status, times and error as their jobs have them now."""
+        live = [run for run in runs if run["status"] in ACTIVE_STATES and run["job_id"]]
+        if not live:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for run in live:
+            pipe.hmget(f"rq:job:{run['job_id']}", "js_state", "js_started_ms", "js_ended_ms", "js_error")
+        for run, (state, started, ended, error) in zip(live, pipe.execute(), strict=True):  # one HMGET each
+            if state is None:
+                run["status"] = "unknown"
+                continue
+            run["status"] = state.decode()
+            run["started_ms"] = int(started) if started else None
+            if run["status"] not in ACTIVE_STATES:
+                run["finished_ms"] = int(ended) if ended else None
+                if run["started_ms"] and run["finished_ms"] and run["status"] != "cancelled":
+                    run["duration_ms"] = run["finished_ms"] - run["started_ms"]
+                if run["status"] != "completed" and error:
+                    run["error"] = error.decode()
 
     # -- run -------------------------------------------------------------------------------------------
 
@@ -772,78 +825,88 @@ class Schedules:
         pipe.watch(key)
         raw = pipe.hmget(key, "def", "version", "next_ms", "last_job", "created_ms")
         if not raw[0]:
-            pipe.multi()
-            pipe.zrem(self.due_key, sid)
-            pipe.execute()
+            self._repair_due(pipe, sid, None)  # deleted: drop it from the due index
             return 0, 0, 0
-        # Parsed definitions are kept per (version, creation): a re-created schedule starts at version 1 again.
+        spec, window = self._cached_spec(sid, raw, now, cache)
+        next_ms = int(raw[2]) if raw[2] else None
+        if not spec.enabled or next_ms is None or next_ms > now:
+            # The due index is behind the schedule (disabled, ended, or moved): put it right.
+            self._repair_due(pipe, sid, next_ms if spec.enabled else None)
+            return 0, 0, 0
+        grace_ms = int(spec.misfire_grace * 1000)
+        plan = cron.plan(window, next_ms, now, spec.misfire, grace_ms, spec.max_catchup)
+        busy = self._previous_run_active(pipe, spec, raw[3].decode() if raw[3] else "")
+        batch = self._fire_batch(spec, plan.fires, now - grace_ms, busy)
+        self._advance(pipe, sid, next_ms, plan, batch)
+        if plan.missed:
+            log.info("schedule %s: %d missed fire(s) dropped (misfire: %s)", sid, plan.missed, spec.misfire)
+        return len(batch.jobs), batch.skipped, plan.missed
+
+    @staticmethod
+    def _cached_spec(sid: str, raw: builtins.list[Any], now: int,
+                     cache: dict[str, Any]) -> tuple[ScheduleSpec, Window]:
+        """The schedule's parsed definition and fire window, parsed once per version."""
+        # Kept per (version, creation): a re-created schedule starts at version 1 again.
         stamp = (int(raw[1]), raw[4])
         cached = cache.get(sid)
         if cached is None or cached[0] != stamp:
             spec = ScheduleSpec.from_def(raw[0])
             cached = (stamp, spec, spec.window(int(raw[4] or now)))
             cache[sid] = cached
-        _, spec, window = cached
-        next_ms = int(raw[2]) if raw[2] else None
-        if not spec.enabled or next_ms is None or next_ms > now:
-            # The due index is behind the schedule (disabled, ended, or moved): put it right.
-            pipe.multi()
-            if spec.enabled and next_ms is not None:
-                pipe.zadd(self.due_key, {sid: next_ms})
-            else:
-                pipe.zrem(self.due_key, sid)
-            pipe.execute()
-            return 0, 0, 0
-        grace_ms = int(spec.misfire_grace * 1000)
-        plan = cron.plan(window, next_ms, now, spec.misfire, grace_ms, spec.max_catchup)
-        last_job = raw[3].decode() if raw[3] else ""
-        busy = False
-        if spec.overlap == "skip" and last_job:
-            state = pipe.hget(f"rq:job:{last_job}", "js_state")
-            busy = state is not None and state.decode() in ACTIVE_STATES
-        jobs: list[JobSpec] = []
-        extras: list[dict[str, str]] = []
-        records: list[Any] = []
-        skipped = 0
-        new_last = ""
-        for fire in plan.fires:
-            job_id = f"{sid}:{fire}"
-            trigger = "catchup" if fire < now - grace_ms else "schedule"
+        return cached[1], cached[2]
+
+    def _repair_due(self, pipe: Any, sid: str, next_ms: int | None) -> None:
+        """Set the schedule's place in the due index to `next_ms` (None: out of it), under the WATCH."""
+        pipe.multi()
+        if next_ms is not None:
+            pipe.zadd(self.due_key, {sid: next_ms})
+        else:
+            pipe.zrem(self.due_key, sid)
+        pipe.execute()
+
+    @staticmethod
+    def _previous_run_active(pipe: Any, spec: ScheduleSpec, last_job: str) -> bool:
+        """Whether overlap `skip` holds this pass's fires back: the last fire's job is still active."""
+        if spec.overlap != "skip" or not last_job:
+            return False
+        state = pipe.hget(f"rq:job:{last_job}", "js_state")
+        return state is not None and state.decode() in ACTIVE_STATES
+
+    def _fire_batch(self, spec: ScheduleSpec, fires: Sequence[int], late_ms: int, busy: bool) -> _FireBatch:
+        """The jobs and run records of a pass's fires; fires before `late_ms` are catch-ups."""
+        batch = _FireBatch()
+        for fire in fires:
+            job_id = f"{spec.id}:{fire}"
+            trigger = "catchup" if fire < late_ms else "schedule"
             record: dict[str, Any] = {"job_id": job_id, "scheduled_ms": fire, "trigger": trigger}
             if busy:
-                record.update(job_id=None, status="skipped", error="previous run still active (overlap: skip)")
-                records += [job_id, fire, _record_json(record), 0]
-                skipped += 1
+                batch.skip(record, "previous run still active (overlap: skip)")
                 continue
             try:
                 job, extra = self.job_for(spec, job_id)
             except (NotFound, Disabled, ValidationError) as exc:
-                record.update(job_id=None, status="skipped", error=str(exc))
-                records += [job_id, fire, _record_json(record), 0]
-                skipped += 1
+                batch.skip(record, str(exc))
                 continue
-            record["status"] = "queued"
-            jobs.append(job)
-            extras.append(extra)
-            records += [job_id, fire, _record_json(record), 1]
-            new_last = job_id
+            batch.enqueue(job, extra, record)
             busy = spec.overlap == "skip"
-        calls = self.client.enqueue_calls(jobs, extras) if jobs else []
+        return batch
+
+    def _advance(self, pipe: Any, sid: str, next_ms: int, plan: cron.Plan, batch: _FireBatch) -> None:
+        """Enqueue the batch and move the next fire time on, in one MULTI/EXEC under the WATCH."""
+        calls = self.client.enqueue_calls(batch.jobs, batch.extras) if batch.jobs else []
         pipe.multi()
         for name, keys, args in calls:
             pipe.eval(scripts.SOURCES[name], len(keys), *keys, *args)
-        last_fire = new_last.rpartition(":")[2] if new_last else ""
+        last_fire = batch.last_job.rpartition(":")[2] if batch.last_job else ""
         pipe.eval(scripts.SOURCES["schedule_advance"], 0, self.prefix, sid, next_ms,
-                  "" if plan.next_ms is None else plan.next_ms, new_last, last_fire,
-                  defaults.SCHEDULE_RUNS_KEPT, len(jobs), skipped, plan.missed, len(records) // 4, *records)
+                  "" if plan.next_ms is None else plan.next_ms, batch.last_job, last_fire,
+                  defaults.SCHEDULE_RUNS_KEPT, len(batch.jobs), batch.skipped, plan.missed,
+                  len(batch.records) // 4, *batch.records)
         replies = pipe.execute()
         try:
             scripts.check(replies[-1], what=f"schedule {sid}")
         except (Conflict, NotFound):  # moved or deleted meanwhile (WATCH makes that unlikely): nothing recorded
             log.warning("schedule %s: next fire time moved during the pass", sid)
-        if plan.missed:
-            log.info("schedule %s: %d missed fire(s) dropped (misfire: %s)", sid, plan.missed, spec.misfire)
-        return len(jobs), skipped, plan.missed
 
     def record_runs(self, after: str = "-inf", batch: int = defaults.SCHEDULE_RECORD_BATCH) -> tuple[int, str]:
         """Copy the outcomes of finished runs into their schedules' run history (round-robin over pending runs,
@@ -853,6 +916,20 @@ class Schedules:
             log.warning("schedule runs %s cannot be recorded (a key of the wrong type, or a damaged record): "
                         "dropped from the pending runs", ", ".join(d.decode() for d in dropped))
         return int(finalized), nxt.decode() if isinstance(nxt, bytes) else str(nxt)
+
+
+def _runs_cursor(cursor: str | None) -> tuple[float, str] | None:
+    """A runs cursor `<scheduled ms>|<run id>` as (score, member); None from the first page."""
+    if not cursor:
+        return None
+    after_score, sep, after_member = cursor.partition("|")
+    try:
+        after = (float(int(after_score)), after_member)
+    except ValueError:
+        raise ValidationError("bad runs cursor") from None
+    if not sep:
+        raise ValidationError("bad runs cursor")
+    return after
 
 
 def check_backoff(value: Any) -> Any:
