@@ -6,11 +6,15 @@ import argparse
 import json
 import sys
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobsvc import Client, ValidationError
 
 from .output import as_json, table
+
+if TYPE_CHECKING:
+    from jobsvc.functions import Registry
+    from jobsvc.schedules import Schedules
 
 # jobsvc.schedules and jobsvc.functions (croniter) are imported by the commands that use them: every
 # `jobsvc worker` process starts through this CLI and needs neither.
@@ -55,131 +59,187 @@ def _report(report: Any, what: str) -> None:
 
 
 def schedules_cmd(client: Client, args: argparse.Namespace) -> int:
-    from jobsvc.functions import load_file
-    from jobsvc.schedules import Schedules, schedules_file
+    from jobsvc.schedules import Schedules
 
-    s = Schedules(client)
-    cmd = args.schedules_command
-    if cmd == "list":
-        cursor: str | None = None
-        rows: list[Any] = []
-        while True:
-            items, cursor = s.list(cursor, 500, namespace=args.namespace)
-            rows += items
-            if not cursor:
-                break
-        if args.json:
-            as_json([x.to_dict() for x in rows])
-            return 0
-        table(["id", "when", "tz", "function", "status", "next run", "runs", "ok", "failed", "avg ms"],
-              [(x.id, x.cron or f"every {x.interval:g}s", x.timezone, x.function, x.status, _ms(x.next_run_ms), x.runs,
-                x.completed, x.failed, "" if x.avg_runtime_ms is None else x.avg_runtime_ms) for x in rows])
-    elif cmd == "get":
-        as_json(s.get(args.id).to_dict())
-    elif cmd == "create":
-        values = {k: v for k, v in {
-            "id": args.id, "function": args.function, "cron": args.cron, "interval": args.interval,
-            "timezone": args.tz, "args": _json_arg(args.args, "args", list),
-            "kwargs": _json_arg(args.kwargs, "kwargs", dict), "queue": args.queue, "namespace": args.namespace,
-            "priority": args.priority, "max_attempts": args.max_attempts, "timeout": args.timeout,
-            "misfire": args.misfire, "misfire_grace": args.misfire_grace, "max_catchup": args.max_catchup,
-            "overlap": args.overlap, "start_at": args.start_at, "end_at": args.end_at,
-            "description": args.description}.items() if v is not None}
-        if args.disabled:
-            values["enabled"] = False
-        created = s.create(**values)
-        _audit(client, "schedules.create", {"id": created.id})
-        print(f"created: {created.id}  next run {_ms(created.next_run_ms) or '-'} UTC")
-    elif cmd in ("enable", "disable"):
-        changed = s.enable(args.id) if cmd == "enable" else s.disable(args.id)
-        _audit(client, f"schedules.{cmd}", {"id": args.id})
-        print(f"{cmd}d: {changed.id}  next run {_ms(changed.next_run_ms) or '-'} UTC")
-    elif cmd == "delete":
-        s.delete(args.id)
-        _audit(client, "schedules.delete", {"id": args.id})
-        print(f"deleted: {args.id}")
-    elif cmd == "execute":
-        job_id = s.execute(args.id)
-        _audit(client, "schedules.execute", {"id": args.id, "job_id": job_id})
-        print(job_id)
-    elif cmd == "runs":
-        runs, cursor = s.runs(args.id, args.cursor, args.limit)
-        if args.json:
-            as_json({"runs": runs, "next_cursor": cursor})
-            return 0
-        table(["job", "scheduled", "trigger", "status", "started", "ms", "error"],
-              [(r["job_id"] or "-", _ms(r["scheduled_ms"]), r["trigger"], r["status"], _ms(r["started_ms"]),
-                "" if r["duration_ms"] is None else r["duration_ms"], (r["error"] or "")[:60]) for r in runs])
-        if cursor:
-            print(f"more: --cursor {cursor}", file=sys.stderr)
-    elif cmd == "sync":
-        namespace, definitions = schedules_file(load_file(args.file))
-        namespace = args.namespace or namespace
-        report = s.sync(definitions, delete_missing=args.delete_missing, dry_run=args.dry_run, namespace=namespace)
-        if not args.dry_run:
-            d = report.to_dict()
-            _audit(client, "schedules.sync", {"file": args.file, "namespace": namespace,
-                                              "delete_missing": args.delete_missing},
-                   {k: len(d[k]) for k in ("created", "updated", "deleted", "unchanged")})
-        _report(report, "schedule")
+    step = {"list": _schedules_list, "get": _schedules_get, "create": _schedules_create,
+            "enable": _schedules_toggle, "disable": _schedules_toggle, "delete": _schedules_delete,
+            "execute": _schedules_execute, "runs": _schedules_runs, "sync": _schedules_sync}
+    run = step.get(args.schedules_command)
+    if run is not None:
+        run(Schedules(client), client, args)
     return 0
+
+
+def _schedules_list(s: Schedules, client: Client, args: argparse.Namespace) -> None:
+    cursor: str | None = None
+    rows: list[Any] = []
+    while True:
+        items, cursor = s.list(cursor, 500, namespace=args.namespace)
+        rows += items
+        if not cursor:
+            break
+    if args.json:
+        as_json([x.to_dict() for x in rows])
+        return
+    table(["id", "when", "tz", "function", "status", "next run", "runs", "ok", "failed", "avg ms"],
+          [(x.id, x.cron or f"every {x.interval:g}s", x.timezone, x.function, x.status, _ms(x.next_run_ms), x.runs,
+            x.completed, x.failed, "" if x.avg_runtime_ms is None else x.avg_runtime_ms) for x in rows])
+
+
+def _schedules_get(s: Schedules, client: Client, args: argparse.Namespace) -> None:
+    as_json(s.get(args.id).to_dict())
+
+
+def _schedules_create(s: Schedules, client: Client, args: argparse.Namespace) -> None:
+    values = {k: v for k, v in {
+        "id": args.id, "function": args.function, "cron": args.cron, "interval": args.interval,
+        "timezone": args.tz, "args": _json_arg(args.args, "args", list),
+        "kwargs": _json_arg(args.kwargs, "kwargs", dict), "queue": args.queue, "namespace": args.namespace,
+        "priority": args.priority, "max_attempts": args.max_attempts, "timeout": args.timeout,
+        "misfire": args.misfire, "misfire_grace": args.misfire_grace, "max_catchup": args.max_catchup,
+        "overlap": args.overlap, "start_at": args.start_at, "end_at": args.end_at,
+        "description": args.description}.items() if v is not None}
+    if args.disabled:
+        values["enabled"] = False
+    created = s.create(**values)
+    _audit(client, "schedules.create", {"id": created.id})
+    print(f"created: {created.id}  next run {_ms(created.next_run_ms) or '-'} UTC")
+
+
+def _schedules_toggle(s: Schedules, client: Client, args: argparse.Namespace) -> None:
+    cmd = args.schedules_command
+    changed = s.enable(args.id) if cmd == "enable" else s.disable(args.id)
+    _audit(client, f"schedules.{cmd}", {"id": args.id})
+    print(f"{cmd}d: {changed.id}  next run {_ms(changed.next_run_ms) or '-'} UTC")
+
+
+def _schedules_delete(s: Schedules, client: Client, args: argparse.Namespace) -> None:
+    s.delete(args.id)
+    _audit(client, "schedules.delete", {"id": args.id})
+    print(f"deleted: {args.id}")
+
+
+def _schedules_execute(s: Schedules, client: Client, args: argparse.Namespace) -> None:
+    job_id = s.execute(args.id)
+    _audit(client, "schedules.execute", {"id": args.id, "job_id": job_id})
+    print(job_id)
+
+
+def _schedules_runs(s: Schedules, client: Client, args: argparse.Namespace) -> None:
+    runs, cursor = s.runs(args.id, args.cursor, args.limit)
+    if args.json:
+        as_json({"runs": runs, "next_cursor": cursor})
+        return
+    table(["job", "scheduled", "trigger", "status", "started", "ms", "error"],
+          [(r["job_id"] or "-", _ms(r["scheduled_ms"]), r["trigger"], r["status"], _ms(r["started_ms"]),
+            "" if r["duration_ms"] is None else r["duration_ms"], (r["error"] or "")[:60]) for r in runs])
+    if cursor:
+        print(f"more: --cursor {cursor}", file=sys.stderr)
+
+
+def _schedules_sync(s: Schedules, client: Client, args: argparse.Namespace) -> None:
+    from jobsvc.functions import load_file
+    from jobsvc.schedules import schedules_file
+
+    namespace, definitions = schedules_file(load_file(args.file))
+    namespace = args.namespace or namespace
+    report = s.sync(definitions, delete_missing=args.delete_missing, dry_run=args.dry_run, namespace=namespace)
+    if not args.dry_run:
+        _audit_sync(client, "schedules.sync", args, namespace, report)
+    _report(report, "schedule")
+
+
+def _audit_sync(client: Client, action: str, args: argparse.Namespace, namespace: str | None, report: Any) -> None:
+    """A sync's audit entry: the file, its scope and how many definitions each outcome had."""
+    d = report.to_dict()
+    _audit(client, action, {"file": args.file, "namespace": namespace, "delete_missing": args.delete_missing},
+           {k: len(d[k]) for k in ("created", "updated", "deleted", "unchanged")})
 
 
 # -- functions -----------------------------------------------------------------------------------------------
 
 
 def functions_cmd(client: Client, args: argparse.Namespace) -> int:
-    from jobsvc.functions import Registry, functions_file, load_file, parse_ref
+    from jobsvc.functions import Registry
 
-    reg = Registry(client)
-    cmd = args.functions_command
-    if cmd == "list":
-        rows = reg.all(args.namespace)
-        if args.json:
-            as_json([f.to_dict() for f in rows])
-            return 0
-        table(["function", "path", "queue", "attempts", "timeout", "enabled", "version"],
-              [(f.ref, f.path, f.queue or "", f.max_attempts or "", f.timeout or "", "yes" if f.enabled else "no",
-                f.version) for f in rows])
-    elif cmd == "namespaces":
-        table(["namespace", "functions", "disabled"], [(n["namespace"], n["functions"], n["disabled"])
-                                                       for n in reg.namespaces()])
-    elif cmd == "get":
-        as_json(reg.resolve(args.ref).to_dict())
-    elif cmd == "register":
-        ns, name = parse_ref(args.ref)
-        options = {k: v for k, v in {"queue": args.queue, "timeout": args.timeout, "max_attempts": args.max_attempts,
-                                     "priority": args.priority, "backoff": args.backoff,
-                                     "description": args.description}.items() if v is not None}
-        if args.disabled:
-            options["enabled"] = False
-        fn = reg.register(ns, name, args.path, **options)
-        _audit(client, "functions.register", {"ref": fn.ref, "path": fn.path})
-        print(f"{fn.ref} -> {fn.path}  (version {fn.version})")
-    elif cmd in ("enable", "disable"):
-        ns, name = parse_ref(args.ref)
-        fn = reg.enable(ns, name) if cmd == "enable" else reg.disable(ns, name)
-        _audit(client, f"functions.{cmd}", {"ref": fn.ref})
-        print(f"{cmd}d: {fn.ref}  (version {fn.version})")
-    elif cmd == "delete":
-        ns, name = parse_ref(args.ref)
-        reg.delete(ns, name)
-        _audit(client, "functions.delete", {"ref": f"{ns}/{name}"})
-        print(f"deleted: {ns}/{name}")
-    elif cmd == "sync":
-        namespace, items = functions_file(load_file(args.file))
-        namespace = args.namespace or namespace
-        report = reg.sync(namespace, items, delete_missing=args.delete_missing, dry_run=args.dry_run)
-        if not args.dry_run:
-            d = report.to_dict()
-            _audit(client, "functions.sync", {"file": args.file, "namespace": namespace,
-                                              "delete_missing": args.delete_missing},
-                   {k: len(d[k]) for k in ("created", "updated", "deleted", "unchanged")})
-        _report(report, "function")
+    step = {"list": _functions_list, "namespaces": _functions_namespaces, "get": _functions_get,
+            "register": _functions_register, "enable": _functions_toggle, "disable": _functions_toggle,
+            "delete": _functions_delete, "sync": _functions_sync}
+    run = step.get(args.functions_command)
+    if run is not None:
+        run(Registry(client), client, args)
     return 0
 
 
+def _functions_list(reg: Registry, client: Client, args: argparse.Namespace) -> None:
+    rows = reg.all(args.namespace)
+    if args.json:
+        as_json([f.to_dict() for f in rows])
+        return
+    table(["function", "path", "queue", "attempts", "timeout", "enabled", "version"],
+          [(f.ref, f.path, f.queue or "", f.max_attempts or "", f.timeout or "", "yes" if f.enabled else "no",
+            f.version) for f in rows])
+
+
+def _functions_namespaces(reg: Registry, client: Client, args: argparse.Namespace) -> None:
+    table(["namespace", "functions", "disabled"], [(n["namespace"], n["functions"], n["disabled"])
+                                                   for n in reg.namespaces()])
+
+
+def _functions_get(reg: Registry, client: Client, args: argparse.Namespace) -> None:
+    as_json(reg.resolve(args.ref).to_dict())
+
+
+def _functions_register(reg: Registry, client: Client, args: argparse.Namespace) -> None:
+    from jobsvc.functions import parse_ref
+
+    ns, name = parse_ref(args.ref)
+    options = {k: v for k, v in {"queue": args.queue, "timeout": args.timeout, "max_attempts": args.max_attempts,
+                                 "priority": args.priority, "backoff": args.backoff,
+                                 "description": args.description}.items() if v is not None}
+    if args.disabled:
+        options["enabled"] = False
+    fn = reg.register(ns, name, args.path, **options)
+    _audit(client, "functions.register", {"ref": fn.ref, "path": fn.path})
+    print(f"{fn.ref} -> {fn.path}  (version {fn.version})")
+
+
+def _functions_toggle(reg: Registry, client: Client, args: argparse.Namespace) -> None:
+    from jobsvc.functions import parse_ref
+
+    cmd = args.functions_command
+    ns, name = parse_ref(args.ref)
+    fn = reg.enable(ns, name) if cmd == "enable" else reg.disable(ns, name)
+    _audit(client, f"functions.{cmd}", {"ref": fn.ref})
+    print(f"{cmd}d: {fn.ref}  (version {fn.version})")
+
+
+def _functions_delete(reg: Registry, client: Client, args: argparse.Namespace) -> None:
+    from jobsvc.functions import parse_ref
+
+    ns, name = parse_ref(args.ref)
+    reg.delete(ns, name)
+    _audit(client, "functions.delete", {"ref": f"{ns}/{name}"})
+    print(f"deleted: {ns}/{name}")
+
+
+def _functions_sync(reg: Registry, client: Client, args: argparse.Namespace) -> None:
+    from jobsvc.functions import functions_file, load_file
+
+    namespace, items = functions_file(load_file(args.file))
+    namespace = args.namespace or namespace
+    report = reg.sync(namespace, items, delete_missing=args.delete_missing, dry_run=args.dry_run)
+    if not args.dry_run:
+        _audit_sync(client, "functions.sync", args, namespace, report)
+    _report(report, "function")
+
+
 def add_commands(sub: Any, with_url: Any) -> None:
+    _add_schedules(sub, with_url)
+    _add_functions(sub, with_url)
+
+
+def _add_schedules(sub: Any, with_url: Any) -> None:
     sch = with_url(sub.add_parser("schedules", help="cron schedules: list, create, run now, runs, sync a file"))
     ssub = sch.add_subparsers(dest="schedules_command", required=True)
     ls = ssub.add_parser("list", help="every schedule with its status, next run and counts")
@@ -189,6 +249,21 @@ def add_commands(sub: Any, with_url: Any) -> None:
                        ("disable", "disable"), ("delete", "delete with its run history"),
                        ("execute", "run its job now; prints the job id")):
         ssub.add_parser(name, help=text).add_argument("id")
+    _add_schedule_create(ssub)
+    rn = ssub.add_parser("runs", help="a schedule's runs, newest first")
+    rn.add_argument("id")
+    rn.add_argument("--limit", type=int, default=50)
+    rn.add_argument("--cursor")
+    rn.add_argument("--json", action="store_true")
+    sy = ssub.add_parser("sync", help="make the stored schedules match a file (JSON, YAML or TOML)")
+    sy.add_argument("file")
+    sy.add_argument("--namespace", help="only this namespace's schedules (default: the file's `namespace`)")
+    sy.add_argument("--delete-missing", action="store_true", help="delete schedules the file does not list")
+    sy.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
+    sch.set_defaults(func=schedules_cmd)
+
+
+def _add_schedule_create(ssub: Any) -> None:
     cr = ssub.add_parser("create", help="create a schedule")
     cr.add_argument("--id", help="default: generated")
     cr.add_argument("--function", required=True, help="import path (app.tasks.f) or registry function (ns/name)")
@@ -211,18 +286,9 @@ def add_commands(sub: Any, with_url: Any) -> None:
     cr.add_argument("--end-at", help="ISO 8601")
     cr.add_argument("--description")
     cr.add_argument("--disabled", action="store_true")
-    rn = ssub.add_parser("runs", help="a schedule's runs, newest first")
-    rn.add_argument("id")
-    rn.add_argument("--limit", type=int, default=50)
-    rn.add_argument("--cursor")
-    rn.add_argument("--json", action="store_true")
-    sy = ssub.add_parser("sync", help="make the stored schedules match a file (JSON, YAML or TOML)")
-    sy.add_argument("file")
-    sy.add_argument("--namespace", help="only this namespace's schedules (default: the file's `namespace`)")
-    sy.add_argument("--delete-missing", action="store_true", help="delete schedules the file does not list")
-    sy.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
-    sch.set_defaults(func=schedules_cmd)
 
+
+def _add_functions(sub: Any, with_url: Any) -> None:
     fns = with_url(sub.add_parser("functions", help="the functions registry: list, register, enable, sync a file"))
     fsub = fns.add_subparsers(dest="functions_command", required=True)
     fl = fsub.add_parser("list", help="registered functions")
@@ -232,6 +298,16 @@ def add_commands(sub: Any, with_url: Any) -> None:
     for name, text in (("get", "one function as JSON"), ("enable", "enable: held jobs run again"),
                        ("disable", "disable: new jobs refused, queued ones wait"), ("delete", "delete")):
         fsub.add_parser(name, help=text).add_argument("ref", help="namespace/name")
+    _add_function_register(fsub)
+    fy = fsub.add_parser("sync", help="make a namespace match a file {namespace, functions: [...]}")
+    fy.add_argument("file")
+    fy.add_argument("--namespace", help="default: the file's `namespace`")
+    fy.add_argument("--delete-missing", action="store_true", help="delete functions the file does not list")
+    fy.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
+    fns.set_defaults(func=functions_cmd)
+
+
+def _add_function_register(fsub: Any) -> None:
     rg = fsub.add_parser("register", help="create or replace a function")
     rg.add_argument("ref", help="namespace/name")
     rg.add_argument("path", help="import path of the callable, deployed with the workers")
@@ -242,9 +318,3 @@ def add_commands(sub: Any, with_url: Any) -> None:
     rg.add_argument("--backoff", choices=("fixed", "linear", "exponential"))
     rg.add_argument("--description")
     rg.add_argument("--disabled", action="store_true")
-    fy = fsub.add_parser("sync", help="make a namespace match a file {namespace, functions: [...]}")
-    fy.add_argument("file")
-    fy.add_argument("--namespace", help="default: the file's `namespace`")
-    fy.add_argument("--delete-missing", action="store_true", help="delete functions the file does not list")
-    fy.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
-    fns.set_defaults(func=functions_cmd)
