@@ -181,6 +181,13 @@ def keys_cmd(client: Client, args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any, with_url: Any) -> None:
+    _add_jobs(sub, with_url)
+    _add_keys(sub, with_url)
+    _add_maintenance(sub, with_url)
+    _add_bulk(sub, with_url)
+
+
+def _add_jobs(sub: Any, with_url: Any) -> None:
     jobs = with_url(sub.add_parser("jobs", help="list, inspect and act on jobs"))
     jsub = jobs.add_subparsers(dest="jobs_command", required=True)
     ls = jsub.add_parser("list", help="a page of jobs (newest first; by state, in that state's order)")
@@ -200,6 +207,8 @@ def add_commands(sub: Any, with_url: Any) -> None:
         p.add_argument("id")
         p.set_defaults(func=jobs_action, action=action)
 
+
+def _add_keys(sub: Any, with_url: Any) -> None:
     keys = with_url(sub.add_parser("keys", help="scoped admin API keys: create, list, revoke"))
     ksub = keys.add_subparsers(dest="keys_command", required=True)
     kc = ksub.add_parser("create", help="print a new key once (only its hash is stored)")
@@ -212,6 +221,9 @@ def add_commands(sub: Any, with_url: Any) -> None:
     kr.add_argument("id")
     keys.set_defaults(func=keys_cmd)
 
+
+def _add_maintenance(sub: Any, with_url: Any) -> None:
+    """`stats` and `sweep`: whole-store reports."""
     st = with_url(sub.add_parser("stats", help="jobs per state by queue, namespace or function"))
     st.add_argument("--by", choices=("queue", "namespace", "function"), default="queue")
     st.set_defaults(func=stats)
@@ -222,6 +234,9 @@ def add_commands(sub: Any, with_url: Any) -> None:
     sw.add_argument("--json", action="store_true", help="the whole report as JSON")
     sw.set_defaults(func=sweep)
 
+
+def _add_bulk(sub: Any, with_url: Any) -> None:
+    """`retry` and `prune`: bulk actions over the jobs a filter selects."""
     for name, text, default_state in (("retry", "bulk retry: failed (or --state) jobs -> queued", "failed"),
                                       ("prune", "bulk delete of finished jobs", None)):
         p = with_url(sub.add_parser(name, help=text))
