@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -135,12 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jobsvc", description="RQ-compatible jobs with leases, on Redis.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_up(sub)
+    _add_worker(sub)
+    _add_services(sub)
+    _add_tools(sub)
+    admin.add_commands(sub, _with_url)
+    schedules.add_commands(sub, _with_url)
+    return parser
 
-    def with_url(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--url", help="Redis URL (default: $REDIS_URL)")
-        return p
 
-    up = with_url(sub.add_parser("up", help="run API + worker + scheduler (embedded Redis without REDIS_URL)"))
+def _with_url(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--url", help="Redis URL (default: $REDIS_URL)")
+    return p
+
+
+def _add_up(sub: Any) -> None:
+    up = _with_url(sub.add_parser("up", help="run API + worker + scheduler (embedded Redis without REDIS_URL)"))
     up.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--data-dir", default=".jobsvc", help="embedded Redis data and the admin key (./.jobsvc)")
@@ -151,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--concurrency", type=int, default=2)
     up.set_defaults(func=cmd_up)
 
-    w = with_url(sub.add_parser("worker", help="run jobs from queues, in order of priority"))
+
+def _add_worker(sub: Any) -> None:
+    w = _with_url(sub.add_parser("worker", help="run jobs from queues, in order of priority"))
     w.add_argument("-q", "--queues", action="append", default=None, help="comma-separated, first has precedence")
     w.add_argument("--concurrency", type=int, default=1, help="worker processes, supervised")
     w.add_argument("--burst", action="store_true", help="exit when the queues are empty")
@@ -167,16 +180,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "directory always is")
     w.set_defaults(func=cmd_worker)
 
-    s = with_url(sub.add_parser("scheduler", help="promote due jobs, reap expired leases (leader-elected)"))
+
+def _add_services(sub: Any) -> None:
+    """`scheduler` and `api`: the long-running processes besides workers."""
+    s = _with_url(sub.add_parser("scheduler", help="promote due jobs, reap expired leases (leader-elected)"))
     s.set_defaults(func=cmd_scheduler)
 
-    a = with_url(sub.add_parser("api", help="serve the admin API (development server; gunicorn in production)"))
+    a = _with_url(sub.add_parser("api", help="serve the admin API (development server; gunicorn in production)"))
     a.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     a.add_argument("--host", default="127.0.0.1")
     a.add_argument("--dev", action="store_true", help="local run: serve without ADMIN_API_KEY (no auth)")
     a.set_defaults(func=cmd_api)
 
-    e = with_url(sub.add_parser("enqueue", help="enqueue a job by import path; args as JSON"))
+
+def _add_tools(sub: Any) -> None:
+    """`enqueue` and `info`: one-shot commands."""
+    e = _with_url(sub.add_parser("enqueue", help="enqueue a job by import path; args as JSON"))
     e.add_argument("function")
     e.add_argument("args", nargs="*")
     e.add_argument("--queue", default="default")
@@ -185,11 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-attempts", type=int, default=None)
     e.set_defaults(func=cmd_enqueue)
 
-    i = with_url(sub.add_parser("info", help="queues: jobs per state now, and event totals"))
+    i = _with_url(sub.add_parser("info", help="queues: jobs per state now, and event totals"))
     i.set_defaults(func=cmd_info)
-    admin.add_commands(sub, with_url)
-    schedules.add_commands(sub, with_url)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
