@@ -725,6 +725,18 @@ class Schedules:
         """Make the stored schedules match these (each with an id): create the new, update the changed, and
         with delete_missing delete the others -- all of them, or only those of `namespace` when given. A dry
         run reports the same and changes nothing."""
+        wanted = self._sync_wanted(schedules, namespace)
+        current = {s.id: s for s in self.all() if namespace is None or self._namespace(s) == namespace}
+        report = self._sync_plan(wanted, current, dry_run)
+        if delete_missing:
+            report.deleted = sorted(set(current) - set(wanted))
+        if not dry_run:
+            self._sync_apply(wanted, report)
+        return report
+
+    def _sync_wanted(self, schedules: Iterable[Mapping[str, Any] | ScheduleSpec],
+                     namespace: str | None) -> dict[str, ScheduleSpec]:
+        """The wanted schedules by id, each checked (unique, in `namespace`, its function) before any change."""
         wanted: dict[str, ScheduleSpec] = {}
         for item in schedules:
             spec = item if isinstance(item, ScheduleSpec) else ScheduleSpec.from_dict(item)
@@ -734,7 +746,11 @@ class Schedules:
                 raise ValidationError(f"schedule {spec.id} is not in namespace {namespace!r}")
             self._check_function(spec)
             wanted[spec.id] = spec
-        current = {s.id: s for s in self.all() if namespace is None or self._namespace(s) == namespace}
+        return wanted
+
+    def _sync_plan(self, wanted: dict[str, ScheduleSpec], current: dict[str, Schedule],
+                   dry_run: bool) -> SyncReport:
+        """Which wanted schedules are new, changed or unchanged."""
         report = SyncReport(dry_run)
         for sid, spec in sorted(wanted.items()):
             old = current.get(sid)
@@ -747,14 +763,13 @@ class Schedules:
                 report.updated.append(sid)
             else:
                 report.unchanged.append(sid)
-        if delete_missing:
-            report.deleted = sorted(set(current) - set(wanted))
-        if dry_run:
-            return report
+        return report
+
+    def _sync_apply(self, wanted: dict[str, ScheduleSpec], report: SyncReport) -> None:
         for sid in report.created:
             self._save(wanted[sid], "create")
         for sid in report.updated:
-            for _ in range(10):
+            for _ in range(10):  # changed meanwhile (Conflict): read the version again and retry
                 loaded = self._load_spec(sid)
                 if loaded is None:
                     self._save(wanted[sid], "create")
@@ -767,7 +782,6 @@ class Schedules:
         for sid in report.deleted:
             with contextlib.suppress(NotFound):  # deleted meanwhile: already as wanted
                 self.delete(sid)
-        return report
 
     # -- the scheduler's pass --------------------------------------------------------------------------
 
