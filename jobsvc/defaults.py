@@ -91,7 +91,7 @@ INTEGRITY_MAX_JOBS = 2000
 # (a busy big queue's gauges wait for a quiet moment, or for `jobsvc sweep`, which recounts without pausing).
 RECOUNT_IN_ONE_STEP = 5000
 
-# -- cron schedules and the functions registry (jobsvc/schedules.py, jobsvc/functions.py) ---------------
+# -- cron schedules and the functions registry (jobsvc/schedules/, jobsvc/functions.py) ---------------
 # Local times a cron search steps through to find the next fire instant: covers the local times a DST
 # shift makes fire early or twice (3,600 for a per-second schedule and a one-hour shift), so it never loops.
 CRON_SEARCH_LIMIT = 10_000

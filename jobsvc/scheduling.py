@@ -132,7 +132,7 @@ class TtlSweeper:
 
 
 class CronFirer:
-    """Fires the cron schedules that are due (jobsvc/schedules.py): each due schedule's jobs are enqueued and
+    """Fires the cron schedules that are due (jobsvc/schedules/firing.py): each due schedule's jobs are enqueued and
     its next fire time moved on in one transaction. Every `record_interval` seconds it also copies finished
     runs' outcomes into their schedules' run history. `clock` (epoch ms) replaces Redis time in tests."""
 
