@@ -22,6 +22,7 @@ from typing import Any, cast
 import redis
 
 from . import scripts
+from .connection import text
 from .errors import ValidationError
 from .keys import Keys
 from .redact import redact
@@ -99,11 +100,11 @@ def record(conn: redis.Redis, prefix: str, key_id: str, action: str, params: dic
     entry_id = scripts.call(conn, "audit_record", (stream_key(prefix), rate_key(prefix, key_id)),
                             (MAXLEN, PARAMS_PER_MINUTE, RATE_WINDOW_MS, full, short, key_id, action,
                              _dumps(counts or {}), "" if status is None else str(status)))
-    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return text(entry_id)
 
 
 def _entry(entry_id: bytes | str, raw: dict[bytes, bytes]) -> Entry:
-    eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    eid = text(entry_id)
     f = {k.decode(): v.decode(errors="replace") for k, v in raw.items()}
 
     def loads(text: str | None) -> dict[str, Any]:

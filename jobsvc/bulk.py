@@ -21,6 +21,7 @@ import redis
 
 from . import defaults, scripts
 from .config import Config
+from .connection import text
 from .errors import ValidationError
 from .keys import RQ_QUEUE, Keys
 from .listing import zpage_after
@@ -172,7 +173,7 @@ def _walk_registries(operation: str, script: str, conn: redis.Redis, config: Con
             out.matched += matched
             out.changed += changed
             out.skipped += skipped
-            out.sample += [_text(v) for v in reply[4:]]
+            out.sample += [text(v) for v in reply[4:]]
             done += len(ids)
             if progress:
                 progress(done, max(total, done))
@@ -206,7 +207,7 @@ def ttl_sweep(conn: redis.Redis, config: Config, dry_run: bool = False, progress
         out.matched = total
         for (_, _, reg), n in zip(targets, counts, strict=True):  # one ZCOUNT reply per target
             if n and len(out.sample) < SAMPLE_SIZE:
-                out.sample += [_text(v) for v in conn.zrangebyscore(reg, "-inf", now_s, start=0,
+                out.sample += [text(v) for v in conn.zrangebyscore(reg, "-inf", now_s, start=0,
                                                                      num=SAMPLE_SIZE - len(out.sample))]
         return out
     prefix = keys.prefix
@@ -228,7 +229,7 @@ def ttl_sweep(conn: redis.Redis, config: Config, dry_run: bool = False, progress
             out.changed += deleted + dropped
             out.details["deleted"] += deleted
             out.details["dropped"] += dropped
-            out.sample += [_text(v) for v in reply[3:]]
+            out.sample += [text(v) for v in reply[3:]]
             if progress:
                 progress(out.matched, max(total, out.matched))
             if seen < size:
@@ -325,7 +326,7 @@ class IntegrityWalk:
 
     def steps(self) -> Iterator[int]:
         self.queues = set(_queues(self.conn, self.keys, None))
-        self.queues |= {_text(g).split("|", 1)[0] for g in self.conn.smembers(self.keys.groups)}
+        self.queues |= {text(g).split("|", 1)[0] for g in self.conn.smembers(self.keys.groups)}
         yield from self._job_hashes()
         for queue in sorted(self.queues):
             for prio in sorted({defaults.PRIORITY} | {int(p) for p in self.conn.smembers(self.keys.lanes(queue))}):
@@ -350,7 +351,7 @@ class IntegrityWalk:
         cursor = 0
         while True:
             cursor, found = self.conn.scan(cursor, match="rq:job:*", count=self.chunk, _type="hash")
-            ids = [_text(k)[len("rq:job:"):] for k in found]
+            ids = [text(k)[len("rq:job:"):] for k in found]
             for start in range(0, len(ids), self.chunk):
                 self._hash_chunk(ids[start:start + self.chunk])
             # A SCAN call looks at about `chunk` keys, job hashes or not: that is its cost.
@@ -368,9 +369,9 @@ class IntegrityWalk:
         for job_id, (raw_st, raw_origin, prio, group) in zip(part, pipe.execute(), strict=True):  # one HMGET each
             if not raw_st or not raw_origin:
                 continue
-            st, origin = _text(raw_st), _text(raw_origin)
+            st, origin = text(raw_st), text(raw_origin)
             self.queues.add(origin)
-            info[job_id] = (_text(group) if group else None, st, origin)
+            info[job_id] = (text(group) if group else None, st, origin)
             checked = st != "queued" or not self.check_lanes or self._in_lane(
                 self.keys.lane(origin, int(prio or defaults.PRIORITY)), job_id)
             args += [job_id, int(checked)]
@@ -379,7 +380,7 @@ class IntegrityWalk:
             return
         reply = scripts.call(self.conn, "sweep_orphans", (), args)
         sizes = [int(v) for v in reply[:4]]
-        rest = [_text(v) for v in reply[4:]]
+        rest = [text(v) for v in reply[4:]]
         lists = []
         for n in sizes:
             lists.append(rest[:n])
@@ -401,7 +402,7 @@ class IntegrityWalk:
             start = 0
             while True:
                 page = self.conn.lrange(lane, start, start + _LANE_PAGE - 1)
-                members.update(_text(v) for v in page)
+                members.update(text(v) for v in page)
                 if len(page) < _LANE_PAGE:
                     break
                 start += _LANE_PAGE
@@ -437,12 +438,12 @@ class IntegrityWalk:
         """Report a sweep_index.lua reply; returns (ids removed, ids read)."""
         removed, read, n_missing, n_wrong, n_counts = (int(v) for v in reply[:5])
         rest = reply[5:]
-        self._add("missing_hash", [_text(v) for v in rest[:n_missing]])
-        self._add(wrong, [_text(v) for v in rest[n_missing:n_missing + n_wrong]])
+        self._add("missing_hash", [text(v) for v in rest[:n_missing]])
+        self._add(wrong, [text(v) for v in rest[n_missing:n_missing + n_wrong]])
         if recount is not None:
             counts = rest[n_missing + n_wrong:]
             for i in range(0, 3 * n_counts, 3):
-                recount[_text(counts[i])][_text(counts[i + 1])] += int(counts[i + 2])
+                recount[text(counts[i])][text(counts[i + 1])] += int(counts[i + 2])
         return removed, read
 
     # 3. per queue: the created index, and the gauges against a recount of the jobs it holds.
@@ -454,7 +455,7 @@ class IntegrityWalk:
         reply = scripts.call(self.conn, "sweep_recount", (), args)
         if reply:  # empty: the queue is too big for one step
             _, read, n_missing, n_wrong, n_drift = (int(v) for v in reply[:5])
-            rest = [_text(v) for v in reply[5:]]
+            rest = [text(v) for v in reply[5:]]
             self._add("missing_hash", rest[:n_missing])
             self._add("wrong_structure", rest[n_missing:n_missing + n_wrong])
             self._add("gauge_drift", rest[n_missing + n_wrong:n_missing + n_wrong + n_drift])
@@ -463,7 +464,7 @@ class IntegrityWalk:
         yield from self._recount_in_chunks(queue, extra)
 
     def _recount_in_chunks(self, queue: str, extra: Counter[tuple[str, str]]) -> Iterator[int]:
-        names = sorted(n for n in (_text(g) for g in self.conn.smembers(self.keys.groups))
+        names = sorted(n for n in (text(g) for g in self.conn.smembers(self.keys.groups))
                        if n.split("|", 1)[0] == queue)
         before = _gauges(self.conn, self.keys, names)
         recount: dict[str, Counter[str]] = defaultdict(Counter)
@@ -498,7 +499,7 @@ def _walk_by_score(conn: redis.Redis, key: str, chunk: int) -> Iterator[list[str
     however many members share a score (zpage_after.lua)."""
     # withscores: (member, score) pairs; redis-py's one return type covers the command without it too.
     first = cast("list[tuple[bytes, float]]", conn.zrange(key, 0, chunk - 1, withscores=True))
-    page = [(s, _text(m)) for m, s in first]
+    page = [(s, text(m)) for m, s in first]
     while page:
         yield [m for _, m in page]
         if len(page) < chunk:
@@ -512,7 +513,7 @@ def _gauges(conn: redis.Redis, keys: Keys, groups: Sequence[str]) -> dict[str, d
         pipe.hgetall(keys.count(g))
     out = {}
     for g, raw in zip(groups, pipe.execute(), strict=True):  # one HGETALL reply per group
-        out[g] = {_text(k): int(v) for k, v in raw.items() if int(v)}
+        out[g] = {text(k): int(v) for k, v in raw.items() if int(v)}
     return out
 
 
@@ -537,8 +538,8 @@ def _queues(conn: redis.Redis, keys: Keys, queue: str | None) -> list[str]:
     pipe.smembers(keys.queues)
     pipe.smembers("rq:queues")
     own, rq = pipe.execute()
-    names = {_text(q) for q in own}
-    names |= {_text(q)[len(RQ_QUEUE):] for q in rq if _text(q).startswith(RQ_QUEUE)}
+    names = {text(q) for q in own}
+    names |= {text(q)[len(RQ_QUEUE):] for q in rq if text(q).startswith(RQ_QUEUE)}
     return sorted(names)
 
 
@@ -552,6 +553,3 @@ def _redis_ms(conn: redis.Redis) -> int:
     sec, usec = conn.time()
     return int(sec) * 1000 + int(usec) // 1000
 
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)

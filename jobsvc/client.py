@@ -303,7 +303,7 @@ class Client:
         reply = scripts.check(scripts.call(self.redis, "terminate", (), (self.keys.prefix, job_id, utcnow_str(),
                                                                           self.config.failure_ttl, mode, stop_exc)),
                               job_id)
-        return reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+        return text(reply[1])
 
     def pause(self, queue: str) -> None:
         self.redis.sadd(self.keys.paused, queue)

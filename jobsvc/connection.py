@@ -18,7 +18,7 @@ def connect(url_or_conn: str | redis.Redis | None = None, config: Config | None 
     return redis.Redis.from_url(url, health_check_interval=30)
 
 
-def text(value: bytes | str) -> str:
-    """A name or id read back from Redis as text. jobsvc's connections answer bytes; redis-py types every
-    reply `bytes | str` (a connection made with decode_responses answers str), so this takes both."""
-    return value.decode() if isinstance(value, bytes) else value
+def text(value: object) -> str:
+    """A Redis reply as text: a name or id (jobsvc's connections answer bytes; redis-py types every reply
+    `bytes | str`, and a connection made with decode_responses answers str), or a script's integer."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -171,7 +171,7 @@ def ack_many(conn: redis.Redis, config: Config, acks: list[Ack],
         if one.status == "completed":
             out.append(AckResult(one.job_id, "completed"))
         else:
-            state = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+            state = text(reply[1])
             out.append(AckResult(one.job_id, state, int(reply[2]) if state == "scheduled" else None))
     return out
 

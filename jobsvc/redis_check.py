@@ -10,6 +10,8 @@ from typing import Any
 
 import redis
 
+from .connection import text
+
 log = logging.getLogger("jobsvc.redis")
 
 SAFE_POLICY = "noeviction"
@@ -44,13 +46,10 @@ class EvictionCheck:
                 "source": self.source}
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
 
 def _from_config(conn: redis.Redis) -> EvictionCheck:
     # One command for both settings; Redis answers a pattern with every matching parameter.
-    found = {_text(k): _text(v) for k, v in conn.config_get("maxmemory*").items()}
+    found = {text(k): text(v) for k, v in conn.config_get("maxmemory*").items()}
     return EvictionCheck(found["maxmemory-policy"], int(found.get("maxmemory", 0)), "config")
 
 
@@ -58,7 +57,7 @@ def _from_info(conn: redis.Redis) -> EvictionCheck:
     # Managed Redis services often disable or rename CONFIG; INFO memory carries the same two values.
     info = conn.info("memory")
     policy = info.get("maxmemory_policy")
-    return EvictionCheck(_text(policy), int(info.get("maxmemory", 0)), "info") if policy is not None \
+    return EvictionCheck(text(policy), int(info.get("maxmemory", 0)), "info") if policy is not None \
         else EvictionCheck(None, None, "unknown")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
+from .connection import text
 from .errors import AlreadyExists, Conflict, JobsvcError, LeaseLost, NotFound, ScriptError, WrongState
 
 
@@ -60,11 +61,8 @@ def check(reply: Any, job_id: str = "", what: str | None = None) -> list[Any]:
     code = int(reply[0])
     if code == Reply.OK:
         return reply
-    raise error(code, what, _text(reply[1]) if code in _WITH_STATE and len(reply) > 1 and reply[1] else None)
+    raise error(code, what, text(reply[1]) if code in _WITH_STATE and len(reply) > 1 and reply[1] else None)
 
 
 _WITH_STATE = (Reply.LEASE_LOST, Reply.WRONG_STATE)
 
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)

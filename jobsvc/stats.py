@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import redis
 
 from . import scripts
+from .connection import text
 from .job import DEFAULT_NAMESPACE
 from .keys import Keys
 from .states import State
@@ -101,13 +102,13 @@ def read_counts(conn: redis.Redis, keys: Keys, queue: str | None = None) -> Coun
     gauged: dict[str, dict[str, int]] = defaultdict(zero)  # the gauges summed per queue
     for name, fields in raw_groups:
         counts = zero()
-        counts.update({_text(fields[i]): int(fields[i + 1]) for i in range(0, len(fields), 2)})
-        group = Group.parse(_text(name))
+        counts.update({text(fields[i]): int(fields[i + 1]) for i in range(0, len(fields), 2)})
+        group = Group.parse(text(name))
         groups[group] = counts
         _add(gauged[group.queue], counts)
     queues: dict[str, dict[str, int]] = {}
     for row in raw_queues:
-        queue, sizes, rq_running = _text(row[0]), [int(v) for v in row[1:-1]], int(row[-1])
+        queue, sizes, rq_running = text(row[0]), [int(v) for v in row[1:-1]], int(row[-1])
         counts = zero()
         counts.update({s.value: n for s, n in zip(_STRUCTURE_STATES, sizes, strict=True)})
         counts[State.RUNNING.value] = gauged[queue][State.RUNNING.value] + rq_running
@@ -121,7 +122,7 @@ def read_counts(conn: redis.Redis, keys: Keys, queue: str | None = None) -> Coun
 def group_counts(conn: redis.Redis, keys: Keys) -> dict[Group, dict[str, int]]:
     """The gauges alone: every group with its count per state (states with no job read 0). Jobs no jobsvc script
     wrote yet are in none (read_counts adds them)."""
-    names = sorted(_text(g) for g in conn.smembers(keys.groups))
+    names = sorted(text(g) for g in conn.smembers(keys.groups))
     pipe = conn.pipeline(transaction=False)
     for name in names:
         pipe.hgetall(keys.count(name))
@@ -144,6 +145,3 @@ def _add(into: dict[str, int], counts: dict[str, int]) -> None:
     for state, n in counts.items():
         into[state] = into.get(state, 0) + n
 
-
-def _text(v: object) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)

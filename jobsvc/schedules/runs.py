@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from .. import defaults, scripts
+from ..connection import text
 from ..errors import NotFound, ValidationError
 from ..keys import Keys
 from .spec import ACTIVE_STATES
@@ -95,7 +96,7 @@ class ScheduleRuns(ScheduleStore):
         if dropped:
             log.warning("schedule runs %s cannot be recorded (a key of the wrong type, or a damaged record): "
                         "dropped from the pending runs", ", ".join(d.decode() for d in dropped))
-        return int(finalized), nxt.decode() if isinstance(nxt, bytes) else str(nxt)
+        return int(finalized), text(nxt)
 
 
 def _runs_cursor(cursor: str | None) -> tuple[float, str] | None:
