@@ -521,17 +521,24 @@ def load_file(path: str) -> Any:
         raise ValidationError(f"{path}: cannot parse: {exc}") from None
 
 
-def functions_file(data: Any) -> tuple[str, list[Mapping[str, Any]]]:
-    """The namespace and functions of a functions file: {namespace, functions: [{name, path, ...}]}."""
-    if not isinstance(data, Mapping) or "functions" not in data:
-        raise ValidationError("a functions file is {namespace: NS, functions: [{name, path, ...}, ...]}")
-    unknown = set(data) - {"namespace", "functions"}
+def sync_file_items(data: Any, field: str, shape: str) -> tuple[Any, list[Mapping[str, Any]]]:
+    """The `namespace` (as given, None if absent) and the list under `field` of a sync file {namespace?, field:
+    [...]} (functions and schedules files alike); `shape` shows the expected document in the error."""
+    if not isinstance(data, Mapping) or field not in data:
+        raise ValidationError(f"a {field} file is {shape}")
+    unknown = set(data) - {"namespace", field}
     if unknown:
         raise ValidationError(f"unknown top-level field(s): {', '.join(sorted(unknown))}")
-    items = data["functions"] or []
+    items = data[field] or []
     if not isinstance(items, list):
-        raise ValidationError("functions must be a list")
-    return data.get("namespace") or DEFAULT_NAMESPACE, items
+        raise ValidationError(f"{field} must be a list")
+    return data.get("namespace"), items
+
+
+def functions_file(data: Any) -> tuple[str, list[Mapping[str, Any]]]:
+    """The namespace and functions of a functions file: {namespace, functions: [{name, path, ...}]}."""
+    namespace, items = sync_file_items(data, "functions", "{namespace: NS, functions: [{name, path, ...}, ...]}")
+    return namespace or DEFAULT_NAMESPACE, items
 
 
 __all__ = ["DECLARED", "Function", "FunctionJob", "Registry", "SyncReport", "function", "functions_file", "load_file",

@@ -255,12 +255,17 @@ def _add_schedules(sub: Any, with_url: Any) -> None:
     rn.add_argument("--limit", type=int, default=50)
     rn.add_argument("--cursor")
     rn.add_argument("--json", action="store_true")
-    sy = ssub.add_parser("sync", help="make the stored schedules match a file (JSON, YAML or TOML)")
-    sy.add_argument("file")
-    sy.add_argument("--namespace", help="only this namespace's schedules (default: the file's `namespace`)")
-    sy.add_argument("--delete-missing", action="store_true", help="delete schedules the file does not list")
-    sy.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
+    _add_sync(ssub.add_parser("sync", help="make the stored schedules match a file (JSON, YAML or TOML)"),
+              "schedules", "only this namespace's schedules (default: the file's `namespace`)")
     sch.set_defaults(func=schedules_cmd)
+
+
+def _add_sync(parser: Any, what: str, namespace_help: str) -> None:
+    """The arguments of `schedules sync` and `functions sync`: the same file-driven sync of either."""
+    parser.add_argument("file")
+    parser.add_argument("--namespace", help=namespace_help)
+    parser.add_argument("--delete-missing", action="store_true", help=f"delete {what} the file does not list")
+    parser.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
 
 
 def _add_schedule_create(ssub: Any) -> None:
@@ -299,11 +304,8 @@ def _add_functions(sub: Any, with_url: Any) -> None:
                        ("disable", "disable: new jobs refused, queued ones wait"), ("delete", "delete")):
         fsub.add_parser(name, help=text).add_argument("ref", help="namespace/name")
     _add_function_register(fsub)
-    fy = fsub.add_parser("sync", help="make a namespace match a file {namespace, functions: [...]}")
-    fy.add_argument("file")
-    fy.add_argument("--namespace", help="default: the file's `namespace`")
-    fy.add_argument("--delete-missing", action="store_true", help="delete functions the file does not list")
-    fy.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
+    _add_sync(fsub.add_parser("sync", help="make a namespace match a file {namespace, functions: [...]}"),
+              "functions", "default: the file's `namespace`")
     fns.set_defaults(func=functions_cmd)
 
 

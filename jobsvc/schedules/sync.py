@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import Conflict, NotFound, ValidationError
+from ..functions import sync_file_items
 from .spec import Schedule, ScheduleSpec
 from .store import ScheduleStore
 
@@ -97,12 +98,4 @@ def schedules_file(data: Any) -> tuple[str | None, list[Mapping[str, Any]]]:
     or a bare list."""
     if isinstance(data, list):
         return None, data
-    if not isinstance(data, Mapping) or "schedules" not in data:
-        raise ValidationError("a schedules file is {schedules: [{id, function, cron | interval, ...}, ...]}")
-    unknown = set(data) - {"namespace", "schedules"}
-    if unknown:
-        raise ValidationError(f"unknown top-level field(s): {', '.join(sorted(unknown))}")
-    items = data["schedules"] or []
-    if not isinstance(items, list):
-        raise ValidationError("schedules must be a list")
-    return data.get("namespace"), items
+    return sync_file_items(data, "schedules", "{schedules: [{id, function, cron | interval, ...}, ...]}")

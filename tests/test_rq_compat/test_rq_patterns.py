@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from rq import Callback, Retry
 from rq.job import Dependency, Job
-from rq.registry import FailedJobRegistry
 
 from tests import rqfuncs
 
@@ -18,14 +17,7 @@ def test_a_job_runs_and_its_result_reads_back(queue, burst, r):
     assert [res.return_value for res in job.results()] == [5]
 
 
-def test_no_retry_means_one_attempt_then_failed(queue, burst, r, worker_kind):
-    job = queue.enqueue(rqfuncs.boom, "once")
-    burst()
-    job = Job.fetch(job.id, connection=r)
-    assert rqfuncs.calls() == ["once"]
-    assert job.get_status() == "failed"
-    assert job.id in FailedJobRegistry(queue=queue).get_job_ids()
-    assert "ValueError: once failed" in job.latest_result().exc_string
+# No retry= means one attempt, then failed: test_retries.py::test_no_retry_is_one_attempt_then_failed_as_rq_records_it
 
 
 def test_retry_max_is_honoured_and_retries_left_counts_down(queue, burst, r, worker_kind):
