@@ -70,9 +70,9 @@ def start_processes(args: argparse.Namespace, env: dict[str, str], queues: list[
     }
 
 
-def print_banner(args: argparse.Namespace, key: str, key_file: Path, url: str, grace: float) -> None:
+def print_banner(args: argparse.Namespace, key: str, key_file: Path, url: str, config: Config) -> None:
     base = f"http://{args.host}:{args.port}"
-    allowed = Config.from_env().module_allow_list().describe()
+    allowed, grace = config.module_allow_list().describe(), config.shutdown_grace
     say(f"jobsvc is up: API {base}/api/v1  (health: /health)")
     say(f"dashboard: {base}/dashboard  (sign in with the admin key); metrics: /metrics")
     say(f"admin key: {key}  (kept in {key_file}; set ADMIN_API_KEY to choose one)")
@@ -151,14 +151,14 @@ def cmd_up(args: argparse.Namespace, queues: list[str]) -> int:
     handler_secret = os.environ.get("JOBSVC_HANDLER_SECRET") or kept_secret(data_dir / "handler_secret")
     env = dict(os.environ, REDIS_URL=url, ADMIN_API_KEY=key, JOBSVC_HANDLER_SECRET=handler_secret,
                PYTHONUNBUFFERED="1")
-    grace = Config.from_env().shutdown_grace
+    config = Config.from_env()  # the settings the children read from the same environment
     signals = Signals()
     procs = start_processes(args, env, queues)
-    print_banner(args, key, key_file, url, grace)
+    print_banner(args, key, key_file, url, config)
     try:
         code = supervise(procs, signals)
     finally:
-        stop_processes(procs, signals, grace)
+        stop_processes(procs, signals, config.shutdown_grace)
         if embedded:
             embedded.stop()
             say("embedded Redis stopped")
