@@ -1,43 +1,30 @@
 """The Python API: enqueue jobs (one, or a batch in one round trip), read them back, requeue, cancel."""
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
 
-from . import defaults, scripts
+from . import defaults, enqueueing, scripts
 from .backoff import Backoff
 from .config import Config
 from .connection import connect, text
+from .enqueueing import PULL_FIELDS, Enqueued, describe, enqueue, enqueued
 from .errors import JobsvcError, NotFound, ValidationError
-from .job import JobInfo, JobSpec, decode_result, decode_runs, handler_name, payload_json
-from .keys import Keys, idempotency_scope
-from .serialization import dump_data, dump_exc_string, func_name, utcnow_str
+from .job import JobInfo, JobSpec, decode_result, decode_runs
+from .keys import Keys
+from .serialization import dump_data, dump_exc_string, utcnow_str
 from .states import State
 from .stats import EVENTS, Group, read_counts
-from .urlguard import check_url
 
 # The failed result RQ's worker writes for a job stopped by send_stop_job_command (rq/worker/worker_classes.py,
 # RQ 2.12), in RQ's result format: terminate.lua's 'stop' mode writes it.
 STOPPED_EXC_STRING = dump_exc_string("Job stopped by user, work-horse terminated.")
 
 NOOP = "jobsvc.client.noop"
-# The hash field that makes a job a pull job (enqueue.lua puts it in its queue's pull lanes).
-PULL_FIELDS = {"js_trigger": "pull"}
 _OPTIONS = frozenset(JobSpec.__dataclass_fields__) - {"func", "args", "kwargs"}
-
-
-@dataclass(frozen=True)
-class Enqueued:
-    """A job id from enqueue; `created` is False when an idempotency key returned an existing job."""
-
-    id: str
-    created: bool
 
 
 class Client:
@@ -89,8 +76,7 @@ class Client:
 
     def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
         """Enqueue a batch: one script call per ENQUEUE_BATCH jobs, all in one round trip."""
-        calls = self.enqueue_calls(specs)
-        return self.parse_enqueued(scripts.call_many(self.redis, calls) if calls else [])
+        return enqueue(self.redis, self.config, specs)
 
     def enqueue_pull(self, func: Callable[..., Any] | str, *args: Any, kwargs: dict[str, Any] | None = None,
                      **options: Any) -> Enqueued:
@@ -105,94 +91,18 @@ class Client:
         for spec in specs:
             if spec.trigger != "immediate":
                 raise ValidationError(f"a pull job runs now: give no delay or at (given: {spec.trigger!r})")
-        calls = self.enqueue_calls(specs, [dict(PULL_FIELDS) for _ in specs])
-        return self.parse_enqueued(scripts.call_many(self.redis, calls) if calls else [])
+        return enqueue(self.redis, self.config, specs, [dict(PULL_FIELDS) for _ in specs])
 
     def enqueue_calls(self, specs: Iterable[JobSpec],
                       extra_fields: Sequence[dict[str, Any]] | None = None) -> list[scripts.Call]:
-        """The enqueue script calls for a batch, not sent: a caller may run them in its own transaction
-        (schedules: enqueue a fire and advance the schedule atomically). `extra_fields`, one dict per spec,
-        adds jobsvc hash fields of other features (js_schedule, js_fn)."""
-        specs = list(specs)
-        calls: list[scripts.Call] = []
-        for start in range(0, len(specs), defaults.ENQUEUE_BATCH):
-            chunk = specs[start:start + defaults.ENQUEUE_BATCH]
-            now = utcnow_str()
-            jobs = [self._job_fields(spec, now) for spec in chunk]
-            if extra_fields is not None:
-                # One extra dict per spec (the contract above): this chunk's slice matches it job for job.
-                extra = extra_fields[start:start + defaults.ENQUEUE_BATCH]
-                for (_, fields), more in zip(jobs, extra, strict=True):
-                    fields.update(more)
-            # Fields every job of the chunk shares (times, TTLs, queue, function...) are sent once.
-            common = dict(jobs[0][1])
-            for _, fields in jobs[1:]:
-                common = {k: v for k, v in common.items() if fields.get(k) == v}
-            args: list[Any] = [self.keys.prefix, defaults.WAKE_TOKENS_MAX, self.config.idempotency_ttl, len(chunk),
-                               len(common)]
-            for k, v in common.items():
-                args += (k, v)
-            for head, fields in jobs:
-                own = [(k, v) for k, v in fields.items() if k not in common]
-                args += head
-                args.append(len(own))
-                for k, v in own:
-                    args += (k, v)
-            calls.append(("enqueue", (), args))
-        return calls
+        """Deprecated: the enqueue script calls of a batch, not sent. Kept only for jobsvc/functions.py until it
+        calls `enqueueing.enqueue` (which also takes extra fields and a MULTI); use that instead."""
+        return enqueueing._calls(self.config, list(specs), extra_fields)
 
     @staticmethod
     def parse_enqueued(replies: Iterable[Any]) -> list[Enqueued]:
-        """Enqueued ids from the replies of `enqueue_calls`."""
-        # Each reply is flat (id, created) pairs, one per job of its chunk.
-        return [Enqueued(reply[i].decode(), bool(reply[i + 1])) for reply in replies for i in range(0, len(reply), 2)]
-
-    def _job_fields(self, spec: JobSpec, now: str) -> tuple[list[Any], dict[str, Any]]:
-        """The script's per-job header (id, queue, priority, delay, at, idempotency key, id given) and fields."""
-        cfg = self.config
-        handler = check_url(spec.handler, allow_private=cfg.allow_private_urls) if spec.handler else None
-        name = handler_name(handler) if handler else func_name(spec.func)  # type: ignore[arg-type]
-        job_id = spec.job_id or os.urandom(16).hex()  # uuid4's 122 random bits, without its overhead
-        fields: dict[str, Any] = {
-            "created_at": now,
-            "data": dump_data(name, spec.args, spec.kwargs),
-            "origin": spec.queue,
-            "description": spec.description or _describe(name, spec.args, spec.kwargs),
-            "timeout": spec.timeout if spec.timeout is not None else (
-                defaults.HANDLER_TIMEOUT if handler else cfg.job_timeout),
-            "result_ttl": spec.result_ttl if spec.result_ttl is not None else cfg.result_ttl,
-            "failure_ttl": spec.failure_ttl if spec.failure_ttl is not None else cfg.failure_ttl,
-            "js_max_attempts": spec.max_attempts or cfg.max_attempts,
-            "js_ns": spec.namespace,
-            "js_trigger": spec.trigger,
-            "js_group": group_key(spec.queue, spec.namespace, name),
-        }
-        if not spec.delay and spec.at is None:
-            fields["enqueued_at"] = now
-        if spec.backoff is not None:
-            fields.update(spec.backoff.to_fields())  # type: ignore[union-attr]
-        if spec.depends_on:
-            # RQ's own fields (rq/job.py to_dict): enqueue.lua defers the job on them; RQ reads them back.
-            fields["dependency_id"] = spec.depends_on[0]
-            fields["dependency_ids"] = json.dumps(list(spec.depends_on))
-            if spec.allow_failure:
-                fields["allow_dependency_failures"] = 1
-        if spec.meta:
-            import pickle
-
-            fields["meta"] = pickle.dumps(spec.meta, pickle.HIGHEST_PROTOCOL)
-        if spec.idempotency_key:
-            fields["js_idem"] = spec.idempotency_key
-        if handler:
-            fields["js_handler"] = handler
-            fields["js_callback_ttl"] = spec.callback_timeout or defaults.CALLBACK_TIMEOUT
-        if spec.payload is not None:
-            fields["js_payload"] = payload_json(spec.payload)
-        if spec.callback_url:
-            fields["js_callback"] = check_url(spec.callback_url, allow_private=cfg.allow_private_urls)
-        idem = idempotency_scope(spec.namespace, spec.idempotency_key) if spec.idempotency_key else ""
-        head = [job_id, spec.queue, spec.priority, spec.delay_ms(), spec.at_ms(), idem, 1 if spec.job_id else 0]
-        return head, fields
+        """Deprecated with `enqueue_calls`: `enqueueing.enqueued`."""
+        return enqueued(replies)
 
     # -- read --------------------------------------------------------------------------------------
 
@@ -279,7 +189,7 @@ class Client:
             new_args = tuple(args) if args is not None else current.args
             new_kwargs = dict(kwargs) if kwargs is not None else current.kwargs
             data = dump_data(current.func_name, new_args, new_kwargs)  # type: ignore[assignment]
-            description = _describe(current.func_name, new_args, new_kwargs)
+            description = describe(current.func_name, new_args, new_kwargs)
         if priority is not None:
             JobSpec(func=NOOP, priority=priority)  # the same validation as at enqueue
         if run_at_ms is not None and run_at_ms < 0:
@@ -312,23 +222,16 @@ class Client:
         self.redis.srem(self.keys.paused, queue)
         self.redis.rpush(self.keys.wake(queue), "1")
 
+    def paused(self) -> set[str]:
+        """The queues paused now."""
+        return {text(q) for q in self.redis.smembers(self.keys.paused)}
+
     def queues(self) -> list[str]:
         return sorted(text(q) for q in self.redis.smembers(self.keys.queues))
 
 
 def noop() -> None:
     """A function that does nothing (used to validate options without a real job)."""
-
-
-def group_key(queue: str, namespace: str, func: str) -> str:
-    """The gauge group of a job: its queue, namespace and function ('|' is in none of them)."""
-    return f"{queue}|{namespace}|{func}"
-
-
-def _describe(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
-    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
-    call = f"{name}({', '.join(parts)})"
-    return call if len(call) <= 200 else call[:197] + "..."
 
 
 __all__ = ["Backoff", "Client", "Enqueued", "JobsvcError"]

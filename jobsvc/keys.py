@@ -36,6 +36,10 @@ RQ_JOB = "rq:job:"
 RQ_QUEUE = "rq:queue:"
 RQ_QUEUES = "rq:queues"
 RQ_RESULTS = "rq:results:"
+# RQ's worker registry: the set of registered workers' hash names, and those hashes' prefix (RQ's own worker
+# code writes both, for jobsvc's workers too; jobsvc/workers_info.py reads them).
+RQ_WORKERS = "rq:workers"
+RQ_WORKER = "rq:worker:"
 
 # The Redis type each member of Keys names (TYPE's answer). Lua scripts that write named keys check these
 # types before their first write; tests compare every key in Redis with them.

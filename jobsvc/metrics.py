@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import redis
 
 from . import defaults
-from .keys import Keys
+from .keys import RQ_WORKERS, Keys
 from .states import State
 from .stats import EVENTS, Group, read_counts
 from .timeseries import oldest_queued_ages_ms, queue_depths
@@ -17,7 +17,6 @@ from .timeseries import oldest_queued_ages_ms, queue_depths
 # Histograms per group (observe in _lib.lua): run duration, and the wait from ready to started.
 HISTOGRAMS = ("run", "wait")
 RQ_QUEUES = "rq:queues"
-RQ_WORKERS = "rq:workers"
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,32 @@ def eviction_check(conn: redis.Redis) -> EvictionCheck:
     return EvictionCheck(None, None, "unknown")
 
 
+def ping(conn: redis.Redis) -> None:
+    """Is Redis reachable? Raises redis.RedisError when it is not."""
+    conn.ping()
+
+
+def address(conn: redis.Redis) -> str:
+    """Where the connection goes: `host:port/db`, or `unix:<path>/db`; never its password."""
+    kw = conn.connection_pool.connection_kwargs
+    if kw.get("path"):
+        return f"unix:{kw['path']}/{kw.get('db', 0)}"
+    return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+
+
+def server_detail(conn: redis.Redis) -> dict[str, Any]:
+    """What an operator needs to know of this Redis (the authenticated /health detail): its address, version and
+    eviction settings, and what to set when they are not safe. Raises redis.RedisError when Redis is down."""
+    check = eviction_check(conn)
+    try:
+        version = str(conn.info("server").get("redis_version")) or None
+    except redis.ResponseError:  # INFO disabled: the version is only nice to have
+        version = None
+    return {"address": address(conn), "version": version, "maxmemory_policy": check.policy,
+            "maxmemory": check.maxmemory, "eviction_safe": check.safe,
+            "eviction_warning": None if check.safe else check.advice()}
+
+
 def warn_if_evicting(conn: redis.Redis, who: str = "jobsvc") -> EvictionCheck | None:
     """The startup check: one WARNING line when Redis may evict (or will not say). Never raises: a Redis that
     is down at startup is the caller's own business (it retries or reports it), so this returns None."""
@@ -87,4 +113,4 @@ def warn_if_evicting(conn: redis.Redis, who: str = "jobsvc") -> EvictionCheck | 
     return check
 
 
-__all__ = ["SAFE_POLICY", "EvictionCheck", "eviction_check", "warn_if_evicting"]
+__all__ = ["SAFE_POLICY", "EvictionCheck", "address", "eviction_check", "ping", "server_detail", "warn_if_evicting"]

@@ -1,24 +1,19 @@
 """Delivering outcome notifications: when a job with a callback_url ends, its outcome is POSTed there,
-signed, with a few retries. The Lua transitions put ended jobs on an outbox; any number of senders
-drain it, each entry leased to one sender at a time (at-least-once: receivers dedupe on the job id)."""
+signed, with a few retries. The outbox, its leases and what each attempt recorded are the core's
+(jobsvc/notifications.py); this module sends the HTTP requests and runs the loop."""
 from __future__ import annotations
 
 import json
 import logging
-import pickle
-import secrets
 import threading
-from base64 import b64decode
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from jobsvc import defaults, scripts, signing, urlguard
+from jobsvc import defaults, signing, urlguard
 from jobsvc.config import Config
-from jobsvc.errors import LeaseLost
-from jobsvc.job import DEFAULT_NAMESPACE
-from jobsvc.keys import Keys
+from jobsvc.notifications import DELIVERED, GAVE_UP, RETRY, Notification, Outbox
 
 log = logging.getLogger("jobsvc.callbacks")
 
@@ -44,7 +39,7 @@ class Notifier:
                  attempts: int = defaults.NOTIFY_ATTEMPTS, retry_base: float = defaults.NOTIFY_RETRY_BASE,
                  lease: float = defaults.NOTIFY_LEASE, deadline: float = defaults.NOTIFY_DEADLINE):
         self.redis, self.config = conn, config
-        self.keys = Keys(config.key_prefix)
+        self.outbox = Outbox(conn, config.key_prefix)
         self.batch, self.attempts, self.retry_base, self.lease, self.deadline = (batch, attempts, retry_base, lease,
                                                                                  deadline)
         self.session = urlguard.safe_session(allow_private=config.allow_private_urls)
@@ -52,52 +47,43 @@ class Notifier:
     def run_once(self) -> NotifyResult:
         result = NotifyResult()
         for _ in range(self.batch):
-            claim = secrets.token_hex(16)
-            reply = scripts.call(self.redis, "notify_claim", (), (self.keys.prefix, 1, int(self.lease * 1000), claim))
-            if not reply:
+            note = self.outbox.claim(int(self.lease * 1000))
+            if note is None:
                 break
-            job_id = reply[0].decode()
-            raw = reply[1]
-            entry = {raw[k].decode(): raw[k + 1].decode() for k in range(0, len(raw), 2)}
-            outcome, delay_ms, note = self._deliver(job_id, entry)
-            settled = scripts.call(self.redis, "notify_settle", (), (self.keys.prefix, job_id, claim, outcome,
-                                                                     delay_ms, note))
-            try:
-                scripts.check(settled, what=f"notification of job {job_id}")
-            except LeaseLost:
+            outcome, delay_ms, why = self._deliver(note)
+            if not self.outbox.settle(note, outcome, delay_ms, why):
                 log.info("job %s: notification %s meanwhile (taken over or replaced); this attempt not recorded",
-                         job_id, outcome)
+                         note.job_id, outcome)
                 continue
-            field = "retried" if outcome == "retry" else outcome
+            field = "retried" if outcome == RETRY else outcome
             setattr(result, field, getattr(result, field) + 1)
         return result
 
-    def _deliver(self, job_id: str, entry: dict[str, str]) -> tuple[str, int, str]:
-        attempt = int(entry.get("attempts", 1))
-        namespace = entry.get("ns") or DEFAULT_NAMESPACE
+    def _deliver(self, note: Notification) -> tuple[str, int, str]:
+        job_id, attempt, namespace = note.job_id, note.attempt, note.namespace
         secret = self.config.secret_for(namespace)
         if not secret:
             return self._failed(job_id, attempt, "no JOBSVC_HANDLER_SECRET: notifications are never sent unsigned")
-        body = notification_body(job_id, entry)
+        body = notification_body(note)
         headers = signing.headers(secret, body, job_id=job_id, attempt=attempt, idempotency_key=None)
         headers["X-Jobsvc-Event"] = "job.ended"
         headers["X-Jobsvc-Namespace"] = namespace
         try:
-            resp = urlguard.post(self.session, entry["url"], body=body, headers=headers, timeout=self.deadline,
+            resp = urlguard.post(self.session, note.url, body=body, headers=headers, timeout=self.deadline,
                                  max_body=1024, deadline=self.deadline)
         except Exception as exc:  # noqa: BLE001 - refused address, connection error, timeout
             if urlguard.is_blocked(exc):
-                return "gave_up", 0, f"not sent: {exc}"
+                return GAVE_UP, 0, f"not sent: {exc}"
             return self._failed(job_id, attempt, f"{type(exc).__name__}: {exc}")
         if 200 <= resp.status_code < 300:
-            return "delivered", 0, f"delivered (HTTP {resp.status_code}, attempt {attempt})"
+            return DELIVERED, 0, f"delivered (HTTP {resp.status_code}, attempt {attempt})"
         return self._failed(job_id, attempt, f"HTTP {resp.status_code}")
 
     def _failed(self, job_id: str, attempt: int, why: str) -> tuple[str, int, str]:
         if attempt >= self.attempts:
             log.warning("job %s: outcome notification dropped after %d attempt(s): %s", job_id, attempt, why)
-            return "gave_up", 0, f"gave up after {attempt} attempt(s): {why}"
-        return "retry", int(self.retry_base * 2 ** (attempt - 1) * 1000), why
+            return GAVE_UP, 0, f"gave up after {attempt} attempt(s): {why}"
+        return RETRY, int(self.retry_base * 2 ** (attempt - 1) * 1000), why
 
     def run_forever(self, stopped: threading.Event, idle: float = 1.0) -> None:
         """Repeat run_once until `stopped`; waits `idle` seconds when there was nothing to send."""
@@ -114,21 +100,12 @@ class Notifier:
                 stopped.wait(idle)
 
 
-def notification_body(job_id: str, entry: dict[str, str]) -> bytes:
+def notification_body(note: Notification) -> bytes:
     """{job_id, namespace, state, ended_at (epoch ms), result | error}: what a callback_url receives."""
-    out: dict[str, Any] = {"job_id": job_id, "namespace": entry.get("ns") or DEFAULT_NAMESPACE,
-                           "state": entry.get("state"), "ended_at": int(entry["ended_ms"])}
-    if entry.get("state") == "completed":
-        out["result"] = _result(entry.get("result_b64", ""))
+    out: dict[str, Any] = {"job_id": note.job_id, "namespace": note.namespace, "state": note.state,
+                           "ended_at": note.ended_ms}
+    if note.state == "completed":
+        out["result"] = note.result
     else:
-        out["error"] = entry.get("error")
+        out["error"] = note.error
     return json.dumps(out, separators=(",", ":"), default=repr).encode()
-
-
-def _result(b64: str) -> Any:
-    if not b64:
-        return None
-    try:
-        return pickle.loads(b64decode(b64))
-    except Exception:  # noqa: BLE001 - a result class this process cannot import
-        return "<result not readable by the sender>"

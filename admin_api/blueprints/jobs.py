@@ -8,14 +8,14 @@ from typing import Any
 import redis
 from flask import Blueprint, Response
 
-from jobsvc import scripts
+from jobsvc import lookup
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD
 from jobsvc.apikeys import ADMIN, READ, WRITE
 from jobsvc.backoff import Backoff
-from jobsvc.client import Enqueued
+from jobsvc.enqueueing import Enqueued, enqueue
 from jobsvc.errors import JobsvcError, NotFound, ValidationError
 from jobsvc.functions import Registry
-from jobsvc.job import DEFAULT_NAMESPACE, JobInfo, JobSpec, decode_result, handler_name
+from jobsvc.job import DEFAULT_NAMESPACE, JobInfo, JobSpec, handler_name
 from jobsvc.keys import Keys
 from jobsvc.listing import JobFilter, list_jobs
 from jobsvc.states import State
@@ -63,20 +63,7 @@ def _payload(text: str | None) -> Any:
 
 def _results(ids: list[str]) -> dict[str, Any]:
     """Latest successful return value of each job (None when it has none), in one round trip."""
-    pipe = conn().pipeline(transaction=False)
-    for job_id in ids:
-        pipe.xrevrange(Keys.results(job_id), "+", "-", count=1)
-    out: dict[str, Any] = {}
-    for job_id, entries in zip(ids, pipe.execute(), strict=True):
-        out[job_id] = _decode(entries[0][1]) if entries and entries[0][1].get(b"type") == b"1" else None
-    return out
-
-
-def _decode(entry: dict[bytes, bytes]) -> Any:
-    try:
-        return decode_result(entry)
-    except Exception:  # noqa: BLE001 - a class the API process cannot import: say so, do not fail
-        return UNREADABLE
+    return lookup.latest_results(conn(), ids, UNREADABLE)
 
 
 def visible_job(who: Principal, job_id: str) -> JobInfo:
@@ -154,8 +141,7 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
 
 def _enqueue(specs: list[JobSpec], extras: list[dict[str, str]]) -> list[Enqueued]:
     """Enqueue a batch, with each job's extra hash fields (`js_fn` of a registry function's job)."""
-    calls = client().enqueue_calls(specs, extras)
-    return client().parse_enqueued(scripts.call_many(conn(), calls) if calls else [])
+    return enqueue(conn(), config(), specs, extras)
 
 
 def _idempotency_precheck(who: Principal, specs: list[JobSpec]) -> None:
@@ -165,15 +151,8 @@ def _idempotency_precheck(who: Principal, specs: list[JobSpec]) -> None:
     keyed = [(sp.namespace, sp.idempotency_key) for sp in specs if sp.idempotency_key]
     if not who.limited or not keyed:
         return
-    keys = Keys(config().key_prefix)
-    existing = [i for i in conn().mget([keys.idempotency(ns, key) for ns, key in keyed]) if i]
-    if not existing:
-        return
-    pipe = conn().pipeline(transaction=False)
-    for job_id in existing:
-        pipe.hmget(Keys.job(job_id.decode()), "origin", "js_ns")
-    for queue, ns in pipe.execute():
-        if queue is not None and not who.sees(queue.decode(), ns.decode() if ns else DEFAULT_NAMESPACE):
+    for place in lookup.places(conn(), lookup.idempotent_ids(conn(), config().key_prefix, keyed)):
+        if place is not None and not who.sees(*place):
             raise _idempotency_conflict()
 
 
@@ -184,15 +163,12 @@ def _idempotency_conflict() -> ApiError:
 def _created(who: Principal, ids: list[str], specs: list[JobSpec],
              extras: list[dict[str, str]]) -> list[dict[str, Any]]:
     """The answer rows of enqueued jobs: each job as stored, or `_gone` when its idempotency key outlived it."""
-    pipe = conn().pipeline(transaction=False)
-    for job_id in ids:
-        pipe.hgetall(Keys.job(job_id))
     rows = []
-    for job_id, raw, spec, extra in zip(ids, pipe.execute(), specs, extras, strict=True):
-        if not raw:
+    for job_id, info, spec, extra in zip(ids, lookup.jobs(conn(), ids, config().max_attempts), specs, extras,
+                                         strict=True):
+        if info is None:
             rows.append(_gone(job_id, spec, extra))
             continue
-        info = JobInfo.from_hash(job_id, raw, config().max_attempts)
         if not who.sees(info.queue, info.namespace):
             raise _idempotency_conflict()
         rows.append(job_dict(info))

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_from_
 from marshmallow import fields
 from werkzeug.exceptions import NotFound
 
-from jobsvc.redis_check import eviction_check
+from jobsvc import redis_check
 
 from .. import openapi
 from .. import schemas as s
@@ -56,17 +56,17 @@ def health(who: None) -> Response:
     detailed = _may_see_detail()
     c = conn()
     try:
-        c.ping()
+        redis_check.ping(c)
         body: dict[str, Any] = {"status": "ok", "redis": "up"}
         if detailed:
-            body["detail"] = {"redis": _redis_detail(c)}
+            body["detail"] = {"redis": redis_check.server_detail(c)}
         return reply(HealthReportSchema, body)
     except redis.RedisError as exc:
         # Never the exception text here: redis-py names the host and port it could not reach.
         body = {"status": "unavailable", "redis": "down",
                 "error": {"code": "redis_unavailable", "message": "Redis is unavailable", "details": {}}}
         if detailed:
-            body["detail"] = {"redis": {"address": _address(c), "error": f"{type(exc).__name__}: {exc}"}}
+            body["detail"] = {"redis": {"address": redis_check.address(c), "error": f"{type(exc).__name__}: {exc}"}}
         resp = reply(HealthReportSchema, body, 503)
         resp.headers["Retry-After"] = RETRY_AFTER
         return resp
@@ -82,24 +82,6 @@ def _may_see_detail() -> bool:
     except redis.RedisError:
         return False
     return True
-
-
-def _address(c: redis.Redis) -> str:
-    kw = c.connection_pool.connection_kwargs
-    if kw.get("path"):
-        return f"unix:{kw['path']}/{kw.get('db', 0)}"
-    return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
-
-
-def _redis_detail(c: redis.Redis) -> dict[str, Any]:
-    check = eviction_check(c)
-    try:
-        version = str(c.info("server").get("redis_version")) or None
-    except redis.ResponseError:  # INFO disabled: the version is only nice to have
-        version = None
-    return {"address": _address(c), "version": version, "maxmemory_policy": check.policy,
-            "maxmemory": check.maxmemory, "eviction_safe": check.safe,
-            "eviction_warning": None if check.safe else check.advice()}
 
 
 def document() -> dict[str, Any]:

@@ -11,11 +11,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from marshmallow import Schema
 
-from jobsvc import pull
+from jobsvc import lookup, pull
 from jobsvc.apikeys import WRITE
 from jobsvc.errors import LeaseLost, NotFound
 from jobsvc.job import DEFAULT_NAMESPACE
-from jobsvc.keys import Keys
 from jobsvc.leases import Lease
 
 from .. import schemas as s
@@ -55,8 +54,8 @@ def _check_job(who: Principal, job_id: str) -> None:
     keys skip the read: the token alone decides."""
     if not who.limited:
         return
-    queue, ns = conn().hmget(Keys.job(job_id), "origin", "js_ns")
-    if queue is None or not who.sees(queue.decode(), ns.decode() if ns else DEFAULT_NAMESPACE):
+    place = lookup.places(conn(), [job_id])[0]
+    if place is None or not who.sees(*place):
         raise NotFound(f"no job {job_id}")
 
 

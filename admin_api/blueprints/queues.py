@@ -32,7 +32,7 @@ def queue_counts(who: Principal) -> dict[str, dict[str, int]]:
 
 
 def paused_queues() -> set[str]:
-    return {q.decode() for q in conn().smembers(Keys(config().key_prefix).paused)}
+    return client().paused()
 
 
 def _visible_names(who: Principal, counts: dict[str, dict[str, int]]) -> list[str]:

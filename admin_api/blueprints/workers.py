@@ -1,18 +1,15 @@
-"""/api/v1/workers: RQ's worker registry (`rq:workers`, `rq:worker:<name>` hashes) plus the jobs each
-holds a lease on (`<prefix>leases`, and the job hash's worker_name). Only the WORKERS_LEASES_MAX
-soonest-expiring leases are read: a request costs what it shows, not the number of jobs running."""
+"""/api/v1/workers: RQ's worker registry plus the jobs each holds a lease on (jobsvc/workers_info.py). Only the
+WORKERS_LEASES_MAX soonest-expiring leases are read: a request costs what it shows, not the number of jobs
+running."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, Response
 
-from jobsvc import defaults
+from jobsvc import defaults, workers_info
 from jobsvc.apikeys import READ
-from jobsvc.job import DEFAULT_NAMESPACE
-from jobsvc.keys import Keys
 
 from .. import schemas as s
 from ..api import config, conn, operation, reply
@@ -20,54 +17,17 @@ from ..auth import Principal
 
 bp = Blueprint("workers", __name__, url_prefix="/api/v1")
 
-RQ_WORKERS = "rq:workers"
-RQ_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-def _rq_ms(text: str | None) -> int | None:
-    if not text:
-        return None
-    for fmt in (RQ_TIME, "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            return int(datetime.strptime(text, fmt).replace(tzinfo=timezone.utc).timestamp() * 1000)
-        except ValueError:
-            continue
-    return None
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text not in (None, "") else None
-    except ValueError:
-        return None
-
 
 def _leases(who: Principal) -> tuple[dict[str, list[dict[str, Any]]], bool]:
-    """Running jobs by worker name, with their lease expiry (only jobs the key may see), read from the
-    WORKERS_LEASES_MAX soonest-expiring leases; and whether more leases exist than were read. Leases held by
-    `callback` (HTTP handler jobs that answered 202) or `pull:...` workers come out under those names, which
-    are no registered worker's: the caller leaves them out."""
-    r = conn()
-    key = Keys(config().key_prefix).leases
-    limit = defaults.WORKERS_LEASES_MAX
-    pipe = r.pipeline(transaction=False)
-    pipe.zrange(key, 0, limit - 1, withscores=True)
-    pipe.zcard(key)
-    rows, total = pipe.execute()
-    pipe = r.pipeline(transaction=False)
-    for job_id, _ in rows:
-        pipe.hmget(Keys.job(job_id.decode()), "worker_name", "origin", "js_ns")
+    """Running jobs by worker name, with their lease expiry (only jobs the key may see), and whether more leases
+    exist than were read. Leases held by `callback` (HTTP handler jobs that answered 202) or `pull:...` workers
+    come out under those names, which are no registered worker's: the caller leaves them out."""
+    leased, truncated = workers_info.leased_jobs(conn(), config().key_prefix)
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for (job_id, expiry), (worker, queue, ns) in zip(rows, pipe.execute() if rows else [], strict=True):
-        if worker is None:
-            continue
-        queue_name = queue.decode() if queue else None
-        namespace = ns.decode() if ns else DEFAULT_NAMESPACE
-        if not who.sees(queue_name, namespace):
-            continue
-        out[worker.decode(errors="replace")].append(
-            {"id": job_id.decode(), "queue": queue_name, "lease_expires_at": int(expiry)})
-    return out, total > len(rows)
+    for job in leased:
+        if who.sees(job.queue, job.namespace):
+            out[job.worker].append({"id": job.id, "queue": job.queue, "lease_expires_at": job.lease_expires_ms})
+    return out, truncated
 
 
 @bp.get("/workers")
@@ -83,26 +43,17 @@ def list_(who: Principal) -> Response:
 def worker_rows(who: Principal) -> dict[str, Any]:
     """Registered workers the key may see, by name, each with the jobs it holds a lease on, and whether more
     leases exist than were read (`leases_truncated`); also the dashboard's."""
-    r = conn()
-    keys = sorted(k.decode() for k in r.smembers(RQ_WORKERS))
-    pipe = r.pipeline(transaction=False)
-    for key in keys:
-        pipe.hgetall(key)
+    registered = workers_info.registered(conn())
     leases, truncated = _leases(who)
     workers = []
-    for key, raw in zip(keys, pipe.execute() if keys else [], strict=True):
-        if not raw:
-            continue  # registration outlived its hash: a dead worker RQ has not cleaned up yet
-        f = {k.decode(): v.decode(errors="replace") for k, v in raw.items()}
-        name = key.removeprefix("rq:worker:")
-        queues = [q for q in f.get("queues", "").split(",") if q]
-        if who.queues is not None and not set(queues) & who.queues:
+    for w in registered:
+        if who.queues is not None and not set(w.queues) & who.queues:
             continue
-        current = sorted(leases.get(name, []), key=lambda j: j["id"])
+        current = sorted(leases.get(w.name, []), key=lambda j: j["id"])
         workers.append({
-            "name": name, "hostname": f.get("hostname") or None, "pid": _int(f.get("pid")), "queues": queues,
-            "state": "busy" if current else (f.get("state") or "idle"), "birth_at": _rq_ms(f.get("birth")),
-            "last_heartbeat_at": _rq_ms(f.get("last_heartbeat")), "current_jobs": current,
-            "processed": _int(f.get("successful_job_count")) or 0, "failed": _int(f.get("failed_job_count")) or 0,
+            "name": w.name, "hostname": w.hostname, "pid": w.pid, "queues": w.queues,
+            "state": "busy" if current else (w.state or "idle"), "birth_at": w.birth_ms,
+            "last_heartbeat_at": w.last_heartbeat_ms, "current_jobs": current,
+            "processed": w.processed, "failed": w.failed,
         })
     return {"workers": workers, "leases_truncated": truncated}

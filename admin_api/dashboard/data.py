@@ -8,17 +8,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobsvc import audit, defaults, timeseries
+from jobsvc import audit, defaults, lookup, timeseries
 from jobsvc.apikeys import ADMIN, WRITE
 from jobsvc.errors import JobsvcError
-from jobsvc.job import JobInfo, decode_result
+from jobsvc.job import JobInfo
 from jobsvc.keys import Keys
 from jobsvc.listing import JobFilter
 from jobsvc.states import State
 
 from ..api import client, config, conn
 from ..auth import Principal
-from ..blueprints.jobs import list_page, visible_job
+from ..blueprints.jobs import UNREADABLE, list_page, visible_job
 from ..blueprints.queues import paused_queues, queue_counts
 from ..blueprints.schedules import schedules, sees_schedule, visible_schedule
 from ..blueprints.workers import worker_rows
@@ -197,13 +197,7 @@ def _json(text: str) -> Any:
 
 
 def _result(job_id: str) -> Any:
-    entries = conn().xrevrange(Keys.results(job_id), "+", "-", count=1)
-    if not entries or entries[0][1].get(b"type") != b"1":
-        return None
-    try:
-        return decode_result(entries[0][1])
-    except Exception:  # noqa: BLE001 - a class the API process cannot import
-        return "<result not readable by the API process>"
+    return lookup.latest_results(conn(), [job_id], UNREADABLE)[job_id]
 
 
 # -- workers, schedules, audit ----------------------------------------------------------------------------

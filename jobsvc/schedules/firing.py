@@ -16,6 +16,7 @@ from .. import cron, defaults, scripts
 from ..allowlist import ORIGIN_API, ORIGIN_FIELD
 from ..client import Client
 from ..cron import Window
+from ..enqueueing import enqueue
 from ..errors import Conflict, Disabled, FunctionMissing, NotFound, ValidationError
 from ..job import DEFAULT_NAMESPACE, JobSpec
 from .runs import _record_json
@@ -103,8 +104,7 @@ class ScheduleFiring(ScheduleStore):
             raise FunctionMissing(f"schedule {spec.id}: {exc}") from None
         record = {"job_id": job_id, "scheduled_ms": now, "trigger": "manual", "status": "queued"}
         pipe = self.redis.pipeline(transaction=True)
-        for name, keys, args in self.client.enqueue_calls([job], [extra]):
-            pipe.eval(scripts.SOURCES[name], len(keys), *keys, *args)
+        enqueue(self.redis, self.client.config, [job], [extra], pipe=pipe)
         pipe.eval(scripts.SOURCES["schedule_advance"], 0, self.prefix, spec.id, "*", "", job_id, now,
                   defaults.SCHEDULE_RUNS_KEPT, 1, 0, 0, 1, job_id, now, _record_json(record), 1)
         replies = pipe.execute()
@@ -235,10 +235,8 @@ class ScheduleFiring(ScheduleStore):
 
     def _advance(self, pipe: Any, sid: str, next_ms: int, plan: cron.Plan, batch: _FireBatch) -> None:
         """Enqueue the batch and move the next fire time on, in one MULTI/EXEC under the WATCH."""
-        calls = self.client.enqueue_calls(batch.jobs, batch.extras) if batch.jobs else []
         pipe.multi()
-        for name, keys, args in calls:
-            pipe.eval(scripts.SOURCES[name], len(keys), *keys, *args)
+        enqueue(self.redis, self.client.config, batch.jobs, batch.extras, pipe=pipe)
         last_fire = batch.last_job.rpartition(":")[2] if batch.last_job else ""
         pipe.eval(scripts.SOURCES["schedule_advance"], 0, self.prefix, sid, next_ms,
                   "" if plan.next_ms is None else plan.next_ms, batch.last_job, last_fire,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from jobsvc import scripts
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD, ModuleAllowList
+from jobsvc.enqueueing import enqueue
 from jobsvc.errors import NotAllowed, ValidationError
 from jobsvc.functions import Registry
 from jobsvc.states import State
@@ -17,8 +17,7 @@ from jobsvc.states import State
 def enqueue_as_api(client, func, *args, **options):
     """A job as the HTTP API makes it: marked js_origin=api."""
     spec = client.job(func, *args, **options)
-    calls = client.enqueue_calls([spec], [{ORIGIN_FIELD: ORIGIN_API}])
-    return client.parse_enqueued(scripts.call_many(client.redis, calls))[0].id
+    return enqueue(client.redis, client.config, [spec], [{ORIGIN_FIELD: ORIGIN_API}])[0].id
 
 
 @pytest.fixture
@@ -85,8 +84,8 @@ def test_a_registry_function_outside_the_allow_list_does_not_run_for_the_api(cli
     registry = Registry(client)
     registry.register("ops", "shell", "subprocess.getoutput")  # Python code may register anything
     spec_job = registry.job("ops/shell", "id")
-    calls = client.enqueue_calls([spec_job.spec], [{**spec_job.fields, ORIGIN_FIELD: ORIGIN_API}])
-    job_id = client.parse_enqueued(scripts.call_many(client.redis, calls))[0].id
+    extra = {**spec_job.fields, ORIGIN_FIELD: ORIGIN_API}
+    job_id = enqueue(client.redis, client.config, [spec_job.spec], [extra])[0].id
     run_worker()
     assert client.get(job_id).state == State.FAILED
     trusted = registry.enqueue("ops/shell", "echo trusted")
