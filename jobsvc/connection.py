@@ -22,3 +22,9 @@ def text(value: object) -> str:
     """A Redis reply as text: a name or id (jobsvc's connections answer bytes; redis-py types every reply
     `bytes | str`, and a connection made with decode_responses answers str), or a script's integer."""
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def redis_ms(conn: redis.Redis) -> int:
+    """Redis's clock in epoch milliseconds (TIME): the one clock every process and script agrees on."""
+    sec, usec = conn.time()
+    return int(sec) * 1000 + int(usec) // 1000

@@ -1,4 +1,4 @@
-"""The scheduler's background integrity pass: the integrity sweep (jobsvc/bulk.py: IntegrityWalk) run a bounded
+"""The scheduler's background integrity pass: the integrity sweep (jobsvc/bulk/: IntegrityWalk) run a bounded
 step at a time, repairing as it goes, so that drift is repaired without an operator. Drift comes from what
 jobsvc's scripts never see: RQ's own tools moving or deleting jobs jobsvc counts (`rq empty`, `rq requeue`,
 `Job.cancel()`, RQ workers of a mixed fleet, RQ's registry cleaning), a Redis key expiring before the TTL sweep

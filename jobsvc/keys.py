@@ -197,7 +197,7 @@ class Keys:
     def paused(self) -> str:
         return f"{self.prefix}paused"
 
-    # The functions registry and cron schedules (functions.py, schedules/ and their Lua scripts).
+    # The functions registry and cron schedules (functions/, schedules/ and their Lua scripts).
     def function(self, namespace: str, name: str) -> str:
         return f"{self.prefix}function:{namespace}/{name}"
 

@@ -8,7 +8,7 @@ by the leading scheduler process (`CronFirer` in jobsvc/scheduling.py).
     >>> schedules.runs("nightly-report")              # ([{job_id, scheduled_ms, status, ...}, ...], cursor)
 
 A schedule names its function by import path (`app.tasks.f`) or as a registry function (`ns/name`,
-jobsvc/functions.py: its defaults apply, and a disabled function's fires are skipped and recorded).
+jobsvc/functions/: its defaults apply, and a disabled function's fires are skipped and recorded).
 
 Each fire's job id is `<schedule id>:<fire time, epoch ms>`. The next fire time lives in Redis (the
 schedule's hash and the `schedules:due` index), and a pass enqueues a schedule's fires and moves its next
@@ -34,6 +34,8 @@ fire_due) and `sync` (sync, schedules_file). `Schedules` joins them into one cla
 """
 from __future__ import annotations
 
+from ..connection import redis_ms
+from ..versioned import SyncReport
 from .firing import FireResult, ScheduleFiring, check_backoff
 from .runs import ScheduleRuns
 from .spec import (
@@ -46,8 +48,8 @@ from .spec import (
     ScheduleSpec,
     iso,
 )
-from .store import ScheduleStore, redis_ms
-from .sync import ScheduleSync, SyncReport, schedules_file
+from .store import ScheduleStore
+from .sync import ScheduleSync, schedules_file
 
 
 class Schedules(ScheduleFiring, ScheduleRuns, ScheduleSync):

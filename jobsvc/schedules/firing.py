@@ -15,13 +15,14 @@ import redis
 from .. import cron, defaults, scripts
 from ..allowlist import ORIGIN_API, ORIGIN_FIELD
 from ..client import Client
+from ..connection import redis_ms
 from ..cron import Window
 from ..enqueueing import enqueue
 from ..errors import Conflict, Disabled, FunctionMissing, NotFound, ValidationError
 from ..job import DEFAULT_NAMESPACE, JobSpec
 from .runs import _record_json
 from .spec import ACTIVE_STATES, ScheduleSpec
-from .store import ScheduleStore, redis_ms
+from .store import ScheduleStore
 
 log = logging.getLogger("jobsvc.schedules")
 

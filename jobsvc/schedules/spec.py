@@ -17,6 +17,7 @@ from ..errors import ValidationError
 from ..functions import check_job_defaults, parse_ref
 from ..serialization import IMPORT_PATH
 from ..validation import NAMESPACE_NAME, QUEUE_NAME, check_text, is_name
+from ..versioned import canonical_json
 
 SCHEDULE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 OVERLAP_POLICIES = ("allow", "skip")
@@ -225,7 +226,7 @@ class ScheduleSpec:
         for k in ("handler", "payload", "origin"):
             if out[k] is None:
                 del out[k]
-        return json.dumps(out, sort_keys=True, separators=(",", ":"))
+        return canonical_json(out)
 
     @classmethod
     def from_def(cls, text: str | bytes) -> ScheduleSpec:

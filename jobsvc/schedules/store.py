@@ -10,31 +10,26 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any, cast
 
-import redis
-
 from .. import scripts
 from ..client import Client
-from ..connection import text
-from ..errors import Conflict, NotFound, ValidationError
+from ..connection import redis_ms, text
+from ..errors import NotFound, ValidationError
 from ..functions import Registry, parse_ref
 from ..job import DEFAULT_NAMESPACE
 from ..keys import Keys
 from ..urlguard import check_url
+from ..versioned import Mode, VersionedStore
 from .spec import ACTIVE_STATES, SCHEDULE_ID, TIMING_FIELDS, Schedule, ScheduleSpec
 
 
-def redis_ms(conn: redis.Redis) -> int:
-    sec, usec = conn.time()
-    return int(sec) * 1000 + int(usec) // 1000
-
-
-class ScheduleStore:
+class ScheduleStore(VersionedStore):
     """Create, read, change, delete and list cron schedules; `Schedules` adds running, run history and sync."""
 
+    kind = "schedule"
+    save_script = "schedule_save"
+
     def __init__(self, client: Client):
-        self.client = client
-        self.redis: redis.Redis = client.redis
-        self.prefix = client.config.key_prefix
+        super().__init__(client)
         self.registry = Registry(client)
 
     # keys: named in keys.py (the Lua scripts build the same names)
@@ -66,12 +61,11 @@ class ScheduleStore:
     def patch(self, schedule_id: str, **changes: Any) -> Schedule:
         """Change some fields of a schedule; a change of its timing (cron, interval, timezone, start_at,
         end_at) or enabling it moves its next fire time to the first one from now."""
-        unknown = set(changes) - {f.name for f in fields(ScheduleSpec)}
-        if unknown:
-            raise ValidationError(f"unknown schedule field(s): {', '.join(sorted(unknown))}")
+        self.check_fields(changes, (f.name for f in fields(ScheduleSpec)))
         if "id" in changes and changes["id"] != schedule_id:
             raise ValidationError("a schedule's id cannot change")
-        for _ in range(10):
+
+        def attempt() -> Schedule:
             current = self._load_spec(schedule_id)
             if current is None:
                 raise NotFound(f"no schedule {schedule_id}")
@@ -85,12 +79,10 @@ class ScheduleStore:
             new = ScheduleSpec.from_dict(values)
             if new.function != spec.function or new.handler != spec.handler:
                 self._check_function(new)
-            try:
-                self._save(new, "update", expected_version=version, previous=spec)
-                return self.get(schedule_id)
-            except Conflict:
-                continue  # changed by someone else meanwhile: apply the patch to the new version
-        raise Conflict(f"schedule {schedule_id} keeps changing; try again")
+            self._save(new, "update", expected_version=version, previous=spec)
+            return self.get(schedule_id)
+
+        return self.retry_on_conflict(schedule_id, attempt)
 
     def enable(self, schedule_id: str) -> Schedule:
         return self.patch(schedule_id, enabled=True)
@@ -104,7 +96,7 @@ class ScheduleStore:
         scripts.check(scripts.call(self.redis, "schedule_delete", (), (self.prefix, schedule_id)),
                       what=f"schedule {schedule_id}")
 
-    def _save(self, spec: ScheduleSpec, mode: str, expected_version: int | None = None,
+    def _save(self, spec: ScheduleSpec, mode: Mode, expected_version: int | None = None,
               previous: ScheduleSpec | None = None) -> None:
         now = redis_ms(self.redis)
         set_next = (previous is None or (not previous.enabled and spec.enabled)
@@ -116,11 +108,9 @@ class ScheduleStore:
                 raw = self.redis.hget(self.key(spec.id), "created_ms")
                 anchor = int(raw) if raw else now
             nxt = spec.window(anchor).next_after(now)
-        reply = scripts.call(self.redis, "schedule_save", (), (
-            self.prefix, spec.id, spec.def_json(), "1" if spec.enabled else "0", mode,
-            "" if expected_version is None else expected_version, "1" if set_next else "0",
-            "" if nxt is None else nxt, now))
-        scripts.check(reply, what=f"schedule {spec.id}")
+        # schedule_save.lua's own arguments: whether to store a next fire time, that time, and now.
+        self.save_entry(spec.id, (spec.id,), spec.def_json(), spec.enabled, mode, expected_version,
+                        ("1" if set_next else "0", "" if nxt is None else nxt, now))
 
     def _check_function(self, spec: ScheduleSpec) -> None:
         if spec.handler is not None:

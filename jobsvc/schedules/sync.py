@@ -2,28 +2,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..errors import Conflict, NotFound, ValidationError
+from ..errors import NotFound, ValidationError
 from ..functions import sync_file_items
-from .spec import Schedule, ScheduleSpec
+from ..versioned import SyncReport, plan_sync
+from .spec import ScheduleSpec
 from .store import ScheduleStore
-
-
-@dataclass
-class SyncReport:
-    """What a sync did (or, for a dry run, would do): schedule ids per outcome."""
-
-    dry_run: bool
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class ScheduleSync(ScheduleStore):
@@ -36,9 +23,11 @@ class ScheduleSync(ScheduleStore):
         run reports the same and changes nothing."""
         wanted = self._sync_wanted(schedules, namespace)
         current = {s.id: s for s in self.all() if namespace is None or self._namespace(s) == namespace}
-        report = self._sync_plan(wanted, current, dry_run)
-        if delete_missing:
-            report.deleted = sorted(set(current) - set(wanted))
+        report = plan_sync(SyncReport(dry_run), {sid: spec.def_json() for sid, spec in wanted.items()},
+                           {sid: s.spec.def_json() for sid, s in current.items()}, delete_missing)
+        for sid in report.created:
+            if self._load_spec(sid) is not None:  # stored, yet not among `current`: in another namespace
+                raise ValidationError(f"schedule {sid} exists in another namespace")
         if not dry_run:
             self._sync_apply(wanted, report)
         return report
@@ -57,40 +46,22 @@ class ScheduleSync(ScheduleStore):
             wanted[spec.id] = spec
         return wanted
 
-    def _sync_plan(self, wanted: dict[str, ScheduleSpec], current: dict[str, Schedule],
-                   dry_run: bool) -> SyncReport:
-        """Which wanted schedules are new, changed or unchanged."""
-        report = SyncReport(dry_run)
-        for sid, spec in sorted(wanted.items()):
-            old = current.get(sid)
-            if old is None:
-                loaded = self._load_spec(sid)  # exists in another namespace?
-                if loaded is not None:
-                    raise ValidationError(f"schedule {sid} exists in another namespace")
-                report.created.append(sid)
-            elif old.spec.def_json() != spec.def_json():
-                report.updated.append(sid)
-            else:
-                report.unchanged.append(sid)
-        return report
-
     def _sync_apply(self, wanted: dict[str, ScheduleSpec], report: SyncReport) -> None:
         for sid in report.created:
             self._save(wanted[sid], "create")
         for sid in report.updated:
-            for _ in range(10):  # changed meanwhile (Conflict): read the version again and retry
-                loaded = self._load_spec(sid)
-                if loaded is None:
-                    self._save(wanted[sid], "create")
-                    break
-                try:
-                    self._save(wanted[sid], "update", expected_version=loaded[1], previous=loaded[0])
-                    break
-                except Conflict:
-                    continue
+            self.retry_on_conflict(sid, functools.partial(self._sync_update, wanted[sid]))
         for sid in report.deleted:
             with contextlib.suppress(NotFound):  # deleted meanwhile: already as wanted
                 self.delete(sid)
+
+    def _sync_update(self, spec: ScheduleSpec) -> None:
+        """Save `spec` over the stored version (read now), or create it if it was deleted meanwhile."""
+        loaded = self._load_spec(spec.id)
+        if loaded is None:
+            self._save(spec, "create")
+        else:
+            self._save(spec, "update", expected_version=loaded[1], previous=loaded[0])
 
 
 def schedules_file(data: Any) -> tuple[str | None, list[Mapping[str, Any]]]:

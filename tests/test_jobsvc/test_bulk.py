@@ -1,4 +1,4 @@
-"""Bulk and maintenance operations (jobsvc/bulk.py) against the real Redis: bulk retry, requeue of quarantined
+"""Bulk and maintenance operations (jobsvc/bulk/) against the real Redis: bulk retry, requeue of quarantined
 jobs, prune, TTL sweep, integrity sweep, and the scheduler's TTL sweeper."""
 from __future__ import annotations
 
@@ -675,7 +675,7 @@ def test_integrity_sweep_reports_nothing_while_jobs_move_on(client, r, config):
 
 
 def test_walk_by_score_gives_each_tied_member_once_while_the_cursor_member_leaves(r):
-    from jobsvc.bulk import _walk_by_score
+    from jobsvc.bulk.integrity import _walk_by_score
 
     r.zadd("z", {f"m{i:04d}": 7 for i in range(1000)})
     r.zadd("z", {"a-first": 1, "z-last": 9})

@@ -177,7 +177,7 @@ def test_the_derived_state_lists():
 
 def test_the_api_and_bulk_operations_use_the_derived_lists():
     from admin_api import schemas
-    from jobsvc import bulk
+    from jobsvc.bulk import operations as bulk
 
     values = [s.value for s in RETRYABLE], [s.value for s in PRUNABLE]
     assert values == (schemas.RETRYABLE, schemas.PRUNABLE)

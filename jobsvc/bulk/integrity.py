@@ -1,243 +1,26 @@
-"""Bulk and maintenance operations: retry or requeue many jobs, prune, TTL sweep, integrity sweep.
-
-Every change is made by a Lua script on a chunk of at most BULK_CHUNK ids (bulk_requeue.lua, prune.lua,
-sweep_ttl.lua, sweep_index.lua, sweep_orphans.lua, sweep_gauges.lua) that re-checks each job's state and
-the filter, so a job that moved on since its id was read is skipped, never damaged. Candidates come from
-the structure of the requested state (its registry), read in pages by rank; a job that entered the state
-after the operation began is left alone, so an operation always ends (a bulk retry does not chase the
-jobs it requeued when they fail again). Only the integrity sweep scans keys (SCAN rq:job:*, to find job
-hashes that no structure holds). Every operation is safe to repeat: a second identical call changes 0.
-
-`progress(done, total)` is called after each chunk: ids looked at so far, out of an estimate.
-"""
+"""The integrity sweep: every job where its state says and nowhere else, jobsvc following what RQ's own tools
+did, the gauges counting what is there. `IntegrityWalk` is the walk as bounded steps; `integrity_sweep` runs
+one walk at once (`jobsvc sweep`, the API), `IntegrityPass` (jobsvc/integrity.py) a few steps per scheduler
+pass."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
 
-from . import defaults, scripts
-from .config import Config
-from .connection import text
-from .errors import ValidationError
-from .keys import RQ_QUEUE, Keys
-from .listing import zpage_after
-from .serialization import utcnow_str
-from .states import PRUNABLE, RETRYABLE, TTL_STATES, State, parse_state
-from .validation import QUEUE_NAME, is_name
+from .. import defaults, scripts
+from ..config import Config
+from ..connection import text
+from ..keys import Keys
+from ..listing import zpage_after
+from ..states import State
+from .common import SAMPLE_SIZE, Progress, chunk_size, queues
 
-SAMPLE_SIZE = 20
 # Ids read per lane page when the integrity sweep takes a snapshot of a lane.
 _LANE_PAGE = 10_000
-
-Progress = Callable[[int, int], None] | None
-
-
-
-@dataclass
-class BulkFilter:
-    queue: str | None = None  # None: every queue
-    namespace: str | None = None  # job hash field js_ns
-    function: str | None = None  # import path: js_group's third part (plain-RQ jobs: RQ's description)
-    state: str | None = None  # a jobsvc state name (or alias); each operation says which it accepts
-    older_than_s: float | None = None  # ended (or created, if it never ended) more than N seconds ago
-    newer_than_s: float | None = None
-    error_contains: str | None = None  # substring of js_error, case-insensitive
-
-    def validated(self) -> BulkFilter:
-        if self.queue is not None and not is_name(self.queue, QUEUE_NAME):
-            raise ValidationError(f"bad queue name {self.queue!r}")
-        for name in ("older_than_s", "newer_than_s"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
-                raise ValidationError(f"{name} must be a number of seconds >= 0")
-        for name in ("namespace", "function", "error_contains"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, str) or v == ""):
-                raise ValidationError(f"{name} must be a non-empty string")
-        return self
-
-    def states(self, accepted: Sequence[State], default: Sequence[State]) -> tuple[State, ...]:
-        """The states an operation walks: the filter's, if the operation accepts it, else its default."""
-        if self.state is None:
-            return tuple(default)
-        try:
-            state = parse_state(self.state)
-        except ValueError:
-            raise ValidationError(f"unknown state {self.state!r}") from None
-        if state not in accepted:
-            raise ValidationError(f"state must be one of {', '.join(s.value for s in accepted)}")
-        return (state,)
-
-    def lua_args(self) -> list[Any]:
-        """namespace, function, error (lower case), older_than_ms, newer_than_ms; '' for no filter."""
-        def ms(v: float | None) -> Any:
-            return "" if v is None else int(v * 1000)
-
-        return [self.namespace or "", self.function or "", (self.error_contains or "").lower(),
-                ms(self.older_than_s), ms(self.newer_than_s)]
-
-
-@dataclass
-class BulkResult:
-    operation: str
-    dry_run: bool
-    matched: int  # jobs matching the filter (ttl_sweep: expired registry entries)
-    changed: int  # jobs actually changed (0 for dry runs)
-    sample: list[str]  # up to 20 matching ids
-    skipped: int = 0  # read from the state's registry but gone or moved on when the script looked: safe to repeat
-    details: dict[str, int] = field(default_factory=dict)  # per-operation counts (ttl_sweep: deleted, dropped)
-    more: bool = False  # stopped at the caller's limit: call again
-
-
-# -- retry / requeue / prune ---------------------------------------------------------------------------
-
-
-def bulk_retry(conn: redis.Redis, config: Config, flt: BulkFilter, dry_run: bool = False,
-               progress: Progress = None, chunk: int = defaults.BULK_CHUNK) -> BulkResult:
-    """failed | quarantined | cancelled (the filter's state, default failed) -> queued: attempts and lease
-    losses reset, history kept, as requeue.lua does for one job; one script call per chunk of ids."""
-    return _retry("bulk_retry", conn, config, flt.validated(), dry_run, progress, chunk)
-
-
-def requeue_quarantined(conn: redis.Redis, config: Config, flt: BulkFilter, dry_run: bool = False,
-                        progress: Progress = None, chunk: int = defaults.BULK_CHUNK) -> BulkResult:
-    """bulk_retry of quarantined jobs (the filter's state must be unset or quarantined)."""
-    flt.validated().states((State.QUARANTINED,), (State.QUARANTINED,))
-    return _retry("requeue_quarantined", conn, config, replace(flt, state=State.QUARANTINED.value), dry_run,
-                  progress, chunk)
-
-
-def _retry(operation: str, conn: redis.Redis, config: Config, flt: BulkFilter, dry_run: bool,
-           progress: Progress, chunk: int) -> BulkResult:
-    states = flt.states(RETRYABLE, (State.FAILED,))
-    prefix = Keys(config.key_prefix).prefix
-
-    def head(queue: str, state: State, until_ms: int) -> list[Any]:
-        return [prefix, int(dry_run), state.value, queue, utcnow_str(), defaults.WAKE_TOKENS_MAX, until_ms]
-
-    return _walk_registries(operation, "bulk_requeue", conn, config, flt, states, head, dry_run, progress, chunk)
-
-
-def prune(conn: redis.Redis, config: Config, flt: BulkFilter, dry_run: bool = False, progress: Progress = None,
-          chunk: int = defaults.BULK_CHUNK) -> BulkResult:
-    """Delete terminal jobs (the filter's state, default all four terminal states) with everything that is
-    theirs: hash, result stream, run history, registry and created-index entries; each is uncounted from its
-    group's gauge. Idempotency keys stay until their own TTL ends (a retried request is not run again)."""
-    flt = flt.validated()
-    states = flt.states(PRUNABLE, PRUNABLE)
-    prefix = Keys(config.key_prefix).prefix
-
-    def head(queue: str, state: State, until_ms: int) -> list[Any]:
-        return [prefix, int(dry_run), state.value, queue, until_ms]
-
-    return _walk_registries("prune", "prune", conn, config, flt, states, head, dry_run, progress, chunk)
-
-
-def _walk_registries(operation: str, script: str, conn: redis.Redis, config: Config, flt: BulkFilter,
-                     states: Sequence[State], head: Callable[[str, State, int], list[Any]], dry_run: bool,
-                     progress: Progress, chunk: int) -> BulkResult:
-    chunk = _chunk_size(chunk)
-    keys = Keys(config.key_prefix)
-    until_ms = _redis_ms(conn)
-    targets = [(q, s, keys.registry(s, q)) for q in _queues(conn, keys, flt.queue) for s in states]
-    # The last score of each registry now: entries added later (jobs that entered the state during the
-    # operation) are past it and not visited.
-    pipe = conn.pipeline(transaction=False)
-    for _, _, reg in targets:
-        pipe.zcard(reg)
-        pipe.zrange(reg, -1, -1, withscores=True)
-    sizes = pipe.execute()
-    total = sum(sizes[0::2])
-    out = BulkResult(operation, dry_run, 0, 0, [])
-    done = 0
-    filter_args = flt.lua_args()
-    # Two replies per target (ZCARD, ZRANGE): every other one is a target's last entry.
-    for (queue, state, reg), last in zip(targets, sizes[1::2], strict=True):
-        if not last:
-            continue
-        high = last[0][1]
-        start = 0
-        while True:
-            # withscores: (member, score) pairs; redis-py's one return type covers the command without it too.
-            rows = cast("list[tuple[bytes, float]]", conn.zrange(reg, start, start + chunk - 1, withscores=True))
-            ids = [m for m, score in rows if score <= high]
-            if not ids:
-                break
-            reply = scripts.call(conn, script, (), [*head(queue, state, until_ms), *filter_args,
-                                                    SAMPLE_SIZE - len(out.sample), *ids])
-            matched, changed, skipped, kept = (int(v) for v in reply[:4])
-            out.matched += matched
-            out.changed += changed
-            out.skipped += skipped
-            out.sample += [text(v) for v in reply[4:]]
-            done += len(ids)
-            if progress:
-                progress(done, max(total, done))
-            if len(ids) < len(rows) or len(rows) < chunk:
-                break
-            start += kept  # what this page left in the registry; the ids it took out no longer count
-    return out
-
-
-# -- TTL sweep -----------------------------------------------------------------------------------------
-
-
-def ttl_sweep(conn: redis.Redis, config: Config, dry_run: bool = False, progress: Progress = None,
-              chunk: int = defaults.BULK_CHUNK, limit: int | None = None) -> BulkResult:
-    """Delete completed, failed and cancelled jobs whose result / failure TTL has passed (their registry score,
-    epoch seconds, is past), as prune does, uncounting their gauges; ids whose job is already gone (or moved
-    on) only leave the registry. The cost grows with the expired entries, not with the data stored.
-    `limit` bounds the registry entries handled in one call (`more` is set when it stopped there)."""
-    chunk = _chunk_size(chunk)
-    keys = Keys(config.key_prefix)
-    now_s = _redis_ms(conn) / 1000
-    targets = [(q, s, keys.registry(s, q)) for q in _queues(conn, keys, None)
-               for s in TTL_STATES]
-    pipe = conn.pipeline(transaction=False)
-    for _, _, reg in targets:
-        pipe.zcount(reg, "-inf", now_s)
-    counts = pipe.execute()
-    total = sum(counts)
-    out = BulkResult("ttl_sweep", dry_run, 0, 0, [], details={"deleted": 0, "dropped": 0})
-    if dry_run:
-        out.matched = total
-        for (_, _, reg), n in zip(targets, counts, strict=True):  # one ZCOUNT reply per target
-            if n and len(out.sample) < SAMPLE_SIZE:
-                out.sample += [text(v) for v in conn.zrangebyscore(reg, "-inf", now_s, start=0,
-                                                                     num=SAMPLE_SIZE - len(out.sample))]
-        return out
-    prefix = keys.prefix
-    for index, ((queue, state, _), n) in enumerate(zip(targets, counts, strict=True)):
-        if not n:
-            continue
-        while True:
-            size = chunk if limit is None else min(chunk, limit - out.matched)
-            if size <= 0:
-                pipe = conn.pipeline(transaction=False)
-                for _, _, reg in targets[index:]:
-                    pipe.zcount(reg, "-inf", now_s)
-                out.more = any(pipe.execute())
-                return out
-            reply = scripts.call(conn, "sweep_ttl", (), (prefix, queue, state.value, size,
-                                                         SAMPLE_SIZE - len(out.sample)))
-            seen, deleted, dropped = (int(v) for v in reply[:3])
-            out.matched += seen
-            out.changed += deleted + dropped
-            out.details["deleted"] += deleted
-            out.details["dropped"] += dropped
-            out.sample += [text(v) for v in reply[3:]]
-            if progress:
-                progress(out.matched, max(total, out.matched))
-            if seen < size:
-                break
-    return out
-
-
-# -- integrity sweep -----------------------------------------------------------------------------------
 
 CATEGORIES: dict[str, str] = {
     "stale_lease": "id in the lease index whose job is not running, or is running without a token "
@@ -315,7 +98,7 @@ class IntegrityWalk:
     def __init__(self, conn: redis.Redis, config: Config, fix: bool, chunk: int = defaults.BULK_CHUNK,
                  check_lanes: bool = True, recount_max: int = defaults.RECOUNT_IN_ONE_STEP):
         self.conn, self.config, self.fix, self.check_lanes = conn, config, fix, check_lanes
-        self.chunk = _chunk_size(chunk)
+        self.chunk = chunk_size(chunk)
         self.recount_max = recount_max
         self.keys = Keys(config.key_prefix)
         self.report = IntegrityReport(fixed=fix)
@@ -325,7 +108,7 @@ class IntegrityWalk:
         self._lanes: dict[str, set[str]] = {}
 
     def steps(self) -> Iterator[int]:
-        self.queues = set(_queues(self.conn, self.keys, None))
+        self.queues = set(queues(self.conn, self.keys, None))
         self.queues |= {text(g).split("|", 1)[0] for g in self.conn.smembers(self.keys.groups)}
         yield from self._job_hashes()
         for queue in sorted(self.queues):
@@ -525,31 +308,4 @@ def _set_gauge(conn: redis.Redis, keys: Keys, group: str, expected: dict[str, in
     for s, n in new.items():
         args += [s, n]
     return bool(scripts.call(conn, "sweep_gauges", (), args))
-
-
-# -- helpers -------------------------------------------------------------------------------------------
-
-
-def _queues(conn: redis.Redis, keys: Keys, queue: str | None) -> list[str]:
-    """The one queue asked for, or every queue jobsvc or plain RQ has used."""
-    if queue is not None:
-        return [queue]
-    pipe = conn.pipeline(transaction=False)
-    pipe.smembers(keys.queues)
-    pipe.smembers("rq:queues")
-    own, rq = pipe.execute()
-    names = {text(q) for q in own}
-    names |= {text(q)[len(RQ_QUEUE):] for q in rq if text(q).startswith(RQ_QUEUE)}
-    return sorted(names)
-
-
-def _chunk_size(chunk: int) -> int:
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= defaults.BULK_CHUNK:
-        raise ValidationError(f"chunk must be 1..{defaults.BULK_CHUNK}")
-    return chunk
-
-
-def _redis_ms(conn: redis.Redis) -> int:
-    sec, usec = conn.time()
-    return int(sec) * 1000 + int(usec) // 1000
 
