@@ -10,8 +10,9 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from .. import defaults, scripts
-from ..client import Client, Enqueued
+from ..client import Client
 from ..connection import text
+from ..enqueueing import Enqueued, enqueue
 from ..errors import Disabled, NotFound, ValidationError
 from ..job import DEFAULT_NAMESPACE
 from ..keys import Keys
@@ -263,5 +264,4 @@ class Registry(VersionedStore):
         return self.enqueue_many([self.job(ref, *args, kwargs=kwargs, **options)])[0]
 
     def enqueue_many(self, jobs: Sequence[FunctionJob]) -> builtins.list[Enqueued]:
-        calls = self.client.enqueue_calls([j.spec for j in jobs], [j.fields for j in jobs])
-        return self.client.parse_enqueued(scripts.call_many(self.redis, calls) if calls else [])
+        return enqueue(self.redis, self.client.config, [j.spec for j in jobs], [j.fields for j in jobs])
