@@ -74,7 +74,7 @@ def eviction_check(conn: redis.Redis) -> EvictionCheck:
     return EvictionCheck(None, None, "unknown")
 
 
-def ping(conn: redis.Redis) -> None:
+def ensure_reachable(conn: redis.Redis) -> None:
     """Is Redis reachable? Raises redis.RedisError when it is not."""
     conn.ping()
 
@@ -113,4 +113,5 @@ def warn_if_evicting(conn: redis.Redis, who: str = "jobsvc") -> EvictionCheck | 
     return check
 
 
-__all__ = ["SAFE_POLICY", "EvictionCheck", "address", "eviction_check", "ping", "server_detail", "warn_if_evicting"]
+__all__ = ["SAFE_POLICY", "EvictionCheck", "address", "ensure_reachable", "eviction_check", "server_detail",
+           "warn_if_evicting"]
