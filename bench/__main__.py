@@ -1,8 +1,8 @@
-"""`python -m bench [--quick] [--only enqueue,throughput,...] [--json FILE] [--markdown]`
+"""`python -m bench [--quick] [--only enqueue,throughput,peers,...] [--procs 1,2,4,8] [--jobs N] [--json FILE]`
 
 Starts one private redis-server (jobsvc.embedded, no persistence, a free port: never 6379), measures
-jobsvc and RQ in the same run against it, prints one table with ratios and the targets of
-shared/DESIGN.md, and kills every process it started."""
+jobsvc and RQ in the same run against it (and Huey and Dramatiq in the `peers` section), prints one table
+with ratios and the targets of shared/DESIGN.md, and kills every process it started."""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,28 @@ import rq
 import jobsvc
 from jobsvc.embedded import EmbeddedRedis, free_port
 
-from .harness import ROOT, Env, LoadMeter, cpu_busy
-from .measure import FLOOR, FULL, JOBSVC, LEASE_TTL, QUICK, RQ_SIMPLE, RQ_WORKER, SECTIONS, Results
+from . import measure, peers
+from .harness import ROOT, Env, LoadMeter, cpu_busy, markdown_table, text_table
+from .measure import FLOOR, FULL, JOBSVC, LEASE_TTL, QUICK, RQ_SIMPLE, RQ_WORKER, Results
+from .throughput import throughput
+
+SECTIONS = {"enqueue": measure.enqueue, "throughput": throughput, "latency": measure.latency,
+            "delayed": measure.delayed, "kill": measure.kill_rerun, "memory": measure.memory, "peers": peers.peers}
 
 # (figure key, label, format, better: "high" | "low", target or None)
 ROWS: list[tuple[str, str, str, str, float | None]] = [
     ("enqueue_one", "enqueue, one by one (jobs/s)", "rate", "high", 5_000),
+    ("enqueue_one_cpu", "  Redis CPU per job (µs)", "us", "low", None),
+    ("enqueue_one_cmds", "  Redis commands per job", "cmds", "low", None),
     ("enqueue_batch", "enqueue, batches of 1000 (jobs/s)", "rate", "high", 50_000),
+    ("enqueue_batch_cpu", "  Redis CPU per job (µs)", "us", "low", None),
+    ("enqueue_batch_cmds", "  Redis commands per job", "cmds", "low", None),
     ("noop_1", "no-op jobs/s, 1 worker process", "rate", "high", 2_000),
+    ("noop_cpu_1", "  Redis CPU per job (µs)", "us", "low", None),
+    ("noop_cmds_1", "  Redis commands per job", "cmds", "low", None),
     ("noop_2", "no-op jobs/s, 2 worker processes", "rate", "high", 4_000),
+    ("noop_cpu_2", "  Redis CPU per job (µs)", "us", "low", None),
+    ("noop_cmds_2", "  Redis commands per job", "cmds", "low", None),
     ("latency_p50", "enqueue->start p50, idle worker (ms)", "ms", "low", None),
     ("latency_p99", "enqueue->start p99, idle worker (ms)", "ms", "low", 2),
     ("delayed_p50", "delayed-job lateness p50 (ms)", "ms", "low", None),
@@ -59,8 +73,10 @@ def fmt(value: Any, kind: str) -> str:
         return f"{value:,.0f}"
     if kind == "ms":
         return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
-    if kind == "s":
+    if kind == "s" or kind == "cmds":
         return f"{value:.2f}"
+    if kind == "us":
+        return f"{value:.1f}"
     return f"{value:g}"
 
 
@@ -101,16 +117,11 @@ def table_rows(out: Results) -> list[list[str]]:
 
 
 def render_text(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
-    line = lambda r: "  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))  # noqa: E731
-    return "\n".join([line(HEADER), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+    return text_table(HEADER, rows)
 
 
 def render_markdown(rows: list[list[str]]) -> str:
-    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(HEADER))) + "|"
-    out = ["| " + " | ".join(HEADER) + " |", rule]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out)
+    return markdown_table(HEADER, rows)
 
 
 def merge(runs: list[Results]) -> Results:
@@ -159,6 +170,16 @@ def machine(env: Env) -> dict[str, Any]:
             "rq": rq.__version__, "jobsvc": jobsvc.__version__, "commit": commit, "platform": platform.platform()}
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run well under a minute")
@@ -168,8 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="run every section N times; the table shows medians, the spread is printed below")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (worker logs)")
+    parser.add_argument("--procs", type=_counts, default=None, metavar="1,2,4,8",
+                        help="worker process counts of the peers section (default 1,2)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="no-op jobs per system and process count in the peers section "
+                             f"(default {FULL.peer_jobs:,}; --quick {QUICK.peer_jobs:,})")
     args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
+    sizes = replace(QUICK if args.quick else FULL, **{k: v for k, v in (("peer_procs", args.procs),
+                                                                        ("peer_jobs", args.jobs)) if v})
     names = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
@@ -236,8 +263,13 @@ def main(argv: list[str] | None = None) -> int:
         if info["busy_after"] is not None and info["busy_after"] > 0.10:
             notes.append(f"WARNING: the machine was {info['busy_after']:.0%} busy after the run (other processes)")
         rows = table_rows(out)
-        print(render_markdown(rows) if args.markdown else render_text(rows))
-        print()
+        if any(key in out for key, *_ in ROWS):
+            print(render_markdown(rows) if args.markdown else render_text(rows))
+            print()
+        compared = peers.render(out, sizes.peer_procs, markdown=args.markdown)
+        if compared:
+            print(compared)
+            print()
         print("'x better vs RQ SW': jobsvc / RQ SimpleWorker for rates, RQ SimpleWorker / jobsvc for times "
               "and bytes (> 1 means jobsvc is better). RQ's enqueue figures are RQ's client, in the SimpleWorker "
               "column. Bare Redis floor: the same operation with plain Redis and no job system (enqueue = RPUSH of "

@@ -43,6 +43,20 @@ def rq_ts(raw: bytes | str | None) -> float | None:
     return datetime.strptime(text, _RQ_TS).replace(tzinfo=timezone.utc).timestamp()
 
 
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell; the first left-aligned, the rest right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(r: Sequence[str]) -> str:
+        return "  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))
+    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"
+    return "\n".join(["| " + " | ".join(header) + " |", rule] + ["| " + " | ".join(r) + " |" for r in rows])
+
+
 def cpu_busy(seconds: float = 1.0) -> float | None:
     """Fraction of all CPUs busy over `seconds` (from /proc/stat): other load on the machine skews every figure."""
     def sample() -> tuple[int, int]:
@@ -169,6 +183,15 @@ def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: flo
         if time.monotonic() > deadline:
             raise BenchError(f"{what}: not done within {timeout:.0f}s")
         time.sleep(interval)
+
+
+def wait_exit(procs: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
+    """Give burst-mode workers `timeout` seconds in all to exit on their own (their registrations go with
+    them); whatever is left is the caller's to stop."""
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(max(0.0, deadline - time.monotonic()))
 
 
 class Env:

@@ -2,12 +2,11 @@
 plus notes; a measurement that fails leaves its figures out and says why."""
 from __future__ import annotations
 
-import contextlib
 import os
 import random
-import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +18,8 @@ from rq.job import Job
 from jobsvc import Client, Config
 
 from . import jobs
-from .harness import BenchError, Env, percentile, rq_ts, wait_until
+from .harness import BenchError, Env, percentile, wait_exit, wait_until
+from .redis_cost import measured
 
 JOBSVC, RQ_SIMPLE, RQ_WORKER, FLOOR = "jobsvc", "rq_simple", "rq_worker", "floor"
 # The floor's payload: about the size of a job hash, so the floor moves as many bytes as a job system.
@@ -46,197 +46,68 @@ class Sizes:
     kill_trials: int = 3              # SIGKILL trials for jobsvc
     rq_kill_watch: float = 10.0       # seconds to watch an RQ job after its worker was killed
     memory: int = 2_000               # jobs whose memory is measured, per system
+    peer_jobs: int = 5_000            # no-op jobs per system and process count in the peer comparison
+    peer_procs: tuple[int, ...] = (1, 2)  # worker process counts of the peer comparison (--procs)
 
 
 FULL = Sizes()
 QUICK = Sizes(enqueue_one=500, enqueue_batch=5_000, tp_jobsvc=2_000, tp_simple=300, tp_fork=30, tp_floor=5_000,
               latency=100,
               latency_fork=15, delayed=60, delayed_rq=12, delayed_spacing=0.02, kill_trials=1, rq_kill_watch=3.0,
-              memory=200)
+              memory=200, peer_jobs=1_000)
 
 BATCH = 1000
 LEASE_TTL = 2.0
 
 
-def _client(env: Env) -> Client:
+def jobsvc_client(env: Env) -> Client:
     return Client(env.r, Config(redis_url=env.url))
 
 
-def _put(out: Results, figure: str, system: str, value: Any) -> None:
+def put(out: Results, figure: str, system: str, value: Any) -> None:
     out.setdefault(figure, {})[system] = value
 
 
 # -- 1. enqueue -----------------------------------------------------------------------------------------
 
-def enqueue(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
-    client = _client(env)
+def _timed(env: Env, out: Results, figure: str, system: str, n: int, body: Callable[[], object]) -> None:
+    """Run `body` (enqueues n jobs) on a flushed Redis: jobs/s, and what each job cost Redis."""
     env.flush()
-    client.enqueue(jobs.noop, queue="warm")  # loads the scripts, opens the connection
-    n = sizes.enqueue_one
     t0 = time.perf_counter()
-    for _ in range(n):
-        client.enqueue(jobs.noop, queue="enq")
-    _put(out, "enqueue_one", JOBSVC, n / (time.perf_counter() - t0))
+    cost = measured(env.r, n, body)
+    put(out, figure, system, n / (time.perf_counter() - t0))
+    put(out, f"{figure}_cpu", system, cost.cpu_us_per_job)
+    put(out, f"{figure}_cmds", system, cost.commands_per_job)
 
-    env.flush()
-    n = sizes.enqueue_batch
-    t0 = time.perf_counter()
-    for start in range(0, n, BATCH):
-        client.enqueue_many([Client.job(jobs.noop, queue="enq") for _ in range(min(BATCH, n - start))])
-    _put(out, "enqueue_batch", JOBSVC, n / (time.perf_counter() - t0))
 
-    env.flush()
-    q = Queue("enq", connection=env.r)
-    q.enqueue(jobs.noop)
-    n = sizes.enqueue_one
-    t0 = time.perf_counter()
-    for _ in range(n):
-        q.enqueue(jobs.noop)
-    _put(out, "enqueue_one", RQ_SIMPLE, n / (time.perf_counter() - t0))
-
-    env.flush()
-    n = sizes.enqueue_batch
-    t0 = time.perf_counter()
-    for start in range(0, n, BATCH):
-        q.enqueue_many([Queue.prepare_data(jobs.noop) for _ in range(min(BATCH, n - start))])
-    _put(out, "enqueue_batch", RQ_SIMPLE, n / (time.perf_counter() - t0))
-
-    env.flush()
-    n = sizes.enqueue_one
-    t0 = time.perf_counter()
-    for _ in range(n):
-        env.r.rpush("floor", FLOOR_PAYLOAD)
-    _put(out, "enqueue_one", FLOOR, n / (time.perf_counter() - t0))
-    env.flush()
-    n = sizes.enqueue_batch
-    t0 = time.perf_counter()
+def floor_batch(env: Env, n: int, key: str = "floor") -> None:
+    """The floor's bulk enqueue: one RPUSH of FLOOR_PAYLOAD per item, BATCH per round trip."""
     for start in range(0, n, BATCH):
         pipe = env.r.pipeline(transaction=False)
         for _ in range(min(BATCH, n - start)):
-            pipe.rpush("floor", FLOOR_PAYLOAD)
+            pipe.rpush(key, FLOOR_PAYLOAD)
         pipe.execute()
-    _put(out, "enqueue_batch", FLOOR, n / (time.perf_counter() - t0))
+
+
+def enqueue(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
+    one, many = sizes.enqueue_one, sizes.enqueue_batch
+    client = jobsvc_client(env)
+    client.enqueue(jobs.noop, queue="warm")  # loads the scripts, opens the connection
+    _timed(env, out, "enqueue_one", JOBSVC, one, lambda: [client.enqueue(jobs.noop, queue="enq") for _ in range(one)])
+    _timed(env, out, "enqueue_batch", JOBSVC, many, lambda: [
+        client.enqueue_many([Client.job(jobs.noop, queue="enq") for _ in range(min(BATCH, many - start))])
+        for start in range(0, many, BATCH)])
+    q = Queue("enq", connection=env.r)
+    q.enqueue(jobs.noop)
+    _timed(env, out, "enqueue_one", RQ_SIMPLE, one, lambda: [q.enqueue(jobs.noop) for _ in range(one)])
+    _timed(env, out, "enqueue_batch", RQ_SIMPLE, many, lambda: [
+        q.enqueue_many([Queue.prepare_data(jobs.noop) for _ in range(min(BATCH, many - start))])
+        for start in range(0, many, BATCH)])
+    _timed(env, out, "enqueue_one", FLOOR, one, lambda: [env.r.rpush("floor", FLOOR_PAYLOAD) for _ in range(one)])
+    _timed(env, out, "enqueue_batch", FLOOR, many, lambda: floor_batch(env, many))
     env.flush()
-    notes.append(f"enqueue: {sizes.enqueue_one:,} jobs one by one and {sizes.enqueue_batch:,} in batches of "
-                 f"{BATCH} per system, building the job specs inside the timed loop, one connection.")
-
-
-# -- 2. no-op throughput --------------------------------------------------------------------------------
-
-def _wait_exit(procs: list[Any], timeout: float) -> None:
-    """Give burst-mode workers `timeout` seconds to exit on their own (their registrations go with them);
-    whatever is left is killed by the caller's `finally`."""
-    deadline = time.monotonic() + timeout
-    for p in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            p.wait(max(0.0, deadline - time.monotonic()))
-
-
-def _span(starts: list[float | None], ends: list[float | None], n: int) -> tuple[float, float, float]:
-    s = [x for x in starts if x is not None]
-    e = [x for x in ends if x is not None]
-    if len(s) < n or len(e) < n:
-        raise BenchError(f"only {len(s)} start / {len(e)} end timestamps for {n} jobs")
-    return min(s), max(e), max(e) - min(s)
-
-
-def _throughput_jobsvc(env: Env, n: int, procs: int) -> dict[str, float]:
-    env.flush()
-    client = _client(env)
-    ids: list[str] = []
-    for start in range(0, n, BATCH):
-        ids += [e.id for e in client.enqueue_many([Client.job(jobs.noop, queue="tp")
-                                                  for _ in range(min(BATCH, n - start))])]
-    t_spawn = time.time()
-    p = env.jobsvc_worker("tp", burst=True, concurrency=procs)
-    try:
-        def done() -> bool:
-            s = client.stats("tp")
-            return s.get("completed", 0) + s.get("failed", 0) >= n
-
-        wait_until(done,
-                   timeout=n / 200 + 30, what=f"jobsvc {procs} process(es), {n} jobs", interval=0.05,
-                   procs=[p], children=env.children)
-        t_done = time.time()
-        stats = client.stats("tp")
-        if stats.get("failed", 0):
-            raise BenchError(f"{stats['failed']} no-op jobs failed: see {p.log_path}")  # type: ignore[attr-defined]
-        rows = env.hmget_many([client.keys.job(i) for i in ids], ["js_started_ms", "js_ended_ms"])
-        first, _last, span = _span([int(a) / 1000 if a else None for a, _ in rows],
-                                  [int(b) / 1000 if b else None for _, b in rows], n)
-        _wait_exit([p], 15)
-    finally:
-        env.children.stop([p])
-    return {"rate": n / span, "wall_rate": n / (t_done - t_spawn), "startup": first - t_spawn, "n": n}
-
-
-def _throughput_rq(env: Env, n: int, procs: int, simple: bool) -> dict[str, float]:
-    env.flush()
-    q = Queue("tp", connection=env.r)
-    ids: list[str] = []
-    for start in range(0, n, BATCH):
-        ids += [j.id for j in q.enqueue_many([Queue.prepare_data(jobs.noop) for _ in range(min(BATCH, n - start))])]
-    t_spawn = time.time()
-    ps = [env.rq_worker("tp", simple=simple, burst=True) for _ in range(procs)]
-    kind = "SimpleWorker" if simple else "Worker"
-    try:
-        wait_until(lambda: env.r.zcard("rq:finished:tp") + env.r.zcard("rq:failed:tp") >= n,
-                   timeout=n / (100 if simple else 15) + 30, what=f"RQ {kind} x{procs}, {n} jobs", interval=0.05,
-                   procs=ps, children=env.children)
-        t_done = time.time()
-        failed = env.r.zcard("rq:failed:tp")
-        if failed:
-            raise BenchError(f"{failed} RQ no-op jobs failed")
-        rows = env.hmget_many([f"rq:job:{i}" for i in ids], ["started_at", "ended_at"])
-        first, _last, span = _span([rq_ts(a) for a, _ in rows], [rq_ts(b) for _, b in rows], n)
-        _wait_exit(ps, 15)
-    finally:
-        env.children.stop(ps)
-    return {"rate": n / span, "wall_rate": n / (t_done - t_spawn), "startup": first - t_spawn, "n": n}
-
-
-def _throughput_floor(env: Env, n: int, procs: int) -> dict[str, float]:
-    env.flush()
-    for start in range(0, n, BATCH):
-        env.r.rpush("floor", *[FLOOR_PAYLOAD] * min(BATCH, n - start))
-    t_spawn = time.time()
-    ps = [env.bare("floor", "drain") for _ in range(procs)]
-    try:
-        wait_until(lambda: env.r.llen("floor:done") >= procs, n / 500 + 30, f"bare consumer x{procs}", interval=0.05,
-                   procs=ps, children=env.children)
-        rows = [v.split() for v in env.r.lrange("floor:done", 0, -1)]
-    finally:
-        env.children.stop(ps)
-    done = sum(int(r[0]) for r in rows)
-    if done != n:
-        raise BenchError(f"bare consumers popped {done} of {n}")
-    first, last = min(float(r[1]) for r in rows), max(float(r[2]) for r in rows)
-    return {"rate": n / (last - first), "wall_rate": n / (last - t_spawn), "startup": first - t_spawn, "n": n}
-
-
-def throughput(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
-    detail: dict[str, Any] = {}
-    runs = [(FLOOR, lambda procs: _throughput_floor(env, sizes.tp_floor, procs)),
-            (JOBSVC, lambda procs: _throughput_jobsvc(env, sizes.tp_jobsvc, procs)),
-            (RQ_SIMPLE, lambda procs: _throughput_rq(env, sizes.tp_simple, procs, simple=True)),
-            (RQ_WORKER, lambda procs: _throughput_rq(env, sizes.tp_fork, procs, simple=False))]
-    for system, run in runs:
-        for procs in (1, 2):
-            try:
-                r = run(procs)
-            except BenchError as exc:
-                notes.append(f"no-op throughput, {system} x{procs}: not measured: {exc}")
-                continue
-            _put(out, f"noop_{procs}", system, r["rate"])
-            detail[f"{system}_x{procs}"] = r
-    out["_throughput_detail"] = detail
-    notes.append("no-op jobs/s = N / (last job's end - first job's start), from the job hashes' own timestamps "
-                 "(jobsvc js_started_ms/js_ended_ms, RQ started_at/ended_at): process start-up is excluded. "
-                 f"N = {sizes.tp_jobsvc:,} (jobsvc), {sizes.tp_simple:,} (SimpleWorker), {sizes.tp_fork:,} "
-                 "(forking Worker), pre-enqueued in batches, burst-mode workers. jobsvc 2 processes = "
-                 "`--concurrency 2`; RQ 2 processes = two `rq worker` processes. Floor: "
-                 f"{sizes.tp_floor:,} items of {len(FLOOR_PAYLOAD)} bytes drained by `python -m bench.bare` "
-                 "(one BLPOP per item, nothing else).")
+    notes.append(f"enqueue: {one:,} jobs one by one and {many:,} in batches of {BATCH} per system, building the "
+                 "job specs inside the timed loop, one connection; Redis µs and commands per job over the loop.")
 
 
 # -- 3. enqueue -> start latency -------------------------------------------------------------------------
@@ -270,8 +141,8 @@ def _latency_figures(out: Results, system: str, pairs: list[tuple[str, float]], 
     lat = _latencies(pairs, starts)
     after = [(starts[i] - returned[i]) * 1000 for i, _ in pairs]
     enq = [(returned[i] - t) * 1000 for i, t in pairs]
-    _put(out, "latency_p50", system, percentile(lat, 50))
-    _put(out, "latency_p99", system, percentile(lat, 99))
+    put(out, "latency_p50", system, percentile(lat, 50))
+    put(out, "latency_p99", system, percentile(lat, 99))
     out.setdefault("_latency_detail", {})[system] = {
         "max_ms": max(lat), "from_return_p50_ms": percentile(after, 50), "from_return_p99_ms": percentile(after, 99),
         "enqueue_call_p50_ms": percentile(enq, 50), "enqueue_call_p99_ms": percentile(enq, 99), "n": len(lat)}
@@ -280,7 +151,7 @@ def _latency_figures(out: Results, system: str, pairs: list[tuple[str, float]], 
 def latency(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
     # jobsvc: one idle worker process
     env.flush()
-    client = _client(env)
+    client = jobsvc_client(env)
     p = env.jobsvc_worker("lat")
     try:
         env.wait_workers(1, [p])
@@ -365,7 +236,7 @@ def latency(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
 def delayed(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
     rng = random.Random(42)
     env.flush()
-    client = _client(env)
+    client = jobsvc_client(env)
     ps = [env.jobsvc_scheduler(), env.jobsvc_worker("dly")]
     try:
         env.wait_workers(1, ps)
@@ -391,10 +262,10 @@ def delayed(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
         wait_until(lambda: client.stats("dly").get("completed", 0) >= sizes.delayed + 3, 30, "jobsvc delayed jobs",
                    procs=ps, children=env.children)
         late = [(client.result(i) - due) * 1000 for i, due in dues.items()]
-        _put(out, "delayed_p50", JOBSVC, percentile(late, 50))
-        _put(out, "delayed_p99", JOBSVC, percentile(late, 99))
-        _put(out, "delayed_max", JOBSVC, max(late))
-        _put(out, "delayed_early", JOBSVC, sum(1 for x in late if x < 0))
+        put(out, "delayed_p50", JOBSVC, percentile(late, 50))
+        put(out, "delayed_p99", JOBSVC, percentile(late, 99))
+        put(out, "delayed_max", JOBSVC, max(late))
+        put(out, "delayed_early", JOBSVC, sum(1 for x in late if x < 0))
         if fallback:
             notes.append(f"delayed, jobsvc: {fallback} due time(s) taken from the client clock (js_due gone)")
     except BenchError as exc:
@@ -419,10 +290,10 @@ def delayed(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
         wait_until(lambda: env.r.zcard("rq:finished:dly") >= sizes.delayed_rq, 30, "RQ delayed jobs", procs=ps,
                    children=env.children)
         late = [(Job.fetch(i, connection=env.r).return_value() - due) * 1000 for i, due in dues.items()]
-        _put(out, "delayed_p50", RQ_SIMPLE, percentile(late, 50))
-        _put(out, "delayed_p99", RQ_SIMPLE, percentile(late, 99))
-        _put(out, "delayed_max", RQ_SIMPLE, max(late))
-        _put(out, "delayed_early", RQ_SIMPLE, sum(1 for x in late if x < 0))
+        put(out, "delayed_p50", RQ_SIMPLE, percentile(late, 50))
+        put(out, "delayed_p99", RQ_SIMPLE, percentile(late, 99))
+        put(out, "delayed_max", RQ_SIMPLE, max(late))
+        put(out, "delayed_early", RQ_SIMPLE, sum(1 for x in late if x < 0))
     except BenchError as exc:
         notes.append(f"delayed, RQ: not measured: {exc}")
     finally:
@@ -450,7 +321,7 @@ def _marker_lines(path: Path) -> list[tuple[int, float]]:
 
 
 def kill_rerun(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
-    client = _client(env)
+    client = jobsvc_client(env)
     times: list[float] = []
     for trial in range(sizes.kill_trials):
         env.flush()
@@ -481,8 +352,8 @@ def kill_rerun(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
         finally:
             env.children.stop(ps, grace=0.5)
     if times:
-        _put(out, "kill_rerun_max", JOBSVC, max(times))
-        _put(out, "kill_rerun_p50", JOBSVC, percentile(times, 50))
+        put(out, "kill_rerun_max", JOBSVC, max(times))
+        put(out, "kill_rerun_p50", JOBSVC, percentile(times, 50))
         out["_kill_detail"] = {"jobsvc_trials_s": times, "lease_ttl": LEASE_TTL}
 
     # RQ SimpleWorker: two workers, kill the one running the job, watch what happens to it.
@@ -510,9 +381,9 @@ def kill_rerun(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
                 "in_started_registry": entry is not None,
                 "started_registry_expiry_after_kill_s": (entry[1] - t_kill) if entry else None}
         if reran:
-            _put(out, "kill_rerun_max", RQ_SIMPLE, _marker_lines(marker)[1][1] - t_kill)
+            put(out, "kill_rerun_max", RQ_SIMPLE, _marker_lines(marker)[1][1] - t_kill)
         else:
-            _put(out, "kill_rerun_max", RQ_SIMPLE, f"never (>{sizes.rq_kill_watch:.0f}s)")
+            put(out, "kill_rerun_max", RQ_SIMPLE, f"never (>{sizes.rq_kill_watch:.0f}s)")
         out.setdefault("_kill_detail", {})["rq_simple"] = info
     except BenchError as exc:
         notes.append(f"SIGKILL, RQ: {exc}")
@@ -535,7 +406,7 @@ def _drop(env: Env, pattern: str) -> None:
 
 def memory(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
     n = sizes.memory
-    client = _client(env)
+    client = jobsvc_client(env)
     try:
         env.flush()
         client.enqueue(jobs.noop, queue="warm")
@@ -547,20 +418,20 @@ def memory(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
                                                       for _ in range(min(BATCH, n - start))])]
         m1 = env.used_memory()
         sample = ids[: min(100, n)]
-        _put(out, "mem_queued_hash", JOBSVC, sum(env.memory_usage([client.keys.job(i) for i in sample])) / len(sample))
-        _put(out, "mem_queued_total", JOBSVC, (m1 - m0) / n)
+        put(out, "mem_queued_hash", JOBSVC, sum(env.memory_usage([client.keys.job(i) for i in sample])) / len(sample))
+        put(out, "mem_queued_total", JOBSVC, (m1 - m0) / n)
         p = env.jobsvc_worker("mem", burst=True)
         try:
             wait_until(lambda: client.stats("mem").get("completed", 0) >= n, n / 100 + 30, "jobsvc memory jobs",
                        procs=[p], children=env.children)
-            _wait_exit([p], 15)
+            wait_exit([p], 15)
         finally:
             env.children.stop([p])
         _drop(env, "rq:worker*")  # the worker's own registration is not per job
         m2 = env.used_memory()
         keys = [k for i in sample for k in (client.keys.job(i), client.keys.results(i), client.keys.runs(i))]
-        _put(out, "mem_done_keys", JOBSVC, sum(env.memory_usage(keys)) / len(sample))
-        _put(out, "mem_done_total", JOBSVC, (m2 - m0) / n)
+        put(out, "mem_done_keys", JOBSVC, sum(env.memory_usage(keys)) / len(sample))
+        put(out, "mem_done_total", JOBSVC, (m2 - m0) / n)
     except BenchError as exc:
         notes.append(f"memory, jobsvc: {exc}")
 
@@ -575,20 +446,20 @@ def memory(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
             ids += [j.id for j in q.enqueue_many([Queue.prepare_data(jobs.noop) for _ in range(min(BATCH, n - start))])]
         m1 = env.used_memory()
         sample = ids[: min(100, n)]
-        _put(out, "mem_queued_hash", RQ_SIMPLE, sum(env.memory_usage([f"rq:job:{i}" for i in sample])) / len(sample))
-        _put(out, "mem_queued_total", RQ_SIMPLE, (m1 - m0) / n)
+        put(out, "mem_queued_hash", RQ_SIMPLE, sum(env.memory_usage([f"rq:job:{i}" for i in sample])) / len(sample))
+        put(out, "mem_queued_total", RQ_SIMPLE, (m1 - m0) / n)
         p = env.rq_worker("mem", simple=True, burst=True)
         try:
             wait_until(lambda: env.r.zcard("rq:finished:mem") >= n, n / 50 + 30, "RQ memory jobs", procs=[p],
                        children=env.children)
-            _wait_exit([p], 15)
+            wait_exit([p], 15)
         finally:
             env.children.stop([p])
         _drop(env, "rq:worker*")
         m2 = env.used_memory()
         keys = [k for i in sample for k in (f"rq:job:{i}", f"rq:results:{i}")]
-        _put(out, "mem_done_keys", RQ_SIMPLE, sum(env.memory_usage(keys)) / len(sample))
-        _put(out, "mem_done_total", RQ_SIMPLE, (m2 - m0) / n)
+        put(out, "mem_done_keys", RQ_SIMPLE, sum(env.memory_usage(keys)) / len(sample))
+        put(out, "mem_done_total", RQ_SIMPLE, (m2 - m0) / n)
     except BenchError as exc:
         notes.append(f"memory, RQ: {exc}")
     env.flush()
@@ -596,7 +467,3 @@ def memory(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
                  "'keys' after completion adds rq:results:<id> (and jobsvc:runs:<id> for jobsvc); 'used_memory' "
                  "= growth of INFO used_memory per job (lists, registries, counters included; worker "
                  "registrations removed before reading).")
-
-
-SECTIONS = {"enqueue": enqueue, "throughput": throughput, "latency": latency, "delayed": delayed,
-            "kill": kill_rerun, "memory": memory}

@@ -22,11 +22,11 @@ def _requirement_name(line: str) -> str:
     return _norm(re.split(r"[\s\[<>=!~;]", line.strip(), maxsplit=1)[0])
 
 
-def declared() -> set[str]:
-    """Distributions named in install_requires and the `test` extra of setup.cfg."""
+def declared(extra: str = "test") -> set[str]:
+    """Distributions named in install_requires and one extra of setup.cfg."""
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
-    lines = cfg["options"]["install_requires"].splitlines() + cfg["options.extras_require"]["test"].splitlines()
+    lines = cfg["options"]["install_requires"].splitlines() + cfg["options.extras_require"][extra].splitlines()
     return {_requirement_name(line) for line in lines if line.strip() and not line.strip().startswith("#")}
 
 
@@ -47,10 +47,11 @@ def with_dependencies(names: set[str]) -> set[str]:
     return seen
 
 
-def third_party_imports() -> dict[str, str]:
-    """Top-level modules imported by the test suite that are neither stdlib nor this project: module -> a file."""
+def third_party_imports(folder: str = "tests") -> dict[str, str]:
+    """Top-level modules imported under `folder` (the test suite) that are neither stdlib nor this project:
+    module -> a file."""
     found: dict[str, str] = {}
-    for path in (ROOT / "tests").rglob("*.py"):
+    for path in (ROOT / folder).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
@@ -74,6 +75,15 @@ def test_every_module_the_tests_import_comes_from_a_declared_distribution():
         if not dists & allowed:
             undeclared[module] = (where, sorted(dists) or "not installed")
     assert not undeclared, f"imported by the tests but not declared in setup.cfg [test]: {undeclared}"
+
+
+def test_every_module_the_benchmark_imports_comes_from_the_bench_extra_or_install_requires():
+    # `pip install -e '.[bench]'` is what docs/benchmarks.md tells an operator to run before `python -m bench`.
+    providers = metadata.packages_distributions()
+    allowed = with_dependencies(declared("bench"))
+    undeclared = {module: where for module, where in third_party_imports("bench").items()
+                  if not {_norm(d) for d in providers.get(module, [])} & allowed}
+    assert not undeclared, f"imported by bench/ but not declared in setup.cfg [bench]: {undeclared}"
 
 
 def test_the_known_breaking_pytest_is_excluded():
