@@ -23,14 +23,12 @@ import redis
 
 from .errors import NotFound, ValidationError
 from .keys import Keys
-from .validation import NAMESPACE_NAME, QUEUE_NAME, is_name
+from .validation import KEY_LIMITS, KEY_NAME, NAMESPACE_NAME, QUEUE_NAME, is_name
 
 PREFIX = "jsk"
 READ, WRITE, ADMIN = "jobs:read", "jobs:write", "jobs:admin"
 SCOPES: tuple[str, ...] = (READ, WRITE, ADMIN)  # in increasing order of power
 _LEVEL = {s: i for i, s in enumerate(SCOPES)}
-NAME_MAX = 64
-LIMIT_MAX = 100  # namespaces or queues one key may be limited to
 _ID = re.compile(r"^[0-9a-f]{12}$")
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
 
@@ -97,8 +95,8 @@ def _limits(values: Iterable[str] | None, pattern: re.Pattern[str], what: str) -
     out = tuple(sorted(set(values)))
     if not out:
         raise ValidationError(f"{what}: give at least one, or leave it out for no limit")
-    if len(out) > LIMIT_MAX:
-        raise ValidationError(f"{what}: at most {LIMIT_MAX}")
+    if len(out) > KEY_LIMITS.high:
+        raise ValidationError(f"{what}: at most {KEY_LIMITS.high}")
     for v in out:
         if not is_name(v, pattern):
             raise ValidationError(f"bad name in {what}: {v!r}")
@@ -108,8 +106,8 @@ def _limits(values: Iterable[str] | None, pattern: re.Pattern[str], what: str) -
 def create(conn: redis.Redis, prefix: str, name: str, scopes: Iterable[str],
            namespaces: Iterable[str] | None = None, queues: Iterable[str] | None = None) -> tuple[ApiKey, str]:
     """Store a new key; returns it and its secret `jsk_<id>_<secret>` (shown once, never stored)."""
-    if not isinstance(name, str) or not 0 < len(name.strip()) <= NAME_MAX:
-        raise ValidationError(f"key name must be 1-{NAME_MAX} characters")
+    if not isinstance(name, str) or not KEY_NAME.holds(len(name.strip())):
+        raise ValidationError(f"key name must be {KEY_NAME} characters")
     if isinstance(scopes, str):
         scopes = [scopes]
     wanted = sorted(set(scopes), key=scope_level)  # raises on an unknown scope

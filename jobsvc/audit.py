@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import redis
 
-from . import scripts
+from . import defaults, scripts
 from .connection import text
 from .errors import ValidationError
 from .keys import Keys
@@ -35,7 +35,7 @@ PARAMS_MAX = 2048
 PARAMS_PER_MINUTE = 60
 PARAMS_MAX_FLOOD = 256
 RATE_WINDOW_MS = 60_000
-MAX_LIMIT = 500
+MAX_LIMIT = defaults.PAGE_LIMIT_MAX
 _CURSOR = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 

@@ -21,6 +21,7 @@ from croniter import croniter
 
 from . import defaults
 from .errors import ValidationError
+from .validation import MISFIRE_POLICIES as MISFIRE_POLICIES  # re-exported: callers read cron.MISFIRE_POLICIES
 
 UTC = timezone.utc
 
@@ -193,7 +194,6 @@ class Plan:
     next_ms: int | None
 
 
-MISFIRE_POLICIES = ("skip", "run_once", "run_all")
 
 
 def plan(window: Window, next_ms: int, now_ms: int, policy: str, grace_ms: int, max_catchup: int,

@@ -43,6 +43,17 @@ IDEMPOTENCY_TTL = 86_400
 # Seconds an idle worker blocks on its wake list before it looks at the queues anyway;
 # bounds how late a job pushed by plain RQ (which sends no wake-up) starts.
 IDLE_WAIT = 1.0
+
+# Batches (workers/batching.py). A worker claims several jobs per call and records several completions per call
+# when its jobs are short: Redis pays one round trip (about 40 us of its CPU) per call, not per job, and the
+# gauges, counters and index writes of a batch are summed (flush_counters in _lib.lua). The size it asks for is
+# what it runs in BATCH_WINDOW seconds by its recent mean run time, between 1 and CLAIM_BATCH: so a claimed job
+# starts within about BATCH_WINDOW (far inside its lease), a job of a deep queue waits at most that long behind
+# another worker's batch, and a completion is recorded at most BATCH_WINDOW after its job ended (sooner when the
+# batch runs out). Slow jobs (one run > BATCH_WINDOW) go one at a time, as without batches.
+CLAIM_BATCH = 50
+CLAIM_BATCH_LIMIT = 1000
+BATCH_WINDOW = 0.05
 # Wake-up tokens kept per queue: enough for every idle worker, bounded so a busy queue cannot grow it.
 WAKE_TOKENS_MAX = 256
 # Seconds a stopping worker lets its in-flight job finish before handing it back.
@@ -200,3 +211,40 @@ WORKERS_LEASES_MAX = 1000
 # Seconds one notification POST may take in all (connect, headers, body): a receiver trickling its answer is
 # cut off then. Well under NOTIFY_LEASE, so a delivery always settles before another sender may take it.
 NOTIFY_DEADLINE = 15.0
+
+# -- what callers may ask (jobsvc/validation.py turns these into the ranges the HTTP API, the CLI and the core
+# check, so the three refuse the same values) --------------------------------------------------------------
+# Longest delay, age filter and misfire grace, and longest result / failure TTL, in seconds: ten years. A
+# longer one is a mistake, and times that far ahead overflow datetime.
+DELAY_MAX = 10 * 365 * 86_400
+TTL_MAX = 10 * 365 * 86_400
+# Longest job, schedule or registry function timeout in seconds: a week. Longer work should checkpoint and
+# enqueue its continuation rather than hold a worker (and a lease) that long.
+TIMEOUT_MAX = 7 * 86_400
+# Longest backoff base (a day) and cap (30 days) in seconds: past these a retry is no longer a retry.
+BACKOFF_BASE_MAX = 86_400
+BACKOFF_CAP_MAX = 30 * 86_400
+# Longest interval between a schedule's fires in seconds: a leap year, so a yearly interval fits.
+SCHEDULE_MAX_INTERVAL = 366 * 86_400
+# Missed fires a run_all schedule may ask to catch up: ten passes' worth (SCHEDULE_FIRES_PER_PASS each).
+SCHEDULE_CATCHUP_LIMIT = SCHEDULE_FIRES_PER_PASS * 10
+# Jobs one POST /jobs batch may create: bounds one request's body and its enqueue script.
+JOB_BATCH_MAX = 100
+# Nesting of args / kwargs / meta / a pull result: deeper JSON is refused (422), never a stack overflow.
+JSON_DEPTH_MAX = 32
+# Rows one list page may ask for (jobs, schedules, schedule runs, functions, audit): bounds one call's work.
+PAGE_LIMIT_MAX = 500
+# Longest description of a job, schedule or function, and longest error_contains filter of a bulk call.
+DESCRIPTION_MAX = 1000
+# Functions one registry sync may list.
+FUNCTION_SYNC_MAX = 1000
+# Longest function a job or schedule names (an import path or a registry `namespace/name`).
+FUNCTION_REF_MAX = 255
+# Expired entries one TTL sweep call may be asked to handle (it stops at its own chunks; `more` says so).
+TTL_SWEEP_LIMIT_MAX = 10_000_000
+# Longest API key name, and most namespaces or queues one key may be limited to.
+KEY_NAME_MAX = 64
+KEY_LIMITS_MAX = 100
+# Characters of a pull ack's error message or traceback accepted; the stored error keeps the first 4 KB of
+# the message and the last 16 KB of the traceback.
+ACK_ERROR_TEXT_MAX = 65_536

@@ -13,7 +13,15 @@ from . import defaults
 from .backoff import Backoff
 from .errors import ValidationError
 from .states import State, state_of
-from .validation import NAMESPACE_NAME, QUEUE_NAME, check_idempotency_key, is_name
+from .validation import (
+    CALLBACK_TIMEOUT,
+    MAX_ATTEMPTS,
+    NAMESPACE_NAME,
+    PRIORITY,
+    QUEUE_NAME,
+    check_idempotency_key,
+    is_name,
+)
 
 DEFAULT_NAMESPACE = "default"
 # Dependencies one job may name: releasing a dependent reads the status of each of its dependencies, inside
@@ -60,12 +68,10 @@ class JobSpec:
             raise ValidationError(f"queue name {self.queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
         if not is_name(self.namespace, NAMESPACE_NAME):
             raise ValidationError(f"namespace {self.namespace!r} must be 1-64 of A-Z a-z 0-9 _ . -")
-        if isinstance(self.priority, bool) or not isinstance(self.priority, int) or not (
-            defaults.PRIORITY_MIN <= self.priority <= defaults.PRIORITY_MAX
-        ):
-            raise ValidationError(f"priority must be an integer {defaults.PRIORITY_MIN}-{defaults.PRIORITY_MAX}")
-        if self.max_attempts is not None and not (1 <= int(self.max_attempts) <= defaults.MAX_ATTEMPTS_LIMIT):
-            raise ValidationError(f"max_attempts must be 1-{defaults.MAX_ATTEMPTS_LIMIT}")
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int) or not PRIORITY.holds(self.priority):
+            raise ValidationError(f"priority must be an integer {PRIORITY}")
+        if self.max_attempts is not None and not MAX_ATTEMPTS.holds(int(self.max_attempts)):
+            raise ValidationError(f"max_attempts must be {MAX_ATTEMPTS}")
         if isinstance(self.backoff, str):
             self.backoff = Backoff(kind=self.backoff)
         if self.timeout is not None and self.timeout != -1 and self.timeout <= 0:
@@ -127,8 +133,8 @@ class JobSpec:
         if self.callback_timeout is not None:
             if self.handler is None:
                 raise ValidationError("callback_timeout applies to handler jobs only")
-            if not 1 <= self.callback_timeout <= defaults.CALLBACK_TIMEOUT_MAX:
-                raise ValidationError(f"callback_timeout must be 1-{defaults.CALLBACK_TIMEOUT_MAX} seconds")
+            if not CALLBACK_TIMEOUT.holds(self.callback_timeout):
+                raise ValidationError(f"callback_timeout must be {CALLBACK_TIMEOUT} seconds")
         if self.callback_url is not None and (not isinstance(self.callback_url, str) or not self.callback_url):
             raise ValidationError("callback_url must be an https URL")
         if self.payload is not None:

@@ -32,7 +32,7 @@ from .keys import Keys
 from .states import State, parse_state
 from .validation import QUEUE_NAME, is_name
 
-MAX_LIMIT = 500
+MAX_LIMIT = defaults.PAGE_LIMIT_MAX
 TRIGGERS = ("immediate", "delayed", "scheduled", "queue", "pull")
 
 

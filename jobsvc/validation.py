@@ -6,13 +6,19 @@ UTF-8 cannot encode; such a value fails later, where nobody can answer the calle
 fires, a 500), so it is refused where it enters.
 
 Idempotency keys travel as an HTTP header (`X-Jobsvc-Idempotency-Key`, jobsvc.signing) on every delivery
-of a handler job: only text every HTTP stack sends unchanged is accepted."""
+of a handler job: only text every HTTP stack sends unchanged is accepted.
+
+Ranges and lengths: each is one `Bounds` here, built from jobsvc/defaults.py, that the HTTP schemas
+(admin_api/schemas: marshmallow's Range and Length, and so the OpenAPI document), the CLI's argument types
+(jobsvc_cli/args.py) and the core's own checks read, so no surface accepts what another refuses."""
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from . import defaults
 from .errors import ValidationError
 
 Path = list[str | int]
@@ -25,9 +31,76 @@ QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 NAMESPACE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
+# A schedule's policies (jobsvc/cron.py applies the misfire one, jobsvc/schedules the overlap one). Here, with
+# no croniter behind them, so the CLI's argument choices can read them without loading the schedules code.
+MISFIRE_POLICIES = ("skip", "run_once", "run_all")
+OVERLAP_POLICIES = ("allow", "skip")
+
+
 def is_name(value: Any, pattern: re.Pattern[str]) -> TypeGuard[str]:
     """Whether `value` is a string that `pattern` matches whole (the value first: a TypeGuard narrows it)."""
     return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """An inclusive range of a number, or of a length (of text or of a list)."""
+
+    low: int | float
+    high: int | float
+
+    def holds(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def __str__(self) -> str:
+        return f"{self.low}-{self.high}"
+
+
+# Numbers (seconds where they are times).
+PRIORITY = Bounds(defaults.PRIORITY_MIN, defaults.PRIORITY_MAX)
+MAX_ATTEMPTS = Bounds(1, defaults.MAX_ATTEMPTS_LIMIT)
+TIMEOUT = Bounds(1, defaults.TIMEOUT_MAX)
+JOB_TIMEOUT = Bounds(-1, defaults.TIMEOUT_MAX)  # a job's: -1 for none (0, inside the range, is refused on its own)
+CALLBACK_TIMEOUT = Bounds(1, defaults.CALLBACK_TIMEOUT_MAX)
+DELAY = Bounds(0, defaults.DELAY_MAX)  # also bulk filters' older_than / newer_than
+TTL = Bounds(-1, defaults.TTL_MAX)  # -1 keeps forever
+BACKOFF_BASE = Bounds(0, defaults.BACKOFF_BASE_MAX)
+BACKOFF_CAP = Bounds(0, defaults.BACKOFF_CAP_MAX)
+INTERVAL = Bounds(defaults.SCHEDULE_MIN_INTERVAL, defaults.SCHEDULE_MAX_INTERVAL)
+MISFIRE_GRACE = Bounds(1, defaults.DELAY_MAX)
+MAX_CATCHUP = Bounds(1, defaults.SCHEDULE_CATCHUP_LIMIT)
+VISIBILITY_TIMEOUT = Bounds(1, defaults.PULL_VISIBILITY_MAX)
+PULL_COUNT = Bounds(1, defaults.PULL_COUNT_MAX)
+PAGE_LIMIT = Bounds(1, defaults.PAGE_LIMIT_MAX)
+TTL_SWEEP_LIMIT = Bounds(1, defaults.TTL_SWEEP_LIMIT_MAX)
+JSON_DEPTH = Bounds(1, defaults.JSON_DEPTH_MAX)
+
+# Lengths of lists.
+JOB_BATCH = Bounds(1, defaults.JOB_BATCH_MAX)
+ACK_BATCH = Bounds(1, defaults.PULL_COUNT_MAX)  # one ack per job a claim may have leased
+FUNCTION_SYNC = Bounds(0, defaults.FUNCTION_SYNC_MAX)
+KEY_LIMITS = Bounds(1, defaults.KEY_LIMITS_MAX)  # an API key's namespaces or queues (none: leave the field out)
+
+# Lengths of text. A low of 0 means no minimum (the empty value is refused, or allowed, by other rules).
+URL = Bounds(1, defaults.URL_MAX)
+KEY_NAME = Bounds(1, defaults.KEY_NAME_MAX)
+DESCRIPTION = Bounds(1, defaults.DESCRIPTION_MAX)
+FUNCTION_REF = Bounds(1, defaults.FUNCTION_REF_MAX)
+PULL_TOKEN = Bounds(1, defaults.PULL_TOKEN_MAX)
+ACK_ERROR_TEXT = Bounds(0, defaults.ACK_ERROR_TEXT_MAX)
+# Fixed by what the text is, not tunable: an exception's type name and a cron expression (255, as function
+# references), an IANA zone name (the longest is 32), an id of a job (QUEUE_NAME's 128).
+TYPE_NAME = Bounds(1, 255)
+CRON_EXPR = Bounds(1, 255)
+ZONE_NAME = Bounds(1, 64)
+JOB_ID = Bounds(1, 128)
+# Cursors (opaque to callers), each long enough for the position its listing encodes in it: anything longer
+# is not one of ours. Jobs, schedules, a schedule's runs, registry functions, the audit log.
+JOB_CURSOR = Bounds(1, 2048)
+SCHEDULE_CURSOR = Bounds(1, 64)
+RUN_CURSOR = Bounds(1, 256)
+FUNCTION_CURSOR = Bounds(1, 200)
+AUDIT_CURSOR = Bounds(1, 64)
 
 
 IDEMPOTENCY_KEY_MAX = 256

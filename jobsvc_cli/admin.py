@@ -7,12 +7,14 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from jobsvc import Client
+from jobsvc import Client, validation
+from jobsvc.apikeys import SCOPES
 from jobsvc.keys import Keys
 from jobsvc.listing import JobFilter, list_jobs
 from jobsvc.states import State
-from jobsvc.stats import counts_by
+from jobsvc.stats import BY, counts_by
 
+from .args import integer, number
 from .output import Progress, as_json, table
 
 
@@ -193,7 +195,7 @@ def _add_jobs(sub: Any, with_url: Any) -> None:
     ls = jsub.add_parser("list", help="a page of jobs (newest first; by state, in that state's order)")
     for opt in ("queue", "state", "function", "namespace", "cursor"):
         ls.add_argument(f"--{opt}")
-    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--limit", type=integer(validation.PAGE_LIMIT), default=50)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=jobs_list)
     get = jsub.add_parser("get", help="one job with its runs")
@@ -213,7 +215,7 @@ def _add_keys(sub: Any, with_url: Any) -> None:
     ksub = keys.add_subparsers(dest="keys_command", required=True)
     kc = ksub.add_parser("create", help="print a new key once (only its hash is stored)")
     kc.add_argument("name")
-    kc.add_argument("--scope", action="append", required=True, choices=("jobs:read", "jobs:write", "jobs:admin"))
+    kc.add_argument("--scope", action="append", required=True, choices=SCOPES)
     kc.add_argument("--namespace", action="append", help="limit to these namespaces (repeat)")
     kc.add_argument("--queue", action="append", help="limit to these queues (repeat)")
     ksub.add_parser("list", help="keys without their secrets")
@@ -225,7 +227,7 @@ def _add_keys(sub: Any, with_url: Any) -> None:
 def _add_maintenance(sub: Any, with_url: Any) -> None:
     """`stats` and `sweep`: whole-store reports."""
     st = with_url(sub.add_parser("stats", help="jobs per state by queue, namespace or function"))
-    st.add_argument("--by", choices=("queue", "namespace", "function"), default="queue")
+    st.add_argument("--by", choices=BY, default="queue")
     st.set_defaults(func=stats)
 
     sw = with_url(sub.add_parser("sweep", help="integrity sweep: check (and repair) indexes, gauges, and jobs RQ's "
@@ -245,8 +247,8 @@ def _add_bulk(sub: Any, with_url: Any) -> None:
         p.add_argument("--namespace")
         p.add_argument("--function")
         p.add_argument("--error", help="text the error contains")
-        p.add_argument("--older-than", type=float, help="seconds")
-        p.add_argument("--newer-than", type=float, help="seconds")
+        p.add_argument("--older-than", type=number(validation.DELAY), help="seconds")
+        p.add_argument("--newer-than", type=number(validation.DELAY), help="seconds")
         p.add_argument("--dry-run", action="store_true", help="count and sample, change nothing")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         p.set_defaults(func=bulk)

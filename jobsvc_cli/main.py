@@ -11,10 +11,11 @@ from typing import Any
 
 import redis
 
-from jobsvc import Client, Config, JobsvcError, defaults
+from jobsvc import Client, Config, JobsvcError, defaults, validation
 from jobsvc.connection import connect
 
 from . import admin, schedules
+from .args import integer, number
 
 # Where `jobsvc up` writes the embedded Redis's URL; other commands run in the same directory fall back to it.
 UP_URL_FILE = Path(".jobsvc") / "redis_url"
@@ -199,9 +200,9 @@ def _add_tools(sub: Any) -> None:
     e.add_argument("function")
     e.add_argument("args", nargs="*")
     e.add_argument("--queue", default="default")
-    e.add_argument("--delay", type=float, default=None)
-    e.add_argument("--priority", type=int, default=5)
-    e.add_argument("--max-attempts", type=int, default=None)
+    e.add_argument("--delay", type=number(validation.DELAY), default=None, help="seconds")
+    e.add_argument("--priority", type=integer(validation.PRIORITY), default=defaults.PRIORITY)
+    e.add_argument("--max-attempts", type=integer(validation.MAX_ATTEMPTS), default=None)
     e.set_defaults(func=cmd_enqueue)
 
     i = _with_url(sub.add_parser("info", help="queues: jobs per state now, and event totals"))

@@ -8,8 +8,10 @@ import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from jobsvc import Client, ValidationError
+from jobsvc import Client, ValidationError, validation
+from jobsvc.backoff import KINDS as BACKOFF_KINDS
 
+from .args import integer, number
 from .output import as_json, table
 
 if TYPE_CHECKING:
@@ -252,7 +254,7 @@ def _add_schedules(sub: Any, with_url: Any) -> None:
     _add_schedule_create(ssub)
     rn = ssub.add_parser("runs", help="a schedule's runs, newest first")
     rn.add_argument("id")
-    rn.add_argument("--limit", type=int, default=50)
+    rn.add_argument("--limit", type=integer(validation.PAGE_LIMIT), default=50)
     rn.add_argument("--cursor")
     rn.add_argument("--json", action="store_true")
     _add_sync(ssub.add_parser("sync", help="make the stored schedules match a file (JSON, YAML or TOML)"),
@@ -274,19 +276,20 @@ def _add_schedule_create(ssub: Any) -> None:
     cr.add_argument("--function", required=True, help="import path (app.tasks.f) or registry function (ns/name)")
     when = cr.add_mutually_exclusive_group(required=True)
     when.add_argument("--cron", help="5 fields, or 6 with seconds first")
-    when.add_argument("--interval", type=float, help="seconds")
+    when.add_argument("--interval", type=number(validation.INTERVAL), help="seconds")
     cr.add_argument("--tz", help="IANA timezone (default UTC)")
     cr.add_argument("--args", help="JSON list")
     cr.add_argument("--kwargs", help="JSON object")
     cr.add_argument("--queue")
     cr.add_argument("--namespace")
-    cr.add_argument("--priority", type=int)
-    cr.add_argument("--max-attempts", type=int)
-    cr.add_argument("--timeout", type=int)
-    cr.add_argument("--misfire", choices=("skip", "run_once", "run_all"))
-    cr.add_argument("--misfire-grace", type=float, help="seconds late before a fire counts as missed")
-    cr.add_argument("--max-catchup", type=int, help="run_all: missed fires run at most")
-    cr.add_argument("--overlap", choices=("allow", "skip"))
+    cr.add_argument("--priority", type=integer(validation.PRIORITY))
+    cr.add_argument("--max-attempts", type=integer(validation.MAX_ATTEMPTS))
+    cr.add_argument("--timeout", type=integer(validation.TIMEOUT), help="seconds")
+    cr.add_argument("--misfire", choices=validation.MISFIRE_POLICIES)
+    cr.add_argument("--misfire-grace", type=number(validation.MISFIRE_GRACE),
+                    help="seconds late before a fire counts as missed")
+    cr.add_argument("--max-catchup", type=integer(validation.MAX_CATCHUP), help="run_all: missed fires run at most")
+    cr.add_argument("--overlap", choices=validation.OVERLAP_POLICIES)
     cr.add_argument("--start-at", help="ISO 8601")
     cr.add_argument("--end-at", help="ISO 8601")
     cr.add_argument("--description")
@@ -314,9 +317,9 @@ def _add_function_register(fsub: Any) -> None:
     rg.add_argument("ref", help="namespace/name")
     rg.add_argument("path", help="import path of the callable, deployed with the workers")
     rg.add_argument("--queue")
-    rg.add_argument("--timeout", type=int)
-    rg.add_argument("--max-attempts", type=int)
-    rg.add_argument("--priority", type=int)
-    rg.add_argument("--backoff", choices=("fixed", "linear", "exponential"))
+    rg.add_argument("--timeout", type=integer(validation.TIMEOUT), help="seconds")
+    rg.add_argument("--max-attempts", type=integer(validation.MAX_ATTEMPTS))
+    rg.add_argument("--priority", type=integer(validation.PRIORITY))
+    rg.add_argument("--backoff", choices=BACKOFF_KINDS)
     rg.add_argument("--description")
     rg.add_argument("--disabled", action="store_true")

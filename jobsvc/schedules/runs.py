@@ -12,6 +12,7 @@ from .. import defaults, scripts
 from ..connection import text
 from ..errors import NotFound, ValidationError
 from ..keys import Keys
+from ..validation import PAGE_LIMIT
 from .spec import ACTIVE_STATES
 from .store import ScheduleStore
 
@@ -27,8 +28,8 @@ class ScheduleRuns(ScheduleStore):
         (schedule | catchup | manual), status, started_ms, finished_ms, duration_ms, error. `cursor` comes
         from the previous page. Runs still in flight are read off their jobs."""
         self._check_id(schedule_id)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
-            raise ValidationError("limit must be 1-500")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not PAGE_LIMIT.holds(limit):
+            raise ValidationError(f"limit must be {PAGE_LIMIT}")
         if not self.redis.exists(self.key(schedule_id)):
             raise NotFound(f"no schedule {schedule_id}")
         page = self._runs_page(schedule_id, _runs_cursor(cursor), limit)
