@@ -18,9 +18,41 @@ from jobsvc.embedded import EmbeddedRedis  # noqa: E402
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
+    """Started by the first test that needs it (through `r`, `client`, `redis_url` ...), never by the others:
+    `pytest -m fast` starts no redis-server."""
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def fake_r():
+    """An in-memory fakeredis connection, for tests that need only plain Redis commands (no Lua scripts,
+    blocking pops, TTLs or other processes): they stay in the fast tier."""
+    import fakeredis
+
+    conn = fakeredis.FakeRedis()
+    yield conn
+    conn.close()
+
+
+# The fast tier (`pytest -m fast`, seconds, no redis-server): every test that needs no Redis server is marked
+# `fast` here, so a new pure-logic test joins it without anyone remembering to. Not fast: crash tests
+# (`slow`), browser tests (`e2e`), and what these node ids start with: tests that build packages, or wait out
+# a deadline against a local server, without Redis. A test marked fast by hand that needs the Redis server is
+# a collection error, not a slow tier.
+NOT_FAST = ("tests/test_project/test_packaging.py",
+            "tests/test_jobsvc/test_urlguard.py::test_a_trickled_answer_is_cut_off_at_the_deadline")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        needs_redis = "redis_server" in getattr(item, "fixturenames", ())
+        if needs_redis and item.get_closest_marker("fast"):
+            raise pytest.UsageError(f"{item.nodeid} is marked fast but needs the Redis server (use fake_r)")
+        if not (needs_redis or item.nodeid.startswith(NOT_FAST) or item.get_closest_marker("slow")
+                or item.get_closest_marker("e2e")):
+            item.add_marker(pytest.mark.fast)
 
 
 @pytest.fixture
