@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import redis
 
-from . import defaults, enqueueing, scripts
+from . import defaults, scripts
 from .backoff import Backoff
 from .config import Config
 from .connection import connect, text
-from .enqueueing import PULL_FIELDS, Enqueued, describe, enqueue, enqueued
+from .enqueueing import PULL_FIELDS, Enqueued, describe, enqueue
 from .errors import JobsvcError, NotFound, ValidationError
 from .job import JobInfo, JobSpec, decode_result, decode_runs
 from .keys import Keys
@@ -92,17 +92,6 @@ class Client:
             if spec.trigger != "immediate":
                 raise ValidationError(f"a pull job runs now: give no delay or at (given: {spec.trigger!r})")
         return enqueue(self.redis, self.config, specs, [dict(PULL_FIELDS) for _ in specs])
-
-    def enqueue_calls(self, specs: Iterable[JobSpec],
-                      extra_fields: Sequence[dict[str, Any]] | None = None) -> list[scripts.Call]:
-        """Deprecated: the enqueue script calls of a batch, not sent. Kept only for jobsvc/functions.py until it
-        calls `enqueueing.enqueue` (which also takes extra fields and a MULTI); use that instead."""
-        return enqueueing._calls(self.config, list(specs), extra_fields)
-
-    @staticmethod
-    def parse_enqueued(replies: Iterable[Any]) -> list[Enqueued]:
-        """Deprecated with `enqueue_calls`: `enqueueing.enqueued`."""
-        return enqueued(replies)
 
     # -- read --------------------------------------------------------------------------------------
 
