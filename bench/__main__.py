@@ -266,15 +266,18 @@ def main(argv: list[str] | None = None) -> int:
         if any(key in out for key, *_ in ROWS):
             print(render_markdown(rows) if args.markdown else render_text(rows))
             print()
+            print("'x better vs RQ SW': jobsvc / RQ SimpleWorker for rates, RQ SimpleWorker / jobsvc for times, "
+                  "bytes and Redis costs (> 1 means jobsvc is better). RQ's enqueue figures are RQ's client, in the "
+                  "SimpleWorker column. Bare Redis floor: the same operation with plain Redis and no job system "
+                  "(enqueue = RPUSH of 400 bytes; no-op = one BLPOP per item in `python -m bench.bare`; latency = "
+                  "RPUSH -> BLPOP returning in that process). Redis CPU / commands per job: docs/benchmarks.md, "
+                  "'Redis cost per job'.")
         compared = peers.render(out, sizes.peer_procs, markdown=args.markdown)
         if compared:
             print(compared)
             print()
-        print("'x better vs RQ SW': jobsvc / RQ SimpleWorker for rates, RQ SimpleWorker / jobsvc for times "
-              "and bytes (> 1 means jobsvc is better). RQ's enqueue figures are RQ's client, in the SimpleWorker "
-              "column. Bare Redis floor: the same operation with plain Redis and no job system (enqueue = RPUSH of "
-              "400 bytes; no-op = one BLPOP per item in `python -m bench.bare`; latency = RPUSH -> BLPOP returning "
-              "in that process).")
+            print("peers: jobs/s and 'run' figures over the drain window (start-up excluded), Redis busy = Redis CPU "
+                  "seconds / wall seconds of that window; 'enqueue' = the bulk prefill (docs/benchmarks.md).")
         if args.repeat > 1:
             print(f"spread over {args.repeat} runs (min-max): " + "; ".join(
                 f"{key} {system} {fmt(lo, kind)}-{fmt(hi, kind)}"
