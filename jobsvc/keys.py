@@ -166,7 +166,7 @@ class Keys:
 
     @property
     def notify(self) -> str:
-        """Outcome notifications to deliver to callback URLs, by due time (ms); workers/callbacks.py."""
+        """Outcome notifications to deliver to callback URLs, by due time (ms); jobsvc/notifications.py."""
         return f"{self.prefix}notify"
 
     def notify_entry(self, job_id: str) -> str:
