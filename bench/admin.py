@@ -53,10 +53,8 @@ def make_failed(r: redis.Redis, client: Client, n: int, queue: str) -> None:
     done = 0
     while done < n:
         chunk = min(500, n - done)
-        calls = [leases.claim_call([queue], "bench") for _ in range(chunk)]
-        replies = scripts.call_many(r, calls)
         fails = [leases.fail_call(lease, "RuntimeError", "bench", "", False, "bench", 0.0, 0.0)
-                 for lease in (Leases.parse_claim(c, rep) for c, rep in zip(calls, replies, strict=True)) if lease]
+                 for lease in leases.claim_many([queue], "bench", chunk)]
         scripts.call_many(r, fails)
         done += chunk
 

@@ -27,6 +27,9 @@ class Config:
     failure_ttl: int = defaults.FAILURE_TTL
     idempotency_ttl: int = defaults.IDEMPOTENCY_TTL
     idle_wait: float = defaults.IDLE_WAIT
+    # Most jobs a worker claims in one call, and records in one (JOBSVC_CLAIM_BATCH; 1: one job at a time). It
+    # asks for as many as it runs in defaults.BATCH_WINDOW by its recent run times, so slow jobs go one by one.
+    claim_batch: int = defaults.CLAIM_BATCH
     # Idle workers track writes to their RQ queue lists (CLIENT TRACKING, workers/rq_wake.py), so a job plain RQ
     # enqueues starts at once; off (JOBSVC_RQ_WAKE=0), such a job waits up to idle_wait.
     rq_wake: bool = True
@@ -65,6 +68,8 @@ class Config:
             raise ValidationError("max_lease_losses must be >= 1")
         if not 1 <= self.max_attempts <= defaults.MAX_ATTEMPTS_LIMIT:
             raise ValidationError(f"max_attempts must be 1..{defaults.MAX_ATTEMPTS_LIMIT}")
+        if not 1 <= self.claim_batch <= defaults.CLAIM_BATCH_LIMIT:
+            raise ValidationError(f"claim_batch must be 1..{defaults.CLAIM_BATCH_LIMIT}")
         if self.integrity_interval < 0:
             raise ValidationError("integrity_interval must be >= 0 (0: no background integrity pass)")
         if not self.key_prefix:

@@ -34,9 +34,9 @@ JOB_TIMEOUT = 180
 RESULT_TTL = 500
 # Seconds a failed job is kept (RQ's default: one year).
 FAILURE_TTL = 31_536_000
-# Seconds a finished job's keys outlive its result/failure TTL: the TTL sweep deletes it on time
-# and uncounts it from its group's gauges; Redis expiry after this grace is only the safety net.
-LIFETIME_GRACE = 3600
+# A finished job's keys get no Redis expiry: its registry scores it with its TTL's end, and the scheduler's TTL
+# sweep deletes it then and uncounts it from its group's gauge (no EXPIRE per job on the hot path; a key that
+# expired on its own would leave its gauge and indexes behind). Without a running scheduler nothing is deleted.
 # Seconds an idempotency key keeps returning the same job.
 IDEMPOTENCY_TTL = 86_400
 
@@ -85,7 +85,7 @@ ENQUEUE_BATCH = 1000
 # bounds how long one script blocks Redis (10-20 ms for 500 requeues or deletes on a 2-core machine).
 BULK_CHUNK = 500
 # Seconds between the scheduler's TTL sweeps: finished and failed jobs are deleted (and uncounted from
-# their gauges) at most this long after their result / failure TTL; Redis key expiry is only the safety net.
+# their gauges) at most this long after their result / failure TTL (their keys get no Redis expiry).
 SWEEP_INTERVAL = 60.0
 # Seconds between the scheduler's background integrity passes (jobsvc/integrity.py; 0: none). Each pass does
 # a bounded step of the integrity sweep, so drift (jobs RQ's own tools moved or deleted behind jobsvc's back:

@@ -43,6 +43,17 @@ class Lease:
         return None if t < 0 else t
 
 
+@dataclass
+class Completion:
+    """A job that ran to its end, waiting to be recorded (a worker sends several in one complete.lua call)."""
+
+    lease: Lease
+    result: Any
+    started: float
+    ended: float
+    run: dict[str, Any] | None = None
+
+
 def _extras(run: dict[str, Any] | None) -> str:
     return json.dumps(run, separators=(",", ":")) if run else ""
 
@@ -61,30 +72,59 @@ class Leases:
 
     # claim
     def claim_call(self, queues: Sequence[str], worker: str, token: str | None = None,
-                   lease_ttl: float | None = None) -> scripts.Call:
+                   lease_ttl: float | None = None, count: int = 1, pull: bool = False) -> scripts.Call:
+        """Claim up to `count` jobs, each under its own lease (claim.lua)."""
         lease_ms = int(lease_ttl * 1000) if lease_ttl else self._lease_ms
         return ("claim", (), (self.prefix, lease_ms, token or new_token(), worker, utcnow_str(),
-                              len(queues), *queues))
+                              len(queues), *queues, "pull" if pull else "", count))
 
     @staticmethod
-    def parse_claim(call: scripts.Call, reply: list[Any]) -> Lease | None:
+    def parse_claims(call: scripts.Call, reply: list[Any]) -> list[Lease]:
+        """The leases of a claim's reply, in the order claimed. claim.lua returns each job's hash as it stood
+        before the claim; what the claim wrote there (the fields a job's code and RQ's Job see) is laid over it
+        from the call's own arguments."""
         if not reply:
-            return None
-        raw = {reply[i]: reply[i + 1] for i in range(3, len(reply), 2)}
-        token = call[2][2]
-        return Lease(reply[0].decode(), reply[1].decode(), token, int(reply[2]), decode_hash(raw))
+            return []
+        _, lease_ms, _, worker, started_at = call[2][:5]
+        expires = int(reply[0])
+        leases = []
+        for job in reply[1:]:
+            fields = decode_hash({job[i]: job[i + 1] for i in range(4, len(job), 2)})
+            token = job[2].decode()
+            fields.update(status="started", js_state="running", js_token=token, js_lease_exp=str(expires),
+                          js_started_ms=str(expires - int(lease_ms)), worker_name=worker, started_at=started_at,
+                          js_attempts=str(int(job[3])))
+            leases.append(Lease(job[0].decode(), job[1].decode(), token, expires, fields))
+        return leases
+
+    @classmethod
+    def parse_claim(cls, call: scripts.Call, reply: list[Any]) -> Lease | None:
+        """The one lease of a claim of one job, None when there was none."""
+        leases = cls.parse_claims(call, reply)
+        return leases[0] if leases else None
 
     def claim(self, queues: Sequence[str], worker: str, lease_ttl: float | None = None) -> Lease | None:
         call = self.claim_call(queues, worker, lease_ttl=lease_ttl)
         return self.parse_claim(call, scripts.call(self.redis, *call))
 
+    def claim_many(self, queues: Sequence[str], worker: str, count: int) -> list[Lease]:
+        call = self.claim_call(queues, worker, count=count)
+        return self.parse_claims(call, scripts.call(self.redis, *call))
+
     # finish
     def complete_call(self, lease: Lease, result: Any, worker: str, started: float, ended: float,
                       run: dict[str, Any] | None = None) -> scripts.Call:
-        """`run`: extra facts for the run history (an HTTP handler's status and duration)."""
-        return ("complete", (), (self.prefix, lease.job_id, lease.token, utcnow_str(), dump_result(result),
-                                 worker, repr(started), repr(ended), self.config.result_ttl, _extras(run),
-                                 defaults.WAKE_TOKENS_MAX))
+        """One job's completion; its reply is a list of one reply (complete.lua). `run`: extra facts for the run
+        history (an HTTP handler's status and duration)."""
+        return self.complete_many_call(worker, [Completion(lease, result, started, ended, run)])
+
+    def complete_many_call(self, worker: str, done: Sequence[Completion]) -> scripts.Call:
+        """Several jobs' completions in one script call; its reply holds one reply per job, in order."""
+        args: list[Any] = [self.prefix, worker, self.config.result_ttl, defaults.WAKE_TOKENS_MAX]
+        for c in done:
+            args += [c.lease.job_id, c.lease.token, utcnow_str(), dump_result(c.result), repr(c.started),
+                     repr(c.ended), _extras(c.run)]
+        return ("complete", (), args)
 
     def fail_call(self, lease: Lease, exc_type: str, message: str, traceback: str, retryable: bool,
                   worker: str, started: float, ended: float, run: dict[str, Any] | None = None,
@@ -106,7 +146,7 @@ class Leases:
                                        defaults.CALLBACK_TIMEOUT))
 
     def complete(self, lease: Lease, result: Any, worker: str, started: float, ended: float) -> None:
-        scripts.check(scripts.call(self.redis, *self.complete_call(lease, result, worker, started, ended)),
+        scripts.check(scripts.call(self.redis, *self.complete_call(lease, result, worker, started, ended))[0],
                       lease.job_id)
 
     def fail(self, lease: Lease, exc: BaseException | str, traceback: str = "", retryable: bool = True,
@@ -133,7 +173,9 @@ class Leases:
             lease.expires_ms = int(reply[0])
         return [r.decode() for r in reply[1:]]
 
+    def handback_call(self, lease: Lease, worker: str) -> scripts.Call:
+        return ("handback", (), (self.prefix, lease.job_id, lease.token, worker, utcnow_str(),
+                                 defaults.WAKE_TOKENS_MAX))
+
     def handback(self, lease: Lease, worker: str) -> None:
-        scripts.check(scripts.call(self.redis, "handback", (), (self.prefix, lease.job_id, lease.token, worker,
-                                                                 utcnow_str(), defaults.WAKE_TOKENS_MAX)),
-                      lease.job_id)
+        scripts.check(scripts.call(self.redis, *self.handback_call(lease, worker)), lease.job_id)

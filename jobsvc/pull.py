@@ -64,20 +64,8 @@ def claim(conn: redis.Redis, config: Config, queue: str, count: int = 1,
     _check_queue(queue)
     _check_range("count", count, 1, defaults.PULL_COUNT_MAX)
     _check_range("visibility_timeout", visibility_timeout, 0.001, defaults.PULL_VISIBILITY_MAX)
-    leases = Leases(conn, config)
-    calls = [_pull_claim(leases.claim_call([queue], worker, lease_ttl=visibility_timeout)) for _ in range(count)]
-    replies = scripts.call_many(conn, calls)
-    # Every reply is read, not only those before the first empty one: a job made ready while the round trip
-    # ran can land in a later call, and a lease nobody hears of would come back only through the reaper.
-    # call_many answers one reply per call.
-    leased = (Leases.parse_claim(c, r) for c, r in zip(calls, replies, strict=True))
-    return [lease for lease in leased if lease is not None]
-
-
-def _pull_claim(call: scripts.Call) -> scripts.Call:
-    """A claim of pull jobs only: claim.lua's trailing `pull` argument (after the queues)."""
-    name, keys, args = call
-    return name, keys, (*args, "pull")
+    call = Leases(conn, config).claim_call([queue], worker, lease_ttl=visibility_timeout, count=count, pull=True)
+    return Leases.parse_claims(call, scripts.call(conn, *call))
 
 
 def heartbeat(conn: redis.Redis, config: Config, job_id: str, token: str,
@@ -164,7 +152,8 @@ def ack_many(conn: redis.Redis, config: Config, acks: list[Ack],
     # One call per ack (both branches above add one), one reply per call.
     for one, raw in zip(acks, scripts.call_many(conn, calls) if calls else [], strict=True):
         try:
-            reply = scripts.check(raw, one.job_id)
+            # complete.lua answers a list of replies, one per job it was given (here one).
+            reply = scripts.check(raw[0] if one.status == "completed" else raw, one.job_id)
         except (LeaseLost, NotFound) as exc:
             out.append(exc)
             continue

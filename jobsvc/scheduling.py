@@ -119,7 +119,8 @@ class LeaderLock:
 
 class TtlSweeper:
     """Deletes completed, failed and cancelled jobs whose result / failure TTL has passed and uncounts them from their
-    groups' gauges (bulk.ttl_sweep); Redis key expiry, LIFETIME_GRACE later, is only the safety net.
+    groups' gauges (bulk.ttl_sweep): finished jobs get no Redis expiry (set_lifetime in _lib.lua), so this is what
+    deletes them.
     A pass handles at most `max_jobs` expired entries so that a backlog does not hold up promotions;
     `more` on the result asks for another pass soon."""
 

@@ -11,6 +11,7 @@ import redis
 
 from . import defaults
 from .replies import check, lua_constants
+from .states import PRUNABLE, RETRYABLE, TTL_STATES, State
 
 __all__ = ["LUA_DIR", "SHAS", "SOURCES", "Call", "call", "call_many", "check", "load_all"]
 
@@ -20,10 +21,10 @@ _LIB = "_lib.lua"
 
 def _load_sources() -> dict[str, str]:
     # Constants the scripts share with Python come from defaults.py and replies.py, so they live in one place.
-    constants = (f"local LIFETIME_GRACE = {defaults.LIFETIME_GRACE}\n"
-                 f"local HIST_BOUNDS = {{{', '.join(str(b) for b in defaults.HISTOGRAM_BUCKETS_MS)}}}\n"
+    constants = (f"local HIST_BOUNDS = {{{', '.join(str(b) for b in defaults.HISTOGRAM_BUCKETS_MS)}}}\n"
                  f"local MINUTE_COUNTERS_TTL = {defaults.MINUTE_COUNTERS_TTL}\n"
                  f"local PULL_LANE_OFFSET = {defaults.PULL_LANE_OFFSET}\n"
+                 + _state_sets({"RETRYABLE": RETRYABLE, "PRUNABLE": PRUNABLE, "TTL_STATES": TTL_STATES})
                  + lua_constants())
     lib = constants + (LUA_DIR / _LIB).read_text()
     out = {}
@@ -32,8 +33,21 @@ def _load_sources() -> dict[str, str]:
             continue
         body = path.read_text()
         # Scripts that only touch their KEYS (the leader lock) do not need the library.
-        out[path.stem] = body if "KEYS[1]" in body else lib + "\n" + body
+        out[path.stem] = body if "KEYS[1]" in body else _with_lib(lib, body)
     return out
+
+
+def _state_sets(sets: dict[str, tuple[State, ...]]) -> str:
+    """The state lists jobsvc/states.py derives from its edge table, as Lua sets ({failed = true, ...})."""
+    return "".join(f"local {name} = {{{', '.join(f'{s.value} = true' for s in states)}}}\n"
+                   for name, states in sets.items())
+
+
+def _with_lib(lib: str, body: str) -> str:
+    """The library, then the script's body run as a function so that the counters it moved are written once
+    when it returns (flush_counters in _lib.lua), whichever `return` it leaves by."""
+    return (f"{lib}\nlocal function script_body()\n{body}\nend\n"
+            "local reply = script_body()\nflush_counters()\nreturn reply\n")
 
 
 SOURCES: dict[str, str] = _load_sources()

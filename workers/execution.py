@@ -38,6 +38,10 @@ class Outcome:
     accepted: bool = False
     # The exception itself, for an RQ failure callback's (type, value, traceback) (workers/rq_callbacks.py).
     exc: BaseException | None = None
+    # When the run began and ended (epoch seconds, this worker's clock; set by the worker): RQ's execution times,
+    # and the run time complete.lua / fail.lua observe.
+    started: float = 0.0
+    ended: float = 0.0
 
 
 class FunctionCache:

@@ -35,7 +35,9 @@ class Heartbeat:
                  on_terminate: Callable[[str], None] | None = None,
                  counts: Callable[[], tuple[int, int]] | None = None,
                  on_lease_lost: Callable[[str], None] | None = None,
-                 in_job: Callable[[], bool] | None = None, commands: CommandListener | None = None):
+                 in_job: Callable[[], bool] | None = None, commands: CommandListener | None = None,
+                 waiting: Callable[[], list[Lease]] | None = None,
+                 on_waiting_lost: Callable[[list[str]], None] | None = None):
         self.redis = conn
         self.config = config
         self.leases = Leases(conn, config)
@@ -51,6 +53,10 @@ class Heartbeat:
         # gone while this is false was ended by that outcome (or is about to be refused by it), not lost.
         self.in_job = in_job or (lambda: True)
         self.commands = commands  # RQ's stop-job / shutdown commands (workers/rq_commands.py)
+        # The other leases the worker holds (a batch: claimed jobs not started, completions not recorded), renewed
+        # with the running job's; on_waiting_lost hears of those found gone, so the worker never starts them.
+        self.waiting: Callable[[], list[Lease]] = waiting or list
+        self.on_waiting_lost = on_waiting_lost
         self.worker_name = worker_key.removeprefix("rq:worker:")  # the name claim.lua stored (may hold ':')
         self.terminate_key = Keys(config.key_prefix).terminate(self.worker_name)
         self.stopped = threading.Event()
@@ -107,16 +113,21 @@ class Heartbeat:
                                             "successful_job_count": processed, "failed_job_count": failed})
         pipe.expire(self.worker_key, int(self.config.heartbeat_interval * 3) + 60)
         pipe.execute()
-        if lease is None:
+        waiting = self.waiting()
+        if lease is None and not waiting:
             return
-        timeout = lease.timeout
-        if timeout is not None and now - started > timeout + self.config.hung_grace:
-            # The job ignores its timeout (stuck in C code): stop renewing, so the lease runs out
-            # and the reaper hands the job to a healthy worker.
+        timeout = lease.timeout if lease is not None else None
+        if lease is not None and timeout is not None and now - started > timeout + self.config.hung_grace:
+            # The job ignores its timeout (stuck in C code): stop renewing, so the lease runs out and the reaper
+            # hands the job to a healthy worker (and the rest of its batch with it: this worker is stuck).
             log.error("job %s hung past its timeout of %ss: lease left to expire", lease.job_id, timeout)
             return
-        lost = self.leases.renew([lease], holder=self.worker_name)
-        if lost and self.current()[0] is lease and self.in_job():
+        lost = self.leases.renew(([lease] if lease is not None else []) + waiting, holder=self.worker_name)
+        if lost and self.on_waiting_lost is not None:
+            self.on_waiting_lost([w.job_id for w in waiting if w.job_id in lost])
+        if lease is None:
+            return
+        if lease.job_id in lost and self.current()[0] is lease and self.in_job():
             # Expired (a long pause) or revoked: another worker may run the job now, and this run's outcome
             # would be rejected, so its code stops here, as terminate stops it.
             log.warning("job %s: lease lost while running (expired or revoked): stopping its code", lease.job_id)

@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,9 +22,10 @@ from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD, ModuleAllowList
 from jobsvc.config import Config
 from jobsvc.errors import LeaseLost, NotFound, WrongState
 from jobsvc.keys import Keys
-from jobsvc.leases import Lease, Leases
+from jobsvc.leases import Completion, Lease, Leases
 from jobsvc.redis_check import warn_if_evicting
 
+from .batching import ClaimSize, Completions
 from .execution import FunctionCache, HandBack, Outcome, Terminated, execute, install_timeout_handler
 from .heartbeat import Heartbeat
 from .http_handler import HandlerCaller
@@ -82,6 +84,12 @@ class LeasedWorker(BaseWorker):
         self._woken_by_rq = False
         self.processed = 0
         self.failed = 0
+        # Batches (workers/batching.py): claimed jobs not started yet, completions not recorded yet, the size of
+        # the next claim, and the ids of held jobs whose lease the heartbeat found lost before they started.
+        self._held: deque[Lease] = deque()
+        self._completions = Completions(config.claim_batch)
+        self._claim_size = ClaimSize(config.claim_batch)
+        self._lost: set[str] = set()
 
     # -- signals -------------------------------------------------------------------------------------
 
@@ -165,7 +173,7 @@ class LeasedWorker(BaseWorker):
         heartbeat = Heartbeat(self.connection, self.config, self.key, self._current, self._grace_over,
                               lambda: self._stop_at, on_terminate=self._terminate,
                               counts=lambda: (self.processed, self.failed), on_lease_lost=self._lease_lost,
-                              in_job=lambda: self._in_job,
+                              in_job=lambda: self._in_job, waiting=self._waiting, on_waiting_lost=self._waiting_lost,
                               commands=CommandListener(self.connection, self.name, self._running_job_id,
                                                        self._stop_job))
         self._rq_slot = CurrentJobSlot()
@@ -201,56 +209,67 @@ class LeasedWorker(BaseWorker):
     def _current(self) -> tuple[Lease | None, float]:
         return self._lease, self._job_started
 
+    def _waiting(self) -> list[Lease]:
+        """Leases this worker holds besides the running job's (heartbeat thread: both copies are atomic under the
+        GIL): claimed jobs not started yet, and jobs that ended and are not recorded yet."""
+        return [*self._held, *(done.lease for done in self._completions.items)]
+
+    def _waiting_lost(self, job_ids: list[str]) -> None:
+        """The heartbeat found these waiting leases gone (reaped, or revoked by an operator): never start them."""
+        self._lost.update(job_ids)
+
     def _claim_call(self) -> scripts.Call:
-        return self.leases.claim_call(self.queue_list, self.name)
+        return self.leases.claim_call(self.queue_list, self.name, count=self._claim_size.next())
 
     def _loop(self, burst: bool) -> None:
-        lease = self._claim()
+        self._held.extend(self._claim())
         while True:
-            if lease is None:
+            if self.stopping and self._held:
+                self._hand_back_held()
+            if not self._held:
+                # Nothing is pending here: the call that claimed nothing recorded the last completions.
                 if self.stopping or burst:
                     return
-                lease = self._claim_when_idle()
-                if lease is None and self.stopping:
-                    return
+                self._held.extend(self._claim_when_idle())
                 continue
             if self._rq_wake is not None:
                 self._rq_wake.disarm()  # busy: no messages (no command unless it was armed)
-            running = lease
+            lease = self._held.popleft()
             try:
-                lease = self._run_and_finish(running)
+                self._run_and_finish(lease)
             except Exception:  # a bug or a bad reply must not take the worker down
                 # Whatever this job's lease was, it expires and the reaper hands the job on.
-                log.exception("worker %s: unexpected error around job %s; going on", self.name, running.job_id)
+                log.exception("worker %s: unexpected error around job %s; going on", self.name, lease.job_id)
                 self._lease = None
                 self._pause(1.0)
-                lease = None if self.stopping else self._claim()
+                if not self._held and not self.stopping:
+                    self._held.extend(self._claim())
 
-    def _claim_when_idle(self) -> Lease | None:
-        """No job was ready: wait for one (a jobsvc wake-up, a job plain RQ pushed, or the idle wait), then claim.
-        None when there is still none, or the worker is stopping."""
+    def _claim_when_idle(self) -> list[Lease]:
+        """No job was ready: record what is pending, wait for one (a jobsvc wake-up, a job plain RQ pushed, or the
+        idle wait), then claim. Empty when there is still none, or the worker is stopping."""
         if self._rq_wake is not None and self._rq_wake.arm():
-            lease = self._claim()  # just started tracking RQ's lists: a job pushed since the last claim sent nothing
-            if lease is not None:
-                return lease
+            leases = self._claim()  # just started tracking RQ's lists: a job pushed since the last claim sent nothing
+            if leases:
+                return leases
         self._wait_for_work()
         if self.stopping:
-            return None
-        lease = self._claim()
+            return []
+        leases = self._claim()
         if self._woken_by_rq and self._rq_wake is not None:
-            self._rq_wake.claimed(lease is not None)
-        return lease
+            self._rq_wake.claimed(bool(leases))
+        return leases
 
-    def _claim(self) -> Lease | None:
-        call = self._claim_call()
+    def _claim(self) -> list[Lease]:
         try:
-            return self.leases.parse_claim(call, scripts.call(self.connection, *call))
+            call = self._claim_call()
+            return self.leases.parse_claims(call, scripts.call(self.connection, *call))
         except REDIS_DOWN as exc:
             log.error("worker %s: cannot claim, Redis unavailable (%s); retrying", self.name, exc)
         except Exception:  # e.g. a script error: log it, wait, try again
             log.exception("worker %s: claim failed; retrying", self.name)
         self._pause(1.0)
-        return None
+        return []
 
     def _pause(self, seconds: float) -> None:
         """Wait after a Redis error; a stop signal ends the wait."""
@@ -281,9 +300,34 @@ class LeasedWorker(BaseWorker):
         finally:
             self._idle = False
 
-    def _run_and_finish(self, lease: Lease) -> Lease | None:
-        """Run one job, then finish it and claim the next in one round trip."""
+    def _run_and_finish(self, lease: Lease) -> None:
+        """Run one job, then record its outcome: a completion waits for the batch's next call (Completions), a
+        failure or a hand-over to an HTTP service goes at once, with the completions and, when this worker holds
+        no more jobs, the next claim, in one round trip."""
+        if lease.job_id in self._lost:
+            self._lost.discard(lease.job_id)
+            log.info("job %s: its lease was lost or revoked before it started; not run", lease.job_id)
+            return
         self._lease, self._job_started = lease, time.monotonic()
+        outcome = self._run(lease)
+        if outcome is None:  # handed back or terminated: record what is pending, and claim on
+            self._send([])
+            return
+        self._claim_size.observe(time.monotonic() - self._job_started)
+        if outcome.accepted:
+            self._send([(lease, outcome, self.leases.await_callback_call(lease, self.name, outcome.run or {}))])
+        elif outcome.ok:
+            self._completions.add(Completion(lease, outcome.result, outcome.started, outcome.ended, outcome.run))
+            self._lease = None
+            self._send([])
+        else:
+            self._send([(lease, outcome, self.leases.fail_call(
+                lease, outcome.exc_type, outcome.message, outcome.traceback, outcome.retryable, self.name,
+                outcome.started, outcome.ended, outcome.run, outcome.min_delay))])
+        self._lease = None
+
+    def _run(self, lease: Lease) -> Outcome | None:
+        """The job's outcome (after its RQ callbacks), or None when it was handed back or terminated."""
         started = time.time()
         context.enter(context.RunningJob(lease.job_id, lease.token, lease.attempt, lease.queue, self.connection))
         rq_job = self._rq_job = (None if lease.fields.get("js_handler")
@@ -296,51 +340,62 @@ class LeasedWorker(BaseWorker):
                                   self._leave_job, self._allow_list_for(lease))
         except HandBack:
             self._handback(lease)
+            self._hand_back_held()
             return None
         except Terminated:
             self._lease = None
             log.info("job %s %s", lease.job_id, self._terminate_reason)
             if self._terminate_by_user and rq_job is not None:
                 self.callbacks.after_stop(lease.fields, rq_job, self._allow_list_for(lease))
-            return None if self.stopping else self._claim()
+            return None
         finally:
             context.enter(None)
             self._rq_job = None
         ended = time.time()  # before any callback: RQ's execution end, too, leaves the callbacks out
         if rq_job is not None:
             outcome = self.callbacks.after_run(lease.fields, rq_job, outcome, self._allow_list_for(lease))
-        if outcome.accepted:
-            finish = self.leases.await_callback_call(lease, self.name, outcome.run or {})
-        elif outcome.ok:
-            finish = self.leases.complete_call(lease, outcome.result, self.name, started, ended, outcome.run)
-        else:
-            finish = self.leases.fail_call(lease, outcome.exc_type, outcome.message, outcome.traceback,
-                                           outcome.retryable, self.name, started, ended, outcome.run,
-                                           outcome.min_delay)
-        claim = None if self.stopping else self._claim_call()
-        replies = self._finish(lease, finish, claim)
-        self._lease = None
-        if replies is None:
-            return None
-        self._record(lease, outcome, replies[0])
-        return self.leases.parse_claim(claim, replies[1]) if claim and len(replies) > 1 else None
+        outcome.started, outcome.ended = started, ended
+        return outcome
 
-    def _finish(self, lease: Lease, finish: scripts.Call, claim: scripts.Call | None) -> list[Any] | None:
-        """Send the outcome (and the next claim); while Redis is away, retry the outcome alone until
-        the lease would have run out anyway. A retry after a lost reply is rejected as stale: harmless."""
-        calls = [finish, claim] if claim else [finish]
+    def _send(self, finishes: list[tuple[Lease, Outcome, scripts.Call]]) -> None:
+        """One round trip: the completions when due (always with a failure, or when a claim goes too), these
+        finishes, and the next claim when this worker holds no more jobs."""
+        claim = None if self._held or self.stopping else self._claim_call()
+        flush = bool(finishes) or claim is not None or self.stopping or self._completions.due()
+        done = self._completions.take() if flush else []
+        calls = ([self.leases.complete_many_call(self.name, done)] if done else []) + [c for _, _, c in finishes]
+        if not calls:
+            if claim is not None:
+                self._held.extend(self._claim())
+            return
+        replies = self._finish(calls, claim)
+        if replies is None:
+            return
+        if done:
+            for completion, reply in zip(done, replies.pop(0), strict=True):
+                self._record(completion.lease, None, reply)
+        for lease, outcome, _ in finishes:
+            self._record(lease, outcome, replies.pop(0))
+        if claim is not None and replies:
+            self._held.extend(self.leases.parse_claims(claim, replies[0]))
+
+    def _finish(self, calls: list[scripts.Call], claim: scripts.Call | None) -> list[Any] | None:
+        """Send the outcomes (and the next claim); while Redis is away, retry the outcomes alone until
+        their leases would have run out anyway. A retry after a lost reply is rejected as stale: harmless."""
+        sent = [*calls, claim] if claim else calls
         give_up = time.monotonic() + self.config.lease_ttl
         delay = 0.1
         while True:
             try:
-                return scripts.call_many(self.connection, calls)
+                return scripts.call_many(self.connection, sent)
             except REDIS_DOWN as exc:
                 if time.monotonic() + delay > give_up or self.stopping:
-                    log.error("job %s: outcome not recorded, Redis unavailable (%s); its lease will expire "
-                              "and it will run again", lease.job_id, exc)
+                    log.error("%d outcome(s) not recorded, Redis unavailable (%s); their leases will expire "
+                              "and those jobs will run again", len(calls), exc)
                     return None
-                log.warning("job %s: Redis unavailable (%s); retrying the outcome in %.1fs", lease.job_id, exc, delay)
-                calls = [finish]
+                log.warning("Redis unavailable (%s); retrying the outcome of %d call(s) in %.1fs", exc, len(calls),
+                            delay)
+                sent = calls
                 self._pause(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -374,13 +429,14 @@ class LeasedWorker(BaseWorker):
         if lease is not None:
             self._job_started = time.monotonic() + seconds - (lease.timeout or 0)
 
-    def _record(self, lease: Lease, outcome: Outcome, reply: list[Any]) -> None:
+    def _record(self, lease: Lease, outcome: Outcome | None, reply: list[Any]) -> None:
+        """Count one recorded outcome (outcome None: a completion) and log a rejected or failed one."""
         try:
             reply = scripts.check(reply, lease.job_id)
         except (LeaseLost, NotFound) as exc:
             log.warning("job %s: outcome rejected (%s)", lease.job_id, exc)
             return
-        if outcome.ok:
+        if outcome is None or outcome.ok:
             self.processed += 1
             return
         self.failed += 1
@@ -394,3 +450,22 @@ class LeasedWorker(BaseWorker):
             log.info("job %s handed back to queue %s", lease.job_id, lease.queue)
         except (LeaseLost, NotFound) as exc:
             log.warning("job %s: hand-back rejected (%s)", lease.job_id, exc)
+
+    def _hand_back_held(self) -> None:
+        """Stopping: the claimed jobs that never started go back to the front of their queues, at once."""
+        held, self._held = list(self._held), deque()
+        if not held:
+            return
+        try:
+            replies = scripts.call_many(self.connection, [self.leases.handback_call(lease, self.name)
+                                                          for lease in held])
+        except REDIS_DOWN as exc:
+            log.error("%d claimed job(s) not handed back, Redis unavailable (%s); their leases will expire",
+                      len(held), exc)
+            return
+        for lease, reply in zip(held, replies, strict=True):
+            try:
+                scripts.check(reply, lease.job_id)
+            except (LeaseLost, NotFound) as exc:
+                log.warning("job %s: hand-back rejected (%s)", lease.job_id, exc)
+        log.info("worker %s: handed back %d claimed job(s) that had not started", self.name, len(held))

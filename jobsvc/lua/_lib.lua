@@ -3,9 +3,74 @@
 -- LEASE_LOST, WRONG_STATE, CONFLICT, EXISTS: a script replies {NOT_FOUND}, never {-1}) and defaults.py's values.
 -- Key names here must match jobsvc/keys.py.
 
+-- Redis time in ms, read once per script call (one TIME command, however many helpers ask): a script is one
+-- instant anyway, and a batch of jobs is stamped alike.
+local NOW_MS = nil
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not NOW_MS then
+    local t = redis.call('TIME')
+    NOW_MS = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return NOW_MS
+end
+
+-- Counters (gauges, metric tallies, minute counters, histograms) are summed over the whole script call and
+-- written once per field when it returns: jobsvc/scripts.py runs every script's body as a function and calls
+-- flush_counters after it. So a batch of 50 jobs of one group moves its gauge with two HINCRBY, not 100, and
+-- no script folds counts by hand. A key listed in COUNTER_TTL gets that expiry when a flush creates one of its
+-- fields (the minute counters: only the first write of a minute pays the EXPIRE).
+-- A counter is write-only within a script: nothing reads one back in the call that moves it.
+local PENDING, PENDING_KEYS, COUNTER_TTL = {}, {}, {}
+local function add_counter(key, field, n)
+  local fields = PENDING[key]
+  if not fields then
+    fields = {}
+    PENDING[key] = fields
+    PENDING_KEYS[#PENDING_KEYS + 1] = key
+  end
+  fields[field] = (fields[field] or 0) + n
+end
+
+-- Index writes of the hot path (a lease leaving the lease index, an ended job entering its registry, new jobs
+-- entering their lanes and the created index) are queued the same way and sent with the counters: one command
+-- per key and run of the same command (ZADD, ZREM, RPUSH, SADD), in the order they were asked. A batch of 50
+-- completions leaves the lease index with one ZREM, 1,000 new jobs enter their lane with one RPUSH. Like
+-- counters, a key written this way is not read back by the script that writes it.
+local ZPENDING, ZPENDING_KEYS = {}, {}
+local function write_later(cmd, key, a, b)
+  local runs = ZPENDING[key]
+  if not runs then
+    runs = {}
+    ZPENDING[key] = runs
+    ZPENDING_KEYS[#ZPENDING_KEYS + 1] = key
+  end
+  local last = runs[#runs]
+  if not last or last.cmd ~= cmd then
+    last = {cmd = cmd, args = {}}
+    runs[#runs + 1] = last
+  end
+  last.args[#last.args + 1] = a
+  if b ~= nil then last.args[#last.args + 1] = b end
+end
+local function zadd_later(key, score, member) write_later('ZADD', key, score, member) end
+local function zrem_later(key, member) write_later('ZREM', key, member) end
+
+local function flush_counters()
+  for _, key in ipairs(ZPENDING_KEYS) do
+    for _, run in ipairs(ZPENDING[key]) do
+      for i = 1, #run.args, 4000 do  -- an even slice (ZADD's score, member pairs), within unpack's limit
+        redis.call(run.cmd, key, unpack(run.args, i, math.min(i + 3999, #run.args)))
+      end
+    end
+  end
+  for _, key in ipairs(PENDING_KEYS) do
+    for field, n in pairs(PENDING[key]) do
+      if n ~= 0 and redis.call('HINCRBY', key, field, n) == n and COUNTER_TTL[key] then
+        redis.call('EXPIRE', key, COUNTER_TTL[key])
+      end
+    end
+  end
+  PENDING, PENDING_KEYS, ZPENDING, ZPENDING_KEYS = {}, {}, {}, {}
 end
 
 local function job_key(id) return 'rq:job:' .. id end
@@ -32,7 +97,9 @@ end
 local function wake_workers(prefix, queue, n, cap)
   if n <= 0 then return end
   local key = prefix .. 'wake:' .. queue
-  for _ = 1, math.min(n, cap) do redis.call('RPUSH', key, '1') end
+  local tokens = {}
+  for i = 1, math.min(n, cap) do tokens[i] = '1' end
+  redis.call('RPUSH', key, unpack(tokens))
   redis.call('LTRIM', key, -cap, -1)
 end
 
@@ -64,9 +131,10 @@ local function make_scheduled(prefix, id, due_ms, queue)
   wake_scheduler_if_first(prefix, zkey, id)
 end
 
--- Leave the lease index; callers blank js_token and js_lease_exp in their own HSET (one call fewer).
+-- Leave the lease index (with the call's other removals: zrem_later); callers blank js_token and js_lease_exp in
+-- their own HSET (one call fewer).
 local function drop_lease(prefix, id)
-  redis.call('ZREM', prefix .. 'leases', id)
+  zrem_later(prefix .. 'leases', id)
 end
 local LEASE_CLEARED = {'js_token', '', 'js_lease_exp', ''}
 
@@ -116,15 +184,17 @@ end
 
 -- Gauges: jobs per state of one group (queue|namespace|function), so stats are O(1) per group.
 -- Every transition moves its job from one state of its group to another (nil: not counted).
-local function gauge(prefix, group, from, to)
+-- n: how many jobs move (1 when nil).
+local function gauge(prefix, group, from, to, n)
   if not group or group == '' then return end
   local key = prefix .. 'count:' .. group
-  if from then redis.call('HINCRBY', key, from, -1) end
-  if to then redis.call('HINCRBY', key, to, 1) end
+  n = n or 1
+  if from then add_counter(key, from, -n) end
+  if to then add_counter(key, to, n) end
 end
 
 local function stat(prefix, queue, field, n)
-  redis.call('HINCRBY', prefix .. 'stats:' .. queue, field, n or 1)
+  add_counter(prefix .. 'stats:' .. queue, field, n or 1)
 end
 
 -- Metrics (jobsvc/metrics.py, jobsvc/timeseries.py): one event of jobs of `queue` and `group` (nil: the
@@ -134,13 +204,11 @@ end
 local MINUTE_EVENTS = {enqueued = true, completed = true, failed = true, retried = true}
 local function count_event(prefix, now, queue, group, event, n)
   n = n or 1
-  if group and group ~= '' then redis.call('HINCRBY', prefix .. 'tally:' .. group, event, n) end
+  if group and group ~= '' then add_counter(prefix .. 'tally:' .. group, event, n) end
   if MINUTE_EVENTS[event] then
     local key = prefix .. 'minute:' .. math.floor(now / 60000)
-    -- Only the call that creates the field sets the expiry: one command fewer per job on the hot path.
-    if redis.call('HINCRBY', key, queue .. '|' .. event, n) == n then
-      redis.call('EXPIRE', key, MINUTE_COUNTERS_TTL)
-    end
+    COUNTER_TTL[key] = MINUTE_COUNTERS_TTL
+    add_counter(key, queue .. '|' .. event, n)
   end
 end
 
@@ -156,34 +224,93 @@ local function observe(prefix, group, name, ms)
     if ms <= HIST_BOUNDS[b] then i = b; break end
   end
   local key = prefix .. 'tally:' .. group
-  redis.call('HINCRBY', key, name .. '_b' .. i, 1)
-  redis.call('HINCRBY', key, name .. '_sum_ms', ms)
+  add_counter(key, name .. '_b' .. i, 1)
+  add_counter(key, name .. '_sum_ms', ms)
 end
 
--- Give a finished job (and its run history) a lifetime: -1 keeps it, 0 deletes it. Keys outlive
--- their registry score by LIFETIME_GRACE (injected from defaults.py) so the TTL sweep can still read
--- a job's group, uncount it and delete it on time; Redis expiry is only the safety net.
+-- The sorted set that holds a queue's jobs of an ended state (and RQ's deferred registry), nil for the states
+-- kept elsewhere: the one map in Lua (jobsvc/keys.py Keys.registry is Python's; test_keys checks they agree).
+local function registry_of(prefix, state, queue)
+  if state == 'completed' then return 'rq:finished:' .. queue end
+  if state == 'failed' then return 'rq:failed:' .. queue end
+  if state == 'cancelled' then return 'rq:canceled:' .. queue end
+  if state == 'quarantined' then return prefix .. 'quarantined:' .. queue end
+  if state == 'deferred' then return 'rq:deferred:' .. queue end
+  return nil
+end
+
+-- The ended states, each with its registry (registry_of).
+local ENDED_STATES = {'completed', 'failed', 'cancelled', 'quarantined'}
+
+-- Take ids (a list) out of every ended registry of their queue: a job sits in one, and one ZREM per registry
+-- costs four calls for a whole chunk, not four per job.
+local function leave_ended_registries(prefix, queue, ids)
+  for _, s in ipairs(ENDED_STATES) do redis.call('ZREM', registry_of(prefix, s, queue), unpack(ids)) end
+end
+
+-- The registry a job of `state` sits in when an operator may requeue it (RETRYABLE, injected from
+-- jobsvc/states.py), else nil.
+local function terminal_registry(prefix, state, queue)
+  if RETRYABLE[state] then return registry_of(prefix, state, queue) end
+  return nil
+end
+
+-- Give a finished job (and its run history) a lifetime: -1 keeps it, 0 deletes it now. A TTL (> 0) writes
+-- nothing here: the job's registry scores it with the TTL's end and the TTL sweep (sweep_ttl.lua) deletes it
+-- then, uncounting its gauge; the integrity sweep puts back a registry entry something else removed (an RQ
+-- worker's registry cleanup). No EXPIRE per job on the hot path, and no key that vanishes behind its gauge.
 -- has_runs=false skips the run history key (only failures and lost leases write one). extra: more keys
 -- that live and die with the job (its dependency sets, dependency_keys below), nil for none.
 local function set_lifetime(prefix, id, queue, ttl, has_runs, extra)
+  if ttl > 0 then return end
   local keys = {job_key(id), 'rq:results:' .. id}
   if has_runs ~= false then keys[3] = prefix .. 'runs:' .. id end
   for _, k in ipairs(extra or {}) do keys[#keys + 1] = k end
-  for _, k in ipairs(keys) do
-    if ttl < 0 then redis.call('PERSIST', k)
-    elseif ttl == 0 then redis.call('DEL', k)
-    else redis.call('EXPIRE', k, ttl + LIFETIME_GRACE) end
+  if ttl == 0 then
+    redis.call('DEL', unpack(keys))
+    redis.call('ZREM', prefix .. 'created:' .. queue, id)
+  else
+    for _, k in ipairs(keys) do redis.call('PERSIST', k) end
   end
-  if ttl == 0 then redis.call('ZREM', prefix .. 'created:' .. queue, id) end
 end
 
--- A cancelled job is kept for its failure TTL, as a failed one is: rq:canceled:<q> scores it with the epoch
--- second that TTL ends (RQ's own registry scoring; '+inf' = kept), so the TTL sweep finds it by a score range.
--- failure_ttl 0 keeps it until the next sweep rather than deleting it here: the operator's cancel still
--- answers with the job (its keys expire after LIFETIME_GRACE, the safety net, if no sweep runs).
-local function keep_cancelled(prefix, id, queue, ttl, now)
-  redis.call('ZADD', 'rq:canceled:' .. queue, ttl < 0 and '+inf' or (math.floor(now / 1000) + ttl), id)
-  set_lifetime(prefix, id, queue, ttl == 0 and 1 or ttl)
+-- A job that ended for good (-> completed | failed | cancelled | quarantined), filed where its state keeps it:
+-- its state's registry (registry_of), scored as RQ scores it with the epoch second its TTL ends ('+inf': kept)
+-- so the TTL sweep finds the due ones by a score range; its gauge moved from `from`; its lifetime set
+-- (set_lifetime: has_runs, extra). TTL 0 deletes it at once, as RQ does, except a cancelled one: it stays until
+-- the next sweep, so the operator's cancel still answers with it. A quarantined job is scored with its end in ms
+-- and kept until an operator decides.
+local function file_ended(prefix, now, id, queue, group, from, state, ttl, has_runs, extra)
+  local score = ttl < 0 and '+inf' or (math.floor(now / 1000) + ttl)
+  if state == 'quarantined' then score, ttl = now, -1 end
+  if state == 'cancelled' and ttl == 0 then ttl = 1 end
+  if ttl ~= 0 then zadd_later(registry_of(prefix, state, queue), score, id) end
+  set_lifetime(prefix, id, queue, ttl, has_runs, extra)
+  gauge(prefix, group, from, ttl ~= 0 and state or nil)
+end
+
+-- A run's time in ms: as its worker measured it (started_ts, ended_ts: epoch seconds on the worker's clock; a
+-- job of a batch waits in its worker after its claim), else since its claim (started_ms, js_started_ms), else nil.
+local function run_ms(now, started_ts, ended_ts, started_ms)
+  local s, e = tonumber(started_ts), tonumber(ended_ts)
+  if s and e and s > 0 and e >= s then return (e - s) * 1000 end
+  if started_ms then return now - tonumber(started_ms) end
+  return nil
+end
+
+-- What every end of a run counts and tells, whatever it led to (complete.lua, fail.lua, reap_expired.lua,
+-- terminate.lua): the event (count_event: 'completed', 'failed', 'retried', 'cancelled', 'quarantined',
+-- 'lease_lost'), the run's time, the schedule's outcome when it ended for good, and its callback_url.
+-- run = {queue, group, schedule, callback, ms (nil: not observed)}; note: the notification's fields when it
+-- ended for good ({'state', s, 'result_b64' | 'error', v}), nil while it goes on (a retry).
+local function run_ended(prefix, now, id, run, event, note)
+  count_event(prefix, now, run.queue, run.group, event)
+  if run.ms then observe(prefix, run.group, 'run', run.ms) end
+  if not note then return end
+  if run.schedule then
+    add_counter(prefix .. 'schedule:' .. run.schedule .. ':stats', event == 'completed' and 'completed' or 'failed', 1)
+  end
+  notify_end(prefix, id, run.callback, now, note)
 end
 
 -- The integer value of a hash field, or a default.
@@ -191,14 +318,6 @@ local function hnum(key, field, default)
   local v = redis.call('HGET', key, field)
   if v then return tonumber(v) end
   return default
-end
-
--- Which terminal registry a job currently sits in, so a requeue can take it out.
-local function terminal_registry(prefix, state, queue)
-  if state == 'failed' then return 'rq:failed:' .. queue end
-  if state == 'quarantined' then return prefix .. 'quarantined:' .. queue end
-  if state == 'cancelled' then return 'rq:canceled:' .. queue end
-  return nil
 end
 
 -- The jobsvc state of a job hash, also for hashes written by plain RQ.
@@ -261,19 +380,20 @@ local function bulk_match(f, now, key, ns, group, err, ended, created)
   return true
 end
 
--- Collect what deleting an ended job removes (its hash, result stream, run history and RQ's dependency sets,
--- as RQ's Job.delete takes them) into dels, and count it off its group in by_group; the caller deletes the
--- chunk with one DEL and moves the gauges once per group.
+-- The keys that deleting a job removes: its hash, result stream, run history and RQ's dependency sets, as RQ's
+-- Job.delete takes them.
+local function job_keys(prefix, id)
+  return {job_key(id), 'rq:results:' .. id, prefix .. 'runs:' .. id, dependents_key(id), dependencies_key(id)}
+end
+
+-- Collect what deleting an ended job of `state` removes (job_keys) into dels and count it off its group's
+-- gauge; the caller deletes the chunk with one DEL.
 -- The idempotency key stays: it keeps answering with this job's id (created=False) for its own TTL
 -- (idempotency_ttl), so a client retrying after the job expired or was pruned does not create it again.
 -- Only an operator's delete of the one job (delete.lua) frees the key.
-local function collect_deletion(prefix, id, group, dels, by_group)
-  dels[#dels + 1] = job_key(id)
-  dels[#dels + 1] = 'rq:results:' .. id
-  dels[#dels + 1] = prefix .. 'runs:' .. id
-  dels[#dels + 1] = dependents_key(id)
-  dels[#dels + 1] = dependencies_key(id)
-  if group then by_group[group] = (by_group[group] or 0) + 1 end
+local function collect_deletion(prefix, id, group, state, dels)
+  for _, k in ipairs(job_keys(prefix, id)) do dels[#dels + 1] = k end
+  gauge(prefix, group, state, nil)
 end
 
 -- Before its first write, a script that writes keys named after user input checks each key holds the type
@@ -361,15 +481,14 @@ end
 
 -- Put a job that waited outside the lanes on its queue: a dependent whose dependencies are done
 -- (release_dependents), a job plain RQ delayed (promote_rq.lua). A job jobsvc counts (it has a group) goes
--- to its lane as make_ready puts any job, its gauge moved from `from` (or, with by_group, counted there for
--- the caller to move a whole group at once). One not counted yet (enqueued with RQ's own API, never claimed
+-- to its lane as make_ready puts any job, its gauge moved from `from`. One not counted yet (enqueued with RQ's own API, never claimed
 -- by jobsvc) goes where RQ itself puts it, RQ's list rq:queue:<q>, with RQ's fields only: jobsvc adopts it
 -- when it claims it, and an RQ worker of a mixed fleet may take it as well.
 -- Returns true when a Python worker is to be woken for it (false for a pull job).
-local function ready_again(prefix, id, queue, group, priority, front, enqueued_at, now, from, by_group)
+local function ready_again(prefix, id, queue, group, priority, front, enqueued_at, now, from)
   if group then
     make_ready(prefix, id, queue, priority, front, enqueued_at, now)
-    if by_group then by_group[group] = (by_group[group] or 0) + 1 else gauge(prefix, group, from, 'queued') end
+    gauge(prefix, group, from, 'queued')
   else
     redis.call(front and 'LPUSH' or 'RPUSH', 'rq:queue:' .. queue, id)
     redis.call('HSET', job_key(id), 'status', 'queued', 'enqueued_at', enqueued_at, 'js_ready_ms', now)
@@ -409,9 +528,9 @@ end
 -- as RQ's worker does (Queue.enqueue_dependents), atomically with that ending. A deferred dependent goes to
 -- its queue (its front with enqueue_at_front) once all its dependencies are done (nothing_left); otherwise
 -- it stays deferred and in id's dependents set. A dependent that is gone or no longer deferred (cancelled)
--- leaves the set. Gauges move deferred -> queued once per group.
+-- leaves the set.
 -- Cost, inside the finishing script (Redis serves nothing else meanwhile): 2 commands, plus per dependent
--- 1 + one per other dependency, plus 3 per dependent released, plus 2 per group and 2 per queue woken. The
+-- 1 + one per other dependency, plus 3 per dependent released, plus 2 per group (gauges, flushed with the call) and 2 per queue woken. The
 -- number of dependents is the user's: docs/rq.md gives measured times (10,000 dependents of one job: about
 -- 40,000 commands). RQ's own worker does the same reads, in round trips.
 -- Returns how many dependents still wait on `id`.
@@ -419,7 +538,7 @@ local function release_dependents(prefix, id, status, enqueued_at, now, wake_cap
   local dkey = dependents_key(id)
   local ids = redis.call('SMEMBERS', dkey)
   if #ids == 0 then return 0 end
-  local leaving, woken, by_group = {}, {}, {}
+  local leaving, woken = {}, {}
   for _, dep in ipairs(ids) do
     local h = redis.call('HMGET', job_key(dep), 'status', 'js_state', 'origin', 'allow_dependency_failures',
       'enqueue_at_front', 'js_group', 'js_priority', 'dependency_ids')
@@ -428,15 +547,11 @@ local function release_dependents(prefix, id, status, enqueued_at, now, wake_cap
       leaving[#leaving + 1] = dep
     elseif nothing_left(dep, h[8], h[4] == '1', id, status) then
       redis.call('ZREM', 'rq:deferred:' .. h[3], dep)
-      if ready_again(prefix, dep, h[3], h[6], h[7], h[5] == '1', enqueued_at, now, 'deferred', by_group) then
+      if ready_again(prefix, dep, h[3], h[6], h[7], h[5] == '1', enqueued_at, now, 'deferred') then
         woken[h[3]] = (woken[h[3]] or 0) + 1
       end
       leaving[#leaving + 1] = dep
     end
-  end
-  for group, n in pairs(by_group) do
-    redis.call('HINCRBY', prefix .. 'count:' .. group, 'deferred', -n)
-    redis.call('HINCRBY', prefix .. 'count:' .. group, 'queued', n)
   end
   for queue, n in pairs(woken) do wake_workers(prefix, queue, n, wake_cap) end
   if #leaving == #ids then redis.call('DEL', dkey) else srem_all(dkey, leaving) end

@@ -20,7 +20,7 @@ local now = now_ms()
 local filter = {ns = f_ns, func = f_func, err = f_err, older = f_older, newer = f_newer, until_ms = until_ms}
 
 local matched, changed, skipped, kept = 0, 0, 0, 0
-local sample, done, by_lane, by_group = {}, {}, {}, {}
+local sample, done, by_lane = {}, {}, {}
 for i = 14, #ARGV do
   local id = ARGV[i]
   local key = job_key(id)
@@ -46,7 +46,7 @@ for i = 14, #ARGV do
       local p = tonumber(h[4]) or 5
       by_lane[p] = by_lane[p] or {}
       by_lane[p][#by_lane[p] + 1] = id
-      if h[5] then by_group[h[5]] = (by_group[h[5]] or 0) + 1 end
+      gauge(prefix, h[5], state, 'queued')
       done[#done + 1] = id
       changed = changed + 1
       untouched = false
@@ -60,11 +60,6 @@ if changed > 0 then
   for p, ids in pairs(by_lane) do
     if p ~= 5 then redis.call('SADD', prefix .. 'lanes:' .. queue, p) end
     redis.call('RPUSH', lane_key(prefix, queue, p), unpack(ids))
-  end
-  for group, n in pairs(by_group) do
-    local gkey = prefix .. 'count:' .. group
-    redis.call('HINCRBY', gkey, state, -n)
-    redis.call('HINCRBY', gkey, 'queued', n)
   end
   wake_workers(prefix, queue, changed, cap)
   stat(prefix, queue, 'requeued', changed)

@@ -1,5 +1,5 @@
 -- cancel.lua: queued | scheduled | deferred -> cancelled. The job is kept for its failure TTL (its own
--- failure_ttl, else the default), then the TTL sweep deletes it (keep_cancelled in _lib.lua).
+-- failure_ttl, else the default), then the TTL sweep deletes it (file_ended in _lib.lua).
 -- KEYS: none
 -- ARGV: prefix, id, ended_at, failure_ttl_default
 -- Returns: {OK}; {NOT_FOUND} no such job; {WRONG_STATE, state} not cancellable (running jobs are terminated instead)
@@ -25,8 +25,8 @@ if not h[3] then  -- enqueued by plain RQ and never moved by jobsvc: counted fro
   from = nil
 end
 redis.call('HSET', key, 'status', 'canceled', 'js_state', 'cancelled', 'ended_at', ARGV[3], 'js_ended_ms', now)
-keep_cancelled(prefix, id, queue, ttl, now)
-gauge(prefix, h[3], from, 'cancelled')
-notify_end(prefix, id, h[4], now, {'state', 'cancelled', 'error', 'Cancelled: by an operator'})
-count_event(prefix, now, queue, h[3], 'cancelled')
+file_ended(prefix, now, id, queue, h[3], from, 'cancelled', ttl)
+-- Not a run's end (it never ran), but counted and told as one.
+run_ended(prefix, now, id, {queue = queue, group = h[3], callback = h[4]}, 'cancelled',
+  {'state', 'cancelled', 'error', 'Cancelled: by an operator'})
 return {OK}

@@ -1,19 +1,29 @@
--- claim.lua: queued -> running under a lease. Atomic over all the worker's queues and priorities,
--- so there is no window in which a popped job belongs to nobody.
+-- claim.lua: queued -> running under a lease, for up to `count` jobs in one call. Atomic over all the worker's
+-- queues and priorities, so there is no window in which a popped job belongs to nobody.
 -- KEYS: none (names built from the prefix)
 -- ARGV: prefix, lease_ms, token, worker_name, started_at, nq, queue1 .. queueN, then 'pull' for a pull
---       worker's claim (jobsvc/pull.py; nothing for a Python worker's)
+--       worker's claim (jobsvc/pull.py) or '' for a Python worker's, then count (1 when absent)
 -- A pull claim pops only the queues' pull lanes (priorities above PULL_LANE_OFFSET: jobs created for pull
 -- workers, enqueue.lua), a Python worker's claim only the others: neither ever pops the other's jobs, so
 -- a pull worker never sees a Python job's arguments and no job is skipped over to find one.
--- Returns: {} when nothing is ready, else {id, queue, lease_expiry_ms, field1, value1, ...}
--- (the fields as they stand after the claim)
-local prefix, lease_ms, token, worker, started_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+-- Several jobs: each gets its own lease (the i-th's token is token .. '.' .. i; the only one's is token itself),
+-- all with the same expiry; they are taken in priority order, as one claim after another would take them.
+-- Per job this costs HGETALL and HSET; the lanes, the lease index, gauges and histograms are written once
+-- per call (counters: flush_counters), which is what makes a batch cheap for Redis.
+-- Returns: {} when nothing is ready, else {lease_expiry_ms, job1, job2, ...}, each job
+--          {id, queue, token, attempt, field1, value1, ...}: its fields as they stood before the claim (the caller
+--          knows what the claim wrote: jobsvc/leases.py parse_claims), and the attempt this run is.
+--          Lua's cost here is per string handled, so each job's hash is read, indexed and returned once.
+local prefix, lease_ms, base_token, worker, started_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local nq = tonumber(ARGV[6])
 local pull = ARGV[7 + nq] == 'pull'
+local count = tonumber(ARGV[8 + nq]) or 1
 local paused = prefix .. 'paused'
 local disabled_fns = prefix .. 'functions:disabled'
-local skipped = 0
+local SKIP_MAX = 1000  -- ids popped and not claimed (gone, held, moved) before the call gives up
+local now = now_ms()
+local exp = now + lease_ms
+local out, leased, skipped, disabled = {exp}, {}, 0, {}
 
 -- The queue's lanes this claim may pop, in priority order: 5 (RQ's list) plus any other priority ever used;
 -- for a pull claim, the pull lanes instead.
@@ -27,86 +37,102 @@ local function lanes_of(queue)
   return prios
 end
 
-for qi = 1, nq do
-  local queue = ARGV[6 + qi]
-  if redis.call('SISMEMBER', paused, queue) == 0 then
-    for _, priority in ipairs(lanes_of(queue)) do
-      local lane = lane_key(prefix, queue, priority)
-      local id = redis.call('LPOP', lane)
-      local first_held = nil
-      while id do
-        local key = job_key(id)
-        local h = redis.call('HGETALL', key)
-        local status, attempts, group, description, fn, ready_ms = nil, 0, nil, '', nil, nil
-        local state, has_ttl, jprio = nil, false, nil
-        for k = 1, #h, 2 do
-          local f = h[k]
-          if f == 'status' then status = h[k + 1]
-          elseif f == 'ttl' then has_ttl = true
-          elseif f == 'js_state' then state = h[k + 1]
-          elseif f == 'js_priority' then jprio = tonumber(h[k + 1])
-          elseif f == 'js_attempts' then attempts = tonumber(h[k + 1]) or 0
-          elseif f == 'js_group' then group = h[k + 1]
-          elseif f == 'description' then description = h[k + 1]
-          elseif f == 'js_fn' then fn = h[k + 1]
-          elseif f == 'js_ready_ms' then ready_ms = tonumber(h[k + 1]) end
-        end
-        -- A job of a disabled registry function (jobsvc/functions.py) waits in its lane: it goes to the
-        -- back and the lane is left once the first held job comes round again.
-        local held = status == 'queued' and fn and redis.call('SISMEMBER', disabled_fns, fn) == 1
-        if held then
-          if id == first_held then
-            redis.call('LPUSH', lane, id)
-            break
-          end
-          first_held = first_held or id
-          redis.call('RPUSH', lane, id)
-        end
-        -- A pull job put on RQ's list by RQ's own tools (rq requeue of a failed pull job) belongs to its
-        -- pull lane: move it there rather than hand a pull worker's arguments to a Python worker.
-        local misplaced = status == 'queued' and not held and jprio and (jprio > PULL_LANE_OFFSET) ~= pull
-        if misplaced then push_lane(prefix, queue, jprio, id, true) end
-        -- A cancelled or deleted job may still have its id in a lane: drop it and go on.
-        if status == 'queued' and not held and not misplaced then
-          -- Put back on its queue by RQ's own tools (rq requeue, FailedJobRegistry.requeue, an RQ worker's
-          -- enqueue_dependents) the job still has the jobsvc state it left, and is counted there; one that had
-          -- ended starts over with fresh attempts, as an operator's requeue.lua gives it.
-          local restarted = state == 'failed' or state == 'quarantined' or state == 'cancelled' or state == 'completed'
-          if restarted then attempts = 0 end
-          local now = now_ms()
-          local exp = now + lease_ms
-          local set = {'status', 'started', 'js_state', 'running', 'js_token', token, 'js_lease_exp', tostring(exp),
-            'js_started_ms', tostring(now), 'worker_name', worker, 'started_at', started_at,
-            'js_attempts', tostring(attempts + 1)}
-          if restarted then set[#set + 1] = 'js_lease_losses'; set[#set + 1] = '0' end
-          local from = state or 'queued'
-          if not group then
-            local adopted
-            group, adopted = adopt_rq_job(prefix, id, queue, description, now)
-            for _, v in ipairs(adopted) do set[#set + 1] = v end
-            from = nil
-          end
-          redis.call('HSET', key, unpack(set))
-          -- A job enqueued with `ttl` must start within it, then runs to its end (as RQ's Job.perform does):
-          -- a hash that expired mid-run would lose the outcome. One command, only for such jobs. A job RQ's
-          -- tools put back after it ended still carries the lifetime its end gave it (and its results and
-          -- runs): kept for good again, as requeue.lua keeps an operator's requeue.
-          if restarted then set_lifetime(prefix, id, queue, -1)
-          elseif has_ttl then redis.call('PERSIST', key) end
-          gauge(prefix, group, from, 'running')
-          -- Enqueue-to-start wait; a job pushed by plain RQ has no ready time and is not observed.
-          if ready_ms then observe(prefix, group, 'wait', now - ready_ms) end
-          redis.call('ZADD', prefix .. 'leases', exp, id)
-          local out = {id, queue, exp}
-          for k = 1, #h do out[#out + 1] = h[k] end
-          for k = 1, #set do out[#out + 1] = set[k] end  -- later pairs win when the caller builds a dict
-          return out
-        end
-        skipped = skipped + 1
-        if skipped >= 1000 then return {} end
-        id = redis.call('LPOP', lane)
-      end
+-- Whether registry function `fn` is disabled (jobsvc/functions.py), read once per call.
+local function is_disabled(fn)
+  if disabled[fn] == nil then disabled[fn] = redis.call('SISMEMBER', disabled_fns, fn) == 1 end
+  return disabled[fn]
+end
+
+-- The job hash's fields claim needs, read off HGETALL's flat reply (indexed once: a chain of comparisons per
+-- field costs more than the rest of the claim).
+local function read_job(h)
+  local f = {}
+  for k = 1, #h, 2 do f[h[k]] = h[k + 1] end
+  return {status = f.status, has_ttl = f.ttl ~= nil, state = f.js_state, priority = tonumber(f.js_priority),
+    attempts = tonumber(f.js_attempts) or 0, group = f.js_group, description = f.description or '', fn = f.js_fn,
+    ready_ms = tonumber(f.js_ready_ms)}
+end
+
+-- Lease job `id` (hash h, read as j) of `queue`: one HSET, the rest counted or indexed once per call.
+local function lease(id, queue, h, j)
+  local token = count == 1 and base_token or (base_token .. '.' .. (#out))
+  -- Put back on its queue by RQ's own tools (rq requeue, FailedJobRegistry.requeue, an RQ worker's
+  -- enqueue_dependents) the job still has the jobsvc state it left, and is counted there; one that had
+  -- ended starts over with fresh attempts, as an operator's requeue.lua gives it.
+  local restarted = PRUNABLE[j.state] == true
+  local attempts = restarted and 0 or j.attempts
+  local set = {'status', 'started', 'js_state', 'running', 'js_token', token, 'js_lease_exp', tostring(exp),
+    'js_started_ms', tostring(now), 'worker_name', worker, 'started_at', started_at,
+    'js_attempts', tostring(attempts + 1)}
+  if restarted then set[#set + 1] = 'js_lease_losses'; set[#set + 1] = '0' end
+  local group, from = j.group, j.state or 'queued'
+  if not group then
+    local adopted
+    group, adopted = adopt_rq_job(prefix, id, queue, j.description, now)
+    for _, v in ipairs(adopted) do set[#set + 1] = v end
+    from = nil
+  end
+  redis.call('HSET', job_key(id), unpack(set))
+  -- A job enqueued with `ttl` must start within it, then runs to its end (as RQ's Job.perform does):
+  -- a hash that expired mid-run would lose the outcome. One command, only for such jobs. A job RQ's
+  -- tools put back after it ended still carries the lifetime its end gave it (and its results and
+  -- runs): kept for good again, as requeue.lua keeps an operator's requeue.
+  if restarted then set_lifetime(prefix, id, queue, -1)
+  elseif j.has_ttl then redis.call('PERSIST', job_key(id)) end
+  gauge(prefix, group, from, 'running')
+  -- Enqueue-to-start wait; a job pushed by plain RQ has no ready time and is not observed.
+  if j.ready_ms then observe(prefix, group, 'wait', now - j.ready_ms) end
+  leased[#leased + 1] = exp
+  leased[#leased + 1] = id
+  local job = {id, queue, token, attempts + 1}
+  for k = 1, #h do job[k + 4] = h[k] end
+  out[#out + 1] = job
+end
+
+-- Take what `ids` (popped from lane `lane` of `queue`) holds: lease the queued jobs, set aside those of a
+-- disabled function (held: they go back to the lane's end), move misplaced ones, drop stale ids.
+local function take(queue, ids, held)
+  for _, id in ipairs(ids) do
+    local h = redis.call('HGETALL', job_key(id))
+    local j = read_job(h)
+    if j.status ~= 'queued' then
+      skipped = skipped + 1  -- a cancelled or deleted job may still have its id in a lane: drop it
+    elseif j.fn and is_disabled(j.fn) then
+      held[#held + 1] = id
+      skipped = skipped + 1
+    elseif j.priority and (j.priority > PULL_LANE_OFFSET) ~= pull then
+      -- A pull job put on RQ's list by RQ's own tools (rq requeue of a failed pull job) belongs to its pull
+      -- lane: moved there rather than hand a pull worker's arguments to a Python worker.
+      push_lane(prefix, queue, j.priority, id, true)
+      skipped = skipped + 1
+    else
+      lease(id, queue, h, j)
     end
   end
 end
-return {}
+
+-- Pop from one lane until the batch is full, the lane is empty or too much was skipped. A job of a disabled
+-- function waits in its lane: it goes to the back, after the lane was read through once.
+local function drain(queue, lane)
+  local held = {}
+  while #out - 1 < count and skipped < SKIP_MAX do
+    local ids = redis.call('LPOP', lane, count - (#out - 1))
+    if not ids then break end
+    take(queue, ids, held)
+  end
+  if #held > 0 then redis.call('RPUSH', lane, unpack(held)) end
+end
+
+for qi = 1, nq do
+  local queue = ARGV[6 + qi]
+  if #out - 1 >= count or skipped >= SKIP_MAX then break end
+  if redis.call('SISMEMBER', paused, queue) == 0 then
+    for _, priority in ipairs(lanes_of(queue)) do
+      drain(queue, lane_key(prefix, queue, priority))
+      if #out - 1 >= count or skipped >= SKIP_MAX then break end
+    end
+  end
+end
+if #out == 1 then return {} end
+redis.call('ZADD', prefix .. 'leases', unpack(leased))
+return out

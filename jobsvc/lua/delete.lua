@@ -22,6 +22,6 @@ end
 local ikey = h[4] and (prefix .. 'idem:' .. (h[5] or 'default') .. ':' .. h[4])
 if ikey and redis.call('GET', ikey) == id then redis.call('DEL', ikey) end
 -- Its dependency sets go with it, as RQ's Job.delete takes them (jobs still waiting on it stay deferred).
-redis.call('DEL', key, 'rq:results:' .. id, prefix .. 'runs:' .. id, dependents_key(id), dependencies_key(id))
+redis.call('DEL', unpack(job_keys(prefix, id)))
 gauge(prefix, h[3], state, nil)
 return {OK}

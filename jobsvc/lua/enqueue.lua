@@ -117,9 +117,9 @@ for _ = 1, n do
     for _, v in ipairs(common) do hargs[#hargs + 1] = v end
     for f = fstart, fstart + 2 * nf - 1 do hargs[#hargs + 1] = ARGV[f] end
     redis.call('HSET', job_key(id), unpack(hargs))
-    gauge(prefix, group, nil, ready and 'queued' or (deferred and 'deferred' or 'scheduled'))
+    gauge(prefix, group, nil, ready and 'queued' or (deferred and 'deferred' or 'scheduled'))  -- summed per call
     -- A thousandth of a ms per job keeps a batch's creation order (doubles hold it exactly at this scale).
-    redis.call('ZADD', prefix .. 'created:' .. queue, now + seq / 1000, id)
+    zadd_later(prefix .. 'created:' .. queue, now + seq / 1000, id)
     seq = seq + 1
     if group and not seen_groups[group] then
       seen_groups[group] = 0  -- jobs of the group in this call
@@ -133,7 +133,9 @@ for _ = 1, n do
     end
     added[queue] = added[queue] + 1
     if ready then
-      push_lane(prefix, queue, priority, id, false)
+      -- As push_lane, with the call's other new jobs of the lane: one RPUSH (and one SADD) per lane.
+      if tonumber(priority) ~= 5 then write_later('SADD', prefix .. 'lanes:' .. queue, priority) end
+      write_later('RPUSH', lane_key(prefix, queue, priority), id)
       if not pull then woken[queue] = (woken[queue] or 0) + 1 end
     elseif not deferred then
       make_scheduled(prefix, id, due, queue)
@@ -143,6 +145,6 @@ for _ = 1, n do
 end
 -- Counted once per queue (totals, minutes) and once per group (tally, GET /metrics), not once per job.
 for queue, count in pairs(added) do count_event(prefix, now, queue, nil, 'enqueued', count) end
-for group, count in pairs(seen_groups) do redis.call('HINCRBY', prefix .. 'tally:' .. group, 'enqueued', count) end
+for group, count in pairs(seen_groups) do add_counter(prefix .. 'tally:' .. group, 'enqueued', count) end
 for queue, count in pairs(woken) do wake_workers(prefix, queue, count, cap) end
 return out

@@ -13,16 +13,14 @@ local prefix, dry, state, queue, until_ms = ARGV[1], ARGV[2] == '1', ARGV[3], AR
 local f_ns, f_func, f_err = ARGV[6], ARGV[7], ARGV[8]
 local f_older, f_newer = tonumber(ARGV[9]), tonumber(ARGV[10])
 local nsample = tonumber(ARGV[11])
-local registries = {completed = 'rq:finished:' .. queue, failed = 'rq:failed:' .. queue,
-  cancelled = 'rq:canceled:' .. queue, quarantined = prefix .. 'quarantined:' .. queue}
-local registry = registries[state]
+local registry = PRUNABLE[state] and registry_of(prefix, state, queue)
 if not registry then return redis.error_reply('prune: ' .. tostring(state) .. ' is not a terminal state') end
 local now = now_ms()
 
 local filter = {ns = f_ns, func = f_func, err = f_err, older = f_older, newer = f_newer, until_ms = until_ms}
 
 local matched, changed, skipped, kept = 0, 0, 0, 0
-local sample, done, dels, by_group = {}, {}, {}, {}
+local sample, done, dels = {}, {}, {}
 for i = 12, #ARGV do
   local id = ARGV[i]
   local key = job_key(id)
@@ -38,7 +36,7 @@ for i = 12, #ARGV do
     matched = matched + 1
     if #sample < nsample then sample[#sample + 1] = id end
     if not dry then
-      collect_deletion(prefix, id, h[4], dels, by_group)
+      collect_deletion(prefix, id, h[4], state, dels)
       done[#done + 1] = id
       changed = changed + 1
       untouched = false
@@ -49,10 +47,8 @@ for i = 12, #ARGV do
 end
 if changed > 0 then
   redis.call('DEL', unpack(dels))
-  -- A job sits in one registry; taking the chunk out of all four costs four calls, not four per job.
-  for _, z in pairs(registries) do redis.call('ZREM', z, unpack(done)) end
+  leave_ended_registries(prefix, queue, done)
   redis.call('ZREM', prefix .. 'created:' .. queue, unpack(done))
-  for group, n in pairs(by_group) do redis.call('HINCRBY', prefix .. 'count:' .. group, state, -n) end
 end
 local out = {matched, changed, skipped, kept}
 for _, id in ipairs(sample) do out[#out + 1] = id end

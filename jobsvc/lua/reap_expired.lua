@@ -43,14 +43,10 @@ local function fail(id, queue, h, reason, rq)
   if rq then
     redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', 10, '*', 'type', 2, 'worker_name', '', 'exc_string', ARGV[4])
   end
-  local ttl = tonumber(h[5]) or tonumber(ARGV[6])
-  if ttl ~= 0 then
-    redis.call('ZADD', 'rq:failed:' .. queue, (ttl < 0) and '+inf' or (math.floor(now / 1000) + ttl), id)
-  end
   local waiting = 0
   if h[11] or rq then waiting = release_dependents(prefix, id, 'failed', ARGV[5], now, wake_cap) end
-  set_lifetime(prefix, id, queue, ttl, true, dependency_keys(id, h[12], waiting))
-  gauge(prefix, h[8], 'running', ttl ~= 0 and 'failed' or nil)
+  file_ended(prefix, now, id, queue, h[8], 'running', 'failed', tonumber(h[5]) or tonumber(ARGV[6]), true,
+    dependency_keys(id, h[12], waiting))
 end
 
 local ids = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)
@@ -78,9 +74,9 @@ for _, id in ipairs(ids) do
       or 'lease expired (lease loss ' .. losses .. ' of ' .. max_losses .. ')'
     add_run(prefix, id, {attempt = attempts, worker = h[7], started_ms = tonumber(h[6]), ended_ms = now,
       outcome = 'lease_lost', exc_type = 'LeaseExpired', message = lost .. ': ' .. outcome})
-    count_event(prefix, now, queue, h[8], 'lease_lost')
     -- The run lasted until its lease ran out, as far as anyone can tell.
-    if h[6] then observe(prefix, h[8], 'run', now - tonumber(h[6])) end
+    local run = {queue = queue, group = h[8], schedule = h[9], callback = h[10], ms = run_ms(now, nil, nil, h[6])}
+    run_ended(prefix, now, id, run, 'lease_lost')
     if outcome == 'requeued' then
       retry(id, queue, h, plan, rq)
       requeued = requeued + 1
@@ -92,18 +88,15 @@ for _, id in ipairs(ids) do
       if outcome == 'quarantined' then
         -- Quarantine keeps the job until an operator decides.
         redis.call('HSET', key, 'status', 'failed', 'js_state', 'quarantined', 'js_error', reason, 'js_ended_ms', now)
-        redis.call('ZADD', prefix .. 'quarantined:' .. queue, now, id)
-        set_lifetime(prefix, id, queue, -1)
-        gauge(prefix, h[8], 'running', 'quarantined')
+        file_ended(prefix, now, id, queue, h[8], 'running', 'quarantined', -1)
         quarantined = quarantined + 1
       else
         fail(id, queue, h, reason, rq)
         failed = failed + 1
       end
-      count_event(prefix, now, queue, h[8], outcome)
-      notify_end(prefix, id, h[10], now, {'state', outcome, 'error', reason})
-      -- A schedule's job: count the run's outcome on the schedule (jobsvc/schedules.py).
-      if h[9] then redis.call('HINCRBY', prefix .. 'schedule:' .. h[9] .. ':stats', 'failed', 1) end
+      -- Counted, told and charged to its schedule as any end; its run time was observed with the lease loss.
+      run_ended(prefix, now, id, {queue = queue, group = h[8], schedule = h[9], callback = h[10]}, outcome,
+        {'state', outcome, 'error', reason})
     end
   end
 end

@@ -23,14 +23,6 @@ local prefix, fix = ARGV[1], ARGV[2] == '1'
 local default_result_ttl, default_failure_ttl, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
 local orphan, unleased, unindexed, moved, woken = {}, {}, {}, {}, {}
-local ENDED = {completed = true, failed = true, quarantined = true, cancelled = true}
-
--- The registry (sorted set) that holds a queue's jobs of a state, nil for the states kept elsewhere.
-local function registry_of(state, queue)
-  if state == 'completed' then return 'rq:finished:' .. queue end
-  if state == 'deferred' then return 'rq:deferred:' .. queue end
-  return terminal_registry(prefix, state, queue)
-end
 
 -- The registry score a finished job gets: its TTL's end in epoch seconds (+inf: kept), or its end in ms.
 local function expiry(ended, ttl)
@@ -46,12 +38,12 @@ local function follow_rq(id, st, to, queue, prio, group, failure_ttl)
   elseif st == 'queued' and prio ~= 5 then
     redis.call('LREM', lane_key(prefix, queue, prio), 0, id)  -- RQ's tools take ids off rq:queue only
   end
-  local old = registry_of(st, queue)
-  if old and old ~= registry_of(to, queue) then redis.call('ZREM', old, id) end
+  local old = registry_of(prefix, st, queue)
+  if old and old ~= registry_of(prefix, to, queue) then redis.call('ZREM', old, id) end
   local fields = {'js_state', to}  -- js_state: queued | completed | failed | cancelled (RQ_MOVES)
   if to == 'queued' then
     for _, v in ipairs({'js_ready_ms', now, 'js_due', ''}) do fields[#fields + 1] = v end
-    if ENDED[st] then
+    if PRUNABLE[st] then
       for _, v in ipairs({'js_attempts', 0, 'js_lease_losses', 0}) do fields[#fields + 1] = v end
     end
     -- RQ put it on rq:queue (priority 5); a job of another lane goes to its own (a pull job must not be
@@ -62,7 +54,7 @@ local function follow_rq(id, st, to, queue, prio, group, failure_ttl)
     fields[#fields + 1] = 'js_ended_ms'; fields[#fields + 1] = now
   end
   -- RQ scores a cancelled job with the cancel time and never expires it; jobsvc keeps one it counts for its
-  -- failure TTL, as keep_cancelled does (else the TTL sweep would delete it at once).
+  -- failure TTL, as file_ended does (else the TTL sweep would delete it at once).
   if to == 'cancelled' then redis.call('ZADD', 'rq:canceled:' .. queue, expiry(now, failure_ttl), id) end
   redis.call('HSET', job_key(id), unpack(fields))
   gauge(prefix, group, st, to)
@@ -116,7 +108,7 @@ for i = 6, #ARGV, 2 do
       if ttl ~= 0 then reg, score = 'rq:failed:' .. queue, expiry(ended, ttl) end
     elseif st == 'quarantined' then
       reg, score = prefix .. 'quarantined:' .. queue, ended or now
-    elseif st == 'cancelled' then  -- kept for its failure TTL, as keep_cancelled scores it (0: due now)
+    elseif st == 'cancelled' then  -- kept for its failure TTL, as file_ended scores it (0: due now)
       reg, score = 'rq:canceled:' .. queue, expiry(ended, tonumber(h[9]) or default_failure_ttl)
     end
     if reg and not redis.call('ZSCORE', reg, id) then

@@ -1,6 +1,6 @@
 -- sweep_ttl.lua: completed | failed | cancelled -> (deleted) once the result / failure TTL has passed.
 -- rq:finished:<q>, rq:failed:<q> and rq:canceled:<q> score each id with the epoch second its TTL ends
--- (complete.lua, fail.lua, reap_expired.lua; cancel.lua and terminate.lua through keep_cancelled), so the due
+-- (complete.lua, fail.lua, reap_expired.lua; cancel.lua and terminate.lua through file_ended), so the due
 -- ids are a score range: the cost grows with the expired entries, not with the data stored.
 -- A due job is deleted as prune.lua deletes one (hash, result, run history, registry and created-index
 -- entries) and uncounted from its group's gauge. Its idempotency key is left to its own expiry
@@ -12,21 +12,19 @@
 -- ARGV: prefix, queue, state ('completed' | 'failed' | 'cancelled'), limit, nsample
 -- Returns: {seen, deleted, dropped, deleted_id1 ..}: seen < limit means nothing due is left
 local prefix, queue, state, limit, nsample = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-local registries = {completed = 'rq:finished:' .. queue, failed = 'rq:failed:' .. queue,
-  cancelled = 'rq:canceled:' .. queue}
-local registry = registries[state]
+local registry = TTL_STATES[state] and registry_of(prefix, state, queue)
 if not registry then return redis.error_reply('sweep_ttl: ' .. tostring(state) .. ' has no TTL registry') end
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', registry, '-inf', string.format('%.3f', now / 1000), 'LIMIT', 0, limit)
 if #ids == 0 then return {0, 0, 0} end
 local deleted, dropped = 0, 0
-local sample, gone, dels, by_group, kept_rq = {}, {}, {}, {}, {}
+local sample, gone, dels, kept_rq = {}, {}, {}, {}
 for _, id in ipairs(ids) do
   local key = job_key(id)
   local h = redis.call('HMGET', key, 'js_state', 'status', 'origin', 'js_group')
   local st = h[1] or (h[2] and (rq_to_state[h[2]] or 'queued'))
   if st == state and h[3] == queue and (h[1] or state ~= 'cancelled') then
-    collect_deletion(prefix, id, h[4], dels, by_group)
+    collect_deletion(prefix, id, h[4], state, dels)
     gone[#gone + 1] = id
     if #sample < nsample then sample[#sample + 1] = id end
     deleted = deleted + 1
@@ -43,13 +41,9 @@ redis.call('ZREM', registry, unpack(ids))
 for _, id in ipairs(kept_rq) do redis.call('ZADD', registry, '+inf', id) end
 if #dels > 0 then redis.call('DEL', unpack(dels)) end
 if #gone > 0 then
-  for other, reg in pairs(registries) do
-    if other ~= state then redis.call('ZREM', reg, unpack(gone)) end
-  end
-  redis.call('ZREM', prefix .. 'quarantined:' .. queue, unpack(gone))
+  leave_ended_registries(prefix, queue, gone)
   redis.call('ZREM', prefix .. 'created:' .. queue, unpack(gone))
 end
-for group, n in pairs(by_group) do redis.call('HINCRBY', prefix .. 'count:' .. group, state, -n) end
 local out = {#ids, deleted, dropped}
 for _, id in ipairs(sample) do out[#out + 1] = id end
 return out

@@ -2,7 +2,7 @@
 -- command (mode 'stop'). The lease is revoked here (so whatever the worker reports later is rejected) and the
 -- worker is told through its terminate list; it stops the job within a heartbeat tick.
 -- * terminate (jobsvc terminate, the API, the dashboard): like a cancelled job, kept for its failure TTL in
---   rq:canceled:<q> (keep_cancelled), no result entry.
+--   rq:canceled:<q> (file_ended), no result entry.
 -- * stop (rq.command.send_stop_job_command, received by the worker running the job): recorded as RQ's worker
 --   records it (rq/worker/base.py handle_job_failure with a stopped job): RQ status 'stopped', in
 --   FailedJobRegistry (rq:failed:<q>) for its failure TTL, and a failed result entry. jobsvc's state is 'failed',
@@ -38,14 +38,10 @@ if stop then
   redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', 10, '*', 'type', 2, 'worker_name', worker,
     'exc_string', ARGV[6], 'execution_started_at', tostring((tonumber(h[5]) or now) / 1000),
     'execution_ended_at', tostring(now / 1000))
-  if ttl ~= 0 then
-    redis.call('ZADD', 'rq:failed:' .. queue, (ttl < 0) and '+inf' or (math.floor(now / 1000) + ttl), id)
-  end
-  set_lifetime(prefix, id, queue, ttl)
-  if ttl == 0 then ended = nil end  -- deleted at once, as fail.lua and RQ's FailedJobRegistry.add do
-else
-  keep_cancelled(prefix, id, queue, ttl, now)
 end
+-- A stop with failure_ttl 0 is deleted at once, as fail.lua and RQ's FailedJobRegistry.add do; a terminated
+-- job is kept until the next TTL sweep (file_ended).
+file_ended(prefix, now, id, queue, h[2], 'running', ended, ttl)
 -- Only a Python worker reads a terminate list: a job held by an HTTP handler service ('callback') or a pull
 -- worker just loses its lease (their next heartbeat or ack gets 409).
 if worker ~= '' and worker ~= 'callback' and string.sub(worker, 1, 5) ~= 'pull:' then
@@ -53,7 +49,5 @@ if worker ~= '' and worker ~= 'callback' and string.sub(worker, 1, 5) ~= 'pull:'
   redis.call('RPUSH', tkey, id)
   redis.call('EXPIRE', tkey, 3600)
 end
-gauge(prefix, h[2], 'running', ended)
-notify_end(prefix, id, h[6], now, {'state', stop and 'failed' or 'cancelled', 'error', reason})
-count_event(prefix, now, queue, h[2], stop and 'failed' or 'cancelled')
+run_ended(prefix, now, id, {queue = queue, group = h[2], callback = h[6]}, ended, {'state', ended, 'error', reason})
 return {OK, worker}

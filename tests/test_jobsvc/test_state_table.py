@@ -99,7 +99,8 @@ def written(script: str) -> set[Node]:
             if re.search(rf"\b{helper}\(", code):
                 out.update(State(s) for s in states)
     code = "\n".join(_split(line)[0] for line in text.splitlines())
-    if "collect_deletion(" in code or (_JOB_KEY.search(code) and re.search(r"redis\.call\('DEL', key\b", code)):
+    deletes = re.search(r"redis\.call\('DEL', (key\b|unpack\(job_keys\()", code)
+    if "collect_deletion(" in code or (_JOB_KEY.search(code) and deletes):
         out.add(Outside.DELETED)
     return out
 
