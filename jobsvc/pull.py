@@ -64,8 +64,9 @@ def claim(conn: redis.Redis, config: Config, queue: str, count: int = 1,
     _check_queue(queue)
     _check_range("count", count, 1, defaults.PULL_COUNT_MAX)
     _check_range("visibility_timeout", visibility_timeout, 0.001, defaults.PULL_VISIBILITY_MAX)
-    call = Leases(conn, config).claim_call([queue], worker, lease_ttl=visibility_timeout, count=count, pull=True)
-    return Leases.parse_claims(call, scripts.call(conn, *call))
+    leases = Leases(conn, config)
+    call = leases.claim_call([queue], worker, lease_ttl=visibility_timeout, count=count, pull=True)
+    return leases.parse_claims(scripts.call(conn, *call))
 
 
 def heartbeat(conn: redis.Redis, config: Config, job_id: str, token: str,

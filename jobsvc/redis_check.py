@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from .connection import text
+from .keys import Keys
 
 log = logging.getLogger("jobsvc.redis")
 
@@ -113,5 +114,20 @@ def warn_if_evicting(conn: redis.Redis, who: str = "jobsvc") -> EvictionCheck | 
     return check
 
 
+def warn_if_no_scheduler(conn: redis.Redis, prefix: str, who: str = "jobsvc") -> bool:
+    """The worker's startup check: one WARNING line when no scheduler holds the leader lock. Workers run jobs
+    without one, but delayed jobs, retries after a wait and cron fire only through it, and its TTL sweep is what
+    deletes finished jobs (they get no Redis expiry). Returns whether one runs; never raises."""
+    try:
+        running = bool(conn.exists(Keys(prefix).scheduler_leader))
+    except redis.RedisError as exc:
+        log.debug("%s: could not check for a scheduler: %s", who, exc)
+        return True
+    if not running:
+        log.warning("%s: no `jobsvc scheduler` is running: delayed jobs, retries after a wait and cron schedules "
+                    "wait for one, and finished jobs are deleted at their TTL only by its sweep", who)
+    return running
+
+
 __all__ = ["SAFE_POLICY", "EvictionCheck", "address", "ensure_reachable", "eviction_check", "server_detail",
-           "warn_if_evicting"]
+           "warn_if_evicting", "warn_if_no_scheduler"]

@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from . import defaults
+from .connection import round_trip
 from .replies import check, lua_constants
 from .states import PRUNABLE, RETRYABLE, TTL_STATES, State
 
@@ -74,11 +75,11 @@ def call_many(conn: redis.Redis, calls: Sequence[Call]) -> list[Any]:
 
     Each script is atomic on its own; a NOSCRIPT reply means that script did not run,
     so it is safe to load the scripts and run just those again."""
-    results = _round_trip(conn, [("EVALSHA", SHAS[name], len(keys), *keys, *args) for name, keys, args in calls])
+    results = round_trip(conn, [("EVALSHA", SHAS[name], len(keys), *keys, *args) for name, keys, args in calls])
     missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
     if missing:
         load_all(conn)
-        again = _round_trip(conn, [("EVALSHA", SHAS[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2])
+        again = round_trip(conn, [("EVALSHA", SHAS[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2])
                                    for i in missing])
         for i, r in zip(missing, again, strict=True):
             results[i] = r
@@ -86,36 +87,3 @@ def call_many(conn: redis.Redis, calls: Sequence[Call]) -> list[Any]:
         if isinstance(r, Exception):
             raise r
     return results
-
-
-def _round_trip(conn: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """Send commands on one pooled connection and read every reply (error replies returned, not raised).
-
-    This is a pipeline without redis-py's Pipeline object, whose bookkeeping costs about as much as the
-    round trip itself on the worker's hot path. A connection that fails while sending (a stale one after a
-    Redis restart) is replaced once; a failure after the commands went out is raised, never retried, since
-    they may have run."""
-    pool = conn.connection_pool
-    for attempt in (1, 2):
-        c = pool.get_connection()
-        try:
-            try:
-                c.send_packed_command(c.pack_commands(commands))
-            except (redis.ConnectionError, redis.TimeoutError):
-                c.disconnect()
-                if attempt == 2:
-                    raise
-                continue
-            out: list[Any] = []
-            for _ in commands:
-                try:
-                    out.append(c.read_response())
-                except redis.ResponseError as exc:
-                    out.append(exc)
-            return out
-        except BaseException:
-            c.disconnect()
-            raise
-        finally:
-            pool.release(c)
-    raise AssertionError("unreachable")

@@ -23,7 +23,7 @@ from jobsvc.config import Config
 from jobsvc.errors import LeaseLost, NotFound, WrongState
 from jobsvc.keys import Keys
 from jobsvc.leases import Completion, Lease, Leases
-from jobsvc.redis_check import warn_if_evicting
+from jobsvc.redis_check import warn_if_evicting, warn_if_no_scheduler
 
 from .batching import ClaimSize, Completions
 from .execution import FunctionCache, HandBack, Outcome, Terminated, execute, install_timeout_handler
@@ -170,6 +170,7 @@ class LeasedWorker(BaseWorker):
         self._rq_wake = None if burst else self._start_rq_wake()
         self.register_birth()
         warn_if_evicting(self.connection, f"worker {self.name}")
+        warn_if_no_scheduler(self.connection, self.config.key_prefix, f"worker {self.name}")
         heartbeat = Heartbeat(self.connection, self.config, self.key, self._current, self._grace_over,
                               lambda: self._stop_at, on_terminate=self._terminate,
                               counts=lambda: (self.processed, self.failed), on_lease_lost=self._lease_lost,
@@ -262,8 +263,7 @@ class LeasedWorker(BaseWorker):
 
     def _claim(self) -> list[Lease]:
         try:
-            call = self._claim_call()
-            return self.leases.parse_claims(call, scripts.call(self.connection, *call))
+            return self.leases.parse_claims(scripts.call(self.connection, *self._claim_call()))
         except REDIS_DOWN as exc:
             log.error("worker %s: cannot claim, Redis unavailable (%s); retrying", self.name, exc)
         except Exception:  # e.g. a script error: log it, wait, try again
@@ -377,7 +377,7 @@ class LeasedWorker(BaseWorker):
         for lease, outcome, _ in finishes:
             self._record(lease, outcome, replies.pop(0))
         if claim is not None and replies:
-            self._held.extend(self.leases.parse_claims(claim, replies[0]))
+            self._held.extend(self.leases.parse_claims(replies[0]))
 
     def _finish(self, calls: list[scripts.Call], claim: scripts.Call | None) -> list[Any] | None:
         """Send the outcomes (and the next claim); while Redis is away, retry the outcomes alone until

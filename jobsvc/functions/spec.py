@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import defaults
 from ..backoff import Backoff
+from ..defaults import DESCRIPTION_MAX as DESCRIPTION_MAX  # re-exported by jobsvc.functions
 from ..errors import ValidationError
 from ..job import DEFAULT_NAMESPACE, JobSpec
 from ..serialization import IMPORT_PATH
@@ -17,7 +18,6 @@ from ..validation import NAMESPACE_NAME, QUEUE_NAME, is_name
 from ..versioned import canonical_json
 
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
-DESCRIPTION_MAX = 1000
 # Fields a caller may set; the rest (version, times) are the registry's.
 SPEC_FIELDS = ("path", "queue", "timeout", "max_attempts", "backoff", "priority", "enabled", "description",
                "handler")

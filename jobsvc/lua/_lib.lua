@@ -185,9 +185,22 @@ end
 -- Gauges: jobs per state of one group (queue|namespace|function), so stats are O(1) per group.
 -- Every transition moves its job from one state of its group to another (nil: not counted).
 -- n: how many jobs move (1 when nil).
+-- Counter key and field names, each built once per script call: a batch of jobs of one group and queue names
+-- the same few keys and fields again and again, and a Lua string concatenation costs more than a lookup.
+local NAMES = {}
+local function name_of(a, b, c)
+  local by_a = NAMES[a]
+  if not by_a then by_a = {}; NAMES[a] = by_a end
+  local by_b = by_a[b]
+  if not by_b then by_b = {}; by_a[b] = by_b end
+  local s = by_b[c]
+  if not s then s = a .. b .. c; by_b[c] = s end
+  return s
+end
+
 local function gauge(prefix, group, from, to, n)
   if not group or group == '' then return end
-  local key = prefix .. 'count:' .. group
+  local key = name_of(prefix, 'count:', group)
   n = n or 1
   if from then add_counter(key, from, -n) end
   if to then add_counter(key, to, n) end
@@ -204,11 +217,11 @@ end
 local MINUTE_EVENTS = {enqueued = true, completed = true, failed = true, retried = true}
 local function count_event(prefix, now, queue, group, event, n)
   n = n or 1
-  if group and group ~= '' then add_counter(prefix .. 'tally:' .. group, event, n) end
+  if group and group ~= '' then add_counter(name_of(prefix, 'tally:', group), event, n) end
   if MINUTE_EVENTS[event] then
-    local key = prefix .. 'minute:' .. math.floor(now / 60000)
+    local key = name_of(prefix, 'minute:', math.floor(now / 60000))
     COUNTER_TTL[key] = MINUTE_COUNTERS_TTL
-    add_counter(key, queue .. '|' .. event, n)
+    add_counter(key, name_of(queue, '|', event), n)
   end
 end
 
@@ -223,9 +236,9 @@ local function observe(prefix, group, name, ms)
   for b = 1, #HIST_BOUNDS do
     if ms <= HIST_BOUNDS[b] then i = b; break end
   end
-  local key = prefix .. 'tally:' .. group
-  add_counter(key, name .. '_b' .. i, 1)
-  add_counter(key, name .. '_sum_ms', ms)
+  local key = name_of(prefix, 'tally:', group)
+  add_counter(key, name_of(name, '_b', i), 1)
+  add_counter(key, name_of(name, '_sum_ms', ''), ms)
 end
 
 -- The sorted set that holds a queue's jobs of an ended state (and RQ's deferred registry), nil for the states

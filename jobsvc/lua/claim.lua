@@ -1,23 +1,24 @@
 -- claim.lua: queued -> running under a lease, for up to `count` jobs in one call. Atomic over all the worker's
 -- queues and priorities, so there is no window in which a popped job belongs to nobody.
 -- KEYS: none (names built from the prefix)
--- ARGV: prefix, lease_ms, token, worker_name, started_at, nq, queue1 .. queueN, then 'pull' for a pull
---       worker's claim (jobsvc/pull.py) or '' for a Python worker's, then count (1 when absent)
+-- ARGV: prefix, lease_ms, worker_name, started_at, nq, queue1 .. queueN, then 'pull' for a pull worker's claim
+--       (jobsvc/pull.py) or '' for a Python worker's, then token1 .. tokenN: one fresh token per job it may claim
+--       (N is the most it claims)
 -- A pull claim pops only the queues' pull lanes (priorities above PULL_LANE_OFFSET: jobs created for pull
 -- workers, enqueue.lua), a Python worker's claim only the others: neither ever pops the other's jobs, so
 -- a pull worker never sees a Python job's arguments and no job is skipped over to find one.
--- Several jobs: each gets its own lease (the i-th's token is token .. '.' .. i; the only one's is token itself),
--- all with the same expiry; they are taken in priority order, as one claim after another would take them.
--- Per job this costs HGETALL and HSET; the lanes, the lease index, gauges and histograms are written once
--- per call (counters: flush_counters), which is what makes a batch cheap for Redis.
--- Returns: {} when nothing is ready, else {lease_expiry_ms, job1, job2, ...}, each job
---          {id, queue, token, attempt, field1, value1, ...}: its fields as they stood before the claim (the caller
---          knows what the claim wrote: jobsvc/leases.py parse_claims), and the attempt this run is.
---          Lua's cost here is per string handled, so each job's hash is read, indexed and returned once.
-local prefix, lease_ms, base_token, worker, started_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
-local nq = tonumber(ARGV[6])
-local pull = ARGV[7 + nq] == 'pull'
-local count = tonumber(ARGV[8 + nq]) or 1
+-- Several jobs: each gets its own lease (the i-th claimed, the i-th token), all with the same expiry; they are
+-- taken in priority order, as one claim after another would take them.
+-- Per job this costs HMGET and HSET; the lanes, the lease index, gauges and histograms are written once per call
+-- (counters: flush_counters), which is what makes a batch cheap for Redis. The job's whole hash is not read
+-- here: Lua's cost is per string it handles (a job's hash holds some 40), so the caller reads the claimed hashes
+-- with plain HGETALLs in its next round trip (jobsvc/leases.py Leases.parse_claims), at a fraction of the cost.
+-- Returns: {} when nothing is ready, else {lease_expiry_ms, job1, job2, ...}, each job {id, queue, token, attempt}
+local prefix, lease_ms, worker, started_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local nq = tonumber(ARGV[5])
+local pull = ARGV[6 + nq] == 'pull'
+local first_token = 7 + nq
+local count = #ARGV - first_token + 1
 local paused = prefix .. 'paused'
 local disabled_fns = prefix .. 'functions:disabled'
 local SKIP_MAX = 1000  -- ids popped and not claimed (gone, held, moved) before the call gives up
@@ -43,19 +44,18 @@ local function is_disabled(fn)
   return disabled[fn]
 end
 
--- The job hash's fields claim needs, read off HGETALL's flat reply (indexed once: a chain of comparisons per
--- field costs more than the rest of the claim).
-local function read_job(h)
-  local f = {}
-  for k = 1, #h, 2 do f[h[k]] = h[k + 1] end
-  return {status = f.status, has_ttl = f.ttl ~= nil, state = f.js_state, priority = tonumber(f.js_priority),
-    attempts = tonumber(f.js_attempts) or 0, group = f.js_group, description = f.description or '', fn = f.js_fn,
-    ready_ms = tonumber(f.js_ready_ms)}
+-- The fields of job `id` that claim needs.
+local function read_job(id)
+  local f = redis.call('HMGET', job_key(id), 'status', 'ttl', 'js_state', 'js_priority', 'js_attempts', 'js_group',
+    'description', 'js_fn', 'js_ready_ms')
+  return {status = f[1], has_ttl = f[2] ~= false, state = f[3] or nil, priority = tonumber(f[4]),
+    attempts = tonumber(f[5]) or 0, group = f[6] or nil, description = f[7] or '', fn = f[8] or nil,
+    ready_ms = tonumber(f[9])}
 end
 
--- Lease job `id` (hash h, read as j) of `queue`: one HSET, the rest counted or indexed once per call.
-local function lease(id, queue, h, j)
-  local token = count == 1 and base_token or (base_token .. '.' .. (#out))
+-- Lease job `id` (read as j) of `queue`: one HSET, the rest counted or indexed once per call.
+local function lease(id, queue, j)
+  local token = ARGV[first_token + #out - 1]
   -- Put back on its queue by RQ's own tools (rq requeue, FailedJobRegistry.requeue, an RQ worker's
   -- enqueue_dependents) the job still has the jobsvc state it left, and is counted there; one that had
   -- ended starts over with fresh attempts, as an operator's requeue.lua gives it.
@@ -84,17 +84,14 @@ local function lease(id, queue, h, j)
   if j.ready_ms then observe(prefix, group, 'wait', now - j.ready_ms) end
   leased[#leased + 1] = exp
   leased[#leased + 1] = id
-  local job = {id, queue, token, attempts + 1}
-  for k = 1, #h do job[k + 4] = h[k] end
-  out[#out + 1] = job
+  out[#out + 1] = {id, queue, token, attempts + 1}
 end
 
 -- Take what `ids` (popped from lane `lane` of `queue`) holds: lease the queued jobs, set aside those of a
 -- disabled function (held: they go back to the lane's end), move misplaced ones, drop stale ids.
 local function take(queue, ids, held)
   for _, id in ipairs(ids) do
-    local h = redis.call('HGETALL', job_key(id))
-    local j = read_job(h)
+    local j = read_job(id)
     if j.status ~= 'queued' then
       skipped = skipped + 1  -- a cancelled or deleted job may still have its id in a lane: drop it
     elseif j.fn and is_disabled(j.fn) then
@@ -106,7 +103,7 @@ local function take(queue, ids, held)
       push_lane(prefix, queue, j.priority, id, true)
       skipped = skipped + 1
     else
-      lease(id, queue, h, j)
+      lease(id, queue, j)
     end
   end
 end
@@ -124,7 +121,7 @@ local function drain(queue, lane)
 end
 
 for qi = 1, nq do
-  local queue = ARGV[6 + qi]
+  local queue = ARGV[5 + qi]
   if #out - 1 >= count or skipped >= SKIP_MAX then break end
   if redis.call('SISMEMBER', paused, queue) == 0 then
     for _, priority in ipairs(lanes_of(queue)) do

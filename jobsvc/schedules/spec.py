@@ -13,16 +13,16 @@ from typing import Any
 
 from .. import cron, defaults
 from ..cron import Window  # ScheduleSpec's field `cron` shadows the module in its body (window()'s type)
+from ..defaults import DESCRIPTION_MAX as DESCRIPTION_MAX  # re-exported by jobsvc.schedules
 from ..errors import ValidationError
 from ..functions import check_job_defaults, parse_ref
 from ..serialization import IMPORT_PATH
 from ..validation import NAMESPACE_NAME, QUEUE_NAME, check_text, is_name
+from ..validation import OVERLAP_POLICIES as OVERLAP_POLICIES  # re-exported by jobsvc.schedules
 from ..versioned import canonical_json
 
 SCHEDULE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-OVERLAP_POLICIES = ("allow", "skip")
 ACTIVE_STATES = frozenset({"queued", "scheduled", "running", "deferred"})
-DESCRIPTION_MAX = 1000
 # Fields whose change moves the next fire time (recomputed from now).
 TIMING_FIELDS = ("cron", "interval", "timezone", "start_at", "end_at")
 

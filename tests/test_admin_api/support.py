@@ -7,6 +7,13 @@ ADMIN_KEY = "test-admin-key-0123456789abcdef"
 NOOP = "tests.jobfuncs.noop"
 
 
+def field_errors(resp: Any) -> dict[str, Any]:
+    """The per-field messages of a 422 answer (asserting it is one): {} when the error names no field."""
+    assert resp.status_code == 422, resp.get_json()
+    fields: dict[str, Any] = resp.get_json()["error"]["details"].get("fields", {})
+    return fields
+
+
 class Api:
     """Flask test client bound to one key (None: send no key)."""
 

@@ -3,15 +3,11 @@ from __future__ import annotations
 
 from jobsvc import apikeys
 from jobsvc.functions import Registry
+from tests.test_admin_api.support import field_errors
 
 CHARGE = {"namespace": "billing", "name": "charge", "path": "tests.jobfuncs.echo", "queue": "billing",
           "max_attempts": 5, "priority": 2, "timeout": 40,
           "backoff": {"type": "linear", "base": 2, "cap": 10, "jitter": False}, "description": "charge a card"}
-
-
-def _fields(resp):
-    assert resp.status_code == 422, resp.get_json()
-    return resp.get_json()["error"]["details"].get("fields", {})
 
 
 def test_register_get_patch_delete(api):
@@ -40,16 +36,16 @@ def test_register_get_patch_delete(api):
 
 
 def test_register_validation(api):
-    assert "path" in _fields(api.post("/functions", json={**CHARGE, "path": "lambda: 1"}))
-    assert "path" in _fields(api.post("/functions", json={**CHARGE, "path": "os.system('x')"}))
-    assert "code" in _fields(api.post("/functions", json={**CHARGE, "code": "print(1)"}))
-    assert "name" in _fields(api.post("/functions", json={**CHARGE, "name": "has/slash"}))
-    assert "namespace" in _fields(api.post("/functions", json={**CHARGE, "namespace": "bad ns"}))
-    assert "priority" in _fields(api.post("/functions", json={**CHARGE, "priority": 11}))
-    assert "path" in _fields(api.post("/functions", json={"name": "x"}))
+    assert "path" in field_errors(api.post("/functions", json={**CHARGE, "path": "lambda: 1"}))
+    assert "path" in field_errors(api.post("/functions", json={**CHARGE, "path": "os.system('x')"}))
+    assert "code" in field_errors(api.post("/functions", json={**CHARGE, "code": "print(1)"}))
+    assert "name" in field_errors(api.post("/functions", json={**CHARGE, "name": "has/slash"}))
+    assert "namespace" in field_errors(api.post("/functions", json={**CHARGE, "namespace": "bad ns"}))
+    assert "priority" in field_errors(api.post("/functions", json={**CHARGE, "priority": 11}))
+    assert "path" in field_errors(api.post("/functions", json={"name": "x"}))
     api.post("/functions", json=CHARGE)
     assert api.patch("/functions/billing/charge", json={}).status_code == 422
-    assert "name" in _fields(api.patch("/functions/billing/charge", json={"name": "other"}))
+    assert "name" in field_errors(api.patch("/functions/billing/charge", json={"name": "other"}))
     assert api.get("/functions/billing/nope").status_code == 404
     assert api.get("/functions/bad%20ns/x").status_code in (404, 422)
 
@@ -102,7 +98,7 @@ def test_sync_dry_run_then_confirmed(api, client):
 
 
 def test_sync_validation(api):
-    assert "functions" in _fields(api.post("/functions/sync", json={"namespace": "ops"}))
+    assert "functions" in field_errors(api.post("/functions/sync", json={"namespace": "ops"}))
     dup = api.post("/functions/sync", json={"namespace": "ops", "functions": [
         {"name": "a", "path": "tests.x.y"}, {"name": "a", "path": "tests.x.z"}]})
     assert dup.status_code == 422 and "twice" in dup.get_json()["error"]["message"]

@@ -5,15 +5,10 @@ import time
 
 from jobsvc import State, apikeys
 from jobsvc.functions import Registry
-from tests.test_admin_api.support import NOOP
+from tests.test_admin_api.support import NOOP, field_errors
 
 NIGHTLY = {"id": "nightly", "function": "tests.jobfuncs.add", "args": [1, 2], "cron": "0 3 * * *",
            "timezone": "Europe/Paris", "queue": "reports", "misfire": "skip"}
-
-
-def _fields(resp):
-    assert resp.status_code == 422, resp.get_json()
-    return resp.get_json()["error"]["details"].get("fields", {})
 
 
 def test_create_get_list_patch_delete(api):
@@ -49,16 +44,16 @@ def test_create_get_list_patch_delete(api):
 
 
 def test_create_validation(api):
-    assert "cron" in _fields(api.post("/schedules", json={**NIGHTLY, "cron": "61 * * * *"}))
-    assert "cron" in _fields(api.post("/schedules", json={**NIGHTLY, "cron": "not cron"}))
-    assert "timezone" in _fields(api.post("/schedules", json={**NIGHTLY, "timezone": "Mars/Olympus"}))
-    assert "code" in _fields(api.post("/schedules", json={**NIGHTLY, "code": "print(1)"}))
-    assert "interval" in _fields(api.post("/schedules", json={**NIGHTLY, "interval": 5}))
-    assert "cron" in _fields(api.post("/schedules", json={"function": NOOP}))
-    assert "interval" in _fields(api.post("/schedules", json={"function": NOOP, "interval": 0.5}))
-    assert "id" in _fields(api.post("/schedules", json={**NIGHTLY, "id": "has space"}))
-    assert "function" in _fields(api.post("/schedules", json={**NIGHTLY, "function": "os.system('x')"}))
-    assert "end_at" in _fields(api.post("/schedules", json={**NIGHTLY, "start_at": "2030-01-02T00:00:00Z",
+    assert "cron" in field_errors(api.post("/schedules", json={**NIGHTLY, "cron": "61 * * * *"}))
+    assert "cron" in field_errors(api.post("/schedules", json={**NIGHTLY, "cron": "not cron"}))
+    assert "timezone" in field_errors(api.post("/schedules", json={**NIGHTLY, "timezone": "Mars/Olympus"}))
+    assert "code" in field_errors(api.post("/schedules", json={**NIGHTLY, "code": "print(1)"}))
+    assert "interval" in field_errors(api.post("/schedules", json={**NIGHTLY, "interval": 5}))
+    assert "cron" in field_errors(api.post("/schedules", json={"function": NOOP}))
+    assert "interval" in field_errors(api.post("/schedules", json={"function": NOOP, "interval": 0.5}))
+    assert "id" in field_errors(api.post("/schedules", json={**NIGHTLY, "id": "has space"}))
+    assert "function" in field_errors(api.post("/schedules", json={**NIGHTLY, "function": "os.system('x')"}))
+    assert "end_at" in field_errors(api.post("/schedules", json={**NIGHTLY, "start_at": "2030-01-02T00:00:00Z",
                                                             "end_at": "2030-01-01T00:00:00Z"}))
     resp = api.post("/schedules", json={**NIGHTLY, "function": "ops/missing"})
     assert resp.status_code == 422 and "not registered" in resp.get_json()["error"]["message"]
@@ -71,9 +66,9 @@ def test_patch_errors(api):
     assert api.patch("/schedules/nope", json={"enabled": False}).status_code == 404
     api.post("/schedules", json=NIGHTLY)
     assert api.patch("/schedules/nightly", json={}).status_code == 422
-    assert "cron" in _fields(api.patch("/schedules/nightly", json={"cron": "* * *"}))
-    assert "timezone" in _fields(api.patch("/schedules/nightly", json={"timezone": "Nowhere/City"}))
-    assert "id" in _fields(api.patch("/schedules/nightly", json={"id": "other"}))
+    assert "cron" in field_errors(api.patch("/schedules/nightly", json={"cron": "* * *"}))
+    assert "timezone" in field_errors(api.patch("/schedules/nightly", json={"timezone": "Nowhere/City"}))
+    assert "id" in field_errors(api.patch("/schedules/nightly", json={"id": "other"}))
     assert api.get("/schedules/nightly").get_json()["version"] == 1
 
 
@@ -140,7 +135,7 @@ def test_registry_function_schedule_and_disabled_function_is_409(api, client):
     Registry(client).disable("mail", "digest")
     resp = api.post("/schedules/digest/execute")
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "disabled"
-    assert "namespace" in _fields(api.post("/schedules", json={"function": "mail/digest", "cron": "@daily",
+    assert "namespace" in field_errors(api.post("/schedules", json={"function": "mail/digest", "cron": "@daily",
                                                                "namespace": "bad ns"}))
 
 

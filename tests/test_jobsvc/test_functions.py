@@ -1,4 +1,4 @@
-"""The functions registry (jobsvc/functions.py) on a real Redis: versions, listing, sync, jobs made from a
+"""The functions registry (jobsvc/functions/) on a real Redis: versions, listing, sync, jobs made from a
 function reference, and what disabling a function does to new and queued jobs."""
 from __future__ import annotations
 

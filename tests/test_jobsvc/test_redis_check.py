@@ -58,3 +58,16 @@ def test_unknown_policy_warns_and_is_not_called_safe(redis_url, caplog):
 def test_redis_down_at_startup_is_not_an_error_here():
     down = redis.Redis(port=1, socket_connect_timeout=0.1, retry=None)
     assert warn_if_evicting(down) is None
+
+
+def test_a_worker_is_told_when_no_scheduler_runs(r, config, caplog):
+    from jobsvc.keys import Keys
+    from jobsvc.redis_check import warn_if_no_scheduler
+
+    r.delete(Keys(config.key_prefix).scheduler_leader)
+    assert warn_if_no_scheduler(r, config.key_prefix, "worker w") is False
+    assert "no `jobsvc scheduler` is running" in caplog.text
+    caplog.clear()
+    r.set(Keys(config.key_prefix).scheduler_leader, "token")
+    assert warn_if_no_scheduler(r, config.key_prefix, "worker w") is True
+    assert caplog.text == ""

@@ -1,4 +1,4 @@
-"""Cron schedules (jobsvc/schedules.py) on a real Redis. The scheduler's pass (`CronFirer.run_once`) is driven
+"""Cron schedules (jobsvc/schedules/) on a real Redis. The scheduler's pass (`CronFirer.run_once`) is driven
 with an injected clock, so downtime, restarts and two leaders are played out in milliseconds."""
 from __future__ import annotations
 

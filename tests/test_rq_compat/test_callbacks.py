@@ -144,12 +144,19 @@ def test_a_job_from_the_http_api_cannot_name_a_callback_outside_the_allowed_modu
     assert "success callback json.dumps" in info.error and "json" in info.error
 
 
+def _stoppable_job(r, redis_url, word):
+    """A job enqueued through jobsvc that says `word` and sleeps, with RQ's stopped callback set on its hash
+    (jobsvc's enqueue takes no RQ callbacks): the client and the job id."""
+    client = Client(r, Config(redis_url=redis_url))
+    job = client.enqueue(rqfuncs.sleep_then_say, word, 30).id
+    r.hset(f"rq:job:{job}", "stopped_callback_name", "tests.rqfuncs.on_stopped")
+    return client, job
+
+
 def test_a_job_stopped_by_jobsvc_terminate_runs_its_stopped_callback(r, redis_url, worker_kind, stop_burst):
     if worker_kind == "rq":
         pytest.skip("jobsvc terminate; RQ's own stop command is tested above")
-    client = Client(r, Config(redis_url=redis_url))
-    job = client.enqueue(rqfuncs.sleep_then_say, "term", 30).id
-    r.hset(f"rq:job:{job}", "stopped_callback_name", "tests.rqfuncs.on_stopped")
+    client, job = _stoppable_job(r, redis_url, "term")
     stop_burst(lambda: client.terminate(job), "term:start")
     assert rqfuncs.calls() == ["term:start", f"stopped:{job}"]
     assert client.state(job) == State.CANCELLED
@@ -159,9 +166,7 @@ def test_a_lost_lease_does_not_count_as_stopped(r, redis_url, worker_kind, stop_
     """The job will run again elsewhere: RQ's on_stopped is for a stop someone asked for."""
     if worker_kind == "rq":
         pytest.skip("jobsvc leases")
-    client = Client(r, Config(redis_url=redis_url))
-    job = client.enqueue(rqfuncs.sleep_then_say, "lost", 30).id
-    r.hset(f"rq:job:{job}", "stopped_callback_name", "tests.rqfuncs.on_stopped")
+    _, job = _stoppable_job(r, redis_url, "lost")
     stop_burst(lambda: r.hset(f"rq:job:{job}", "js_token", "someone-else"), "lost:start")
     assert rqfuncs.calls() == ["lost:start"]
 

@@ -83,29 +83,25 @@ def test_a_worker_named_with_colons_renews_its_own_leases(client, r, config):
     assert r.zscore(f"{config.key_prefix}leases", lease.job_id) > before
 
 
-def _lost_lease(client, r, config):
-    """A running job whose lease another holder took (as after an expiry and a reclaim)."""
+def _beat_on_lost_lease(client, r, config, in_job):
+    """One beat over a running job whose lease another holder took (as after an expiry and a reclaim), with the
+    job's code still running or not: the lease and the job ids the beat asked to stop."""
     client.enqueue("tests.jobfuncs.noop")
     lease = Leases(r, config).claim(["default"], "test", lease_ttl=5)
     r.hset(f"rq:job:{lease.job_id}", "js_token", "someone-else")
-    return lease
+    stopped = []
+    Heartbeat(r, config, "rq:worker:test", lambda: (lease, 0.0), lambda: None, lambda: None,
+              on_lease_lost=stopped.append, in_job=lambda: in_job).run_once(now=1.0)
+    return lease, stopped
 
 
 def test_a_lease_lost_while_job_code_runs_stops_that_code(client, r, config, caplog):
-    lease = _lost_lease(client, r, config)
-    stopped = []
-    beat = Heartbeat(r, config, "rq:worker:test", lambda: (lease, 0.0), lambda: None, lambda: None,
-                     on_lease_lost=stopped.append, in_job=lambda: True)
-    beat.run_once(now=1.0)
+    lease, stopped = _beat_on_lost_lease(client, r, config, in_job=True)
     assert stopped == [lease.job_id]
     assert "lease lost while running (expired or revoked): stopping its code" in caplog.text
 
 
 def test_a_lease_ended_by_the_jobs_own_outcome_is_not_reported_lost(client, r, config, caplog):
     """The outcome was sent (job code left) and accepted between the claim and this beat: no warning."""
-    lease = _lost_lease(client, r, config)
-    stopped = []
-    beat = Heartbeat(r, config, "rq:worker:test", lambda: (lease, 0.0), lambda: None, lambda: None,
-                     on_lease_lost=stopped.append, in_job=lambda: False)
-    beat.run_once(now=1.0)
+    _, stopped = _beat_on_lost_lease(client, r, config, in_job=False)
     assert stopped == [] and "lease lost" not in caplog.text
