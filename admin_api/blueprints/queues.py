@@ -66,27 +66,28 @@ def get(name: str, who: Principal) -> Response:
     return reply(s.QueueSchema, _queue(name, who))
 
 
-def _may_pause(who: Principal) -> None:
+def _set_paused(name: str, who: Principal, paused: bool) -> Response:
+    """Pause or resume a queue the key may see. A queue holds jobs of every namespace, so a key limited to
+    namespaces may do neither: it would stop (or start) other namespaces' work."""
     if who.namespaces is not None:
         raise forbidden("a queue holds jobs of every namespace: a key limited to namespaces may not pause it")
+    _queue(name, who)  # 404 for a queue the key may not know of, before anything changes
+    if paused:
+        client().pause(name)
+    else:
+        client().resume(name)
+    audit_counts(changed=1)
+    return reply(s.QueueSchema, _queue(name, who))
 
 
 @bp.post("/queues/<name>/pause")
 @operation("Pause a queue: workers stop claiming its jobs", scope=ADMIN, action="queues.pause",
            responses={200: QUEUE}, errors=(404,))
 def pause(name: str, who: Principal) -> Response:
-    _may_pause(who)
-    _queue(name, who)
-    client().pause(name)
-    audit_counts(changed=1)
-    return reply(s.QueueSchema, _queue(name, who))
+    return _set_paused(name, who, True)
 
 
 @bp.post("/queues/<name>/resume")
 @operation("Resume a paused queue", scope=ADMIN, action="queues.resume", responses={200: QUEUE}, errors=(404,))
 def resume(name: str, who: Principal) -> Response:
-    _may_pause(who)
-    _queue(name, who)
-    client().resume(name)
-    audit_counts(changed=1)
-    return reply(s.QueueSchema, _queue(name, who))
+    return _set_paused(name, who, False)

@@ -107,6 +107,20 @@ def core_check(check: Any) -> Any:
     return validator
 
 
+def exactly_one(data: dict[str, Any], first: str, second: str, message: str) -> None:
+    """Schema-level check that exactly one of two alternative fields is given (what a job, schedule or registry
+    function runs: a function or import path, or a handler URL); marshmallow has no rule across fields. The
+    error names `first`."""
+    if (data.get(first) is None) == (data.get(second) is None):
+        raise ValidationError(message, first)
+
+
+def some_change(data: dict[str, Any], message: str = "nothing to change") -> None:
+    """Schema-level check of a PATCH body: an empty one would change nothing, yet be audited as a change."""
+    if not data:
+        raise ValidationError(message)
+
+
 def _path_or_ref(value: str) -> None:
     if not isinstance(value, str) or not (is_name(value, IMPORT_PATH) or is_name(value, FUNCTION_REF)):
         raise ValidationError("an import path (`app.tasks.f`) or a registry function (`namespace/name`)")

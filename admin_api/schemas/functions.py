@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import ValidationError, fields, validates_schema
+from marshmallow import fields, validates_schema
 
 from jobsvc import validation as v
 from jobsvc.functions import FUNCTION_NAME
@@ -19,9 +19,11 @@ from .common import (
     RegistryBackoffSchema,
     Strict,
     Timestamp,
+    exactly_one,
     in_range,
     length,
     max_length,
+    some_change,
 )
 
 FunctionName = lambda **kw: fields.String(validate=FullMatch(FUNCTION_NAME.pattern), **kw)  # noqa: E731
@@ -48,8 +50,7 @@ class FunctionSyncItemSchema(_FunctionFields):
 
     @validates_schema
     def _path_or_handler(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if (data.get("path") is None) == (data.get("handler") is None):
-            raise ValidationError("give an import path or a handler URL (one of them)", "path")
+        exactly_one(data, "path", "handler", "give an import path or a handler URL (one of them)")
 
 
 class FunctionCreateSchema(FunctionSyncItemSchema):
@@ -59,8 +60,7 @@ class FunctionCreateSchema(FunctionSyncItemSchema):
 class FunctionPatchSchema(_FunctionFields):
     @validates_schema
     def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not data:
-            raise ValidationError("nothing to change")
+        some_change(data)
 
 
 class FunctionListQuery(Base):

@@ -25,8 +25,10 @@ from .common import (
     Time,
     Timestamp,
     core_check,
+    exactly_one,
     in_range,
     length,
+    some_change,
 )
 
 STATES = [s.value for s in State]
@@ -76,8 +78,7 @@ class JobCreateSchema(Base):
 
     @validates_schema
     def _one_time(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if (data.get("function") is None) == (data.get("handler") is None):
-            raise ValidationError("give a function or a handler URL (one of them)", "function")
+        exactly_one(data, "function", "handler", "give a function or a handler URL (one of them)")
         if data.get("handler") is not None and (data.get("args") or data.get("kwargs")):
             raise ValidationError("a handler job takes a JSON payload, not args or kwargs", "args")
         if data.get("delay") is not None and data.get("run_at") is not None:
@@ -100,8 +101,7 @@ class JobPatchSchema(Base):
 
     @validates_schema
     def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not data:
-            raise ValidationError("nothing to change: give args, kwargs, priority, run_at or delay")
+        some_change(data, "nothing to change: give args, kwargs, priority, run_at or delay")
         if data.get("delay") is not None and data.get("run_at") is not None:
             raise ValidationError("give delay or run_at, not both", "run_at")
 

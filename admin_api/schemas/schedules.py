@@ -25,9 +25,11 @@ from .common import (
     Time,
     Timestamp,
     core_check,
+    exactly_one,
     in_range,
     length,
     max_length,
+    some_change,
 )
 
 MISFIRE_POLICIES = list(_cron.MISFIRE_POLICIES)
@@ -96,8 +98,7 @@ class ScheduleCreateSchema(_ScheduleFields):
 
     @validates_schema
     def _one_target(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if (data.get("function") is None) == (data.get("handler") is None):
-            raise ValidationError("give a function or a handler URL (one of them)", "function")
+        exactly_one(data, "function", "handler", "give a function or a handler URL (one of them)")
 
     @validates_schema
     def _one_timing(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -108,8 +109,7 @@ class ScheduleCreateSchema(_ScheduleFields):
 class SchedulePatchSchema(_ScheduleFields):
     @validates_schema
     def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not data:
-            raise ValidationError("nothing to change")
+        some_change(data)
 
 
 class ScheduleListQuery(Base):

@@ -145,8 +145,8 @@ def test_a_job_from_the_http_api_cannot_name_a_callback_outside_the_allowed_modu
 
 
 def _stoppable_job(r, redis_url, word):
-    """A job enqueued through jobsvc that says `word` and sleeps, with RQ's stopped callback set on its hash
-    (jobsvc's enqueue takes no RQ callbacks): the client and the job id."""
+    """A job enqueued through jobsvc's Client that says `word` and sleeps, with RQ's stopped callback written
+    onto its hash: the client and the job id."""
     client = Client(r, Config(redis_url=redis_url))
     job = client.enqueue(rqfuncs.sleep_then_say, word, 30).id
     r.hset(f"rq:job:{job}", "stopped_callback_name", "tests.rqfuncs.on_stopped")
