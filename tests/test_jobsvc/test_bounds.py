@@ -56,7 +56,7 @@ def test_one_queue_name_pattern_in_the_code():
 
 
 @pytest.mark.parametrize(("parse", "good", "bad"), [
-    (integer(validation.PRIORITY), "10", ["0", "11", "5.5", "x"]),
+    (integer(validation.PRIORITY), "10", ["0", "11", "5.5", "x", "9" * 400]),
     (number(validation.DELAY), "0.5", ["-1", "nan", "inf", "x"]),
     (integer(validation.PAGE_LIMIT), "500", ["0", "501"]),
 ])
