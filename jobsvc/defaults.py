@@ -102,7 +102,7 @@ INTEGRITY_MAX_JOBS = 2000
 # (a busy big queue's gauges wait for a quiet moment, or for `jobsvc sweep`, which recounts without pausing).
 RECOUNT_IN_ONE_STEP = 5000
 
-# -- cron schedules and the functions registry (jobsvc/schedules/, jobsvc/functions.py) ---------------
+# -- cron schedules and the functions registry (jobsvc/schedules/, jobsvc/functions/) ---------------
 # Local times a cron search steps through to find the next fire instant: covers the local times a DST
 # shift makes fire early or twice (3,600 for a per-second schedule and a one-hour shift), so it never loops.
 CRON_SEARCH_LIMIT = 10_000
@@ -176,7 +176,7 @@ URL_MAX = 2048
 # accepts the Python API accepts too.
 PAYLOAD_MAX = 256 * 1024
 
-# -- HTTP handlers: URL safety and signatures (jobsvc/urlguard.py, jobsvc/signing.py) ----------------
+# -- HTTP handlers: URL safety and signatures (jobsvc/urlguard/, jobsvc/signing.py) ----------------
 # Seconds a signed request's timestamp may differ from the receiver's clock: wide enough for clock skew
 # and a retried send, narrow enough that a captured request cannot be replayed later.
 SIGNATURE_TOLERANCE = 300

@@ -228,8 +228,8 @@ class LeasedWorker(BaseWorker):
             if self.stopping and self._held:
                 self._hand_back_held()
             if not self._held:
-                # Nothing is pending here: the call that claimed nothing recorded the last completions.
                 if self.stopping or burst:
+                    self._send([], claim_next=False)  # whatever completions are still pending
                     return
                 self._held.extend(self._claim_when_idle())
                 continue
@@ -307,6 +307,7 @@ class LeasedWorker(BaseWorker):
         if lease.job_id in self._lost:
             self._lost.discard(lease.job_id)
             log.info("job %s: its lease was lost or revoked before it started; not run", lease.job_id)
+            self._send([])  # it may have been the batch's last: record what is pending, claim on
             return
         self._lease, self._job_started = lease, time.monotonic()
         outcome = self._run(lease)
@@ -357,11 +358,11 @@ class LeasedWorker(BaseWorker):
         outcome.started, outcome.ended = started, ended
         return outcome
 
-    def _send(self, finishes: list[tuple[Lease, Outcome, scripts.Call]]) -> None:
+    def _send(self, finishes: list[tuple[Lease, Outcome, scripts.Call]], claim_next: bool = True) -> None:
         """One round trip: the completions when due (always with a failure, or when a claim goes too), these
-        finishes, and the next claim when this worker holds no more jobs."""
-        claim = None if self._held or self.stopping else self._claim_call()
-        flush = bool(finishes) or claim is not None or self.stopping or self._completions.due()
+        finishes, and (claim_next) the next claim when this worker holds no more jobs."""
+        claim = None if self._held or self.stopping or not claim_next else self._claim_call()
+        flush = bool(finishes) or claim is not None or self.stopping or not claim_next or self._completions.due()
         done = self._completions.take() if flush else []
         calls = ([self.leases.complete_many_call(self.name, done)] if done else []) + [c for _, _, c in finishes]
         if not calls:

@@ -20,14 +20,20 @@ end
 -- no script folds counts by hand. A key listed in COUNTER_TTL gets that expiry when a flush creates one of its
 -- fields (the minute counters: only the first write of a minute pays the EXPIRE).
 -- A counter is write-only within a script: nothing reads one back in the call that moves it.
-local PENDING, PENDING_KEYS, COUNTER_TTL = {}, {}, {}
-local function add_counter(key, field, n)
-  local fields = PENDING[key]
-  if not fields then
-    fields = {}
-    PENDING[key] = fields
-    PENDING_KEYS[#PENDING_KEYS + 1] = key
+-- What waits for the flush, per key, and the keys in the order first written (the flush keeps that order).
+local COUNTERS, WRITES, COUNTER_TTL = {map = {}, keys = {}}, {map = {}, keys = {}}, {}
+local function pending(p, key)
+  local entry = p.map[key]
+  if not entry then
+    entry = {}
+    p.map[key] = entry
+    p.keys[#p.keys + 1] = key
   end
+  return entry
+end
+
+local function add_counter(key, field, n)
+  local fields = pending(COUNTERS, key)
   fields[field] = (fields[field] or 0) + n
 end
 
@@ -36,14 +42,8 @@ end
 -- per key and run of the same command (ZADD, ZREM, RPUSH, SADD), in the order they were asked. A batch of 50
 -- completions leaves the lease index with one ZREM, 1,000 new jobs enter their lane with one RPUSH. Like
 -- counters, a key written this way is not read back by the script that writes it.
-local ZPENDING, ZPENDING_KEYS = {}, {}
 local function write_later(cmd, key, a, b)
-  local runs = ZPENDING[key]
-  if not runs then
-    runs = {}
-    ZPENDING[key] = runs
-    ZPENDING_KEYS[#ZPENDING_KEYS + 1] = key
-  end
+  local runs = pending(WRITES, key)
   local last = runs[#runs]
   if not last or last.cmd ~= cmd then
     last = {cmd = cmd, args = {}}
@@ -56,21 +56,21 @@ local function zadd_later(key, score, member) write_later('ZADD', key, score, me
 local function zrem_later(key, member) write_later('ZREM', key, member) end
 
 local function flush_counters()
-  for _, key in ipairs(ZPENDING_KEYS) do
-    for _, run in ipairs(ZPENDING[key]) do
+  for _, key in ipairs(WRITES.keys) do
+    for _, run in ipairs(WRITES.map[key]) do
       for i = 1, #run.args, 4000 do  -- an even slice (ZADD's score, member pairs), within unpack's limit
         redis.call(run.cmd, key, unpack(run.args, i, math.min(i + 3999, #run.args)))
       end
     end
   end
-  for _, key in ipairs(PENDING_KEYS) do
-    for field, n in pairs(PENDING[key]) do
+  for _, key in ipairs(COUNTERS.keys) do
+    for field, n in pairs(COUNTERS.map[key]) do
       if n ~= 0 and redis.call('HINCRBY', key, field, n) == n and COUNTER_TTL[key] then
         redis.call('EXPIRE', key, COUNTER_TTL[key])
       end
     end
   end
-  PENDING, PENDING_KEYS, ZPENDING, ZPENDING_KEYS = {}, {}, {}, {}
+  COUNTERS, WRITES = {map = {}, keys = {}}, {map = {}, keys = {}}
 end
 
 local function job_key(id) return 'rq:job:' .. id end
@@ -393,6 +393,42 @@ local function bulk_match(f, now, key, ns, group, err, ended, created)
   return true
 end
 
+-- One chunk of a bulk operation (bulk_requeue.lua, prune.lua). ARGV[first .. first + 6] hold its filter and sample
+-- size: until_ms (jobs that ended later entered the state after the operation began: left alone), namespace,
+-- function, error_lower, older_than_ms, newer_than_ms ('' = no such filter), nsample; the chunk's ids follow.
+-- Each job still in `state` on `queue` that matches is handed to act(id, key, h) unless dry (h: the job's
+-- BULK_FIELDS), so a job that moved on since the caller read its id is skipped, never damaged.
+-- Returns the reply {matched, changed, skipped, kept, sample_id1 ..} (skipped: ids whose job is gone or no longer
+-- in the state; kept: ids of the chunk still in the state's registry afterwards, so the caller pages on) and the
+-- ids acted on.
+local BULK_FIELDS = {'js_state', 'status', 'origin', 'js_group', 'js_ns', 'js_error', 'js_ended_ms', 'js_created_ms',
+  'js_priority'}
+local function bulk_chunk(state, queue, registry, first, dry, act)
+  local filter = {until_ms = tonumber(ARGV[first]), ns = ARGV[first + 1], func = ARGV[first + 2],
+    err = ARGV[first + 3], older = tonumber(ARGV[first + 4]), newer = tonumber(ARGV[first + 5])}
+  local nsample, now = tonumber(ARGV[first + 6]), now_ms()
+  local matched, skipped, kept, sample, done = 0, 0, 0, {}, {}
+  for i = first + 7, #ARGV do
+    local id = ARGV[i]
+    local key = job_key(id)
+    local h = redis.call('HMGET', key, unpack(BULK_FIELDS))
+    local st = h[1] or (h[2] and (rq_to_state[h[2]] or 'queued'))
+    if st ~= state or h[3] ~= queue then
+      skipped = skipped + 1
+      if redis.call('ZSCORE', registry, id) then kept = kept + 1 end
+    elseif bulk_match(filter, now, key, h[5], h[4], h[6], h[7], h[8]) then
+      matched = matched + 1
+      if #sample < nsample then sample[#sample + 1] = id end
+      if dry then kept = kept + 1 else act(id, key, h); done[#done + 1] = id end
+    else
+      kept = kept + 1  -- still in the state and queue, so in the registry (the integrity sweep sees to that)
+    end
+  end
+  local out = {matched, #done, skipped, kept}
+  for _, id in ipairs(sample) do out[#out + 1] = id end
+  return out, done
+end
+
 -- The keys that deleting a job removes: its hash, result stream, run history and RQ's dependency sets, as RQ's
 -- Job.delete takes them.
 local function job_keys(prefix, id)
@@ -440,7 +476,7 @@ end
 
 -- Jobs enqueued with RQ's own API follow RQ's rules (retries, dependents), jobs enqueued with jobsvc's API follow
 -- jobsvc's: this is how a script tells them apart, here only. jobsvc's enqueue writes js_max_attempts on every
--- job (Client._job_fields); RQ never writes it, and adopting a plain-RQ job (adopt_rq_job) does not either.
+-- job (enqueueing.job_fields); RQ never writes it, and adopting a plain-RQ job (adopt_rq_job) does not either.
 -- max_attempts: the job's js_max_attempts field as HMGET returns it (false when absent).
 local function follows_rq(max_attempts)
   return not max_attempts or max_attempts == ''

@@ -38,7 +38,7 @@ local function lanes_of(queue)
   return prios
 end
 
--- Whether registry function `fn` is disabled (jobsvc/functions.py), read once per call.
+-- Whether registry function `fn` is disabled (jobsvc/functions/), read once per call.
 local function is_disabled(fn)
   if disabled[fn] == nil then disabled[fn] = redis.call('SISMEMBER', disabled_fns, fn) == 1 end
   return disabled[fn]

@@ -1,4 +1,4 @@
--- function_delete.lua: remove a registry function (jobsvc/functions.py). Jobs already created from it keep
+-- function_delete.lua: remove a registry function (jobsvc/functions/). Jobs already created from it keep
 -- their import path and run; a namespace left without functions leaves the namespace list.
 -- Key types are checked before the first write, so an error leaves Redis as it was.
 -- KEYS: none

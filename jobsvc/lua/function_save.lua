@@ -1,4 +1,4 @@
--- function_save.lua: create or change a registry function (jobsvc/functions.py); its version goes up on
+-- function_save.lua: create or change a registry function (jobsvc/functions/); its version goes up on
 -- every change. A disabled function's "ns/name" is in the disabled set that claim.lua checks.
 -- Everything is checked before the first write (names, key types, the stored version), so a refusal or an
 -- error leaves Redis as it was.

@@ -1,4 +1,4 @@
--- schedule_save.lua: create or change a cron schedule (jobsvc/schedules.py); its version goes up on every
+-- schedule_save.lua: create or change a cron schedule (jobsvc/schedules/); its version goes up on every
 -- change of its definition. An enabled schedule with a next fire time sits in the due index the scheduler
 -- reads; the scheduler is woken when this schedule is now the earliest.
 -- Everything is checked before the first write (the id, key types, the stored version, the times), so a

@@ -121,3 +121,22 @@ def test_worker_timeout_enforced(procs, client):
     assert run["outcome"] == "failed"
     assert run["exc_type"] == "JobTimeout"
     assert "JobTimeout" in run["traceback"]
+
+
+def test_a_sigkilled_worker_holding_a_batch_loses_no_job(procs, client, r, tmp_path):
+    """The victim claimed a batch (after one fast job its claim size grows), started one job of it and held the
+    rest, unstarted, and some completions unrecorded: every job of the batch runs again elsewhere and completes."""
+    marker = tmp_path / "started"
+    first = client.enqueue(jobfuncs.noop).id
+    blocker = client.enqueue(jobfuncs.mark_first_run, str(marker), 60).id
+    rest = [e.id for e in client.enqueue_many([client.job(jobfuncs.noop) for _ in range(30)])]
+    victim = procs.worker("victim", *LEASE_ARGS)
+    wait_for(lambda: read_pid(marker), 10, "the blocking job to start")
+    held = [i for i in rest if client.state(i) == State.RUNNING]
+    assert held, "the victim claimed the jobs after the blocker in the same batch"
+    os.kill(victim.pid, signal.SIGKILL)
+    procs.scheduler()
+    procs.worker("survivor", *LEASE_ARGS)
+    for job in (first, blocker, *rest):
+        wait_for(lambda job=job: client.state(job) == State.COMPLETED, 20, f"job {job} to complete")
+    assert outcomes(client, held[0]) == ["lease_lost", "completed"]  # charged a lost lease, run once
