@@ -311,19 +311,22 @@ local function run_ms(now, started_ts, ended_ts, started_ms)
   return nil
 end
 
--- What every end of a run counts and tells, whatever it led to (complete.lua, fail.lua, reap_expired.lua,
--- terminate.lua): the event (count_event: 'completed', 'failed', 'retried', 'cancelled', 'quarantined',
--- 'lease_lost'), the run's time, the schedule's outcome when it ended for good, and its callback_url.
--- run = {queue, group, schedule, callback, ms (nil: not observed)}; note: the notification's fields when it
--- ended for good ({'state', s, 'result_b64' | 'error', v}), nil while it goes on (a retry).
-local function run_ended(prefix, now, id, run, event, note)
-  count_event(prefix, now, run.queue, run.group, event)
-  if run.ms then observe(prefix, run.group, 'run', run.ms) end
-  if not note then return end
-  if run.schedule then
-    add_counter(prefix .. 'schedule:' .. run.schedule .. ':stats', event == 'completed' and 'completed' or 'failed', 1)
+-- The two steps every end of a run takes besides its own writes (complete.lua, fail.lua, reap_expired.lua,
+-- terminate.lua; cancel.lua for a job that never ran), positional rather than in tables: they run per job of a batch.
+-- run_counted: the event counted (count_event: 'completed', 'failed', 'retried', 'cancelled', 'quarantined',
+-- 'lease_lost') and the run's time observed (ms; nil: not observed).
+local function run_counted(prefix, now, queue, group, event, ms)
+  count_event(prefix, now, queue, group, event)
+  if ms then observe(prefix, group, 'run', ms) end
+end
+
+-- job_told: a job that ended for good (event: its state) is charged to its schedule (nil: none) and its
+-- callback_url (nil: none) is told, with the notification's field `what` ('result_b64' or 'error') = value.
+local function job_told(prefix, now, id, schedule, callback, event, what, value)
+  if schedule then
+    add_counter(name_of(prefix, 'schedule:', schedule .. ':stats'), event == 'completed' and 'completed' or 'failed', 1)
   end
-  notify_end(prefix, id, run.callback, now, note)
+  if callback and callback ~= '' then notify_end(prefix, id, callback, now, {'state', event, what, value}) end
 end
 
 -- The integer value of a hash field, or a default.

@@ -27,6 +27,6 @@ end
 redis.call('HSET', key, 'status', 'canceled', 'js_state', 'cancelled', 'ended_at', ARGV[3], 'js_ended_ms', now)
 file_ended(prefix, now, id, queue, h[3], from, 'cancelled', ttl)
 -- Not a run's end (it never ran), but counted and told as one.
-run_ended(prefix, now, id, {queue = queue, group = h[3], callback = h[4]}, 'cancelled',
-  {'state', 'cancelled', 'error', 'Cancelled: by an operator'})
+run_counted(prefix, now, queue, h[3], 'cancelled')
+job_told(prefix, now, id, nil, h[4], 'cancelled', 'error', 'Cancelled: by an operator')
 return {OK}

@@ -44,66 +44,65 @@ local function is_disabled(fn)
   return disabled[fn]
 end
 
--- The fields of job `id` that claim needs.
-local function read_job(id)
-  local f = redis.call('HMGET', job_key(id), 'status', 'ttl', 'js_state', 'js_priority', 'js_attempts', 'js_group',
-    'description', 'js_fn', 'js_ready_ms')
-  return {status = f[1], has_ttl = f[2] ~= false, state = f[3] or nil, priority = tonumber(f[4]),
-    attempts = tonumber(f[5]) or 0, group = f[6] or nil, description = f[7] or '', fn = f[8] or nil,
-    ready_ms = tonumber(f[9])}
-end
+-- The fields of a job that claim reads (one HMGET), by position: JOB_FIELDS[i] is f[i] in lease() and take().
+local JOB_FIELDS = {'status', 'ttl', 'js_state', 'js_priority', 'js_attempts', 'js_group', 'description', 'js_fn',
+  'js_ready_ms'}
+local EXP, NOW = tostring(exp), tostring(now)
 
--- Lease job `id` (read as j) of `queue`: one HSET, the rest counted or indexed once per call.
-local function lease(id, queue, j)
+-- Lease job `id` of `queue` (f: its JOB_FIELDS): one HSET, the rest counted or indexed once per call.
+local function lease(id, queue, key, f)
   local token = ARGV[first_token + #out - 1]
   -- Put back on its queue by RQ's own tools (rq requeue, FailedJobRegistry.requeue, an RQ worker's
   -- enqueue_dependents) the job still has the jobsvc state it left, and is counted there; one that had
   -- ended starts over with fresh attempts, as an operator's requeue.lua gives it.
-  local restarted = PRUNABLE[j.state] == true
-  local attempts = restarted and 0 or j.attempts
-  local set = {'status', 'started', 'js_state', 'running', 'js_token', token, 'js_lease_exp', tostring(exp),
-    'js_started_ms', tostring(now), 'worker_name', worker, 'started_at', started_at,
-    'js_attempts', tostring(attempts + 1)}
+  local state = f[3] or nil
+  local restarted = PRUNABLE[state] == true
+  local attempts = restarted and 1 or (tonumber(f[5]) or 0) + 1
+  local set = {'status', 'started', 'js_state', 'running', 'js_token', token, 'js_lease_exp', EXP,
+    'js_started_ms', NOW, 'worker_name', worker, 'started_at', started_at, 'js_attempts', attempts}
   if restarted then set[#set + 1] = 'js_lease_losses'; set[#set + 1] = '0' end
-  local group, from = j.group, j.state or 'queued'
+  local group, from = f[6] or nil, state or 'queued'
   if not group then
     local adopted
-    group, adopted = adopt_rq_job(prefix, id, queue, j.description, now)
+    group, adopted = adopt_rq_job(prefix, id, queue, f[7] or '', now)
     for _, v in ipairs(adopted) do set[#set + 1] = v end
     from = nil
   end
-  redis.call('HSET', job_key(id), unpack(set))
+  redis.call('HSET', key, unpack(set))
   -- A job enqueued with `ttl` must start within it, then runs to its end (as RQ's Job.perform does):
   -- a hash that expired mid-run would lose the outcome. One command, only for such jobs. A job RQ's
   -- tools put back after it ended still carries the lifetime its end gave it (and its results and
   -- runs): kept for good again, as requeue.lua keeps an operator's requeue.
   if restarted then set_lifetime(prefix, id, queue, -1)
-  elseif j.has_ttl then redis.call('PERSIST', job_key(id)) end
+  elseif f[2] then redis.call('PERSIST', key) end
   gauge(prefix, group, from, 'running')
   -- Enqueue-to-start wait; a job pushed by plain RQ has no ready time and is not observed.
-  if j.ready_ms then observe(prefix, group, 'wait', now - j.ready_ms) end
+  local ready_ms = tonumber(f[9])
+  if ready_ms then observe(prefix, group, 'wait', now - ready_ms) end
   leased[#leased + 1] = exp
   leased[#leased + 1] = id
-  out[#out + 1] = {id, queue, token, attempts + 1}
+  out[#out + 1] = {id, queue, token, attempts}
 end
 
 -- Take what `ids` (popped from lane `lane` of `queue`) holds: lease the queued jobs, set aside those of a
 -- disabled function (held: they go back to the lane's end), move misplaced ones, drop stale ids.
 local function take(queue, ids, held)
   for _, id in ipairs(ids) do
-    local j = read_job(id)
-    if j.status ~= 'queued' then
+    local key = job_key(id)
+    local f = redis.call('HMGET', key, unpack(JOB_FIELDS))
+    local priority = tonumber(f[4])
+    if f[1] ~= 'queued' then
       skipped = skipped + 1  -- a cancelled or deleted job may still have its id in a lane: drop it
-    elseif j.fn and is_disabled(j.fn) then
+    elseif f[8] and is_disabled(f[8]) then
       held[#held + 1] = id
       skipped = skipped + 1
-    elseif j.priority and (j.priority > PULL_LANE_OFFSET) ~= pull then
+    elseif priority and (priority > PULL_LANE_OFFSET) ~= pull then
       -- A pull job put on RQ's list by RQ's own tools (rq requeue of a failed pull job) belongs to its pull
       -- lane: moved there rather than hand a pull worker's arguments to a Python worker.
-      push_lane(prefix, queue, j.priority, id, true)
+      push_lane(prefix, queue, priority, id, true)
       skipped = skipped + 1
     else
-      lease(id, queue, j)
+      lease(id, queue, key, f)
     end
   end
 end

@@ -14,11 +14,12 @@
 -- callback_url is put on the notification outbox.
 local prefix, worker, default_ttl, wake_cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
+local DONE = {OK}  -- the reply of every job recorded (one table for all)
 
 local function complete(id, token, ended_at, value, started_ts, ended_ts, extras)
   local key = job_key(id)
   local h = redis.call('HMGET', key, 'js_token', 'origin', 'result_ttl', 'js_attempts', 'js_runs', 'js_group',
-    'js_schedule', 'js_started_ms', 'js_callback', 'js_max_attempts', 'js_dependents', 'dependency_ids')
+    'js_schedule', 'js_callback', 'js_max_attempts', 'js_dependents', 'dependency_ids')
   local rejected = fence(key, h[1], token)
   if rejected then return rejected end
   local queue = h[2]
@@ -29,19 +30,21 @@ local function complete(id, token, ended_at, value, started_ts, ended_ts, extras
   if value ~= '' then res[#res + 1] = 'return_value'; res[#res + 1] = value end
   redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', 10, '*', unpack(res))
   if extras ~= '' then
-    add_run(prefix, id, with_extras({attempt = tonumber(h[4]) or 1, worker = worker, started_ms = tonumber(h[8]),
-      ended_ms = now, outcome = 'completed'}, extras))
+    add_run(prefix, id, with_extras({attempt = tonumber(h[4]) or 1, worker = worker,
+      started_ms = math.floor((tonumber(started_ts) or 0) * 1000), ended_ms = now, outcome = 'completed'}, extras))
   end
   -- Dependents: jobsvc's enqueue marks a job that has some (js_dependents), so a job of jobsvc's API without
   -- any costs nothing here; RQ's enqueue marks nothing, so a plain-RQ job's set is read (one command).
   local waiting = 0
-  if h[11] or follows_rq(h[10]) then waiting = release_dependents(prefix, id, 'finished', ended_at, now, wake_cap) end
+  if h[10] or follows_rq(h[9]) then waiting = release_dependents(prefix, id, 'finished', ended_at, now, wake_cap) end
   -- The run history exists only if add_run wrote one (js_runs; attempts > 1 covers jobs stored before it).
   local has_runs = extras ~= '' or h[5] == '1' or (tonumber(h[4]) or 1) > 1
-  file_ended(prefix, now, id, queue, h[6], 'running', 'completed', ttl, has_runs, dependency_keys(id, h[12], waiting))
-  run_ended(prefix, now, id, {queue = queue, group = h[6], schedule = h[7], callback = h[9],
-    ms = run_ms(now, started_ts, ended_ts, h[8])}, 'completed', {'state', 'completed', 'result_b64', value})
-  return {OK}
+  -- Its dependency sets share its lifetime; a TTL (the usual case) leaves them to the sweep, like the job.
+  local extra = ttl <= 0 and dependency_keys(id, h[11], waiting) or nil
+  file_ended(prefix, now, id, queue, h[6], 'running', 'completed', ttl, has_runs, extra)
+  run_counted(prefix, now, queue, h[6], 'completed', run_ms(now, started_ts, ended_ts, nil))
+  job_told(prefix, now, id, h[7] or nil, h[8] or nil, 'completed', 'result_b64', value)
+  return DONE
 end
 
 local out = {}

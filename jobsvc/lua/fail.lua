@@ -28,14 +28,14 @@ local fields = {'ended_at', ARGV[4], 'js_ended_ms', now, 'js_error', ARGV[7] .. 
 for _, v in ipairs(plan and plan.fields or {}) do fields[#fields + 1] = v end
 hset_unleased(key, fields)
 -- Every attempt's run time is observed, retried or not.
-local run = {queue = queue, group = h[7], schedule = h[8], callback = h[9], ms = run_ms(now, ARGV[12], ARGV[13], h[6])}
+local ms = run_ms(now, ARGV[12], ARGV[13], h[6])
 -- RQ writes no result for an attempt it retries; jobsvc's own jobs keep one (type 4, RETRIED) per retry.
 if not (plan and follows_rq(h[5])) then
   redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', 10, '*', 'type', plan and 4 or 2, 'worker_name', ARGV[11],
     'exc_string', ARGV[10], 'execution_started_at', ARGV[12], 'execution_ended_at', ARGV[13])
 end
 if plan then
-  run_ended(prefix, now, id, run, 'retried')
+  run_counted(prefix, now, queue, h[7], 'retried', ms)
   if plan.now then
     make_ready(prefix, id, queue, h[13], plan.front, ARGV[4], now)
     gauge(prefix, h[7], 'running', 'queued')
@@ -53,5 +53,6 @@ redis.call('HSET', key, 'status', 'failed', 'js_state', 'failed')
 local waiting = 0
 if h[14] or follows_rq(h[5]) then waiting = release_dependents(prefix, id, 'failed', ARGV[4], now, wake_cap) end
 file_ended(prefix, now, id, queue, h[7], 'running', 'failed', ttl, true, dependency_keys(id, h[15], waiting))
-run_ended(prefix, now, id, run, 'failed', {'state', 'failed', 'error', ARGV[7] .. ': ' .. ARGV[8]})
+run_counted(prefix, now, queue, h[7], 'failed', ms)
+job_told(prefix, now, id, h[8], h[9], 'failed', 'error', ARGV[7] .. ': ' .. ARGV[8])
 return {OK, 'failed'}

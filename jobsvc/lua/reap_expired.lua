@@ -75,8 +75,7 @@ for _, id in ipairs(ids) do
     add_run(prefix, id, {attempt = attempts, worker = h[7], started_ms = tonumber(h[6]), ended_ms = now,
       outcome = 'lease_lost', exc_type = 'LeaseExpired', message = lost .. ': ' .. outcome})
     -- The run lasted until its lease ran out, as far as anyone can tell.
-    local run = {queue = queue, group = h[8], schedule = h[9], callback = h[10], ms = run_ms(now, nil, nil, h[6])}
-    run_ended(prefix, now, id, run, 'lease_lost')
+    run_counted(prefix, now, queue, h[8], 'lease_lost', run_ms(now, nil, nil, h[6]))
     if outcome == 'requeued' then
       retry(id, queue, h, plan, rq)
       requeued = requeued + 1
@@ -95,8 +94,8 @@ for _, id in ipairs(ids) do
         failed = failed + 1
       end
       -- Counted, told and charged to its schedule as any end; its run time was observed with the lease loss.
-      run_ended(prefix, now, id, {queue = queue, group = h[8], schedule = h[9], callback = h[10]}, outcome,
-        {'state', outcome, 'error', reason})
+      run_counted(prefix, now, queue, h[8], outcome)
+      job_told(prefix, now, id, h[9], h[10], outcome, 'error', reason)
     end
   end
 end

@@ -49,5 +49,6 @@ if worker ~= '' and worker ~= 'callback' and string.sub(worker, 1, 5) ~= 'pull:'
   redis.call('RPUSH', tkey, id)
   redis.call('EXPIRE', tkey, 3600)
 end
-run_ended(prefix, now, id, {queue = queue, group = h[2], callback = h[6]}, ended, {'state', ended, 'error', reason})
+run_counted(prefix, now, queue, h[2], ended)
+job_told(prefix, now, id, nil, h[6], ended, 'error', reason)
 return {OK, worker}
