@@ -105,18 +105,22 @@ for _ = 1, n do
       if ARGV[f] == 'js_trigger' then pull = ARGV[f + 1] == 'pull' end
     end
     if pull then priority = tonumber(priority) + PULL_LANE_OFFSET end
-    local hargs = {'js_created_ms', now, 'js_attempts', 0, 'js_priority', priority}
-    if ready then
-      hargs[#hargs + 1] = 'status'; hargs[#hargs + 1] = 'queued'
-      hargs[#hargs + 1] = 'js_state'; hargs[#hargs + 1] = 'queued'
-      hargs[#hargs + 1] = 'js_ready_ms'; hargs[#hargs + 1] = now
-    elseif deferred then
-      hargs[#hargs + 1] = 'status'; hargs[#hargs + 1] = 'deferred'
-      hargs[#hargs + 1] = 'js_state'; hargs[#hargs + 1] = 'deferred'
+    -- The common fields go in as they are (no copy per job: a batch's jobs mostly have no fields of their own).
+    local fields = common
+    if nf > 0 then
+      fields = {unpack(common)}
+      for f = fstart, fstart + 2 * nf - 1 do fields[#fields + 1] = ARGV[f] end
     end
-    for _, v in ipairs(common) do hargs[#hargs + 1] = v end
-    for f = fstart, fstart + 2 * nf - 1 do hargs[#hargs + 1] = ARGV[f] end
-    redis.call('HSET', job_key(id), unpack(hargs))
+    local key = job_key(id)
+    if ready then
+      redis.call('HSET', key, 'js_created_ms', now, 'js_attempts', 0, 'js_priority', priority, 'status', 'queued',
+        'js_state', 'queued', 'js_ready_ms', now, unpack(fields))
+    elseif deferred then
+      redis.call('HSET', key, 'js_created_ms', now, 'js_attempts', 0, 'js_priority', priority, 'status', 'deferred',
+        'js_state', 'deferred', unpack(fields))
+    else  -- scheduled: make_scheduled writes its state and due time
+      redis.call('HSET', key, 'js_created_ms', now, 'js_attempts', 0, 'js_priority', priority, unpack(fields))
+    end
     gauge(prefix, group, nil, ready and 'queued' or (deferred and 'deferred' or 'scheduled'))  -- summed per call
     -- A thousandth of a ms per job keeps a batch's creation order (doubles hold it exactly at this scale).
     zadd_later(prefix .. 'created:' .. queue, now + seq / 1000, id)
