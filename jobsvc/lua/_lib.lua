@@ -174,11 +174,12 @@ end
 
 -- A job enqueued by plain RQ has no group until jobsvc first moves it: give it one (its function read off
 -- RQ's description) and index it for listing. Returns the group and the fields the caller writes with its
--- own HSET; the job was never counted in a gauge, so the caller's gauge move starts from nil.
+-- own HSET; the job was never counted in a gauge, so the caller's gauge move starts from nil. The two index
+-- writes go with the call's others (write_later): a claimed batch of plain-RQ jobs adds its groups with one SADD.
 local function adopt_rq_job(prefix, id, queue, description, now)
   local group = queue .. '|default|' .. (string.match(description or '', '^([^(]+)') or 'unknown')
-  redis.call('SADD', prefix .. 'groups', group)
-  redis.call('ZADD', prefix .. 'created:' .. queue, now, id)
+  write_later('SADD', prefix .. 'groups', group)
+  zadd_later(prefix .. 'created:' .. queue, now, id)
   return group, {'js_group', group, 'js_created_ms', tostring(now)}
 end
 
@@ -281,7 +282,7 @@ local function set_lifetime(prefix, id, queue, ttl, has_runs, extra)
   for _, k in ipairs(extra or {}) do keys[#keys + 1] = k end
   if ttl == 0 then
     redis.call('DEL', unpack(keys))
-    redis.call('ZREM', prefix .. 'created:' .. queue, id)
+    zrem_later(prefix .. 'created:' .. queue, id)  -- in order with adopt_rq_job's zadd_later
   else
     for _, k in ipairs(keys) do redis.call('PERSIST', k) end
   end
