@@ -15,7 +15,8 @@ from urllib.parse import unquote_to_bytes
 from flask import Flask, Response, current_app, g, jsonify, request
 from marshmallow import Schema
 
-from jobsvc import Client, audit, validation
+from jobsvc import Client, validation
+from jobsvc.admin import audit
 from jobsvc.config import Config
 
 from .auth import Principal, require

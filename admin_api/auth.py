@@ -1,6 +1,6 @@
 """Who is calling: `X-Admin-Key: <key>` or `Authorization: Bearer <key>`.
 
-ADMIN_API_KEY has every scope and no limits. Scoped keys (jobsvc.apikeys) have their scopes and
+ADMIN_API_KEY has every scope and no limits. Scoped keys (jobsvc.admin.apikeys) have their scopes and
 optional namespace / queue limits. No key or a wrong key is 401; a key without the scope is 403.
 In a dev run started without ADMIN_API_KEY, a request without a key acts as an unlimited "dev" key
 (a presented key is still checked). Keys never reach a log line or an error message."""
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 
-from jobsvc import apikeys
+from jobsvc.admin import apikeys
 
 from .errors import ApiError
 

@@ -10,7 +10,7 @@ from flask.json.provider import DefaultJSONProvider
 
 from jobsvc import Client, JobsvcError
 from jobsvc.config import Config
-from jobsvc.connection import connect
+from jobsvc.engine.connection import connect
 from jobsvc.redis_check import EvictionCheck, eviction_check, warn_if_evicting
 
 from . import api, blueprints, dashboard, errors

@@ -1,4 +1,4 @@
-"""The Prometheus exposition of a jobsvc.metrics snapshot: a Collector built per scrape over a fresh registry,
+"""The Prometheus exposition of a jobsvc.admin.metrics snapshot: a Collector built per scrape over a fresh registry,
 so nothing is counted in the API process (several gunicorn workers serve it; Redis is the source of truth)."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from jobsvc.metrics import Histogram, Snapshot
+from jobsvc.admin.metrics import Histogram, Snapshot
 
 GROUP_LABELS = ["queue", "namespace", "function"]
 # (metric name without _total, event counted in the tally, help text)

@@ -15,11 +15,11 @@ from collections.abc import Callable
 import redis
 
 from jobsvc import Client, Config
-from jobsvc.bulk import BulkFilter, bulk_retry
+from jobsvc.admin.bulk import BulkFilter, bulk_retry
+from jobsvc.admin.listing import JobFilter, list_jobs
 from jobsvc.embedded import EmbeddedRedis
-from jobsvc.keys import Keys
-from jobsvc.listing import JobFilter, list_jobs
-from jobsvc.stats import counts_by
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.stats import counts_by
 
 from .harness import percentile
 
@@ -45,8 +45,8 @@ def fill(client: Client, total: int, queues: int = 4) -> None:
 
 def make_failed(r: redis.Redis, client: Client, n: int, queue: str) -> None:
     """n failed jobs the fast way: enqueue, then claim and fail them through the real scripts, pipelined."""
-    from jobsvc import scripts
-    from jobsvc.leases import Leases
+    from jobsvc.engine import scripts
+    from jobsvc.engine.leases import Leases
 
     client.enqueue_many([client.job(NOOP, queue=queue, max_attempts=1) for _ in range(n)])
     leases = Leases(r, client.config)

@@ -15,10 +15,11 @@ import time
 
 import redis
 
-from jobsvc import Client, Config, audit
+from jobsvc import Client, Config
+from jobsvc.admin import audit
 from jobsvc.embedded import EmbeddedRedis
-from jobsvc.keys import Keys
-from jobsvc.schedules import Schedules
+from jobsvc.engine.keys import Keys
+from jobsvc.scheduling.schedules import Schedules
 
 from .admin import NOOP, fill, make_failed, timed
 

@@ -9,7 +9,7 @@ Each client process runs `POST /jobs/claim {count}` then one `POST /jobs/{id}/ac
 the batch-ack rows, one `POST /jobs/ack` for all of them), in a loop, over its own keep-alive
 requests.Session, until the time is up; the queue holds more no-op jobs than can be drained. Reported: jobs
 acked per second, HTTP requests per second, and p50 / p99 of one claim call. Also the same claim + ack done
-in-process on jobsvc.pull (no HTTP), the floor the API adds to.
+in-process on jobsvc.http.pull (no HTTP), the floor the API adds to.
 """
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ from typing import Any
 import redis
 import requests
 
-from jobsvc import Client, Config, pull
+from jobsvc import Client, Config
 from jobsvc.embedded import EmbeddedRedis, free_port
+from jobsvc.http import pull
 
 from .harness import PY, Children, cpu_busy, percentile, wait_until
 
@@ -148,7 +149,7 @@ def measure(base: str, clients: int, count: int, seconds: float, pids: list[int]
 
 
 def core_floor(r: redis.Redis, config: Config, client: Client, count: int, jobs: int, batch_ack: bool) -> float:
-    """Claim + ack jobs/s on jobsvc.pull in this process, no HTTP: what the API adds to."""
+    """Claim + ack jobs/s on jobsvc.http.pull in this process, no HTTP: what the API adds to."""
     r.flushdb()
     fill(client, jobs)
     t = time.perf_counter()
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             for count, batch_ack in ((1, False), (50, False), (50, True)):
                 rate = core_floor(r, config, client, count, 5000, batch_ack)
                 how = "ack_many" if batch_ack else "ack each"
-                print(f"in-process jobsvc.pull, no HTTP, count {count:>2}, {how}: {rate:8,.0f} jobs/s (claim + ack)",
+                print(f"in-process jobsvc pull, no HTTP, count {count:>2}, {how}: {rate:8,.0f} jobs/s (claim + ack)",
                       flush=True)
         finally:
             children.kill_all()

@@ -24,8 +24,8 @@ import redis
 
 from jobsvc import Client, Config
 from jobsvc.embedded import EmbeddedRedis
-from jobsvc.keys import Keys
-from jobsvc.schedules import Schedules
+from jobsvc.engine.keys import Keys
+from jobsvc.scheduling.schedules import Schedules
 
 from .harness import ROOT, Children, percentile, wait_until
 

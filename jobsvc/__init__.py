@@ -1,11 +1,11 @@
 """jobsvc: RQ-compatible background jobs on Redis, with leases, backoff, quarantine and a scheduler."""
-from .backoff import Backoff
-from .client import Client, Enqueued
 from .config import Config
-from .context import current_job, set_progress
+from .engine.backoff import Backoff
+from .engine.client import Client, Enqueued
+from .engine.context import current_job, set_progress
+from .engine.job import JobInfo, JobSpec
+from .engine.states import State
 from .errors import JobsvcError, JobTimeout, LeaseLost, NonRetryableError, NotFound, ValidationError, WrongState
-from .job import JobInfo, JobSpec
-from .states import State
 
 __version__ = "0.1.0"
 

@@ -87,7 +87,7 @@ BULK_CHUNK = 500
 # Seconds between the scheduler's TTL sweeps: finished and failed jobs are deleted (and uncounted from
 # their gauges) at most this long after their result / failure TTL (their keys get no Redis expiry).
 SWEEP_INTERVAL = 60.0
-# Seconds between the scheduler's background integrity passes (jobsvc/integrity.py; 0: none). Each pass does
+# Seconds between the scheduler's background integrity passes (jobsvc/maintenance/integrity.py; 0: none). Each pass does
 # a bounded step of the integrity sweep, so drift (jobs RQ's own tools moved or deleted behind jobsvc's back:
 # `rq empty`, `rq requeue`, RQ workers of a mixed fleet, RQ's registry cleaning) is repaired without an
 # operator. A walk looks at every job about three times (its hash, its lane or registry entry, its created
@@ -102,7 +102,7 @@ INTEGRITY_MAX_JOBS = 2000
 # (a busy big queue's gauges wait for a quiet moment, or for `jobsvc sweep`, which recounts without pausing).
 RECOUNT_IN_ONE_STEP = 5000
 
-# -- cron schedules and the functions registry (jobsvc/schedules/, jobsvc/functions/) ---------------
+# -- cron schedules and the functions registry (jobsvc/scheduling/schedules/, jobsvc/engine/functions/) ---------------
 # Local times a cron search steps through to find the next fire instant: covers the local times a DST
 # shift makes fire early or twice (3,600 for a per-second schedule and a one-hour shift), so it never loops.
 CRON_SEARCH_LIMIT = 10_000
@@ -131,7 +131,7 @@ SCHEDULE_RECORD_BATCH = 200
 # error is logged once per try instead of the pass spinning on it.
 SCHEDULE_ERROR_RETRY = 5.0
 
-# -- metrics (jobsvc/timeseries.py, jobsvc/metrics.py, GET /metrics) ------------------------------------
+# -- metrics (jobsvc/admin/timeseries.py, jobsvc/admin/metrics.py, GET /metrics) ------------------------------------
 # Upper bounds in ms of the run-duration and enqueue-to-start histogram buckets (+Inf is implied): from a
 # no-op job's few ms to a 30-minute batch job, about 2.5x apart like Prometheus' own defaults. The Lua
 # transitions get them from scripts.py, so changing them here re-buckets new observations only.
@@ -176,12 +176,12 @@ URL_MAX = 2048
 # accepts the Python API accepts too.
 PAYLOAD_MAX = 256 * 1024
 
-# -- HTTP handlers: URL safety and signatures (jobsvc/urlguard/, jobsvc/signing.py) ----------------
+# -- HTTP handlers: URL safety and signatures (jobsvc/http/urlguard/, jobsvc/http/signing.py) ----------------
 # Seconds a signed request's timestamp may differ from the receiver's clock: wide enough for clock skew
 # and a retried send, narrow enough that a captured request cannot be replayed later.
 SIGNATURE_TOLERANCE = 300
 
-# -- pull workers over HTTP (jobsvc/pull.py, POST /jobs/claim, /heartbeat, /ack) -----------------------
+# -- pull workers over HTTP (jobsvc/http/pull.py, POST /jobs/claim, /heartbeat, /ack) -----------------------
 # Seconds a pull claim or heartbeat holds its jobs when the caller names no visibility timeout: the same
 # as a Python worker's lease, so a silent pull worker loses its jobs as soon as a silent Python one would.
 PULL_VISIBILITY_TIMEOUT = 30

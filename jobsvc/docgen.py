@@ -1,5 +1,5 @@
 """The parts of docs/ generated from the code, so they cannot drift from it: the edge table of docs/states.md,
-from jobsvc/states.py's EDGES.
+from jobsvc/engine/states.py's EDGES.
 
     python -m jobsvc.docgen            # rewrite the generated section of docs/states.md
     python -m jobsvc.docgen --print    # print it
@@ -12,10 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from .states import EDGES, PRUNABLE, RETRYABLE, RQ, TTL_STATES, Node, Outside, State
+from .engine.states import EDGES, PRUNABLE, RETRYABLE, RQ, TTL_STATES, Node, Outside, State
 
 STATES_MD = Path(__file__).resolve().parents[1] / "docs" / "states.md"
-BEGIN = "<!-- edges: generated from jobsvc/states.py EDGES by `python -m jobsvc.docgen`; do not edit by hand -->"
+BEGIN = "<!-- edges: generated from jobsvc/engine/states.py EDGES by `python -m jobsvc.docgen`; do not edit by hand -->"
 END = "<!-- end of generated edges -->"
 
 
@@ -35,7 +35,7 @@ def states_markdown() -> str:
     for row in EDGES:
         scripts = " + ".join(s if s == RQ else f"`{s}`" for s in row.scripts)
         lines.append(f"| {_nodes(row.sources)} | {_nodes(row.targets)} | {scripts} | {row.when} |")
-    derived = (f"Derived from these edges (`jobsvc.states`): an operator's retry (`RETRYABLE`) takes a job from "
+    derived = (f"Derived from these edges (`jobsvc.engine.states`): an operator's retry (`RETRYABLE`) takes a job from "
                f"{_names(RETRYABLE)}; prune (`PRUNABLE`) deletes {_names(PRUNABLE)} jobs; the TTL sweep "
                f"(`TTL_STATES`) deletes {_names(TTL_STATES)} jobs.")
     lines += ["", derived, "", END]

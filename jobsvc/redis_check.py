@@ -10,8 +10,8 @@ from typing import Any
 
 import redis
 
-from .connection import text
-from .keys import Keys
+from .engine.connection import text
+from .engine.keys import Keys
 
 log = logging.getLogger("jobsvc.redis")
 

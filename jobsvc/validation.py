@@ -5,7 +5,7 @@ surrogates (`"\\udc00"`: JSON's `"\\udc00"` escape, or a file name decoded with 
 UTF-8 cannot encode; such a value fails later, where nobody can answer the caller (a schedule that never
 fires, a 500), so it is refused where it enters.
 
-Idempotency keys travel as an HTTP header (`X-Jobsvc-Idempotency-Key`, jobsvc.signing) on every delivery
+Idempotency keys travel as an HTTP header (`X-Jobsvc-Idempotency-Key`, jobsvc.http.signing) on every delivery
 of a handler job: only text every HTTP stack sends unchanged is accepted.
 
 Ranges and lengths: each is one `Bounds` here, built from jobsvc/defaults.py, that the HTTP schemas
@@ -23,7 +23,7 @@ from .errors import ValidationError
 
 Path = list[str | int]
 
-# Names that become part of Redis keys (jobsvc/keys.py's layout rule) and of URLs. Queue names and job ids may
+# Names that become part of Redis keys (jobsvc/engine/keys.py's layout rule) and of URLs. Queue names and job ids may
 # hold ':' as RQ's do; namespaces may not (they are followed by ':' in key names). Matched whole, always through
 # is_name: `.match` with a `$`-anchored pattern once let "default\n" through.
 # Anchored for the OpenAPI document (JSON Schema patterns are unanchored); matched with fullmatch here.
@@ -31,8 +31,9 @@ QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 NAMESPACE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
-# A schedule's policies (jobsvc/cron.py applies the misfire one, jobsvc/schedules the overlap one). Here, with
-# no croniter behind them, so the CLI's argument choices can read them without loading the schedules code.
+# A schedule's policies (jobsvc/scheduling/cron.py applies the misfire one, jobsvc/scheduling/schedules the overlap
+# one). Here, with no croniter behind them, so the CLI's argument choices can read them without loading the
+# schedules code.
 MISFIRE_POLICIES = ("skip", "run_once", "run_all")
 OVERLAP_POLICIES = ("allow", "skip")
 

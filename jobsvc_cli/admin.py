@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from jobsvc import Client, validation
-from jobsvc.apikeys import SCOPES
-from jobsvc.keys import Keys
-from jobsvc.listing import JobFilter, list_jobs
-from jobsvc.states import State
-from jobsvc.stats import BY, counts_by
+from jobsvc.admin.apikeys import SCOPES
+from jobsvc.admin.listing import JobFilter, list_jobs
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.states import State
+from jobsvc.engine.stats import BY, counts_by
 
 from .args import integer, number
 from .output import Progress, as_json, table
@@ -93,7 +93,7 @@ def stats(client: Client, args: argparse.Namespace) -> int:
 
 
 def _bulk_filter(args: argparse.Namespace) -> Any:
-    from jobsvc.bulk import BulkFilter
+    from jobsvc.admin.bulk import BulkFilter
 
     return BulkFilter(queue=args.queue, namespace=args.namespace, function=args.function, state=args.state,
                       older_than_s=args.older_than, newer_than_s=args.newer_than, error_contains=args.error)
@@ -101,7 +101,7 @@ def _bulk_filter(args: argparse.Namespace) -> Any:
 
 def bulk(client: Client, args: argparse.Namespace) -> int:
     """retry / prune: a dry run first; the real run after --yes or a typed confirmation."""
-    from jobsvc import bulk as ops
+    from jobsvc.admin import bulk as ops
 
     operation = {"retry": ops.bulk_retry, "prune": ops.prune}[args.command]
     flt = _bulk_filter(args)
@@ -129,7 +129,7 @@ def bulk(client: Client, args: argparse.Namespace) -> int:
 def sweep(client: Client, args: argparse.Namespace) -> int:
     """The integrity sweep on demand (the scheduler runs it a bounded step at a time in the background): report
     and repair, or only report with --dry-run (exit 1 when it found something). Progress on stderr."""
-    from jobsvc.bulk import CATEGORIES, integrity_sweep
+    from jobsvc.admin.bulk import CATEGORIES, integrity_sweep
 
     bar = Progress("sweep")
     try:
@@ -157,13 +157,13 @@ def sweep(client: Client, args: argparse.Namespace) -> int:
 
 def _audit(client: Client, action: str, params: dict[str, Any], counts: dict[str, Any] | None = None) -> None:
     """CLI actions land in the same audit log as the API's, under the key id `cli`."""
-    from jobsvc import audit
+    from jobsvc.admin import audit
 
     audit.record(client.redis, client.config.key_prefix, "cli", action, params, counts)
 
 
 def keys_cmd(client: Client, args: argparse.Namespace) -> int:
-    from jobsvc import apikeys
+    from jobsvc.admin import apikeys
 
     prefix = client.config.key_prefix
     if args.keys_command == "create":

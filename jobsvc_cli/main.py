@@ -12,7 +12,7 @@ from typing import Any
 import redis
 
 from jobsvc import Client, Config, JobsvcError, defaults, validation
-from jobsvc.connection import connect
+from jobsvc.engine.connection import connect
 
 from . import admin, schedules
 from .args import integer, number
@@ -116,7 +116,7 @@ INFO_COLUMNS = [("queued", "queued_now"), ("scheduled", "scheduled_now"), ("defe
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Every queue jobsvc or plain RQ has used: its jobs per state now and its event totals."""
-    from jobsvc.stats import read_counts
+    from jobsvc.engine.stats import read_counts
 
     client = Client(config=_config(args))
     rows = [(q, client.stats(q)) for q in sorted(read_counts(client.redis, client.keys).queues)]

@@ -9,16 +9,16 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from jobsvc import Client, ValidationError, validation
-from jobsvc.backoff import KINDS as BACKOFF_KINDS
+from jobsvc.engine.backoff import KINDS as BACKOFF_KINDS
 
 from .args import integer, number
 from .output import as_json, table
 
 if TYPE_CHECKING:
-    from jobsvc.functions import Registry
-    from jobsvc.schedules import Schedules
+    from jobsvc.engine.functions import Registry
+    from jobsvc.scheduling.schedules import Schedules
 
-# jobsvc.schedules and jobsvc.functions (croniter) are imported by the commands that use them: every
+# jobsvc.scheduling.schedules and jobsvc.engine.functions (croniter) are imported by the commands that use them: every
 # `jobsvc worker` process starts through this CLI and needs neither.
 
 
@@ -61,7 +61,7 @@ def _report(report: Any, what: str) -> None:
 
 
 def schedules_cmd(client: Client, args: argparse.Namespace) -> int:
-    from jobsvc.schedules import Schedules
+    from jobsvc.scheduling.schedules import Schedules
 
     step = {"list": _schedules_list, "get": _schedules_get, "create": _schedules_create,
             "enable": _schedules_toggle, "disable": _schedules_toggle, "delete": _schedules_delete,
@@ -140,8 +140,8 @@ def _schedules_runs(s: Schedules, client: Client, args: argparse.Namespace) -> N
 
 
 def _schedules_sync(s: Schedules, client: Client, args: argparse.Namespace) -> None:
-    from jobsvc.functions import load_file
-    from jobsvc.schedules import schedules_file
+    from jobsvc.engine.functions import load_file
+    from jobsvc.scheduling.schedules import schedules_file
 
     namespace, definitions = schedules_file(load_file(args.file))
     namespace = args.namespace or namespace
@@ -162,7 +162,7 @@ def _audit_sync(client: Client, action: str, args: argparse.Namespace, namespace
 
 
 def functions_cmd(client: Client, args: argparse.Namespace) -> int:
-    from jobsvc.functions import Registry
+    from jobsvc.engine.functions import Registry
 
     step = {"list": _functions_list, "namespaces": _functions_namespaces, "get": _functions_get,
             "register": _functions_register, "enable": _functions_toggle, "disable": _functions_toggle,
@@ -193,7 +193,7 @@ def _functions_get(reg: Registry, client: Client, args: argparse.Namespace) -> N
 
 
 def _functions_register(reg: Registry, client: Client, args: argparse.Namespace) -> None:
-    from jobsvc.functions import parse_ref
+    from jobsvc.engine.functions import parse_ref
 
     ns, name = parse_ref(args.ref)
     options = {k: v for k, v in {"queue": args.queue, "timeout": args.timeout, "max_attempts": args.max_attempts,
@@ -207,7 +207,7 @@ def _functions_register(reg: Registry, client: Client, args: argparse.Namespace)
 
 
 def _functions_toggle(reg: Registry, client: Client, args: argparse.Namespace) -> None:
-    from jobsvc.functions import parse_ref
+    from jobsvc.engine.functions import parse_ref
 
     cmd = args.functions_command
     ns, name = parse_ref(args.ref)
@@ -217,7 +217,7 @@ def _functions_toggle(reg: Registry, client: Client, args: argparse.Namespace) -
 
 
 def _functions_delete(reg: Registry, client: Client, args: argparse.Namespace) -> None:
-    from jobsvc.functions import parse_ref
+    from jobsvc.engine.functions import parse_ref
 
     ns, name = parse_ref(args.ref)
     reg.delete(ns, name)
@@ -226,7 +226,7 @@ def _functions_delete(reg: Registry, client: Client, args: argparse.Namespace) -
 
 
 def _functions_sync(reg: Registry, client: Client, args: argparse.Namespace) -> None:
-    from jobsvc.functions import functions_file, load_file
+    from jobsvc.engine.functions import functions_file, load_file
 
     namespace, items = functions_file(load_file(args.file))
     namespace = args.namespace or namespace

@@ -1,4 +1,4 @@
-"""The Redis key layout read off jobsvc/keys.py, for tests: every key shape `Keys` can produce, the words
+"""The Redis key layout read off jobsvc/engine/keys.py, for tests: every key shape `Keys` can produce, the words
 those shapes are made of (names a user must be able to choose without harm), and a check that every key in
 Redis has the type `keys.TYPES` gives it."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import redis
 
-from jobsvc.keys import TYPES, Keys
+from jobsvc.engine.keys import TYPES, Keys
 
 NAME = "\x00"  # stands for a chosen name in a shape: never valid in one
 # Keys the RQ library itself writes (a LeasedWorker registers with RQ's worker registry); jobsvc never names them.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from jobsvc import defaults
-from jobsvc.leases import Completion
+from jobsvc.engine.leases import Completion
 
 
 class ClaimSize:

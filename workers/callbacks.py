@@ -1,6 +1,6 @@
 """Delivering outcome notifications: when a job with a callback_url ends, its outcome is POSTed there,
 signed, with a few retries. The outbox, its leases and what each attempt recorded are the core's
-(jobsvc/notifications.py); this module sends the HTTP requests and runs the loop."""
+(jobsvc/http/notifications.py); this module sends the HTTP requests and runs the loop."""
 from __future__ import annotations
 
 import json
@@ -11,9 +11,10 @@ from typing import Any
 
 import redis
 
-from jobsvc import defaults, signing, urlguard
+from jobsvc import defaults
 from jobsvc.config import Config
-from jobsvc.notifications import DELIVERED, GAVE_UP, RETRY, Notification, Outbox
+from jobsvc.http import signing, urlguard
+from jobsvc.http.notifications import DELIVERED, GAVE_UP, RETRY, Notification, Outbox
 
 log = logging.getLogger("jobsvc.callbacks")
 

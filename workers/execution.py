@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobsvc.allowlist import ModuleAllowList
+from jobsvc.engine.serialization import load_data
 from jobsvc.errors import JobTimeout, NonRetryableError, NotAllowed
-from jobsvc.serialization import load_data
 
 from .imports import import_function
 

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, cast
 
 from redis import exceptions as redis_errors
 
-from jobsvc.keys import Keys
-from jobsvc.leases import Lease, Leases
-from jobsvc.scheduling import Reaper
-from jobsvc.serialization import utcnow_str
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Lease, Leases
+from jobsvc.engine.serialization import utcnow_str
+from jobsvc.maintenance.reaper import Reaper
 
 if TYPE_CHECKING:
     import redis

@@ -14,10 +14,11 @@ from typing import Any
 
 import requests
 
-from jobsvc import defaults, signing, urlguard
+from jobsvc import defaults
 from jobsvc.config import Config
-from jobsvc.job import DEFAULT_NAMESPACE
-from jobsvc.leases import Lease
+from jobsvc.engine.job import DEFAULT_NAMESPACE
+from jobsvc.engine.leases import Lease
+from jobsvc.http import signing, urlguard
 
 from .execution import HandBack, Outcome, Terminated
 

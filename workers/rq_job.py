@@ -28,7 +28,7 @@ class ClaimedJob(Job):
             return False
         job_id, connection, fields = claimed
         Job.__init__(self, job_id, connection=connection)
-        # decode_hash (jobsvc/job.py) left `data` and `meta` as bytes and decoded the rest; restore wants bytes.
+        # decode_hash (jobsvc/engine/job.py) left `data` and `meta` as bytes and decoded the rest; restore wants bytes.
         self.restore({k: v if isinstance(v, bytes) else str(v).encode() for k, v in fields.items()})
         return True
 

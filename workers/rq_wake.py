@@ -37,7 +37,7 @@ from typing import Any
 
 import redis
 
-from jobsvc.keys import Keys
+from jobsvc.engine.keys import Keys
 
 log = logging.getLogger("jobsvc.worker")
 

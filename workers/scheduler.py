@@ -16,10 +16,14 @@ import redis
 
 from jobsvc import defaults
 from jobsvc.config import Config
-from jobsvc.integrity import IntegrityPass
-from jobsvc.keys import Keys
+from jobsvc.engine.keys import Keys
+from jobsvc.maintenance.integrity import IntegrityPass
+from jobsvc.maintenance.reaper import Reaper
+from jobsvc.maintenance.ttl_sweeper import TtlSweeper
 from jobsvc.redis_check import warn_if_evicting
-from jobsvc.scheduling import CronFirer, LeaderLock, Promoter, Reaper, RqPromoter, TtlSweeper
+from jobsvc.scheduling.cron_firer import CronFirer
+from jobsvc.scheduling.leader import LeaderLock
+from jobsvc.scheduling.promotion import Promoter, RqPromoter
 
 from .callbacks import Notifier
 
@@ -71,7 +75,8 @@ class Scheduler:
             swept_more = self.ttl_sweeper.run_once().more
             self._next_sweep = now if swept_more else now + self.config.sweep_interval
         if self.config.integrity_interval > 0 and now >= self._next_integrity:
-            # A bounded step of the integrity sweep: drift is repaired without an operator (jobsvc/integrity.py).
+            # A bounded step of the integrity sweep: drift is repaired without an operator
+            # (jobsvc/maintenance/integrity.py).
             self._next_integrity = now + self.config.integrity_interval
             try:
                 self.integrity.run_once()

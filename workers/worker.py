@@ -17,12 +17,13 @@ from typing import Any
 import redis
 from rq.worker import BaseWorker
 
-from jobsvc import Client, context, scripts
+from jobsvc import Client
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD, ModuleAllowList
 from jobsvc.config import Config
+from jobsvc.engine import context, scripts
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Completion, Lease, Leases
 from jobsvc.errors import LeaseLost, NotFound, WrongState
-from jobsvc.keys import Keys
-from jobsvc.leases import Completion, Lease, Leases
 from jobsvc.redis_check import warn_if_evicting, warn_if_no_scheduler
 
 from .batching import ClaimSize, Completions

@@ -5,8 +5,8 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from jobsvc import audit
-from jobsvc.apikeys import ADMIN
+from jobsvc.admin import audit
+from jobsvc.admin.apikeys import ADMIN
 
 from .. import schemas as s
 from ..api import config, conn, operation, reply

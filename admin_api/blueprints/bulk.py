@@ -1,7 +1,7 @@
 """/api/v1/jobs/... bulk operations: retry, requeue quarantined, prune, TTL sweep, integrity sweep.
 
 Each takes filters and `dry_run`. A dry run returns the count and a sample of ids and changes
-nothing; anything else needs `X-Confirm: true` (428 without). The work is jobsvc.bulk's; requests run
+nothing; anything else needs `X-Confirm: true` (428 without). The work is jobsvc.admin.bulk's; requests run
 to completion within the call (bounded chunks in Lua), so the web server's timeout bounds their size."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from jobsvc import bulk as core
-from jobsvc.apikeys import ADMIN
+from jobsvc.admin import bulk as core
+from jobsvc.admin.apikeys import ADMIN
 
 from .. import schemas as s
 from ..api import audit_counts, config, confirm, conn, operation, reply

@@ -1,7 +1,7 @@
 """/api/v1/functions and /api/v1/namespaces: the functions registry -- named job functions (`ns/name` -> an
 import path) with their job defaults. List, register, get, patch, delete, namespaces, and a declarative sync.
 
-The work is jobsvc.functions' (`Registry`). A key limited to namespaces or queues sees only the functions
+The work is jobsvc.engine.functions' (`Registry`). A key limited to namespaces or queues sees only the functions
 whose jobs it could see (a function's queue is its default queue, else `default`)."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from jobsvc.apikeys import ADMIN, READ, WRITE
+from jobsvc.admin.apikeys import ADMIN, READ, WRITE
+from jobsvc.engine.functions import Function, Registry
 from jobsvc.errors import NotFound
-from jobsvc.functions import Function, Registry
 
 from .. import schemas as s
 from ..api import audit_counts, client, confirm, no_content, operation, reply

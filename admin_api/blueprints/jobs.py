@@ -8,18 +8,18 @@ from typing import Any
 import redis
 from flask import Blueprint, Response
 
-from jobsvc import lookup
+from jobsvc.admin import lookup
+from jobsvc.admin.apikeys import ADMIN, READ, WRITE
+from jobsvc.admin.listing import JobFilter, list_jobs
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD
-from jobsvc.apikeys import ADMIN, READ, WRITE
-from jobsvc.backoff import Backoff
-from jobsvc.enqueueing import Enqueued, enqueue
+from jobsvc.engine.backoff import Backoff
+from jobsvc.engine.enqueueing import Enqueued, enqueue
+from jobsvc.engine.functions import Registry
+from jobsvc.engine.job import DEFAULT_NAMESPACE, JobInfo, JobSpec, handler_name
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.states import State
+from jobsvc.engine.stats import BY, read_counts
 from jobsvc.errors import JobsvcError, NotFound, ValidationError
-from jobsvc.functions import Registry
-from jobsvc.job import DEFAULT_NAMESPACE, JobInfo, JobSpec, handler_name
-from jobsvc.keys import Keys
-from jobsvc.listing import JobFilter, list_jobs
-from jobsvc.states import State
-from jobsvc.stats import BY, read_counts
 
 from .. import schemas as s
 from ..api import ApiError, audit_counts, client, config, conn, jsonable, no_content, operation, reply
@@ -268,7 +268,7 @@ def list_page(flt: JobFilter, cursor: str | None, limit: int) -> tuple[list[JobI
 @operation("Counts per state by queue, namespace and function", scope=READ, query=s.StatsQuery,
            responses={200: ("counts", s.StatsSchema)})
 def stats(who: Principal, q: dict[str, Any]) -> Response:
-    # The counts every surface shows (jobsvc/stats.py: jobs enqueued with RQ's own API included), narrowed to
+    # The counts every surface shows (jobsvc/engine/stats.py: jobs enqueued with RQ's own API included), narrowed to
     # what the key may see.
     counts = read_counts(conn(), Keys(config().key_prefix)).seen_by(who.sees, who.namespaces is None)
     out: dict[str, Any] = {"total": counts.total()}

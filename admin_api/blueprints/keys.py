@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from jobsvc import apikeys
-from jobsvc.apikeys import ADMIN, ApiKey
+from jobsvc.admin import apikeys
+from jobsvc.admin.apikeys import ADMIN, ApiKey
 
 from .. import schemas as s
 from ..api import audit_counts, config, conn, no_content, operation, reply

@@ -6,9 +6,9 @@ from __future__ import annotations
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from jobsvc import metrics
-from jobsvc.apikeys import READ
-from jobsvc.keys import Keys
+from jobsvc.admin import metrics
+from jobsvc.admin.apikeys import READ
+from jobsvc.engine.keys import Keys
 
 from .. import prometheus
 from ..api import config, conn, operation

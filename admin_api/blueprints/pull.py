@@ -1,4 +1,4 @@
-"""/api/v1/jobs/claim, /jobs/{id}/heartbeat, /ack, /callback: pull workers over HTTP (jobsvc.pull).
+"""/api/v1/jobs/claim, /jobs/{id}/heartbeat, /ack, /callback: pull workers over HTTP (jobsvc.http.pull).
 
 These are worker calls, not operator actions: they write no audit entry (no `action=`). The lease token is
 the authority over a job (so /callback, for HTTP handler services that answered 202, needs no key); a key
@@ -11,11 +11,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from marshmallow import Schema
 
-from jobsvc import lookup, pull
-from jobsvc.apikeys import WRITE
+from jobsvc.admin import lookup
+from jobsvc.admin.apikeys import WRITE
+from jobsvc.engine.job import DEFAULT_NAMESPACE
+from jobsvc.engine.leases import Lease
 from jobsvc.errors import LeaseLost, NotFound
-from jobsvc.job import DEFAULT_NAMESPACE
-from jobsvc.leases import Lease
+from jobsvc.http import pull
 
 from .. import schemas as s
 from ..api import config, conn, jsonable, operation

@@ -5,11 +5,11 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from jobsvc.apikeys import ADMIN, READ
+from jobsvc.admin.apikeys import ADMIN, READ
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.states import State
+from jobsvc.engine.stats import Counts, read_counts
 from jobsvc.errors import NotFound
-from jobsvc.keys import Keys
-from jobsvc.states import State
-from jobsvc.stats import Counts, read_counts
 
 from .. import schemas as s
 from ..api import audit_counts, client, config, conn, operation, reply
@@ -21,7 +21,7 @@ QUEUE = ("the queue", s.QueueSchema)
 
 
 def visible_counts(who: Principal) -> Counts:
-    """The counts every surface shows (jobsvc/stats.py: read_counts, jobs enqueued with RQ's own API included),
+    """The counts every surface shows (jobsvc/engine/stats.py: read_counts, jobs enqueued with RQ's own API included),
     narrowed to the queues and namespaces the key may see."""
     return read_counts(conn(), Keys(config().key_prefix)).seen_by(who.sees, who.namespaces is None)
 

@@ -1,6 +1,6 @@
 """/api/v1/schedules: cron (or interval) schedules -- list, create, get, patch, delete, run now, run history.
 
-The work is jobsvc.schedules' (`Schedules`); this layer validates the request, keeps a key limited to
+The work is jobsvc.scheduling.schedules' (`Schedules`); this layer validates the request, keeps a key limited to
 namespaces or queues to the schedules whose jobs it could see, and renders times as ISO 8601."""
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 
 from flask import Blueprint, Response
 
+from jobsvc.admin.apikeys import ADMIN, READ, WRITE
 from jobsvc.allowlist import ORIGIN_API
-from jobsvc.apikeys import ADMIN, READ, WRITE
+from jobsvc.engine.functions import Registry
 from jobsvc.errors import NotFound
-from jobsvc.functions import Registry
-from jobsvc.schedules import Schedule, Schedules, ScheduleSpec
+from jobsvc.scheduling.schedules import Schedule, Schedules, ScheduleSpec
 
 from .. import schemas as s
 from ..api import audit_counts, client, no_content, operation, reply

@@ -1,4 +1,4 @@
-"""/api/v1/workers: RQ's worker registry plus the jobs each holds a lease on (jobsvc/workers_info.py). Only the
+"""/api/v1/workers: RQ's worker registry plus the jobs each holds a lease on (jobsvc/admin/workers_info.py). Only the
 WORKERS_LEASES_MAX soonest-expiring leases are read: a request costs what it shows, not the number of jobs
 running."""
 from __future__ import annotations
@@ -8,8 +8,9 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from jobsvc import defaults, workers_info
-from jobsvc.apikeys import READ
+from jobsvc import defaults
+from jobsvc.admin import workers_info
+from jobsvc.admin.apikeys import READ
 
 from .. import schemas as s
 from ..api import config, conn, operation, reply

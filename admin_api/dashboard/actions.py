@@ -10,9 +10,9 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response  # what redirect() makes (flask's Response derives from it)
 
-from jobsvc import audit
-from jobsvc import bulk as core
-from jobsvc.apikeys import ADMIN, WRITE
+from jobsvc.admin import audit
+from jobsvc.admin import bulk as core
+from jobsvc.admin.apikeys import ADMIN, WRITE
 from jobsvc.errors import ValidationError, WrongState
 
 from ..api import client, config, conn

@@ -8,13 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobsvc import audit, defaults, lookup, timeseries
-from jobsvc.apikeys import ADMIN, WRITE
+from jobsvc import defaults
+from jobsvc.admin import audit, lookup, timeseries
+from jobsvc.admin.apikeys import ADMIN, WRITE
+from jobsvc.admin.listing import JobFilter
+from jobsvc.engine.job import JobInfo
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.states import State
 from jobsvc.errors import JobsvcError
-from jobsvc.job import JobInfo
-from jobsvc.keys import Keys
-from jobsvc.listing import JobFilter
-from jobsvc.states import State
 
 from ..api import client, config, conn
 from ..auth import Principal

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Response, jsonify, render_template, request, url_for
 
-from jobsvc.states import State
+from jobsvc.engine.states import State
 
 from ..auth import Principal, forbidden
 from . import data

@@ -1,4 +1,4 @@
-"""Job payloads as the dashboard shows them: values under secret-looking keys masked (jobsvc.redact, the
+"""Job payloads as the dashboard shows them: values under secret-looking keys masked (jobsvc.admin.redact, the
 audit log's rule too), big ones cut."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from jobsvc import defaults
-from jobsvc.redact import MASK, SECRET_KEY, redact  # shared with the audit log
+from jobsvc.admin.redact import MASK, SECRET_KEY, redact  # shared with the audit log
 
 from ..api import jsonable
 

@@ -19,7 +19,8 @@ from flask import Flask, current_app, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.wrappers import Request
 
-from jobsvc import apikeys, defaults
+from jobsvc import defaults
+from jobsvc.admin import apikeys
 from jobsvc.errors import NotFound
 
 from ..auth import ADMIN_ID, DEV_ID, UNLIMITED, Principal, dev_without_key, principal_for, principal_of

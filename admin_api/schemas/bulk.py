@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from jobsvc import states as _states
 from jobsvc import validation as v
+from jobsvc.engine import states as _states
 
 from .common import Base, Bool, Counts, NamespaceName, QueueName, in_range, length
 
-# The states bulk retry and prune accept: jobsvc.states derives them from its edge table.
+# The states bulk retry and prune accept: jobsvc.engine.states derives them from its edge table.
 RETRYABLE = [s.value for s in _states.RETRYABLE]
 PRUNABLE = [s.value for s in _states.PRUNABLE]
 

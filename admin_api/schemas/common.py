@@ -12,10 +12,10 @@ from typing import Any, NoReturn, cast, overload
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from jobsvc import validation as v
-from jobsvc.backoff import KINDS as BACKOFF_KINDS
+from jobsvc.engine.backoff import KINDS as BACKOFF_KINDS
+from jobsvc.engine.functions import FUNCTION_NAME
+from jobsvc.engine.serialization import IMPORT_PATH
 from jobsvc.errors import ValidationError as _CoreInvalid
-from jobsvc.functions import FUNCTION_NAME
-from jobsvc.serialization import IMPORT_PATH
 from jobsvc.validation import NAMESPACE_NAME, QUEUE_NAME, Bounds, is_name
 
 # Every range and length of the API is a jobsvc.validation Bounds (built from jobsvc.defaults), given to

@@ -6,8 +6,8 @@ from typing import Any
 from marshmallow import fields, validates_schema
 
 from jobsvc import validation as v
-from jobsvc.functions import FUNCTION_NAME
-from jobsvc.serialization import IMPORT_PATH
+from jobsvc.engine.functions import FUNCTION_NAME
+from jobsvc.engine.serialization import IMPORT_PATH
 
 from .common import (
     BackoffOutSchema,

@@ -6,7 +6,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from jobsvc import validation as v
-from jobsvc.states import ALIASES, State
+from jobsvc.engine.states import ALIASES, State
 from jobsvc.validation import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX, check_idempotency_key
 
 from .common import (

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from jobsvc import apikeys
 from jobsvc import validation as v
+from jobsvc.admin import apikeys
 
 from .common import Base, NamespaceName, QueueName, Timestamp, in_range, length
 

@@ -5,9 +5,9 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from jobsvc import cron as _cron
 from jobsvc import validation as v
-from jobsvc.schedules import OVERLAP_POLICIES, SCHEDULE_ID
+from jobsvc.scheduling import cron as _cron
+from jobsvc.scheduling.schedules import OVERLAP_POLICIES, SCHEDULE_ID
 
 from .common import (
     BackoffOutSchema,

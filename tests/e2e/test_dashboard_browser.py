@@ -6,9 +6,10 @@ import re
 
 import pytest
 
-from jobsvc import apikeys, defaults
-from jobsvc.leases import Leases
-from jobsvc.states import State
+from jobsvc import defaults
+from jobsvc.admin import apikeys
+from jobsvc.engine.leases import Leases
+from jobsvc.engine.states import State
 from tests.e2e.conftest import ADMIN_KEY
 
 pytestmark = pytest.mark.e2e

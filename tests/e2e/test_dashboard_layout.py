@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from jobsvc import defaults
-from jobsvc.keys import Keys
-from jobsvc.leases import Leases
-from jobsvc.schedules import Schedules
-from jobsvc.scheduling import Reaper
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Leases
+from jobsvc.maintenance.reaper import Reaper
+from jobsvc.scheduling.schedules import Schedules
 from tests.e2e.conftest import ADMIN_KEY
 
 pytestmark = pytest.mark.e2e

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from admin_api import create_app
-from jobsvc import apikeys
-from jobsvc.leases import Leases
+from jobsvc.admin import apikeys
+from jobsvc.engine.leases import Leases
 from tests.test_admin_api.support import ADMIN_KEY, Api
 
 

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from jobsvc import audit, redact
+from jobsvc.admin import audit, redact
 from tests.test_admin_api.support import ADMIN_KEY, NOOP
 
 

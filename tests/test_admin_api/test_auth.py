@@ -3,9 +3,9 @@ import logging
 
 import pytest
 
-from jobsvc import apikeys
-from jobsvc.functions import Registry
-from jobsvc.schedules import Schedules
+from jobsvc.admin import apikeys
+from jobsvc.engine.functions import Registry
+from jobsvc.scheduling.schedules import Schedules
 from tests.test_admin_api.support import ADMIN_KEY, NOOP
 
 READ, WRITE, ADMIN = apikeys.READ, apikeys.WRITE, apikeys.ADMIN

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from jobsvc import apikeys
+from jobsvc.admin import apikeys
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD
-from jobsvc.functions import Registry
-from jobsvc.schedules import Schedules
+from jobsvc.engine.functions import Registry
+from jobsvc.scheduling.schedules import Schedules
 
 WRITE, ADMIN = apikeys.WRITE, apikeys.ADMIN
 EVIL = ["subprocess.getoutput", "os.system", "builtins.eval", "builtins.exec", "os.path.os.system", "pickle.loads"]

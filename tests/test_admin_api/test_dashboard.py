@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from admin_api import create_app
-from jobsvc import apikeys, audit, defaults, scripts
-from jobsvc.schedules import Schedules
-from jobsvc.states import State
+from jobsvc import defaults
+from jobsvc.admin import apikeys, audit
+from jobsvc.engine import scripts
+from jobsvc.engine.states import State
+from jobsvc.scheduling.schedules import Schedules
 from tests.test_admin_api.support import ADMIN_KEY, NOOP, make_failed, make_running
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -429,9 +431,9 @@ def test_schedule_run_now_disable_enable(dash, client, r, config):
 
 def _quarantined(client, r, config, queue: str = "default") -> str:
     """A job whose lease was lost with max_lease_losses=1: the reaper quarantines it."""
-    from jobsvc.keys import Keys
-    from jobsvc.leases import Leases
-    from jobsvc.scheduling import Reaper
+    from jobsvc.engine.keys import Keys
+    from jobsvc.engine.leases import Leases
+    from jobsvc.maintenance.reaper import Reaper
 
     cfg = config.with_(max_lease_losses=1)
     client.enqueue(NOOP, queue=queue)

@@ -1,8 +1,8 @@
 """/api/v1/functions and /api/v1/namespaces (the functions registry), and POST /jobs by function reference."""
 from __future__ import annotations
 
-from jobsvc import apikeys
-from jobsvc.functions import Registry
+from jobsvc.admin import apikeys
+from jobsvc.engine.functions import Registry
 from tests.test_admin_api.support import field_errors
 
 CHARGE = {"namespace": "billing", "name": "charge", "path": "tests.jobfuncs.echo", "queue": "billing",

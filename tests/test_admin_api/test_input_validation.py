@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from jobsvc import State, audit
-from jobsvc.functions import Registry
-from jobsvc.schedules import Schedules
+from jobsvc import State
+from jobsvc.admin import audit
+from jobsvc.engine.functions import Registry
+from jobsvc.scheduling.schedules import Schedules
 from tests.redis_state import state
 from tests.test_admin_api.support import NOOP, make_failed
 

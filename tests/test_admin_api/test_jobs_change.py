@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from jobsvc import State
-from jobsvc.keys import Keys
+from jobsvc.engine.keys import Keys
 from tests.test_admin_api.support import NOOP, make_failed, make_running
 
 ADD = "tests.jobfuncs.add"

@@ -151,9 +151,9 @@ def test_batch_reports_idempotency_hits(api):
 
 def finish_and_sweep(r, config, job_id):
     """Run the job to completion, then let the TTL sweep delete it (its result TTL moved into the past)."""
-    from jobsvc.keys import Keys
-    from jobsvc.leases import Leases
-    from jobsvc.scheduling import TtlSweeper
+    from jobsvc.engine.keys import Keys
+    from jobsvc.engine.leases import Leases
+    from jobsvc.maintenance.ttl_sweeper import TtlSweeper
 
     leases = Leases(r, config)
     lease = leases.claim(["default"], "w")

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from jobsvc.listing import JobFilter
+from jobsvc.admin.listing import JobFilter
 from tests.test_admin_api.support import NOOP, make_failed, make_running
 
 ADD = "tests.jobfuncs.add"

@@ -3,7 +3,7 @@ import hashlib
 
 import pytest
 
-from jobsvc import apikeys
+from jobsvc.admin import apikeys
 from jobsvc.defaults import KEY_PREFIX
 from tests.test_admin_api.support import NOOP, make_running
 
@@ -155,7 +155,7 @@ def test_idempotency_keys_of_other_namespaces_are_neither_seen_nor_taken(api, cl
     assert (again.id, again.created) == (theirs.id, False)
 
 
-# -- jobsvc.apikeys ------------------------------------------------------------------------------------------
+# -- jobsvc.admin.apikeys ------------------------------------------------------------------------------------------
 
 
 def test_verify_rejects_tampered_and_malformed_secrets(fake_r):
@@ -189,7 +189,7 @@ def test_batch_with_an_invisible_idempotency_key_creates_nothing(api, client, ma
 
 
 def test_limited_keys_learn_no_other_namespaces_queue_or_namespace_names(api, client, make_key):
-    from jobsvc.functions import Registry
+    from jobsvc.engine.functions import Registry
 
     client.enqueue(NOOP, queue="theirs", namespace="b")
     client.enqueue(NOOP, queue="ours", namespace="a")

@@ -8,8 +8,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from admin_api import create_app
-from jobsvc.keys import Keys
-from jobsvc.scheduling import Promoter
+from jobsvc.engine.keys import Keys
+from jobsvc.scheduling.promotion import Promoter
 from tests.test_admin_api.support import ADMIN_KEY, NOOP, Api
 
 
@@ -118,7 +118,7 @@ def test_scheduler_lag(api, client, r, config):
 
 
 def test_lease_expiry_is_counted(api, client, r, config, leases):
-    from jobsvc.scheduling import Reaper
+    from jobsvc.maintenance.reaper import Reaper
 
     client.enqueue(NOOP, queue="x")
     job = leases.claim(["x"], "w1")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobsvc import apikeys
-from jobsvc.keys import Keys
-from jobsvc.scheduling import Reaper
+from jobsvc.admin import apikeys
+from jobsvc.engine.keys import Keys
+from jobsvc.maintenance.reaper import Reaper
 from tests.conftest import redis_ms, wait_for
 from tests.test_admin_api.support import NOOP
 

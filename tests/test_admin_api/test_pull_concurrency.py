@@ -14,7 +14,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from jobsvc.keys import Keys
+from jobsvc.engine.keys import Keys
 from tests.test_admin_api.support import ADMIN_KEY, NOOP
 
 JOBS = 1000

@@ -1,6 +1,6 @@
 """/queues (counts, paused flag, pause / resume) and /workers (registry, current jobs, leases)."""
 from jobsvc import defaults
-from jobsvc.keys import Keys
+from jobsvc.engine.keys import Keys
 from tests.test_admin_api.support import NOOP
 from workers.worker import LeasedWorker
 

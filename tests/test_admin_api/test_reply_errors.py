@@ -1,12 +1,12 @@
-"""What the API answers for each refusal a script's reply code (jobsvc/replies.py) or the core raises: 409 for a
+"""What the API answers for each refusal a script's reply code (jobsvc/engine/replies.py) or the core raises: 409 for a
 change that conflicts with what is stored, with its own error code; a reply no caller expects is a bug (500)."""
 from __future__ import annotations
 
 import pytest
 
 from admin_api.errors import status_of
+from jobsvc.engine.functions import Registry
 from jobsvc.errors import AlreadyExists, Conflict, Disabled, FunctionMissing, LeaseLost, ScriptError, WrongState
-from jobsvc.functions import Registry
 from tests.test_admin_api.support import NOOP
 
 NIGHTLY = {"id": "nightly", "function": NOOP, "cron": "0 3 * * *"}
@@ -53,7 +53,7 @@ def test_a_wrong_state_still_names_the_state(api, client):
 
 
 def test_a_script_reply_no_caller_expects_is_a_logged_500(api, client, monkeypatch, caplog):
-    from jobsvc.client import Client
+    from jobsvc.engine.client import Client
 
     def broken(self, job_id):
         raise ScriptError(f"job {job_id}: unexpected script code -99")

@@ -1,4 +1,4 @@
-"""Every word the key layout is built of (read off jobsvc/keys.py) as a function namespace, a function name and a
+"""Every word the key layout is built of (read off jobsvc/engine/keys.py) as a function namespace, a function name and a
 schedule id, through the HTTP API. Issue 11: `POST /api/v1/functions {"namespace": "disabled", ...}` wrote its
 index over the set of disabled functions; from then on no registry-function job was claimed, and every
 function write answered 503."""

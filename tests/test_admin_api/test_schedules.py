@@ -1,10 +1,12 @@
-"""/api/v1/schedules: create, read, change, delete, run now and run history, over the core (jobsvc.schedules)."""
+"""/api/v1/schedules: create, read, change, delete, run now and run history, over the core
+(jobsvc.scheduling.schedules)."""
 from __future__ import annotations
 
 import time
 
-from jobsvc import State, apikeys
-from jobsvc.functions import Registry
+from jobsvc import State
+from jobsvc.admin import apikeys
+from jobsvc.engine.functions import Registry
 from tests.test_admin_api.support import NOOP, field_errors
 
 NIGHTLY = {"id": "nightly", "function": "tests.jobfuncs.add", "args": [1, 2], "cron": "0 3 * * *",

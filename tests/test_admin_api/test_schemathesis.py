@@ -28,9 +28,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from admin_api.openapi import LINKS
-from jobsvc import apikeys
-from jobsvc.functions import Registry
-from jobsvc.schedules import Schedules
+from jobsvc.admin import apikeys
+from jobsvc.engine.functions import Registry
+from jobsvc.scheduling.schedules import Schedules
 from tests.test_admin_api.support import ADMIN_KEY, NOOP, make_failed, make_running
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,

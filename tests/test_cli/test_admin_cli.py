@@ -7,7 +7,7 @@ import re
 import pytest
 
 from jobsvc import State
-from jobsvc.leases import Leases
+from jobsvc.engine.leases import Leases
 from jobsvc_cli.main import main
 
 
@@ -92,7 +92,7 @@ def test_stats_prints_counts_per_state(client, capsys):
 
 
 def test_bulk_retry_dry_run_changes_nothing(client, r, config, capsys):
-    pytest.importorskip("jobsvc.bulk")
+    pytest.importorskip("jobsvc.admin.bulk")
     ids = [failed_job(client, r, config) for _ in range(3)]
     assert main(["retry", "--state", "failed", "--dry-run"]) == 0
     assert "3 job(s) match" in capsys.readouterr().out
@@ -100,7 +100,7 @@ def test_bulk_retry_dry_run_changes_nothing(client, r, config, capsys):
 
 
 def test_bulk_retry_with_yes_requeues_and_shows_progress(client, r, config, capsys):
-    pytest.importorskip("jobsvc.bulk")
+    pytest.importorskip("jobsvc.admin.bulk")
     ids = [failed_job(client, r, config) for _ in range(3)]
     assert main(["retry", "--state", "failed", "--yes"]) == 0
     captured = capsys.readouterr()
@@ -109,7 +109,7 @@ def test_bulk_retry_with_yes_requeues_and_shows_progress(client, r, config, caps
 
 
 def test_bulk_retry_without_a_terminal_needs_yes(client, r, config, monkeypatch, capsys):
-    pytest.importorskip("jobsvc.bulk")
+    pytest.importorskip("jobsvc.admin.bulk")
     failed_job(client, r, config)
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert main(["retry", "--state", "failed"]) == 2
@@ -117,7 +117,7 @@ def test_bulk_retry_without_a_terminal_needs_yes(client, r, config, monkeypatch,
 
 
 def test_keys_create_list_revoke(r, config, capsys):
-    from jobsvc import apikeys
+    from jobsvc.admin import apikeys
 
     assert main(["keys", "create", "ci", "--scope", "jobs:read", "--queue", "mail"]) == 0
     out = capsys.readouterr().out
@@ -132,7 +132,7 @@ def test_keys_create_list_revoke(r, config, capsys):
 
 
 def test_cli_actions_are_audited(client, r, config):
-    from jobsvc import audit
+    from jobsvc.admin import audit
 
     job_id = failed_job(client, r, config)
     main(["jobs", "retry", job_id])

@@ -6,8 +6,8 @@ import json
 import pytest
 import rq
 
-from jobsvc import audit
-from jobsvc.keys import Keys
+from jobsvc.admin import audit
+from jobsvc.engine.keys import Keys
 from jobsvc_cli.main import main
 
 KEYS = Keys()

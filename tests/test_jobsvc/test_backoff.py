@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from jobsvc.backoff import Backoff
+from jobsvc.engine.backoff import Backoff
 from jobsvc.errors import ValidationError
 
 

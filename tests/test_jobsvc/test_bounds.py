@@ -12,8 +12,8 @@ from marshmallow import validate
 
 from admin_api import schemas as s
 from jobsvc import validation
+from jobsvc.engine.job import JobSpec
 from jobsvc.errors import ValidationError
-from jobsvc.job import JobSpec
 from jobsvc_cli.args import integer, number
 from jobsvc_cli.main import main
 

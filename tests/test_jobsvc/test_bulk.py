@@ -1,4 +1,4 @@
-"""Bulk and maintenance operations (jobsvc/bulk/) against the real Redis: bulk retry, requeue of quarantined
+"""Bulk and maintenance operations (jobsvc/admin/bulk/) against the real Redis: bulk retry, requeue of quarantined
 jobs, prune, TTL sweep, integrity sweep, and the scheduler's TTL sweeper."""
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from collections import Counter
 import pytest
 import redis
 
-from jobsvc import Client, Config, State, ValidationError, scripts
-from jobsvc.bulk import BulkFilter, bulk_retry, integrity_sweep, prune, requeue_quarantined, ttl_sweep
-from jobsvc.keys import Keys
-from jobsvc.leases import Leases
-from jobsvc.scheduling import Promoter, Reaper, TtlSweeper
+from jobsvc import Client, Config, State, ValidationError
+from jobsvc.admin.bulk import BulkFilter, bulk_retry, integrity_sweep, prune, requeue_quarantined, ttl_sweep
+from jobsvc.engine import scripts
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Leases
+from jobsvc.maintenance.reaper import Reaper
+from jobsvc.maintenance.ttl_sweeper import TtlSweeper
+from jobsvc.scheduling.promotion import Promoter
 from tests.conftest import redis_ms, wait_for
 from workers.scheduler import Scheduler
 
@@ -673,7 +676,7 @@ def test_integrity_sweep_reports_nothing_while_jobs_move_on(client, r, config):
 
 
 def test_walk_by_score_gives_each_tied_member_once_while_the_cursor_member_leaves(r):
-    from jobsvc.bulk.integrity import _walk_by_score
+    from jobsvc.admin.bulk.integrity import _walk_by_score
 
     r.zadd("z", {f"m{i:04d}": 7 for i in range(1000)})
     r.zadd("z", {"a-first": 1, "z-last": 9})

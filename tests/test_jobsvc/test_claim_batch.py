@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from jobsvc import State, scripts
+from jobsvc import State
+from jobsvc.engine import scripts
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Completion, Leases
 from jobsvc.errors import LeaseLost
-from jobsvc.keys import Keys
-from jobsvc.leases import Completion, Leases
 from tests.test_jobsvc.test_gauges import actual_counts, gauge_totals
 
 NOOP = "tests.jobfuncs.noop"

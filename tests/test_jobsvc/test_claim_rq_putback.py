@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from rq.registry import FailedJobRegistry
 
-from jobsvc import pull
-from jobsvc.leases import Leases
-from jobsvc.states import State
+from jobsvc.engine.leases import Leases
+from jobsvc.engine.states import State
+from jobsvc.http import pull
 
 
 def failed(client, r, config, queue, **options):
@@ -39,8 +39,8 @@ def test_a_pull_job_rq_requeued_goes_back_to_pull_workers_only(client, r, config
 
 
 def test_the_reaper_drops_a_stale_lease_entry_of_a_job_that_is_not_running(client, r, config):
-    from jobsvc.keys import Keys
-    from jobsvc.scheduling import Reaper
+    from jobsvc.engine.keys import Keys
+    from jobsvc.maintenance.reaper import Reaper
 
     job = client.enqueue("tests.jobfuncs.noop", queue="stale")
     r.zadd(Keys(config.key_prefix).leases, {job.id: 1})  # an entry no script would leave; the job is queued

@@ -1,4 +1,4 @@
-"""jobsvc/cron.py, pure logic on fixed dates: cron parsing, DST in America/New_York (spring-forward
+"""jobsvc/scheduling/cron.py, pure logic on fixed dates: cron parsing, DST in America/New_York (spring-forward
 2026-03-08 02:00 -> 03:00, fall-back 2026-11-01 02:00 -> 01:00), intervals, windows and misfire plans."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from jobsvc import ValidationError
-from jobsvc.cron import CronTiming, IntervalTiming, Window, croniter_expr, local_to_ms, plan, to_ms
+from jobsvc.scheduling.cron import CronTiming, IntervalTiming, Window, croniter_expr, local_to_ms, plan, to_ms
 
 NY = ZoneInfo("America/New_York")
 UTC = timezone.utc

@@ -7,11 +7,11 @@ import pytest
 import redis
 
 from jobsvc import Client, State, ValidationError
-from jobsvc.bulk import BulkFilter, prune
-from jobsvc.client import Enqueued
-from jobsvc.keys import Keys
-from jobsvc.leases import Leases
-from jobsvc.scheduling import TtlSweeper
+from jobsvc.admin.bulk import BulkFilter, prune
+from jobsvc.engine.client import Enqueued
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Leases
+from jobsvc.maintenance.ttl_sweeper import TtlSweeper
 
 NOOP = "tests.jobfuncs.noop"
 KEYS = Keys()

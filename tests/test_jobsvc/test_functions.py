@@ -1,4 +1,4 @@
-"""The functions registry (jobsvc/functions/) on a real Redis: versions, listing, sync, jobs made from a
+"""The functions registry (jobsvc/engine/functions/) on a real Redis: versions, listing, sync, jobs made from a
 function reference, and what disabling a function does to new and queued jobs."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 
 from jobsvc import NotFound, State, ValidationError, WrongState
-from jobsvc.functions import DECLARED, Function, Registry, function, functions_file, load_file
-from jobsvc.leases import Leases
+from jobsvc.engine.functions import DECLARED, Function, Registry, function, functions_file, load_file
+from jobsvc.engine.leases import Leases
 from jobsvc_cli.main import main as cli
 
 

@@ -7,10 +7,11 @@ import time
 
 from jobsvc import State
 from jobsvc.config import Config
-from jobsvc.keys import Keys
-from jobsvc.leases import Leases
-from jobsvc.scheduling import Promoter, Reaper
-from jobsvc.stats import counts_by, group_counts
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Leases
+from jobsvc.engine.stats import counts_by, group_counts
+from jobsvc.maintenance.reaper import Reaper
+from jobsvc.scheduling.promotion import Promoter
 
 
 def actual_counts(client, r):

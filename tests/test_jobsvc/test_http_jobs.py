@@ -5,9 +5,9 @@ import json
 
 import pytest
 
+from jobsvc.engine.functions import Function, Registry
 from jobsvc.errors import ValidationError
-from jobsvc.functions import Function, Registry
-from jobsvc.schedules import Schedules, ScheduleSpec
+from jobsvc.scheduling.schedules import Schedules, ScheduleSpec
 
 HOOK = "https://hooks.example.com/run?key=secret"
 

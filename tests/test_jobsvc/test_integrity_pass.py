@@ -1,5 +1,5 @@
-"""The scheduler's background integrity pass (jobsvc/integrity.py): bounded work per run_once, a walk resumed
-from pass to pass that repairs what it finds, the scheduler running it every integrity_interval, and the
+"""The scheduler's background integrity pass (jobsvc/maintenance/integrity.py): bounded work per run_once, a
+walk resumed from pass to pass that repairs what it finds, the scheduler running it every integrity_interval, and the
 integrity sweep's handling of jobs RQ's own code moved (sweep_orphans.lua: rq_moved)."""
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import rq
 from rq.job import Job
 
 from jobsvc import Config
-from jobsvc.bulk import integrity_sweep
+from jobsvc.admin.bulk import integrity_sweep
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Leases
 from jobsvc.errors import ValidationError
-from jobsvc.integrity import IntegrityPass
-from jobsvc.keys import Keys
-from jobsvc.leases import Leases
+from jobsvc.maintenance.integrity import IntegrityPass
 from tests.conftest import wait_for
 from workers.scheduler import Scheduler
 

@@ -1,11 +1,11 @@
-"""The Lua scripts build key names themselves; these tests pin them to jobsvc/keys.py, and check the layout rule
+"""The Lua scripts build key names themselves; these tests pin them to jobsvc/engine/keys.py, and check the layout rule
 (no chosen name can spell a system key) over every key `Keys` names."""
 import pytest
 
-from jobsvc import apikeys, audit
-from jobsvc.functions import FUNCTION_NAME
-from jobsvc.keys import TYPES, Keys
-from jobsvc.schedules import SCHEDULE_ID, Schedules
+from jobsvc.admin import apikeys, audit
+from jobsvc.engine.functions import FUNCTION_NAME
+from jobsvc.engine.keys import TYPES, Keys
+from jobsvc.scheduling.schedules import SCHEDULE_ID, Schedules
 from jobsvc.validation import NAMESPACE_NAME
 from tests.keylayout import NAME, members, shapes
 
@@ -32,7 +32,7 @@ def test_lua_registry_names_match_python(client, r):
 
 
 def test_lua_registry_and_schedule_key_names_match_python(client, r):
-    from jobsvc.functions import Registry
+    from jobsvc.engine.functions import Registry
 
     Registry(client).register("billing", "charge", "tests.jobfuncs.noop")
     Registry(client).disable("billing", "charge")
@@ -65,7 +65,7 @@ def test_every_key_has_a_type():
 
 @pytest.mark.parametrize("prefix", ["jobsvc:", "app:"])
 def test_no_chosen_name_can_spell_a_fixed_key(prefix):
-    """The layout rule of jobsvc/keys.py: a named family `<family>:` holds only keys made from names, so no
+    """The layout rule of jobsvc/engine/keys.py: a named family `<family>:` holds only keys made from names, so no
     fixed key starts with one (the bug: `functions:<namespace>` and the fixed `functions:disabled`)."""
     fixed = [s.text for s in shapes(prefix) if s.fixed]
     named = [s for s in shapes(prefix) if not s.fixed]

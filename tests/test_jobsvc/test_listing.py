@@ -8,9 +8,9 @@ import time
 import pytest
 
 from jobsvc import ValidationError
-from jobsvc.keys import Keys
-from jobsvc.leases import Leases
-from jobsvc.listing import JobFilter, list_jobs
+from jobsvc.admin.listing import JobFilter, list_jobs
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Leases
 
 NOOP = "tests.jobfuncs.noop"
 
@@ -143,7 +143,7 @@ def test_cursor_of_the_right_listing_but_malformed_position_is_rejected(r, confi
     import base64
     import json
 
-    from jobsvc.listing import _encode_cursor
+    from jobsvc.admin.listing import _encode_cursor
 
     flt = JobFilter(state=state)
     kind = "queued" if state else "created"

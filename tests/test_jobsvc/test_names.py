@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from jobsvc.bulk import BulkFilter
+from jobsvc.admin.bulk import BulkFilter
+from jobsvc.admin.listing import JobFilter
+from jobsvc.engine.job import JobSpec
 from jobsvc.errors import ValidationError
-from jobsvc.job import JobSpec
-from jobsvc.listing import JobFilter
 
 
 @pytest.mark.parametrize("queue", ["default\n", "default\r\n", "\ndefault", "de fault", ""])

@@ -5,10 +5,11 @@ import time
 
 import pytest
 
-from jobsvc import NotFound, State, ValidationError, WrongState, context
-from jobsvc.keys import Keys
-from jobsvc.leases import Leases
-from jobsvc.stats import counts_by
+from jobsvc import NotFound, State, ValidationError, WrongState
+from jobsvc.engine import context
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Leases
+from jobsvc.engine.stats import counts_by
 
 NOOP = "tests.jobfuncs.noop"
 

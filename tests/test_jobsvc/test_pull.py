@@ -1,16 +1,18 @@
-"""jobsvc.pull: claim / heartbeat / ack for pull workers, on the same fenced scripts and reaper as workers."""
+"""jobsvc.http.pull: claim / heartbeat / ack for pull workers, on the same fenced scripts and reaper as workers."""
 from __future__ import annotations
 
 import pytest
 
-from jobsvc import State, defaults, pull
-from jobsvc.backoff import Backoff
-from jobsvc.bulk import integrity_sweep
+from jobsvc import State, defaults
+from jobsvc.admin.bulk import integrity_sweep
+from jobsvc.admin.listing import JobFilter, list_jobs
+from jobsvc.engine.backoff import Backoff
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Leases
 from jobsvc.errors import LeaseLost, NotFound, ValidationError
-from jobsvc.keys import Keys
-from jobsvc.leases import Leases
-from jobsvc.listing import JobFilter, list_jobs
-from jobsvc.scheduling import Promoter, Reaper
+from jobsvc.http import pull
+from jobsvc.maintenance.reaper import Reaper
+from jobsvc.scheduling.promotion import Promoter
 from tests.conftest import redis_ms, wait_for
 
 NOOP = "tests.jobfuncs.noop"

@@ -61,7 +61,7 @@ def test_redis_down_at_startup_is_not_an_error_here():
 
 
 def test_a_worker_is_told_when_no_scheduler_runs(r, config, caplog):
-    from jobsvc.keys import Keys
+    from jobsvc.engine.keys import Keys
     from jobsvc.redis_check import warn_if_no_scheduler
 
     r.delete(Keys(config.key_prefix).scheduler_leader)

@@ -1,4 +1,4 @@
-"""The one reply contract of the Lua scripts (jobsvc/replies.py): every code is named once, each script uses the
+"""The one reply contract of the Lua scripts (jobsvc/engine/replies.py): every code is named once, each script uses the
 names, no Python code reads a code as a bare number, and check() maps every code to its one exception."""
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from jobsvc import replies, scripts
-from jobsvc.bulk import IntegrityWalk
+from jobsvc.admin.bulk import IntegrityWalk
+from jobsvc.engine import replies, scripts
+from jobsvc.engine.functions import Registry
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Leases
+from jobsvc.engine.replies import Reply
 from jobsvc.errors import AlreadyExists, Conflict, LeaseLost, NotFound, ScriptError, WrongState
-from jobsvc.functions import Registry
-from jobsvc.keys import Keys
-from jobsvc.leases import Leases
-from jobsvc.replies import Reply
 
 ROOT = Path(__file__).resolve().parents[2]
 NOOP = "tests.jobfuncs.noop"

@@ -1,4 +1,4 @@
-"""Every word the key layout is built of ('disabled', 'due', 'leader', 'stats', ...: read off jobsvc/keys.py) as
+"""Every word the key layout is built of ('disabled', 'due', 'leader', 'stats', ...: read off jobsvc/engine/keys.py) as
 a function namespace, a function name, a schedule id and a queue name, through the core API: nothing may land
 on a system key. Registry-function jobs must still be claimed and run, and every key must keep its type.
 (Issue 11: a namespace called "disabled" turned the set of disabled functions into a sorted set, and every
@@ -6,9 +6,9 @@ registry-function job in every namespace stopped being claimed.)"""
 from __future__ import annotations
 
 from jobsvc import State
-from jobsvc.functions import Registry
-from jobsvc.keys import Keys
-from jobsvc.schedules import Schedules
+from jobsvc.engine.functions import Registry
+from jobsvc.engine.keys import Keys
+from jobsvc.scheduling.schedules import Schedules
 from tests.keylayout import reserved_queue_names, reserved_words, wrong_keys
 
 NOOP = "tests.jobfuncs.noop"

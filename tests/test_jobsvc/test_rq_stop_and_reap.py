@@ -11,11 +11,12 @@ from rq.job import Dependency, Job
 from rq.registry import FailedJobRegistry
 from rq.results import Result
 
-from jobsvc import State, ValidationError, WrongState, scripts
+from jobsvc import State, ValidationError, WrongState
 from jobsvc.config import Config
-from jobsvc.keys import Keys
-from jobsvc.leases import Leases
-from jobsvc.scheduling import Reaper
+from jobsvc.engine import scripts
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Leases
+from jobsvc.maintenance.reaper import Reaper
 from tests.conftest import redis_ms, wait_for
 from tests.test_rq_compat.gauge_check import assert_gauges_exact
 

@@ -1,4 +1,4 @@
-"""Cron schedules (jobsvc/schedules/) on a real Redis. The scheduler's pass (`CronFirer.run_once`) is driven
+"""Cron schedules (jobsvc/scheduling/schedules/) on a real Redis. The scheduler's pass (`CronFirer.run_once`) is driven
 with an injected clock, so downtime, restarts and two leaders are played out in milliseconds."""
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import threading
 import pytest
 
 from jobsvc import NotFound, State, ValidationError, WrongState
-from jobsvc.functions import Registry
-from jobsvc.leases import Leases
-from jobsvc.schedules import Schedules, ScheduleSpec
-from jobsvc.scheduling import CronFirer
+from jobsvc.engine.functions import Registry
+from jobsvc.engine.leases import Leases
+from jobsvc.scheduling.cron_firer import CronFirer
+from jobsvc.scheduling.schedules import Schedules, ScheduleSpec
 from jobsvc_cli.main import main as cli
 from tests.conftest import redis_ms
 from workers.scheduler import Scheduler
@@ -157,8 +157,8 @@ def test_two_leaders_passing_at_once_fire_each_time_exactly_once(sched, r, confi
 
 
 def test_advance_is_compare_and_set(sched, r, client):
-    from jobsvc import scripts
-    from jobsvc.replies import Reply
+    from jobsvc.engine import scripts
+    from jobsvc.engine.replies import Reply
 
     s = sched.create(id="cas", cron="* * * * * *", function="tests.jobfuncs.noop")
     reply = scripts.call(r, "schedule_advance", (), ("jobsvc:", "cas", s.next_run_ms - SEC, s.next_run_ms + SEC,

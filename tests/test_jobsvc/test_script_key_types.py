@@ -9,11 +9,11 @@ import logging
 import pytest
 import redis
 
-from jobsvc import scripts
-from jobsvc.functions import Registry
-from jobsvc.keys import Keys
-from jobsvc.replies import Reply
-from jobsvc.schedules import Schedules
+from jobsvc.engine import scripts
+from jobsvc.engine.functions import Registry
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.replies import Reply
+from jobsvc.scheduling.schedules import Schedules
 from tests.keylayout import expected_type, snapshot
 
 NOOP = "tests.jobfuncs.noop"
@@ -146,7 +146,7 @@ def test_schedule_record_drops_a_run_it_cannot_record_and_records_the_rest(clien
     run_worker()
     plant(r, K.schedule_run("bad"))
     planted = r.get(K.schedule_run("bad"))
-    with caplog.at_level(logging.WARNING, logger="jobsvc.schedules"):
+    with caplog.at_level(logging.WARNING, logger="jobsvc.scheduling.schedules"):
         assert sch.record_runs() == (1, "-inf")
     assert jobs["bad"] in caplog.text
     assert [run["status"] for run in sch.runs("good")[0]] == ["completed"]

@@ -6,8 +6,8 @@ import hmac
 
 import pytest
 
-from jobsvc import signing
 from jobsvc.errors import ValidationError
+from jobsvc.http import signing
 
 SECRET = "whsec_test"
 BODY = b'{"job_id":"j1","args":[1,2]}'

@@ -1,4 +1,4 @@
-"""The state machine in jobsvc/states.py (EDGES) is the one declaration of every job state change; this checks
+"""The state machine in jobsvc/engine/states.py (EDGES) is the one declaration of every job state change; this checks
 it against what the Lua scripts say (their header's `from -> to` clauses) and do (their `js_state` writes and
 job deletions), both ways, and that docs/states.md carries the table generated from it.
 
@@ -16,8 +16,8 @@ from functools import cache
 import pytest
 
 from jobsvc import docgen
-from jobsvc.scripts import LUA_DIR
-from jobsvc.states import EDGES, PRUNABLE, RETRYABLE, RQ, TRANSITIONS, TTL_STATES, Node, Outside, State
+from jobsvc.engine.scripts import LUA_DIR
+from jobsvc.engine.states import EDGES, PRUNABLE, RETRYABLE, RQ, TRANSITIONS, TTL_STATES, Node, Outside, State
 
 _TOKEN = r"\(new\)|\(deleted\)|\b(?:" + "|".join(s.value for s in State) + r")\b"
 _LIST = rf"(?:{_TOKEN})(?:\s*\|\s*(?:{_TOKEN}))*"
@@ -178,7 +178,7 @@ def test_the_derived_state_lists():
 
 def test_the_api_and_bulk_operations_use_the_derived_lists():
     from admin_api import schemas
-    from jobsvc.bulk import operations as bulk
+    from jobsvc.admin.bulk import operations as bulk
 
     values = [s.value for s in RETRYABLE], [s.value for s in PRUNABLE]
     assert values == (schemas.RETRYABLE, schemas.PRUNABLE)

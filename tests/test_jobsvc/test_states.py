@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from jobsvc import states
-from jobsvc.states import State
+from jobsvc.engine import states
+from jobsvc.engine.states import State
 
 
 def test_every_state_has_an_rq_status():

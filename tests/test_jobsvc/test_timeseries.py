@@ -1,11 +1,11 @@
-"""Per-minute counters (kept by the Lua transitions) and the queue readings of jobsvc.timeseries."""
+"""Per-minute counters (kept by the Lua transitions) and the queue readings of jobsvc.admin.timeseries."""
 from __future__ import annotations
 
 import time
 
 from jobsvc import defaults
-from jobsvc.keys import Keys
-from jobsvc.timeseries import oldest_queued_age_ms, per_minute, queue_depth
+from jobsvc.admin.timeseries import oldest_queued_age_ms, per_minute, queue_depth
+from jobsvc.engine.keys import Keys
 
 
 def _totals(rows: list[dict]) -> dict[str, int]:

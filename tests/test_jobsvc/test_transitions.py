@@ -8,8 +8,9 @@ from rq.job import Job as RQJob
 
 from jobsvc import LeaseLost, NotFound, State, WrongState
 from jobsvc.config import Config
-from jobsvc.leases import Leases
-from jobsvc.scheduling import Promoter, Reaper
+from jobsvc.engine.leases import Leases
+from jobsvc.maintenance.reaper import Reaper
+from jobsvc.scheduling.promotion import Promoter
 
 NOOP = "tests.jobfuncs.noop"
 
@@ -272,7 +273,7 @@ def test_result_ttl_zero_deletes_the_job_when_done(client, leases, r):
 def test_cancelling_a_job_enqueued_by_plain_rq_counts_it(client, r):
     import rq
 
-    from jobsvc.stats import counts_by
+    from jobsvc.engine.stats import counts_by
 
     job = rq.Queue("legacy", connection=r).enqueue("tests.jobfuncs.add", 2, 3)
     client.cancel(job.id)

@@ -10,9 +10,9 @@ from typing import ClassVar
 import pytest
 import requests
 
-from jobsvc import urlguard
 from jobsvc.errors import UnsafeURL, ValidationError
-from jobsvc.urlguard import BlockedAddress, check_url, is_blocked, post, safe_session
+from jobsvc.http import urlguard
+from jobsvc.http.urlguard import BlockedAddress, check_url, is_blocked, post, safe_session
 
 PUBLIC_V4 = "93.184.216.34"
 # A refusal to send, as raised or as requests / urllib3 may wrap it (is_blocked then finds it inside).

@@ -8,7 +8,7 @@ import pytest
 
 from jobsvc import JobSpec, validation
 from jobsvc.errors import ValidationError
-from jobsvc.schedules import Schedules, ScheduleSpec
+from jobsvc.scheduling.schedules import Schedules, ScheduleSpec
 from tests.redis_state import state
 
 NOOP = "tests.jobfuncs.noop"

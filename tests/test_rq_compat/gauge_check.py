@@ -6,10 +6,10 @@ from collections import Counter
 
 import redis
 
-from jobsvc.job import decode_hash
-from jobsvc.keys import Keys
-from jobsvc.states import state_of
-from jobsvc.stats import group_counts
+from jobsvc.engine.job import decode_hash
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.states import state_of
+from jobsvc.engine.stats import group_counts
 
 
 def assert_gauges_exact(r: redis.Redis, prefix: str = "jobsvc:") -> None:

@@ -9,7 +9,7 @@ import rq
 from rq.job import Job
 
 from jobsvc import Config
-from jobsvc.scheduling import Promoter, RqPromoter
+from jobsvc.scheduling.promotion import Promoter, RqPromoter
 from tests import rqfuncs
 from tests.conftest import ALLOWED_MODULES, wait_for
 

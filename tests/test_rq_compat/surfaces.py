@@ -15,9 +15,9 @@ from typing import Any
 import redis
 
 from jobsvc import Client
-from jobsvc.keys import Keys
-from jobsvc.states import State
-from jobsvc.stats import read_counts
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.states import State
+from jobsvc.engine.stats import read_counts
 from jobsvc_cli.main import INFO_COLUMNS, main
 from tests.test_rq_compat.gauge_check import assert_gauges_exact
 

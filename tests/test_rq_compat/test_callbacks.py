@@ -12,8 +12,8 @@ from rq.job import Job
 
 from jobsvc import Backoff, Client, Config, State
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD
-from jobsvc.leases import Leases
-from jobsvc.scheduling import Promoter
+from jobsvc.engine.leases import Leases
+from jobsvc.scheduling.promotion import Promoter
 from tests import rqfuncs
 from tests.conftest import ALLOWED_MODULES
 from tests.test_rq_compat.conftest import jobsvc_gap

@@ -2,7 +2,7 @@
 `jobsvc stats`, `jobsvc info`, `Client.stats`, the API and the dashboard agree on every queue (surfaces.py), also
 after RQ's own tools moved jobs behind jobsvc's back (`rq empty`, `rq requeue`, registry cleaning, Job.cancel):
 the queue counts at once, the per-group figures (the gauges) once the scheduler's background integrity pass has
-run (jobsvc/integrity.py), driven here with run_walk()."""
+run (jobsvc/maintenance/integrity.py), driven here with run_walk()."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -14,10 +14,10 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from admin_api import create_app
-from jobsvc.integrity import IntegrityPass
-from jobsvc.keys import Keys
-from jobsvc.scheduling import TtlSweeper
-from jobsvc.stats import UNCOUNTED, Group, group_counts, read_counts
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.stats import UNCOUNTED, Group, group_counts, read_counts
+from jobsvc.maintenance.integrity import IntegrityPass
+from jobsvc.maintenance.ttl_sweeper import TtlSweeper
 from tests import rqfuncs
 from tests.conftest import redis_ms, wait_for
 from tests.test_rq_compat.surfaces import ADMIN_KEY, assert_counts_agree, rq_cli

@@ -11,9 +11,9 @@ from rq.job import Dependency, Job
 from rq.registry import DeferredJobRegistry
 
 from jobsvc import State
-from jobsvc.keys import Keys
-from jobsvc.listing import JobFilter, list_jobs
-from jobsvc.stats import counts_by
+from jobsvc.admin.listing import JobFilter, list_jobs
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.stats import counts_by
 from tests import rqfuncs
 from tests.test_rq_compat import retryfuncs
 from tests.test_rq_compat.gauge_check import assert_gauges_exact
@@ -254,7 +254,7 @@ def test_deleting_jobs_takes_their_dependency_keys_with_them(r, client, burst, w
 
 
 def test_the_completion_releases_its_dependents_in_the_same_script_call(r, client):
-    from jobsvc.leases import Leases
+    from jobsvc.engine.leases import Leases
 
     parent = client.enqueue(rqfuncs.say, "parent")
     waiting = client.enqueue_many([client.job(rqfuncs.say, str(i), depends_on=parent) for i in range(3)])

@@ -12,7 +12,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry
 
 from jobsvc import Config
-from jobsvc.scheduling import TtlSweeper
+from jobsvc.maintenance.ttl_sweeper import TtlSweeper
 from tests import rqfuncs
 from tests.conftest import wait_for
 from tests.test_rq_compat.helpers import expect_failed, promote_due

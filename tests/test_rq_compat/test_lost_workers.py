@@ -18,7 +18,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.results import Result
 
 from jobsvc import Config, State
-from jobsvc.scheduling import Reaper
+from jobsvc.maintenance.reaper import Reaper
 from tests import rqfuncs
 from tests.conftest import LEASE_ARGS, ROOT, wait_for
 from tests.test_rq_compat import crashfuncs

@@ -14,8 +14,8 @@ from rq.registry import CanceledJobRegistry, FailedJobRegistry
 from rq.results import Result
 
 from jobsvc import State
-from jobsvc.leases import Leases
-from jobsvc.listing import JobFilter, list_jobs
+from jobsvc.admin.listing import JobFilter, list_jobs
+from jobsvc.engine.leases import Leases
 from tests import rqfuncs
 from tests.conftest import LEASE_ARGS, wait_for
 from tests.test_rq_compat.gauge_check import assert_gauges_exact

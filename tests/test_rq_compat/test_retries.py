@@ -15,7 +15,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.results import Result
 
 from jobsvc import Backoff, State
-from jobsvc.scheduling import Promoter
+from jobsvc.scheduling.promotion import Promoter
 from tests import rqfuncs
 from tests.test_rq_compat import retryfuncs
 from tests.test_rq_compat.gauge_check import assert_gauges_exact

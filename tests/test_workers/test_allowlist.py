@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD, ModuleAllowList
-from jobsvc.enqueueing import enqueue
+from jobsvc.engine.enqueueing import enqueue
+from jobsvc.engine.functions import Registry
+from jobsvc.engine.states import State
 from jobsvc.errors import NotAllowed, ValidationError
-from jobsvc.functions import Registry
-from jobsvc.states import State
 
 
 def enqueue_as_api(client, func, *args, **options):

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from jobsvc import State
-from jobsvc.keys import Keys
-from jobsvc.leases import Completion, Leases
+from jobsvc.engine.keys import Keys
+from jobsvc.engine.leases import Completion, Leases
 from workers import batching
 from workers.batching import ClaimSize, Completions
 from workers.heartbeat import Heartbeat

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobsvc import signing
+from jobsvc.http import signing
 from tests.conftest import HANDLER_SECRET
 from workers.callbacks import Notifier
 
@@ -87,8 +87,8 @@ def test_a_taken_notification_is_not_sent_twice_while_leased(http_client, handle
 
 
 def test_a_late_settle_does_not_touch_a_newer_notification(http_client, handler_server, run_worker, r, http_config):
-    from jobsvc import scripts
-    from jobsvc.replies import Reply
+    from jobsvc.engine import scripts
+    from jobsvc.engine.replies import Reply
 
     job = http_client.enqueue("tests.jobfuncs.fatal", callback_url=handler_server.url("/hook"))
     run_worker(**HTTP)  # failed: its notification waits in the outbox

@@ -1,7 +1,7 @@
 """The worker's heartbeat pass in-process: lease renewal, hung jobs, grace period."""
 from __future__ import annotations
 
-from jobsvc.leases import Leases
+from jobsvc.engine.leases import Leases
 from workers.heartbeat import Heartbeat
 
 

@@ -5,10 +5,10 @@ import socket
 
 import pytest
 
-from jobsvc import pull, signing
+from jobsvc.engine.states import State
 from jobsvc.errors import LeaseLost, ValidationError
-from jobsvc.scheduling import Reaper
-from jobsvc.states import State
+from jobsvc.http import pull, signing
+from jobsvc.maintenance.reaper import Reaper
 from tests.conftest import HANDLER_SECRET, redis_ms, wait_for
 
 HTTP = {"handler_secret": HANDLER_SECRET, "allow_private_urls": True}
@@ -91,7 +91,7 @@ def test_connection_refused_is_retried(http_client, run_worker):
 
 
 def test_429_honours_retry_after(http_client, handler_server, run_worker, r):
-    from jobsvc.backoff import Backoff
+    from jobsvc.engine.backoff import Backoff
 
     job = http_client.enqueue_handler(handler_server.url("/busy?after=120"), backoff=Backoff("fixed", 0.01, 0.01))
     before = redis_ms(r)
@@ -221,8 +221,8 @@ def test_heartbeat_of_an_accepted_job_extends_by_its_callback_timeout(http_clien
 
 
 def test_worker_heartbeat_cannot_shrink_a_callback_lease(http_client, handler_server, r, http_config):
-    from jobsvc import scripts
-    from jobsvc.leases import Leases
+    from jobsvc.engine import scripts
+    from jobsvc.engine.leases import Leases
 
     job = http_client.enqueue_handler(handler_server.url("/accept"), callback_timeout=600)
     leases = Leases(r, http_config)

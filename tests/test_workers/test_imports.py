@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jobsvc.states import State
+from jobsvc.engine.states import State
 from workers.imports import FunctionImportError, add_import_paths, import_function
 
 

@@ -7,7 +7,7 @@ import pytest
 import redis
 import rq
 
-from jobsvc.keys import Keys
+from jobsvc.engine.keys import Keys
 from tests.conftest import wait_for
 from workers import rq_wake
 from workers.rq_wake import RqWake, bcast_prefixes

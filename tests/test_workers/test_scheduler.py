@@ -6,7 +6,7 @@ import time
 
 from jobsvc import State
 from jobsvc.config import Config
-from jobsvc.scheduling import LeaderLock
+from jobsvc.scheduling.leader import LeaderLock
 from workers.scheduler import Scheduler
 
 

@@ -10,7 +10,7 @@ from itertools import pairwise
 
 import pytest
 
-from jobsvc.schedules import Schedules
+from jobsvc.scheduling.schedules import Schedules
 from tests.conftest import LEASE_ARGS, redis_ms, registered_workers, wait_for
 
 pytestmark = pytest.mark.slow
@@ -103,7 +103,7 @@ def test_restart_after_downtime_catches_up_with_run_all(procs, client, r):
 
 
 def test_disabled_function_jobs_wait_for_the_real_worker(procs, client, r):
-    from jobsvc.functions import Registry
+    from jobsvc.engine.functions import Registry
 
     reg = Registry(client)
     reg.register("w", "add", "tests.jobfuncs.add", queue="wq")

@@ -1,0 +1,104 @@
+"""Who is working: RQ's worker registry (`rq:workers`, the `rq:worker:<name>` hashes RQ's worker code keeps,
+for jobsvc's workers and plain RQ's alike) and the jobs under a lease (`<prefix>leases`, the job hash's
+worker_name). Read-only; GET /api/v1/workers and the dashboard's Workers page show it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import redis
+
+from .. import defaults
+from ..engine.connection import text
+from ..engine.job import DEFAULT_NAMESPACE
+from ..engine.keys import RQ_WORKER, RQ_WORKERS, Keys
+
+RQ_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One registered worker as its hash says; None where the hash lacks a field or holds no readable value."""
+
+    name: str
+    hostname: str | None
+    pid: int | None
+    queues: list[str]
+    state: str | None  # RQ's own word (idle, busy, suspended, ...)
+    birth_ms: int | None
+    last_heartbeat_ms: int | None
+    processed: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class LeasedJob:
+    """A job under a lease: who holds it (a worker name, `callback` for an HTTP handler job that answered 202,
+    `pull:...` for a pull worker), where the job lives and when the lease runs out."""
+
+    id: str
+    worker: str
+    queue: str | None
+    namespace: str
+    lease_expires_ms: int
+
+
+def registered(conn: redis.Redis) -> list[WorkerInfo]:
+    """Every registered worker, by name. A registration that outlived its hash (a dead worker RQ has not cleaned
+    up yet) is left out."""
+    keys = sorted(text(k) for k in conn.smembers(RQ_WORKERS))
+    pipe = conn.pipeline(transaction=False)
+    for key in keys:
+        pipe.hgetall(key)
+    out = []
+    for key, raw in zip(keys, pipe.execute() if keys else [], strict=True):
+        if not raw:
+            continue
+        f = {k.decode(): v.decode(errors="replace") for k, v in raw.items()}
+        out.append(WorkerInfo(
+            name=key.removeprefix(RQ_WORKER), hostname=f.get("hostname") or None, pid=_int(f.get("pid")),
+            queues=[q for q in f.get("queues", "").split(",") if q], state=f.get("state") or None,
+            birth_ms=_rq_ms(f.get("birth")), last_heartbeat_ms=_rq_ms(f.get("last_heartbeat")),
+            processed=_int(f.get("successful_job_count")) or 0, failed=_int(f.get("failed_job_count")) or 0))
+    return out
+
+
+def leased_jobs(conn: redis.Redis, prefix: str) -> tuple[list[LeasedJob], bool]:
+    """The WORKERS_LEASES_MAX soonest-expiring leases with their jobs, and whether more leases exist than were
+    read: a read costs what it shows, not the number of jobs running. A lease whose job names no worker is left
+    out."""
+    key, limit = Keys(prefix).leases, defaults.WORKERS_LEASES_MAX  # read per call: tests lower the limit
+    pipe = conn.pipeline(transaction=False)
+    pipe.zrange(key, 0, limit - 1, withscores=True)
+    pipe.zcard(key)
+    rows, total = pipe.execute()
+    pipe = conn.pipeline(transaction=False)
+    for job_id, _ in rows:
+        pipe.hmget(Keys.job(job_id.decode()), "worker_name", "origin", "js_ns")
+    out = []
+    for (job_id, expiry), (worker, queue, ns) in zip(rows, pipe.execute() if rows else [], strict=True):
+        if worker is None:
+            continue
+        out.append(LeasedJob(id=job_id.decode(), worker=worker.decode(errors="replace"),
+                             queue=queue.decode() if queue else None,
+                             namespace=ns.decode() if ns else DEFAULT_NAMESPACE, lease_expires_ms=int(expiry)))
+    return out, total > len(rows)
+
+
+def _rq_ms(value: str | None) -> int | None:
+    """Epoch ms of one of RQ's UTC timestamps (with or without microseconds); None if absent or unreadable."""
+    if not value:
+        return None
+    for fmt in (RQ_TIME, "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return int(datetime.strptime(value, fmt).replace(tzinfo=timezone.utc).timestamp() * 1000)
+        except ValueError:
+            continue
+    return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None

@@ -1,0 +1,65 @@
+"""Redis connections from a URL or an existing client."""
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from ..config import Config
+from ..errors import ValidationError
+
+
+def connect(url_or_conn: str | redis.Redis | None = None, config: Config | None = None) -> redis.Redis:
+    """A Redis client (bytes replies, as RQ expects) from a URL, a client, or REDIS_URL."""
+    if isinstance(url_or_conn, redis.Redis):
+        return url_or_conn
+    url = url_or_conn or (config or Config.from_env()).redis_url
+    if not url:
+        raise ValidationError("no Redis URL: set REDIS_URL or pass --url (or run `jobsvc up`, whose embedded Redis "
+                              "the other commands find through .jobsvc/redis_url in the same directory)")
+    return redis.Redis.from_url(url, health_check_interval=30)
+
+
+def text(value: object) -> str:
+    """A Redis reply as text: a name or id (jobsvc's connections answer bytes; redis-py types every reply
+    `bytes | str`, and a connection made with decode_responses answers str), or a script's integer."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def redis_ms(conn: redis.Redis) -> int:
+    """Redis's clock in epoch milliseconds (TIME): the one clock every process and script agrees on."""
+    sec, usec = conn.time()
+    return int(sec) * 1000 + int(usec) // 1000
+
+
+def round_trip(conn: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Send commands on one pooled connection and read every reply (error replies returned, not raised).
+
+    This is a pipeline without redis-py's Pipeline object, whose bookkeeping costs about as much as the
+    round trip itself on the worker's hot path. A connection that fails while sending (a stale one after a
+    Redis restart) is replaced once; a failure after the commands went out is raised, never retried, since
+    they may have run."""
+    pool = conn.connection_pool
+    for attempt in (1, 2):
+        c = pool.get_connection()
+        try:
+            try:
+                c.send_packed_command(c.pack_commands(commands))
+            except (redis.ConnectionError, redis.TimeoutError):
+                c.disconnect()
+                if attempt == 2:
+                    raise
+                continue
+            out: list[Any] = []
+            for _ in commands:
+                try:
+                    out.append(c.read_response())
+                except redis.ResponseError as exc:
+                    out.append(exc)
+            return out
+        except BaseException:
+            c.disconnect()
+            raise
+        finally:
+            pool.release(c)
+    raise AssertionError("unreachable")

@@ -1,0 +1,161 @@
+"""The one way jobs get written: `enqueue` builds each job's RQ hash fields and sends `enqueue.lua`, one script
+call per ENQUEUE_BATCH jobs in one round trip, or queues them on a caller's MULTI. Every creator of jobs calls it
+(`Client.enqueue_many` and the pull variant, registry functions, schedule fires and runs, the HTTP API)."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+import redis
+from redis.client import Pipeline
+
+from .. import defaults
+from ..config import Config
+from ..http.urlguard import check_url
+from . import scripts
+from .job import JobSpec, handler_name, payload_json
+from .keys import idempotency_scope
+from .serialization import dump_data, func_name, utcnow_str
+
+# The hash field that makes a job a pull job (enqueue.lua puts it in its queue's pull lanes).
+PULL_FIELDS = {"js_trigger": "pull"}
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """A job id from enqueue; `created` is False when an idempotency key returned an existing job."""
+
+    id: str
+    created: bool
+
+
+@overload
+def enqueue(conn: redis.Redis, config: Config, specs: Iterable[JobSpec],
+            extra_fields: Sequence[dict[str, Any]] | None = None, *, pipe: None = None) -> list[Enqueued]: ...
+
+
+@overload
+def enqueue(conn: redis.Redis, config: Config, specs: Iterable[JobSpec],
+            extra_fields: Sequence[dict[str, Any]] | None = None, *, pipe: Pipeline) -> int: ...
+
+
+def enqueue(conn: redis.Redis, config: Config, specs: Iterable[JobSpec],
+            extra_fields: Sequence[dict[str, Any]] | None = None, *,
+            pipe: Pipeline | None = None) -> list[Enqueued] | int:
+    """Enqueue a batch and return its ids. `extra_fields`, one dict per spec, adds jobsvc hash fields of other
+    features (js_schedule, js_fn, js_origin, PULL_FIELDS).
+
+    With `pipe` (a MULTI the caller executes: a schedule fire enqueues and advances the schedule atomically)
+    the script calls are queued on it and nothing is sent; the answer is how many replies they add, the first
+    ones of the scripts queued from here on, for `enqueued(replies)`. They go by EVAL of the source: a NOSCRIPT
+    inside MULTI could not be retried the way `scripts.call_many` retries it."""
+    calls = _calls(config, list(specs), extra_fields)
+    if pipe is not None:
+        for name, keys, args in calls:
+            pipe.eval(scripts.SOURCES[name], len(keys), *keys, *args)
+        return len(calls)
+    return enqueued(scripts.call_many(conn, calls) if calls else [])
+
+
+def enqueued(replies: Iterable[Any]) -> list[Enqueued]:
+    """The ids in the replies of enqueue.lua: flat (id, created) pairs, one per job of its chunk."""
+    return [Enqueued(reply[i].decode(), bool(reply[i + 1])) for reply in replies for i in range(0, len(reply), 2)]
+
+
+def _calls(config: Config, specs: list[JobSpec],
+           extra_fields: Sequence[dict[str, Any]] | None) -> list[scripts.Call]:
+    """The enqueue.lua calls of a batch, one per ENQUEUE_BATCH jobs."""
+    calls: list[scripts.Call] = []
+    for start in range(0, len(specs), defaults.ENQUEUE_BATCH):
+        chunk = specs[start:start + defaults.ENQUEUE_BATCH]
+        now = utcnow_str()
+        jobs = [job_fields(config, spec, now) for spec in chunk]
+        if extra_fields is not None:
+            # One extra dict per spec (the contract above): this chunk's slice matches it job for job.
+            extra = extra_fields[start:start + defaults.ENQUEUE_BATCH]
+            for (_, fields), more in zip(jobs, extra, strict=True):
+                fields.update(more)
+        # Fields every job of the chunk shares (times, TTLs, queue, function...) are sent once.
+        common = dict(jobs[0][1])
+        for _, fields in jobs[1:]:
+            common = {k: v for k, v in common.items() if fields.get(k) == v}
+        args: list[Any] = [config.key_prefix, defaults.WAKE_TOKENS_MAX, config.idempotency_ttl, len(chunk), len(common)]
+        for k, v in common.items():
+            args += (k, v)
+        for head, fields in jobs:
+            own = [(k, v) for k, v in fields.items() if k not in common]
+            args += head
+            args.append(len(own))
+            for k, v in own:
+                args += (k, v)
+        calls.append(("enqueue", (), args))
+    return calls
+
+
+def job_fields(config: Config, spec: JobSpec, now: str) -> tuple[list[Any], dict[str, Any]]:
+    """The script's per-job header (id, queue, priority, delay, at, idempotency key, id given) and fields."""
+    handler = check_url(spec.handler, allow_private=config.allow_private_urls) if spec.handler else None
+    name = handler_name(handler) if handler else func_name(spec.func)  # type: ignore[arg-type]
+    job_id = spec.job_id or os.urandom(16).hex()  # uuid4's 122 random bits, without its overhead
+    fields: dict[str, Any] = {
+        "created_at": now,
+        "data": dump_data(name, spec.args, spec.kwargs),
+        "origin": spec.queue,
+        "description": spec.description or describe(name, spec.args, spec.kwargs),
+        "timeout": spec.timeout if spec.timeout is not None else (
+            defaults.HANDLER_TIMEOUT if handler else config.job_timeout),
+        "result_ttl": spec.result_ttl if spec.result_ttl is not None else config.result_ttl,
+        "failure_ttl": spec.failure_ttl if spec.failure_ttl is not None else config.failure_ttl,
+        "js_max_attempts": spec.max_attempts or config.max_attempts,
+        "js_ns": spec.namespace,
+        "js_trigger": spec.trigger,
+        "js_group": group_key(spec.queue, spec.namespace, name),
+    }
+    if not spec.delay and spec.at is None:
+        fields["enqueued_at"] = now
+    fields.update(_option_fields(config, spec, handler))
+    idem = idempotency_scope(spec.namespace, spec.idempotency_key) if spec.idempotency_key else ""
+    head = [job_id, spec.queue, spec.priority, spec.delay_ms(), spec.at_ms(), idem, 1 if spec.job_id else 0]
+    return head, fields
+
+
+def _option_fields(config: Config, spec: JobSpec, handler: str | None) -> dict[str, Any]:
+    """The hash fields of the options a job may have: backoff, dependencies, meta, idempotency, HTTP."""
+    fields: dict[str, Any] = {}
+    if spec.backoff is not None:
+        fields.update(spec.backoff.to_fields())  # type: ignore[union-attr]
+    if spec.depends_on:
+        # RQ's own fields (rq/job.py to_dict): enqueue.lua defers the job on them; RQ reads them back.
+        fields["dependency_id"] = spec.depends_on[0]
+        fields["dependency_ids"] = json.dumps(list(spec.depends_on))
+        if spec.allow_failure:
+            fields["allow_dependency_failures"] = 1
+    if spec.meta:
+        import pickle
+
+        fields["meta"] = pickle.dumps(spec.meta, pickle.HIGHEST_PROTOCOL)
+    if spec.idempotency_key:
+        fields["js_idem"] = spec.idempotency_key
+    if handler:
+        fields["js_handler"] = handler
+        fields["js_callback_ttl"] = spec.callback_timeout or defaults.CALLBACK_TIMEOUT
+    if spec.payload is not None:
+        fields["js_payload"] = payload_json(spec.payload)
+    if spec.callback_url:
+        fields["js_callback"] = check_url(spec.callback_url, allow_private=config.allow_private_urls)
+    return fields
+
+
+def group_key(queue: str, namespace: str, func: str) -> str:
+    """The gauge group of a job: its queue, namespace and function ('|' is in none of them)."""
+    return f"{queue}|{namespace}|{func}"
+
+
+def describe(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
+    """RQ's `description` of a call: `f(1, to='x')`, cut at 200 characters."""
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    call = f"{name}({', '.join(parts)})"
+    return call if len(call) <= 200 else call[:197] + "..."

@@ -1,0 +1,89 @@
+"""Lua scripts: loaded once from jobsvc/lua/, called by EVALSHA; `check` (jobsvc/engine/replies.py) turns a script's
+reply code into its exception."""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from .. import defaults
+from .connection import round_trip
+from .replies import check, lua_constants
+from .states import PRUNABLE, RETRYABLE, TTL_STATES, State
+
+__all__ = ["LUA_DIR", "SHAS", "SOURCES", "Call", "call", "call_many", "check", "load_all"]
+
+LUA_DIR = Path(__file__).resolve().parents[1] / "lua"
+_LIB = "_lib.lua"
+
+
+def _load_sources() -> dict[str, str]:
+    # Constants the scripts share with Python come from defaults.py and replies.py, so they live in one place.
+    constants = (f"local HIST_BOUNDS = {{{', '.join(str(b) for b in defaults.HISTOGRAM_BUCKETS_MS)}}}\n"
+                 f"local MINUTE_COUNTERS_TTL = {defaults.MINUTE_COUNTERS_TTL}\n"
+                 f"local PULL_LANE_OFFSET = {defaults.PULL_LANE_OFFSET}\n"
+                 + _state_sets({"RETRYABLE": RETRYABLE, "PRUNABLE": PRUNABLE, "TTL_STATES": TTL_STATES})
+                 + lua_constants())
+    lib = constants + (LUA_DIR / _LIB).read_text()
+    out = {}
+    for path in sorted(LUA_DIR.glob("*.lua")):
+        if path.name == _LIB:
+            continue
+        body = path.read_text()
+        # Scripts that only touch their KEYS (the leader lock) do not need the library.
+        out[path.stem] = body if "KEYS[1]" in body else _with_lib(lib, body)
+    return out
+
+
+def _state_sets(sets: dict[str, tuple[State, ...]]) -> str:
+    """The state lists jobsvc/engine/states.py derives from its edge table, as Lua sets ({failed = true, ...})."""
+    return "".join(f"local {name} = {{{', '.join(f'{s.value} = true' for s in states)}}}\n"
+                   for name, states in sets.items())
+
+
+def _with_lib(lib: str, body: str) -> str:
+    """The library, then the script's body run as a function so that the counters it moved are written once
+    when it returns (flush_counters in _lib.lua), whichever `return` it leaves by."""
+    return (f"{lib}\nlocal function script_body()\n{body}\nend\n"
+            "local reply = script_body()\nflush_counters()\nreturn reply\n")
+
+
+SOURCES: dict[str, str] = _load_sources()
+SHAS: dict[str, str] = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in SOURCES.items()}
+
+Call = tuple[str, Sequence[Any], Sequence[Any]]  # (script name, keys, args)
+
+
+def load_all(conn: redis.Redis) -> None:
+    """SCRIPT LOAD every script (after a Redis restart or SCRIPT FLUSH)."""
+    pipe = conn.pipeline(transaction=False)
+    for src in SOURCES.values():
+        pipe.script_load(src)
+    pipe.execute()
+
+
+def call(conn: redis.Redis, name: str, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
+    """Run one script by EVALSHA, loading the scripts once if Redis does not know them."""
+    return call_many(conn, [(name, keys, args)])[0]
+
+
+def call_many(conn: redis.Redis, calls: Sequence[Call]) -> list[Any]:
+    """Run several scripts in one round trip.
+
+    Each script is atomic on its own; a NOSCRIPT reply means that script did not run,
+    so it is safe to load the scripts and run just those again."""
+    results = round_trip(conn, [("EVALSHA", SHAS[name], len(keys), *keys, *args) for name, keys, args in calls])
+    missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
+    if missing:
+        load_all(conn)
+        again = round_trip(conn, [("EVALSHA", SHAS[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2])
+                                   for i in missing])
+        for i, r in zip(missing, again, strict=True):
+            results[i] = r
+    for r in results:
+        if isinstance(r, Exception):
+            raise r
+    return results

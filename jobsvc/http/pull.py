@@ -1,0 +1,224 @@
+"""Pull workers: programs in any language that take jobs over HTTP instead of running a Python worker.
+
+They get the same leases as `workers.worker.LeasedWorker`: `claim` leases up to `count` jobs of a queue,
+`heartbeat` extends one lease, `ack` finishes the job with the lease's token. Every write is a fenced
+script (claim.lua, heartbeat.lua, complete.lua, fail.lua), so a wrong or stale token changes nothing and
+raises LeaseLost; an expired lease is taken back by the same reaper (jobsvc/maintenance/reaper.py), attempt and lease
+loss counted, so a job that keeps losing its pull worker ends quarantined like any other.
+
+Only jobs created for pull workers (`Client.enqueue_pull`, POST /jobs with trigger `pull`) can be claimed here:
+they wait in their queue's pull lanes, which Python workers never pop, and a claim pops nothing else, so a
+pull worker never sees an ordinary job's function and arguments."""
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from .. import defaults
+from ..config import Config
+from ..engine import replies, scripts
+from ..engine.connection import text
+from ..engine.keys import Keys
+from ..engine.leases import Lease, Leases
+from ..engine.replies import Reply
+from ..engine.serialization import load_data
+from ..engine.states import state_of
+from ..errors import LeaseLost, NotFound, ValidationError
+from ..validation import QUEUE_NAME, is_name
+
+STATUSES = ("completed", "failed")
+DEFAULT_ERROR_TYPE = "Error"
+# What ack reads of the job before the fenced script: the attempt and backoff options (for the retry delay),
+# the start time and worker (for the result entry RQ reads).
+_ACK_FIELDS = ("origin", "js_started_ms", "js_attempts", "worker_name", "js_backoff", "js_backoff_base",
+               "js_backoff_cap", "js_backoff_jitter")
+
+
+@dataclass(frozen=True)
+class AckResult:
+    """Where an acked job went: completed, scheduled (a retry, due at `due_ms`) or failed."""
+
+    job_id: str
+    state: str
+    due_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class JobCall:
+    """What a claimed job asks for: the function and arguments, and the JSON payload of an HTTP job."""
+
+    function: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    payload: Any
+    meta: dict[str, Any] | None
+
+
+def claim(conn: redis.Redis, config: Config, queue: str, count: int = 1,
+          visibility_timeout: float = defaults.PULL_VISIBILITY_TIMEOUT, worker: str = "pull") -> list[Lease]:
+    """Lease up to `count` ready jobs of `queue` for `visibility_timeout` seconds, in one round trip."""
+    _check_queue(queue)
+    _check_range("count", count, 1, defaults.PULL_COUNT_MAX)
+    _check_range("visibility_timeout", visibility_timeout, 0.001, defaults.PULL_VISIBILITY_MAX)
+    leases = Leases(conn, config)
+    call = leases.claim_call([queue], worker, lease_ttl=visibility_timeout, count=count, pull=True)
+    return leases.parse_claims(scripts.call(conn, *call))
+
+
+def heartbeat(conn: redis.Redis, config: Config, job_id: str, token: str,
+              visibility_timeout: float | None = None) -> int:
+    """Extend the lease `token` holds on the job; returns its new expiry (epoch ms, Redis time).
+    Without `visibility_timeout`: by the job's callback_timeout for an HTTP handler job that answered 202,
+    else by PULL_VISIBILITY_TIMEOUT. LeaseLost (with the job's state) when the token is not the job's,
+    NotFound when there is no job."""
+    _check_token(token)
+    if visibility_timeout is None:
+        own = conn.hget(Keys.job(job_id), "js_callback_ttl")
+        visibility_timeout = float(own) if own else defaults.PULL_VISIBILITY_TIMEOUT
+        _check_range("visibility_timeout", visibility_timeout, 0.001, defaults.CALLBACK_TIMEOUT_MAX)
+    else:
+        _check_range("visibility_timeout", visibility_timeout, 0.001, defaults.PULL_VISIBILITY_MAX)
+    reply = scripts.call(conn, "heartbeat", (), (Keys(config.key_prefix).prefix, int(visibility_timeout * 1000), "",
+                                                  job_id, token))
+    if len(reply) > 1:
+        raise _lost(conn, job_id)
+    return int(reply[0])
+
+
+@dataclass(frozen=True)
+class Ack:
+    """One outcome to record: `completed` with a result, or `failed` with an error (str or
+    {type?, message, traceback?}) and whether it may be retried."""
+
+    job_id: str
+    token: str
+    status: str
+    result: Any = None
+    error: str | dict[str, Any] | None = None
+    retryable: bool = True
+
+    def check(self) -> None:
+        _check_token(self.token)
+        if self.status not in STATUSES:
+            raise ValidationError(f"status must be one of {', '.join(STATUSES)}")
+        if self.status == "completed" and self.error is not None:
+            raise ValidationError("a completed ack takes a result, not an error")
+        if self.status == "failed" and self.error is None:
+            raise ValidationError("a failed ack needs an error")
+        if self.status == "failed" and self.result is not None:
+            raise ValidationError("a failed ack takes an error, not a result")
+
+
+def ack(conn: redis.Redis, config: Config, job_id: str, token: str, status: str, result: Any = None,
+        error: str | dict[str, Any] | None = None, retryable: bool = True, worker: str | None = None) -> AckResult:
+    """Finish the job the token leases: `completed` with a result, or `failed` with an error (str or
+    {type?, message, traceback?}); a retryable failure with attempts left is scheduled after its backoff.
+    The scripts check the token atomically: a wrong or stale one raises LeaseLost and writes nothing."""
+    (out,) = ack_many(conn, config, [Ack(job_id, token, status, result, error, retryable)], worker)
+    if isinstance(out, Exception):
+        raise out
+    return out
+
+
+def ack_many(conn: redis.Redis, config: Config, acks: list[Ack],
+             worker: str | None = None) -> list[AckResult | LeaseLost | NotFound]:
+    """Record many outcomes in two round trips (read each job's attempt and backoff, then every fenced
+    script). Each entry is its own outcome: an AckResult, or the LeaseLost / NotFound of a token that does
+    not hold its job (that one changes nothing; the others still apply). ValidationError for bad input,
+    before anything is written."""
+    for one in acks:
+        one.check()
+    pipe = conn.pipeline(transaction=False)
+    for one in acks:
+        pipe.hmget(Keys.job(one.job_id), *_ACK_FIELDS)
+    leases = Leases(conn, config)
+    calls: list[scripts.Call] = []
+    now = time.time()
+    # One HMGET per ack, each answering one value per field asked.
+    for one, values in zip(acks, pipe.execute(), strict=True):
+        fields = {k: v.decode(errors="replace") for k, v in zip(_ACK_FIELDS, values, strict=True) if v is not None}
+        lease = Lease(one.job_id, fields.get("origin", ""), one.token, 0, fields)
+        started = int(fields["js_started_ms"]) / 1000 if fields.get("js_started_ms") else now
+        by = worker or fields.get("worker_name") or "pull"
+        if one.status == "completed":
+            calls.append(leases.complete_call(lease, one.result, by, started, now))
+        else:
+            exc_type, message, traceback = error_parts(one.error)  # type: ignore[arg-type]
+            calls.append(leases.fail_call(lease, exc_type, message, traceback, one.retryable, by, started, now))
+    out: list[AckResult | LeaseLost | NotFound] = []
+    # One call per ack (both branches above add one), one reply per call.
+    for one, raw in zip(acks, scripts.call_many(conn, calls) if calls else [], strict=True):
+        try:
+            # complete.lua answers a list of replies, one per job it was given (here one).
+            reply = scripts.check(raw[0] if one.status == "completed" else raw, one.job_id)
+        except (LeaseLost, NotFound) as exc:
+            out.append(exc)
+            continue
+        if one.status == "completed":
+            out.append(AckResult(one.job_id, "completed"))
+        else:
+            state = text(reply[1])
+            out.append(AckResult(one.job_id, state, int(reply[2]) if state == "scheduled" else None))
+    return out
+
+
+def error_parts(error: str | dict[str, Any]) -> tuple[str, str, str]:
+    """(type, message, traceback) of an ack's error: a string is the message."""
+    if isinstance(error, str):
+        return DEFAULT_ERROR_TYPE, error, ""
+    return (str(error.get("type") or DEFAULT_ERROR_TYPE), str(error.get("message", "")),
+            str(error.get("traceback") or ""))
+
+
+def job_call(lease: Lease) -> JobCall:
+    """The function, arguments, payload and meta of a claimed job (unreadable parts come back empty)."""
+    try:
+        function, _, args, kwargs = load_data(lease.fields["data"])
+    except Exception:  # noqa: BLE001 - a job enqueued with objects this process cannot import is still served
+        function, args, kwargs = "<unreadable>", (), {}
+    payload = None
+    raw = lease.fields.get("js_payload")
+    if raw:
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = raw
+    meta = None
+    if lease.fields.get("meta"):
+        try:
+            meta = pickle.loads(lease.fields["meta"])
+        except Exception:  # noqa: BLE001 - as for data
+            meta = None
+    return JobCall(function, args, kwargs, payload, meta if isinstance(meta, dict) else None)
+
+
+def _lost(conn: redis.Redis, job_id: str) -> Exception:
+    """What a fenced script would have answered (fence() in _lib.lua) for a token heartbeat.lua reported lost:
+    NotFound for a job that is gone, else LeaseLost with the state the job is in now."""
+    values = conn.hmget(Keys.job(job_id), "js_state", "status", "origin")
+    if all(v is None for v in values):
+        return replies.error(Reply.NOT_FOUND, f"job {job_id}")
+    # strict=False: origin, the third value, only tells a job that is there from one that is gone (above).
+    fields = {k: text(v) for k, v in zip(("js_state", "status"), values, strict=False) if v is not None}
+    return replies.error(Reply.LEASE_LOST, f"job {job_id}", state_of(fields).value)
+
+
+def _check_queue(queue: str) -> None:
+    if not is_name(queue, QUEUE_NAME):
+        raise ValidationError(f"queue name {queue!r} must be 1-128 of A-Z a-z 0-9 _ . : -")
+
+
+def _check_token(token: str) -> None:
+    # An empty token would match the blanked token of a finished job in heartbeat.lua.
+    if not isinstance(token, str) or not 0 < len(token) <= defaults.PULL_TOKEN_MAX:
+        raise ValidationError(f"token must be 1-{defaults.PULL_TOKEN_MAX} characters")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValidationError(f"{name} must be {low:g}-{high:g}")

@@ -1,0 +1,53 @@
+"""The reaper pass: take back the jobs whose lease expired (a worker or pull worker that died or stalled)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import redis
+
+from .. import defaults
+from ..config import Config
+from ..engine import scripts
+from ..engine.serialization import dump_exc_string, utcnow_str
+
+
+@dataclass
+class ReapResult:
+    requeued: int = 0
+    failed: int = 0
+    quarantined: int = 0
+    next_expiry_ms: int | None = None
+    now_ms: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.requeued + self.failed + self.quarantined
+
+
+def abandoned_exc_string() -> str:
+    """The failed result RQ's StartedJobRegistry.cleanup writes for a job whose worker died (RQ 2.12), in RQ's
+    result format: reap_expired.lua writes it for a job enqueued with RQ's API that has no retries left."""
+    return dump_exc_string(f"Moved to FailedJobRegistry, due to AbandonedJobError, at {datetime.now(timezone.utc)}")
+
+
+class Reaper:
+    """Takes back jobs whose lease expired: requeue (attempt counted), fail, or quarantine; a job enqueued with
+    RQ's API as RQ treats a job whose worker died (retried by its Retry, else failed; reap_expired.lua)."""
+
+    def __init__(self, conn: redis.Redis, config: Config, batch: int = defaults.REAP_BATCH):
+        self.redis, self.config, self.batch = conn, config, batch
+
+    def run_once(self) -> ReapResult:
+        out = ReapResult()
+        while True:
+            r, f, q, nxt, now = scripts.call(self.redis, "reap_expired", (), (
+                self.config.key_prefix, self.config.max_lease_losses, self.batch, abandoned_exc_string(),
+                utcnow_str(), self.config.failure_ttl, defaults.WAKE_TOKENS_MAX))
+            out.requeued += int(r)
+            out.failed += int(f)
+            out.quarantined += int(q)
+            out.next_expiry_ms = int(nxt) if int(nxt) >= 0 else None
+            out.now_ms = int(now)
+            if int(r) + int(f) + int(q) < self.batch:
+                return out

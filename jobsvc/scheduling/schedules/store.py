@@ -1,0 +1,225 @@
+"""Schedules in Redis: create, change, delete, read and list them (`ScheduleStore`, the base of
+`Schedules`: its connection and key names, which the other parts use)."""
+from __future__ import annotations
+
+# ScheduleStore.list shadows the builtin in the class body: annotations there name builtins.list.
+import builtins
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any, cast
+
+from ...engine import scripts
+from ...engine.client import Client
+from ...engine.connection import redis_ms, text
+from ...engine.functions import Registry, parse_ref
+from ...engine.job import DEFAULT_NAMESPACE
+from ...engine.keys import Keys
+from ...engine.versioned import Mode, VersionedStore
+from ...errors import NotFound, ValidationError
+from ...http.urlguard import check_url
+from .spec import ACTIVE_STATES, SCHEDULE_ID, TIMING_FIELDS, Schedule, ScheduleSpec
+
+
+class ScheduleStore(VersionedStore):
+    """Create, read, change, delete and list cron schedules; `Schedules` adds running, run history and sync."""
+
+    kind = "schedule"
+    save_script = "schedule_save"
+
+    def __init__(self, client: Client):
+        super().__init__(client)
+        self.registry = Registry(client)
+
+    # keys: named in keys.py (the Lua scripts build the same names)
+    def key(self, schedule_id: str) -> str:
+        return Keys(self.prefix).schedule(schedule_id)
+
+    @property
+    def index_key(self) -> str:
+        return Keys(self.prefix).schedules
+
+    @property
+    def due_key(self) -> str:
+        return Keys(self.prefix).schedules_due
+
+    # -- write -----------------------------------------------------------------------------------------
+
+    def create(self, spec: ScheduleSpec | None = None, **values: Any) -> Schedule:
+        """Create a schedule from a ScheduleSpec or its fields (`id` generated when not given).
+        ValidationError for a bad definition or an unknown registry function; AlreadyExists if the id is taken."""
+        if spec is None:
+            values.setdefault("id", secrets.token_hex(8))
+            spec = ScheduleSpec.from_dict(values)
+        elif values:
+            raise ValidationError("give a ScheduleSpec or fields, not both")
+        self._check_function(spec)
+        self._save(spec, "create")
+        return self.get(spec.id)
+
+    def patch(self, schedule_id: str, **changes: Any) -> Schedule:
+        """Change some fields of a schedule; a change of its timing (cron, interval, timezone, start_at,
+        end_at) or enabling it moves its next fire time to the first one from now."""
+        self.check_fields(changes, (f.name for f in fields(ScheduleSpec)))
+        if "id" in changes and changes["id"] != schedule_id:
+            raise ValidationError("a schedule's id cannot change")
+
+        def attempt() -> Schedule:
+            current = self._load_spec(schedule_id)
+            if current is None:
+                raise NotFound(f"no schedule {schedule_id}")
+            spec, version = current
+            values = {f.name: getattr(spec, f.name) for f in fields(ScheduleSpec)}
+            values.update(changes)
+            if "cron" in changes and changes["cron"] is not None and "interval" not in changes:
+                values["interval"] = None
+            if "interval" in changes and changes["interval"] is not None and "cron" not in changes:
+                values["cron"] = None
+            new = ScheduleSpec.from_dict(values)
+            if new.function != spec.function or new.handler != spec.handler:
+                self._check_function(new)
+            self._save(new, "update", expected_version=version, previous=spec)
+            return self.get(schedule_id)
+
+        return self.retry_on_conflict(schedule_id, attempt)
+
+    def enable(self, schedule_id: str) -> Schedule:
+        return self.patch(schedule_id, enabled=True)
+
+    def disable(self, schedule_id: str) -> Schedule:
+        return self.patch(schedule_id, enabled=False)
+
+    def delete(self, schedule_id: str) -> None:
+        """Remove a schedule, its counts and run history; jobs it fired stay."""
+        self._check_id(schedule_id)
+        scripts.check(scripts.call(self.redis, "schedule_delete", (), (self.prefix, schedule_id)),
+                      what=f"schedule {schedule_id}")
+
+    def _save(self, spec: ScheduleSpec, mode: Mode, expected_version: int | None = None,
+              previous: ScheduleSpec | None = None) -> None:
+        now = redis_ms(self.redis)
+        set_next = (previous is None or (not previous.enabled and spec.enabled)
+                    or any(getattr(previous, k) != getattr(spec, k) for k in TIMING_FIELDS))
+        nxt: int | None = None
+        if set_next:
+            anchor = now
+            if previous is not None:
+                raw = self.redis.hget(self.key(spec.id), "created_ms")
+                anchor = int(raw) if raw else now
+            nxt = spec.window(anchor).next_after(now)
+        # schedule_save.lua's own arguments: whether to store a next fire time, that time, and now.
+        self.save_entry(spec.id, (spec.id,), spec.def_json(), spec.enabled, mode, expected_version,
+                        ("1" if set_next else "0", "" if nxt is None else nxt, now))
+
+    def _check_function(self, spec: ScheduleSpec) -> None:
+        if spec.handler is not None:
+            check_url(spec.handler, allow_private=self.client.config.allow_private_urls)
+        if spec.from_registry:
+            assert spec.function is not None  # from_registry: its function is a `ns/name` reference
+            try:
+                fn = self.registry.resolve(spec.function)
+            except NotFound:
+                raise ValidationError(f"function {spec.function} is not registered") from None
+            if spec.namespace not in (None, fn.namespace):
+                raise ValidationError(f"function {fn.ref} makes jobs in namespace {fn.namespace!r}")
+
+    # -- read ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_id(schedule_id: str) -> None:
+        if not isinstance(schedule_id, str) or not SCHEDULE_ID.fullmatch(schedule_id):
+            raise NotFound(f"no schedule {schedule_id}")
+
+    def _load_spec(self, schedule_id: str) -> tuple[ScheduleSpec, int] | None:
+        self._check_id(schedule_id)
+        definition, version = self.redis.hmget(self.key(schedule_id), "def", "version")
+        if not definition:
+            return None
+        # schedule_save.lua writes def and version together: with a def there is a version.
+        return ScheduleSpec.from_def(definition), int(cast("bytes", version))
+
+    def get(self, schedule_id: str) -> Schedule:
+        self._check_id(schedule_id)
+        found = self._read([schedule_id])
+        if not found:
+            raise NotFound(f"no schedule {schedule_id}")
+        return found[0]
+
+    def _read(self, ids: Sequence[str]) -> list[Schedule]:
+        pipe = self.redis.pipeline(transaction=False)
+        for sid in ids:
+            pipe.hgetall(self.key(sid))
+            pipe.hgetall(Keys(self.prefix).schedule_stats(sid))
+        replies = pipe.execute()
+        rows = []
+        for i, sid in enumerate(ids):
+            raw, stats = replies[2 * i], replies[2 * i + 1]
+            if raw and b"def" in raw:
+                rows.append((sid, {k.decode(): v.decode() for k, v in raw.items()},
+                             {k.decode(): int(v) for k, v in stats.items()}))
+        # The last job's state (running or not) and its run record.
+        pipe = self.redis.pipeline(transaction=False)
+        for sid, h, _ in rows:
+            last = h.get("last_job", "")
+            pipe.hget(f"rq:job:{last}", "js_state")
+            pipe.hget(Keys(self.prefix).schedule_run(sid), last)
+        states = pipe.execute()
+        out = []
+        for i, (_, h, stats) in enumerate(rows):
+            spec = ScheduleSpec.from_def(h["def"])
+            last_job = h.get("last_job") or None
+            last_run = None
+            running = False
+            if last_job:
+                state = states[2 * i].decode() if states[2 * i] else None
+                record = json.loads(states[2 * i + 1]) if states[2 * i + 1] else {}
+                running = state in ACTIVE_STATES
+                last_run = {"job_id": last_job, "scheduled_ms": int(h.get("last_fire_ms") or 0) or None,
+                            "status": state or record.get("status", "unknown")}
+            status = "disabled" if not spec.enabled else "running" if running else "idle"
+            n = stats.get("runtime_n", 0)
+            out.append(Schedule(**{f.name: getattr(spec, f.name) for f in fields(ScheduleSpec)},
+                                version=int(h["version"]), created_ms=int(h["created_ms"]),
+                                updated_ms=int(h["updated_ms"]),
+                                next_run_ms=int(h["next_ms"]) if h.get("next_ms") and spec.enabled else None,
+                                last_run=last_run, status=status, runs=stats.get("runs", 0),
+                                completed=stats.get("completed", 0), failed=stats.get("failed", 0),
+                                skipped=stats.get("skipped", 0), missed=stats.get("missed", 0),
+                                avg_runtime_ms=round(stats.get("runtime_ms", 0) / n, 1) if n else None))
+        return out
+
+    def list(self, cursor: str | None = None, limit: int = 100, namespace: str | None = None,
+             enabled: bool | None = None) -> tuple[builtins.list[Schedule], str | None]:
+        """Schedules by id; `cursor` is the last id seen (returned while more remain). With filters a page
+        may be short: keep following the cursor."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
+            raise ValidationError("limit must be 1-500")
+        if cursor is not None and not SCHEDULE_ID.fullmatch(cursor):
+            raise ValidationError("cursor is not a schedule id")
+        low = f"({cursor}" if cursor else "-"
+        ids = [text(i) for i in self.redis.zrangebylex(self.index_key, low, "+", start=0, num=limit + 1)]
+        more = len(ids) > limit
+        ids = ids[:limit]
+        items = [s for s in self._read(ids)
+                 if (namespace is None or self._namespace(s) == namespace)
+                 and (enabled is None or s.enabled == enabled)]
+        return items, (ids[-1] if more else None)
+
+    def all(self) -> builtins.list[Schedule]:
+        out: builtins.list[Schedule] = []
+        cursor: str | None = None
+        while True:
+            items, cursor = self.list(cursor, 500)
+            out += items
+            if not cursor:
+                return out
+
+    @staticmethod
+    def _namespace(spec: ScheduleSpec) -> str:
+        if spec.namespace:
+            return spec.namespace
+        if spec.from_registry:
+            assert spec.function is not None  # from_registry: its function is a `ns/name` reference
+            return parse_ref(spec.function)[0]
+        return DEFAULT_NAMESPACE
