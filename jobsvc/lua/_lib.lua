@@ -1,7 +1,7 @@
--- _lib.lua: helpers prepended to every script at load time (not a transition of its own).
--- jobsvc/scripts.py puts the shared constants before it: the reply codes of jobsvc/replies.py (OK, NOT_FOUND,
--- LEASE_LOST, WRONG_STATE, CONFLICT, EXISTS: a script replies {NOT_FOUND}, never {-1}) and defaults.py's values.
--- Key names here must match jobsvc/keys.py.
+-- _lib.lua: helpers prepended to every script at load time (not a transition of its own). jobsvc/engine/scripts.py puts
+-- the shared constants before it: the reply codes of jobsvc/engine/replies.py (OK, NOT_FOUND, LEASE_LOST, WRONG_STATE,
+-- CONFLICT, EXISTS: a script replies {NOT_FOUND}, never {-1}) and defaults.py's values. Key names here must match
+-- jobsvc/engine/keys.py.
 
 -- Redis time in ms, read once per script call (one TIME command, however many helpers ask): a script is one
 -- instant anyway, and a batch of jobs is stamped alike.
@@ -15,7 +15,7 @@ local function now_ms()
 end
 
 -- Counters (gauges, metric tallies, minute counters, histograms) are summed over the whole script call and
--- written once per field when it returns: jobsvc/scripts.py runs every script's body as a function and calls
+-- written once per field when it returns: jobsvc/engine/scripts.py runs every script's body as a function and calls
 -- flush_counters after it. So a batch of 50 jobs of one group moves its gauge with two HINCRBY, not 100, and
 -- no script folds counts by hand. A key listed in COUNTER_TTL gets that expiry when a flush creates one of its
 -- fields (the minute counters: only the first write of a minute pays the EXPIRE).
@@ -211,7 +211,7 @@ local function stat(prefix, queue, field, n)
   add_counter(prefix .. 'stats:' .. queue, field, n or 1)
 end
 
--- Metrics (jobsvc/metrics.py, jobsvc/timeseries.py): one event of jobs of `queue` and `group` (nil: the
+-- Metrics (jobsvc/admin/metrics.py, jobsvc/admin/timeseries.py): one event of jobs of `queue` and `group` (nil: the
 -- caller counts its groups itself, as enqueue.lua does once per batch), counted in the group's tally (GET
 -- /metrics; a queue's totals are the sum of its groups', Client.stats) and, for the charted events, in the
 -- minute's counters. now: Redis ms.
@@ -243,7 +243,7 @@ local function observe(prefix, group, name, ms)
 end
 
 -- The sorted set that holds a queue's jobs of an ended state (and RQ's deferred registry), nil for the states
--- kept elsewhere: the one map in Lua (jobsvc/keys.py Keys.registry is Python's; test_keys checks they agree).
+-- kept elsewhere: the one map in Lua (jobsvc/engine/keys.py Keys.registry is Python's; test_keys checks they agree).
 local function registry_of(prefix, state, queue)
   if state == 'completed' then return 'rq:finished:' .. queue end
   if state == 'failed' then return 'rq:failed:' .. queue end
@@ -263,7 +263,7 @@ local function leave_ended_registries(prefix, queue, ids)
 end
 
 -- The registry a job of `state` sits in when an operator may requeue it (RETRYABLE, injected from
--- jobsvc/states.py), else nil.
+-- jobsvc/engine/states.py), else nil.
 local function terminal_registry(prefix, state, queue)
   if RETRYABLE[state] then return registry_of(prefix, state, queue) end
   return nil
@@ -450,7 +450,7 @@ local function collect_deletion(prefix, id, group, state, dels)
 end
 
 -- Before its first write, a script that writes keys named after user input checks each key holds the type
--- the layout gives it (jobsvc/keys.py TYPES) or does not exist: a WRONGTYPE half-way through would leave
+-- the layout gives it (jobsvc/engine/keys.py TYPES) or does not exist: a WRONGTYPE half-way through would leave
 -- the writes before it behind (Redis does not roll a script back). checks = {key, type, key, type, ...}.
 -- Returns nil when all fit, else the error reply for the caller to return (nothing written).
 local function wrong_type(checks)
@@ -532,12 +532,12 @@ local function dependency_keys(id, dependency_ids, waiting)
   return keys
 end
 
--- Put a job that waited outside the lanes on its queue: a dependent whose dependencies are done
--- (release_dependents), a job plain RQ delayed (promote_rq.lua). A job jobsvc counts (it has a group) goes
--- to its lane as make_ready puts any job, its gauge moved from `from`. One not counted yet (enqueued with RQ's own API, never claimed
--- by jobsvc) goes where RQ itself puts it, RQ's list rq:queue:<q>, with RQ's fields only: jobsvc adopts it
--- when it claims it, and an RQ worker of a mixed fleet may take it as well.
--- Returns true when a Python worker is to be woken for it (false for a pull job).
+-- Put a job that waited outside the lanes on its queue: a dependent whose dependencies are done (release_dependents), a
+-- job plain RQ delayed (promote_rq.lua). A job jobsvc counts (it has a group) goes to its lane as make_ready puts any
+-- job, its gauge moved from `from`. One not counted yet (enqueued with RQ's own API, never claimed by jobsvc) goes
+-- where RQ itself puts it, RQ's list rq:queue:<q>, with RQ's fields only: jobsvc adopts it when it claims it, and an RQ
+-- worker of a mixed fleet may take it as well. Returns true when a Python worker is to be woken for it (false for a
+-- pull job).
 local function ready_again(prefix, id, queue, group, priority, front, enqueued_at, now, from)
   if group then
     make_ready(prefix, id, queue, priority, front, enqueued_at, now)
@@ -576,17 +576,15 @@ local function nothing_left(dep, deps_field, allow, id, status)
   return true
 end
 
--- Move on the jobs waiting on `id`, which has just ended, in the caller's script, with RQ status `status`:
--- 'finished' (complete.lua) or 'failed' (fail.lua, only when it fails for good, never when it is retried),
--- as RQ's worker does (Queue.enqueue_dependents), atomically with that ending. A deferred dependent goes to
--- its queue (its front with enqueue_at_front) once all its dependencies are done (nothing_left); otherwise
--- it stays deferred and in id's dependents set. A dependent that is gone or no longer deferred (cancelled)
--- leaves the set.
--- Cost, inside the finishing script (Redis serves nothing else meanwhile): 2 commands, plus per dependent
--- 1 + one per other dependency, plus 3 per dependent released, plus 2 per group (gauges, flushed with the call) and 2 per queue woken. The
--- number of dependents is the user's: docs/rq.md gives measured times (10,000 dependents of one job: about
--- 40,000 commands). RQ's own worker does the same reads, in round trips.
--- Returns how many dependents still wait on `id`.
+-- Move on the jobs waiting on `id`, which has just ended, in the caller's script, with RQ status `status`: 'finished'
+-- (complete.lua) or 'failed' (fail.lua, only when it fails for good, never when it is retried), as RQ's worker does
+-- (Queue.enqueue_dependents), atomically with that ending. A deferred dependent goes to its queue (its front with
+-- enqueue_at_front) once all its dependencies are done (nothing_left); otherwise it stays deferred and in id's
+-- dependents set. A dependent that is gone or no longer deferred (cancelled) leaves the set. Cost, inside the finishing
+-- script (Redis serves nothing else meanwhile): 2 commands, plus per dependent 1 + one per other dependency, plus 3 per
+-- dependent released, plus 2 per group (gauges, flushed with the call) and 2 per queue woken. The number of dependents
+-- is the user's: docs/rq.md gives measured times (10,000 dependents of one job: about 40,000 commands). RQ's own worker
+-- does the same reads, in round trips. Returns how many dependents still wait on `id`.
 local function release_dependents(prefix, id, status, enqueued_at, now, wake_cap)
   local dkey = dependents_key(id)
   local ids = redis.call('SMEMBERS', dkey)

@@ -1,5 +1,5 @@
 -- audit_record.lua: append one audit entry; a key past its allowance this minute gets the short parameters.
--- KEYS: [1] the audit stream, [2] the key id's count of entries this minute (jobsvc.audit.rate_key)
+-- KEYS: [1] the audit stream, [2] the key id's count of entries this minute (jobsvc.admin.audit.rate_key)
 -- ARGV: maxlen, per_minute, window_ms, params, short_params, key_id, action, counts, status ('' for none)
 -- Returns: the new entry's id
 local n = redis.call('INCR', KEYS[2])

@@ -2,7 +2,7 @@
 -- queues and priorities, so there is no window in which a popped job belongs to nobody.
 -- KEYS: none (names built from the prefix)
 -- ARGV: prefix, lease_ms, worker_name, started_at, nq, queue1 .. queueN, then 'pull' for a pull worker's claim
---       (jobsvc/pull.py) or '' for a Python worker's, then token1 .. tokenN: one fresh token per job it may claim
+--       (jobsvc/http/pull.py) or '' for a Python worker's, then token1 .. tokenN: one fresh token per job it may claim
 --       (N is the most it claims)
 -- A pull claim pops only the queues' pull lanes (priorities above PULL_LANE_OFFSET: jobs created for pull
 -- workers, enqueue.lua), a Python worker's claim only the others: neither ever pops the other's jobs, so
@@ -12,7 +12,7 @@
 -- Per job this costs HMGET and HSET; the lanes, the lease index, gauges and histograms are written once per call
 -- (counters: flush_counters), which is what makes a batch cheap for Redis. The job's whole hash is not read
 -- here: Lua's cost is per string it handles (a job's hash holds some 40), so the caller reads the claimed hashes
--- with plain HGETALLs in its next round trip (jobsvc/leases.py Leases.parse_claims), at a fraction of the cost.
+-- with plain HGETALLs in its next round trip (jobsvc/engine/leases.py Leases.parse_claims), at a fraction of the cost.
 -- Returns: {} when nothing is ready, else {lease_expiry_ms, job1, job2, ...}, each job {id, queue, token, attempt}
 local prefix, lease_ms, worker, started_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local nq = tonumber(ARGV[5])
@@ -38,7 +38,7 @@ local function lanes_of(queue)
   return prios
 end
 
--- Whether registry function `fn` is disabled (jobsvc/functions/), read once per call.
+-- Whether registry function `fn` is disabled (jobsvc/engine/functions/), read once per call.
 local function is_disabled(fn)
   if disabled[fn] == nil then disabled[fn] = redis.call('SISMEMBER', disabled_fns, fn) == 1 end
   return disabled[fn]

@@ -18,7 +18,7 @@ for _, z in ipairs({prefix .. 'scheduled', prefix .. 'scheduled:' .. queue, 'rq:
     prefix .. 'quarantined:' .. queue, prefix .. 'created:' .. queue}) do
   redis.call('ZREM', z, id)
 end
--- Its idempotency key is scoped to its namespace (jobsvc/keys.py idempotency_scope).
+-- Its idempotency key is scoped to its namespace (jobsvc/engine/keys.py idempotency_scope).
 local ikey = h[4] and (prefix .. 'idem:' .. (h[5] or 'default') .. ':' .. h[4])
 if ikey and redis.call('GET', ikey) == id then redis.call('DEL', ikey) end
 -- Its dependency sets go with it, as RQ's Job.delete takes them (jobs still waiting on it stay deferred).

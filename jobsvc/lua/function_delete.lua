@@ -1,10 +1,10 @@
--- function_delete.lua: remove a registry function (jobsvc/functions/). Jobs already created from it keep
+-- function_delete.lua: remove a registry function (jobsvc/engine/functions/). Jobs already created from it keep
 -- their import path and run; a namespace left without functions leaves the namespace list.
 -- Key types are checked before the first write, so an error leaves Redis as it was.
 -- KEYS: none
 -- ARGV: prefix, namespace, name
 -- Returns: {OK}; {NOT_FOUND} no such function; an error reply, nothing written: a key of another type than
---          jobsvc/keys.py gives it
+--          jobsvc/engine/keys.py gives it
 local prefix, ns, name = ARGV[1], ARGV[2], ARGV[3]
 local ref = ns .. '/' .. name
 local key = prefix .. 'function:' .. ref

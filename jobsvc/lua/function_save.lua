@@ -1,4 +1,4 @@
--- function_save.lua: create or change a registry function (jobsvc/functions/); its version goes up on
+-- function_save.lua: create or change a registry function (jobsvc/engine/functions/); its version goes up on
 -- every change. A disabled function's "ns/name" is in the disabled set that claim.lua checks.
 -- Everything is checked before the first write (names, key types, the stored version), so a refusal or an
 -- error leaves Redis as it was.
@@ -8,10 +8,10 @@
 -- Returns: {OK, version, changed (1|0)}; {NOT_FOUND} no such function (update); {EXISTS, version} exists (create);
 --          {CONFLICT, version} the stored version is not the expected one (a concurrent change);
 --          an error reply, nothing written: a name outside [A-Za-z0-9_.-], a key of another type than
---          jobsvc/keys.py gives it, a stored function without a numeric version, or a bad argument
+--          jobsvc/engine/keys.py gives it, a stored function without a numeric version, or a bad argument
 local prefix, ns, name, spec, enabled, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1', ARGV[6]
 local wake_queue, wake_cap = ARGV[8], tonumber(ARGV[9])
--- The key layout (jobsvc/keys.py) relies on names without ':' or '/': never write a key from one.
+-- The key layout (jobsvc/engine/keys.py) relies on names without ':' or '/': never write a key from one.
 if not (string.match(ns, '^[%w_.%-]+$') and string.match(name, '^[%w_.%-]+$')) then
   return redis.error_reply('bad function namespace or name ' .. ns .. '/' .. name .. ': nothing changed')
 end

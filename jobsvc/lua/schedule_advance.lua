@@ -8,7 +8,7 @@
 -- ARGV: prefix, id, expected_next ('*': keep), new_next ('' for none), last_job ('' to keep), last_fire_ms,
 --       runs_kept, fired, skipped, missed, nrec, then per record: member, scheduled_ms, json, pending (1|0)
 -- Returns: {OK}; {NOT_FOUND} no such schedule; {CONFLICT} the next fire time moved (another pass fired it);
---          an error reply, nothing written: a bad argument, or a key of another type than jobsvc/keys.py
+--          an error reply, nothing written: a bad argument, or a key of another type than jobsvc/engine/keys.py
 --          gives it
 local prefix, id = ARGV[1], ARGV[2]
 local kept, nrec = tonumber(ARGV[7]), tonumber(ARGV[11])

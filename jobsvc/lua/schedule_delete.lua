@@ -4,7 +4,7 @@
 -- KEYS: none
 -- ARGV: prefix, id
 -- Returns: {OK}; {NOT_FOUND} no such schedule; an error reply, nothing written: a key of another type than
---          jobsvc/keys.py gives it
+--          jobsvc/engine/keys.py gives it
 local prefix, id = ARGV[1], ARGV[2]
 local key = prefix .. 'schedule:' .. id
 local index, due = prefix .. 'schedules', prefix .. 'schedules:due'

@@ -2,7 +2,7 @@
 -- jobs into the schedule's run history before result_ttl deletes the jobs, and add their runtime to the
 -- schedule's average. Pending runs are visited round-robin, `limit` per call (bounded work).
 -- The whole batch is read and checked before the first write. A run that cannot be recorded (its job or
--- schedule keys have another type than jobsvc/keys.py gives them, its record is not JSON, its schedule's
+-- schedule keys have another type than jobsvc/engine/keys.py gives them, its record is not JSON, its schedule's
 -- runtime counters are not integers) only leaves the pending set, and is returned for the caller to log:
 -- one damaged entry neither stops the pass nor is retried forever.
 -- KEYS: none

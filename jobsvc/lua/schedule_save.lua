@@ -1,4 +1,4 @@
--- schedule_save.lua: create or change a cron schedule (jobsvc/schedules/); its version goes up on every
+-- schedule_save.lua: create or change a cron schedule (jobsvc/scheduling/schedules/); its version goes up on every
 -- change of its definition. An enabled schedule with a next fire time sits in the due index the scheduler
 -- reads; the scheduler is woken when this schedule is now the earliest.
 -- Everything is checked before the first write (the id, key types, the stored version, the times), so a
@@ -9,9 +9,9 @@
 -- Returns: {OK, version, changed (1|0), next_ms ('' for none)}; {NOT_FOUND} no such schedule (update);
 --          {EXISTS, version} exists (create); {CONFLICT, version} the stored version is not the expected one;
 --          an error reply, nothing written: an id outside [A-Za-z0-9_.-], a key of another type than
---          jobsvc/keys.py gives it, a stored schedule without a numeric version, or a bad argument
+--          jobsvc/engine/keys.py gives it, a stored schedule without a numeric version, or a bad argument
 local prefix, id, def, enabled, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5]
--- The key layout (jobsvc/keys.py) relies on ids without ':' (schedule:<id>:stats...): never write one.
+-- The key layout (jobsvc/engine/keys.py) relies on ids without ':' (schedule:<id>:stats...): never write one.
 if not string.match(id, '^[%w_.%-]+$') then
   return redis.error_reply('bad schedule id ' .. id .. ': nothing changed')
 end

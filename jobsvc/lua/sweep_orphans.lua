@@ -11,7 +11,7 @@
 -- in the new one's) and its gauge moves; one put back on its queue after it had ended starts with fresh
 -- attempts, as claim.lua gives one it pops first. A job RQ is running or has delayed (status started or
 -- scheduled) is left alone until it comes back: pushing it onto a lane would run it twice.
--- The edges it follows (RQ's moves, jobsvc/states.py): completed | failed | cancelled | deferred -> queued (rq
+-- The edges it follows (RQ's moves, jobsvc/engine/states.py): completed | failed | cancelled | deferred -> queued (rq
 -- requeue, a registry's requeue, an RQ worker's enqueue_dependents); queued -> completed | failed (an RQ worker
 -- ran it); queued | scheduled | deferred -> cancelled (RQ's Job.cancel).
 -- KEYS: none
@@ -48,7 +48,9 @@ local function follow_rq(id, st, to, queue, prio, group, failure_ttl)
     end
     -- RQ put it on rq:queue (priority 5); a job of another lane goes to its own (a pull job must not be
     -- popped by a Python worker).
-    if prio ~= 5 and redis.call('LREM', 'rq:queue:' .. queue, 0, id) > 0 then push_lane(prefix, queue, prio, id, false) end
+    if prio ~= 5 and redis.call('LREM', 'rq:queue:' .. queue, 0, id) > 0 then
+      push_lane(prefix, queue, prio, id, false)
+    end
     if prio <= PULL_LANE_OFFSET then woken[queue] = (woken[queue] or 0) + 1 end
   else
     fields[#fields + 1] = 'js_ended_ms'; fields[#fields + 1] = now

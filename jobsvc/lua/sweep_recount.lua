@@ -3,7 +3,7 @@
 -- index holds is counted by group and jobsvc state (js_state, what its gauge counts); an id whose job hash is
 -- gone is reported missing, one of another queue wrong, and (fix) taken out of the index; every group of the
 -- queue whose gauge differs from the recount is reported and (fix) set to it. One step, so no transition can
--- make the recount stale: the chunked recount of a bigger queue (jobsvc/bulk/) compares the gauges before and
+-- make the recount stale: the chunked recount of a bigger queue (jobsvc/admin/bulk/) compares the gauges before and
 -- after instead, and leaves a group that moved meanwhile for the next sweep.
 -- Cost: O(ids indexed + groups of every queue) commands: 11 ms for 5,000 ids (2-core machine).
 -- KEYS: none

@@ -1,5 +1,5 @@
 -- zpage_after.lua: the next page of a sorted set after a listing cursor (score, member), read-only, in
--- O(log N + page) however many members share the cursor's score (jobsvc/listing.py, jobsvc/bulk/): a
+-- O(log N + page) however many members share the cursor's score (jobsvc/admin/listing.py, jobsvc/admin/bulk/): a
 -- queue's timeline can hold thousands of jobs due at the same millisecond.
 -- The order is ZRANGE's, (score, member) ascending, or with desc exactly its reverse (ZREVRANGE's). If the
 -- cursor's member still has the cursor's score, the page starts right after its rank. If it left or moved
