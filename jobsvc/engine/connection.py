@@ -1,6 +1,7 @@
 """Redis connections from a URL or an existing client."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -32,34 +33,44 @@ def redis_ms(conn: redis.Redis) -> int:
     return int(sec) * 1000 + int(usec) // 1000
 
 
-def round_trip(conn: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+def round_trip(conn: redis.Redis, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
     """Send commands on one pooled connection and read every reply (error replies returned, not raised).
 
     This is a pipeline without redis-py's Pipeline object, whose bookkeeping costs about as much as the
-    round trip itself on the worker's hot path. A connection that fails while sending (a stale one after a
-    Redis restart) is replaced once; a failure after the commands went out is raised, never retried, since
-    they may have run."""
+    round trip itself on the worker's hot path. Each command goes out as soon as `commands` yields it, so a
+    caller that builds them lazily (a big enqueue_many) builds the next while Redis runs the last. A
+    connection that fails on the first send (a stale one after a Redis restart) is replaced once; a failure
+    after a command went out is raised, never retried, since it may have run."""
     pool = conn.connection_pool
+    pending = iter(commands)
+    first = next(pending, None)
+    if first is None:
+        return []
     for attempt in (1, 2):
         c = pool.get_connection()
         try:
             try:
-                c.send_packed_command(c.pack_commands(commands))
+                c.send_packed_command(c.pack_commands([first]))
             except (redis.ConnectionError, redis.TimeoutError):
                 c.disconnect()
                 if attempt == 2:
                     raise
                 continue
-            out: list[Any] = []
-            for _ in commands:
-                try:
-                    out.append(c.read_response())
-                except redis.ResponseError as exc:
-                    out.append(exc)
-            return out
+            sent = 1
+            for command in pending:
+                c.send_packed_command(c.pack_commands([command]))
+                sent += 1
+            return [_reply(c) for _ in range(sent)]
         except BaseException:
             c.disconnect()
             raise
         finally:
             pool.release(c)
     raise AssertionError("unreachable")
+
+
+def _reply(c: Any) -> Any:
+    try:
+        return c.read_response()
+    except redis.ResponseError as exc:
+        return exc

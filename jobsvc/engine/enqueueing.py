@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -54,10 +54,13 @@ def enqueue(conn: redis.Redis, config: Config, specs: Iterable[JobSpec],
     inside MULTI could not be retried the way `scripts.call_many` retries it."""
     calls = _calls(config, list(specs), extra_fields)
     if pipe is not None:
+        n = 0
         for name, keys, args in calls:
             pipe.eval(scripts.SOURCES[name], len(keys), *keys, *args)
-        return len(calls)
-    return enqueued(scripts.call_many(conn, calls) if calls else [])
+            n += 1
+        return n
+    # Built lazily: each chunk goes out as soon as it is built, so Python builds the next while Redis runs it.
+    return enqueued(scripts.call_many(conn, calls))
 
 
 def enqueued(replies: Iterable[Any]) -> list[Enqueued]:
@@ -66,9 +69,8 @@ def enqueued(replies: Iterable[Any]) -> list[Enqueued]:
 
 
 def _calls(config: Config, specs: list[JobSpec],
-           extra_fields: Sequence[dict[str, Any]] | None) -> list[scripts.Call]:
-    """The enqueue.lua calls of a batch, one per ENQUEUE_BATCH jobs."""
-    calls: list[scripts.Call] = []
+           extra_fields: Sequence[dict[str, Any]] | None) -> Iterator[scripts.Call]:
+    """The enqueue.lua calls of a batch, one per ENQUEUE_BATCH jobs, each built when asked for."""
     for start in range(0, len(specs), defaults.ENQUEUE_BATCH):
         chunk = specs[start:start + defaults.ENQUEUE_BATCH]
         now = utcnow_str()
@@ -91,8 +93,7 @@ def _calls(config: Config, specs: list[JobSpec],
             args.append(len(own))
             for k, v in own:
                 args += (k, v)
-        calls.append(("enqueue", (), args))
-    return calls
+        yield ("enqueue", (), args)
 
 
 def job_fields(config: Config, spec: JobSpec, now: str) -> tuple[list[Any], dict[str, Any]]:

@@ -3,7 +3,7 @@ reply code into its exception."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,20 +70,34 @@ def call(conn: redis.Redis, name: str, keys: Sequence[Any] = (), args: Sequence[
     return call_many(conn, [(name, keys, args)])[0]
 
 
-def call_many(conn: redis.Redis, calls: Sequence[Call]) -> list[Any]:
-    """Run several scripts in one round trip.
+def call_many(conn: redis.Redis, calls: Iterable[Call]) -> list[Any]:
+    """Run several scripts in one round trip; `calls` may be built lazily, each sent as it comes.
 
     Each script is atomic on its own; a NOSCRIPT reply means that script did not run,
     so it is safe to load the scripts and run just those again."""
-    results = round_trip(conn, [("EVALSHA", SHAS[name], len(keys), *keys, *args) for name, keys, args in calls])
+    calls = _Recorded(calls)
+    results = round_trip(conn, (("EVALSHA", SHAS[name], len(keys), *keys, *args) for name, keys, args in calls))
     missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
     if missing:
         load_all(conn)
-        again = round_trip(conn, [("EVALSHA", SHAS[calls[i][0]], len(calls[i][1]), *calls[i][1], *calls[i][2])
-                                   for i in missing])
+        again = round_trip(conn, [("EVALSHA", SHAS[calls.seen[i][0]], len(calls.seen[i][1]), *calls.seen[i][1],
+                                   *calls.seen[i][2]) for i in missing])
         for i, r in zip(missing, again, strict=True):
             results[i] = r
     for r in results:
         if isinstance(r, Exception):
             raise r
     return results
+
+
+class _Recorded:
+    """The calls of a call_many as they are sent, kept so that those answered NOSCRIPT can be sent again."""
+
+    def __init__(self, calls: Iterable[Call]):
+        self._calls = calls
+        self.seen: list[Call] = []
+
+    def __iter__(self) -> Iterator[Call]:
+        for call in self._calls:
+            self.seen.append(call)
+            yield call

@@ -112,20 +112,27 @@ def test_idempotency_under_50_concurrent_callers_gives_one_job(redis_url, r, con
 
 
 def test_batch_enqueue_is_one_round_trip_and_keeps_order(client, r, monkeypatch):
+    """One script call per 1,000 jobs, each sent as soon as it is built; no reply is awaited before the last is sent
+    (so Python builds a chunk while Redis runs the one before)."""
     import redis.connection
 
     specs = [client.job("tests.jobfuncs.add", i, i) for i in range(2500)]
-    sends = []
-    original = redis.connection.Connection.send_packed_command
+    events = []
+    send, read = redis.connection.Connection.send_packed_command, redis.connection.Connection.read_response
 
-    def counting(self, *a, **kw):
-        sends.append(1)
-        return original(self, *a, **kw)
+    def sending(self, *a, **kw):
+        events.append("send")
+        return send(self, *a, **kw)
 
-    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+    def reading(self, *a, **kw):
+        events.append("read")
+        return read(self, *a, **kw)
+
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", sending)
+    monkeypatch.setattr(redis.connection.Connection, "read_response", reading)
     out = client.enqueue_many(specs)
     monkeypatch.undo()
-    assert len(sends) == 1
+    assert events == ["send"] * 3 + ["read"] * 3
     assert r.lrange("rq:queue:default", 0, -1) == [e.id.encode() for e in out]
 
 
@@ -197,3 +204,10 @@ def test_idempotency_keys_are_scoped_to_a_namespace(client, r):
     client.delete(mine.id)  # an explicit delete frees the namespace's key, not the other one's
     assert client.enqueue("tests.jobfuncs.noop", namespace="billing", idempotency_key="invoice-42").created
     assert not client.enqueue("tests.jobfuncs.noop", namespace="team", idempotency_key="invoice-42").created
+
+
+def test_a_streamed_batch_reloads_the_scripts_after_a_script_flush(client, r):
+    r.script_flush()  # as after a Redis restart: every chunk is answered NOSCRIPT, loaded, and sent again
+    out = client.enqueue_many([client.job("tests.jobfuncs.add", i, i) for i in range(2500)])
+    assert len(out) == 2500 and all(e.created for e in out)
+    assert r.lrange("rq:queue:default", 0, -1) == [e.id.encode() for e in out]
