@@ -11,7 +11,7 @@ from flask import Blueprint, Response
 
 from jobsvc.admin.apikeys import ADMIN, READ, WRITE
 from jobsvc.engine.functions import Function, Registry
-from jobsvc.errors import NotFound
+from jobsvc.errors import AlreadyExists, NotFound
 
 from .. import schemas as s
 from ..api import audit_counts, client, confirm, no_content, operation, reply
@@ -62,7 +62,7 @@ def visible_function(who: Principal, namespace: str, name: str) -> Function:
 
 
 def _options(body: dict[str, Any]) -> dict[str, Any]:
-    values = {k: v for k, v in body.items() if k not in ("namespace", "name", "path")}
+    values = {k: v for k, v in body.items() if k not in ("namespace", "name", "path", "replace")}
     if "backoff" in values:
         values["backoff"] = backoff_in(values["backoff"])
     return values
@@ -82,9 +82,13 @@ def list_(who: Principal, q: dict[str, Any]) -> Response:
 @bp.post("/functions")
 @operation("Register a function", scope=ADMIN, body=s.FunctionCreateSchema, action="functions.register",
            responses={201: ("registered", s.FunctionSchema),
-                      200: ("it existed: every field replaced", s.FunctionSchema)},
-           description="Creates `namespace/name`, or replaces every field of an existing one (its version goes up "
-                       "only when something changed). The registry stores import paths, never code. An admin "
+                      200: ("it existed and `replace` was true: every field replaced", s.FunctionSchema)},
+           errors=(409,),
+           description="Creates `namespace/name`. An existing name is refused (409 already_exists: change it with "
+                       "PATCH) unless the body says `replace: true`, which sets every field to the body's, a field "
+                       "left out to its default (the version goes up only when something changed). A POST never "
+                       "merges: a retried create must not quietly reset a function someone else changed. "
+                       "The registry stores import paths, never code. An admin "
                        "action: a function decides what code runs (its `path` must lie inside "
                        "JOBSVC_ALLOWED_MODULES) or which service is called (`handler`).")
 def register(who: Principal, body: dict[str, Any]) -> Response:
@@ -101,7 +105,13 @@ def register(who: Principal, body: dict[str, Any]) -> Response:
         raise forbidden("this function is outside the key's namespaces or queues")
     if body.get("path"):
         require_code_choice(who, body["path"], "a function")
-    saved = registry().register(namespace, body["name"], body.get("path"), **_options(body))
+    try:
+        # Refused inside function_save.lua when the name is taken (not only by the read above): atomic.
+        saved = registry().register(namespace, body["name"], body.get("path"), replace_existing=body["replace"],
+                                    **_options(body))
+    except AlreadyExists:
+        raise AlreadyExists(f"function {namespace}/{body['name']} exists: change it with PATCH "
+                            f"/api/v1/functions/{namespace}/{body['name']}, or send \"replace\": true") from None
     audit_counts(created=int(old is None), version=saved.version)
     return reply(s.FunctionSchema, function_dict(saved), 201 if old is None else 200)
 

@@ -55,6 +55,9 @@ class FunctionSyncItemSchema(_FunctionFields):
 
 class FunctionCreateSchema(FunctionSyncItemSchema):
     namespace = NamespaceName(load_default=None, metadata={"description": "default `default`"})
+    replace = Bool(load_default=False, metadata={
+        "description": "true: an existing function of this name gets exactly this body (fields left out go back "
+                       "to their defaults); false (default): an existing name is refused with 409 (use PATCH)"})
 
 
 class FunctionPatchSchema(_FunctionFields):

@@ -19,7 +19,7 @@ def test_register_get_patch_delete(api):
     assert fn["backoff"] == {"type": "linear", "base": 2.0, "cap": 10.0, "jitter": False}
     assert fn["created_at"].endswith("Z")
     assert api.get("/functions/billing/charge").get_json() == fn
-    again = api.post("/functions", json=CHARGE)
+    again = api.post("/functions", json={**CHARGE, "replace": True})
     assert again.status_code == 200 and again.get_json()["version"] == 1  # unchanged: same version
 
     changed = api.patch("/functions/billing/charge", json={"timeout": 60, "description": None})
@@ -174,3 +174,20 @@ def test_documented(api):
     assert doc["paths"]["/api/v1/functions/sync"]["post"]["x-scope"] == apikeys.ADMIN
     assert "428" in doc["paths"]["/api/v1/functions/sync"]["post"]["responses"]
     assert doc["paths"]["/api/v1/namespaces"]["get"]["x-scope"] == apikeys.READ
+
+
+def test_register_of_a_taken_name_is_refused_unless_replace(api):
+    """POST on an existing name never resets the fields it leaves out: 409 (use PATCH), or `replace: true`,
+    which sets exactly the body (fields left out to their defaults)."""
+    api.post("/functions", json=CHARGE)
+    taken = api.post("/functions", json={"namespace": "billing", "name": "charge", "path": "tests.jobfuncs.echo"})
+    assert taken.status_code == 409, taken.get_json()
+    assert taken.get_json()["error"]["code"] == "already_exists" and "PATCH" in taken.get_json()["error"]["message"]
+    assert api.get("/functions/billing/charge").get_json()["timeout"] == 40  # unchanged
+    replaced = api.post("/functions", json={"namespace": "billing", "name": "charge", "path": "tests.jobfuncs.echo",
+                                            "replace": True})
+    assert replaced.status_code == 200
+    assert (replaced.get_json()["timeout"], replaced.get_json()["version"]) == (None, 2)
+    assert "replace" in field_errors(api.post("/functions", json={**CHARGE, "replace": "yes"}))
+    entries = api.get("/audit").get_json()["entries"]
+    assert [e["status"] for e in entries if e["action"] == "functions.register"][:3] == [422, 200, 409]
