@@ -15,7 +15,7 @@ import json
 import pickle
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -35,6 +35,8 @@ STATUSES = ("completed", "failed")
 DEFAULT_ERROR_TYPE = "Error"
 # What ack reads of the job before the fenced script: the attempt and backoff options (for the retry delay),
 # the start time and worker (for the result entry RQ reads).
+# Where the last ack of a job sent it, written by complete.lua and fail.lua: `state|due_ms|token` (replayed).
+ACKED_FIELD = "js_acked"
 _ACK_FIELDS = ("origin", "js_started_ms", "js_attempts", "worker_name", "js_backoff", "js_backoff_base",
                "js_backoff_cap", "js_backoff_jitter")
 
@@ -164,6 +166,32 @@ def ack_many(conn: redis.Redis, config: Config, acks: list[Ack],
         else:
             state = text(reply[1])
             out.append(AckResult(one.job_id, state, int(reply[2]) if state == "scheduled" else None))
+    return replayed(conn, acks, out)
+
+
+def replayed(conn: redis.Redis, acks: list[Ack],
+             out: list[AckResult | LeaseLost | NotFound]) -> list[AckResult | LeaseLost | NotFound]:
+    """A refused ack that repeats the one its token recorded (a network retry) gets that ack's answer.
+    complete.lua and fail.lua keep `ACKED_FIELD` = `state|due_ms|token` of the last ack in the HSET that ends
+    the lease; tokens are never reused, so a match means this very lease ended with this outcome. The same
+    token with the other status stays refused. One HGET per refused ack, none on the usual path."""
+    refused = [i for i, res in enumerate(out) if isinstance(res, LeaseLost)]
+    if not refused:
+        return out
+    pipe = conn.pipeline(transaction=False)
+    for i in refused:
+        pipe.hget(Keys.job(acks[i].job_id), ACKED_FIELD)
+    for i, raw in zip(refused, pipe.execute(), strict=True):
+        lost = cast("LeaseLost", out[i])
+        state, _, rest = text(raw).partition("|") if raw else ("", "", "")
+        due, _, token = rest.partition("|")
+        if token != acks[i].token or not state:
+            continue
+        if (state == "completed") != (acks[i].status == "completed"):
+            out[i] = LeaseLost(f"job {acks[i].job_id}: this token already acked it as "
+                               f"{'completed' if state == 'completed' else 'failed'}", lost.state)
+            continue
+        out[i] = AckResult(acks[i].job_id, state, int(float(due)) if due else None)
     return out
 
 

@@ -25,7 +25,10 @@ local function complete(id, token, ended_at, value, started_ts, ended_ts, extras
   local queue = h[2]
   local ttl = tonumber(h[3]) or default_ttl
   drop_lease(prefix, id)
-  hset_unleased(key, {'status', 'finished', 'js_state', 'completed', 'ended_at', ended_at, 'js_ended_ms', now})
+  -- js_acked: the outcome this token recorded, so that a retried ack of it is answered, not refused
+  -- (jobsvc/http/pull.py: replayed); in the HSET that ends the lease, no command of its own.
+  hset_unleased(key, {'status', 'finished', 'js_state', 'completed', 'ended_at', ended_at, 'js_ended_ms', now,
+    'js_acked', 'completed||' .. token})
   local res = {'type', 1, 'worker_name', worker, 'execution_started_at', started_ts, 'execution_ended_at', ended_ts}
   if value ~= '' then res[#res + 1] = 'return_value'; res[#res + 1] = value end
   redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', 10, '*', unpack(res))

@@ -24,7 +24,11 @@ local plan = retry_plan({max_attempts = h[5], attempts = attempts, retries_left 
   at_front = h[12]}, ARGV[5] == '1', tonumber(ARGV[6]))
 add_run(prefix, id, with_extras({attempt = attempts, worker = ARGV[11], started_ms = tonumber(h[6]), ended_ms = now,
   outcome = plan and 'retrying' or 'failed', exc_type = ARGV[7], message = ARGV[8], traceback = ARGV[9]}, ARGV[16]))
-local fields = {'ended_at', ARGV[4], 'js_ended_ms', now, 'js_error', ARGV[7] .. ': ' .. ARGV[8]}
+local due = plan and not plan.now and now + plan.delay_ms or nil
+-- js_acked: where this token's ack sent the job (state|due|token), so that a retried ack of it is answered,
+-- not refused (jobsvc/http/pull.py: replayed); in the HSET that ends the lease, no command of its own.
+local acked = (plan and (plan.now and 'queued' or 'scheduled') or 'failed') .. '|' .. (due or '') .. '|' .. token
+local fields = {'ended_at', ARGV[4], 'js_ended_ms', now, 'js_error', ARGV[7] .. ': ' .. ARGV[8], 'js_acked', acked}
 for _, v in ipairs(plan and plan.fields or {}) do fields[#fields + 1] = v end
 hset_unleased(key, fields)
 -- Every attempt's run time is observed, retried or not.
@@ -42,7 +46,6 @@ if plan then
     wake_workers(prefix, queue, 1, wake_cap)
     return {OK, 'queued'}
   end
-  local due = now + plan.delay_ms
   make_scheduled(prefix, id, due, queue)
   gauge(prefix, h[7], 'running', 'scheduled')
   return {OK, 'scheduled', due}

@@ -83,15 +83,43 @@ def test_ack_completes_and_the_result_is_readable(api, client):
     assert got["state"] == "completed" and got["result"] == {"total": 3, "items": ["a", None]}
 
 
-def test_a_second_ack_is_409_and_changes_nothing(api, client, r):
+def test_a_retried_ack_answers_the_recorded_outcome_and_changes_nothing(api, client, r):
     client.enqueue_pull(NOOP, queue="pq")
     (job,) = claim(api)
     assert ack(api, job, result=1).status_code == 200
     before = (r.hgetall(Keys.job(job["id"])), r.xlen(Keys.results(job["id"])))
-    for body in ({"result": 2}, {"status": "failed", "error": "late"}):
-        err = error_of(ack(api, job, **body), 409)
-        assert err["details"]["state"] == "completed"
+    # A network retry of the same ack (same token, same outcome) is answered with what was recorded.
+    for body in ({"result": 1}, {"result": 2}):
+        resp = ack(api, job, **body)
+        assert resp.status_code == 200, resp.get_json()
+        assert resp.get_json() == {"id": job["id"], "state": "completed", "run_at": None}
+    # The other outcome with the same token is refused.
+    err = error_of(ack(api, job, status="failed", error="late"), 409)
+    assert err["code"] == "lease_lost" and err["details"]["state"] == "completed"
+    assert "already acked it as completed" in err["message"]
     assert (r.hgetall(Keys.job(job["id"])), r.xlen(Keys.results(job["id"]))) == before
+    assert client.result(job["id"]) == 1
+
+
+def test_a_retried_failed_ack_answers_where_the_job_went(api, client, r):
+    client.enqueue_pull(NOOP, queue="pq", max_attempts=3)
+    client.enqueue_pull(NOOP, queue="pq", max_attempts=3)
+    first, second = claim(api, count=2)
+    failed = {"status": "failed", "error": "503"}
+    answer = ack(api, first, **failed).get_json()
+    assert answer["state"] == "scheduled"
+    before = r.hgetall(Keys.job(first["id"]))
+    again = ack(api, first, **failed)
+    assert again.status_code == 200 and again.get_json() == answer
+    assert r.hgetall(Keys.job(first["id"])) == before
+    assert error_of(ack(api, first), 409)["details"]["state"] == "scheduled"
+    # A retry of an ack in a batch too; a stale token of the same job stays refused.
+    for_good = dict(failed, retryable=False)
+    assert ack(api, second, **for_good).get_json()["state"] == "failed"
+    rows = api.post("/jobs/ack", {"acks": [{"id": second["id"], "token": second["token"], **for_good},
+                                           {"id": second["id"], "token": "f" * 32, **for_good}]}).get_json()["results"]
+    assert rows[0] == {"id": second["id"], "state": "failed", "run_at": None, "error": None}
+    assert rows[1]["error"]["code"] == "lease_lost"
 
 
 def test_failed_ack_retries_or_fails(api, client):
@@ -114,7 +142,10 @@ def test_callback_is_ack(api, client):
     (job,) = claim(api)
     resp = api.post(f"/jobs/{job['id']}/callback", {"token": job["token"], "status": "completed", "result": "ok"})
     assert resp.get_json()["state"] == "completed"
-    err = error_of(api.post(f"/jobs/{job['id']}/callback", {"token": job["token"], "status": "completed"}), 409)
+    again = api.post(f"/jobs/{job['id']}/callback", {"token": job["token"], "status": "completed"})
+    assert again.status_code == 200 and again.get_json()["state"] == "completed"  # a retried callback is safe
+    err = error_of(api.post(f"/jobs/{job['id']}/callback", {"token": job["token"], "status": "failed",
+                                                            "error": "late"}), 409)
     assert err["code"] == "lease_lost" and err["details"] == {"state": None}  # /callback tells no state
 
 

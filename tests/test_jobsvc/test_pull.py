@@ -92,7 +92,7 @@ def test_a_wrong_token_changes_nothing(r, client, config, action):
     assert client.state(job_id) == State.COMPLETED
 
 
-@pytest.mark.parametrize("action", ["heartbeat", "complete", "fail"])
+@pytest.mark.parametrize("action", ["heartbeat", "fail"])
 def test_a_finished_jobs_token_is_stale(r, client, config, action):
     job_id = client.enqueue_pull(NOOP, queue="pq").id
     (lease,) = pull.claim(r, config, "pq")
@@ -101,6 +101,15 @@ def test_a_finished_jobs_token_is_stale(r, client, config, action):
     with pytest.raises(LeaseLost) as err:
         _act(r, config, action, job_id, lease.token)
     assert err.value.state == "completed"
+    assert snapshot(r, job_id) == before
+
+
+def test_the_same_ack_again_answers_the_recorded_outcome(r, client, config):
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
+    (lease,) = pull.claim(r, config, "pq")
+    assert pull.ack(r, config, job_id, lease.token, "completed", result=1).state == "completed"
+    before = snapshot(r, job_id)
+    assert pull.ack(r, config, job_id, lease.token, "completed", result=2) == pull.AckResult(job_id, "completed")
     assert snapshot(r, job_id) == before
 
 
