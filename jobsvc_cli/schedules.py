@@ -65,7 +65,8 @@ def schedules_cmd(client: Client, args: argparse.Namespace) -> int:
 
     step = {"list": _schedules_list, "get": _schedules_get, "create": _schedules_create,
             "enable": _schedules_toggle, "disable": _schedules_toggle, "delete": _schedules_delete,
-            "execute": _schedules_execute, "runs": _schedules_runs, "sync": _schedules_sync}
+            "execute": _schedules_execute, "runs": _schedules_runs, "sync": _schedules_sync,
+            "import": _schedules_import}
     run = step.get(args.schedules_command)
     if run is not None:
         run(Schedules(client), client, args)
@@ -149,6 +150,48 @@ def _schedules_sync(s: Schedules, client: Client, args: argparse.Namespace) -> N
     if not args.dry_run:
         _audit_sync(client, "schedules.sync", args, namespace, report)
     _report(report, "schedule")
+
+
+def _schedules_import(s: Schedules, client: Client, args: argparse.Namespace) -> None:
+    """rq-scheduler's recurring jobs as schedules (jobsvc/scheduling/schedules/rq_import.py)."""
+    from jobsvc.scheduling.schedules.rq_import import import_rq_scheduler, local_zone
+
+    tz = args.timezone
+    if tz is None:
+        tz = local_zone()
+        print(f"timezone: {tz} (this machine's; rq-scheduler read cron in its host's local time: give that "
+              "host's zone with --timezone if it differs)", file=sys.stderr)
+    report = import_rq_scheduler(s, tz, dry_run=args.dry_run, remove=args.remove)
+    if not args.dry_run:
+        _audit(client, "schedules.import", {"from": "rq-scheduler", "timezone": tz, "remove": args.remove,
+                                            "created": report.created, "removed": report.removed},
+               report.counts())
+    if args.json:
+        as_json({"timezone": tz, "dry_run": args.dry_run, **{k: getattr(report, k) for k in (
+            "created", "existing", "removed", "refused")},
+                 "schedules": [e.spec.spec_dict() for e in report.entries if e.spec is not None]})
+        return
+    _print_import(report, args)
+
+
+def _print_import(report: Any, args: argparse.Namespace) -> None:
+    verb = "would create" if args.dry_run else "created"
+    for e in report.entries:
+        if e.spec is None:
+            print(f"refused  {e.job_id}: {e.problem}")
+            continue
+        when = f"cron '{e.spec.cron}' {e.spec.timezone}" if e.spec.cron else f"every {e.spec.interval:g}s"
+        state = "exists  " if e.spec.id in report.existing else f"{verb}"
+        print(f"{state} {e.spec.id}: {e.spec.function} {when} from {_ms(e.spec.start_ms)} UTC"
+              + (f" until {_ms(e.spec.end_ms)} UTC" if e.spec.end_ms else "") + f" queue {e.spec.queue}"
+              + "".join(f"; {n}" for n in e.notes))
+    print(f"{verb}: {len(report.created)}, already imported: {len(report.existing)}, refused: "
+          f"{len(report.refused)}, removed from rq-scheduler: {len(report.removed)}")
+    if args.dry_run:
+        print("dry run: nothing changed", file=sys.stderr)
+    elif not args.remove and (report.created or report.existing):
+        print("rq-scheduler's entries stay: while an rqscheduler runs they fire from both; run again with "
+              "--remove to take them out", file=sys.stderr)
 
 
 def _audit_sync(client: Client, action: str, args: argparse.Namespace, namespace: str | None, report: Any) -> None:
@@ -259,7 +302,20 @@ def _add_schedules(sub: Any, with_url: Any) -> None:
     rn.add_argument("--json", action="store_true")
     _add_sync(ssub.add_parser("sync", help="make the stored schedules match a file (JSON, YAML or TOML)"),
               "schedules", "only this namespace's schedules (default: the file's `namespace`)")
+    _add_import(ssub)
     sch.set_defaults(func=schedules_cmd)
+
+
+def _add_import(ssub: Any) -> None:
+    im = ssub.add_parser("import", help="rq-scheduler's recurring jobs (interval, repeat, cron) as schedules")
+    im.add_argument("--from-rq-scheduler", action="store_true", required=True,
+                    help="read rq-scheduler's zset rq:scheduler:scheduled_jobs (the one source supported)")
+    im.add_argument("--timezone", help="IANA zone the rqscheduler host ran in: its cron strings were read in "
+                                       "local time (default: this machine's zone)")
+    im.add_argument("--dry-run", action="store_true", help="print what would be created; change nothing")
+    im.add_argument("--remove", action="store_true",
+                    help="take imported entries out of rq-scheduler's zset (under its own lock)")
+    im.add_argument("--json", action="store_true")
 
 
 def _add_sync(parser: Any, what: str, namespace_help: str) -> None:

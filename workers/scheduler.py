@@ -67,8 +67,12 @@ class Scheduler:
         reaped = self.reaper.run_once()
         fired = self.cron.run_once()
         if now >= self._next_rq:
+            # RQ's registries every scheduler_max_sleep (whole-second scores); rq-scheduler's zset also at its
+            # next entry's time (RqPromoter.next_due_ms), to the millisecond.
+            rq = self.rq_promoter.run_once()
             self._next_rq = now + self.config.scheduler_max_sleep
-            self.rq_promoter.run_once()
+            if rq.next_due_ms is not None:
+                self._next_rq = min(self._next_rq, now + max(0.0, (rq.next_due_ms - rq.now_ms) / 1000))
         swept_more = False
         if now >= self._next_sweep:
             # A backlog of expired jobs is swept a bounded pass at a time, promotions in between.
@@ -91,6 +95,7 @@ class Scheduler:
                 wait = min(wait, max(0.0, (due - promoted.now_ms) / 1000))
         if fired.next_fire_ms is not None:
             wait = min(wait, max(0.0, (fired.next_fire_ms - fired.now_ms) / 1000))
+        wait = min(wait, max(0.0, self._next_rq - time.monotonic()))
         return min(wait, max(0.0, self._next_lock - time.monotonic()))
 
     def sleep(self, seconds: float) -> None:

@@ -54,6 +54,7 @@ TYPES = {
     "schedule": "hash", "schedule_stats": "hash", "schedule_runs": "zset", "schedule_run": "hash",
     "schedules": "zset", "schedules_due": "zset", "schedules_pending": "zset", "terminate": "list",
     "apikeys": "hash", "audit": "stream", "audit_rate": "string",
+    "rq_scheduler_jobs": "zset", "rq_scheduler_lock": "string",
 }
 
 
@@ -112,6 +113,18 @@ class Keys:
     @staticmethod
     def rq_scheduled(queue: str) -> str:
         return f"rq:scheduled:{queue}"
+
+    @property
+    def rq_scheduler_jobs(self) -> str:
+        """rq-scheduler's zset of its jobs (one-off and recurring) by due time, epoch seconds; promote_rq.lua
+        moves the one-off ones, `jobsvc schedules import --from-rq-scheduler` the recurring ones."""
+        return "rq:scheduler:scheduled_jobs"
+
+    @property
+    def rq_scheduler_lock(self) -> str:
+        """rq-scheduler's lock, held while one of its processes moves due jobs: promote_rq.lua leaves its zset
+        alone while it exists, the import holds it while it removes entries."""
+        return "rq:scheduler_lock"
 
     def quarantined(self, queue: str) -> str:
         return f"{self.prefix}quarantined:{queue}"

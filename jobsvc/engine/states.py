@@ -83,7 +83,8 @@ EDGES: tuple[Edges, ...] = (
     Edges((S.SCHEDULED,), (S.QUEUED,), ("promote.lua",), "due time reached (the scheduler's `Promoter`)"),
     Edges((S.SCHEDULED,), (S.QUEUED,), ("promote_rq.lua",),
           "a job plain RQ delayed (`enqueue_in` / `enqueue_at`, an RQ worker's `Retry` with an interval): its time in "
-          "RQ's `ScheduledJobRegistry` came (the scheduler's `RqPromoter`)"),
+          "RQ's `ScheduledJobRegistry` came (the scheduler's `RqPromoter`); likewise a one-off job of rq-scheduler "
+          "(`Scheduler.enqueue_at` / `enqueue_in`) whose time in its zset came, unless an rqscheduler holds its lock"),
     Edges((S.QUEUED,), (S.SCHEDULED,), ("patch.lua",), "operator sets a run time in the future"),
     Edges((S.SCHEDULED,), (S.QUEUED,), ("patch.lua",), "operator sets a run time now or in the past"),
     Edges((S.QUEUED,), (S.RUNNING,), ("claim.lua",),

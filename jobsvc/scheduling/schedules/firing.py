@@ -73,7 +73,7 @@ class ScheduleFiring(ScheduleStore):
         """The job one fire of `spec` enqueues, and its extra hash fields. NotFound / Disabled when its
         registry function is missing or disabled."""
         options: dict[str, Any] = {k: getattr(spec, k) for k in ("queue", "priority", "max_attempts", "timeout",
-                                                                 "result_ttl", "failure_ttl")}
+                                                                 "result_ttl", "failure_ttl", "meta")}
         options["backoff"] = check_backoff(spec.backoff)
         options = {k: v for k, v in options.items() if v is not None}
         extra = {"js_schedule": spec.id}

@@ -105,6 +105,8 @@ class ScheduleSpec:
     # An HTTP handler URL and its JSON payload instead of a function (docs/http.md).
     handler: str | None = None
     payload: Any = None
+    # Each fire's job meta (JSON object): what `jobsvc schedules import --from-rq-scheduler` carries over.
+    meta: dict[str, Any] | None = None
     # "api" when created or changed through the HTTP API: its fires are marked as the API's jobs, so workers
     # run their Python function only from the allowed modules (jobsvc.allowlist). None: from Python, trusted.
     origin: str | None = None
@@ -165,6 +167,10 @@ class ScheduleSpec:
             raise ValidationError("kwargs must be an object with text keys")
         s(self, "args", _jsonable(self.args, "args"))
         s(self, "kwargs", _jsonable(self.kwargs, "kwargs"))
+        if self.meta is not None:
+            if not isinstance(self.meta, dict) or not all(isinstance(k, str) for k in self.meta):
+                raise ValidationError("meta must be an object with text keys")
+            s(self, "meta", _jsonable(self.meta, "meta"))
 
     def _normalize_job_options(self) -> None:
         """The options each fire's job gets: queue, namespace, the registry-shared defaults, TTLs, enabled."""
@@ -224,7 +230,7 @@ class ScheduleSpec:
         """The definition as canonical JSON: equal JSON means unchanged (no new version). Fields added later
         are left out while unset, so definitions stored before them keep their JSON and version."""
         out = self.spec_dict()
-        for k in ("handler", "payload", "origin"):
+        for k in ("handler", "payload", "origin", "meta"):
             if out[k] is None:
                 del out[k]
         return canonical_json(out)
