@@ -1,4 +1,4 @@
-"""Who is calling: `X-Admin-Key: <key>` or `Authorization: Bearer <key>`.
+"""Who is calling: `X-Admin-Key: <key>` (alias `X-API-KEY`) or `Authorization: Bearer <key>`.
 
 ADMIN_API_KEY has every scope and no limits. Scoped keys (jobsvc.admin.apikeys) have their scopes and
 optional namespace / queue limits. No key or a wrong key is 401; a key without the scope is 403.
@@ -62,7 +62,8 @@ def forbidden(message: str) -> ApiError:
 
 
 def _presented() -> str | None:
-    key = request.headers.get("X-Admin-Key")
+    # X-API-KEY: the header of the admin API some clients migrate from (issue 16); the same key.
+    key = request.headers.get("X-Admin-Key") or request.headers.get("X-API-KEY")
     if key:
         return key.strip()
     auth = request.headers.get("Authorization", "")

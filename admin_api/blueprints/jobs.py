@@ -18,12 +18,14 @@ from jobsvc.engine.functions import Registry
 from jobsvc.engine.job import DEFAULT_NAMESPACE, JobInfo, JobSpec, handler_name
 from jobsvc.engine.keys import Keys
 from jobsvc.engine.states import State
-from jobsvc.engine.stats import BY, read_counts
-from jobsvc.errors import JobsvcError, NotFound, ValidationError
+from jobsvc.engine.stats import BY, Counts, read_counts
+from jobsvc.errors import JobsvcError, NotFound, ValidationError, WrongState
 
 from .. import schemas as s
 from ..api import ApiError, audit_counts, client, config, conn, jsonable, no_content, operation, reply
 from ..auth import Principal, forbidden, require_code_choice
+from ..schemas.jobs import ALL, JobCancelSchema, JobWhereQuery
+from .queues import known_queue
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 
@@ -66,11 +68,12 @@ def _results(ids: list[str]) -> dict[str, Any]:
     return lookup.latest_results(conn(), ids, UNREADABLE)
 
 
-def visible_job(who: Principal, job_id: str) -> JobInfo:
-    """The job, or 404 when there is none or the key may not see it (its existence is not revealed)."""
+def visible_job(who: Principal, job_id: str, queue: str | None = None) -> JobInfo:
+    """The job, or 404 when there is none, the key may not see it (its existence is not revealed) or it is not
+    in `queue` (when given: clients that address a job by queue and id)."""
     info = client().get(job_id)
-    if not who.sees(info.queue, info.namespace):
-        raise NotFound(f"no job {job_id}")
+    if not who.sees(info.queue, info.namespace) or queue not in (None, info.queue):
+        raise NotFound(f"no job {job_id}" + (f" in queue {queue}" if queue is not None else ""))
     return info
 
 
@@ -238,7 +241,11 @@ def create_batch(who: Principal, body: dict[str, Any]) -> Response:
            description="Filters combine. Pass `next_cursor` back as `cursor` for the next page; a page may be "
                        "short (sparse filters look at a bounded number of jobs per call) while a cursor remains.")
 def list_(who: Principal, q: dict[str, Any]) -> Response:
-    flt = JobFilter(queue=who.narrow("queue", q.get("queue")), state=q.get("state") or q.get("status"),
+    state = q.get("state") or q.get("status")
+    queue = who.narrow("queue", q.get("queue"))
+    if q.get("queue") is not None and not known_queue(q["queue"], who):
+        raise NotFound(f"no queue {q['queue']}")  # a typo is not an empty queue
+    flt = JobFilter(queue=queue, state=None if state == ALL else state,
                     function=q.get("function"), namespace=who.narrow("namespace", q.get("namespace")),
                     trigger=q.get("trigger") or q.get("trigger_type"),
                     created_after_ms=s.epoch_ms(q["created_after"]) if q.get("created_after") else None,
@@ -249,7 +256,32 @@ def list_(who: Principal, q: dict[str, Any]) -> Response:
         rows = [job_dict(j, results[j.id]) for j in jobs]
     else:
         rows = [job_dict(j) for j in jobs]
-    return reply(s.JobPageSchema, {"jobs": rows, "next_cursor": cursor})
+    out: dict[str, Any] = {"jobs": rows, "next_cursor": cursor}
+    if q["include_counts"]:
+        out["counts"] = _counts(who, flt.queue, flt.namespace, flt.function).total()
+    return reply(s.JobPageSchema, out)
+
+
+def _counts(who: Principal, queue: str | None, namespace: str | None, function: str | None) -> Counts:
+    """The counts of jobsvc/engine/stats.py (O(groups), from the gauges: never a scan of jobs) the key may see,
+    of one queue, namespace and/or function."""
+    counts = read_counts(conn(), Keys(config().key_prefix), queue).seen_by(who.sees, who.namespaces is None)
+    return counts.narrowed(queue, namespace, _group_functions(function))
+
+
+def _group_functions(ref: str | None) -> set[str] | None:
+    """The function names a filter means in the gauges' groups, which name a job's import path (or handler):
+    a registry function `ns/name` means its own."""
+    if ref is None:
+        return None
+    names = {ref}
+    if "/" in ref:
+        try:
+            fn = Registry(client()).resolve(ref)
+        except (NotFound, ValidationError):
+            return names
+        names.add(fn.path if fn.path is not None else handler_name(fn.handler or ""))
+    return names
 
 
 def list_page(flt: JobFilter, cursor: str | None, limit: int) -> tuple[list[JobInfo], str | None]:
@@ -269,9 +301,12 @@ def list_page(flt: JobFilter, cursor: str | None, limit: int) -> tuple[list[JobI
            responses={200: ("counts", s.StatsSchema)})
 def stats(who: Principal, q: dict[str, Any]) -> Response:
     # The counts every surface shows (jobsvc/engine/stats.py: jobs enqueued with RQ's own API included), narrowed to
-    # what the key may see.
-    counts = read_counts(conn(), Keys(config().key_prefix)).seen_by(who.sees, who.namespaces is None)
+    # what the key may see and to the filters.
+    counts = _counts(who, q.get("queue"), q.get("namespace"), q.get("function"))
     out: dict[str, Any] = {"total": counts.total()}
+    if q.get("group_by"):
+        out["groups"] = [{**values, "counts": row} for values, row in counts.grouped(q["group_by"])]
+        return reply(s.StatsSchema, out)
     for by in [q["by"]] if q.get("by") else list(BY):
         out[by] = counts.by(by)
     return reply(s.StatsSchema, out)
@@ -280,7 +315,7 @@ def stats(who: Principal, q: dict[str, Any]) -> Response:
 @bp.get("/jobs/<job_id>")
 @operation("Get a job", scope=READ, query=s.JobGetQuery, responses={200: JOB}, errors=(404,))
 def get(job_id: str, who: Principal, q: dict[str, Any]) -> Response:
-    info = visible_job(who, job_id)
+    info = visible_job(who, job_id, q.get("queue"))
     if q["include_result"]:
         return reply(s.JobSchema, job_dict(info, _results([job_id])[job_id]))
     return reply(s.JobSchema, job_dict(info))
@@ -336,18 +371,33 @@ def delete(job_id: str, who: Principal) -> Response:
     return no_content()
 
 
-def _transition(job_id: str, who: Principal, act: Any) -> Response:
-    visible_job(who, job_id)
+def _transition(job_id: str, who: Principal, act: Any, queue: str | None = None) -> Response:
+    visible_job(who, job_id, queue)
     act(job_id)
     audit_counts(changed=1)
     return reply(s.JobSchema, job_dict(client().get(job_id)))
 
 
 @bp.post("/jobs/<job_id>/cancel")
-@operation("Cancel a queued or scheduled job", scope=WRITE, action="jobs.cancel", responses={200: JOB},
-           errors=(404, 409))
-def cancel(job_id: str, who: Principal) -> Response:
-    return _transition(job_id, who, client().cancel)
+@operation("Cancel a job", scope=WRITE, action="jobs.cancel", body=JobCancelSchema, body_required=False,
+           responses={200: JOB}, errors=(404, 409),
+           description="A queued or scheduled job. A running one with `{\"terminate\": true}` (as "
+                       "/jobs/{id}/terminate); without it, a running job is a 409 that says so.")
+def cancel(job_id: str, who: Principal, body: dict[str, Any]) -> Response:
+    return _transition(job_id, who, lambda jid: cancel_job(jid, body["terminate"]))
+
+
+def cancel_job(job_id: str, terminate: bool) -> None:
+    """Cancel a waiting job; a running one is terminated when asked (terminate.lua), else a 409 naming the call."""
+    try:
+        client().cancel(job_id)
+    except WrongState as exc:
+        if exc.state != State.RUNNING.value:
+            raise
+        if not terminate:
+            raise WrongState(f"job {job_id} is running: cancel it with {{\"terminate\": true}} "
+                             f"or POST /api/v1/jobs/{job_id}/terminate", exc.state) from None
+        client().terminate(job_id)
 
 
 @bp.post("/jobs/<job_id>/terminate")
@@ -359,9 +409,10 @@ def terminate(job_id: str, who: Principal) -> Response:
 
 @bp.post("/jobs/<job_id>/retry")
 @operation("Run a failed, quarantined or cancelled job again", scope=WRITE, action="jobs.retry",
-           responses={200: JOB}, errors=(404, 409), description="Attempts start over; the run history is kept.")
-def retry(job_id: str, who: Principal) -> Response:
-    return _transition(job_id, who, client().requeue)
+           query=JobWhereQuery, responses={200: JOB}, errors=(404, 409),
+           description="Attempts start over; the run history is kept.")
+def retry(job_id: str, who: Principal, q: dict[str, Any]) -> Response:
+    return _transition(job_id, who, client().requeue, q.get("queue"))
 
 
-__all__ = ["bp", "job_dict", "list_page", "visible_job"]
+__all__ = ["bp", "cancel_job", "job_dict", "list_page", "visible_job"]

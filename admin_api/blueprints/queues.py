@@ -42,6 +42,16 @@ def _visible_names(who: Principal, counts: dict[str, dict[str, int]]) -> list[st
     return sorted(q for q in counts if who.queues is None or q in who.queues)
 
 
+def known_queue(name: str, who: Principal) -> bool:
+    """Does /queues/{name} show this queue to the key? In O(1) for a key that sees every namespace (the queue
+    set: every queue jobsvc or plain RQ has used); a key limited to namespaces knows the queues holding its jobs."""
+    if who.queues is not None and name not in who.queues:
+        return False
+    if who.namespaces is None:
+        return bool(conn().sismember(Keys(config().key_prefix).queues, name))
+    return name in queue_counts(who)
+
+
 def _queue(name: str, who: Principal) -> dict[str, Any]:
     all_counts = queue_counts(who)
     if name not in _visible_names(who, all_counts):

@@ -1,4 +1,5 @@
-"""/api/v1/schedules: cron (or interval) schedules -- list, create, get, patch, delete, run now, run history.
+"""/api/v1/schedules: cron (or interval) schedules -- list, create, get, patch, delete, run now, cancel (its
+running jobs), run history.
 
 The work is jobsvc.scheduling.schedules' (`Schedules`); this layer validates the request, keeps a key limited to
 namespaces or queues to the schedules whose jobs it could see, and renders times as ISO 8601."""
@@ -9,15 +10,17 @@ from typing import Any
 
 from flask import Blueprint, Response
 
+from jobsvc import defaults
 from jobsvc.admin.apikeys import ADMIN, READ, WRITE
 from jobsvc.allowlist import ORIGIN_API
 from jobsvc.engine.functions import Registry
-from jobsvc.errors import NotFound
+from jobsvc.errors import NotFound, WrongState
 from jobsvc.scheduling.schedules import Schedule, Schedules, ScheduleSpec
 
 from .. import schemas as s
 from ..api import audit_counts, client, no_content, operation, reply
 from ..auth import Principal, forbidden, require_code_choice
+from ..schemas.jobs import ScheduleCancelledSchema
 from .functions import backoff_in, backoff_out
 
 bp = Blueprint("schedules", __name__, url_prefix="/api/v1")
@@ -161,6 +164,40 @@ def execute(schedule_id: str, who: Principal) -> Response:
     job_id = schedules().execute(schedule_id)
     audit_counts(job_id=job_id)
     return reply(s.ScheduleExecutedSchema, {"schedule_id": schedule_id, "job_id": job_id}, 201)
+
+
+@bp.post("/schedules/<schedule_id>/cancel")
+@operation("Stop a schedule's running jobs", scope=WRITE, action="schedules.cancel",
+           responses={200: ("the jobs stopped", ScheduleCancelledSchema)}, errors=(404,),
+           description="Every job the schedule fired that is running now is terminated (it ends cancelled, as "
+                       "POST /jobs/{id}/terminate does). The schedule itself stays as it is (disable it with PATCH "
+                       "`enabled: false`). Safe to repeat: with nothing running, `terminated` is empty.")
+def cancel(schedule_id: str, who: Principal) -> Response:
+    visible_schedule(who, schedule_id)
+    stopped = [job_id for job_id in _running_jobs(schedule_id) if _terminated(job_id)]
+    audit_counts(changed=len(stopped))
+    return reply(ScheduleCancelledSchema, {"schedule_id": schedule_id, "terminated": stopped})
+
+
+def _running_jobs(schedule_id: str) -> list[str]:
+    """The schedule's jobs running now, read off its run history (O(runs kept), SCHEDULE_RUNS_KEPT at most:
+    runs still in flight are read off their jobs), never a scan of the running jobs of every schedule."""
+    running: list[str] = []
+    cursor = None
+    while True:
+        items, cursor = schedules().runs(schedule_id, cursor, defaults.PAGE_LIMIT_MAX)
+        running += [r["job_id"] for r in items if r["status"] == "running" and r["job_id"]]
+        if cursor is None:
+            return running
+
+
+def _terminated(job_id: str) -> bool:
+    """Terminate one running job; False when it ended (or went) meanwhile."""
+    try:
+        client().terminate(job_id)
+    except (WrongState, NotFound):
+        return False
+    return True
 
 
 @bp.get("/schedules/<schedule_id>/runs")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from jobsvc import validation as v
 from jobsvc.engine.states import ALIASES, State
@@ -33,6 +33,8 @@ from .common import (
 
 STATES = [s.value for s in State]
 STATE_NAMES = STATES + sorted(ALIASES)
+ALL = "all"  # a listing's state filter that filters nothing (BullMQ's clients send it)
+GROUP_FIELDS = ("queue", "namespace", "function")
 TRIGGERS = ["immediate", "delayed", "scheduled", "queue", "pull"]
 CREATE_TRIGGERS = ["immediate", "delayed", "scheduled", "pull"]
 
@@ -61,6 +63,7 @@ class JobCreateSchema(Base):
     timeout = Strict(validate=in_range(v.JOB_TIMEOUT),
                      metadata={"description": "seconds; -1 for none (0 is refused)"})
     delay = fields.Float(validate=in_range(v.DELAY), metadata={"description": "seconds from now"})
+    delay_seconds = fields.Float(validate=in_range(v.DELAY), metadata={"description": "alias of delay"})
     run_at = Time(metadata={"description": "ISO 8601; a time in the past runs now"})
     idempotency_key = fields.String(validate=core_check(check_idempotency_key),
                                     metadata={"description": f"1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters, no "
@@ -79,12 +82,21 @@ class JobCreateSchema(Base):
     @validates_schema
     def _one_time(self, data: dict[str, Any], **kwargs: Any) -> None:
         exactly_one(data, "function", "handler", "give a function or a handler URL (one of them)")
+        if data.get("delay") is not None and data.get("delay_seconds") not in (None, data["delay"]):
+            raise ValidationError("delay and delay_seconds differ", "delay_seconds")
         if data.get("handler") is not None and (data.get("args") or data.get("kwargs")):
             raise ValidationError("a handler job takes a JSON payload, not args or kwargs", "args")
-        if data.get("delay") is not None and data.get("run_at") is not None:
+        if (data.get("delay") is not None or data.get("delay_seconds") is not None) and data.get("run_at") is not None:
             raise ValidationError("give delay or run_at, not both", "run_at")
         if data.get("timeout") == 0:
             raise ValidationError("timeout must be > 0 seconds, or -1 for none", "timeout")
+
+    @post_load
+    def _one_name(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if data.get("delay_seconds") is not None:
+            data["delay"] = data["delay_seconds"]
+        data.pop("delay_seconds", None)
+        return data
 
 
 class JobBatchSchema(Base):
@@ -107,10 +119,11 @@ class JobPatchSchema(Base):
 
 
 class JobListQuery(Base):
-    queue = QueueName()
-    state = fields.String(validate=validate.OneOf(STATE_NAMES))
-    status = fields.String(validate=validate.OneOf(STATE_NAMES), metadata={"description": "alias of state"})
-    function = fields.String(validate=length(v.FUNCTION_REF))
+    queue = QueueName(metadata={"description": "a queue that does not exist is a 404"})
+    state = fields.String(validate=validate.OneOf([*STATE_NAMES, ALL]), metadata={"description": "`all`: any"})
+    status = fields.String(validate=validate.OneOf([*STATE_NAMES, ALL]), metadata={"description": "alias of state"})
+    function = fields.String(validate=length(v.FUNCTION_REF),
+                             metadata={"description": "import path, or a registry function `ns/name`"})
     namespace = NamespaceName()
     trigger = fields.String(validate=validate.OneOf(TRIGGERS))
     trigger_type = fields.String(validate=validate.OneOf(TRIGGERS), metadata={"description": "alias of trigger"})
@@ -119,6 +132,9 @@ class JobListQuery(Base):
     cursor = fields.String(validate=length(v.JOB_CURSOR))
     limit = fields.Integer(load_default=50, validate=in_range(v.PAGE_LIMIT))
     include_result = QueryBool(load_default=False)
+    include_counts = QueryBool(load_default=False,
+                               metadata={"description": "add `counts`: jobs per state matching the queue, namespace "
+                                                        "and function filters (all pages, from the gauges)"})
 
     @validates_schema
     def _aliases(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -127,8 +143,17 @@ class JobListQuery(Base):
                 raise ValidationError(f"{name} and {alias} differ", alias)
 
 
-class JobGetQuery(Base):
+class JobWhereQuery(Base):
+    queue = QueueName(metadata={"description": "optional check: the job's queue (else 404)"})
+
+
+class JobGetQuery(JobWhereQuery):
     include_result = QueryBool(load_default=False)
+
+
+class JobCancelSchema(Base):
+    terminate = Bool(load_default=False, metadata={"description": "also stop a running job (as /terminate does); "
+                                                                  "without it a running job is a 409"})
 
 
 class JobSchema(Base):
@@ -162,11 +187,13 @@ class JobSchema(Base):
                                  metadata={"description": "outcome notification to callback_url: "
                                                           "delivered or given up, and why"})
     result = fields.Raw(allow_none=True, metadata={"description": "only with include_result=true"})
+    disabled = Bool(metadata={"description": "held by POST /jobs/{id}/disable: no worker claims it until enabled"})
 
 
 class JobPageSchema(Base):
     jobs = fields.List(fields.Nested(JobSchema), required=True)
     next_cursor = fields.String(allow_none=True, required=True)
+    counts = Counts(metadata={"description": "only with include_counts=true: jobs per state"})
 
 
 class JobBatchResultSchema(Base):
@@ -194,8 +221,38 @@ class RunsSchema(Base):
 
 
 class StatsQuery(Base):
-    by = fields.String(validate=validate.OneOf(["queue", "namespace", "function"]),
+    by = fields.String(validate=validate.OneOf(GROUP_FIELDS),
                        metadata={"description": "one grouping only (default: all three)"})
+    group_by = fields.String(validate=length(v.Bounds(1, 40)),
+                             metadata={"description": "comma-separated fields to group by at once, e.g. "
+                                                      "`queue,function`: answers `groups`"})
+    queue = QueueName()
+    namespace = NamespaceName()
+    function = fields.String(validate=length(v.FUNCTION_REF),
+                             metadata={"description": "import path, or a registry function `ns/name`"})
+
+    @validates_schema
+    def _group_by(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("group_by") is None:
+            return
+        parts = data["group_by"].split(",")
+        if any(p not in GROUP_FIELDS for p in parts) or len(set(parts)) != len(parts):
+            raise ValidationError(f"comma-separated, each once: {', '.join(GROUP_FIELDS)}", "group_by")
+        if data.get("by") is not None:
+            raise ValidationError("give by or group_by, not both", "group_by")
+
+    @post_load
+    def _fields(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if data.get("group_by") is not None:
+            data["group_by"] = data["group_by"].split(",")
+        return data
+
+
+class StatsGroupSchema(Base):
+    queue = fields.String()
+    namespace = fields.String()
+    function = fields.String()
+    counts = Counts(required=True, metadata={"description": "jobs per state"})
 
 
 class StatsSchema(Base):
@@ -203,3 +260,15 @@ class StatsSchema(Base):
     queue = GroupCounts(metadata={"description": "queue -> state -> jobs"})
     namespace = GroupCounts()
     function = GroupCounts()
+    groups = fields.List(fields.Nested(StatsGroupSchema),
+                         metadata={"description": "with group_by: one row per combination of its fields' values"})
+
+
+class ScheduleCancelledSchema(Base):
+    """POST /schedules/{id}/cancel: the running jobs of the schedule that were stopped (beside the job schemas:
+    what it answers is jobs)."""
+
+    schedule_id = fields.String(required=True)
+    terminated = fields.List(fields.String(), required=True,
+                             metadata={"description": "ids of the running jobs stopped (ended cancelled); empty "
+                                                      "when none was running"})

@@ -6,8 +6,8 @@ Each state is read from the structure that already holds it, in a stable order:
 - scheduled: `<prefix>scheduled:<queue>` (earliest due first);
 - running: `<prefix>leases` (earliest expiry first);
 - completed / failed / cancelled / quarantined / deferred: their registries (most recent first).
-Other filters (function, namespace, trigger, and created times on state listings) are checked
-on the candidates, at most LIST_SCAN_BUDGET per call: a sparse match returns a short page and a
+Other filters (function: import path or registry name; namespace, trigger, and created times on state
+listings) are checked on the candidates, at most LIST_SCAN_BUDGET per call: a sparse match returns a short page and a
 cursor to go on from. A cursor is the position of the last job looked at, so jobs added later
 never shift a page: nothing is skipped or repeated while jobs arrive. Resuming costs O(log N + page) on a
 sorted set however many jobs share the cursor's score (zpage_after.lua): thousands of jobs due at the same
@@ -211,7 +211,8 @@ def _matches(info: JobInfo, flt: JobFilter) -> bool:
         return False  # the index entry is stale: the job moved on
     if flt.queue is not None and info.queue != flt.queue:
         return False
-    if flt.function is not None and info.func_name != flt.function:
+    # A registry function's jobs answer to its import path and to its registry name (`ns/name`, js_fn).
+    if flt.function is not None and flt.function not in (info.func_name, info.raw.get("js_fn")):
         return False
     if flt.namespace is not None and (info.namespace or DEFAULT_NAMESPACE) != flt.namespace:
         return False

@@ -19,7 +19,7 @@ read in one consistent snapshot by counts.lua:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -79,6 +79,31 @@ class Counts:
         for row in self.queues.values():
             _add(out, row)
         return out
+
+    def narrowed(self, queue: str | None = None, namespace: str | None = None,
+                 functions: Collection[str] | None = None) -> Counts:
+        """The counts of the groups of one queue, namespace and/or function (any of `functions`: a registry
+        function's jobs are grouped by its import path). Filtered by queue alone, the queue keeps its own counts;
+        by namespace or function, each queue's counts are its matching groups summed."""
+        groups = {g: c for g, c in self.groups.items()
+                  if (queue is None or g.queue == queue) and (namespace is None or g.namespace == namespace)
+                  and (functions is None or g.function in functions)}
+        if namespace is None and functions is None:
+            return Counts({q: c for q, c in self.queues.items() if queue is None or q == queue}, groups)
+        queues: dict[str, dict[str, int]] = defaultdict(zero)
+        for group, counts in groups.items():
+            _add(queues[group.queue], counts)
+        return Counts(dict(queues), groups)
+
+    def grouped(self, by: Sequence[str]) -> list[tuple[dict[str, str], dict[str, int]]]:
+        """Jobs per state by several fields at once (e.g. queue and function): one row per combination, each
+        ({field: value}, counts), in order of the values. O(groups), off the gauges."""
+        if not by or any(b not in BY for b in by):
+            raise ValueError(f"group by one or more of {', '.join(BY)}")
+        out: dict[tuple[str, ...], dict[str, int]] = defaultdict(zero)
+        for group, counts in self.groups.items():
+            _add(out[tuple(getattr(group, b) for b in by)], counts)
+        return [(dict(zip(by, values, strict=True)), out[values]) for values in sorted(out)]
 
     def seen_by(self, sees: Callable[[str, str], bool], every_namespace: bool) -> Counts:
         """What a key limited to some queues or namespaces may see: the groups it sees and, for a key that sees

@@ -51,6 +51,7 @@ ENDPOINTS = [
     ("PATCH", "/schedules/{schedule}", {"description": "x"}, WRITE),
     ("DELETE", "/schedules/{schedule}", None, ADMIN),
     ("POST", "/schedules/{schedule}/execute", None, WRITE),
+    ("POST", "/schedules/{schedule}/cancel", None, WRITE),
     ("GET", "/schedules/{schedule}/runs", None, READ),
     ("GET", "/functions", None, READ),
     ("POST", "/functions", {"namespace": "ns", "name": "other", "path": NOOP}, ADMIN),
