@@ -134,7 +134,8 @@ def build(app: Flask) -> dict[str, Any]:
             while entry["operationId"] in used:  # one view on two paths (/health and /api/v1/health)
                 entry["operationId"] += "_alias"
             used.add(entry["operationId"])
-            paths.setdefault(path, {})[method.lower()] = entry
+            # Two rules of one path and method: werkzeug serves the first registered, so that is the one shown.
+            paths.setdefault(path, {}).setdefault(method.lower(), entry)
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()

@@ -9,13 +9,14 @@ import redis
 
 from .. import defaults
 from ..config import Config
-from ..errors import JobsvcError, NotFound, ValidationError
+from ..errors import JobsvcError, NotFound, ValidationError, WrongState
 from . import scripts
 from .backoff import Backoff
 from .connection import connect, text
 from .enqueueing import PULL_FIELDS, Enqueued, describe, enqueue
-from .job import JobInfo, JobSpec, decode_result, decode_runs
+from .job import JobInfo, JobSpec, decode_result
 from .keys import Keys
+from .run_history import run_id, runs_page
 from .serialization import dump_data, dump_exc_string, utcnow_str
 from .states import State
 from .stats import EVENTS, Group, read_counts
@@ -122,21 +123,10 @@ class Client:
             last = entries[0][0] if entries else "0-0"
             self.redis.xread({key: last}, block=max(1, int(remaining * 1000)), count=1)
 
-    def runs(self, job_id: str) -> list[dict[str, Any]]:
-        """Every attempt of the job: times, worker, outcome and, for failures, the error and traceback.
-        Failed and lost attempts are stored as history; a successful last run is read off the job itself."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.lrange(self.keys.runs(job_id), 0, -1)
-        pipe.hgetall(self.keys.job(job_id))
-        history, raw = pipe.execute()
-        runs = decode_runs(history)
-        if raw:
-            info = JobInfo.from_hash(job_id, raw, self.config.max_attempts)
-            # A completed run with extras (an HTTP handler's status) wrote its own entry already.
-            if info.state == State.COMPLETED and not (runs and runs[-1].get("outcome") == "completed"):
-                runs.append({"attempt": info.attempts, "worker": info.worker, "started_ms": info.started_ms,
-                             "ended_ms": info.ended_ms, "outcome": "completed"})
-        return runs
+    def runs(self, job_id: str, cursor: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """The job's attempts, oldest first: id, times, duration, worker, outcome and, for failures, the error
+        and traceback (jobsvc/engine/run_history.py; a page of them: `runs_page`)."""
+        return runs_page(self.redis, self.keys, job_id, cursor, limit).runs
 
     def stats(self, queue: str) -> dict[str, int]:
         """Event totals of a queue (the sum of its groups' tallies; requeues from its own hash) plus its jobs per
@@ -188,6 +178,27 @@ class Client:
             self.keys.prefix, job_id, data, description, "" if priority is None else priority,
             "" if run_at_ms is None else run_at_ms, utcnow_str(), defaults.WAKE_TOKENS_MAX)), job_id)
         return self.get(job_id)
+
+    def disable(self, job_id: str) -> None:
+        """Hold a queued, scheduled or deferred job: no worker claims it until `enable` (job_disable.lua).
+        Plain RQ workers of a mixed fleet do not know the flag."""
+        scripts.check(scripts.call(self.redis, "job_disable", (), (self.keys.prefix, job_id)), job_id)
+
+    def enable(self, job_id: str) -> None:
+        """Let workers claim a job `disable` held."""
+        scripts.check(scripts.call(self.redis, "job_enable", (), (self.keys.prefix, job_id,
+                                                                   defaults.WAKE_TOKENS_MAX)), job_id)
+
+    def trigger(self, job_id: str) -> tuple[str, int]:
+        """Run a scheduled job now (scheduled -> queued, through patch.lua). Returns the id its coming run will
+        have in the run history (jobsvc/engine/run_history.py) and the trigger time (Redis ms). A job that is
+        queued already, deferred (it waits for its dependencies) or started is WrongState."""
+        state = self.get(job_id).state
+        if state != State.SCHEDULED:
+            raise WrongState(f"job {job_id} is {state.value}: only a scheduled job can be triggered", state.value)
+        reply = scripts.check(scripts.call(self.redis, "patch", (), (
+            self.keys.prefix, job_id, "", "", "", 0, utcnow_str(), defaults.WAKE_TOKENS_MAX)), job_id)
+        return run_id(job_id, int(reply[3]) + 1), int(reply[2])
 
     def delete(self, job_id: str) -> None:
         """Remove a job that is not running, with its result, history and index entries."""

@@ -220,6 +220,7 @@ class JobInfo:
     progress: int | None = None
     progress_message: str | None = None
     enqueued_ms: int | None = None
+    disabled: bool = False  # held by Client.disable: not claimed until enabled
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @classmethod
@@ -244,6 +245,7 @@ class JobInfo:
             timeout=int(f["timeout"]) if f.get("timeout") else None, raw=f,
             progress=int(f["js_progress"]) if f.get("js_progress") else None,
             progress_message=f.get("js_progress_msg") or None, enqueued_ms=_rq_time_ms(f.get("enqueued_at")),
+            disabled=bool(f.get("js_disabled")),
         )
 
 
@@ -278,6 +280,3 @@ def decode_result(entry: dict[bytes, bytes]) -> Any:
     value = entry.get(b"return_value")
     return pickle.loads(b64decode(value)) if value else None
 
-
-def decode_runs(raw: list[bytes]) -> list[dict[str, Any]]:
-    return [json.loads(r) for r in raw]

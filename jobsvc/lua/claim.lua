@@ -45,8 +45,9 @@ local function is_disabled(fn)
 end
 
 -- The fields of a job that claim reads (one HMGET), by position: JOB_FIELDS[i] is f[i] in lease() and take().
+-- js_disabled: a job held by job_disable.lua.
 local JOB_FIELDS = {'status', 'ttl', 'js_state', 'js_priority', 'js_attempts', 'js_group', 'description', 'js_fn',
-  'js_ready_ms'}
+  'js_ready_ms', 'js_disabled'}
 local EXP, NOW = tostring(exp), tostring(now)
 
 -- Lease job `id` of `queue` (f: its JOB_FIELDS): one HSET, the rest counted or indexed once per call.
@@ -84,8 +85,9 @@ local function lease(id, queue, key, f)
   out[#out + 1] = {id, queue, token, attempts}
 end
 
--- Take what `ids` (popped from lane `lane` of `queue`) holds: lease the queued jobs, set aside those of a
--- disabled function (held: they go back to the lane's end), move misplaced ones, drop stale ids.
+-- Take what `ids` (popped from lane `lane` of `queue`) holds: lease the queued jobs, set aside disabled ones
+-- (job_disable.lua) and those of a disabled function (held: they go back to the lane's end), move misplaced
+-- ones, drop stale ids.
 local function take(queue, ids, held)
   for _, id in ipairs(ids) do
     local key = job_key(id)
@@ -93,7 +95,7 @@ local function take(queue, ids, held)
     local priority = tonumber(f[4])
     if f[1] ~= 'queued' then
       skipped = skipped + 1  -- a cancelled or deleted job may still have its id in a lane: drop it
-    elseif f[8] and is_disabled(f[8]) then
+    elseif f[10] or (f[8] and is_disabled(f[8])) then
       held[#held + 1] = id
       skipped = skipped + 1
     elseif priority and (priority > PULL_LANE_OFFSET) ~= pull then
@@ -107,8 +109,8 @@ local function take(queue, ids, held)
   end
 end
 
--- Pop from one lane until the batch is full, the lane is empty or too much was skipped. A job of a disabled
--- function waits in its lane: it goes to the back, after the lane was read through once.
+-- Pop from one lane until the batch is full, the lane is empty or too much was skipped. A disabled job, or one
+-- of a disabled function, waits in its lane: it goes to the back, after the lane was read through once.
 local function drain(queue, lane)
   local held = {}
   while #out - 1 < count and skipped < SKIP_MAX do

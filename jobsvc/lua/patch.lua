@@ -3,7 +3,9 @@
 -- KEYS: none
 -- ARGV: prefix, id, data ('' keep), description ('' keep), priority ('' keep), due_ms ('' keep, 0 now),
 --       enqueued_at, wake_cap
--- Returns: {OK, new_state}; {NOT_FOUND} no such job; {WRONG_STATE, state} the job has started or ended
+-- Returns: {OK, new_state, now_ms, runs}: Redis time of the change and how many entries the job's run history
+--   holds (Client.trigger names the run to come from it: jobsvc/engine/run_history.py);
+--   {NOT_FOUND} no such job; {WRONG_STATE, state} the job has started or ended
 local prefix, id = ARGV[1], ARGV[2]
 local key = job_key(id)
 if redis.call('EXISTS', key) == 0 then return {NOT_FOUND} end
@@ -34,4 +36,4 @@ else
   wake_workers(prefix, queue, 1, tonumber(ARGV[8]))
 end
 gauge(prefix, group, state, want)
-return {OK, want}
+return {OK, want, now, redis.call('LLEN', prefix .. 'runs:' .. id)}
