@@ -188,7 +188,6 @@ class JobSchema(Base):
                                                           "delivered or given up, and why"})
     result = fields.Raw(allow_none=True, metadata={"description": "only with include_result=true"})
     disabled = Bool(metadata={"description": "held by POST /jobs/{id}/disable: no worker claims it until enabled"})
-    disabled = Bool(metadata={"description": "held by POST /jobs/{id}/disable: no worker claims it until enabled"})
 
 
 class JobPageSchema(Base):
