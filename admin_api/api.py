@@ -37,19 +37,21 @@ class Operation:
     action: str | None = None  # audit action of a mutating call
     description: str = ""
     public_if: Callable[[], bool] | None = None  # the scope is waived while this returns True
+    deprecated: bool = False  # an old path kept working: marked so in the OpenAPI document
 
 
 def operation(summary: str, *, scope: str | None, query: type[Schema] | None = None,
               body: type[Schema] | None = None, body_required: bool = True,
               responses: Mapping[int, tuple[str, type[Schema] | None]] | None = None, errors: tuple[int, ...] = (),
               action: str | None = None, description: str = "",
-              public_if: Callable[[], bool] | None = None) -> Callable[..., Any]:
+              public_if: Callable[[], bool] | None = None, deprecated: bool = False) -> Callable[..., Any]:
     """Declare an endpoint. The view is called as view(**path_args, who=Principal|None, q=dict, body=dict)
     (q and body only when declared) and returns a Response."""
     op = Operation(summary=summary, scope=scope, query=query() if query else None, body=body() if body else None,
                    body_required=body_required,
                    responses={s: (d, sch() if sch else None) for s, (d, sch) in (responses or {}).items()},
-                   errors=errors, action=action, description=description, public_if=public_if)
+                   errors=errors, action=action, description=description, public_if=public_if,
+                   deprecated=deprecated)
 
     def deco(fn: Callable[..., Response]) -> Callable[..., Response]:
         @wraps(fn)

@@ -64,6 +64,7 @@ TIMEOUT = Bounds(1, defaults.TIMEOUT_MAX)
 JOB_TIMEOUT = Bounds(-1, defaults.TIMEOUT_MAX)  # a job's: -1 for none (0, inside the range, is refused on its own)
 CALLBACK_TIMEOUT = Bounds(1, defaults.CALLBACK_TIMEOUT_MAX)
 DELAY = Bounds(0, defaults.DELAY_MAX)  # also bulk filters' older_than / newer_than
+AGE_DAYS = Bounds(0, defaults.DELAY_MAX / 86_400)  # prune's older_than_days: DELAY in days
 TTL = Bounds(-1, defaults.TTL_MAX)  # -1 keeps forever
 BACKOFF_BASE = Bounds(0, defaults.BACKOFF_BASE_MAX)
 BACKOFF_CAP = Bounds(0, defaults.BACKOFF_CAP_MAX)
@@ -80,6 +81,7 @@ JSON_DEPTH = Bounds(1, defaults.JSON_DEPTH_MAX)
 JOB_BATCH = Bounds(1, defaults.JOB_BATCH_MAX)
 ACK_BATCH = Bounds(1, defaults.PULL_COUNT_MAX)  # one ack per job a claim may have leased
 FUNCTION_SYNC = Bounds(0, defaults.FUNCTION_SYNC_MAX)
+PRUNE_STATES = Bounds(1, 4)  # prune's states: the terminal states, each once
 KEY_LIMITS = Bounds(1, defaults.KEY_LIMITS_MAX)  # an API key's namespaces or queues (none: leave the field out)
 
 # Lengths of text. A low of 0 means no minimum (the empty value is refused, or allowed, by other rules).

@@ -1,7 +1,9 @@
-"""/api/v1/jobs/... bulk operations: retry, requeue quarantined, prune, TTL sweep, integrity sweep.
+"""/api/v1/jobs/... bulk operations: retry, requeue quarantined, prune, the cancel-stale sweep (the "TTL sweep" of
+other admin APIs), the expired-job sweep (/jobs/expired/delete; /jobs/ttl/sweep is its deprecated alias), the
+integrity sweep.
 
-Each takes filters and `dry_run`. A dry run returns the count and a sample of ids and changes
-nothing; anything else needs `X-Confirm: true` (428 without). The work is jobsvc.admin.bulk's; requests run
+Each takes filters and `dry_run` (the integrity sweep: `fix`). A dry run returns the count and a sample of ids and
+changes nothing; anything else needs `X-Confirm: true` (428 without). The work is jobsvc.admin.bulk's; requests run
 to completion within the call (bounded chunks in Lua), so the web server's timeout bounds their size."""
 from __future__ import annotations
 
@@ -47,6 +49,17 @@ def _run(name: str, who: Principal, body: dict[str, Any]) -> Response:
     return _result(getattr(core, name)(conn(), config(), flt, dry_run=body["dry_run"]))
 
 
+def _prune_filter(who: Principal, body: dict[str, Any]) -> core.BulkFilter:
+    """Prune's filter: its states from state, states or statuses; its age from older_than or older_than_days."""
+    body = dict(body)
+    for many in ("states", "statuses"):
+        if body.get(many) is not None:
+            body["state"] = body[many]
+    if body.get("older_than_days") is not None:
+        body["older_than"] = body["older_than_days"] * 86_400
+    return bulk_filter(who, body)
+
+
 @bp.post("/jobs/batch/retry")
 @operation("Retry the failed (or quarantined, or cancelled) jobs that match", scope=ADMIN, body=s.BulkRetrySchema,
            body_required=False, action="bulk.retry", responses=RESULT, errors=(428,),
@@ -66,28 +79,63 @@ def requeue_quarantined(who: Principal, body: dict[str, Any]) -> Response:
 @operation("Delete ended jobs that match", scope=ADMIN, body=s.BulkPruneSchema, body_required=False,
            action="bulk.prune", responses=RESULT, errors=(428,))
 def prune(who: Principal, body: dict[str, Any]) -> Response:
-    return _run("prune", who, body)
+    flt = _prune_filter(who, body)
+    confirm(body["dry_run"])
+    return _result(core.prune(conn(), config(), flt, dry_run=body["dry_run"]))
 
 
-@bp.post("/jobs/ttl/sweep")
-@operation("Delete jobs past their result or failure TTL", scope=ADMIN, body=s.TtlSweepSchema, body_required=False,
-           action="bulk.ttl_sweep", responses=RESULT, errors=(428,),
-           description="Needs a key without namespace or queue limits.")
-def ttl_sweep(who: Principal, body: dict[str, Any]) -> Response:
-    require_unlimited(who, "the TTL sweep")
+@bp.post("/jobs/stale/cancel")
+@operation("Cancel jobs queued too long, terminate jobs running too long", scope=ADMIN, body=s.CancelStaleSchema,
+           action="bulk.cancel_stale", responses=RESULT, errors=(428,),
+           description="The TTL sweep of other admin APIs. Queued jobs created more than queued_for seconds ago are "
+                       "cancelled; running jobs started more than running_for seconds ago are terminated through "
+                       "their lease (the worker stops them). details: queued / running jobs matched.")
+def cancel_stale(who: Principal, body: dict[str, Any]) -> Response:
+    flt = bulk_filter(who, body)
+    queued = body.get("queued_for", body.get("age_seconds"))
+    running = body.get("running_for", body.get("runtime_seconds"))
+    confirm(body["dry_run"])
+    return _result(core.cancel_stale(conn(), config(), flt, queued_for_s=queued, running_for_s=running,
+                                     dry_run=body["dry_run"]))
+
+
+EXPIRED = ("Needs a key without namespace or queue limits. Not the TTL sweep of other admin APIs (cancel jobs "
+           "queued or running too long): that is POST /jobs/stale/cancel.")
+
+
+def _delete_expired(who: Principal, body: dict[str, Any]) -> Response:
+    require_unlimited(who, "the expired-job sweep")
     confirm(body["dry_run"])
     limit = {"limit": body["limit"]} if body.get("limit") else {}
     return _result(core.ttl_sweep(conn(), config(), dry_run=body["dry_run"], **limit))
 
 
+@bp.post("/jobs/expired/delete")
+@operation("Delete ended jobs past their result or failure TTL", scope=ADMIN, body=s.TtlSweepSchema,
+           body_required=False, action="bulk.ttl_sweep", responses=RESULT, errors=(428,), description=EXPIRED)
+def delete_expired(who: Principal, body: dict[str, Any]) -> Response:
+    return _delete_expired(who, body)
+
+
+@bp.post("/jobs/ttl/sweep")
+@operation("Deprecated alias of POST /jobs/expired/delete", scope=ADMIN, body=s.TtlSweepSchema,
+           body_required=False, action="bulk.ttl_sweep", responses=RESULT, errors=(428,), description=EXPIRED,
+           deprecated=True)
+def ttl_sweep(who: Principal, body: dict[str, Any]) -> Response:
+    return _delete_expired(who, body)
+
+
 @bp.post("/jobs/integrity/sweep")
-@operation("Check (dry run) or repair the indexes and gauges", scope=ADMIN, body=s.SweepSchema, body_required=False,
-           action="bulk.integrity_sweep", responses={200: ("what was found (and fixed)", s.IntegrityResultSchema)},
-           errors=(428,), description="Needs a key without namespace or queue limits.")
+@operation("Check the indexes and gauges (or, with fix, repair them)", scope=ADMIN, body=s.IntegritySweepSchema,
+           body_required=False, action="bulk.integrity_sweep",
+           responses={200: ("what was found (and fixed)", s.IntegrityResultSchema)}, errors=(428,),
+           description="Reports only unless fix is true (then X-Confirm: true is needed). A key with namespace or "
+                       "queue limits must scope the sweep within them.")
 def integrity_sweep(who: Principal, body: dict[str, Any]) -> Response:
-    require_unlimited(who, "the integrity sweep")
-    confirm(body["dry_run"])
-    report = core.integrity_sweep(conn(), config(), fix=not body["dry_run"])
+    fix = body["fix"] and not body.get("dry_run")
+    queue, namespace = (who.narrow(what, body.get(what)) for what in ("queue", "namespace"))
+    confirm(not fix)
+    report = core.integrity_sweep(conn(), config(), fix=fix, queue=queue, namespace=namespace)
     data = dict(dataclasses.asdict(report), total=report.total, clean=report.clean)
     audit_counts(problems=report.total, scanned=report.scanned, fixed=report.fixed)
-    return reply(s.IntegrityResultSchema, {"operation": "integrity_sweep", "dry_run": body["dry_run"], "report": data})
+    return reply(s.IntegrityResultSchema, {"operation": "integrity_sweep", "dry_run": not fix, "report": data})

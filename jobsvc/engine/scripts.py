@@ -18,6 +18,7 @@ __all__ = ["LUA_DIR", "SHAS", "SOURCES", "Call", "call", "call_many", "check", "
 
 LUA_DIR = Path(__file__).resolve().parents[1] / "lua"
 _LIB = "_lib.lua"
+_INCLUDE = "--#include "
 
 
 def _load_sources() -> dict[str, str]:
@@ -32,10 +33,24 @@ def _load_sources() -> dict[str, str]:
     for path in sorted(LUA_DIR.glob("*.lua")):
         if path.name == _LIB:
             continue
-        body = path.read_text()
+        body = _with_includes(path.read_text())
         # Scripts that only touch their KEYS (the leader lock) do not need the library.
         out[path.stem] = body if "KEYS[1]" in body else _with_lib(lib, body)
     return out
+
+
+def _with_includes(body: str) -> str:
+    """Each `--#include <script>` line becomes `local function <script>_script(ARGV) <its body> end`, so a script
+    that applies another's transition to many jobs (cancel_stale.lua: cancel.lua, terminate.lua) runs that one
+    source, with that transition's checks, atomically with its own."""
+    if _INCLUDE not in body:
+        return body
+    lines = []
+    for line in body.splitlines():
+        name = line[len(_INCLUDE):].strip() if line.startswith(_INCLUDE) else None
+        lines.append(f"local function {name}_script(ARGV)\n{(LUA_DIR / f'{name}.lua').read_text()}\nend"
+                     if name else line)
+    return "\n".join(lines) + "\n"
 
 
 def _state_sets(sets: dict[str, tuple[State, ...]]) -> str:

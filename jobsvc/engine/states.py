@@ -126,6 +126,9 @@ EDGES: tuple[Edges, ...] = (
           "a dependency failed for good (not when it is retried), by an exception or a lost lease, and the dependent "
           "allows failure (`allow_failure`); otherwise it stays deferred"),
     Edges(_WAITING, (S.CANCELLED,), ("cancel.lua",), "operator cancel; kept for its `failure_ttl`"),
+    Edges((S.QUEUED, S.RUNNING), (S.CANCELLED,), ("cancel_stale.lua",),
+          "the cancel-stale sweep (`cancel_stale`, POST /jobs/stale/cancel): `cancel.lua` for a job queued too long, "
+          "`terminate.lua` for one running too long, their own code run on each job of a chunk that still matches"),
     Edges(_REQUEUABLE, (S.QUEUED,), ("requeue.lua",),
           "operator retry of one job: attempts and lease losses reset, history kept"),
     Edges(_REQUEUABLE, (S.QUEUED,), ("bulk_requeue.lua",),

@@ -5,8 +5,10 @@ from jobsvc import State
 from tests.test_admin_api.support import NOOP, make_failed
 
 CONFIRM = {"X-Confirm": "true"}
-OPERATIONS = ["/jobs/batch/retry", "/jobs/batch/requeue_quarantined", "/jobs/prune", "/jobs/ttl/sweep",
-              "/jobs/integrity/sweep"]
+OPERATIONS = ["/jobs/batch/retry", "/jobs/batch/requeue_quarantined", "/jobs/prune", "/jobs/expired/delete",
+              "/jobs/ttl/sweep", "/jobs/integrity/sweep"]
+# What makes each operation change something (the integrity sweep reports only unless asked to fix).
+CHANGING = {"/jobs/integrity/sweep": {"fix": True}}
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ def test_dry_run_counts_and_samples_and_changes_nothing(api, client, failed):
 
 @pytest.mark.parametrize("path", OPERATIONS)
 def test_without_x_confirm_is_428_and_changes_nothing(api, client, failed, path):
-    resp = api.post(path, json={})
+    resp = api.post(path, json=CHANGING.get(path, {}))
     assert resp.status_code == 428
     assert resp.get_json()["error"]["code"] == "confirmation_required"
     assert all(client.get(j).state == State.FAILED for j in failed)
@@ -40,7 +42,7 @@ def test_x_confirm_must_be_true(api, failed, value):
 
 @pytest.mark.parametrize("path", OPERATIONS)
 def test_dry_run_needs_no_confirmation(api, path):
-    assert api.post(path, json={"dry_run": True}).status_code == 200
+    assert api.post(path, json={"dry_run": True, **CHANGING.get(path, {})}).status_code == 200
 
 
 def test_retry_with_confirm_requeues_and_resets_attempts(api, client, failed):
@@ -97,7 +99,7 @@ def test_integrity_sweep_with_confirm_fixes(api, r, client):
     r.lrem("rq:queue:default", 0, job_id)  # the job lost its place in its lane
     found = api.post("/jobs/integrity/sweep", json={"dry_run": True}).get_json()["report"]
     assert found["total"] >= 1
-    fixed = api.post("/jobs/integrity/sweep", json={}, headers=CONFIRM).get_json()["report"]
+    fixed = api.post("/jobs/integrity/sweep", json={"fix": True}, headers=CONFIRM).get_json()["report"]
     assert fixed["fixed"] is True
     assert api.post("/jobs/integrity/sweep", json={"dry_run": True}).get_json()["report"]["clean"] is True
 
@@ -119,8 +121,8 @@ def test_namespace_key_bulk_is_limited_to_its_namespace(api, client, leases, mak
     assert key.post("/jobs/batch/retry", json={"namespace": "b"}, headers=CONFIRM).status_code == 403
 
 
-@pytest.mark.parametrize("path", ["/jobs/ttl/sweep", "/jobs/integrity/sweep"])
-def test_sweeps_need_an_unlimited_key(api, make_key, path):
+@pytest.mark.parametrize("path", ["/jobs/expired/delete", "/jobs/ttl/sweep"])
+def test_expired_sweep_needs_an_unlimited_key(api, make_key, path):
     key = api.as_key(make_key("jobs:admin", queues=["q1"]))
     assert key.post(path, json={"dry_run": True}).status_code == 403
 

@@ -318,16 +318,18 @@ def test_prune_keeps_an_idempotency_key_that_points_to_another_job(client, r, co
     assert r.get(KEYS.idempotency("default", "k")) == b"someone-else"
 
 
-def test_prune_defaults_to_every_terminal_state_and_leaves_live_jobs(client, r, config):
+def test_prune_defaults_to_every_terminal_state_but_quarantined_and_leaves_live_jobs(client, r, config):
     make_completed(client, r, 2)
     make_failed(client, r, 2)
-    make_quarantined(client, r, 2)
+    quarantined = make_quarantined(client, r, 2)
     cancelled = enqueue(client, 2, delay=600)
     for job_id in cancelled:
         client.cancel(job_id)
     live = enqueue(client, 2) + enqueue(client, 2, delay=600)
-    assert prune(r, config, BulkFilter()).changed == 8
+    assert prune(r, config, BulkFilter()).changed == 6
     assert set(states_of(r, live)) == {"queued", "scheduled"}
+    assert set(states_of(r, quarantined)) == {"quarantined"}  # kept until named
+    assert prune(r, config, BulkFilter(state=["quarantined", "failed"])).changed == 2
     assert len(list(r.scan_iter("rq:job:*"))) == 4
     assert_gauges_match(r)
 

@@ -26,7 +26,8 @@ class BulkFilter:
     queue: str | None = None  # None: every queue
     namespace: str | None = None  # job hash field js_ns
     function: str | None = None  # import path: js_group's third part (plain-RQ jobs: RQ's description)
-    state: str | None = None  # a jobsvc state name (or alias); each operation says which it accepts
+    # a jobsvc state name (or alias), or several (prune); each operation says which it accepts
+    state: str | Sequence[str] | None = None
     older_than_s: float | None = None  # ended (or created, if it never ended) more than N seconds ago
     newer_than_s: float | None = None
     error_contains: str | None = None  # substring of js_error, case-insensitive
@@ -45,16 +46,25 @@ class BulkFilter:
         return self
 
     def states(self, accepted: Sequence[State], default: Sequence[State]) -> tuple[State, ...]:
-        """The states an operation walks: the filter's, if the operation accepts it, else its default."""
+        """The states an operation walks: the filter's, if the operation accepts them, else its default."""
         if self.state is None:
             return tuple(default)
-        try:
-            state = parse_state(self.state)
-        except ValueError:
-            raise ValidationError(f"unknown state {self.state!r}") from None
-        if state not in accepted:
-            raise ValidationError(f"state must be one of {', '.join(s.value for s in accepted)}")
-        return (state,)
+        names = [self.state] if isinstance(self.state, str) else list(self.state)
+        if not names:
+            raise ValidationError("give at least one state")
+        out: list[State] = []
+        for name in names:
+            try:
+                state = parse_state(name) if isinstance(name, str) else None
+            except ValueError:
+                state = None
+            if state is None:
+                raise ValidationError(f"unknown state {name!r}")
+            if state not in accepted:
+                raise ValidationError(f"state must be one of {', '.join(s.value for s in accepted)}")
+            if state not in out:
+                out.append(state)
+        return tuple(out)
 
     def lua_args(self) -> list[Any]:
         """namespace, function, error (lower case), older_than_ms, newer_than_ms; '' for no filter."""

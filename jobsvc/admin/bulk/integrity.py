@@ -17,6 +17,8 @@ from ...engine import scripts
 from ...engine.connection import text
 from ...engine.keys import Keys
 from ...engine.states import State
+from ...errors import ValidationError
+from ...validation import QUEUE_NAME, is_name
 from ..listing import zpage_after
 from .common import SAMPLE_SIZE, Progress, chunk_size, queues
 
@@ -65,12 +67,14 @@ class IntegrityReport:
 
 
 def integrity_sweep(conn: redis.Redis, config: Config, fix: bool = False, progress: Progress = None,
-                    chunk: int = defaults.BULK_CHUNK) -> IntegrityReport:
+                    chunk: int = defaults.BULK_CHUNK, queue: str | None = None,
+                    namespace: str | None = None) -> IntegrityReport:
     """Check (and with fix=True repair) that every job sits where its state says and nowhere else, that jobsvc
     follows what RQ's own tools did to the jobs it counts, and that the gauges count what is there: one whole
     IntegrityWalk, run at once. Cost grows with the data stored; the scheduler runs the same walk a bounded
-    step at a time in the background (jobsvc/maintenance/integrity.py), `jobsvc sweep` and the API run it on demand."""
-    walk = IntegrityWalk(conn, config, fix=fix, chunk=chunk)
+    step at a time in the background (jobsvc/maintenance/integrity.py), `jobsvc sweep` and the API run it on demand.
+    queue / namespace scope the walk (see IntegrityWalk)."""
+    walk = IntegrityWalk(conn, config, fix=fix, chunk=chunk, queue=queue, namespace=namespace)
     done = 0
     total = int(conn.dbsize())
     for n in walk.steps():
@@ -94,11 +98,17 @@ class IntegrityWalk:
        `recount_max` jobs, else chunked, judging only groups whose gauges did not move meanwhile.
     check_lanes: read each lane into memory once (one snapshot per walk) to check that every queued job is in
     its lane; without it (the background pass) a queued job's lane is not looked at, which would cost O(lane)
-    per job."""
+    per job.
+    queue / namespace (None: all) scope the walk: only job hashes of that queue and namespace are judged, and in a
+    structure only the ids whose job is in scope (an id whose job hash is gone belongs to no scope: an unscoped
+    walk reports it). With a namespace the lanes (lists shared by every namespace of a queue) are not read (a
+    queued job missing from its lane is still found in step 1), and only its groups' gauges are recounted."""
 
     def __init__(self, conn: redis.Redis, config: Config, fix: bool, chunk: int = defaults.BULK_CHUNK,
-                 check_lanes: bool = True, recount_max: int = defaults.RECOUNT_IN_ONE_STEP):
+                 check_lanes: bool = True, recount_max: int = defaults.RECOUNT_IN_ONE_STEP,
+                 queue: str | None = None, namespace: str | None = None):
         self.conn, self.config, self.fix, self.check_lanes = conn, config, fix, check_lanes
+        self.scope_queue, self.scope_ns = _scope(queue, namespace)
         self.chunk = chunk_size(chunk)
         self.recount_max = recount_max
         self.keys = Keys(config.key_prefix)
@@ -109,21 +119,51 @@ class IntegrityWalk:
         self._lanes: dict[str, set[str]] = {}
 
     def steps(self) -> Iterator[int]:
-        self.queues = set(queues(self.conn, self.keys, None))
-        self.queues |= {text(g).split("|", 1)[0] for g in self.conn.smembers(self.keys.groups)}
+        if self.scope_queue is not None:
+            self.queues = {self.scope_queue}
+        else:
+            self.queues = set(queues(self.conn, self.keys, None))
+            self.queues |= {text(g).split("|", 1)[0] for g in self.conn.smembers(self.keys.groups)}
         yield from self._job_hashes()
+        scoped = self.scope_queue is not None or self.scope_ns is not None
         for queue in sorted(self.queues):
-            for prio in sorted({defaults.PRIORITY} | {int(p) for p in self.conn.smembers(self.keys.lanes(queue))}):
-                yield from self._list(self.keys.lane(queue, prio), "queued", queue, prio)
+            if self.scope_ns is None:
+                for prio in sorted({defaults.PRIORITY} | {int(p) for p in self.conn.smembers(self.keys.lanes(queue))}):
+                    yield from self._list(self.keys.lane(queue, prio), "queued", queue, prio)
             for reg, expect in ((self.keys.scheduled_in(queue), State.SCHEDULED),
                                 (self.keys.finished(queue), State.COMPLETED), (self.keys.failed(queue), State.FAILED),
                                 (self.keys.quarantined(queue), State.QUARANTINED),
                                 (self.keys.canceled(queue), State.CANCELLED)):
-                yield from self._zset(reg, expect.value, queue)
-        yield from self._zset(self.keys.scheduled, State.SCHEDULED.value, "")
-        yield from self._zset(self.keys.leases, "lease", "", wrong="stale_lease")
+                yield from (self._zset_in_scope(reg, expect.value, queue) if self.scope_ns is not None
+                            else self._zset(reg, expect.value, queue))
+        # The scheduler's timeline and the lease index hold every queue's jobs.
+        walk = self._zset_in_scope if scoped else self._zset
+        yield from walk(self.keys.scheduled, State.SCHEDULED.value, "")
+        yield from walk(self.keys.leases, "lease", "", wrong="stale_lease")
         for queue in sorted(self.queues):
-            yield from self._recount(queue)
+            yield from (self._recount_in_chunks(queue, self._extra.get(queue, Counter())) if self.scope_ns is not None
+                        else self._recount(queue))
+
+    def _in_scope(self, origin: str | None, ns: str | None) -> bool:
+        return ((self.scope_queue is None or origin == self.scope_queue)
+                and (self.scope_ns is None or (ns or "default") == self.scope_ns))
+
+    def _scoped(self, ids: list[str]) -> list[str]:
+        """The ids whose job is in the walk's scope (a job hash that is gone is in none)."""
+        pipe = self.conn.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(self.keys.job(job_id), "origin", "js_ns")
+        return [i for i, (origin, ns) in zip(ids, pipe.execute(), strict=True)  # one HMGET each
+                if origin and self._in_scope(text(origin), text(ns) if ns else None)]
+
+    def _zset_in_scope(self, key: str, expect: str, queue: str, wrong: str = "wrong_structure") -> Iterator[int]:
+        """_zset for a scoped walk: each page's in-scope ids are judged (sweep_index.lua's ids mode)."""
+        for ids in _walk_by_score(self.conn, key, self.chunk):
+            mine = self._scoped(ids)
+            if mine:
+                self._index_reply(scripts.call(self.conn, "sweep_index", (), [
+                    self.keys.prefix, int(self.fix), "zset", key, expect, queue, "", 0, "ids", *mine]), wrong)
+            yield len(ids)
 
     def _add(self, category: str, ids: Sequence[str]) -> None:
         fresh = [i for i in ids if i not in self._seen[category]]
@@ -146,12 +186,12 @@ class IntegrityWalk:
     def _hash_chunk(self, part: list[str]) -> None:
         pipe = self.conn.pipeline(transaction=False)
         for job_id in part:
-            pipe.hmget(self.keys.job(job_id), "js_state", "origin", "js_priority", "js_group")
+            pipe.hmget(self.keys.job(job_id), "js_state", "origin", "js_priority", "js_group", "js_ns")
         args: list[Any] = [self.keys.prefix, int(self.fix), self.config.result_ttl, self.config.failure_ttl,
                            defaults.WAKE_TOKENS_MAX]
         info: dict[str, tuple[str | None, str, str]] = {}
-        for job_id, (raw_st, raw_origin, prio, group) in zip(part, pipe.execute(), strict=True):  # one HMGET each
-            if not raw_st or not raw_origin:
+        for job_id, (raw_st, raw_origin, prio, group, ns) in zip(part, pipe.execute(), strict=True):  # one HMGET each
+            if not raw_st or not raw_origin or not self._in_scope(text(raw_origin), text(ns) if ns else None):
                 continue
             st, origin = text(raw_st), text(raw_origin)
             self.queues.add(origin)
@@ -249,14 +289,16 @@ class IntegrityWalk:
 
     def _recount_in_chunks(self, queue: str, extra: Counter[tuple[str, str]]) -> Iterator[int]:
         names = sorted(n for n in (text(g) for g in self.conn.smembers(self.keys.groups))
-                       if n.split("|", 1)[0] == queue)
+                       if n.split("|", 1)[0] == queue and (self.scope_ns is None or n.split("|")[1] == self.scope_ns))
         before = _gauges(self.conn, self.keys, names)
         recount: dict[str, Counter[str]] = defaultdict(Counter)
         for ids in _walk_by_score(self.conn, self.keys.created(queue), self.chunk):
-            reply = scripts.call(self.conn, "sweep_index", (), [self.keys.prefix, int(self.fix), "zset",
-                                                                self.keys.created(queue), "any", queue, "", 1, "ids",
-                                                                *ids])
-            self._index_reply(reply, "wrong_structure", recount)
+            mine = ids if self.scope_ns is None else self._scoped(ids)
+            if mine:
+                reply = scripts.call(self.conn, "sweep_index", (), [self.keys.prefix, int(self.fix), "zset",
+                                                                    self.keys.created(queue), "any", queue, "", 1,
+                                                                    "ids", *mine])
+                self._index_reply(reply, "wrong_structure", recount)
             yield len(ids)
         for (group, st), n in extra.items():
             recount[group][st] += n
@@ -275,6 +317,14 @@ class IntegrityWalk:
                 continue
             drift.append(group)
         self._add("gauge_drift", drift)
+
+
+def _scope(queue: str | None, namespace: str | None) -> tuple[str | None, str | None]:
+    if queue is not None and not is_name(queue, QUEUE_NAME):
+        raise ValidationError(f"bad queue name {queue!r}")
+    if namespace is not None and (not isinstance(namespace, str) or namespace == ""):
+        raise ValidationError("namespace must be a non-empty string")
+    return queue, namespace
 
 
 def _walk_by_score(conn: redis.Redis, key: str, chunk: int) -> Iterator[list[str]]:

@@ -18,6 +18,9 @@ from ...engine.serialization import utcnow_str
 from ...engine.states import PRUNABLE, RETRYABLE, TTL_STATES, State
 from .common import SAMPLE_SIZE, BulkFilter, BulkResult, Progress, chunk_size, queues
 
+# What a prune with no state deletes: quarantined jobs are kept for an operator to look at (or retry).
+PRUNE_DEFAULT = tuple(s for s in PRUNABLE if s is not State.QUARANTINED)
+
 
 def bulk_retry(conn: redis.Redis, config: Config, flt: BulkFilter, dry_run: bool = False,
                progress: Progress = None, chunk: int = defaults.BULK_CHUNK) -> BulkResult:
@@ -47,11 +50,12 @@ def _retry(operation: str, conn: redis.Redis, config: Config, flt: BulkFilter, d
 
 def prune(conn: redis.Redis, config: Config, flt: BulkFilter, dry_run: bool = False, progress: Progress = None,
           chunk: int = defaults.BULK_CHUNK) -> BulkResult:
-    """Delete terminal jobs (the filter's state, default all four terminal states) with everything that is
-    theirs: hash, result stream, run history, registry and created-index entries; each is uncounted from its
-    group's gauge. Idempotency keys stay until their own TTL ends (a retried request is not run again)."""
+    """Delete terminal jobs (the filter's states, default completed, failed and cancelled: quarantined jobs wait
+    for an operator's look and go only when named) with everything that is theirs: hash, result stream, run
+    history, registry and created-index entries; each is uncounted from its group's gauge. Idempotency
+    keys stay until their own TTL ends (a retried request is not run again)."""
     flt = flt.validated()
-    states = flt.states(PRUNABLE, PRUNABLE)
+    states = flt.states(PRUNABLE, PRUNE_DEFAULT)
     prefix = Keys(config.key_prefix).prefix
 
     def head(queue: str, state: State, until_ms: int) -> list[Any]:
