@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from jobsvc import Client, validation
+from jobsvc import Client, ValidationError, validation
 from jobsvc.admin.apikeys import SCOPES
 from jobsvc.admin.listing import JobFilter, list_jobs
 from jobsvc.engine.keys import Keys
@@ -95,8 +95,15 @@ def stats(client: Client, args: argparse.Namespace) -> int:
 def _bulk_filter(args: argparse.Namespace) -> Any:
     from jobsvc.admin.bulk import BulkFilter
 
-    return BulkFilter(queue=args.queue, namespace=args.namespace, function=args.function, state=args.state,
-                      older_than_s=args.older_than, newer_than_s=args.newer_than, error_contains=args.error)
+    # prune: several states, comma-separated; an age in days as well as in seconds.
+    state = args.state.split(",") if args.state and "," in args.state else args.state
+    older = args.older_than
+    if getattr(args, "older_than_days", None) is not None:
+        if older is not None:
+            raise ValidationError("give --older-than or --older-than-days, not both")
+        older = args.older_than_days * 86_400
+    return BulkFilter(queue=args.queue, namespace=args.namespace, function=args.function, state=state,
+                      older_than_s=older, newer_than_s=args.newer_than, error_contains=args.error)
 
 
 def bulk(client: Client, args: argparse.Namespace) -> int:
@@ -128,16 +135,19 @@ def bulk(client: Client, args: argparse.Namespace) -> int:
 
 def sweep(client: Client, args: argparse.Namespace) -> int:
     """The integrity sweep on demand (the scheduler runs it a bounded step at a time in the background): report
-    and repair, or only report with --dry-run (exit 1 when it found something). Progress on stderr."""
+    (exit 1 when it found something), or with --fix repair too; --queue / --namespace scope it. Progress on
+    stderr."""
     from jobsvc.admin.bulk import CATEGORIES, integrity_sweep
 
+    fix = args.fix and not args.dry_run
     bar = Progress("sweep")
     try:
-        report = integrity_sweep(client.redis, client.config, fix=not args.dry_run, progress=bar)
+        report = integrity_sweep(client.redis, client.config, fix=fix, progress=bar, queue=args.queue,
+                                 namespace=args.namespace)
     finally:
         bar.close()
-    if not args.dry_run:
-        _audit(client, "bulk.integrity_sweep", {"dry_run": False},
+    if fix:
+        _audit(client, "bulk.integrity_sweep", {"fix": True, "queue": args.queue, "namespace": args.namespace},
                {"problems": report.total, "scanned": report.scanned})
     if args.json:
         as_json(dict(vars(report), total=report.total, clean=report.clean))
@@ -147,12 +157,12 @@ def sweep(client: Client, args: argparse.Namespace) -> int:
             table(["problem", "jobs", "sample"], rows)
             for c, _, _ in rows:
                 print(f"  {c}: {CATEGORIES[c]}")
-        verb = "found (nothing changed: --dry-run)" if args.dry_run else "found and repaired"
+        verb = "found and repaired" if fix else "found (nothing changed: --fix repairs)"
         print(f"sweep: {report.scanned} job(s) looked at, {report.total} problem(s) {verb}")
         if report.busy_groups:
             print(f"sweep: {len(report.busy_groups)} gauge(s) moved while counted, not judged: run it again "
                   f"when the queues are quieter ({', '.join(report.busy_groups[:5])})")
-    return 1 if args.dry_run and not report.clean else 0
+    return 1 if not fix and not report.clean else 0
 
 
 def _audit(client: Client, action: str, params: dict[str, Any], counts: dict[str, Any] | None = None) -> None:
@@ -232,7 +242,11 @@ def _add_maintenance(sub: Any, with_url: Any) -> None:
 
     sw = with_url(sub.add_parser("sweep", help="integrity sweep: check (and repair) indexes, gauges, and jobs RQ's "
                                                "own tools moved"))
-    sw.add_argument("--dry-run", action="store_true", help="report only, change nothing (exit 1 if it finds any)")
+    sw.add_argument("--fix", action="store_true", help="repair what it finds (default: report only, change "
+                                                       "nothing, exit 1 if it finds any)")
+    sw.add_argument("--dry-run", action="store_true", help="report only, even with --fix (the default)")
+    sw.add_argument("--queue", help="only this queue")
+    sw.add_argument("--namespace", help="only this namespace")
     sw.add_argument("--json", action="store_true", help="the whole report as JSON")
     sw.set_defaults(func=sweep)
 
@@ -243,12 +257,16 @@ def _add_bulk(sub: Any, with_url: Any) -> None:
                                       ("prune", "bulk delete of finished jobs", None)):
         p = with_url(sub.add_parser(name, help=text))
         p.add_argument("--queue")
-        p.add_argument("--state", default=default_state)
+        p.add_argument("--state", default=default_state,
+                       help="prune: one or several (comma-separated); default completed,failed,cancelled "
+                            "(quarantined jobs only when named)" if name == "prune" else None)
         p.add_argument("--namespace")
         p.add_argument("--function")
         p.add_argument("--error", help="text the error contains")
         p.add_argument("--older-than", type=number(validation.DELAY), help="seconds")
         p.add_argument("--newer-than", type=number(validation.DELAY), help="seconds")
+        if name == "prune":
+            p.add_argument("--older-than-days", type=number(validation.AGE_DAYS), help="days")
         p.add_argument("--dry-run", action="store_true", help="count and sample, change nothing")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         p.set_defaults(func=bulk)

@@ -1,4 +1,4 @@
-"""`jobsvc sweep`: the integrity sweep on demand, against the test Redis, in-process."""
+"""`jobsvc sweep`: the integrity sweep on demand (a report unless --fix), against the test Redis, in-process."""
 from __future__ import annotations
 
 import json
@@ -41,15 +41,33 @@ def test_dry_run_reports_changes_nothing_and_exits_1(client, r, capsys):
     assert main(["sweep", "--dry-run"]) == 1
     out = capsys.readouterr().out
     assert "gauge_drift" in out and "missing_hash" in out and GROUP in out
-    assert "2 problem(s) found (nothing changed: --dry-run)" in out
+    assert "2 problem(s) found (nothing changed: --fix repairs)" in out
     assert {k: r.dump(k) for k in r.keys("*")} == before
     assert audit.list_entries(r, KEYS.prefix)[0] == []  # a dry run changes nothing: not audited
+
+
+@pytest.mark.parametrize("argv", [["sweep"], ["sweep", "--fix", "--dry-run"]])
+def test_without_fix_it_only_reports(client, r, capsys, argv):
+    drift(client, r)
+    before = {k: r.dump(k) for k in r.keys("*")}
+    assert main(argv) == 1
+    assert "2 problem(s) found (nothing changed: --fix repairs)" in capsys.readouterr().out
+    assert {k: r.dump(k) for k in r.keys("*")} == before
+
+
+def test_scoped_by_queue_and_namespace(client, r, capsys):
+    drift(client, r)  # on queue default, namespace default
+    assert main(["sweep", "--fix", "--queue", "other"]) == 0
+    assert main(["sweep", "--fix", "--namespace", "other"]) == 0
+    assert int(r.hget(KEYS.count(GROUP), "queued")) == 2  # out of scope: untouched
+    assert main(["sweep", "--fix", "--queue", "default", "--namespace", "default"]) == 0
+    assert int(r.hget(KEYS.count(GROUP), "queued")) == 1
 
 
 def test_sweep_repairs_and_is_audited(client, r, config, capsys):
     drift(client, r)
     assert int(r.hget(KEYS.count(GROUP), "queued")) == 2
-    assert main(["sweep"]) == 0
+    assert main(["sweep", "--fix"]) == 0
     assert "2 problem(s) found and repaired" in capsys.readouterr().out
     assert int(r.hget(KEYS.count(GROUP), "queued")) == 1
     entry = audit.list_entries(r, KEYS.prefix)[0][0]
