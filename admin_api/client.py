@@ -175,13 +175,21 @@ class AdminClient:
     def prune(self, dry_run: bool = False, **filters: Any) -> dict[str, Any]:
         return self._bulk("/jobs/prune", dry_run, filters)
 
-    def ttl_sweep(self, dry_run: bool = False, **options: Any) -> dict[str, Any]:
-        """Options: limit (expired entries handled in this call; `more` in the reply says if some remain)."""
-        return self._bulk("/jobs/ttl/sweep", dry_run, options)
+    def delete_expired(self, dry_run: bool = False, **options: Any) -> dict[str, Any]:
+        """Delete ended jobs past their result / failure TTL. Options: limit (expired entries handled in this call;
+        `more` in the reply says if some remain)."""
+        return self._bulk("/jobs/expired/delete", dry_run, options)
 
-    def integrity_sweep(self, fix: bool = False) -> dict[str, Any]:
-        """fix=False reports (a dry run); fix=True repairs (and sends the confirmation header)."""
-        return self._call("POST", f"{API}/jobs/integrity/sweep", json={"dry_run": not fix}, confirm=fix)
+    ttl_sweep = delete_expired  # the old name, as /jobs/ttl/sweep is the old path
+
+    def cancel_stale(self, dry_run: bool = False, **options: Any) -> dict[str, Any]:
+        """Cancel queued jobs older than queued_for seconds, terminate jobs running longer than running_for
+        seconds; filters: queue, namespace, function."""
+        return self._bulk("/jobs/stale/cancel", dry_run, options)
+
+    def integrity_sweep(self, fix: bool = False, **scope: Any) -> dict[str, Any]:
+        """fix=False reports; fix=True repairs (and sends the confirmation header). Scope: queue, namespace."""
+        return self._call("POST", f"{API}/jobs/integrity/sweep", json=self._body(fix=fix, **scope), confirm=fix)
 
     # -- queues, workers ---------------------------------------------------------------------------------
 

@@ -45,7 +45,10 @@ def test_bulk_retry_dry_run_then_confirmed(admin, client, leases):
 def test_sweeps_and_keys(admin):
     assert admin.integrity_sweep()["report"]["clean"] is True
     assert admin.integrity_sweep(fix=True)["report"]["fixed"] is True
+    assert admin.integrity_sweep(queue="default", namespace="default")["report"]["fixed"] is False
     assert admin.ttl_sweep(dry_run=True, limit=10)["operation"] == "ttl_sweep"
+    assert admin.delete_expired(dry_run=True)["operation"] == "ttl_sweep"
+    assert admin.cancel_stale(queued_for=3600, running_for=3600)["operation"] == "cancel_stale"
     key = admin.create_key("ci", ["jobs:read"])
     assert [k["id"] for k in admin.list_keys()["keys"]] == [key["id"]]
     admin.revoke_key(key["id"])
