@@ -207,3 +207,20 @@ def test_imported_interval_fires_at_rq_schedulers_instants_once_each(r, rqs, cli
     assert Schedules(client).get(sid).next_run_ms is None  # repeat spent
     burst_worker("jobsvc", ("default",))
     assert rqfuncs.calls() == ["add:2+3", "add:2+3"]
+
+
+@pytest.mark.slow
+def test_the_real_jobsvc_scheduler_takes_over_from_rqscheduler(r, rqs, procs):
+    """`rqscheduler` stopped, `jobsvc scheduler` and `jobsvc worker` started: the one-off jobs run once each, the
+    future one not before its score; the recurring entry waits for the import."""
+    past = rqs.enqueue_at(at(r, -30), rqfuncs.add, 5, 6)
+    soon = rqs.enqueue_in(timedelta(seconds=2), rqfuncs.say, "soon")
+    recurring = rqs.schedule(at(r, -1), rqfuncs.say, args=["tick"], interval=60)
+    soon_score = r.zscore(ZSET, soon.id)
+    procs.scheduler()
+    procs.worker("worker")
+    for job in (past, soon):
+        wait_for(lambda job=job: r.hget(f"rq:job:{job.id}", "status") == b"finished", 20, f"{job.id} to run")
+    assert ready_ms(r, soon.id) >= soon_score * 1000
+    assert sorted(rqfuncs.calls()) == ["add:5+6", "soon"]
+    assert r.zrange(ZSET, 0, -1) == [recurring.id.encode()]
