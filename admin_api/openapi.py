@@ -97,6 +97,8 @@ def _operation(rule_path: str, method: str, endpoint: str, op: Operation, tag: s
                            "responses": responses}
     if op.description:
         out["description"] = op.description
+    if op.deprecated:
+        out["deprecated"] = True
     if params:
         out["parameters"] = params
     if op.body is not None:
