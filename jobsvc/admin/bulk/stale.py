@@ -1,10 +1,12 @@
 """The cancel-stale sweep: cancel the jobs queued longer than X and terminate those running longer than Y
 (cancel_stale.lua, which runs cancel.lua's and terminate.lua's own bodies on each job it re-checks).
 
-Candidates are read by score, so the cost grows with the jobs asked, not with the data stored: queued ones from
-each queue's created index (score: creation time, ms) up to the cutoff, running ones from the lease index (one
-entry per running job: as many as the workers hold). Pages follow a (score, member) cursor (zpage_after.lua), so
-jobs cancelled or deleted meanwhile never shift a page; a job created after the cutoff is never read."""
+Candidates are read by score, never by a scan of all jobs: queued ones from each queue's created index (score:
+creation time, ms) up to the cutoff, so the cost grows with the jobs created before it that are still stored (ended
+ones too, until the expired-job sweep or a prune deletes them), not with newer ones; running ones from the lease
+index (one entry per running job: as many as the workers hold). Pages follow a (score, member) cursor
+(zpage_after.lua), so jobs cancelled or deleted meanwhile never shift a page; a job created after the cutoff is
+never read."""
 from __future__ import annotations
 
 from collections.abc import Iterator
