@@ -238,8 +238,10 @@ def create_batch(who: Principal, body: dict[str, Any]) -> Response:
 
 @bp.get("/jobs")
 @operation("List jobs", scope=READ, query=s.JobListQuery, responses={200: ("one page", s.JobPageSchema)},
+           errors=(404,),
            description="Filters combine. Pass `next_cursor` back as `cursor` for the next page; a page may be "
-                       "short (sparse filters look at a bounded number of jobs per call) while a cursor remains.")
+                       "short (sparse filters look at a bounded number of jobs per call) while a cursor remains. "
+                       "A `queue` that does not exist is a 404.")
 def list_(who: Principal, q: dict[str, Any]) -> Response:
     state = q.get("state") or q.get("status")
     queue = who.narrow("queue", q.get("queue"))
