@@ -46,7 +46,8 @@ def _to(targets: tuple[str, ...], parameters: dict[str, str]) -> dict[str, Any]:
 
 # OpenAPI links: which calls take the id a response returns (clients, and the stateful schemathesis test,
 # follow them). operationId -> status -> link name -> link.
-_JOB_CALLS = ("jobs_get", "jobs_runs", "jobs_patch", "jobs_cancel", "jobs_retry", "jobs_delete")
+_JOB_CALLS = ("jobs_get", "job_runs_runs", "jobs_patch", "jobs_cancel", "jobs_retry", "jobs_delete",
+              "job_runs_disable", "job_runs_enable", "job_runs_trigger")
 _CREATED_JOB = _to(_JOB_CALLS, {"job_id": "$response.body#/id"})
 LINKS: dict[str, dict[str, dict[str, Any]]] = {
     "jobs_create_job": {"201": _CREATED_JOB, "200": _CREATED_JOB},

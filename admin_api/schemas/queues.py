@@ -1,7 +1,7 @@
 """Schemas of queues and workers."""
 from __future__ import annotations
 
-from marshmallow import fields
+from marshmallow import fields, validate
 
 from jobsvc import defaults
 
@@ -26,6 +26,8 @@ class CurrentJobSchema(Base):
 
 class WorkerSchema(Base):
     name = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["rq", "pull"]), metadata={
+        "description": "`rq`, a registered worker (jobsvc's or plain RQ's), or `pull`, a pull worker over HTTP"})
     hostname = fields.String(allow_none=True, required=True)
     pid = fields.Integer(allow_none=True, required=True)
     queues = fields.List(fields.String(), required=True)

@@ -1,8 +1,10 @@
 """Who is working: RQ's worker registry (`rq:workers`, the `rq:worker:<name>` hashes RQ's worker code keeps,
-for jobsvc's workers and plain RQ's alike) and the jobs under a lease (`<prefix>leases`, the job hash's
-worker_name). Read-only; GET /api/v1/workers and the dashboard's Workers page show it."""
+for jobsvc's workers and plain RQ's alike), the pull workers seen claiming (`<prefix>pull_workers`, written by
+claim.lua) and the jobs under a lease (`<prefix>leases`, the job hash's worker_name). GET /api/v1/workers and
+the dashboard's Workers page show it."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -14,6 +16,12 @@ from ..engine.job import DEFAULT_NAMESPACE
 from ..engine.keys import RQ_WORKER, RQ_WORKERS, Keys
 
 RQ_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+# How long a pull worker that stopped claiming is still listed: twice the longest visibility timeout a claim may
+# ask for, so one that holds jobs that long between claims is not dropped while it works.
+PULL_WORKER_SEEN_MS = int(2 * defaults.PULL_VISIBILITY_MAX * 1000)
+# The lease holder await_callback.lua writes for an HTTP handler job that answered 202: a service, no worker.
+CALLBACK_HOLDER = "callback"
+PULL_WORKERS_MAX = 1000  # (queue, worker) pairs read per request: a request costs what it shows
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,34 @@ def leased_jobs(conn: redis.Redis, prefix: str) -> tuple[list[LeasedJob], bool]:
                              queue=queue.decode() if queue else None,
                              namespace=ns.decode() if ns else DEFAULT_NAMESPACE, lease_expires_ms=int(expiry)))
     return out, total > len(rows)
+
+
+@dataclass(frozen=True)
+class PullWorker:
+    """A pull worker (jobsvc/http/pull.py) as its claim calls show it: the queues it claimed from and when it
+    last did, within PULL_WORKER_SEEN_MS."""
+
+    name: str
+    queues: list[str]
+    last_seen_ms: int
+
+
+def pull_workers(conn: redis.Redis, prefix: str, now_ms: int | None = None) -> list[PullWorker]:
+    """Pull workers that claimed (jobs or nothing) within PULL_WORKER_SEEN_MS, by name; at most
+    PULL_WORKERS_MAX (queue, worker) pairs, the most recent. Older entries are dropped here: claim.lua only adds."""
+    key = Keys(prefix).pull_workers
+    since = (int(time.time() * 1000) if now_ms is None else now_ms) - PULL_WORKER_SEEN_MS
+    pipe = conn.pipeline(transaction=False)
+    pipe.zremrangebyscore(key, "-inf", f"({since}")
+    pipe.zrevrange(key, 0, PULL_WORKERS_MAX - 1, withscores=True)
+    _, rows = pipe.execute()
+    queues: dict[str, set[str]] = {}
+    seen: dict[str, int] = {}
+    for member, score in rows:
+        queue, _, name = member.decode(errors="replace").partition("/")
+        queues.setdefault(name, set()).add(queue)
+        seen[name] = max(seen.get(name, 0), int(score))
+    return [PullWorker(name, sorted(queues[name]), seen[name]) for name in sorted(queues)]
 
 
 def _rq_ms(value: str | None) -> int | None:

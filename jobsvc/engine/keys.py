@@ -49,6 +49,7 @@ TYPES = {
     "quarantined": "zset", "lanes": "set", "wake": "list", "runs": "list", "idempotency": "string",
     "count": "hash", "groups": "set", "created": "zset", "scheduled_in": "zset", "stats": "hash", "tally": "hash",
     "minute": "hash", "scheduler_stats": "hash", "notify": "zset", "notify_entry": "hash", "leases": "zset",
+    "pull_workers": "zset",
     "scheduled": "zset", "scheduler_wake": "list", "scheduler_leader": "string", "queues": "set", "paused": "set",
     "function": "hash", "function_names": "zset", "function_namespaces": "zset", "functions_disabled": "set",
     "schedule": "hash", "schedule_stats": "hash", "schedule_runs": "zset", "schedule_run": "hash",
@@ -189,6 +190,12 @@ class Keys:
     @property
     def leases(self) -> str:
         return f"{self.prefix}leases"
+
+    @property
+    def pull_workers(self) -> str:
+        """Pull workers seen (they register nowhere else): `<queue>/<worker>` scored by its last claim call (ms),
+        written by claim.lua, read by jobsvc/admin/workers_info.py for GET /workers."""
+        return f"{self.prefix}pull_workers"
 
     @property
     def scheduled(self) -> str:

@@ -9,7 +9,8 @@
 -- a pull worker never sees a Python job's arguments and no job is skipped over to find one.
 -- Several jobs: each gets its own lease (the i-th claimed, the i-th token), all with the same expiry; they are
 -- taken in priority order, as one claim after another would take them.
--- Per job this costs HMGET and HSET; the lanes, the lease index, gauges and histograms are written once per call
+-- Per job this costs HMGET and HSET; the lanes, the lease index, gauges, histograms and (pull claims) the
+-- pull workers' last-seen index are written once per call
 -- (counters: flush_counters), which is what makes a batch cheap for Redis. The job's whole hash is not read
 -- here: Lua's cost is per string it handles (a job's hash holds some 40), so the caller reads the claimed hashes
 -- with plain HGETALLs in its next round trip (jobsvc/engine/leases.py Leases.parse_claims), at a fraction of the cost.
@@ -119,6 +120,14 @@ local function drain(queue, lane)
     take(queue, ids, held)
   end
   if #held > 0 then redis.call('RPUSH', lane, unpack(held)) end
+end
+
+-- A pull worker registers nowhere (no RQ worker hash): each claim call says it is alive, one ZADD per call
+-- (never per job), read by GET /workers (jobsvc/admin/workers_info.py). A queue name has no '/'.
+if pull then
+  local seen = {}
+  for qi = 1, nq do seen[#seen + 1] = now; seen[#seen + 1] = ARGV[5 + qi] .. '/' .. worker end
+  redis.call('ZADD', prefix .. 'pull_workers', unpack(seen))
 end
 
 for qi = 1, nq do

@@ -1,5 +1,6 @@
 """/queues (counts, paused flag, pause / resume) and /workers (registry, current jobs, leases)."""
 from jobsvc import defaults
+from jobsvc.admin import workers_info
 from jobsvc.engine.keys import Keys
 from tests.test_admin_api.support import NOOP
 from workers.worker import LeasedWorker
@@ -104,12 +105,39 @@ def test_workers_say_no_more_leases_exist_when_all_were_read(api, client, r, con
     assert sorted(j["id"] for j in body["workers"][0]["current_jobs"]) == sorted(ids)
 
 
-def test_leases_held_by_callback_or_pull_workers_are_left_out_of_the_listing(api, client, r, config, leases):
+def test_leases_held_by_callback_are_left_out_and_other_holders_are_pull_workers(api, client, r, config, leases):
     worker = LeasedWorker(["default"], r, config, name="py.1.x")
     worker.register_birth()
+    held = {}
     for holder in ("callback", "pull:k1"):
-        client.enqueue(NOOP)
+        held[holder] = client.enqueue(NOOP).id
         assert leases.claim(["default"], holder) is not None
     (mine,) = _held_by(worker, leases, client, 1)
     out = api.get("/workers").get_json()["workers"]
-    assert [(w["name"], [j["id"] for j in w["current_jobs"]]) for w in out] == [("py.1.x", [mine])]
+    assert [(w["name"], w["kind"], [j["id"] for j in w["current_jobs"]]) for w in out] == [
+        ("pull:k1", "pull", [held["pull:k1"]]), ("py.1.x", "rq", [mine])]
+
+
+def test_pull_workers_are_listed_with_the_jobs_they_claimed(api, client, make_key):
+    job_id = client.enqueue_pull(NOOP, queue="pq").id
+    claimed = api.post("/jobs/claim", json={"queue": "pq", "worker": "pull:alpha"}).get_json()["jobs"]
+    assert [j["id"] for j in claimed] == [job_id]
+    assert api.post("/jobs/claim", json={"queue": "other", "worker": "pull:beta"}).get_json()["jobs"] == []
+    out = {w["name"]: w for w in api.get("/workers").get_json()["workers"]}
+    alpha, beta = out["pull:alpha"], out["pull:beta"]
+    assert (alpha["kind"], alpha["queues"], alpha["state"], [j["id"] for j in alpha["current_jobs"]]) == (
+        "pull", ["pq"], "busy", [job_id])
+    assert alpha["last_heartbeat_at"].endswith("Z") and alpha["hostname"] is None
+    assert (beta["queues"], beta["state"], beta["current_jobs"]) == (["other"], "idle", [])
+    api.post(f"/jobs/{job_id}/ack", json={"token": claimed[0]["token"], "status": "completed"})
+    assert {w["name"]: w["state"] for w in api.get("/workers").get_json()["workers"]}["pull:alpha"] == "idle"
+    limited = api.as_key(make_key("jobs:read", queues=["other"]))
+    assert [w["name"] for w in limited.get("/workers").get_json()["workers"]] == ["pull:beta"]
+
+
+def test_pull_workers_idle_past_the_window_are_dropped(api, r, config):
+    api.post("/jobs/claim", json={"queue": "pq", "worker": "pull:old"})
+    assert [p.name for p in workers_info.pull_workers(r, config.key_prefix)] == ["pull:old"]
+    later = int(r.time()[0] * 1000) + workers_info.PULL_WORKER_SEEN_MS + 60_000
+    assert workers_info.pull_workers(r, config.key_prefix, now_ms=later) == []
+    assert not r.exists(Keys(config.key_prefix).pull_workers)
