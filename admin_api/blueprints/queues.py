@@ -6,6 +6,7 @@ from typing import Any
 from flask import Blueprint, Response
 
 from jobsvc.admin.apikeys import ADMIN, READ
+from jobsvc.admin.listing import queue_exists
 from jobsvc.engine.keys import Keys
 from jobsvc.engine.states import State
 from jobsvc.engine.stats import Counts, read_counts
@@ -48,7 +49,7 @@ def known_queue(name: str, who: Principal) -> bool:
     if who.queues is not None and name not in who.queues:
         return False
     if who.namespaces is None:
-        return bool(conn().sismember(Keys(config().key_prefix).queues, name))
+        return queue_exists(conn(), config(), name)
     return name in queue_counts(who)
 
 

@@ -185,6 +185,12 @@ class _LaneSource:
                     start += batch
 
 
+def queue_exists(conn: redis.Redis, config: Config, queue: str) -> bool:
+    """Has jobsvc or plain RQ used this queue (the queue set the listings read)? O(1): a listing filtered by a
+    queue that does not exist is a typo, not an empty queue."""
+    return bool(conn.sismember(Keys(config.key_prefix).queues, queue))
+
+
 def _queues(conn: redis.Redis, keys: Keys, flt: JobFilter) -> list[str]:
     if flt.queue is not None:
         return [flt.queue]
