@@ -47,7 +47,7 @@ NOT_FAST = ("tests/test_project/test_packaging.py",
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        needs_redis = "redis_server" in getattr(item, "fixturenames", ())
+        needs_redis = bool({"redis_server", "redis_cluster_server"} & set(getattr(item, "fixturenames", ())))
         if needs_redis and item.get_closest_marker("fast"):
             raise pytest.UsageError(f"{item.nodeid} is marked fast but needs the Redis server (use fake_r)")
         if not (needs_redis or item.nodeid.startswith(NOT_FAST) or item.get_closest_marker("slow")
@@ -238,3 +238,23 @@ def http_config(redis_url):
 @pytest.fixture
 def http_client(r, http_config):
     return Client(r, http_config)
+
+
+# -- Redis Cluster (issue 15): a real local cluster, for tests that ask for it ----------------------
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_server(tmp_path_factory):
+    """3 masters + 3 replicas (tests/cluster.py), started by the first test that needs it, killed at the end."""
+    from tests.cluster import LocalCluster
+
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster(redis_cluster_server):
+    """The session's cluster, every shard flushed for this test."""
+    redis_cluster_server.flush()
+    return redis_cluster_server
