@@ -96,8 +96,20 @@ class AdminClient:
     def get_job(self, job_id: str, include_result: bool = False) -> dict[str, Any]:
         return self._call("GET", f"{API}/jobs/{job_id}", params={"include_result": include_result or None})
 
-    def job_runs(self, job_id: str) -> dict[str, Any]:
-        return self._call("GET", f"{API}/jobs/{job_id}/runs")
+    def job_runs(self, job_id: str, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """Oldest first: {"runs": [{id, job_id, attempt, outcome, scheduled_at, started_at, ended_at, duration_ms,
+        ...}], "next_cursor"}."""
+        return self._call("GET", f"{API}/jobs/{job_id}/runs", params={"cursor": cursor, "limit": limit})
+
+    def disable_job(self, job_id: str) -> dict[str, Any]:
+        return self._call("POST", f"{API}/jobs/{job_id}/disable")
+
+    def enable_job(self, job_id: str) -> dict[str, Any]:
+        return self._call("POST", f"{API}/jobs/{job_id}/enable")
+
+    def trigger_job(self, job_id: str) -> dict[str, Any]:
+        """Run a scheduled job now: {"job_id", "run_id", "triggered_at"}."""
+        return self._call("POST", f"{API}/jobs/{job_id}/trigger")
 
     def patch_job(self, job_id: str, **changes: Any) -> dict[str, Any]:
         """Changes: args, kwargs, priority, run_at (only scheduled or queued jobs)."""
@@ -279,8 +291,9 @@ class AdminClient:
         return self._call("GET", f"{API}/functions", params={"namespace": namespace, "cursor": cursor, "limit": limit})
 
     def register_function(self, name: str, path: str, namespace: str | None = None, **options: Any) -> dict[str, Any]:
-        """Create or replace `namespace/name`. Options: queue, timeout, max_attempts, backoff {type, base, cap,
-        jitter}, priority, enabled, description."""
+        """Create `namespace/name` (an existing one: 409 already_exists, unless `replace=True`, which sets every
+        field to these, the rest to defaults). Options: queue, timeout, max_attempts, backoff {type, base, cap,
+        jitter}, priority, enabled, description, replace."""
         return self._call("POST", f"{API}/functions", json=self._body(namespace=namespace, name=name, path=path,
                                                                         **options))
 

@@ -105,3 +105,14 @@ def test_pull_claim_and_batch_ack(admin, client):
     jobs = admin.claim("pq", count=3)
     results = admin.ack_many([{"id": j["id"], "token": j["token"], "status": "completed"} for j in jobs])
     assert [row["state"] for row in results] == ["completed"] * 3
+
+
+def test_job_runs_disable_enable_trigger(admin, client, leases):
+    job = admin.create_job(NOOP, delay=60)
+    assert admin.disable_job(job["id"])["disabled"] is True
+    assert admin.enable_job(job["id"])["disabled"] is False
+    triggered = admin.trigger_job(job["id"])
+    assert triggered["run_id"] == f"{job['id']}.1"
+    failed = make_failed(client, leases, queue="other")
+    page = admin.job_runs(failed, limit=1)
+    assert [r["id"] for r in page["runs"]] == [f"{failed}.1"] and page["next_cursor"] is None
