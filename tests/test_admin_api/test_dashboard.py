@@ -277,6 +277,13 @@ def test_job_page_shows_runs_tracebacks_and_redacted_payload(dash, client, lease
     assert "boom line" in html and "kaput" in html
 
 
+def test_job_page_says_a_job_is_disabled(dash, client):
+    job_id = client.enqueue(NOOP).id
+    assert 'id="job-disabled"' not in dash.get(f"/dashboard/jobs/{job_id}").get_data(as_text=True)
+    client.disable(job_id)
+    assert 'id="job-disabled"' in dash.get(f"/dashboard/jobs/{job_id}").get_data(as_text=True)
+
+
 def test_job_page_marks_where_each_operator_retry_began(dash, client, leases):
     job_id = client.enqueue(NOOP, max_attempts=2).id
     lease = leases.claim(["default"], "host.1.w")
