@@ -117,7 +117,7 @@ def build(app: Flask) -> dict[str, Any]:
         title="jobsvc admin API", version=__version__, openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
         info={"description": "Every admin operation of jobsvc over HTTP. Authenticate with `X-Admin-Key: <key>` "
-                             "or `Authorization: Bearer <key>`. Errors are "
+                             "(alias `X-API-KEY`) or `Authorization: Bearer <key>`. Errors are "
                              "`{\"error\": {\"code\", \"message\", \"details\"}}`."},
     )
     spec.components.security_scheme("AdminKey", {"type": "apiKey", "in": "header", "name": "X-Admin-Key"})

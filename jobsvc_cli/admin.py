@@ -45,7 +45,8 @@ def _job_dict(info: Any) -> dict[str, Any]:
 
 
 # Fields holding epoch milliseconds (durations such as duration_ms are not among them).
-EPOCH_MS_FIELDS = ("created_ms", "enqueued_ms", "due_ms", "started_ms", "ended_ms", "lease_expires_ms")
+EPOCH_MS_FIELDS = ("created_ms", "enqueued_ms", "due_ms", "started_ms", "ended_ms", "lease_expires_ms",
+                   "scheduled_ms")
 
 
 def _readable_times(d: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from typing import Any
 from flask import Blueprint, Response
 
 from jobsvc.admin.apikeys import READ, WRITE
-from jobsvc.engine.job import JobInfo
 from jobsvc.engine.run_history import runs_page
 from jobsvc.errors import WrongState
 
@@ -33,11 +32,6 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
             "http_status": run.get("http_status")}
 
 
-def held_job_dict(info: JobInfo) -> dict[str, Any]:
-    """The job as GET /jobs/{id} shows it, with whether it is held."""
-    return {**job_dict(info), "disabled": info.disabled}
-
-
 @bp.get("/jobs/<job_id>/runs")
 @operation("A job's runs, a page at a time", scope=READ, query=JobRunsQuery,
            responses={200: ("runs, oldest first; pass next_cursor back as cursor", JobRunPageSchema)},
@@ -55,7 +49,7 @@ def _hold(job_id: str, who: Principal, act: Any) -> Response:
     visible_job(who, job_id)
     act(job_id)
     audit_counts(changed=1)
-    return reply(s.JobSchema, held_job_dict(client().get(job_id)))
+    return reply(s.JobSchema, job_dict(client().get(job_id)))
 
 
 @bp.post("/jobs/<job_id>/disable")
@@ -91,4 +85,4 @@ def trigger(job_id: str, who: Principal) -> Response:
     return reply(TriggeredSchema, {"job_id": job_id, "run_id": run_id, "triggered_at": at_ms})
 
 
-__all__ = ["bp", "held_job_dict", "run_row"]
+__all__ = ["bp", "run_row"]

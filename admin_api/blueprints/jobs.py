@@ -48,6 +48,7 @@ def job_dict(info: JobInfo, result: Any = ...) -> dict[str, Any]:
         "lease_expires_at": info.lease_expires_ms if info.state == State.RUNNING else None,
         "handler": info.raw.get("js_handler") or None, "payload": _payload(info.raw.get("js_payload")),
         "callback_url": info.raw.get("js_callback") or None, "notification": info.raw.get("js_notify") or None,
+        "disabled": info.disabled,
     }
     if result is not ...:
         out["result"] = jsonable(result)
@@ -321,20 +322,6 @@ def get(job_id: str, who: Principal, q: dict[str, Any]) -> Response:
     if q["include_result"]:
         return reply(s.JobSchema, job_dict(info, _results([job_id])[job_id]))
     return reply(s.JobSchema, job_dict(info))
-
-
-@bp.get("/jobs/<job_id>/runs")
-@operation("Every attempt of a job", scope=READ, responses={200: ("attempts, oldest first", s.RunsSchema)},
-           errors=(404,))
-def runs(job_id: str, who: Principal) -> Response:
-    visible_job(who, job_id)
-    rows = [{"attempt": run.get("attempt"), "outcome": run.get("outcome"), "worker": run.get("worker") or None,
-             "started_at": run.get("started_ms"), "ended_at": run.get("ended_ms"),
-             "exc_type": run.get("exc_type") or None, "message": run.get("message") or None,
-             "traceback": run.get("traceback") or None, "http_status": run.get("http_status"),
-             "duration_ms": run.get("duration_ms")}
-            for run in client().runs(job_id)]
-    return reply(s.RunsSchema, {"runs": rows})
 
 
 # -- change ------------------------------------------------------------------------------------------------

@@ -74,8 +74,6 @@ from .jobs import (
     JobPageSchema,
     JobPatchSchema,
     JobSchema,
-    RunSchema,
-    RunsSchema,
     StatsQuery,
     StatsSchema,
 )
@@ -222,8 +220,6 @@ __all__ = [
     "QueueName",
     "QueueSchema",
     "RegistryBackoffSchema",
-    "RunSchema",
-    "RunsSchema",
     "ScheduleCreateSchema",
     "ScheduleExecutedSchema",
     "ScheduleListQuery",

@@ -202,24 +202,6 @@ class JobBatchResultSchema(Base):
                           metadata={"description": "per job: false when its idempotency key matched an existing job"})
 
 
-class RunSchema(Base):
-    attempt = fields.Integer(allow_none=True, required=True)
-    outcome = fields.String(allow_none=True, required=True)
-    worker = fields.String(allow_none=True, required=True)
-    started_at = Timestamp(allow_none=True, required=True)
-    ended_at = Timestamp(allow_none=True, required=True)
-    exc_type = fields.String(allow_none=True, required=True)
-    message = fields.String(allow_none=True, required=True)
-    traceback = fields.String(allow_none=True, required=True)
-    http_status = fields.Integer(allow_none=True, metadata={"description": "HTTP handler jobs: the handler's "
-                                                                           "answer (null: none, e.g. a timeout)"})
-    duration_ms = fields.Float(allow_none=True, metadata={"description": "HTTP handler jobs: the call's duration"})
-
-
-class RunsSchema(Base):
-    runs = fields.List(fields.Nested(RunSchema), required=True)
-
-
 class StatsQuery(Base):
     by = fields.String(validate=validate.OneOf(GROUP_FIELDS),
                        metadata={"description": "one grouping only (default: all three)"})

@@ -23,9 +23,9 @@ def test_get_returns_every_documented_field(api, client):
     assert set(job) == {"id", "function", "queue", "namespace", "trigger", "state", "args", "kwargs", "priority",
                         "progress", "progress_message", "attempts", "max_attempts", "timeout", "created_at",
                         "enqueued_at", "run_at", "started_at", "ended_at", "error", "worker", "lease_expires_at",
-                        "handler", "payload", "callback_url", "notification"}
+                        "handler", "payload", "callback_url", "notification", "disabled"}
     assert (job["id"], job["function"], job["queue"], job["namespace"], job["state"], job["attempts"],
-            job["max_attempts"]) == (job_id, ADD, "q1", "ns", "queued", 0, 4)
+            job["max_attempts"], job["disabled"]) == (job_id, ADD, "q1", "ns", "queued", 0, 4, False)
     assert job["created_at"].endswith("Z")
     datetime.fromisoformat(job["created_at"].replace("Z", "+00:00"))
 
