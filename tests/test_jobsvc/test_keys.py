@@ -96,3 +96,20 @@ def test_named_families_do_not_overlap():
 def test_a_namespace_called_disabled_has_its_own_index():
     k = Keys()
     assert k.function_names("disabled") != k.functions_disabled
+
+
+def test_the_lua_registry_map_is_the_python_one(r):
+    """_lib.lua's registry_of and Keys.registry name the same sorted set for every state that has one."""
+    from jobsvc.engine import scripts
+    from jobsvc.engine.states import State
+
+    lib = scripts.SOURCES["delete"].split("local function script_body()")[0]  # the prelude every script gets
+    probe = lib + "\nreturn registry_of(ARGV[1], ARGV[2], ARGV[3]) or false\n"
+    k = Keys("jobsvc:")
+    for state in State:
+        lua = r.eval(probe, 0, k.prefix, state.value, "q")
+        try:
+            python = k.registry(state, "q")
+        except ValueError:
+            python = None
+        assert (lua.decode() if lua else None) == python, state
