@@ -1,5 +1,6 @@
 """The measurements. Each takes the shared Env and the sizes, and returns {figure: {system: value}}
-plus notes; a measurement that fails leaves its figures out and says why."""
+plus notes; a measurement that fails leaves its figures out and says why. Throughput and enqueue -> start
+latency are in bench/throughput.py and bench/latency.py."""
 from __future__ import annotations
 
 import os
@@ -110,131 +111,38 @@ def enqueue(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
                  "job specs inside the timed loop, one connection; Redis µs and commands per job over the loop.")
 
 
-# -- 3. enqueue -> start latency -------------------------------------------------------------------------
-
-def _latencies(pairs: list[tuple[str, float]], starts: dict[str, float]) -> list[float]:
-    missing = [i for i, _ in pairs if starts.get(i) is None]
-    if missing:
-        raise BenchError(f"{len(missing)} job(s) without a start time")
-    return [(starts[i] - t) * 1000 for i, t in pairs]
-
-
-def _paced(n: int, gap: float, enqueue_one: Any, returned: dict[str, float]) -> list[tuple[str, float]]:
-    """Enqueue n jobs, one every `gap` seconds (on a fixed grid, so slow enqueues do not stretch it);
-    `returned` gets the time each enqueue call returned."""
-    pairs = []
-    t_next = time.perf_counter()
-    for _ in range(n):
-        t = time.time()
-        job_id = enqueue_one(t)
-        returned[job_id] = time.time()
-        pairs.append((job_id, t))
-        t_next += gap
-        pause = t_next - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
-    return pairs
-
-
-def _latency_figures(out: Results, system: str, pairs: list[tuple[str, float]], starts: dict[str, Any],
-                     returned: dict[str, float]) -> None:
-    lat = _latencies(pairs, starts)
-    after = [(starts[i] - returned[i]) * 1000 for i, _ in pairs]
-    enq = [(returned[i] - t) * 1000 for i, t in pairs]
-    put(out, "latency_p50", system, percentile(lat, 50))
-    put(out, "latency_p99", system, percentile(lat, 99))
-    out.setdefault("_latency_detail", {})[system] = {
-        "max_ms": max(lat), "from_return_p50_ms": percentile(after, 50), "from_return_p99_ms": percentile(after, 99),
-        "enqueue_call_p50_ms": percentile(enq, 50), "enqueue_call_p99_ms": percentile(enq, 99), "n": len(lat)}
-
-
-def latency(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
-    # jobsvc: one idle worker process
-    env.flush()
-    client = jobsvc_client(env)
-    p = env.jobsvc_worker("lat")
-    try:
-        env.wait_workers(1, [p])
-        for _ in range(5):
-            client.enqueue(jobs.stamp, 0.0, queue="lat")  # warm-up: imports bench.jobs in the worker
-        wait_until(lambda: client.stats("lat").get("completed", 0) >= 5, 20, "jobsvc warm-up", procs=[p],
-                   children=env.children)
-        time.sleep(0.2)
-        returned: dict[str, float] = {}
-        pairs = _paced(sizes.latency, sizes.latency_gap,
-                       lambda t: client.enqueue(jobs.stamp, t, queue="lat").id, returned)
-        wait_until(lambda: client.stats("lat").get("completed", 0) >= sizes.latency + 5, 30, "jobsvc latency jobs",
-                   procs=[p], children=env.children)
-        starts = {i: client.result(i) for i, _ in pairs}
-        _latency_figures(out, JOBSVC, pairs, starts, returned)
-    except BenchError as exc:
-        notes.append(f"latency, jobsvc: not measured: {exc}")
-    finally:
-        env.children.stop([p])
-
-    for simple, system, n, gap in ((True, RQ_SIMPLE, sizes.latency, sizes.latency_gap),
-                                   (False, RQ_WORKER, sizes.latency_fork, sizes.latency_gap_fork)):
-        env.flush()
-        q = Queue("lat", connection=env.r)
-        p = env.rq_worker("lat", simple=simple)
-        try:
-            env.wait_workers(1, [p])
-            for _ in range(3):
-                q.enqueue(jobs.stamp, 0.0)
-            wait_until(lambda: env.r.zcard("rq:finished:lat") >= 3, 20, f"{system} warm-up", procs=[p],
-                       children=env.children)
-            time.sleep(0.2)
-            returned = {}
-            # Each lambda binds this pass's q and n (B023); both are called within the pass anyway.
-            pairs = _paced(n, gap, lambda t, q=q: q.enqueue(jobs.stamp, t).id, returned)
-            wait_until(lambda n=n: env.r.zcard("rq:finished:lat") >= n + 3, 30 + n * 0.1, f"{system} latency jobs",
-                       procs=[p], children=env.children)
-            starts = {i: Job.fetch(i, connection=env.r).return_value() for i, _ in pairs}
-            _latency_figures(out, system, pairs, starts, returned)
-        except BenchError as exc:
-            notes.append(f"latency, {system}: not measured: {exc}")
-        finally:
-            env.children.stop([p])
-    env.flush()
-    p = env.bare("floor", "echo")
-    try:
-        wait_until(lambda: env.r.exists("floor:consumers"), 20, "bare consumer up", procs=[p], children=env.children)
-        for _ in range(5):
-            env.r.rpush("floor", "0")
-        wait_until(lambda: env.r.llen("floor:out") >= 5, 20, "bare warm-up", procs=[p], children=env.children)
-        env.r.delete("floor:out")
-        time.sleep(0.2)
-        seq = iter(range(10**9))
-        returned = {}
-
-        def push(t: float) -> str:
-            i = str(next(seq))
-            env.r.rpush("floor", f"{i}:{t!r}")
-            return i
-
-        pairs = _paced(sizes.latency, sizes.latency_gap, push, returned)
-        wait_until(lambda: env.r.llen("floor:out") >= sizes.latency, 30, "bare echo", procs=[p], children=env.children)
-        starts = {}
-        for row in env.r.lrange("floor:out", 0, -1):
-            item, popped = row.decode().split()
-            starts[item.split(":")[0]] = float(popped)
-        _latency_figures(out, FLOOR, pairs, starts, returned)
-    except BenchError as exc:
-        notes.append(f"latency, floor: not measured: {exc}")
-    finally:
-        env.children.stop([p])
-
-    notes.append(f"enqueue->start: one idle worker process; {sizes.latency} jobs (forking Worker: "
-                 f"{sizes.latency_fork}) enqueued one at a time, {sizes.latency_gap * 1000:.0f} ms apart "
-                 f"({sizes.latency_gap_fork * 1000:.0f} ms for the forking Worker); latency = time.time() as the "
-                 "job function starts - time.time() just before the enqueue call (so the enqueue round trip "
-                 "is included).")
+# -- 3. enqueue -> start latency: bench/latency.py -------------------------------------------------------
 
 
 # -- 4. delayed-job lateness -----------------------------------------------------------------------------
 
-def delayed(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
-    rng = random.Random(42)
+def _lateness(out: Results, system: str, late: list[float]) -> None:
+    """The delayed-job figures of one system from its lateness samples (ms; negative = started early)."""
+    put(out, "delayed_p50", system, percentile(late, 50))
+    put(out, "delayed_p99", system, percentile(late, 99))
+    put(out, "delayed_max", system, max(late))
+    put(out, "delayed_early", system, sum(1 for x in late if x < 0))
+
+
+def _jobsvc_dues(env: Env, client: Client, sizes: Sizes, rng: random.Random) -> tuple[dict[str, float], int]:
+    """Enqueue the delayed jobs; each one's due time (s) and how many came from the client clock."""
+    dues: dict[str, float] = {}
+    fallback = 0
+    for _ in range(sizes.delayed):
+        d = rng.uniform(0.2, 2.0)
+        t = time.time()
+        job_id = client.enqueue(jobs.stamp, queue="dly", delay=d).id
+        raw = env.r.hget(client.keys.job(job_id), "js_due")  # the exact due time, Redis ms
+        if not raw:  # promoted already (make_ready blanks js_due)
+            fallback += 1
+            dues[job_id] = t + d
+        else:
+            dues[job_id] = int(raw) / 1000
+        time.sleep(sizes.delayed_spacing)
+    return dues, fallback
+
+
+def _delayed_jobsvc(env: Env, sizes: Sizes, out: Results, notes: list[str], rng: random.Random) -> None:
     env.flush()
     client = jobsvc_client(env)
     ps = [env.jobsvc_scheduler(), env.jobsvc_worker("dly")]
@@ -246,26 +154,10 @@ def delayed(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
             client.enqueue(jobs.stamp, queue="dly")
         wait_until(lambda: client.stats("dly").get("completed", 0) >= 3, 20, "jobsvc warm-up", procs=ps,
                    children=env.children)
-        dues: dict[str, float] = {}
-        fallback = 0
-        for _ in range(sizes.delayed):
-            d = rng.uniform(0.2, 2.0)
-            t = time.time()
-            job_id = client.enqueue(jobs.stamp, queue="dly", delay=d).id
-            raw = env.r.hget(client.keys.job(job_id), "js_due")  # the exact due time, Redis ms
-            if not raw:  # promoted already (make_ready blanks js_due)
-                fallback += 1
-                dues[job_id] = t + d
-            else:
-                dues[job_id] = int(raw) / 1000
-            time.sleep(sizes.delayed_spacing)
+        dues, fallback = _jobsvc_dues(env, client, sizes, rng)
         wait_until(lambda: client.stats("dly").get("completed", 0) >= sizes.delayed + 3, 30, "jobsvc delayed jobs",
                    procs=ps, children=env.children)
-        late = [(client.result(i) - due) * 1000 for i, due in dues.items()]
-        put(out, "delayed_p50", JOBSVC, percentile(late, 50))
-        put(out, "delayed_p99", JOBSVC, percentile(late, 99))
-        put(out, "delayed_max", JOBSVC, max(late))
-        put(out, "delayed_early", JOBSVC, sum(1 for x in late if x < 0))
+        _lateness(out, JOBSVC, [(client.result(i) - due) * 1000 for i, due in dues.items()])
         if fallback:
             notes.append(f"delayed, jobsvc: {fallback} due time(s) taken from the client clock (js_due gone)")
     except BenchError as exc:
@@ -273,6 +165,8 @@ def delayed(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
     finally:
         env.children.stop(ps)
 
+
+def _delayed_rq(env: Env, sizes: Sizes, out: Results, notes: list[str], rng: random.Random) -> None:
     env.flush()
     q = Queue("dly", connection=env.r)
     ps = [env.rq_worker("dly", simple=True, with_scheduler=True)]
@@ -289,15 +183,18 @@ def delayed(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
             time.sleep(spacing)
         wait_until(lambda: env.r.zcard("rq:finished:dly") >= sizes.delayed_rq, 30, "RQ delayed jobs", procs=ps,
                    children=env.children)
-        late = [(Job.fetch(i, connection=env.r).return_value() - due) * 1000 for i, due in dues.items()]
-        put(out, "delayed_p50", RQ_SIMPLE, percentile(late, 50))
-        put(out, "delayed_p99", RQ_SIMPLE, percentile(late, 99))
-        put(out, "delayed_max", RQ_SIMPLE, max(late))
-        put(out, "delayed_early", RQ_SIMPLE, sum(1 for x in late if x < 0))
+        _lateness(out, RQ_SIMPLE, [(Job.fetch(i, connection=env.r).return_value() - due) * 1000
+                                   for i, due in dues.items()])
     except BenchError as exc:
         notes.append(f"delayed, RQ: not measured: {exc}")
     finally:
         env.children.stop(ps)
+
+
+def delayed(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
+    rng = random.Random(42)  # one stream for both systems, so their delays are the same from run to run
+    _delayed_jobsvc(env, sizes, out, notes, rng)
+    _delayed_rq(env, sizes, out, notes, rng)
     notes.append(f"delayed: {sizes.delayed} jobs (RQ: {sizes.delayed_rq}) with delay uniform 0.2-2 s, enqueued "
                  "over the same ~3 s so earlier jobs keep arriving while the scheduler sleeps; lateness = "
                  "job start - due. jobsvc due = the job's js_due (Redis ms, read right after enqueue); RQ due = "
@@ -320,7 +217,27 @@ def _marker_lines(path: Path) -> list[tuple[int, float]]:
     return out
 
 
-def kill_rerun(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
+def _jobsvc_kill_trial(env: Env, client: Client, marker: Path, ps: list[Any]) -> float:
+    """One trial on running processes ps (scheduler, two workers): seconds from the kill to the re-run."""
+    env.wait_workers(2, ps)
+    wait_until(lambda: env.r.exists(client.keys.scheduler_leader), 20, "jobsvc scheduler leading",
+               procs=ps, children=env.children)
+    client.enqueue(jobs.mark_and_sleep, str(marker), 60, queue="crash", timeout=120)
+    lines = wait_until(lambda: _marker_lines(marker), 20, "job started", procs=ps, children=env.children)
+    pid = lines[0][0]
+    victim = next((p for p in ps[1:] if p.pid == pid), None)
+    if victim is None:
+        raise BenchError(f"job ran in pid {pid}, which is not one of our worker processes")
+    t_kill = time.time()
+    os.kill(victim.pid, 9)
+    lines = wait_until(lambda: len(_marker_lines(marker)) >= 2 and _marker_lines(marker),
+                       LEASE_TTL + 15,
+                       "job re-run after SIGKILL", procs=[p for p in ps if p is not victim],
+                       children=env.children)
+    return lines[1][1] - t_kill
+
+
+def _kill_jobsvc(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
     client = jobsvc_client(env)
     times: list[float] = []
     for trial in range(sizes.kill_trials):
@@ -330,23 +247,7 @@ def kill_rerun(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
               env.jobsvc_worker("crash", lease_ttl=LEASE_TTL, name="jobsvc-worker-a"),
               env.jobsvc_worker("crash", lease_ttl=LEASE_TTL, name="jobsvc-worker-b")]
         try:
-            env.wait_workers(2, ps)
-            wait_until(lambda: env.r.exists(client.keys.scheduler_leader), 20, "jobsvc scheduler leading",
-                       procs=ps, children=env.children)
-            client.enqueue(jobs.mark_and_sleep, str(marker), 60, queue="crash", timeout=120)
-            lines = wait_until(lambda marker=marker: _marker_lines(marker), 20, "job started", procs=ps,
-                               children=env.children)
-            pid = lines[0][0]
-            victim = next((p for p in ps[1:] if p.pid == pid), None)
-            if victim is None:
-                raise BenchError(f"job ran in pid {pid}, which is not one of our worker processes")
-            t_kill = time.time()
-            os.kill(victim.pid, 9)
-            lines = wait_until(lambda marker=marker: len(_marker_lines(marker)) >= 2 and _marker_lines(marker),
-                               LEASE_TTL + 15,
-                               "job re-run after SIGKILL", procs=[p for p in ps if p is not victim],
-                               children=env.children)
-            times.append(lines[1][1] - t_kill)
+            times.append(_jobsvc_kill_trial(env, client, marker, ps))
         except BenchError as exc:
             notes.append(f"SIGKILL trial {trial}, jobsvc: {exc}")
         finally:
@@ -356,6 +257,27 @@ def kill_rerun(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
         put(out, "kill_rerun_p50", JOBSVC, percentile(times, 50))
         out["_kill_detail"] = {"jobsvc_trials_s": times, "lease_ttl": LEASE_TTL}
 
+
+def _rq_after_kill(env: Env, sizes: Sizes, out: Results, job: Job, marker: Path, t_kill: float) -> None:
+    """Watch the killed RQ job for a while: did it run again, and where RQ left it."""
+    deadline = time.monotonic() + sizes.rq_kill_watch
+    while time.monotonic() < deadline and len(_marker_lines(marker)) < 2:
+        time.sleep(0.05)
+    reran = len(_marker_lines(marker)) >= 2
+    status = job.get_status(refresh=True)
+    wip = {m.decode(): s for m, s in env.r.zrange("rq:wip:crash", 0, -1, withscores=True)}
+    entry = next(((m, s) for m, s in wip.items() if m.startswith(job.id)), None)
+    info = {"reran": reran, "watched_s": sizes.rq_kill_watch, "status": str(status.value if status else None),
+            "in_started_registry": entry is not None,
+            "started_registry_expiry_after_kill_s": (entry[1] - t_kill) if entry else None}
+    if reran:
+        put(out, "kill_rerun_max", RQ_SIMPLE, _marker_lines(marker)[1][1] - t_kill)
+    else:
+        put(out, "kill_rerun_max", RQ_SIMPLE, f"never (>{sizes.rq_kill_watch:.0f}s)")
+    out.setdefault("_kill_detail", {})["rq_simple"] = info
+
+
+def _kill_rq(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
     # RQ SimpleWorker: two workers, kill the one running the job, watch what happens to it.
     env.flush()
     marker = env.workdir / f"kill-rq-{uuid.uuid4().hex}.txt"
@@ -370,25 +292,16 @@ def kill_rerun(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
             raise BenchError(f"RQ job ran in pid {lines[0][0]}, not one of our workers")
         t_kill = time.time()
         os.kill(victim.pid, 9)
-        deadline = time.monotonic() + sizes.rq_kill_watch
-        while time.monotonic() < deadline and len(_marker_lines(marker)) < 2:
-            time.sleep(0.05)
-        reran = len(_marker_lines(marker)) >= 2
-        status = job.get_status(refresh=True)
-        wip = {m.decode(): s for m, s in env.r.zrange("rq:wip:crash", 0, -1, withscores=True)}
-        entry = next(((m, s) for m, s in wip.items() if m.startswith(job.id)), None)
-        info = {"reran": reran, "watched_s": sizes.rq_kill_watch, "status": str(status.value if status else None),
-                "in_started_registry": entry is not None,
-                "started_registry_expiry_after_kill_s": (entry[1] - t_kill) if entry else None}
-        if reran:
-            put(out, "kill_rerun_max", RQ_SIMPLE, _marker_lines(marker)[1][1] - t_kill)
-        else:
-            put(out, "kill_rerun_max", RQ_SIMPLE, f"never (>{sizes.rq_kill_watch:.0f}s)")
-        out.setdefault("_kill_detail", {})["rq_simple"] = info
+        _rq_after_kill(env, sizes, out, job, marker, t_kill)
     except BenchError as exc:
         notes.append(f"SIGKILL, RQ: {exc}")
     finally:
         env.children.stop(ps, grace=0.5)
+
+
+def kill_rerun(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
+    _kill_jobsvc(env, sizes, out, notes)
+    _kill_rq(env, sizes, out, notes)
     notes.append(f"SIGKILL: `jobsvc scheduler` + two `jobsvc worker --lease-ttl {LEASE_TTL:g}`; a job appends "
                  "'pid time' to a file then sleeps; once it appears the worker running it gets SIGKILL; "
                  f"figure = the second run's own start time - the kill ({sizes.kill_trials} trial(s), worst shown). "
@@ -404,62 +317,69 @@ def _drop(env: Env, pattern: str) -> None:
         env.r.delete(*keys)
 
 
+def _memory_jobsvc(env: Env, client: Client, n: int, out: Results) -> None:
+    env.flush()
+    client.enqueue(jobs.noop, queue="warm")
+    _drop(env, "*")
+    m0 = env.used_memory()
+    ids = []
+    for start in range(0, n, BATCH):
+        ids += [e.id for e in client.enqueue_many([Client.job(jobs.noop, queue="mem")
+                                                  for _ in range(min(BATCH, n - start))])]
+    m1 = env.used_memory()
+    sample = ids[: min(100, n)]
+    put(out, "mem_queued_hash", JOBSVC, sum(env.memory_usage([client.keys.job(i) for i in sample])) / len(sample))
+    put(out, "mem_queued_total", JOBSVC, (m1 - m0) / n)
+    p = env.jobsvc_worker("mem", burst=True)
+    try:
+        wait_until(lambda: client.stats("mem").get("completed", 0) >= n, n / 100 + 30, "jobsvc memory jobs",
+                   procs=[p], children=env.children)
+        wait_exit([p], 15)
+    finally:
+        env.children.stop([p])
+    _drop(env, "rq:worker*")  # the worker's own registration is not per job
+    m2 = env.used_memory()
+    keys = [k for i in sample for k in (client.keys.job(i), client.keys.results(i), client.keys.runs(i))]
+    put(out, "mem_done_keys", JOBSVC, sum(env.memory_usage(keys)) / len(sample))
+    put(out, "mem_done_total", JOBSVC, (m2 - m0) / n)
+
+
+def _memory_rq(env: Env, n: int, out: Results) -> None:
+    env.flush()
+    q = Queue("mem", connection=env.r)
+    q.enqueue(jobs.noop)
+    _drop(env, "*")
+    m0 = env.used_memory()
+    ids = []
+    for start in range(0, n, BATCH):
+        ids += [j.id for j in q.enqueue_many([Queue.prepare_data(jobs.noop) for _ in range(min(BATCH, n - start))])]
+    m1 = env.used_memory()
+    sample = ids[: min(100, n)]
+    put(out, "mem_queued_hash", RQ_SIMPLE, sum(env.memory_usage([f"rq:job:{i}" for i in sample])) / len(sample))
+    put(out, "mem_queued_total", RQ_SIMPLE, (m1 - m0) / n)
+    p = env.rq_worker("mem", simple=True, burst=True)
+    try:
+        wait_until(lambda: env.r.zcard("rq:finished:mem") >= n, n / 50 + 30, "RQ memory jobs", procs=[p],
+                   children=env.children)
+        wait_exit([p], 15)
+    finally:
+        env.children.stop([p])
+    _drop(env, "rq:worker*")
+    m2 = env.used_memory()
+    keys = [k for i in sample for k in (f"rq:job:{i}", f"rq:results:{i}")]
+    put(out, "mem_done_keys", RQ_SIMPLE, sum(env.memory_usage(keys)) / len(sample))
+    put(out, "mem_done_total", RQ_SIMPLE, (m2 - m0) / n)
+
+
 def memory(env: Env, sizes: Sizes, out: Results, notes: list[str]) -> None:
     n = sizes.memory
     client = jobsvc_client(env)
     try:
-        env.flush()
-        client.enqueue(jobs.noop, queue="warm")
-        _drop(env, "*")
-        m0 = env.used_memory()
-        ids = []
-        for start in range(0, n, BATCH):
-            ids += [e.id for e in client.enqueue_many([Client.job(jobs.noop, queue="mem")
-                                                      for _ in range(min(BATCH, n - start))])]
-        m1 = env.used_memory()
-        sample = ids[: min(100, n)]
-        put(out, "mem_queued_hash", JOBSVC, sum(env.memory_usage([client.keys.job(i) for i in sample])) / len(sample))
-        put(out, "mem_queued_total", JOBSVC, (m1 - m0) / n)
-        p = env.jobsvc_worker("mem", burst=True)
-        try:
-            wait_until(lambda: client.stats("mem").get("completed", 0) >= n, n / 100 + 30, "jobsvc memory jobs",
-                       procs=[p], children=env.children)
-            wait_exit([p], 15)
-        finally:
-            env.children.stop([p])
-        _drop(env, "rq:worker*")  # the worker's own registration is not per job
-        m2 = env.used_memory()
-        keys = [k for i in sample for k in (client.keys.job(i), client.keys.results(i), client.keys.runs(i))]
-        put(out, "mem_done_keys", JOBSVC, sum(env.memory_usage(keys)) / len(sample))
-        put(out, "mem_done_total", JOBSVC, (m2 - m0) / n)
+        _memory_jobsvc(env, client, n, out)
     except BenchError as exc:
         notes.append(f"memory, jobsvc: {exc}")
-
     try:
-        env.flush()
-        q = Queue("mem", connection=env.r)
-        q.enqueue(jobs.noop)
-        _drop(env, "*")
-        m0 = env.used_memory()
-        ids = []
-        for start in range(0, n, BATCH):
-            ids += [j.id for j in q.enqueue_many([Queue.prepare_data(jobs.noop) for _ in range(min(BATCH, n - start))])]
-        m1 = env.used_memory()
-        sample = ids[: min(100, n)]
-        put(out, "mem_queued_hash", RQ_SIMPLE, sum(env.memory_usage([f"rq:job:{i}" for i in sample])) / len(sample))
-        put(out, "mem_queued_total", RQ_SIMPLE, (m1 - m0) / n)
-        p = env.rq_worker("mem", simple=True, burst=True)
-        try:
-            wait_until(lambda: env.r.zcard("rq:finished:mem") >= n, n / 50 + 30, "RQ memory jobs", procs=[p],
-                       children=env.children)
-            wait_exit([p], 15)
-        finally:
-            env.children.stop([p])
-        _drop(env, "rq:worker*")
-        m2 = env.used_memory()
-        keys = [k for i in sample for k in (f"rq:job:{i}", f"rq:results:{i}")]
-        put(out, "mem_done_keys", RQ_SIMPLE, sum(env.memory_usage(keys)) / len(sample))
-        put(out, "mem_done_total", RQ_SIMPLE, (m2 - m0) / n)
+        _memory_rq(env, n, out)
     except BenchError as exc:
         notes.append(f"memory, RQ: {exc}")
     env.flush()
