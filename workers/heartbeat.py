@@ -63,6 +63,7 @@ class Heartbeat:
         self._next_beat = 0.0
         self._next_maintenance = 0.0
         self._thread: threading.Thread | None = None
+        self._subscribed = False
 
     def run_once(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -141,9 +142,15 @@ class Heartbeat:
             except Exception:  # a Redis blip must not kill the heartbeat
                 log.exception("heartbeat failed; retrying")
 
-    def start(self) -> None:
-        if self.commands is not None:
+    def subscribe(self) -> None:
+        """Listen for RQ's worker commands; the worker calls it before it registers, since RQ's tools find it (and
+        may send it a command) as soon as it is registered."""
+        if self.commands is not None and not self._subscribed:
             self.commands.subscribe()
+            self._subscribed = True
+
+    def start(self) -> None:
+        self.subscribe()
         self._thread = threading.Thread(target=self._loop, name="jobsvc-heartbeat", daemon=True)
         self._thread.start()
 

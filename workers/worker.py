@@ -166,10 +166,9 @@ class LeasedWorker(BaseWorker):
     def work(self, burst: bool = False, *_args: Any, **_kwargs: Any) -> bool:  # RQ's other options do not apply
         """Run until stopped (or, with burst, until the queues are empty). Returns True if it did work."""
         self._install_signal_handlers()
-        # Probed before the worker registers: RQ's tools (send_shutdown_command) find it once registered, and its
-        # command subscription (heartbeat.start) should follow that as closely as before.
+        # Everything that may take a while comes before the worker registers: RQ's tools (send_shutdown_command)
+        # find it once registered, so by then it must be subscribed to its commands (heartbeat.subscribe).
         self._rq_wake = None if burst else self._start_rq_wake()
-        self.register_birth()
         warn_if_evicting(self.connection, f"worker {self.name}")
         warn_if_no_scheduler(self.connection, self.config.key_prefix, f"worker {self.name}")
         heartbeat = Heartbeat(self.connection, self.config, self.key, self._current, self._grace_over,
@@ -178,6 +177,8 @@ class LeasedWorker(BaseWorker):
                               in_job=lambda: self._in_job, waiting=self._waiting, on_waiting_lost=self._waiting_lost,
                               commands=CommandListener(self.connection, self.name, self._running_job_id,
                                                        self._stop_job))
+        heartbeat.subscribe()
+        self.register_birth()
         self._rq_slot = CurrentJobSlot()
         heartbeat.start()
         log.info("worker %s: listening on %s; jobs from the HTTP API may run functions from: %s", self.name,
