@@ -249,8 +249,9 @@ class LeasedWorker(BaseWorker):
                     self._held.extend(self._claim())
 
     def _claim_when_idle(self) -> list[Lease]:
-        """No job was ready: record what is pending, wait for one (a jobsvc wake-up, a job plain RQ pushed, or the
-        idle wait), then claim. Empty when there is still none, or the worker is stopping."""
+        """No job was ready (the claim that found none recorded the last completions): wait for one (a jobsvc wake-up,
+        a job plain RQ pushed, or the idle wait), then claim. Empty when there is still none, or the worker is
+        stopping."""
         if self._rq_wake is not None and self._rq_wake.arm():
             leases = self._claim()  # just started tracking RQ's lists: a job pushed since the last claim sent nothing
             if leases:
@@ -363,14 +364,15 @@ class LeasedWorker(BaseWorker):
     def _send(self, finishes: list[tuple[Lease, Outcome, scripts.Call]], claim_next: bool = True) -> None:
         """One round trip: the completions when due (always with a failure, or when a claim goes too), these
         finishes, and (claim_next) the next claim when this worker holds no more jobs."""
-        claim = None if self._held or self.stopping or not claim_next else self._claim_call()
-        flush = bool(finishes) or claim is not None or self.stopping or not claim_next or self._completions.due()
+        claiming = claim_next and not self._held and not self.stopping
+        flush = bool(finishes) or claiming or self.stopping or not claim_next or self._completions.due()
         done = self._completions.take() if flush else []
         calls = ([self.leases.complete_many_call(self.name, done)] if done else []) + [c for _, _, c in finishes]
         if not calls:
-            if claim is not None:
+            if claiming:
                 self._held.extend(self._claim())
             return
+        claim = self._claim_call() if claiming else None  # built once, for the call that sends it
         replies = self._finish(calls, claim)
         if replies is None:
             return

@@ -183,9 +183,6 @@ local function adopt_rq_job(prefix, id, queue, description, now)
   return group, {'js_group', group, 'js_created_ms', tostring(now)}
 end
 
--- Gauges: jobs per state of one group (queue|namespace|function), so stats are O(1) per group.
--- Every transition moves its job from one state of its group to another (nil: not counted).
--- n: how many jobs move (1 when nil).
 -- Counter key and field names, each built once per script call: a batch of jobs of one group and queue names
 -- the same few keys and fields again and again, and a Lua string concatenation costs more than a lookup.
 local NAMES = {}
@@ -199,6 +196,9 @@ local function name_of(a, b, c)
   return s
 end
 
+-- Gauges: jobs per state of one group (queue|namespace|function), so stats are O(1) per group.
+-- Every transition moves its job from one state of its group to another (nil: not counted).
+-- n: how many jobs move (1 when nil).
 local function gauge(prefix, group, from, to, n)
   if not group or group == '' then return end
   local key = name_of(prefix, 'count:', group)
@@ -253,13 +253,11 @@ local function registry_of(prefix, state, queue)
   return nil
 end
 
--- The ended states, each with its registry (registry_of).
-local ENDED_STATES = {'completed', 'failed', 'cancelled', 'quarantined'}
-
--- Take ids (a list) out of every ended registry of their queue: a job sits in one, and one ZREM per registry
--- costs four calls for a whole chunk, not four per job.
+-- Take ids (a list) out of every ended registry of their queue (the ended states are PRUNABLE's, injected from
+-- jobsvc/engine/states.py): a job sits in one, and one ZREM per registry costs four calls for a whole chunk, not
+-- four per job.
 local function leave_ended_registries(prefix, queue, ids)
-  for _, s in ipairs(ENDED_STATES) do redis.call('ZREM', registry_of(prefix, s, queue), unpack(ids)) end
+  for s in pairs(PRUNABLE) do redis.call('ZREM', registry_of(prefix, s, queue), unpack(ids)) end
 end
 
 -- The registry a job of `state` sits in when an operator may requeue it (RETRYABLE, injected from

@@ -29,7 +29,7 @@ local due = plan and not plan.now and now + plan.delay_ms or nil
 -- not refused (jobsvc/http/pull.py: replayed); in the HSET that ends the lease, no command of its own.
 local acked = (plan and (plan.now and 'queued' or 'scheduled') or 'failed') .. '|' .. (due or '') .. '|' .. token
 local fields = {'ended_at', ARGV[4], 'js_ended_ms', now, 'js_error', ARGV[7] .. ': ' .. ARGV[8], 'js_acked', acked}
-for _, v in ipairs(plan and plan.fields or {}) do fields[#fields + 1] = v end
+for _, v in ipairs(plan and plan.fields or {'status', 'failed', 'js_state', 'failed'}) do fields[#fields + 1] = v end
 hset_unleased(key, fields)
 -- Every attempt's run time is observed, retried or not.
 local ms = run_ms(now, ARGV[12], ARGV[13], h[6])
@@ -51,7 +51,6 @@ if plan then
   return {OK, 'scheduled', due}
 end
 local ttl = tonumber(h[3]) or tonumber(ARGV[14])
-redis.call('HSET', key, 'status', 'failed', 'js_state', 'failed')
 -- Dependents (see complete.lua): only those that allow failure go on; the others stay deferred.
 local waiting = 0
 if h[14] or follows_rq(h[5]) then waiting = release_dependents(prefix, id, 'failed', ARGV[4], now, wake_cap) end
