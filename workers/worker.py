@@ -333,7 +333,8 @@ class LeasedWorker(BaseWorker):
     def _run(self, lease: Lease) -> Outcome | None:
         """The job's outcome (after its RQ callbacks), or None when it was handed back or terminated."""
         started = time.time()
-        context.enter(context.RunningJob(lease.job_id, lease.token, lease.attempt, lease.queue, self.connection))
+        context.enter(context.RunningJob(lease.job_id, lease.token, lease.attempt, lease.queue, self.connection,
+                                         self.config.key_prefix))
         rq_job = self._rq_job = (None if lease.fields.get("js_handler")
                                  else ClaimedJob(lease.job_id, self.connection, lease.fields))
         try:

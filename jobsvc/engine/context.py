@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
+from .. import defaults
 from ..errors import LeaseLost, NotFound, ValidationError
 from . import scripts
 
@@ -23,6 +24,7 @@ class RunningJob:
     attempt: int
     queue: str
     connection: redis.Redis
+    prefix: str = defaults.KEY_PREFIX  # the worker's key prefix (progress.lua's keys are rendered with it)
 
 
 _current: RunningJob | None = None
@@ -47,7 +49,7 @@ def set_progress(percent: int, message: str = "") -> bool:
     if job is None:
         return False
     try:
-        scripts.check(scripts.call(job.connection, "progress", (), (job.id, job.token, percent, message[:500])), job.id)
+        scripts.check(scripts.call(job.connection, "progress", (), (job.prefix, job.id, job.token, percent, message[:500])), job.id)
     except (LeaseLost, NotFound):
         return False
     return True

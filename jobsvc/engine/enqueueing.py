@@ -56,7 +56,7 @@ def enqueue(conn: redis.Redis, config: Config, specs: Iterable[JobSpec],
     if pipe is not None:
         n = 0
         for name, keys, args in calls:
-            pipe.eval(scripts.SOURCES[name], len(keys), *keys, *args)
+            pipe.eval(scripts.SOURCES[name], *scripts.command(name, keys, args))
             n += 1
         return n
     # Built lazily: each chunk goes out as soon as it is built, so Python builds the next while Redis runs it.

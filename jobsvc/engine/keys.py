@@ -1,6 +1,6 @@
-"""The Redis key layout. RQ's keys keep RQ's names so RQ's tools read jobsvc data;
-jobsvc's own keys live under the configured prefix. Lua scripts build the same names
-from the prefix they are given; `tests/test_jobsvc/test_keys.py` keeps the two in step.
+"""The Redis key layout, in one table (FAMILIES). RQ's keys keep RQ's names so RQ's tools read jobsvc data;
+jobsvc's own keys live under the configured prefix. Python renders names through `Keys`; the Lua scripts
+receive the templates of the families they use as KEYS (jobsvc/engine/scripts.py) and never spell a name.
 
 The layout rule: no name a user or a job chooses can ever spell a system key.
 Why: a function namespace called "disabled" once made its listing index `functions:disabled`, the set of
@@ -40,12 +40,66 @@ RQ_RESULTS = "rq:results:"
 # code writes both, for jobsvc's workers too; jobsvc/admin/workers_info.py reads them).
 RQ_WORKERS = "rq:workers"
 RQ_WORKER = "rq:worker:"
+PREFIX = "{prefix}"  # where the configured key prefix goes in a template
+NAME = "%s"  # where a name (job id, queue, group ...) goes
+
+# THE key table: every key jobsvc reads or writes, by family, as a template. Python renders names from it
+# (`Keys`); the Lua scripts receive the templates of the families they use through KEYS (jobsvc/engine/scripts.py)
+# and fill in the names (`K.job(id)`, `K.leases`), so no script spells a key. RQ's keys keep RQ's names.
+FAMILIES: dict[str, str] = {
+    # RQ's own keys
+    "job": RQ_JOB + NAME, "results": RQ_RESULTS + NAME,
+    "dependents": RQ_JOB + NAME + ":dependents",  # the jobs waiting on a job (rq/job.py)
+    "dependencies": RQ_JOB + ":" + NAME + ":dependencies",  # the jobs a job waits on (RQ's two colons)
+    "rq_queue": RQ_QUEUE + NAME, "rq_queues": RQ_QUEUES,
+    "finished": "rq:finished:" + NAME, "failed": "rq:failed:" + NAME, "canceled": "rq:canceled:" + NAME,
+    "deferred": "rq:deferred:" + NAME, "rq_scheduled": "rq:scheduled:" + NAME, "rq_wip": "rq:wip:" + NAME,
+    "rq_scheduler_jobs": "rq:scheduler:scheduled_jobs", "rq_scheduler_lock": "rq:scheduler_lock",
+    # jobsvc's: per queue
+    "lane": PREFIX + "lane:" + NAME + ":" + NAME, "lanes": PREFIX + "lanes:" + NAME,
+    "quarantined": PREFIX + "quarantined:" + NAME, "wake": PREFIX + "wake:" + NAME,
+    "created": PREFIX + "created:" + NAME, "scheduled_in": PREFIX + "scheduled:" + NAME,
+    "stats": PREFIX + "stats:" + NAME,
+    # per job, per group, per minute
+    "runs": PREFIX + "runs:" + NAME, "idempotency": PREFIX + "idem:" + NAME, "notify_entry": PREFIX + "notify:" + NAME,
+    "count": PREFIX + "count:" + NAME, "tally": PREFIX + "tally:" + NAME, "minute": PREFIX + "minute:" + NAME,
+    "terminate": PREFIX + "terminate:" + NAME,
+    # global
+    "groups": PREFIX + "groups", "queues": PREFIX + "queues", "paused": PREFIX + "paused",
+    "leases": PREFIX + "leases", "pull_workers": PREFIX + "pull_workers", "scheduled": PREFIX + "scheduled",
+    "notify": PREFIX + "notify", "scheduler_stats": PREFIX + "scheduler:stats",
+    "scheduler_wake": PREFIX + "scheduler:wake", "scheduler_leader": PREFIX + "scheduler:leader",
+    # the functions registry and cron schedules
+    "function": PREFIX + "function:" + NAME + "/" + NAME, "function_names": PREFIX + "function_names:" + NAME,
+    "function_namespaces": PREFIX + "function_namespaces", "functions_disabled": PREFIX + "functions:disabled",
+    "schedule": PREFIX + "schedule:" + NAME, "schedule_stats": PREFIX + "schedule:" + NAME + ":stats",
+    "schedule_runs": PREFIX + "schedule:" + NAME + ":runs", "schedule_run": PREFIX + "schedule:" + NAME + ":run",
+    "schedules": PREFIX + "schedules", "schedules_due": PREFIX + "schedules:due",
+    "schedules_pending": PREFIX + "schedules:pending",
+    # the admin API's
+    "apikeys": PREFIX + "apikeys", "audit": PREFIX + "audit", "audit_rate": PREFIX + "audit:rate:" + NAME,
+}
+
+# Families whose few names a script call repeats many times (a batch's groups and minutes): Lua builds each of
+# their names once per call (name_of in _lib.lua); a table lookup costs less than a concatenation there, more
+# than one elsewhere.
+MEMOIZED = frozenset({"count", "tally", "minute"})
+
+
+def template(family: str, prefix: str) -> str:
+    """A family's template with the prefix filled in: what a Lua script receives in KEYS."""
+    return FAMILIES[family].replace(PREFIX, prefix)
+
+
+def _rq(family: str, name: str) -> str:
+    return FAMILIES[family] % name
+
 
 # The Redis type each member of Keys names (TYPE's answer). Lua scripts that write named keys check these
 # types before their first write; tests compare every key in Redis with them.
 TYPES = {
-    "job": "hash", "results": "stream", "rq_queue": "list", "rq_queues": "set", "lane": "list",
-    "finished": "zset", "failed": "zset", "canceled": "zset", "deferred": "zset", "rq_scheduled": "zset",
+    "job": "hash", "results": "stream", "dependents": "set", "dependencies": "set", "rq_queue": "list", "rq_queues": "set", "lane": "list",
+    "finished": "zset", "failed": "zset", "canceled": "zset", "deferred": "zset", "rq_scheduled": "zset", "rq_wip": "zset",
     "quarantined": "zset", "lanes": "set", "wake": "list", "runs": "list", "idempotency": "string",
     "count": "hash", "groups": "set", "created": "zset", "scheduled_in": "zset", "stats": "hash", "tally": "hash",
     "minute": "hash", "scheduler_stats": "hash", "notify": "zset", "notify_entry": "hash", "leases": "zset",
@@ -63,45 +117,59 @@ TYPES = {
 class Keys:
     prefix: str = defaults.KEY_PREFIX
 
+    def _render(self, family: str, *names: object) -> str:
+        """A key of `family` (FAMILIES), its '%s' filled with `names` in order."""
+        return template(family, self.prefix) % names
+
+    @staticmethod
+    def dependents(job_id: str) -> str:
+        """RQ's set of the jobs waiting on `job_id`."""
+        return _rq("dependents", job_id)
+
+    @staticmethod
+    def dependencies(job_id: str) -> str:
+        """RQ's set of the jobs `job_id` waits on."""
+        return _rq("dependencies", job_id)
+
     @staticmethod
     def job(job_id: str) -> str:
-        return RQ_JOB + job_id
+        return _rq("job", job_id)
 
     @staticmethod
     def results(job_id: str) -> str:
-        return RQ_RESULTS + job_id
+        return _rq("results", job_id)
 
     @staticmethod
     def rq_queue(queue: str) -> str:
         """RQ's queue list: the ready jobs of priority 5 (plain `rq.Queue.enqueue` pushes here)."""
-        return RQ_QUEUE + queue
+        return _rq("rq_queue", queue)
 
     @property
     def rq_queues(self) -> str:
         """RQ's queue registry: `rq:queue:<q>` names (enqueue.lua adds them; promote_rq.lua walks it)."""
-        return RQ_QUEUES
+        return FAMILIES["rq_queues"]
 
     def lane(self, queue: str, priority: int) -> str:
         """Ready list for one priority of a queue; priority 5 is RQ's own queue list."""
         if priority == defaults.PRIORITY:
             return self.rq_queue(queue)
-        return f"{self.prefix}lane:{queue}:{priority}"
+        return self._render("lane", queue, priority)
 
     @staticmethod
     def finished(queue: str) -> str:
-        return f"rq:finished:{queue}"
+        return _rq("finished", queue)
 
     @staticmethod
     def failed(queue: str) -> str:
-        return f"rq:failed:{queue}"
+        return _rq("failed", queue)
 
     @staticmethod
     def canceled(queue: str) -> str:
-        return f"rq:canceled:{queue}"
+        return _rq("canceled", queue)
 
     @staticmethod
     def deferred(queue: str) -> str:
-        return f"rq:deferred:{queue}"
+        return _rq("deferred", queue)
 
     def registry(self, state: State, queue: str) -> str:
         """The sorted set that holds a queue's jobs in an ended (or deferred) state."""
@@ -113,169 +181,174 @@ class Keys:
 
     @staticmethod
     def rq_scheduled(queue: str) -> str:
-        return f"rq:scheduled:{queue}"
+        return _rq("rq_scheduled", queue)
+
+    @staticmethod
+    def rq_wip(queue: str) -> str:
+        """RQ's StartedJobRegistry: jobs an RQ worker runs (counts.lua reports it beside jobsvc's running)."""
+        return _rq("rq_wip", queue)
 
     @property
     def rq_scheduler_jobs(self) -> str:
         """rq-scheduler's zset of its jobs (one-off and recurring) by due time, epoch seconds; promote_rq.lua
         moves the one-off ones, `jobsvc schedules import --from-rq-scheduler` the recurring ones."""
-        return "rq:scheduler:scheduled_jobs"
+        return FAMILIES["rq_scheduler_jobs"]
 
     @property
     def rq_scheduler_lock(self) -> str:
         """rq-scheduler's lock, held while one of its processes moves due jobs: promote_rq.lua leaves its zset
         alone while it exists, the import holds it while it removes entries."""
-        return "rq:scheduler_lock"
+        return FAMILIES["rq_scheduler_lock"]
 
     def quarantined(self, queue: str) -> str:
-        return f"{self.prefix}quarantined:{queue}"
+        return self._render("quarantined", queue)
 
     def lanes(self, queue: str) -> str:
         """Set of the non-default priorities a queue has used: claim.lua pops only those lanes."""
-        return f"{self.prefix}lanes:{queue}"
+        return self._render("lanes", queue)
 
     def wake(self, queue: str) -> str:
-        return f"{self.prefix}wake:{queue}"
+        return self._render("wake", queue)
 
     def runs(self, job_id: str) -> str:
-        return f"{self.prefix}runs:{job_id}"
+        return self._render("runs", job_id)
 
     def idempotency(self, namespace: str, key: str) -> str:
         """An idempotency key, scoped to the job's namespace: one namespace can neither take nor reach
         another's keys (a namespace name holds no ':')."""
-        return f"{self.prefix}idem:{idempotency_scope(namespace, key)}"
+        return self._render("idempotency", idempotency_scope(namespace, key))
 
     def count(self, group: str) -> str:
         """Gauge hash of one queue|namespace|function group: jobs per state."""
-        return f"{self.prefix}count:{group}"
+        return self._render("count", group)
 
     @property
     def groups(self) -> str:
-        return f"{self.prefix}groups"
+        return self._render("groups")
 
     def created(self, queue: str) -> str:
         """Every job of a queue by creation time (ms): the index of unfiltered listings."""
-        return f"{self.prefix}created:{queue}"
+        return self._render("created", queue)
 
     def scheduled_in(self, queue: str) -> str:
         """Scheduled jobs of one queue by due time, for listing (the scheduler reads `scheduled`)."""
-        return f"{self.prefix}scheduled:{queue}"
+        return self._render("scheduled_in", queue)
 
     def stats(self, queue: str) -> str:
         """Operator requeues of a queue; its other event totals are the sum of its groups' tallies."""
-        return f"{self.prefix}stats:{queue}"
+        return self._render("stats", queue)
 
     def tally(self, group: str) -> str:
         """Event counters and run / wait histograms of one queue|namespace|function group (GET /metrics)."""
-        return f"{self.prefix}tally:{group}"
+        return self._render("tally", group)
 
     def minute(self, epoch_minute: int) -> str:
         """Events per `<queue>|<event>` in one minute (epoch ms // 60000): the dashboard's charts."""
-        return f"{self.prefix}minute:{epoch_minute}"
+        return self._render("minute", epoch_minute)
 
     @property
     def scheduler_stats(self) -> str:
         """The promoter's last pass time and the lateness of its last promotions (scheduler lag)."""
-        return f"{self.prefix}scheduler:stats"
+        return self._render("scheduler_stats")
 
     @property
     def notify(self) -> str:
         """Outcome notifications to deliver to callback URLs, by due time (ms); jobsvc/http/notifications.py."""
-        return f"{self.prefix}notify"
+        return self._render("notify")
 
     def notify_entry(self, job_id: str) -> str:
         """What one notification says (state, result or error, url, attempts): outlives its job."""
-        return f"{self.prefix}notify:{job_id}"
+        return self._render("notify_entry", job_id)
 
     @property
     def leases(self) -> str:
-        return f"{self.prefix}leases"
+        return self._render("leases")
 
     @property
     def pull_workers(self) -> str:
         """Pull workers seen (they register nowhere else): `<queue>/<worker>` scored by its last claim call (ms),
         written by claim.lua, read by jobsvc/admin/workers_info.py for GET /workers."""
-        return f"{self.prefix}pull_workers"
+        return self._render("pull_workers")
 
     @property
     def scheduled(self) -> str:
-        return f"{self.prefix}scheduled"
+        return self._render("scheduled")
 
     @property
     def scheduler_wake(self) -> str:
-        return f"{self.prefix}scheduler:wake"
+        return self._render("scheduler_wake")
 
     @property
     def scheduler_leader(self) -> str:
-        return f"{self.prefix}scheduler:leader"
+        return self._render("scheduler_leader")
 
     @property
     def queues(self) -> str:
-        return f"{self.prefix}queues"
+        return self._render("queues")
 
     @property
     def paused(self) -> str:
-        return f"{self.prefix}paused"
+        return self._render("paused")
 
     # The functions registry and cron schedules (functions/, schedules/ and their Lua scripts).
     def function(self, namespace: str, name: str) -> str:
-        return f"{self.prefix}function:{namespace}/{name}"
+        return self._render("function", namespace, name)
 
     def function_names(self, namespace: str) -> str:
         """Names of a namespace's functions (listing index). Not `functions:<ns>`: that family holds the
         fixed `functions:disabled`, which a namespace called "disabled" would overwrite (layout rule above)."""
-        return f"{self.prefix}function_names:{namespace}"
+        return self._render("function_names", namespace)
 
     @property
     def function_namespaces(self) -> str:
-        return f"{self.prefix}function_namespaces"
+        return self._render("function_namespaces")
 
     @property
     def functions_disabled(self) -> str:
         """Refs (`ns/name`) of disabled functions: claim.lua holds their jobs in their lanes."""
-        return f"{self.prefix}functions:disabled"
+        return self._render("functions_disabled")
 
     def schedule(self, schedule_id: str) -> str:
-        return f"{self.prefix}schedule:{schedule_id}"
+        return self._render("schedule", schedule_id)
 
     def schedule_stats(self, schedule_id: str) -> str:
         """Run outcome counters that complete.lua, fail.lua and reap_expired.lua bump."""
-        return f"{self.prefix}schedule:{schedule_id}:stats"
+        return self._render("schedule_stats", schedule_id)
 
     def schedule_runs(self, schedule_id: str) -> str:
         """Run ids (a fire's job id, or the id a skipped fire would have had) by scheduled ms."""
-        return f"{self.prefix}schedule:{schedule_id}:runs"
+        return self._render("schedule_runs", schedule_id)
 
     def schedule_run(self, schedule_id: str) -> str:
         """Run records (JSON) by run id: the run history, kept after result_ttl deletes the jobs."""
-        return f"{self.prefix}schedule:{schedule_id}:run"
+        return self._render("schedule_run", schedule_id)
 
     @property
     def schedules(self) -> str:
-        return f"{self.prefix}schedules"
+        return self._render("schedules")
 
     @property
     def schedules_due(self) -> str:
-        return f"{self.prefix}schedules:due"
+        return self._render("schedules_due")
 
     @property
     def schedules_pending(self) -> str:
-        return f"{self.prefix}schedules:pending"
+        return self._render("schedules_pending")
 
     @property
     def apikeys(self) -> str:
         """Scoped API keys: key id -> JSON record (jobsvc/admin/apikeys.py)."""
-        return f"{self.prefix}apikeys"
+        return self._render("apikeys")
 
     @property
     def audit(self) -> str:
         """The audit log stream (jobsvc/admin/audit.py)."""
-        return f"{self.prefix}audit"
+        return self._render("audit")
 
     def audit_rate(self, key_id: str) -> str:
         """Audit entries written by one API key id in the current window (jobsvc/admin/audit.py: rate_key)."""
-        return f"{self.prefix}audit:rate:{key_id}"
+        return self._render("audit_rate", key_id)
 
     def terminate(self, worker: str) -> str:
         """Ids an operator terminated that this worker is running: it stops them within a tick."""
-        return f"{self.prefix}terminate:{worker}"
+        return self._render("terminate", worker)

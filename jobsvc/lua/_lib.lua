@@ -1,7 +1,15 @@
 -- _lib.lua: helpers prepended to every script at load time (not a transition of its own). jobsvc/engine/scripts.py puts
 -- the shared constants before it: the reply codes of jobsvc/engine/replies.py (OK, NOT_FOUND, LEASE_LOST, WRONG_STATE,
--- CONFLICT, EXISTS: a script replies {NOT_FOUND}, never {-1}) and defaults.py's values. Key names here must match
--- jobsvc/engine/keys.py.
+-- CONFLICT, EXISTS: a script replies {NOT_FOUND}, never {-1}) and defaults.py's values.
+
+-- Key names. No script spells one: every key comes from jobsvc/engine/keys.py's table (FAMILIES) through KEYS.
+-- scripts.py passes each script the families it uses (its `-- KEYS:` header), in that order: a fixed key whole,
+-- a family named after something (a job id, a queue) as the part of its name before the name. The loader
+-- defines K.<family> from the table after this library: the key itself (K.leases), or a function that puts the
+-- names in (K.job(id), K.lane(queue, priority), K['function'](ns, name) for the one whose name is a Lua
+-- keyword). The counter families (keys.py: MEMOIZED) build each name once per call (name_of): a batch names the
+-- same groups and minutes again and again, and a lookup costs less than a concatenation.
+local K = {}
 
 -- Redis time in ms, read once per script call (one TIME command, however many helpers ask): a script is one
 -- instant anyway, and a batch of jobs is stamped alike.
@@ -73,30 +81,23 @@ local function flush_counters()
   COUNTERS, WRITES = {map = {}, keys = {}}, {map = {}, keys = {}}
 end
 
-local function job_key(id) return 'rq:job:' .. id end
-
--- RQ's dependency keys (rq/job.py): the jobs waiting on `id`, and the jobs `id` waits on (RQ spells that one
--- with two colons).
-local function dependents_key(id) return 'rq:job:' .. id .. ':dependents' end
-local function dependencies_key(id) return 'rq:job::' .. id .. ':dependencies' end
-
-local function lane_key(prefix, queue, priority)
+local function lane_key(queue, priority)
   priority = tonumber(priority) or 5
-  if priority == 5 then return 'rq:queue:' .. queue end
-  return prefix .. 'lane:' .. queue .. ':' .. priority
+  if priority == 5 then return K.rq_queue(queue) end
+  return K.lane(queue, priority)
 end
 
 -- Push onto a lane; a queue's non-default lanes are remembered so claim.lua pops only lanes in use.
-local function push_lane(prefix, queue, priority, id, front)
+local function push_lane(queue, priority, id, front)
   priority = tonumber(priority) or 5
-  if priority ~= 5 then redis.call('SADD', prefix .. 'lanes:' .. queue, priority) end
-  redis.call(front and 'LPUSH' or 'RPUSH', lane_key(prefix, queue, priority), id)
+  if priority ~= 5 then redis.call('SADD', K.lanes(queue), priority) end
+  redis.call(front and 'LPUSH' or 'RPUSH', lane_key(queue, priority), id)
 end
 
 -- Wake up to n idle workers of a queue; the list is capped so a busy queue cannot grow it.
-local function wake_workers(prefix, queue, n, cap)
+local function wake_workers(queue, n, cap)
   if n <= 0 then return end
-  local key = prefix .. 'wake:' .. queue
+  local key = K.wake(queue)
   local tokens = {}
   for i = 1, math.min(n, cap) do tokens[i] = '1' end
   redis.call('RPUSH', key, unpack(tokens))
@@ -105,36 +106,36 @@ end
 
 -- Put a job in its ready lane and mark it queued. js_ready_ms (now: Redis ms, read here when not given)
 -- is when it became ready: claim.lua measures the enqueue-to-start wait from it.
-local function make_ready(prefix, id, queue, priority, front, enqueued_at, now)
-  push_lane(prefix, queue, priority, id, front)
-  redis.call('HSET', job_key(id), 'status', 'queued', 'js_state', 'queued', 'enqueued_at', enqueued_at,
+local function make_ready(id, queue, priority, front, enqueued_at, now)
+  push_lane(queue, priority, id, front)
+  redis.call('HSET', K.job(id), 'status', 'queued', 'js_state', 'queued', 'enqueued_at', enqueued_at,
     'js_due', '', 'js_ready_ms', now or now_ms())
 end
 
 -- Wake the sleeping scheduler when `id` just became the earliest entry of its timeline `zkey`
 -- (one token at most: the scheduler recomputes its sleep on any wake-up).
-local function wake_scheduler_if_first(prefix, zkey, id)
+local function wake_scheduler_if_first(zkey, id)
   local first = redis.call('ZRANGE', zkey, 0, 0)
   if first[1] == id then
-    redis.call('RPUSH', prefix .. 'scheduler:wake', '1')
-    redis.call('LTRIM', prefix .. 'scheduler:wake', -1, -1)
+    redis.call('RPUSH', K.scheduler_wake, '1')
+    redis.call('LTRIM', K.scheduler_wake, -1, -1)
   end
 end
 
 -- Put a job on the scheduler's timeline (and its queue's, for listing); wake the scheduler when it
 -- is now the earliest.
-local function make_scheduled(prefix, id, due_ms, queue)
-  local zkey = prefix .. 'scheduled'
+local function make_scheduled(id, due_ms, queue)
+  local zkey = K.scheduled
   redis.call('ZADD', zkey, due_ms, id)
-  redis.call('ZADD', prefix .. 'scheduled:' .. queue, due_ms, id)
-  redis.call('HSET', job_key(id), 'status', 'scheduled', 'js_state', 'scheduled', 'js_due', due_ms)
-  wake_scheduler_if_first(prefix, zkey, id)
+  redis.call('ZADD', K.scheduled_in(queue), due_ms, id)
+  redis.call('HSET', K.job(id), 'status', 'scheduled', 'js_state', 'scheduled', 'js_due', due_ms)
+  wake_scheduler_if_first(zkey, id)
 end
 
 -- Leave the lease index (with the call's other removals: zrem_later); callers blank js_token and js_lease_exp in
 -- their own HSET (one call fewer).
-local function drop_lease(prefix, id)
-  zrem_later(prefix .. 'leases', id)
+local function drop_lease(id)
+  zrem_later(K.leases, id)
 end
 local LEASE_CLEARED = {'js_token', '', 'js_lease_exp', ''}
 
@@ -146,9 +147,9 @@ end
 
 -- Append to a job's run history; js_runs marks that it has one, so complete.lua knows to give the history
 -- key the job's lifetime (a successful first run writes none, the hot path).
-local function add_run(prefix, id, entry)
-  redis.call('RPUSH', prefix .. 'runs:' .. id, cjson.encode(entry))
-  redis.call('HSET', job_key(id), 'js_runs', '1')
+local function add_run(id, entry)
+  redis.call('RPUSH', K.runs(id), cjson.encode(entry))
+  redis.call('HSET', K.job(id), 'js_runs', '1')
 end
 
 -- Merge a caller's extra run facts (JSON object text, '' for none: an HTTP handler's status and duration)
@@ -163,27 +164,27 @@ end
 -- A job that ended and has a callback_url: keep what its notification says (it must survive the job's
 -- own deletion by result_ttl 0 or a prune) and put it on the outbox that workers/callbacks.py drains.
 -- fields: state, and result_b64 or error.
-local function notify_end(prefix, id, url, now, fields)
+local function notify_end(id, url, now, fields)
   if not url or url == '' then return end
-  local nkey = prefix .. 'notify:' .. id
+  local nkey = K.notify_entry(id)
   redis.call('DEL', nkey)
-  local ns = redis.call('HGET', job_key(id), 'js_ns') or 'default'
+  local ns = redis.call('HGET', K.job(id), 'js_ns') or 'default'
   redis.call('HSET', nkey, 'url', url, 'ended_ms', now, 'attempts', 0, 'ns', ns, unpack(fields))
-  redis.call('ZADD', prefix .. 'notify', now, id)
+  redis.call('ZADD', K.notify, now, id)
 end
 
 -- A job enqueued by plain RQ has no group until jobsvc first moves it: give it one (its function read off
 -- RQ's description) and index it for listing. Returns the group and the fields the caller writes with its
 -- own HSET; the job was never counted in a gauge, so the caller's gauge move starts from nil. The two index
 -- writes go with the call's others (write_later): a claimed batch of plain-RQ jobs adds its groups with one SADD.
-local function adopt_rq_job(prefix, id, queue, description, now)
+local function adopt_rq_job(id, queue, description, now)
   local group = queue .. '|default|' .. (string.match(description or '', '^([^(]+)') or 'unknown')
-  write_later('SADD', prefix .. 'groups', group)
-  zadd_later(prefix .. 'created:' .. queue, now, id)
+  write_later('SADD', K.groups, group)
+  zadd_later(K.created(queue), now, id)
   return group, {'js_group', group, 'js_created_ms', tostring(now)}
 end
 
--- Counter key and field names, each built once per script call: a batch of jobs of one group and queue names
+-- Names (counter keys, counter fields), each built once per script call: a batch of jobs of one group and queue names
 -- the same few keys and fields again and again, and a Lua string concatenation costs more than a lookup.
 local NAMES = {}
 local function name_of(a, b, c)
@@ -199,16 +200,16 @@ end
 -- Gauges: jobs per state of one group (queue|namespace|function), so stats are O(1) per group.
 -- Every transition moves its job from one state of its group to another (nil: not counted).
 -- n: how many jobs move (1 when nil).
-local function gauge(prefix, group, from, to, n)
+local function gauge(group, from, to, n)
   if not group or group == '' then return end
-  local key = name_of(prefix, 'count:', group)
+  local key = K.count(group)
   n = n or 1
   if from then add_counter(key, from, -n) end
   if to then add_counter(key, to, n) end
 end
 
-local function stat(prefix, queue, field, n)
-  add_counter(prefix .. 'stats:' .. queue, field, n or 1)
+local function stat(queue, field, n)
+  add_counter(K.stats(queue), field, n or 1)
 end
 
 -- Metrics (jobsvc/admin/metrics.py, jobsvc/admin/timeseries.py): one event of jobs of `queue` and `group` (nil: the
@@ -216,11 +217,11 @@ end
 -- /metrics; a queue's totals are the sum of its groups', Client.stats) and, for the charted events, in the
 -- minute's counters. now: Redis ms.
 local MINUTE_EVENTS = {enqueued = true, completed = true, failed = true, retried = true}
-local function count_event(prefix, now, queue, group, event, n)
+local function count_event(now, queue, group, event, n)
   n = n or 1
-  if group and group ~= '' then add_counter(name_of(prefix, 'tally:', group), event, n) end
+  if group and group ~= '' then add_counter(K.tally(group), event, n) end
   if MINUTE_EVENTS[event] then
-    local key = name_of(prefix, 'minute:', math.floor(now / 60000))
+    local key = K.minute(math.floor(now / 60000))
     COUNTER_TTL[key] = MINUTE_COUNTERS_TTL
     add_counter(key, name_of(queue, '|', event), n)
   end
@@ -230,40 +231,40 @@ end
 -- field <name>_b<i> counts the observations in bucket i (HIST_BOUNDS[i-1], HIST_BOUNDS[i]], the last one
 -- past every bound; not cumulative, so one HINCRBY each: the reader sums), <name>_sum_ms their sum.
 -- HIST_BOUNDS is injected from defaults.HISTOGRAM_BUCKETS_MS.
-local function observe(prefix, group, name, ms)
+local function observe(group, name, ms)
   if not group or group == '' or not ms then return end
   ms = math.max(0, math.floor(ms))
   local i = #HIST_BOUNDS + 1
   for b = 1, #HIST_BOUNDS do
     if ms <= HIST_BOUNDS[b] then i = b; break end
   end
-  local key = name_of(prefix, 'tally:', group)
+  local key = K.tally(group)
   add_counter(key, name_of(name, '_b', i), 1)
   add_counter(key, name_of(name, '_sum_ms', ''), ms)
 end
 
 -- The sorted set that holds a queue's jobs of an ended state (and RQ's deferred registry), nil for the states
 -- kept elsewhere: the one map in Lua (jobsvc/engine/keys.py Keys.registry is Python's; test_keys checks they agree).
-local function registry_of(prefix, state, queue)
-  if state == 'completed' then return 'rq:finished:' .. queue end
-  if state == 'failed' then return 'rq:failed:' .. queue end
-  if state == 'cancelled' then return 'rq:canceled:' .. queue end
-  if state == 'quarantined' then return prefix .. 'quarantined:' .. queue end
-  if state == 'deferred' then return 'rq:deferred:' .. queue end
+local function registry_of(state, queue)
+  if state == 'completed' then return K.finished(queue) end
+  if state == 'failed' then return K.failed(queue) end
+  if state == 'cancelled' then return K.canceled(queue) end
+  if state == 'quarantined' then return K.quarantined(queue) end
+  if state == 'deferred' then return K.deferred(queue) end
   return nil
 end
 
 -- Take ids (a list) out of every ended registry of their queue (the ended states are PRUNABLE's, injected from
 -- jobsvc/engine/states.py): a job sits in one, and one ZREM per registry costs four calls for a whole chunk, not
 -- four per job.
-local function leave_ended_registries(prefix, queue, ids)
-  for s in pairs(PRUNABLE) do redis.call('ZREM', registry_of(prefix, s, queue), unpack(ids)) end
+local function leave_ended_registries(queue, ids)
+  for s in pairs(PRUNABLE) do redis.call('ZREM', registry_of(s, queue), unpack(ids)) end
 end
 
 -- The registry a job of `state` sits in when an operator may requeue it (RETRYABLE, injected from
 -- jobsvc/engine/states.py), else nil.
-local function terminal_registry(prefix, state, queue)
-  if RETRYABLE[state] then return registry_of(prefix, state, queue) end
+local function terminal_registry(state, queue)
+  if RETRYABLE[state] then return registry_of(state, queue) end
   return nil
 end
 
@@ -273,14 +274,14 @@ end
 -- worker's registry cleanup). No EXPIRE per job on the hot path, and no key that vanishes behind its gauge.
 -- has_runs=false skips the run history key (only failures and lost leases write one). extra: more keys
 -- that live and die with the job (its dependency sets, dependency_keys below), nil for none.
-local function set_lifetime(prefix, id, queue, ttl, has_runs, extra)
+local function set_lifetime(id, queue, ttl, has_runs, extra)
   if ttl > 0 then return end
-  local keys = {job_key(id), 'rq:results:' .. id}
-  if has_runs ~= false then keys[3] = prefix .. 'runs:' .. id end
+  local keys = {K.job(id), K.results(id)}
+  if has_runs ~= false then keys[3] = K.runs(id) end
   for _, k in ipairs(extra or {}) do keys[#keys + 1] = k end
   if ttl == 0 then
     redis.call('DEL', unpack(keys))
-    zrem_later(prefix .. 'created:' .. queue, id)  -- in order with adopt_rq_job's zadd_later
+    zrem_later(K.created(queue), id)  -- in order with adopt_rq_job's zadd_later
   else
     for _, k in ipairs(keys) do redis.call('PERSIST', k) end
   end
@@ -292,13 +293,13 @@ end
 -- (set_lifetime: has_runs, extra). TTL 0 deletes it at once, as RQ does, except a cancelled one: it stays until
 -- the next sweep, so the operator's cancel still answers with it. A quarantined job is scored with its end in ms
 -- and kept until an operator decides.
-local function file_ended(prefix, now, id, queue, group, from, state, ttl, has_runs, extra)
+local function file_ended(now, id, queue, group, from, state, ttl, has_runs, extra)
   local score = ttl < 0 and '+inf' or (math.floor(now / 1000) + ttl)
   if state == 'quarantined' then score, ttl = now, -1 end
   if state == 'cancelled' and ttl == 0 then ttl = 1 end
-  if ttl ~= 0 then zadd_later(registry_of(prefix, state, queue), score, id) end
-  set_lifetime(prefix, id, queue, ttl, has_runs, extra)
-  gauge(prefix, group, from, ttl ~= 0 and state or nil)
+  if ttl ~= 0 then zadd_later(registry_of(state, queue), score, id) end
+  set_lifetime(id, queue, ttl, has_runs, extra)
+  gauge(group, from, ttl ~= 0 and state or nil)
 end
 
 -- A run's time in ms: as its worker measured it (started_ts, ended_ts: epoch seconds on the worker's clock; a
@@ -314,18 +315,18 @@ end
 -- terminate.lua; cancel.lua for a job that never ran), positional rather than in tables: they run per job of a batch.
 -- run_counted: the event counted (count_event: 'completed', 'failed', 'retried', 'cancelled', 'quarantined',
 -- 'lease_lost') and the run's time observed (ms; nil: not observed).
-local function run_counted(prefix, now, queue, group, event, ms)
-  count_event(prefix, now, queue, group, event)
-  if ms then observe(prefix, group, 'run', ms) end
+local function run_counted(now, queue, group, event, ms)
+  count_event(now, queue, group, event)
+  if ms then observe(group, 'run', ms) end
 end
 
 -- job_told: a job that ended for good (event: its state) is charged to its schedule (nil: none) and its
 -- callback_url (nil: none) is told, with the notification's field `what` ('result_b64' or 'error') = value.
-local function job_told(prefix, now, id, schedule, callback, event, what, value)
+local function job_told(now, id, schedule, callback, event, what, value)
   if schedule then
-    add_counter(name_of(prefix, 'schedule:', schedule .. ':stats'), event == 'completed' and 'completed' or 'failed', 1)
+    add_counter(K.schedule_stats(schedule), event == 'completed' and 'completed' or 'failed', 1)
   end
-  if callback and callback ~= '' then notify_end(prefix, id, callback, now, {'state', event, what, value}) end
+  if callback and callback ~= '' then notify_end(id, callback, now, {'state', event, what, value}) end
 end
 
 -- The integer value of a hash field, or a default.
@@ -412,7 +413,7 @@ local function bulk_chunk(state, queue, registry, first, dry, act)
   local matched, skipped, kept, sample, done = 0, 0, 0, {}, {}
   for i = first + 7, #ARGV do
     local id = ARGV[i]
-    local key = job_key(id)
+    local key = K.job(id)
     local h = redis.call('HMGET', key, unpack(BULK_FIELDS))
     local st = h[1] or (h[2] and (rq_to_state[h[2]] or 'queued'))
     if st ~= state or h[3] ~= queue then
@@ -433,8 +434,8 @@ end
 
 -- The keys that deleting a job removes: its hash, result stream, run history and RQ's dependency sets, as RQ's
 -- Job.delete takes them.
-local function job_keys(prefix, id)
-  return {job_key(id), 'rq:results:' .. id, prefix .. 'runs:' .. id, dependents_key(id), dependencies_key(id)}
+local function job_keys(id)
+  return {K.job(id), K.results(id), K.runs(id), K.dependents(id), K.dependencies(id)}
 end
 
 -- Collect what deleting an ended job of `state` removes (job_keys) into dels and count it off its group's
@@ -442,9 +443,9 @@ end
 -- The idempotency key stays: it keeps answering with this job's id (created=False) for its own TTL
 -- (idempotency_ttl), so a client retrying after the job expired or was pruned does not create it again.
 -- Only an operator's delete of the one job (delete.lua) frees the key.
-local function collect_deletion(prefix, id, group, state, dels)
-  for _, k in ipairs(job_keys(prefix, id)) do dels[#dels + 1] = k end
-  gauge(prefix, group, state, nil)
+local function collect_deletion(id, group, state, dels)
+  for _, k in ipairs(job_keys(id)) do dels[#dels + 1] = k end
+  gauge(group, state, nil)
 end
 
 -- Before its first write, a script that writes keys named after user input checks each key holds the type
@@ -525,8 +526,8 @@ end
 -- (it has one when its hash has dependency_ids) and the set of dependents still waiting on it.
 local function dependency_keys(id, dependency_ids, waiting)
   local keys = {}
-  if dependency_ids then keys[#keys + 1] = dependencies_key(id) end
-  if waiting > 0 then keys[#keys + 1] = dependents_key(id) end
+  if dependency_ids then keys[#keys + 1] = K.dependencies(id) end
+  if waiting > 0 then keys[#keys + 1] = K.dependents(id) end
   return keys
 end
 
@@ -536,13 +537,13 @@ end
 -- where RQ itself puts it, RQ's list rq:queue:<q>, with RQ's fields only: jobsvc adopts it when it claims it, and an RQ
 -- worker of a mixed fleet may take it as well. Returns true when a Python worker is to be woken for it (false for a
 -- pull job).
-local function ready_again(prefix, id, queue, group, priority, front, enqueued_at, now, from)
+local function ready_again(id, queue, group, priority, front, enqueued_at, now, from)
   if group then
-    make_ready(prefix, id, queue, priority, front, enqueued_at, now)
-    gauge(prefix, group, from, 'queued')
+    make_ready(id, queue, priority, front, enqueued_at, now)
+    gauge(group, from, 'queued')
   else
-    redis.call(front and 'LPUSH' or 'RPUSH', 'rq:queue:' .. queue, id)
-    redis.call('HSET', job_key(id), 'status', 'queued', 'enqueued_at', enqueued_at, 'js_ready_ms', now)
+    redis.call(front and 'LPUSH' or 'RPUSH', K.rq_queue(queue), id)
+    redis.call('HSET', K.job(id), 'status', 'queued', 'enqueued_at', enqueued_at, 'js_ready_ms', now)
   end
   return (tonumber(priority) or 5) <= PULL_LANE_OFFSET
 end
@@ -561,7 +562,7 @@ local function dependency_ids_of(dep, field)
     local ok, ids = pcall(cjson.decode, field)
     if ok and type(ids) == 'table' then return ids end
   end
-  return redis.call('SMEMBERS', dependencies_key(dep))
+  return redis.call('SMEMBERS', K.dependencies(dep))
 end
 
 -- Whether dependent `dep` (allow: it allows failed dependencies) has nothing left to wait for once `id`
@@ -569,7 +570,7 @@ end
 local function nothing_left(dep, deps_field, allow, id, status)
   if not dependency_done(status, allow) then return false end
   for _, other in ipairs(dependency_ids_of(dep, deps_field)) do
-    if other ~= id and not dependency_done(redis.call('HGET', job_key(other), 'status'), allow) then return false end
+    if other ~= id and not dependency_done(redis.call('HGET', K.job(other), 'status'), allow) then return false end
   end
   return true
 end
@@ -583,26 +584,26 @@ end
 -- dependent released, plus 2 per group (gauges, flushed with the call) and 2 per queue woken. The number of dependents
 -- is the user's: docs/rq.md gives measured times (10,000 dependents of one job: about 40,000 commands). RQ's own worker
 -- does the same reads, in round trips. Returns how many dependents still wait on `id`.
-local function release_dependents(prefix, id, status, enqueued_at, now, wake_cap)
-  local dkey = dependents_key(id)
+local function release_dependents(id, status, enqueued_at, now, wake_cap)
+  local dkey = K.dependents(id)
   local ids = redis.call('SMEMBERS', dkey)
   if #ids == 0 then return 0 end
   local leaving, woken = {}, {}
   for _, dep in ipairs(ids) do
-    local h = redis.call('HMGET', job_key(dep), 'status', 'js_state', 'origin', 'allow_dependency_failures',
+    local h = redis.call('HMGET', K.job(dep), 'status', 'js_state', 'origin', 'allow_dependency_failures',
       'enqueue_at_front', 'js_group', 'js_priority', 'dependency_ids')
     local st = h[2] or (h[1] and rq_to_state[h[1]])
     if st ~= 'deferred' or not h[3] then
       leaving[#leaving + 1] = dep
     elseif nothing_left(dep, h[8], h[4] == '1', id, status) then
-      redis.call('ZREM', 'rq:deferred:' .. h[3], dep)
-      if ready_again(prefix, dep, h[3], h[6], h[7], h[5] == '1', enqueued_at, now, 'deferred') then
+      redis.call('ZREM', K.deferred(h[3]), dep)
+      if ready_again(dep, h[3], h[6], h[7], h[5] == '1', enqueued_at, now, 'deferred') then
         woken[h[3]] = (woken[h[3]] or 0) + 1
       end
       leaving[#leaving + 1] = dep
     end
   end
-  for queue, n in pairs(woken) do wake_workers(prefix, queue, n, wake_cap) end
+  for queue, n in pairs(woken) do wake_workers(queue, n, wake_cap) end
   if #leaving == #ids then redis.call('DEL', dkey) else srem_all(dkey, leaving) end
   return #ids - #leaving
 end

@@ -4,7 +4,7 @@
 -- worker told). The two transitions are those scripts' own bodies (--#include, jobsvc/engine/scripts.py), so
 -- there is one source of each. Every job's
 -- state, queue, age and filter are checked here: a job that moved on since its id was read is skipped.
--- KEYS: none
+-- KEYS: canceled, count, created, deferred, failed, finished, groups, job, lane, leases, minute, notify, notify_entry, quarantined, results, rq_queue, rq_scheduled, runs, schedule_stats, scheduled, scheduled_in, tally, terminate
 -- ARGV: prefix, dry_run (1|0), mode ('queued' | 'running'), queue ('' = any), cutoff_ms (queued: created before
 --       it; running: started before it), namespace, function ('' = no such filter), ended_at,
 --       failure_ttl_default, nsample, id1 .. idN
@@ -12,7 +12,7 @@
 --       state (or on another queue)
 --#include cancel
 --#include terminate
-local prefix, dry, mode, queue = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
+local dry, mode, queue = ARGV[2] == '1', ARGV[3], ARGV[4]
 local cutoff = tonumber(ARGV[5])
 local filter = {ns = ARGV[6], func = ARGV[7], err = '', until_ms = math.huge}
 local ended_at, ttl_default, nsample = ARGV[8], ARGV[9], tonumber(ARGV[10])
@@ -21,7 +21,7 @@ local matched, changed, skipped, sample = 0, 0, 0, {}
 local now = now_ms()
 for i = 11, #ARGV do
   local id = ARGV[i]
-  local key = job_key(id)
+  local key = K.job(id)
   local h = redis.call('HMGET', key, 'js_state', 'status', 'origin', 'js_group', 'js_ns', since_field)
   local st = h[1] or (h[2] and (rq_to_state[h[2]] or 'queued'))
   if st ~= mode or (queue ~= '' and h[3] ~= queue) then
@@ -33,8 +33,8 @@ for i = 11, #ARGV do
       if #sample < nsample then sample[#sample + 1] = id end
       if not dry then  -- js_state: cancelled (cancel.lua, terminate.lua)
         local reply
-        if mode == 'running' then reply = terminate_script({prefix, id, ended_at, ttl_default, 'terminate', ''})
-        else reply = cancel_script({prefix, id, ended_at, ttl_default}) end
+        if mode == 'running' then reply = terminate_script({'', id, ended_at, ttl_default, 'terminate', ''})
+        else reply = cancel_script({'', id, ended_at, ttl_default}) end
         if reply[1] == OK then changed = changed + 1 end
       end
     end

@@ -1,6 +1,6 @@
 -- claim.lua: queued -> running under a lease, for up to `count` jobs in one call. Atomic over all the worker's
 -- queues and priorities, so there is no window in which a popped job belongs to nobody.
--- KEYS: none (names built from the prefix)
+-- KEYS: count, created, functions_disabled, groups, job, lane, lanes, leases, paused, pull_workers, results, rq_queue, runs, tally
 -- ARGV: prefix, lease_ms, worker_name, started_at, nq, queue1 .. queueN, then 'pull' for a pull worker's claim
 --       (jobsvc/http/pull.py) or '' for a Python worker's, then token1 .. tokenN: one fresh token per job it may claim
 --       (N is the most it claims)
@@ -15,13 +15,13 @@
 -- here: Lua's cost is per string it handles (a job's hash holds some 40), so the caller reads the claimed hashes
 -- with plain HGETALLs in its next round trip (jobsvc/engine/leases.py Leases.parse_claims), at a fraction of the cost.
 -- Returns: {} when nothing is ready, else {lease_expiry_ms, job1, job2, ...}, each job {id, queue, token, attempt}
-local prefix, lease_ms, worker, started_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local lease_ms, worker, started_at = tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local nq = tonumber(ARGV[5])
 local pull = ARGV[6 + nq] == 'pull'
 local first_token = 7 + nq
 local count = #ARGV - first_token + 1
-local paused = prefix .. 'paused'
-local disabled_fns = prefix .. 'functions:disabled'
+local paused = K.paused
+local disabled_fns = K.functions_disabled
 local SKIP_MAX = 1000  -- ids popped and not claimed (gone, held, moved) before the call gives up
 local now = now_ms()
 local exp = now + lease_ms
@@ -31,7 +31,7 @@ local out, leased, skipped, disabled = {exp}, {}, 0, {}
 -- for a pull claim, the pull lanes instead.
 local function lanes_of(queue)
   local prios = pull and {} or {5}
-  for _, p in ipairs(redis.call('SMEMBERS', prefix .. 'lanes:' .. queue)) do
+  for _, p in ipairs(redis.call('SMEMBERS', K.lanes(queue))) do
     p = tonumber(p)
     if (p > PULL_LANE_OFFSET) == pull then prios[#prios + 1] = p end
   end
@@ -66,7 +66,7 @@ local function lease(id, queue, key, f)
   local group, from = f[6] or nil, state or 'queued'
   if not group then
     local adopted
-    group, adopted = adopt_rq_job(prefix, id, queue, f[7] or '', now)
+    group, adopted = adopt_rq_job(id, queue, f[7] or '', now)
     for _, v in ipairs(adopted) do set[#set + 1] = v end
     from = nil
   end
@@ -75,12 +75,12 @@ local function lease(id, queue, key, f)
   -- a hash that expired mid-run would lose the outcome. One command, only for such jobs. A job RQ's
   -- tools put back after it ended still carries the lifetime its end gave it (and its results and
   -- runs): kept for good again, as requeue.lua keeps an operator's requeue.
-  if restarted then set_lifetime(prefix, id, queue, -1)
+  if restarted then set_lifetime(id, queue, -1)
   elseif f[2] then redis.call('PERSIST', key) end
-  gauge(prefix, group, from, 'running')
+  gauge(group, from, 'running')
   -- Enqueue-to-start wait; a job pushed by plain RQ has no ready time and is not observed.
   local ready_ms = tonumber(f[9])
-  if ready_ms then observe(prefix, group, 'wait', now - ready_ms) end
+  if ready_ms then observe(group, 'wait', now - ready_ms) end
   leased[#leased + 1] = exp
   leased[#leased + 1] = id
   out[#out + 1] = {id, queue, token, attempts}
@@ -91,7 +91,7 @@ end
 -- ones, drop stale ids.
 local function take(queue, ids, held)
   for _, id in ipairs(ids) do
-    local key = job_key(id)
+    local key = K.job(id)
     local f = redis.call('HMGET', key, unpack(JOB_FIELDS))
     local priority = tonumber(f[4])
     if f[1] ~= 'queued' then
@@ -102,7 +102,7 @@ local function take(queue, ids, held)
     elseif priority and (priority > PULL_LANE_OFFSET) ~= pull then
       -- A pull job put on RQ's list by RQ's own tools (rq requeue of a failed pull job) belongs to its pull
       -- lane: moved there rather than hand a pull worker's arguments to a Python worker.
-      push_lane(prefix, queue, priority, id, true)
+      push_lane(queue, priority, id, true)
       skipped = skipped + 1
     else
       lease(id, queue, key, f)
@@ -127,7 +127,7 @@ end
 if pull then
   local seen = {}
   for qi = 1, nq do seen[#seen + 1] = now; seen[#seen + 1] = ARGV[5 + qi] .. '/' .. worker end
-  redis.call('ZADD', prefix .. 'pull_workers', unpack(seen))
+  redis.call('ZADD', K.pull_workers, unpack(seen))
 end
 
 for qi = 1, nq do
@@ -135,11 +135,11 @@ for qi = 1, nq do
   if #out - 1 >= count or skipped >= SKIP_MAX then break end
   if redis.call('SISMEMBER', paused, queue) == 0 then
     for _, priority in ipairs(lanes_of(queue)) do
-      drain(queue, lane_key(prefix, queue, priority))
+      drain(queue, lane_key(queue, priority))
       if #out - 1 >= count or skipped >= SKIP_MAX then break end
     end
   end
 end
 if #out == 1 then return {} end
-redis.call('ZADD', prefix .. 'leases', unpack(leased))
+redis.call('ZADD', K.leases, unpack(leased))
 return out

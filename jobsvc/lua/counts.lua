@@ -8,11 +8,11 @@
 --   running: RQ's StartedJobRegistry (jobs RQ's own workers run; a jobsvc worker's are in the gauges).
 -- Cost: O(groups + queues x lanes) commands (about 12 per queue), no scan of jobs: 5 ms of Redis time for 100
 -- queues and 1,000 groups (2-core machine).
--- KEYS: none
+-- KEYS: canceled, count, deferred, failed, finished, groups, lane, lanes, quarantined, queues, rq_queue, rq_queues, rq_scheduled, rq_wip, scheduled_in
 -- ARGV: prefix, queue ('' for every queue jobsvc or RQ knows; a queue's own counts and groups otherwise)
 -- Returns: {{group, {state, n, ...}} ..}, {{queue, queued, scheduled, deferred, completed, failed, cancelled,
 --          quarantined, rq_running} ..}
-local prefix, only = ARGV[1], ARGV[2] or ''
+local only = ARGV[2] or ''
 local now_s = math.floor(now_ms() / 1000)
 local groups, queues, seen = {}, {}, {}
 
@@ -20,36 +20,37 @@ local function queue_named(q)
   if not seen[q] and (only == '' or q == only) then seen[q] = true; queues[#queues + 1] = q end
 end
 
-for _, g in ipairs(redis.call('SMEMBERS', prefix .. 'groups')) do
+for _, g in ipairs(redis.call('SMEMBERS', K.groups)) do
   local q = string.match(g, '^([^|]*)')
   if only == '' or q == only then
-    groups[#groups + 1] = {g, redis.call('HGETALL', prefix .. 'count:' .. g)}
+    groups[#groups + 1] = {g, redis.call('HGETALL', K.count(g))}
     queue_named(q)
   end
 end
 if only ~= '' then
   queue_named(only)
 else
-  for _, q in ipairs(redis.call('SMEMBERS', prefix .. 'queues')) do queue_named(q) end
-  for _, qkey in ipairs(redis.call('SMEMBERS', 'rq:queues')) do
-    if string.sub(qkey, 1, 9) == 'rq:queue:' then queue_named(string.sub(qkey, 10)) end
+  for _, q in ipairs(redis.call('SMEMBERS', K.queues)) do queue_named(q) end
+  local RQ_QUEUE = K.rq_queue('')  -- rq:queues holds RQ's queue keys: the queue name follows this
+  for _, qkey in ipairs(redis.call('SMEMBERS', K.rq_queues)) do
+    if string.sub(qkey, 1, #RQ_QUEUE) == RQ_QUEUE then queue_named(string.sub(qkey, #RQ_QUEUE + 1)) end
   end
 end
 
 local rows = {}
 for _, q in ipairs(queues) do
-  local queued = redis.call('LLEN', 'rq:queue:' .. q)
-  for _, p in ipairs(redis.call('SMEMBERS', prefix .. 'lanes:' .. q)) do
-    if tonumber(p) ~= 5 then queued = queued + redis.call('LLEN', lane_key(prefix, q, p)) end
+  local queued = redis.call('LLEN', K.rq_queue(q))
+  for _, p in ipairs(redis.call('SMEMBERS', K.lanes(q))) do
+    if tonumber(p) ~= 5 then queued = queued + redis.call('LLEN', lane_key(q, p)) end
   end
   local live = '(' .. now_s
   rows[#rows + 1] = {q, queued,
-    redis.call('ZCARD', prefix .. 'scheduled:' .. q) + redis.call('ZCARD', 'rq:scheduled:' .. q),
-    redis.call('ZCARD', 'rq:deferred:' .. q),
-    redis.call('ZCOUNT', 'rq:finished:' .. q, live, '+inf'),
-    redis.call('ZCOUNT', 'rq:failed:' .. q, live, '+inf'),
-    redis.call('ZCARD', 'rq:canceled:' .. q),
-    redis.call('ZCARD', prefix .. 'quarantined:' .. q),
-    redis.call('ZCARD', 'rq:wip:' .. q)}
+    redis.call('ZCARD', K.scheduled_in(q)) + redis.call('ZCARD', K.rq_scheduled(q)),
+    redis.call('ZCARD', K.deferred(q)),
+    redis.call('ZCOUNT', K.finished(q), live, '+inf'),
+    redis.call('ZCOUNT', K.failed(q), live, '+inf'),
+    redis.call('ZCARD', K.canceled(q)),
+    redis.call('ZCARD', K.quarantined(q)),
+    redis.call('ZCARD', K.rq_wip(q))}
 end
 return {groups, rows}

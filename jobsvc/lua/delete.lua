@@ -2,26 +2,26 @@
 -- included: an operator's delete of one job frees the key, so the next enqueue with it creates a new job
 -- (the TTL sweep and prune keep the key for its own TTL instead, see collect_deletion in _lib.lua).
 -- scheduled | queued | deferred | completed | failed | quarantined | cancelled -> (deleted): any state but running.
--- KEYS: none
+-- KEYS: canceled, count, created, deferred, dependencies, dependents, failed, finished, idempotency, job, lane, quarantined, results, rq_queue, rq_scheduled, runs, scheduled, scheduled_in
 -- ARGV: prefix, id
 -- Returns: {OK}; {NOT_FOUND} no such job; {WRONG_STATE, 'running'} terminate it first
-local prefix, id = ARGV[1], ARGV[2]
-local key = job_key(id)
+local id = ARGV[2]
+local key = K.job(id)
 if redis.call('EXISTS', key) == 0 then return {NOT_FOUND} end
 local state = state_of(key)
 if state == 'running' then return {WRONG_STATE, state} end
 local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_idem', 'js_ns')
 local queue = h[1] or ''
-if state == 'queued' then redis.call('LREM', lane_key(prefix, queue, h[2]), 1, id) end
-for _, z in ipairs({prefix .. 'scheduled', prefix .. 'scheduled:' .. queue, 'rq:scheduled:' .. queue,
-    'rq:deferred:' .. queue, 'rq:finished:' .. queue, 'rq:failed:' .. queue, 'rq:canceled:' .. queue,
-    prefix .. 'quarantined:' .. queue, prefix .. 'created:' .. queue}) do
+if state == 'queued' then redis.call('LREM', lane_key(queue, h[2]), 1, id) end
+for _, z in ipairs({K.scheduled, K.scheduled_in(queue), K.rq_scheduled(queue),
+    K.deferred(queue), K.finished(queue), K.failed(queue), K.canceled(queue),
+    K.quarantined(queue), K.created(queue)}) do
   redis.call('ZREM', z, id)
 end
 -- Its idempotency key is scoped to its namespace (jobsvc/engine/keys.py idempotency_scope).
-local ikey = h[4] and (prefix .. 'idem:' .. (h[5] or 'default') .. ':' .. h[4])
+local ikey = h[4] and K.idempotency((h[5] or 'default') .. ':' .. h[4])
 if ikey and redis.call('GET', ikey) == id then redis.call('DEL', ikey) end
 -- Its dependency sets go with it, as RQ's Job.delete takes them (jobs still waiting on it stay deferred).
-redis.call('DEL', unpack(job_keys(prefix, id)))
-gauge(prefix, h[3], state, nil)
+redis.call('DEL', unpack(job_keys(id)))
+gauge(h[3], state, nil)
 return {OK}

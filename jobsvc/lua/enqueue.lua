@@ -1,6 +1,6 @@
 -- enqueue.lua: (new) -> queued | scheduled | deferred: new jobs, many in one call; queued in a ready lane, scheduled
 -- when due later, deferred while a dependency is not done.
--- KEYS: none (cluster hash tags are planned; names are built from the prefix, see _lib.lua)
+-- KEYS: count, created, deferred, dependencies, dependents, groups, idempotency, job, lane, lanes, minute, queues, rq_queue, rq_queues, scheduled, scheduled_in, scheduler_wake, tally, wake
 -- ARGV: prefix, wake_cap, idempotency_ttl, n, ncommon, common fields (field1, value1, ...: written
 --   on every job of the call), then per job:
 --   id, queue, priority, delay_ms, at_ms, idem_key ('' for none), id_given (1: the caller chose the id,
@@ -16,7 +16,7 @@
 -- its dependencies set, the dependents set of each dependency not done, which is marked js_dependents so
 -- its complete.lua / fail.lua releases it), unless every dependency is already done (dependency_done): then
 -- it is queued at once. Dependency keys are type-checked for every job before the first write.
-local prefix, cap, idem_ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local cap, idem_ttl, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
 local out, woken, added, seen_groups = {}, {}, {}, {}
 local seq = 0
@@ -50,10 +50,10 @@ for _ = 1, n do
   local nf = tonumber(ARGV[i + 7])
   local deps = dependencies_of(i + 8, nf)
   if deps then
-    checks[#checks + 1] = dependencies_key(ARGV[i]); checks[#checks + 1] = 'set'
+    checks[#checks + 1] = K.dependencies(ARGV[i]); checks[#checks + 1] = 'set'
     for _, dep in ipairs(deps) do
-      checks[#checks + 1] = job_key(dep); checks[#checks + 1] = 'hash'
-      checks[#checks + 1] = dependents_key(dep); checks[#checks + 1] = 'set'
+      checks[#checks + 1] = K.job(dep); checks[#checks + 1] = 'hash'
+      checks[#checks + 1] = K.dependents(dep); checks[#checks + 1] = 'set'
     end
   end
   i = i + 8 + 2 * nf
@@ -65,14 +65,14 @@ if bad then return bad end
 local function defer(id, queue, deps, allow)
   local waits_on = {}
   for _, dep in ipairs(deps) do
-    if not dependency_done(redis.call('HGET', job_key(dep), 'status'), allow) then waits_on[#waits_on + 1] = dep end
+    if not dependency_done(redis.call('HGET', K.job(dep), 'status'), allow) then waits_on[#waits_on + 1] = dep end
   end
   if #waits_on == 0 then return false end
-  redis.call('ZADD', 'rq:deferred:' .. queue, math.floor(now / 1000), id)
-  redis.call('SADD', dependencies_key(id), unpack(deps))
+  redis.call('ZADD', K.deferred(queue), math.floor(now / 1000), id)
+  redis.call('SADD', K.dependencies(id), unpack(deps))
   for _, dep in ipairs(waits_on) do
-    redis.call('SADD', dependents_key(dep), id)
-    redis.call('HSET', job_key(dep), 'js_dependents', '1')
+    redis.call('SADD', K.dependents(dep), id)
+    redis.call('HSET', K.job(dep), 'js_dependents', '1')
   end
   return true
 end
@@ -86,11 +86,11 @@ for _ = 1, n do
   i = fstart + 2 * nf
   local existing = nil
   if idem ~= '' then
-    local ikey = prefix .. 'idem:' .. idem
+    local ikey = K.idempotency(idem)
     existing = redis.call('GET', ikey)
     if not existing then redis.call('SET', ikey, id, 'EX', idem_ttl) end
   end
-  if not existing and id_given == '1' and redis.call('EXISTS', job_key(id)) == 1 then existing = id end
+  if not existing and id_given == '1' and redis.call('EXISTS', K.job(id)) == 1 then existing = id end
   if existing then
     out[#out + 1] = existing; out[#out + 1] = 0
   else
@@ -111,7 +111,7 @@ for _ = 1, n do
       fields = {unpack(common)}
       for f = fstart, fstart + 2 * nf - 1 do fields[#fields + 1] = ARGV[f] end
     end
-    local key = job_key(id)
+    local key = K.job(id)
     if ready then
       redis.call('HSET', key, 'js_created_ms', now, 'js_attempts', 0, 'js_priority', priority, 'status', 'queued',
         'js_state', 'queued', 'js_ready_ms', now, unpack(fields))
@@ -121,34 +121,34 @@ for _ = 1, n do
     else  -- scheduled: make_scheduled writes its state and due time
       redis.call('HSET', key, 'js_created_ms', now, 'js_attempts', 0, 'js_priority', priority, unpack(fields))
     end
-    gauge(prefix, group, nil, ready and 'queued' or (deferred and 'deferred' or 'scheduled'))  -- summed per call
+    gauge(group, nil, ready and 'queued' or (deferred and 'deferred' or 'scheduled'))  -- summed per call
     -- A thousandth of a ms per job keeps a batch's creation order (doubles hold it exactly at this scale).
-    zadd_later(prefix .. 'created:' .. queue, now + seq / 1000, id)
+    zadd_later(K.created(queue), now + seq / 1000, id)
     seq = seq + 1
     if group and not seen_groups[group] then
       seen_groups[group] = 0  -- jobs of the group in this call
-      redis.call('SADD', prefix .. 'groups', group)
+      redis.call('SADD', K.groups, group)
     end
     if group then seen_groups[group] = seen_groups[group] + 1 end
     if not added[queue] then
       added[queue] = 0
-      redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
-      redis.call('SADD', prefix .. 'queues', queue)
+      redis.call('SADD', K.rq_queues, K.rq_queue(queue))
+      redis.call('SADD', K.queues, queue)
     end
     added[queue] = added[queue] + 1
     if ready then
       -- As push_lane, with the call's other new jobs of the lane: one RPUSH (and one SADD) per lane.
-      if tonumber(priority) ~= 5 then write_later('SADD', prefix .. 'lanes:' .. queue, priority) end
-      write_later('RPUSH', lane_key(prefix, queue, priority), id)
+      if tonumber(priority) ~= 5 then write_later('SADD', K.lanes(queue), priority) end
+      write_later('RPUSH', lane_key(queue, priority), id)
       if not pull then woken[queue] = (woken[queue] or 0) + 1 end
     elseif not deferred then
-      make_scheduled(prefix, id, due, queue)
+      make_scheduled(id, due, queue)
     end
     out[#out + 1] = id; out[#out + 1] = 1
   end
 end
 -- Counted once per queue (totals, minutes) and once per group (tally, GET /metrics), not once per job.
-for queue, count in pairs(added) do count_event(prefix, now, queue, nil, 'enqueued', count) end
-for group, count in pairs(seen_groups) do add_counter(prefix .. 'tally:' .. group, 'enqueued', count) end
-for queue, count in pairs(woken) do wake_workers(prefix, queue, count, cap) end
+for queue, count in pairs(added) do count_event(now, queue, nil, 'enqueued', count) end
+for group, count in pairs(seen_groups) do add_counter(K.tally(group), 'enqueued', count) end
+for queue, count in pairs(woken) do wake_workers(queue, count, cap) end
 return out

@@ -1,16 +1,16 @@
 -- function_delete.lua: remove a registry function (jobsvc/engine/functions/). Jobs already created from it keep
 -- their import path and run; a namespace left without functions leaves the namespace list.
 -- Key types are checked before the first write, so an error leaves Redis as it was.
--- KEYS: none
+-- KEYS: function, function_names, function_namespaces, functions_disabled
 -- ARGV: prefix, namespace, name
 -- Returns: {OK}; {NOT_FOUND} no such function; an error reply, nothing written: a key of another type than
 --          jobsvc/engine/keys.py gives it
-local prefix, ns, name = ARGV[1], ARGV[2], ARGV[3]
+local ns, name = ARGV[2], ARGV[3]
 local ref = ns .. '/' .. name
-local key = prefix .. 'function:' .. ref
-local index = prefix .. 'function_names:' .. ns
-local spaces = prefix .. 'function_namespaces'
-local disabled = prefix .. 'functions:disabled'
+local key = K['function'](ns, name)
+local index = K.function_names(ns)
+local spaces = K.function_namespaces
+local disabled = K.functions_disabled
 local bad = wrong_type({key, 'hash', index, 'zset', spaces, 'zset', disabled, 'set'})
 if bad then return bad end
 if redis.call('DEL', key) == 0 then return {NOT_FOUND} end

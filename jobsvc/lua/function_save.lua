@@ -2,14 +2,14 @@
 -- every change. A disabled function's "ns/name" is in the disabled set that claim.lua checks.
 -- Everything is checked before the first write (names, key types, the stored version), so a refusal or an
 -- error leaves Redis as it was.
--- KEYS: none
+-- KEYS: function, function_names, function_namespaces, functions_disabled, wake
 -- ARGV: prefix, namespace, name, spec_json (canonical), enabled (1|0), mode (create|update|upsert),
 --       expected_version ('' for any), wake_queue ('' for none), wake_cap
 -- Returns: {OK, version, changed (1|0)}; {NOT_FOUND} no such function (update); {EXISTS, version} exists (create);
 --          {CONFLICT, version} the stored version is not the expected one (a concurrent change);
 --          an error reply, nothing written: a name outside [A-Za-z0-9_.-], a key of another type than
 --          jobsvc/engine/keys.py gives it, a stored function without a numeric version, or a bad argument
-local prefix, ns, name, spec, enabled, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1', ARGV[6]
+local ns, name, spec, enabled, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1', ARGV[6]
 local wake_queue, wake_cap = ARGV[8], tonumber(ARGV[9])
 -- The key layout (jobsvc/engine/keys.py) relies on names without ':' or '/': never write a key from one.
 if not (string.match(ns, '^[%w_.%-]+$') and string.match(name, '^[%w_.%-]+$')) then
@@ -20,13 +20,13 @@ if (ARGV[7] ~= '' and not expected) or (wake_queue ~= '' and not wake_cap) then
   return redis.error_reply('function_save: bad expected_version or wake_cap: nothing changed')
 end
 local ref = ns .. '/' .. name
-local key = prefix .. 'function:' .. ref
-local index = prefix .. 'function_names:' .. ns
-local spaces = prefix .. 'function_namespaces'
-local disabled = prefix .. 'functions:disabled'
+local key = K['function'](ns, name)
+local index = K.function_names(ns)
+local spaces = K.function_namespaces
+local disabled = K.functions_disabled
 local checks = {key, 'hash', index, 'zset', spaces, 'zset', disabled, 'set'}
 if wake_queue ~= '' then
-  checks[#checks + 1] = prefix .. 'wake:' .. wake_queue
+  checks[#checks + 1] = K.wake(wake_queue)
   checks[#checks + 1] = 'list'
 end
 local bad = wrong_type(checks)
@@ -48,7 +48,7 @@ redis.call('HSET', key, unpack(fields))
 if enabled then
   -- Jobs held while it was disabled can run again: wake the workers of its queue.
   if redis.call('SREM', disabled, ref) == 1 and wake_queue ~= '' then
-    wake_workers(prefix, wake_queue, wake_cap, wake_cap)
+    wake_workers(wake_queue, wake_cap, wake_cap)
   end
 else
   redis.call('SADD', disabled, ref)

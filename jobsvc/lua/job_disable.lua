@@ -3,11 +3,11 @@
 -- scheduled or deferred job keeps its state, its place in the schedule and its dependencies; a scheduled or
 -- deferred one becomes queued when due and waits there. The flag is one more field of the HMGET claim.lua
 -- makes anyway (js_disabled): holding costs the hot path no command.
--- KEYS: none
+-- KEYS: job
 -- ARGV: prefix, id
 -- Returns: {OK, state}; {NOT_FOUND} no such job; {WRONG_STATE, state} the job has started or ended
 local id = ARGV[2]
-local key = job_key(id)
+local key = K.job(id)
 local state = state_of(key)
 if not state then return {NOT_FOUND} end
 if state ~= 'queued' and state ~= 'scheduled' and state ~= 'deferred' then return {WRONG_STATE, state} end

@@ -3,11 +3,11 @@
 -- sender then (at-least-once delivery), its attempt is counted, and it is marked with the sender's claim token:
 -- only that claim may settle it (notify_settle.lua), and a newer notification of the same job (the job was
 -- retried and ended again) replaces the hash, so a late settle of the old one changes nothing.
--- KEYS: none
+-- KEYS: notify, notify_entry
 -- ARGV: prefix, limit, lease_ms, claim_token
 -- Returns: {id1, {field1, value1, ...}, id2, {...}, ...} (fields of the notification hash, attempts counted)
-local prefix, limit, lease_ms, claim = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local zkey = prefix .. 'notify'
+local limit, lease_ms, claim = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local zkey = K.notify
 local now = now_ms()
 local out = {}
 -- A few more candidates than asked for: stale entries met on the way are dropped, and the caller still gets
@@ -15,7 +15,7 @@ local out = {}
 local taken = 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', zkey, '-inf', now, 'LIMIT', 0, limit + 100)) do
   if taken >= limit then break end
-  local nkey = prefix .. 'notify:' .. id
+  local nkey = K.notify_entry(id)
   if redis.call('EXISTS', nkey) == 0 then
     redis.call('ZREM', zkey, id)  -- its job's notification was settled or dropped elsewhere
   else

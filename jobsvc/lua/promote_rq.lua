@@ -8,29 +8,29 @@
 -- and due by this script's clock, so a job is never early and never moved twice. While rq-scheduler's lock
 -- exists an `rqscheduler` process is moving jobs itself (enqueue, then ZREM, not atomic): its zset is left
 -- alone for that pass, so the two never both enqueue one job.
--- KEYS: none
+-- KEYS: count, job, lane, lanes, rq_queue, rq_queues, rq_scheduled, wake
 -- ARGV: prefix, limit, enqueued_at, wake_cap, rq-scheduler zset, rq-scheduler lock, the epoch seconds up to
 --       which the caller read the zset's due ids, the one-off ones among them...
 -- Returns: {number of jobs promoted, next due time in rq-scheduler's zset (ms, -1 for none), now (ms)}
-local prefix, limit, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
+local limit, cap = tonumber(ARGV[2]), tonumber(ARGV[4])
 local now = now_ms()
 local now_s = math.floor(now / 1000)
 local total = 0
 local woken = {}
 
 local function promote(id, queue)
-  local h = redis.call('HMGET', job_key(id), 'status', 'js_group', 'js_state', 'js_priority')
+  local h = redis.call('HMGET', K.job(id), 'status', 'js_group', 'js_state', 'js_priority')
   if not h[1] then return end
   -- js_ready_ms (written by ready_again): claim.lua measures the job's enqueue-to-start wait from it.
-  if ready_again(prefix, id, queue, h[2], h[4], false, ARGV[3], now, h[3]) then
+  if ready_again(id, queue, h[2], h[4], false, ARGV[3], now, h[3]) then
     woken[queue] = (woken[queue] or 0) + 1
   end
   total = total + 1
 end
 
-for _, qkey in ipairs(redis.call('SMEMBERS', 'rq:queues')) do
-  local queue = string.sub(qkey, 10)
-  local zkey = 'rq:scheduled:' .. queue
+for _, qkey in ipairs(redis.call('SMEMBERS', K.rq_queues)) do
+  local queue = string.sub(qkey, #K.rq_queue("") + 1)
+  local zkey = K.rq_scheduled(queue)
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', zkey, '-inf', now_s, 'LIMIT', 0, limit)) do
     redis.call('ZREM', zkey, id)
     promote(id, queue)
@@ -45,16 +45,16 @@ if #ARGV > 7 and redis.call('EXISTS', ARGV[6]) == 0 then
     local score = redis.call('ZSCORE', szkey, id)
     if score and tonumber(score) * 1000 <= now then
       redis.call('ZREM', szkey, id)
-      local origin = redis.call('HGET', job_key(id), 'origin')
+      local origin = redis.call('HGET', K.job(id), 'origin')
       if origin then
         -- rq-scheduler's job may name a queue RQ has not registered yet (RQ's enqueue_job adds it).
-        redis.call('SADD', 'rq:queues', 'rq:queue:' .. origin)
+        redis.call('SADD', K.rq_queues, K.rq_queue(origin))
         promote(id, origin)
       end
     end
   end
 end
-for queue, n in pairs(woken) do wake_workers(prefix, queue, n, cap) end
+for queue, n in pairs(woken) do wake_workers(queue, n, cap) end
 
 -- The next entry after what the caller read: one that fell due since is returned (due now, so the caller passes
 -- again at once); recurring ones the caller left are not (they would wake it in a loop).

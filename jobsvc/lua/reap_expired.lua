@@ -10,13 +10,13 @@
 --   quarantine, and without retry= it fails at its first lost lease anyway. Its lease losses are still counted.
 -- A job that fails for good releases its dependents that allow failure (deferred -> queued), in the same step (as
 -- fail.lua; RQ's cleanup calls enqueue_dependents too).
--- KEYS: none
+-- KEYS: canceled, count, created, deferred, dependencies, dependents, failed, finished, job, lane, lanes, leases, minute, notify, notify_entry, quarantined, results, rq_queue, runs, schedule_stats, scheduled, scheduled_in, scheduler_wake, tally, wake
 -- ARGV: prefix, max_lease_losses, limit, abandoned_exc_string_b64z (RQ's result payload for an RQ job failed
 --       here), enqueued_at, default_failure_ttl, wake_cap
 -- Returns: {requeued (queued or scheduled for a retry), failed, quarantined, next_expiry_ms (-1 if none), now_ms}
-local prefix, max_losses, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local max_losses, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
 local wake_cap = tonumber(ARGV[7])
-local leases = prefix .. 'leases'
+local leases = K.leases
 local now = now_ms()
 local requeued, failed, quarantined = 0, 0, 0
 
@@ -25,33 +25,33 @@ local requeued, failed, quarantined = 0, 0, 0
 local function retry(id, queue, h, plan, rq)
   local fields = {}
   for _, v in ipairs(plan.fields) do fields[#fields + 1] = v end
-  if #fields > 0 then redis.call('HSET', job_key(id), unpack(fields)) end
+  if #fields > 0 then redis.call('HSET', K.job(id), unpack(fields)) end
   if plan.delay_ms > 0 then
-    make_scheduled(prefix, id, now + plan.delay_ms, queue)
-    gauge(prefix, h[8], 'running', 'scheduled')
+    make_scheduled(id, now + plan.delay_ms, queue)
+    gauge(h[8], 'running', 'scheduled')
   else
-    make_ready(prefix, id, queue, h[2], plan.front or not rq, ARGV[5], now)
-    gauge(prefix, h[8], 'running', 'queued')
-    wake_workers(prefix, queue, 1, wake_cap)
+    make_ready(id, queue, h[2], plan.front or not rq, ARGV[5], now)
+    gauge(h[8], 'running', 'queued')
+    wake_workers(queue, 1, wake_cap)
   end
 end
 
 -- Failed for good: FailedJobRegistry for its failure TTL, dependents that allow failure released.
 local function fail(id, queue, h, reason, rq)
-  local key = job_key(id)
+  local key = K.job(id)
   redis.call('HSET', key, 'status', 'failed', 'js_state', 'failed', 'js_error', reason, 'js_ended_ms', now)
   if rq then
-    redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', 10, '*', 'type', 2, 'worker_name', '', 'exc_string', ARGV[4])
+    redis.call('XADD', K.results(id), 'MAXLEN', 10, '*', 'type', 2, 'worker_name', '', 'exc_string', ARGV[4])
   end
   local waiting = 0
-  if h[11] or rq then waiting = release_dependents(prefix, id, 'failed', ARGV[5], now, wake_cap) end
-  file_ended(prefix, now, id, queue, h[8], 'running', 'failed', tonumber(h[5]) or tonumber(ARGV[6]), true,
+  if h[11] or rq then waiting = release_dependents(id, 'failed', ARGV[5], now, wake_cap) end
+  file_ended(now, id, queue, h[8], 'running', 'failed', tonumber(h[5]) or tonumber(ARGV[6]), true,
     dependency_keys(id, h[12], waiting))
 end
 
 local ids = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(ids) do
-  local key = job_key(id)
+  local key = K.job(id)
   redis.call('ZREM', leases, id)
   local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_attempts', 'js_max_attempts',
     'failure_ttl', 'js_started_ms', 'worker_name', 'js_group', 'js_schedule', 'js_callback', 'js_dependents',
@@ -72,10 +72,10 @@ for _, id in ipairs(ids) do
     else outcome = 'failed' end
     local lost = rq and 'lease expired (its worker died or hung; RQ: AbandonedJobError)'
       or 'lease expired (lease loss ' .. losses .. ' of ' .. max_losses .. ')'
-    add_run(prefix, id, {attempt = attempts, worker = h[7], started_ms = tonumber(h[6]), ended_ms = now,
+    add_run(id, {attempt = attempts, worker = h[7], started_ms = tonumber(h[6]), ended_ms = now,
       outcome = 'lease_lost', exc_type = 'LeaseExpired', message = lost .. ': ' .. outcome})
     -- The run lasted until its lease ran out, as far as anyone can tell.
-    run_counted(prefix, now, queue, h[8], 'lease_lost', run_ms(now, nil, nil, h[6]))
+    run_counted(now, queue, h[8], 'lease_lost', run_ms(now, nil, nil, h[6]))
     if outcome == 'requeued' then
       retry(id, queue, h, plan, rq)
       requeued = requeued + 1
@@ -87,15 +87,15 @@ for _, id in ipairs(ids) do
       if outcome == 'quarantined' then
         -- Quarantine keeps the job until an operator decides.
         redis.call('HSET', key, 'status', 'failed', 'js_state', 'quarantined', 'js_error', reason, 'js_ended_ms', now)
-        file_ended(prefix, now, id, queue, h[8], 'running', 'quarantined', -1)
+        file_ended(now, id, queue, h[8], 'running', 'quarantined', -1)
         quarantined = quarantined + 1
       else
         fail(id, queue, h, reason, rq)
         failed = failed + 1
       end
       -- Counted, told and charged to its schedule as any end; its run time was observed with the lease loss.
-      run_counted(prefix, now, queue, h[8], outcome)
-      job_told(prefix, now, id, h[9], h[10], outcome, 'error', reason)
+      run_counted(now, queue, h[8], outcome)
+      job_told(now, id, h[9], h[10], outcome, 'error', reason)
     end
   end
 end

@@ -4,13 +4,13 @@
 -- Also records a run-now (expected '*': the next fire time is neither checked nor changed).
 -- Everything is checked before the first write (arguments, key types), so an error leaves the schedule as
 -- it was.
--- KEYS: none
+-- KEYS: schedule, schedule_run, schedule_runs, schedule_stats, schedules_due, schedules_pending
 -- ARGV: prefix, id, expected_next ('*': keep), new_next ('' for none), last_job ('' to keep), last_fire_ms,
 --       runs_kept, fired, skipped, missed, nrec, then per record: member, scheduled_ms, json, pending (1|0)
 -- Returns: {OK}; {NOT_FOUND} no such schedule; {CONFLICT} the next fire time moved (another pass fired it);
 --          an error reply, nothing written: a bad argument, or a key of another type than jobsvc/engine/keys.py
 --          gives it
-local prefix, id = ARGV[1], ARGV[2]
+local id = ARGV[2]
 local kept, nrec = tonumber(ARGV[7]), tonumber(ARGV[11])
 local COUNTED = {'runs', 'skipped', 'missed'}
 local counts = {tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])}
@@ -18,9 +18,9 @@ local ok = kept and nrec and counts[1] and counts[2] and counts[3] and #ARGV == 
   and (ARGV[4] == '' or tonumber(ARGV[4]))
 for i = 12, #ARGV, 4 do ok = ok and tonumber(ARGV[i + 1]) end
 if not ok then return redis.error_reply('schedule_advance: bad arguments: nothing changed') end
-local key = prefix .. 'schedule:' .. id
-local due, pending = prefix .. 'schedules:due', prefix .. 'schedules:pending'
-local stats, runs, recs = key .. ':stats', key .. ':runs', key .. ':run'
+local key = K.schedule(id)
+local due, pending = K.schedules_due, K.schedules_pending
+local stats, runs, recs = K.schedule_stats(id), K.schedule_runs(id), K.schedule_run(id)
 local bad = wrong_type({key, 'hash', due, 'zset', pending, 'zset', stats, 'hash', runs, 'zset', recs, 'hash'})
 if bad then return bad end
 for i, name in ipairs(COUNTED) do

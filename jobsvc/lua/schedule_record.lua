@@ -5,12 +5,12 @@
 -- schedule keys have another type than jobsvc/engine/keys.py gives them, its record is not JSON, its schedule's
 -- runtime counters are not integers) only leaves the pending set, and is returned for the caller to log:
 -- one damaged entry neither stops the pass nor is retried forever.
--- KEYS: none
+-- KEYS: job, schedule, schedule_run, schedule_stats, schedules_pending
 -- ARGV: prefix, limit, after_score ('-inf' to start over)
 -- Returns: {visited, finalized, next_after_score ('-inf' when the end was reached), {dropped run ids}};
 --          an error reply, nothing written: the pending set is not a sorted set
-local prefix, limit = ARGV[1], tonumber(ARGV[2])
-local pending = prefix .. 'schedules:pending'
+local limit = tonumber(ARGV[2])
+local pending = K.schedules_pending
 local bad = wrong_type({pending, 'zset'})
 if bad then return bad end
 local low = ARGV[3] == '-inf' and '-inf' or '(' .. ARGV[3]
@@ -39,22 +39,23 @@ local function outcome(rec, gone, state, h)
   return cjson.encode(r), duration
 end
 
--- What to do with one pending run: nil (not ended yet), or {member, skey, drop | rec, duration | del_stats}.
+-- What to do with one pending run: nil (not ended yet), or {member, run, stats, drop | rec, duration | del_stats}.
 local function plan(member)
-  local skey = prefix .. 'schedule:' .. (string.match(member, '^([^:]+):') or '')
-  local p = {member = member, skey = skey}
-  if wrong_type({job_key(member), 'hash', skey .. ':run', 'hash', skey .. ':stats', 'hash'}) then
+  local sid = string.match(member, '^([^:]+):') or ''
+  local skey = K.schedule(sid)
+  local p = {member = member, run = K.schedule_run(sid), stats = K.schedule_stats(sid)}
+  if wrong_type({K.job(member), 'hash', p.run, 'hash', p.stats, 'hash'}) then
     p.drop = true
     return p
   end
-  local h = redis.call('HMGET', job_key(member), 'js_state', 'status', 'js_started_ms', 'js_ended_ms', 'js_error')
+  local h = redis.call('HMGET', K.job(member), 'js_state', 'status', 'js_started_ms', 'js_ended_ms', 'js_error')
   local gone = not h[1] and not h[2]
   local state = h[1] or rq_to_state[h[2] or ''] or 'queued'
   if not (gone or ended[state]) then return nil end
-  local rec = redis.call('HGET', skey .. ':run', member)
+  local rec = redis.call('HGET', p.run, member)
   if rec then
     p.rec, p.duration = outcome(rec, gone, state, h)
-    local counters = redis.call('HMGET', skey .. ':stats', 'runtime_ms', 'runtime_n')
+    local counters = redis.call('HMGET', p.stats, 'runtime_ms', 'runtime_n')
     p.drop = not p.rec or (p.duration and not (is_int(counters[1]) and is_int(counters[2])))
   elseif redis.call('EXISTS', skey) == 0 then
     p.del_stats = true  -- the schedule was deleted while this run was in flight
@@ -73,14 +74,14 @@ for _, p in ipairs(plans) do
   else
     finalized = finalized + 1
     if p.rec then
-      redis.call('HSET', p.skey .. ':run', p.member, p.rec)
+      redis.call('HSET', p.run, p.member, p.rec)
       if p.duration then
-        redis.call('HINCRBY', p.skey .. ':stats', 'runtime_ms', p.duration)
-        redis.call('HINCRBY', p.skey .. ':stats', 'runtime_n', 1)
+        redis.call('HINCRBY', p.stats, 'runtime_ms', p.duration)
+        redis.call('HINCRBY', p.stats, 'runtime_n', 1)
       end
     elseif p.del_stats then
       -- Drop the count its job's end wrote.
-      redis.call('DEL', p.skey .. ':stats')
+      redis.call('DEL', p.stats)
     end
   end
 end

@@ -10,13 +10,13 @@
 -- rather than dropped.
 -- The page is read here (range mode), or the caller's ids are first checked to still be members (ids mode,
 -- sorted sets only), so an id that a transition moved on meanwhile is never reported.
--- KEYS: none
+-- KEYS: job
 -- ARGV: prefix, fix (1|0), kind ('list' | 'zset'), key, expect (a state; 'lease' for the lease index;
 --       'any' for a created index), queue ('' = any), priority ('' = any), count (1|0: also return
 --       per group and state counts of the jobs found, for the gauge recount), mode ('range' | 'ids'),
 --       then start, stop (range: ranks / list indexes, as LRANGE and ZRANGE take them) or id1 .. idN (ids)
 -- Returns: {removed, n_read, n_missing, n_wrong, n_counts, missing ids .., wrong ids .., (group, state, n) ..}
-local prefix, fix, kind, key, expect = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4], ARGV[5]
+local fix, kind, key, expect = ARGV[2] == '1', ARGV[3], ARGV[4], ARGV[5]
 local queue, priority, count = ARGV[6], tonumber(ARGV[7]), ARGV[8] == '1'
 local ids
 if ARGV[9] == 'range' then
@@ -37,9 +37,9 @@ local function take_out(id)
 end
 
 for _, id in ipairs(ids) do
-  local h = redis.call('HMGET', job_key(id), 'js_state', 'status', 'origin', 'js_priority', 'js_token', 'js_group')
+  local h = redis.call('HMGET', K.job(id), 'js_state', 'status', 'origin', 'js_priority', 'js_token', 'js_group')
   local st = h[1] or (h[2] and (rq_to_state[h[2]] or 'queued'))
-  if not st and redis.call('EXISTS', job_key(id)) == 0 then
+  if not st and redis.call('EXISTS', K.job(id)) == 0 then
     missing[#missing + 1] = id
     if fix then take_out(id) end
   else

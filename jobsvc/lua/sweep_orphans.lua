@@ -14,12 +14,12 @@
 -- The edges it follows (RQ's moves, jobsvc/engine/states.py): completed | failed | cancelled | deferred -> queued (rq
 -- requeue, a registry's requeue, an RQ worker's enqueue_dependents); queued -> completed | failed (an RQ worker
 -- ran it); queued | scheduled | deferred -> cancelled (RQ's Job.cancel).
--- KEYS: none
+-- KEYS: canceled, count, created, deferred, failed, finished, job, lane, lanes, leases, quarantined, rq_queue, scheduled, scheduled_in, scheduler_wake, wake
 -- ARGV: prefix, fix (1|0), default_result_ttl, default_failure_ttl, wake_cap,
 --       then per job: id, lane_checked (1: the caller saw it in its lane, or does not ask; 0: look, O(lane))
 -- Returns: {n_orphan, n_unleased, n_unindexed, n_moved, orphan ids .., unleased ids .., unindexed ids ..,
 --           moved ids ..}
-local prefix, fix = ARGV[1], ARGV[2] == '1'
+local fix = ARGV[2] == '1'
 local default_result_ttl, default_failure_ttl, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
 local orphan, unleased, unindexed, moved, woken = {}, {}, {}, {}, {}
@@ -33,13 +33,13 @@ end
 -- jobsvc follows what RQ's own code did to job `id` (state st -> to; see the header).
 local function follow_rq(id, st, to, queue, prio, group, failure_ttl)
   if st == 'scheduled' then
-    redis.call('ZREM', prefix .. 'scheduled', id)
-    redis.call('ZREM', prefix .. 'scheduled:' .. queue, id)
+    redis.call('ZREM', K.scheduled, id)
+    redis.call('ZREM', K.scheduled_in(queue), id)
   elseif st == 'queued' and prio ~= 5 then
-    redis.call('LREM', lane_key(prefix, queue, prio), 0, id)  -- RQ's tools take ids off rq:queue only
+    redis.call('LREM', lane_key(queue, prio), 0, id)  -- RQ's tools take ids off rq:queue only
   end
-  local old = registry_of(prefix, st, queue)
-  if old and old ~= registry_of(prefix, to, queue) then redis.call('ZREM', old, id) end
+  local old = registry_of(st, queue)
+  if old and old ~= registry_of(to, queue) then redis.call('ZREM', old, id) end
   local fields = {'js_state', to}  -- js_state: queued | completed | failed | cancelled (RQ_MOVES)
   if to == 'queued' then
     for _, v in ipairs({'js_ready_ms', now, 'js_due', ''}) do fields[#fields + 1] = v end
@@ -48,8 +48,8 @@ local function follow_rq(id, st, to, queue, prio, group, failure_ttl)
     end
     -- RQ put it on rq:queue (priority 5); a job of another lane goes to its own (a pull job must not be
     -- popped by a Python worker).
-    if prio ~= 5 and redis.call('LREM', 'rq:queue:' .. queue, 0, id) > 0 then
-      push_lane(prefix, queue, prio, id, false)
+    if prio ~= 5 and redis.call('LREM', K.rq_queue(queue), 0, id) > 0 then
+      push_lane(queue, prio, id, false)
     end
     if prio <= PULL_LANE_OFFSET then woken[queue] = (woken[queue] or 0) + 1 end
   else
@@ -57,14 +57,14 @@ local function follow_rq(id, st, to, queue, prio, group, failure_ttl)
   end
   -- RQ scores a cancelled job with the cancel time and never expires it; jobsvc keeps one it counts for its
   -- failure TTL, as file_ended does (else the TTL sweep would delete it at once).
-  if to == 'cancelled' then redis.call('ZADD', 'rq:canceled:' .. queue, expiry(now, failure_ttl), id) end
-  redis.call('HSET', job_key(id), unpack(fields))
-  gauge(prefix, group, st, to)
+  if to == 'cancelled' then redis.call('ZADD', K.canceled(queue), expiry(now, failure_ttl), id) end
+  redis.call('HSET', K.job(id), unpack(fields))
+  gauge(group, st, to)
 end
 
 for i = 6, #ARGV, 2 do
   local id, lane_checked = ARGV[i], ARGV[i + 1] == '1'
-  local h = redis.call('HMGET', job_key(id), 'js_state', 'origin', 'js_priority', 'js_due', 'js_lease_exp',
+  local h = redis.call('HMGET', K.job(id), 'js_state', 'origin', 'js_priority', 'js_due', 'js_lease_exp',
     'js_ended_ms', 'js_created_ms', 'result_ttl', 'failure_ttl', 'status', 'js_group')
   local st, queue = h[1], h[2]
   if st and queue then
@@ -78,52 +78,52 @@ for i = 6, #ARGV, 2 do
     elseif not rq_agrees(st, h[10]) then
       -- RQ is running it or has delayed it: its structures are RQ's until it comes back.
     elseif st == 'queued' then
-      local in_lane = lane_checked or redis.call('LPOS', lane_key(prefix, queue, prio), id, 'RANK', -1)
-      local poppable = prio == 5 or redis.call('SISMEMBER', prefix .. 'lanes:' .. queue, prio) == 1
+      local in_lane = lane_checked or redis.call('LPOS', lane_key(queue, prio), id, 'RANK', -1)
+      local poppable = prio == 5 or redis.call('SISMEMBER', K.lanes(queue), prio) == 1
       if not in_lane or not poppable then
         orphan[#orphan + 1] = id
         if fix then
           if in_lane then
-            redis.call('SADD', prefix .. 'lanes:' .. queue, prio)
+            redis.call('SADD', K.lanes(queue), prio)
           else
-            push_lane(prefix, queue, prio, id, false)
+            push_lane(queue, prio, id, false)
           end
           woken[queue] = (woken[queue] or 0) + 1
         end
       end
     elseif st == 'scheduled' then
-      if not redis.call('ZSCORE', prefix .. 'scheduled', id)
-          or not redis.call('ZSCORE', prefix .. 'scheduled:' .. queue, id) then
+      if not redis.call('ZSCORE', K.scheduled, id)
+          or not redis.call('ZSCORE', K.scheduled_in(queue), id) then
         orphan[#orphan + 1] = id
-        if fix then make_scheduled(prefix, id, tonumber(h[4]) or now, queue) end  -- js_state: unchanged
+        if fix then make_scheduled(id, tonumber(h[4]) or now, queue) end  -- js_state: unchanged
       end
     elseif st == 'running' then
-      if not redis.call('ZSCORE', prefix .. 'leases', id) then
+      if not redis.call('ZSCORE', K.leases, id) then
         unleased[#unleased + 1] = id
-        if fix then redis.call('ZADD', prefix .. 'leases', tonumber(h[5]) or 0, id) end
+        if fix then redis.call('ZADD', K.leases, tonumber(h[5]) or 0, id) end
       end
     elseif st == 'completed' then
       local ttl = tonumber(h[8]) or default_result_ttl
-      if ttl ~= 0 then reg, score = 'rq:finished:' .. queue, expiry(ended, ttl) end
+      if ttl ~= 0 then reg, score = K.finished(queue), expiry(ended, ttl) end
     elseif st == 'failed' then
       local ttl = tonumber(h[9]) or default_failure_ttl
-      if ttl ~= 0 then reg, score = 'rq:failed:' .. queue, expiry(ended, ttl) end
+      if ttl ~= 0 then reg, score = K.failed(queue), expiry(ended, ttl) end
     elseif st == 'quarantined' then
-      reg, score = prefix .. 'quarantined:' .. queue, ended or now
+      reg, score = K.quarantined(queue), ended or now
     elseif st == 'cancelled' then  -- kept for its failure TTL, as file_ended scores it (0: due now)
-      reg, score = 'rq:canceled:' .. queue, expiry(ended, tonumber(h[9]) or default_failure_ttl)
+      reg, score = K.canceled(queue), expiry(ended, tonumber(h[9]) or default_failure_ttl)
     end
     if reg and not redis.call('ZSCORE', reg, id) then
       orphan[#orphan + 1] = id
       if fix then redis.call('ZADD', reg, score, id) end
     end
-    if not redis.call('ZSCORE', prefix .. 'created:' .. queue, id) then
+    if not redis.call('ZSCORE', K.created(queue), id) then
       unindexed[#unindexed + 1] = id
-      if fix then redis.call('ZADD', prefix .. 'created:' .. queue, tonumber(h[7]) or now, id) end
+      if fix then redis.call('ZADD', K.created(queue), tonumber(h[7]) or now, id) end
     end
   end
 end
-for queue, n in pairs(woken) do wake_workers(prefix, queue, n, cap) end
+for queue, n in pairs(woken) do wake_workers(queue, n, cap) end
 local out = {#orphan, #unleased, #unindexed, #moved}
 for _, list in ipairs({orphan, unleased, unindexed, moved}) do
   for _, id in ipairs(list) do out[#out + 1] = id end

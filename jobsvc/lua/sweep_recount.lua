@@ -6,13 +6,13 @@
 -- make the recount stale: the chunked recount of a bigger queue (jobsvc/admin/bulk/) compares the gauges before and
 -- after instead, and leaves a group that moved meanwhile for the next sweep.
 -- Cost: O(ids indexed + groups of every queue) commands: 11 ms for 5,000 ids (2-core machine).
--- KEYS: none
+-- KEYS: count, created, groups, job
 -- ARGV: prefix, fix (1|0), queue, max, n_extra, then (group, state, n) * n_extra: jobs the caller found that the
 --       index lacks (a report-only sweep does not add them), counted as if it held them
 -- Returns: {} when the index holds more than max ids (nothing read or written: the caller recounts in chunks); else
 --          {removed, n_read, n_missing, n_wrong, n_drift, missing ids .., wrong ids .., drifted groups ..}
-local prefix, fix, queue, max = ARGV[1], ARGV[2] == '1', ARGV[3], tonumber(ARGV[4])
-local ckey = prefix .. 'created:' .. queue
+local fix, queue, max = ARGV[2] == '1', ARGV[3], tonumber(ARGV[4])
+local ckey = K.created(queue)
 if redis.call('ZCARD', ckey) > max then return {} end
 local ids = redis.call('ZRANGE', ckey, 0, -1)
 local counts, missing, wrong, gone = {}, {}, {}, {}
@@ -23,9 +23,9 @@ local function add(group, state, n)
 end
 
 for _, id in ipairs(ids) do
-  local h = redis.call('HMGET', job_key(id), 'js_state', 'status', 'origin', 'js_group')
+  local h = redis.call('HMGET', K.job(id), 'js_state', 'status', 'origin', 'js_group')
   local st = h[1] or (h[2] and (rq_to_state[h[2]] or 'queued'))
-  if not st and redis.call('EXISTS', job_key(id)) == 0 then
+  if not st and redis.call('EXISTS', K.job(id)) == 0 then
     missing[#missing + 1] = id
     gone[#gone + 1] = id
   elseif h[3] ~= queue then
@@ -41,7 +41,7 @@ for i = 6, 5 + 3 * n_extra, 3 do add(ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
 -- The gauge of `group` as {state = n} without zeros, and whether it equals want.
 local function same(group, want)
   local have = {}
-  local raw = redis.call('HGETALL', prefix .. 'count:' .. group)
+  local raw = redis.call('HGETALL', K.count(group))
   for i = 1, #raw, 2 do
     local n = tonumber(raw[i + 1])
     if n ~= 0 then have[raw[i]] = n end
@@ -57,7 +57,7 @@ end
 
 local groups, seen = {}, {}
 local head = queue .. '|'
-for _, g in ipairs(redis.call('SMEMBERS', prefix .. 'groups')) do
+for _, g in ipairs(redis.call('SMEMBERS', K.groups)) do
   if string.sub(g, 1, #head) == head then groups[#groups + 1] = g; seen[g] = true end
 end
 for g in pairs(counts) do
@@ -70,14 +70,14 @@ for _, g in ipairs(groups) do
   if not same(g, want) then
     drift[#drift + 1] = g
     if fix then
-      local key = prefix .. 'count:' .. g
+      local key = K.count(g)
       redis.call('DEL', key)
       local fields = {}
       for st, n in pairs(want) do
         if n ~= 0 then fields[#fields + 1] = st; fields[#fields + 1] = n end
       end
       if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
-      redis.call('SADD', prefix .. 'groups', g)
+      redis.call('SADD', K.groups, g)
     end
   end
 end

@@ -8,11 +8,11 @@
 -- An id whose job is already gone, or is no longer in that state, only leaves the registry. A job cancelled
 -- by plain RQ (no js_state; RQ scores it with the cancel time and never expires it) is kept, as RQ keeps it:
 -- its entry moves to +inf (counted as dropped).
--- KEYS: none
+-- KEYS: canceled, count, created, deferred, dependencies, dependents, failed, finished, job, quarantined, results, runs
 -- ARGV: prefix, queue, state ('completed' | 'failed' | 'cancelled'), limit, nsample
 -- Returns: {seen, deleted, dropped, deleted_id1 ..}: seen < limit means nothing due is left
-local prefix, queue, state, limit, nsample = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-local registry = TTL_STATES[state] and registry_of(prefix, state, queue)
+local queue, state, limit, nsample = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local registry = TTL_STATES[state] and registry_of(state, queue)
 if not registry then return redis.error_reply('sweep_ttl: ' .. tostring(state) .. ' has no TTL registry') end
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', registry, '-inf', string.format('%.3f', now / 1000), 'LIMIT', 0, limit)
@@ -20,11 +20,11 @@ if #ids == 0 then return {0, 0, 0} end
 local deleted, dropped = 0, 0
 local sample, gone, dels, kept_rq = {}, {}, {}, {}
 for _, id in ipairs(ids) do
-  local key = job_key(id)
+  local key = K.job(id)
   local h = redis.call('HMGET', key, 'js_state', 'status', 'origin', 'js_group')
   local st = h[1] or (h[2] and (rq_to_state[h[2]] or 'queued'))
   if st == state and h[3] == queue and (h[1] or state ~= 'cancelled') then
-    collect_deletion(prefix, id, h[4], state, dels)
+    collect_deletion(id, h[4], state, dels)
     gone[#gone + 1] = id
     if #sample < nsample then sample[#sample + 1] = id end
     deleted = deleted + 1
@@ -41,8 +41,8 @@ redis.call('ZREM', registry, unpack(ids))
 for _, id in ipairs(kept_rq) do redis.call('ZADD', registry, '+inf', id) end
 if #dels > 0 then redis.call('DEL', unpack(dels)) end
 if #gone > 0 then
-  leave_ended_registries(prefix, queue, gone)
-  redis.call('ZREM', prefix .. 'created:' .. queue, unpack(gone))
+  leave_ended_registries(queue, gone)
+  redis.call('ZREM', K.created(queue), unpack(gone))
 end
 local out = {#ids, deleted, dropped}
 for _, id in ipairs(sample) do out[#out + 1] = id end

@@ -8,15 +8,15 @@
 --   FailedJobRegistry (rq:failed:<q>) for its failure TTL, and a failed result entry. jobsvc's state is 'failed',
 --   the state of the registry it sits in, so listing, gauges and `rq info` agree. No retry, whatever
 --   retries_left says, and its dependents stay deferred (RQ: a stopped dependency is never met).
--- KEYS: none
+-- KEYS: canceled, count, created, deferred, failed, finished, job, leases, minute, notify, notify_entry, quarantined, results, runs, schedule_stats, tally, terminate
 -- ARGV: prefix, id, ended_at, failure_ttl_default, mode ('terminate' | 'stop'), stop_exc_string_b64z (RQ's
 --       result payload of a stop: 'Job stopped by user, work-horse terminated.'; '' with 'terminate')
 -- Returns: {OK, worker}; {NOT_FOUND} no such job; {WRONG_STATE, state} not running; an error reply for an unknown mode
-local prefix, id, mode = ARGV[1], ARGV[2], ARGV[5] or 'terminate'
+local id, mode = ARGV[2], ARGV[5] or 'terminate'
 if mode ~= 'terminate' and mode ~= 'stop' then
   return redis.error_reply('terminate.lua: mode must be terminate or stop, not ' .. mode)
 end
-local key = job_key(id)
+local key = K.job(id)
 if redis.call('EXISTS', key) == 0 then return {NOT_FOUND} end
 local state = state_of(key)
 if state ~= 'running' then return {WRONG_STATE, state} end
@@ -27,28 +27,28 @@ local ttl = tonumber(h[7]) or tonumber(ARGV[4])
 local now = now_ms()
 local stop = mode == 'stop'
 local reason = stop and 'JobStopped: by send_stop_job_command' or 'Terminated: by an operator'
-drop_lease(prefix, id)
+drop_lease(id)
 hset_unleased(key, {'status', stop and 'stopped' or 'canceled', 'js_state', stop and 'failed' or 'cancelled',
   'ended_at', ARGV[3], 'js_ended_ms', now, 'js_error', reason})
-add_run(prefix, id, {attempt = tonumber(h[4]), worker = worker, started_ms = tonumber(h[5]), ended_ms = now,
+add_run(id, {attempt = tonumber(h[4]), worker = worker, started_ms = tonumber(h[5]), ended_ms = now,
   outcome = stop and 'stopped' or 'terminated', exc_type = stop and 'JobStopped' or 'Terminated',
   message = stop and 'stopped by send_stop_job_command' or 'terminated by an operator'})
 local ended = stop and 'failed' or 'cancelled'
 if stop then
-  redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', 10, '*', 'type', 2, 'worker_name', worker,
+  redis.call('XADD', K.results(id), 'MAXLEN', 10, '*', 'type', 2, 'worker_name', worker,
     'exc_string', ARGV[6], 'execution_started_at', tostring((tonumber(h[5]) or now) / 1000),
     'execution_ended_at', tostring(now / 1000))
 end
 -- A stop with failure_ttl 0 is deleted at once, as fail.lua and RQ's FailedJobRegistry.add do; a terminated
 -- job is kept until the next TTL sweep (file_ended).
-file_ended(prefix, now, id, queue, h[2], 'running', ended, ttl)
+file_ended(now, id, queue, h[2], 'running', ended, ttl)
 -- Only a Python worker reads a terminate list: a job held by an HTTP handler service ('callback') or a pull
 -- worker just loses its lease (their next heartbeat or ack gets 409).
 if worker ~= '' and worker ~= 'callback' and string.sub(worker, 1, 5) ~= 'pull:' then
-  local tkey = prefix .. 'terminate:' .. worker
+  local tkey = K.terminate(worker)
   redis.call('RPUSH', tkey, id)
   redis.call('EXPIRE', tkey, 3600)
 end
-run_counted(prefix, now, queue, h[2], ended)
-job_told(prefix, now, id, nil, h[6], ended, 'error', reason)
+run_counted(now, queue, h[2], ended)
+job_told(now, id, nil, h[6], ended, 'error', reason)
 return {OK, worker}

@@ -1,27 +1,31 @@
-"""Inventory of what keeps jobsvc's Lua scripts off Redis Cluster (issue 15): every place a script builds a key
-name itself instead of reading it from KEYS. Redis Cluster routes a script by its KEYS alone, so a key the
-script makes up may live on another shard (CROSSSLOT, or a silent write to the wrong node's slot)."""
+"""No Lua script spells a key name (issue 15, step one): every key comes from jobsvc/engine/keys.py's table
+(FAMILIES) through KEYS. Redis Cluster routes a script by its KEYS alone, so a key a script made up itself could
+live on another shard; and with one table, Python and Lua cannot disagree on a name.
+
+The loader (jobsvc/engine/scripts.py) finds the families each script uses (`K.<family>`, its own and that of the
+_lib.lua helpers it calls), checks them against the script's `-- KEYS:` header and passes their templates in KEYS.
+These tests check the scripts' text: no prefix, no key literal."""
 from __future__ import annotations
 
 import re
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from jobsvc.engine import scripts
+from jobsvc.engine.keys import FAMILIES, PREFIX, template
+
 LUA_DIR = Path(__file__).resolve().parents[2] / "jobsvc" / "lua"
 
-# _lib.lua's helpers that return key names, and the ways a script makes one: the prefix (jobsvc's keys) or a
-# key literal such as 'rq:job:' (RQ's) concatenated with a name, or the prefix handed to a helper that does so.
-# A definition (`local function job_key(...)`) is not a site; the concatenation in its body is.
-KEY_HELPERS = ("job_key", "dependents_key", "dependencies_key", "lane_key", "registry_of", "terminal_registry",
-               "job_keys", "dependency_keys")
+# The ways a script could still make a key name itself: the prefix (jobsvc's keys), a literal of RQ's keys
+# ('rq:job:' .. id, 'rq:queues'), or a literal with a family's name and ':' joined to a name ('lane:' .. q).
+# A lone ':' or '|' joins the parts of one name (an idempotency scope, a counter field), not a key; a literal with
+# a space is a message.
 SITE = re.compile(
-    r"(?<!function )\b(?:" + "|".join(KEY_HELPERS) + r")\s*\("      # a key helper called
-    r"|(?<!function )\bname_of\s*\(\s*prefix\b"                      # name_of(prefix, ...)
-    r"|(?<!function )\b\w+\s*\(\s*prefix\s*[,)]"                     # the prefix handed to a helper
-    r"|\bprefix\s*\.\."                                              # prefix .. 'name'
-    r"|(['\"])(?:rq|jobsvc):[^'\"]*\1\s*\.\.")                       # 'rq:job:' .. id
+    r"\bprefix\b"
+    r"|(['\"])rq:[^'\"]*\1"
+    r"|(['\"])[^'\"\s]*\w:[^'\"\s]*\2\s*\.\."
+    r"|\.\.\s*(['\"]):[^'\"\s]*\w[^'\"\s]*\3")
 
 
 def code_of(line: str) -> str:
@@ -46,25 +50,62 @@ def key_building_sites(text: str) -> list[tuple[int, str]]:
 def test_the_scanner_finds_built_names_and_ignores_keys_and_comments():
     script = "\n".join([
         "local prefix = ARGV[1]",
-        "local job = KEYS[1]  -- read from KEYS: fine",
-        "redis.call('ZADD', prefix .. 'leases', 1, id)",
-        "redis.call('HGET', job_key(id), 'status')",
-        "make_ready(prefix, id, queue)",
-        "local k = 'rq:results:' .. id",
-        "local function job_key(id) return KEYS[2] end",
-        "-- prefix .. 'in a comment' and job_key(x)",
+        "local job = K.job(id)  -- from KEYS: fine",
+        "redis.call('ZADD', x .. 'leases:' .. y, 1, id)",
+        "redis.call('SMEMBERS', 'rq:queues')",
+        "local k = key .. ':stats'",
+        "local field = queue .. '|' .. event",
+        "local scope = ns .. ':' .. key",
+        "-- prefix .. 'in a comment' and 'rq:job:' .. x",
         "local s = 'a -- b' .. x  -- a string with dashes, not a key",
     ])
-    assert [n for n, _ in key_building_sites(script)] == [3, 4, 5, 6]
+    assert [n for n, _ in key_building_sites(script)] == [1, 3, 4, 5]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 15: scripts build key names in Lua")
 def test_no_script_builds_a_key_name():
     sites = {path.name: key_building_sites(path.read_text()) for path in sorted(LUA_DIR.glob("*.lua"))}
-    counts = Counter({name: len(found) for name, found in sites.items() if found})
-    assert sites, f"no Lua scripts found in {LUA_DIR}"
-    # Per script: how many, and the first one, so the message is a work list.
-    report = "\n".join(f"  {name}: {n} (first: line {sites[name][0][0]}, {sites[name][0][1]!r})"
-                       for name, n in counts.most_common())
-    assert not counts, (f"{sum(counts.values())} places in {len(counts)} of {len(sites)} scripts build a key name "
-                        f"instead of reading KEYS:\n{report}")
+    assert len(sites) > 30, f"no Lua scripts found in {LUA_DIR}"
+    found = {name: s for name, s in sites.items() if s}
+    assert not found, "scripts that build a key name instead of using K.<family> (keys.py):\n" + "\n".join(
+        f"  {name}: line {n}: {text!r}" for name, s in found.items() for n, text in s)
+
+
+def test_every_script_declares_the_families_it_uses():
+    """The loader refuses a header that differs from the code (so it has checked every script by now); each
+    family's template is what Keys renders, and a script given whole keys uses no family."""
+    for name, families in scripts.FAMILIES_OF.items():
+        header = re.search(r"^-- KEYS: (.*)$", (LUA_DIR / f"{name}.lua").read_text(), re.M)
+        assert header, f"{name}.lua has no `-- KEYS:` line"
+        if families:
+            assert header.group(1) == ", ".join(families)
+        else:
+            assert header.group(1) == "none" or header.group(1).startswith("[1]"), name
+    assert scripts.FAMILIES_OF["complete"] and "leases" in scripts.FAMILIES_OF["claim"]
+    assert not scripts.FAMILIES_OF["zpage_after"] and not scripts.FAMILIES_OF["leader_acquire"]
+
+
+def test_a_header_that_differs_from_the_code_is_refused():
+    helpers = scripts._lib_helpers((LUA_DIR / "_lib.lua").read_text())
+    body = "-- KEYS: job, leases\nlocal id = ARGV[2]\nredis.call('DEL', K.job(id))\nzrem_later(K.leases, id)\n"
+    assert scripts._families("ok", body, helpers) == ("job", "leases")
+    # push_lane (a helper) uses K.lanes and lane_key, which uses K.lane and K.rq_queue: found through the calls.
+    assert scripts._families("h", "-- KEYS: lane, lanes, rq_queue\npush_lane(q, 1, id)\n", helpers) == (
+        "lane", "lanes", "rq_queue")
+    with pytest.raises(ValueError, match="its header says"):
+        scripts._families("bad", body.replace("-- KEYS: job, leases", "-- KEYS: job, leases, runs"), helpers)
+    with pytest.raises(ValueError, match="no key family"):
+        scripts._families("bad", "-- KEYS: nope\nreturn K.nope\n", helpers)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_a_key_named_in_lua_is_the_key_python_names(r, family):
+    """K.<family>(names) in Lua, from what scripts.py passes in KEYS and the K it defines, and Keys's template in
+    Python name the same key, for every family (twice: the second name comes from name_of's memo)."""
+    names = ["a:b", "7"][:FAMILIES[family].count("%s")]
+    lib = scripts.SOURCES["progress"].split("K['job'] =")[0]  # the library, before progress.lua sets its K
+    probe = (lib + scripts._prelude((family,))
+             + f"local f = K['{family}']\nif type(f) == 'string' then return {{f, f}} end\n"
+             + "return {f(unpack(ARGV)), f(unpack(ARGV))}\n")
+    lua = r.eval(probe, 1, *scripts._rendered((family,), "p:"), *names)
+    assert [v.decode() for v in lua] == [template(family, "p:") % tuple(names)] * 2
+    assert PREFIX not in template(family, "p:")

@@ -29,3 +29,10 @@ def test_heartbeat_must_be_shorter_than_lease():
 def test_non_numeric_env_is_a_clear_error():
     with pytest.raises(ValidationError, match="JOBSVC_LEASE_TTL"):
         Config.from_env({"JOBSVC_LEASE_TTL": "soon"})
+
+
+@pytest.mark.parametrize("prefix", ["app%s:", "{app}:", "a}"])
+def test_a_prefix_that_would_break_key_templates_is_refused(prefix):
+    """'%' is a name slot in keys.py's templates, '{' '}' Redis Cluster's hash tag marks."""
+    with pytest.raises(ValidationError, match="key_prefix must not contain"):
+        Config(key_prefix=prefix)

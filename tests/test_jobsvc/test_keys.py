@@ -77,8 +77,9 @@ def test_no_chosen_name_can_spell_a_fixed_key(prefix):
 
 def test_named_families_do_not_overlap():
     """Two families, neither a prefix of the other; within one family (schedule:<id>, schedule:<id>:stats ...)
-    the shapes differ after the name by ':' + suffix, and the name cannot contain ':'."""
-    named = [s for s in shapes() if not s.fixed]
+    the shapes differ after the name by ':' + suffix, and the name cannot contain ':'. RQ's dependency sets are
+    RQ's names (rq/job.py: `rq:job:<id>:dependents`), kept as RQ spells them."""
+    named = [s for s in shapes() if not s.fixed and s.member not in ("dependents", "dependencies")]
     for a in named:
         for b in named:
             if a.family != b.family:
@@ -103,11 +104,11 @@ def test_the_lua_registry_map_is_the_python_one(r):
     from jobsvc.engine import scripts
     from jobsvc.engine.states import State
 
-    lib = scripts.SOURCES["delete"].split("local function script_body()")[0]  # the prelude every script gets
-    probe = lib + "\nreturn registry_of(ARGV[1], ARGV[2], ARGV[3]) or false\n"
+    lib = scripts.SOURCES["delete"].split("local function script_body()")[0]  # the library and delete's keys
+    probe = lib + "\nreturn registry_of(ARGV[2], ARGV[3]) or false\n"
     k = Keys("jobsvc:")
     for state in State:
-        lua = r.eval(probe, 0, k.prefix, state.value, "q")
+        lua = r.eval(probe, *scripts.command("delete", (), (k.prefix, state.value, "q")))
         try:
             python = k.registry(state, "q")
         except ValueError:

@@ -7,7 +7,7 @@ How a script's writes are read: a literal state after `'js_state'` (`HSET ... 'j
 _lib.lua helpers that write one (make_ready, make_scheduled, and those that call them, found here by reading
 _lib.lua). A line that writes a state held in a variable says which in a trailing `-- js_state: a | b` comment
 (`-- js_state: unchanged` for a repair that rewrites the state the job is in). A script deletes jobs when it
-calls collect_deletion or DELs the hash `job_key(id)` it holds in `key`."""
+calls collect_deletion or DELs the hash `K.job(id)` it holds in `key`."""
 from __future__ import annotations
 
 import re
@@ -27,7 +27,7 @@ _STATE_WORD = re.compile(r"'(" + "|".join(s.value for s in State) + r")'")
 # 'js_state' then its value: after a comma, or after `; list[...] =` (enqueue.lua builds its HSET that way).
 _JS_STATE = re.compile(r"'js_state'\s*(?:,|;\s*\w+\[[^\]]*\]\s*=)\s*([^,;)}]+)")
 _ANNOTATION = re.compile(r"js_state:\s*(.+)$")
-_JOB_KEY = re.compile(r"local key = job_key\(id\)")
+_JOB_KEY = re.compile(r"local key = K\.job\(id\)")
 
 
 def _scripts() -> list[str]:

@@ -108,8 +108,9 @@ class ScheduleFiring(ScheduleStore):
         record = {"job_id": job_id, "scheduled_ms": now, "trigger": "manual", "status": "queued"}
         pipe = self.redis.pipeline(transaction=True)
         enqueue(self.redis, self.client.config, [job], [extra], pipe=pipe)
-        pipe.eval(scripts.SOURCES["schedule_advance"], 0, self.prefix, spec.id, "*", "", job_id, now,
-                  defaults.SCHEDULE_RUNS_KEPT, 1, 0, 0, 1, job_id, now, _record_json(record), 1)
+        pipe.eval(scripts.SOURCES["schedule_advance"], *scripts.command("schedule_advance", (), (
+            self.prefix, spec.id, "*", "", job_id, now, defaults.SCHEDULE_RUNS_KEPT, 1, 0, 0, 1, job_id, now,
+            _record_json(record), 1)))
         replies = pipe.execute()
         with contextlib.suppress(NotFound):  # deleted meanwhile: the job is enqueued, with no history to record it
             scripts.check(replies[-1], what=f"schedule {spec.id}")
@@ -241,10 +242,10 @@ class ScheduleFiring(ScheduleStore):
         pipe.multi()
         enqueue(self.redis, self.client.config, batch.jobs, batch.extras, pipe=pipe)
         last_fire = batch.last_job.rpartition(":")[2] if batch.last_job else ""
-        pipe.eval(scripts.SOURCES["schedule_advance"], 0, self.prefix, sid, next_ms,
-                  "" if plan.next_ms is None else plan.next_ms, batch.last_job, last_fire,
-                  defaults.SCHEDULE_RUNS_KEPT, len(batch.jobs), batch.skipped, plan.missed,
-                  len(batch.records) // 4, *batch.records)
+        pipe.eval(scripts.SOURCES["schedule_advance"], *scripts.command("schedule_advance", (), (
+            self.prefix, sid, next_ms, "" if plan.next_ms is None else plan.next_ms, batch.last_job, last_fire,
+            defaults.SCHEDULE_RUNS_KEPT, len(batch.jobs), batch.skipped, plan.missed, len(batch.records) // 4,
+            *batch.records)))
         replies = pipe.execute()
         try:
             scripts.check(replies[-1], what=f"schedule {sid}")
