@@ -19,6 +19,7 @@ from jobsvc import Config
 from jobsvc.admin import audit
 from jobsvc.engine.keys import Keys
 from jobsvc.engine.stats import read_counts
+from jobsvc.maintenance.integrity import IntegrityPass
 from jobsvc.scheduling.cron_firer import CronFirer
 from jobsvc.scheduling.promotion import Promoter, RqPromoter
 from jobsvc.scheduling.schedules import Schedules
@@ -79,8 +80,8 @@ def pass_until_queued(r, promoters, due_ms: int) -> None:
 
 def test_one_off_jobs_survive_the_switch_from_rqscheduler(r, rqs, promoters, burst_worker):
     past = rqs.enqueue_at(at(r, -5), rqfuncs.add, 1, 2)
-    soon = rqs.enqueue_in(timedelta(seconds=1), rqfuncs.add, 3, 4)
-    later = rqs.enqueue_at(at(r, 2), rqfuncs.say, "later", queue_name="other")
+    soon = rqs.enqueue_in(timedelta(seconds=2), rqfuncs.add, 3, 4)  # its score: whole seconds, 1 to 2 s ahead
+    later = rqs.enqueue_at(at(r, 3), rqfuncs.say, "later", queue_name="other")
     soon_ms, later_ms = int(r.zscore(ZSET, soon.id) * 1000), int(r.zscore(ZSET, later.id) * 1000)
 
     # The old rqscheduler's last pass (its own code) moves the due job, then it is stopped.
@@ -121,6 +122,9 @@ def test_a_far_future_one_off_is_counted_as_scheduled_in_its_queue_after_one_pas
     assert fields == [b"scheduled", b"scheduled", str(due_ms).encode(), b"reports|default|tests.rqfuncs.say"]
     # rq-scheduler no longer holds it: its process cannot fire it too, its API no longer lists it.
     assert job not in rqs and list(rqs.get_jobs()) == []
+    # It is whole as jobsvc's own scheduled jobs are: the integrity walk finds nothing to repair.
+    report = IntegrityPass(r, config).run_walk()
+    assert report.clean, report.counts
     assert one_pass(promoters) == 0 and read_counts(r, Keys(config.key_prefix)).queues["reports"]["scheduled"] == 1
 
 
