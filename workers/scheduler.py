@@ -67,8 +67,9 @@ class Scheduler:
         reaped = self.reaper.run_once()
         fired = self.cron.run_once()
         if now >= self._next_rq:
-            # RQ's registries every scheduler_max_sleep (whole-second scores); rq-scheduler's zset also at its
-            # next entry's time (RqPromoter.next_due_ms), to the millisecond.
+            # RQ's registries every scheduler_max_sleep (whole-second scores), with a page of rq-scheduler's zset
+            # (its one-off jobs adopted onto jobsvc's timeline, which Promoter serves to the millisecond); the
+            # next page at once while the walk has more (RqPromoter.next_due_ms).
             rq = self.rq_promoter.run_once()
             self._next_rq = now + self.config.scheduler_max_sleep
             if rq.next_due_ms is not None:

@@ -80,11 +80,13 @@ EDGES: tuple[Edges, ...] = (
     Edges((Outside.NEW,), (S.QUEUED, S.SCHEDULED, S.DEFERRED), ("enqueue.lua",),
           "`Client.enqueue`, `enqueue_many` (also registry jobs and schedule fires): `scheduled` with a delay or a run "
           "time, `deferred` with `depends_on` while a dependency is not done"),
-    Edges((S.SCHEDULED,), (S.QUEUED,), ("promote.lua",), "due time reached (the scheduler's `Promoter`)"),
+    Edges((S.SCHEDULED,), (S.QUEUED,), ("promote.lua",),
+          "due time reached (the scheduler's `Promoter`); also a one-off job of rq-scheduler (`Scheduler.enqueue_at` "
+          "/ `enqueue_in`), which `promote_rq.lua` adopted onto jobsvc's timeline, still `scheduled`, as soon as it "
+          "saw it (not while an rqscheduler holds its lock)"),
     Edges((S.SCHEDULED,), (S.QUEUED,), ("promote_rq.lua",),
           "a job plain RQ delayed (`enqueue_in` / `enqueue_at`, an RQ worker's `Retry` with an interval): its time in "
-          "RQ's `ScheduledJobRegistry` came (the scheduler's `RqPromoter`); likewise a one-off job of rq-scheduler "
-          "(`Scheduler.enqueue_at` / `enqueue_in`) whose time in its zset came, unless an rqscheduler holds its lock"),
+          "RQ's `ScheduledJobRegistry` came (the scheduler's `RqPromoter`)"),
     Edges((S.QUEUED,), (S.SCHEDULED,), ("patch.lua",), "operator sets a run time in the future"),
     Edges((S.SCHEDULED,), (S.QUEUED,), ("patch.lua",), "operator sets a run time now or in the past"),
     Edges((S.QUEUED,), (S.RUNNING,), ("claim.lua",),

@@ -1,6 +1,7 @@
 """Promotion, one `run_once()` each: move scheduled jobs whose due time has come into their ready lanes
-(`Promoter`), and jobs delayed by plain RQ or by rq-scheduler's `enqueue_at` / `enqueue_in` into RQ's queue
-lists (`RqPromoter`). The scheduler process (workers/scheduler.py) repeats them while it leads."""
+(`Promoter`); jobs delayed by plain RQ into RQ's queue lists, and rq-scheduler's one-off jobs (`enqueue_at` /
+`enqueue_in`) onto jobsvc's timeline as soon as they are seen (`RqPromoter`). The scheduler process
+(workers/scheduler.py) repeats them while it leads."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,10 +11,9 @@ import redis
 from .. import defaults
 from ..config import Config
 from ..engine import scripts
-from ..engine.connection import redis_ms
 from ..engine.keys import Keys
 from ..engine.serialization import utcnow_str
-from .rq_scheduler import due_one_offs
+from .rq_scheduler import Entry, page_after
 
 
 @dataclass
@@ -21,6 +21,7 @@ class PromoteResult:
     promoted: int
     next_due_ms: int | None
     now_ms: int
+    adopted: int = 0  # RqPromoter: rq-scheduler one-off jobs moved onto jobsvc's timeline (still scheduled)
 
 
 class Promoter:
@@ -40,18 +41,26 @@ class Promoter:
 
 
 class RqPromoter:
-    """Moves jobs delayed by plain RQ (its ScheduledJobRegistry, whole seconds) and rq-scheduler's one-off jobs
-    (its zset; recurring ones stay there until `jobsvc schedules import --from-rq-scheduler`) into RQ's queue
-    lists. `next_due_ms` is rq-scheduler's next entry: its scores are exact times, kept to the millisecond."""
+    """Moves jobs delayed by plain RQ (its ScheduledJobRegistry, whole seconds) into RQ's queue lists, and adopts
+    rq-scheduler's one-off jobs, due or not, onto jobsvc's timeline of delayed jobs (from there `Promoter` queues
+    them at their time, to the millisecond); recurring ones stay in its zset until `jobsvc schedules import
+    --from-rq-scheduler`. Its zset is walked a page of `batch` entries per pass (`page_after`), so each pass costs
+    O(batch) however many recurring entries it holds. `next_due_ms`: now while the walk has more pages (the caller
+    passes again at once), else the earliest adopted job's due time (`Promoter` also wakes for it: its timeline
+    is jobsvc's), else None (the next page at the caller's own pace)."""
 
     def __init__(self, conn: redis.Redis, config: Config, batch: int = defaults.PROMOTE_BATCH):
         self.redis, self.prefix, self.batch = conn, config.key_prefix, batch
         self.keys = Keys(config.key_prefix)
+        self._after: Entry | None = None  # where the walk of rq-scheduler's zset resumes; None: at its first entry
 
     def run_once(self) -> PromoteResult:
-        until = f"{redis_ms(self.redis) / 1000:.3f}"
-        ids = due_one_offs(self.redis, float(until), self.batch)
-        n, nxt, now = scripts.call(self.redis, "promote_rq", (), (
-            self.prefix, self.batch, utcnow_str(), defaults.WAKE_TOKENS_MAX, self.keys.rq_scheduler_jobs,
-            self.keys.rq_scheduler_lock, until, *ids))
-        return PromoteResult(int(n), int(nxt) if int(nxt) >= 0 else None, int(now))
+        page = page_after(self.redis, self._after, self.batch)
+        n, adopted, first_due, now, locked = scripts.call(self.redis, "promote_rq", (), (
+            self.prefix, self.batch, utcnow_str(), defaults.WAKE_TOKENS_MAX, *page.one_offs))
+        if int(locked):  # an rqscheduler is moving jobs: this page is read again next pass
+            return PromoteResult(int(n), None, int(now))
+        # The page's one-offs left the zset: the next page starts after its last entry that stays.
+        self._after = (page.last_recurring or self._after) if page.full else None
+        due = int(now) if page.full else (int(first_due) if int(first_due) >= 0 else None)
+        return PromoteResult(int(n), due, int(now), int(adopted))

@@ -3,10 +3,14 @@ import. rq-scheduler keeps every job it holds, one-off and recurring, in one zse
 (`Keys.rq_scheduler_jobs`), scored by due time in epoch seconds; each job is an ordinary RQ job hash
 (status `scheduled`, its queue in `origin`). A recurring job says so in its `meta` (a pickle, RQ's default
 serializer): `interval` (seconds, with `Scheduler.schedule`) or `cron_string` (with `Scheduler.cron`), and
-`repeat`, the fires it has left. rq-scheduler re-enqueues the same job id at each fire."""
+`repeat`, the fires it has left. rq-scheduler re-enqueues the same job id at each fire.
+
+The promoter walks that zset a page at a time (`page_after`): it adopts every one-off job it reads, due or not,
+and leaves the recurring ones to the import."""
 from __future__ import annotations
 
 import pickle
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -35,15 +39,47 @@ def is_recurring(meta: dict[str, Any]) -> bool:
     return bool(meta.get("interval")) or bool(meta.get("cron_string"))
 
 
-def due_one_offs(conn: redis.Redis, until_s: float, limit: int) -> list[str]:
-    """The ids of rq-scheduler's one-off jobs due by `until_s` (epoch seconds), at most `limit` read.
-    A job whose hash is gone counts as one-off: promote_rq.lua drops its entry, as rq-scheduler does."""
+@dataclass(frozen=True)
+class Entry:
+    """An entry of rq-scheduler's zset: where a page of the promoter's walk ended."""
+
+    job_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Page:
+    one_offs: list[str]  # the one-off ids read (and ids whose hash is gone: promote_rq.lua drops those)
+    last_recurring: Entry | None  # the page's last recurring entry: it stays, so the next page starts after it
+    full: bool  # `limit` entries were read: the zset may hold more after them
+
+
+def page_after(conn: redis.Redis, after: Entry | None, limit: int) -> Page:
+    """Up to `limit` entries of rq-scheduler's zset, due or not, in (score, id) order from just after `after`
+    (from the first when None): O(limit + log n), however many recurring entries the zset holds. An `after` that
+    left the zset or changed score (rq-scheduler re-scored a recurring job) resumes at the first entry of its
+    old score; ties of one score (cron jobs all at 09:00) are walked by rank, never skipped nor looped on."""
     key = Keys().rq_scheduler_jobs
-    ids = [text(i) for i in conn.zrangebyscore(key, "-inf", until_s, start=0, num=limit)]
-    if not ids:
-        return []
+    start = 0
+    if after is not None:
+        with conn.pipeline(transaction=False) as pipe:
+            pipe.zscore(key, after.job_id)
+            pipe.zrank(key, after.job_id)
+            pipe.zcount(key, "-inf", f"({after.score!r}")
+            score, rank, before = pipe.execute()
+        start = rank + 1 if score == after.score and rank is not None else before
+    read: list[tuple[bytes, float]] = conn.zrange(key, start, start + limit - 1, withscores=True)  # type: ignore[assignment]
+    entries = [(text(i), float(s)) for i, s in read]
+    if not entries:
+        return Page([], None, False)
     with conn.pipeline(transaction=False) as pipe:
-        for job_id in ids:
+        for job_id, _ in entries:
             pipe.hget(Keys.job(job_id), "meta")
         metas = pipe.execute()
-    return [job_id for job_id, raw in zip(ids, metas, strict=True) if not is_recurring(load_meta(raw))]
+    one_offs, last = [], None
+    for (job_id, score), raw in zip(entries, metas, strict=True):
+        if is_recurring(load_meta(raw)):
+            last = Entry(job_id, score)
+        else:
+            one_offs.append(job_id)
+    return Page(one_offs, last, len(entries) == limit)
