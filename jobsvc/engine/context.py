@@ -49,7 +49,8 @@ def set_progress(percent: int, message: str = "") -> bool:
     if job is None:
         return False
     try:
-        scripts.check(scripts.call(job.connection, "progress", (), (job.prefix, job.id, job.token, percent, message[:500])), job.id)
+        reply = scripts.call(job.connection, "progress", (), (job.prefix, job.id, job.token, percent, message[:500]))
+        scripts.check(reply, job.id)
     except (LeaseLost, NotFound):
         return False
     return True

@@ -98,8 +98,9 @@ def _rq(family: str, name: str) -> str:
 # The Redis type each member of Keys names (TYPE's answer). Lua scripts that write named keys check these
 # types before their first write; tests compare every key in Redis with them.
 TYPES = {
-    "job": "hash", "results": "stream", "dependents": "set", "dependencies": "set", "rq_queue": "list", "rq_queues": "set", "lane": "list",
-    "finished": "zset", "failed": "zset", "canceled": "zset", "deferred": "zset", "rq_scheduled": "zset", "rq_wip": "zset",
+    "job": "hash", "results": "stream", "dependents": "set", "dependencies": "set", "rq_queue": "list",
+    "rq_queues": "set", "lane": "list", "finished": "zset", "failed": "zset", "canceled": "zset", "deferred": "zset",
+    "rq_scheduled": "zset", "rq_wip": "zset",
     "quarantined": "zset", "lanes": "set", "wake": "list", "runs": "list", "idempotency": "string",
     "count": "hash", "groups": "set", "created": "zset", "scheduled_in": "zset", "stats": "hash", "tally": "hash",
     "minute": "hash", "scheduler_stats": "hash", "notify": "zset", "notify_entry": "hash", "leases": "zset",

@@ -1,16 +1,10 @@
 """Lua scripts: loaded once from jobsvc/lua/, called by EVALSHA; `check` (jobsvc/engine/replies.py) turns a script's
-reply code into its exception.
-
-Keys: a script's KEYS are the templates (jobsvc/engine/keys.py: FAMILIES) of the key families it uses, found in its
-code (`K.<family>`, its own and that of the _lib.lua helpers it calls) and declared in its `-- KEYS:` header, which
-the loader checks. A caller passes no keys, only its ARGV, whose first value is the key prefix the templates are
-rendered with. The few scripts given whole keys by their caller (a lock, a sorted set to page) say `KEYS[n]` and
-use no family."""
+reply code into its exception. A caller passes no keys, only ARGV, whose first value is the key prefix: the keys
+come from the families the script names (`K.<family>`), passed in KEYS (jobsvc/engine/script_keys.py). The few
+scripts given whole keys by their caller (a lock, a sorted set to page) read `KEYS[n]` and name no family."""
 from __future__ import annotations
 
-import functools
 import hashlib
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +12,8 @@ from typing import Any
 import redis
 
 from .. import defaults
+from . import script_keys
 from .connection import round_trip
-from .keys import FAMILIES, MEMOIZED, NAME, template
 from .replies import check, lua_constants
 from .states import PRUNABLE, RETRYABLE, TTL_STATES, State
 
@@ -39,78 +33,15 @@ def _load_sources() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
                  + lua_constants())
     lib_text = (LUA_DIR / _LIB).read_text()
     lib = constants + lib_text
-    helpers = _lib_helpers(lib_text)
+    helpers = script_keys.lib_helpers(lib_text)
     out, families = {}, {}
     for path in sorted(LUA_DIR.glob("*.lua")):
         if path.name == _LIB:
             continue
         body = _with_includes(path.read_text())
-        families[path.stem] = _families(path.stem, body, helpers)
-        out[path.stem] = _with_lib(lib, _prelude(families[path.stem]), body)
+        used = families[path.stem] = script_keys.families(path.stem, body, helpers)
+        out[path.stem] = _with_lib(script_keys.expand(lib, used), script_keys.expand(body, used))
     return out, families
-
-
-_HELPER = re.compile(r"^local function (\w+)\(", re.M)
-_FAMILY = re.compile(r"\bK(?:\.(\w+)|\['(\w+)'\])")
-_CALLED = re.compile(r"\b(\w+)\s*\(")
-_HEADER = re.compile(r"^-- KEYS: (.*)$", re.M)
-
-
-def _lib_helpers(lib: str) -> dict[str, str]:
-    """_lib.lua's helpers by name: each one's text up to the next top-level `local`."""
-    starts = [m.start() for m in re.finditer(r"^local ", lib, re.M)] + [len(lib)]
-    return {m.group(1): lib[m.start():min(s for s in starts if s > m.start())] for m in _HELPER.finditer(lib)}
-
-
-def _families(name: str, body: str, helpers: dict[str, str]) -> tuple[str, ...]:
-    """The key families a script uses (its own `K.<family>` and that of every helper it calls, transitively),
-    sorted: its KEYS, in that order. Its header must name them (a script that takes whole keys says `KEYS[n]`)."""
-    used, seen, todo = set(), set(), [body]
-    while todo:
-        text = todo.pop()
-        used |= {a or b for a, b in _FAMILY.findall(_code(text))}
-        for called in set(_CALLED.findall(text)) & helpers.keys() - seen:
-            seen.add(called)
-            todo.append(helpers[called])
-    unknown = used - FAMILIES.keys()
-    if unknown:
-        raise ValueError(f"{name}.lua: no key family {sorted(unknown)} in jobsvc/engine/keys.py")
-    found = tuple(sorted(used))
-    header = _HEADER.search(body)
-    declared = header.group(1).split(" (")[0] if header else ""
-    declared = "" if declared == "none" else declared
-    if "KEYS[" in _code(body):
-        if found:
-            raise ValueError(f"{name}.lua: takes whole keys (KEYS[n]) and key families {found}: one or the other")
-    elif declared != ", ".join(found):
-        raise ValueError(f"{name}.lua: its header says `-- KEYS: {declared}`, its code uses {', '.join(found)}")
-    return found
-
-
-def _code(text: str) -> str:
-    """Lua without its whole-line comments (headers describe keys in words)."""
-    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
-
-
-def _prelude(families: tuple[str, ...]) -> str:
-    """K.<family> for each family the script uses (KEYS[i] holds the family's name up to its first name slot):
-    the rest of the template, the text between and after the names, comes from keys.py's table here."""
-    out = []
-    for i, family in enumerate(families, start=1):
-        head, *between = FAMILIES[family].split(NAME)
-        names = [f"n{j}" for j in range(len(between))]
-        if not names:
-            out.append(f"K['{family}'] = KEYS[{i}]")
-        elif len(names) == 1 and family in MEMOIZED:
-            out.append(f"K['{family}'] = function(n0) return name_of(KEYS[{i}], n0, {_lua(between[0])}) end")
-        else:
-            parts = " .. ".join(f"{n} .. {_lua(text)}" if text else n for n, text in zip(names, between, strict=True))
-            out.append(f"K['{family}'] = function({', '.join(names)}) return KEYS[{i}] .. {parts} end")
-    return "".join(line + "\n" for line in out)
-
-
-def _lua(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _with_includes(body: str) -> str:
@@ -133,10 +64,10 @@ def _state_sets(sets: dict[str, tuple[State, ...]]) -> str:
                    for name, states in sets.items())
 
 
-def _with_lib(lib: str, prelude: str, body: str) -> str:
-    """The library, the script's keys, then its body run as a function so that the counters it moved are written
-    once when it returns (flush_counters in _lib.lua), whichever `return` it leaves by."""
-    return (f"{lib}\n{prelude}local function script_body()\n{body}\nend\n"
+def _with_lib(lib: str, body: str) -> str:
+    """The library, then the script's body run as a function so that the counters it moved are written once
+    when it returns (flush_counters in _lib.lua), whichever `return` it leaves by."""
+    return (f"{lib}\nlocal function script_body()\n{body}\nend\n"
             "local reply = script_body()\nflush_counters()\nreturn reply\n")
 
 
@@ -155,17 +86,9 @@ def load_all(conn: redis.Redis) -> None:
 
 
 def keys_of(name: str, keys: Sequence[Any], args: Sequence[Any]) -> Sequence[Any]:
-    """A call's KEYS: the given ones, or its families' names up to their first name slot (a fixed key whole),
-    rendered with the prefix in ARGV[1]."""
-    families = FAMILIES_OF[name]
-    if not families:
-        return keys
-    return _rendered(families, str(args[0]))
-
-
-@functools.lru_cache(maxsize=256)
-def _rendered(families: tuple[str, ...], prefix: str) -> tuple[str, ...]:
-    return tuple(template(f, prefix).split(NAME)[0] for f in families)
+    """A call's KEYS: the given ones, or those of its key families, rendered with the prefix in ARGV[1]."""
+    used = FAMILIES_OF[name]
+    return script_keys.keys_of(used, str(args[0])) if used else keys
 
 
 def command(name: str, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:

@@ -2,14 +2,9 @@
 -- the shared constants before it: the reply codes of jobsvc/engine/replies.py (OK, NOT_FOUND, LEASE_LOST, WRONG_STATE,
 -- CONFLICT, EXISTS: a script replies {NOT_FOUND}, never {-1}) and defaults.py's values.
 
--- Key names. No script spells one: every key comes from jobsvc/engine/keys.py's table (FAMILIES) through KEYS.
--- scripts.py passes each script the families it uses (its `-- KEYS:` header), in that order: a fixed key whole,
--- a family named after something (a job id, a queue) as the part of its name before the name. The loader
--- defines K.<family> from the table after this library: the key itself (K.leases), or a function that puts the
--- names in (K.job(id), K.lane(queue, priority), K['function'](ns, name) for the one whose name is a Lua
--- keyword). The counter families (keys.py: MEMOIZED) build each name once per call (name_of): a batch names the
--- same groups and minutes again and again, and a lookup costs less than a concatenation.
-local K = {}
+-- Key names: a script writes K.<family> (K.leases) or K.<family>(names) (K.job(id), K.lane(queue, priority)),
+-- for the families of jobsvc/engine/keys.py; the loader replaces each with the name, read from KEYS
+-- (jobsvc/engine/script_keys.py). No script spells a key.
 
 -- Redis time in ms, read once per script call (one TIME command, however many helpers ask): a script is one
 -- instant anyway, and a batch of jobs is stamped alike.

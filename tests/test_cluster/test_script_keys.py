@@ -2,9 +2,10 @@
 (FAMILIES) through KEYS. Redis Cluster routes a script by its KEYS alone, so a key a script made up itself could
 live on another shard; and with one table, Python and Lua cannot disagree on a name.
 
-The loader (jobsvc/engine/scripts.py) finds the families each script uses (`K.<family>`, its own and that of the
-_lib.lua helpers it calls), checks them against the script's `-- KEYS:` header and passes their templates in KEYS.
-These tests check the scripts' text: no prefix, no key literal."""
+The loader (jobsvc/engine/script_keys.py) finds the families each script uses (`K.<family>`, its own and that of
+the _lib.lua helpers it calls), checks them against the script's `-- KEYS:` header, passes them in KEYS and puts
+the names in place of K. These tests check the scripts' text (no prefix, no key literal) and the names Lua
+builds."""
 from __future__ import annotations
 
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jobsvc.engine import scripts
+from jobsvc.engine import script_keys, scripts
 from jobsvc.engine.keys import FAMILIES, PREFIX, template
 
 LUA_DIR = Path(__file__).resolve().parents[2] / "jobsvc" / "lua"
@@ -74,7 +75,7 @@ def test_every_script_declares_the_families_it_uses():
     """The loader refuses a header that differs from the code (so it has checked every script by now); each
     family's template is what Keys renders, and a script given whole keys uses no family."""
     for name, families in scripts.FAMILIES_OF.items():
-        header = re.search(r"^-- KEYS: (.*)$", (LUA_DIR / f"{name}.lua").read_text(), re.M)
+        header = re.search(r"^-- KEYS: (.*)$", (LUA_DIR / f"{name}.lua").read_text(), re.MULTILINE)
         assert header, f"{name}.lua has no `-- KEYS:` line"
         if families:
             assert header.group(1) == ", ".join(families)
@@ -85,27 +86,43 @@ def test_every_script_declares_the_families_it_uses():
 
 
 def test_a_header_that_differs_from_the_code_is_refused():
-    helpers = scripts._lib_helpers((LUA_DIR / "_lib.lua").read_text())
+    helpers = script_keys.lib_helpers((LUA_DIR / "_lib.lua").read_text())
     body = "-- KEYS: job, leases\nlocal id = ARGV[2]\nredis.call('DEL', K.job(id))\nzrem_later(K.leases, id)\n"
-    assert scripts._families("ok", body, helpers) == ("job", "leases")
+    assert script_keys.families("ok", body, helpers) == ("job", "leases")
     # push_lane (a helper) uses K.lanes and lane_key, which uses K.lane and K.rq_queue: found through the calls.
-    assert scripts._families("h", "-- KEYS: lane, lanes, rq_queue\npush_lane(q, 1, id)\n", helpers) == (
+    assert script_keys.families("h", "-- KEYS: lane, lanes, rq_queue\npush_lane(q, 1, id)\n", helpers) == (
         "lane", "lanes", "rq_queue")
     with pytest.raises(ValueError, match="its header says"):
-        scripts._families("bad", body.replace("-- KEYS: job, leases", "-- KEYS: job, leases, runs"), helpers)
+        script_keys.families("bad", body.replace("-- KEYS: job, leases", "-- KEYS: job, leases, runs"), helpers)
     with pytest.raises(ValueError, match="no key family"):
-        scripts._families("bad", "-- KEYS: nope\nreturn K.nope\n", helpers)
+        script_keys.families("bad", "-- KEYS: nope\nreturn K.nope\n", helpers)
+
+
+def test_k_is_replaced_in_code_and_left_in_comments():
+    used = ("count", "job", "lane", "leases")
+    text = "\n".join(["local k = K.job(ARGV[2]) -- K.job(id) in a comment",
+                      "redis.call('ZADD', K.leases, 1, K.job(f(a, b)))",
+                      "local l = K.lane(q, tonumber(p) or 5)",
+                      "add_counter(K.count(g), 'n', 1)",
+                      "local r = K.runs(id)"])
+    assert script_keys.expand(text, used).split("\n") == [
+        "local k = (KEYS[2] .. (ARGV[2])) -- K.job(id) in a comment",
+        "redis.call('ZADD', KEYS[4], 1, (KEYS[2] .. (f(a, b))))",
+        "local l = (KEYS[3] .. (q) .. ':' .. (tonumber(p) or 5))",
+        "add_counter(name_of(KEYS[1], (g), ''), 'n', 1)",
+        "local r = error('key family runs was not passed to this script')"]
+    with pytest.raises(ValueError, match="takes 2 name"):
+        script_keys.expand("local l = K.lane(q)", used)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_a_key_named_in_lua_is_the_key_python_names(r, family):
-    """K.<family>(names) in Lua, from what scripts.py passes in KEYS and the K it defines, and Keys's template in
-    Python name the same key, for every family (twice: the second name comes from name_of's memo)."""
+    """K.<family>(names) in Lua, from what the loader passes in KEYS and puts in place of K, and Keys's template
+    in Python name the same key, for every family (twice: the second from name_of's memo where it applies)."""
     names = ["a:b", "7"][:FAMILIES[family].count("%s")]
-    lib = scripts.SOURCES["progress"].split("K['job'] =")[0]  # the library, before progress.lua sets its K
-    probe = (lib + scripts._prelude((family,))
-             + f"local f = K['{family}']\nif type(f) == 'string' then return {{f, f}} end\n"
-             + "return {f(unpack(ARGV)), f(unpack(ARGV))}\n")
-    lua = r.eval(probe, 1, *scripts._rendered((family,), "p:"), *names)
+    lib = scripts.SOURCES["progress"].split("local function script_body()")[0]  # the library (name_of)
+    k = f"K['{family}']" + (f"({', '.join(f'ARGV[{i + 1}]' for i in range(len(names)))})" if names else "")
+    probe = lib + script_keys.expand(f"return {{{k}, {k}}}", (family,))
+    lua = r.eval(probe, 1, *script_keys.keys_of((family,), "p:"), *names)
     assert [v.decode() for v in lua] == [template(family, "p:") % tuple(names)] * 2
     assert PREFIX not in template(family, "p:")

@@ -1,0 +1,159 @@
+"""How the Lua scripts name keys: never themselves. A script writes `K.<family>` (a fixed key: `K.leases`) or
+`K.<family>(names)` (`K.job(id)`, `K.lane(queue, priority)`; `K['function'](ns, name)` for the family whose
+name is a Lua keyword), for the families of keys.py's table (FAMILIES). The loader (scripts.py):
+
+  * finds the families a script uses, in its own code and in every _lib.lua helper it calls (`families`), and
+    refuses a script whose `-- KEYS:` header says otherwise;
+  * passes them in KEYS, in that order (`keys_of`): a fixed key whole, any other family's name up to its first
+    name slot (`rq:job:`, `jobsvc:lane:`), rendered with the prefix the caller sends as ARGV[1];
+  * replaces each `K.<family>(names)` in the script's text, and in the library's, with the name built from that
+    KEYS entry and the rest of the template (`expand`): `(KEYS[3] .. (id))`, `(KEYS[5] .. (q) .. ':' .. (p))`.
+
+So the names come from one table, a script's keys are all in KEYS (what Redis Cluster routes by), and naming a
+key costs a script what a hand-written concatenation costs: no table, no closure per call. The counter families
+(MEMOIZED) go through name_of, which builds each of a batch's few names once."""
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+
+from .keys import FAMILIES, MEMOIZED, NAME, template
+
+__all__ = ["expand", "families", "keys_of", "lib_helpers"]
+
+_HELPER = re.compile(r"^local function (\w+)\(", re.MULTILINE)
+_FAMILY = re.compile(r"\bK(?:\.(\w+)|\['(\w+)'\])")
+_CALLED = re.compile(r"\b(\w+)\s*\(")
+_HEADER = re.compile(r"^-- KEYS: (.*)$", re.MULTILINE)
+
+
+def lib_helpers(lib: str) -> dict[str, str]:
+    """_lib.lua's helpers by name: each one's text up to the next top-level `local`."""
+    starts = [m.start() for m in re.finditer(r"^local ", lib, re.MULTILINE)] + [len(lib)]
+    return {m.group(1): lib[m.start():min(s for s in starts if s > m.start())] for m in _HELPER.finditer(lib)}
+
+
+def families(name: str, body: str, helpers: dict[str, str]) -> tuple[str, ...]:
+    """The key families a script uses (its own `K.<family>` and that of every helper it calls, transitively),
+    sorted: its KEYS, in that order. Its header must name them (a script that takes whole keys says `KEYS[n]`)."""
+    used, seen, todo = set(), set(), [body]
+    while todo:
+        text = todo.pop()
+        used |= {a or b for a, b in _FAMILY.findall(_code(text))}
+        for called in set(_CALLED.findall(text)) & helpers.keys() - seen:
+            seen.add(called)
+            todo.append(helpers[called])
+    unknown = used - FAMILIES.keys()
+    if unknown:
+        raise ValueError(f"{name}.lua: no key family {sorted(unknown)} in jobsvc/engine/keys.py")
+    found = tuple(sorted(used))
+    header = _HEADER.search(body)
+    declared = header.group(1) if header else ""
+    declared = "" if declared == "none" else declared
+    if "KEYS[" in _code(body):
+        if found:
+            raise ValueError(f"{name}.lua: takes whole keys (KEYS[n]) and key families {found}: one or the other")
+    elif declared != ", ".join(found):
+        raise ValueError(f"{name}.lua: its header says `-- KEYS: {declared}`, its code uses {', '.join(found)}")
+    return found
+
+
+def _code(text: str) -> str:
+    """Lua without its whole-line comments (headers describe keys in words)."""
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+
+
+def expand(text: str, used: Sequence[str]) -> str:
+    """`text` (Lua) with every `K.<family>` in its code (not its comments) replaced by the name it stands for,
+    read from KEYS as `keys_of` passes them for a script of families `used`. A family the script does not use
+    (in a library helper it never calls) becomes an error raised if that code ever ran."""
+    index = {family: i for i, family in enumerate(used, start=1)}
+    return "\n".join(_expand_line(line, index) for line in text.split("\n"))
+
+
+def _expand_line(line: str, index: dict[str, int]) -> str:
+    code_end = _comment_start(line)
+    out, pos = [], 0
+    for m in _FAMILY.finditer(line, 0, code_end):
+        if m.start() < pos:
+            continue
+        family = m.group(1) or m.group(2)
+        out.append(line[pos:m.start()])
+        pos = m.end()
+        between = FAMILIES[family].split(NAME)[1:]
+        args: list[str] = []
+        if between:
+            end = _closing(line, pos)
+            args, pos = _split_args(line[pos + 1:end]), end + 1
+            if len(args) != len(between):
+                raise ValueError(f"K.{family} takes {len(between)} name(s): {line.strip()!r}")
+        out.append(_name_expr(family, index.get(family), args, between))
+    return "".join(out) + line[pos:]
+
+
+def _name_expr(family: str, i: int | None, args: list[str], between: list[str]) -> str:
+    if i is None:
+        return f"error('key family {family} was not passed to this script')"
+    if not args:
+        return f"KEYS[{i}]"
+    if family in MEMOIZED:
+        return f"name_of(KEYS[{i}], ({args[0]}), {_lua(between[0])})"
+    parts = [f"KEYS[{i}]"]
+    for arg, text in zip(args, between, strict=True):
+        parts.append(f"({arg})")
+        if text:
+            parts.append(_lua(text))
+    return "(" + " .. ".join(parts) + ")"
+
+
+def _comment_start(line: str) -> int:
+    """Where the line's `--` comment starts (its length if none); a `--` inside a string literal is code."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            quote = None if ch == quote and line[i - 1] != "\\" else quote
+        elif ch in "'\"":
+            quote = ch
+        elif line.startswith("--", i):
+            return i
+    return len(line)
+
+
+def _closing(line: str, start: int) -> int:
+    """The index of the ')' that closes the '(' at `start` (a family's names are on the line of its K)."""
+    if start >= len(line) or line[start] != "(":
+        raise ValueError(f"a key family named after something is called with its names: {line.strip()!r}")
+    depth = 0
+    for i in range(start, len(line)):
+        depth += {"(": 1, ")": -1}.get(line[i], 0)
+        if depth == 0:
+            return i
+    raise ValueError(f"unbalanced parentheses: {line.strip()!r}")
+
+
+def _split_args(text: str) -> list[str]:
+    """Arguments at the top level of a call's parentheses (a name may itself be a call or an index)."""
+    args, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            args.append(text[start:i].strip())
+            start = i + 1
+    args.append(text[start:].strip())
+    return [a for a in args if a]
+
+
+def _lua(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def keys_of(used: tuple[str, ...], prefix: str) -> tuple[str, ...]:
+    """What a script of families `used` receives in KEYS: each family's name up to its first name slot (a fixed
+    key whole), rendered with `prefix`."""
+    return _rendered(used, prefix)
+
+
+@functools.lru_cache(maxsize=256)
+def _rendered(used: tuple[str, ...], prefix: str) -> tuple[str, ...]:
+    return tuple(template(f, prefix).split(NAME)[0] for f in used)
