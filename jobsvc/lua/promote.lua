@@ -15,9 +15,11 @@ local woken = {}
 for _, id in ipairs(ids) do
   redis.call('ZREM', zkey, id)
   local key = K.job(id)
-  local h = redis.call('HMGET', key, 'js_state', 'origin', 'js_priority', 'js_group')
+  local h = redis.call('HMGET', key, 'js_state', 'origin', 'js_priority', 'js_group', 'status')
   if h[2] then redis.call('ZREM', K.scheduled_in(h[2]), id) end
-  if h[1] == 'scheduled' then
+  -- RQ's status must agree: RQ's Job.cancel() (or another tool of RQ's) changes only status, and a job it
+  -- cancelled must not run; the integrity sweep makes js_state and the gauge follow RQ's change.
+  if h[1] == 'scheduled' and h[5] == 'scheduled' then
     make_ready(id, h[2], h[3], false, ARGV[3], now)
     gauge(h[4], 'scheduled', 'queued')
     woken[h[2]] = (woken[h[2]] or 0) + 1

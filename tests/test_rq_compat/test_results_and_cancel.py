@@ -15,6 +15,7 @@ from rq.results import Result
 
 from jobsvc import State
 from jobsvc.admin.listing import JobFilter, list_jobs
+from jobsvc.engine.keys import Keys
 from jobsvc.engine.leases import Leases
 from tests import rqfuncs
 from tests.conftest import LEASE_ARGS, wait_for
@@ -65,6 +66,19 @@ def test_a_cancelled_scheduled_job_is_never_promoted(queue, r, redis_url, burst,
         rq.SimpleWorker(["default"], connection=r).work(burst=True, with_scheduler=True)
     assert rqfuncs.calls() == []
     assert Job.fetch(job.id, connection=r).get_status() == "canceled"
+
+
+def test_a_delayed_job_of_jobsvc_cancelled_with_rqs_api_is_never_promoted(client, r, redis_url, burst_worker):
+    """A job on jobsvc's own timeline (enqueued with a delay, or an rq-scheduler job jobsvc adopted) that RQ's
+    `Job.cancel()` cancels: RQ changes only its status, and the promoter must not queue it when it falls due."""
+    e = client.enqueue(rqfuncs.say, "never", delay=3600)
+    Job.fetch(e.id, connection=r).cancel()
+    r.zadd(Keys(client.config.key_prefix).scheduled, {e.id: 0})  # due now
+    promote_due(r, redis_url)
+    burst_worker("jobsvc", ("default",))
+    assert rqfuncs.calls() == []
+    assert Job.fetch(e.id, connection=r).get_status() == "canceled"
+    assert r.zscore(Keys(client.config.key_prefix).scheduled, e.id) is None  # left the timeline all the same
 
 
 def test_send_stop_job_command_stops_a_running_job(queue, r, worker_kind, stop_burst):
