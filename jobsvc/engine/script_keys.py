@@ -37,7 +37,9 @@ def lib_helpers(lib: str) -> dict[str, str]:
 def families(name: str, body: str, helpers: dict[str, str]) -> tuple[str, ...]:
     """The key families a script uses (its own `K.<family>` and that of every helper it calls, transitively),
     sorted: its KEYS, in that order. Its header must name them (a script that takes whole keys says `KEYS[n]`)."""
-    used, seen, todo = set(), set(), [body]
+    used: set[str] = set()
+    seen: set[str] = set()
+    todo = [body]
     while todo:
         text = todo.pop()
         used |= {a or b for a, b in _FAMILY.findall(_code(text))}
