@@ -11,7 +11,7 @@ from flask.json.provider import DefaultJSONProvider
 from jobsvc import Client, JobsvcError
 from jobsvc.config import Config
 from jobsvc.engine.connection import connect
-from jobsvc.redis_check import EvictionCheck, eviction_check, warn_if_evicting
+from jobsvc.redis_check import EvictionCheck, eviction_check, refuse_cluster, warn_if_evicting
 
 from . import api, blueprints, dashboard, errors
 
@@ -69,6 +69,7 @@ def create_app(config: Config | None = None, connection: redis.Redis | None = No
     app.config["JOBSVC_DEV"] = bool(dev)
     app.config["ADMIN_API_KEY_SET"] = bool(admin_key)
     conn = connection or connect(config.redis_url, config)
+    refuse_cluster(conn)
     app.extensions["jobsvc_redis"] = conn
     app.extensions["jobsvc_client"] = Client(conn, config)
     errors.register(app)

@@ -10,8 +10,9 @@ from typing import Any
 
 import redis
 
-from .engine.connection import text
+from .engine.connection import CLUSTER_REFUSAL, text
 from .engine.keys import Keys
+from .errors import ValidationError
 
 log = logging.getLogger("jobsvc.redis")
 
@@ -99,6 +100,18 @@ def server_detail(conn: redis.Redis) -> dict[str, Any]:
     return {"address": address(conn), "version": version, "maxmemory_policy": check.policy,
             "maxmemory": check.maxmemory, "eviction_safe": check.safe,
             "eviction_warning": None if check.safe else check.advice()}
+
+
+def refuse_cluster(conn: redis.Redis) -> None:
+    """The startup check every process makes before its first script: a Redis in cluster mode reached through a
+    plain URL fails later, job by job (CROSSSLOT, MOVED); this says why at once (ValidationError). A Redis that
+    will not answer INFO, or is down, is left to the caller: nothing is known."""
+    try:
+        enabled = conn.info("cluster").get("cluster_enabled")
+    except redis.RedisError:
+        return
+    if str(enabled) == "1":
+        raise ValidationError(f"{address(conn)} is a Redis Cluster node. {CLUSTER_REFUSAL}")
 
 
 def warn_if_evicting(conn: redis.Redis, who: str = "jobsvc") -> EvictionCheck | None:

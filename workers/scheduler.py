@@ -20,7 +20,7 @@ from jobsvc.engine.keys import Keys
 from jobsvc.maintenance.integrity import IntegrityPass
 from jobsvc.maintenance.reaper import Reaper
 from jobsvc.maintenance.ttl_sweeper import TtlSweeper
-from jobsvc.redis_check import warn_if_evicting
+from jobsvc.redis_check import refuse_cluster, warn_if_evicting
 from jobsvc.scheduling.cron_firer import CronFirer
 from jobsvc.scheduling.leader import LeaderLock
 from jobsvc.scheduling.promotion import Promoter, RqPromoter
@@ -119,6 +119,7 @@ class Scheduler:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         log.info("scheduler %s: started", self.lock.token[:8])
+        refuse_cluster(self.redis)
         warn_if_evicting(self.redis, f"scheduler {self.lock.token[:8]}")
         # Outcome notifications go out on their own thread: a slow callback URL must not delay promotions.
         # Every scheduler sends, leader or not: each notification is leased to one sender at a time.

@@ -24,7 +24,7 @@ from jobsvc.engine import context, scripts
 from jobsvc.engine.keys import Keys
 from jobsvc.engine.leases import Completion, Lease, Leases
 from jobsvc.errors import LeaseLost, NotFound, WrongState
-from jobsvc.redis_check import warn_if_evicting, warn_if_no_scheduler
+from jobsvc.redis_check import refuse_cluster, warn_if_evicting, warn_if_no_scheduler
 
 from .batching import ClaimSize, Completions
 from .execution import FunctionCache, HandBack, Outcome, Terminated, execute, install_timeout_handler
@@ -169,6 +169,7 @@ class LeasedWorker(BaseWorker):
         # Everything that may take a while comes before the worker registers: RQ's tools (send_shutdown_command)
         # find it once registered, so by then it must be subscribed to its commands (heartbeat.subscribe).
         self._rq_wake = None if burst else self._start_rq_wake()
+        refuse_cluster(self.connection)
         warn_if_evicting(self.connection, f"worker {self.name}")
         warn_if_no_scheduler(self.connection, self.config.key_prefix, f"worker {self.name}")
         heartbeat = Heartbeat(self.connection, self.config, self.key, self._current, self._grace_over,

@@ -18,7 +18,16 @@ def connect(url_or_conn: str | redis.Redis | None = None, config: Config | None 
     if not url:
         raise ValidationError("no Redis URL: set REDIS_URL or pass --url (or run `jobsvc up`, whose embedded Redis "
                               "the other commands find through .jobsvc/redis_url in the same directory)")
+    if url.split("://", 1)[0].lower() in CLUSTER_SCHEMES:
+        raise ValidationError(CLUSTER_REFUSAL)
     return redis.Redis.from_url(url, health_check_interval=30)
+
+
+# The schemes that will name a Redis Cluster (docs/cluster.md), and why they are refused until then.
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+CLUSTER_REFUSAL = ("jobsvc does not run on Redis Cluster yet (its scripts touch keys of several hash slots, which a "
+                   "cluster refuses): point REDIS_URL at a single Redis (redis:// or rediss://, with replicas and "
+                   "Sentinel for failover). Cluster support is being built: see docs/cluster.md")
 
 
 def text(value: object) -> str:
