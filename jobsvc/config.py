@@ -74,9 +74,9 @@ class Config:
             raise ValidationError("integrity_interval must be >= 0 (0: no background integrity pass)")
         if not self.key_prefix:
             raise ValidationError("key_prefix must not be empty")
-        if any(c in self.key_prefix for c in "%{}"):
-            # '%' would read as a name slot of keys.py's templates; '{' '}' are Redis Cluster's hash tag marks.
-            raise ValidationError(f"key_prefix must not contain '%', '{{' or '}}': {self.key_prefix!r}")
+        if "%" in self.key_prefix:
+            raise ValidationError(f"key_prefix must not contain '%' (it marks a name in jobsvc's key templates, "
+                                  f"jobsvc/engine/keys.py): {self.key_prefix!r}")
         self.namespace_secrets()  # refuse a malformed JOBSVC_HANDLER_SECRETS at start, not at first use
         self.module_allow_list()  # and a malformed JOBSVC_ALLOWED_MODULES
 

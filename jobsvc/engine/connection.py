@@ -12,8 +12,8 @@ from ..errors import ValidationError
 
 def connect(url_or_conn: str | redis.Redis | None = None, config: Config | None = None) -> redis.Redis:
     """A Redis client (bytes replies, as RQ expects) from a URL, a client, or REDIS_URL."""
-    if isinstance(url_or_conn, redis.Redis):
-        return url_or_conn
+    if isinstance(url_or_conn, (redis.Redis, redis.RedisCluster)):
+        return url_or_conn  # a cluster client too: the core scopes its calls (is_cluster)
     url = url_or_conn or (config or Config.from_env()).redis_url
     if not url:
         raise ValidationError("no Redis URL: set REDIS_URL or pass --url (or run `jobsvc up`, whose embedded Redis "
@@ -28,6 +28,11 @@ CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 CLUSTER_REFUSAL = ("jobsvc does not run on Redis Cluster yet (its scripts touch keys of several hash slots, which a "
                    "cluster refuses): point REDIS_URL at a single Redis (redis:// or rediss://, with replicas and "
                    "Sentinel for failover). Cluster support is being built: see docs/cluster.md")
+
+
+def is_cluster(conn: object) -> bool:
+    """A Redis Cluster client: the core scopes each script call to one queue's slot (docs/cluster.md)."""
+    return isinstance(conn, redis.RedisCluster)
 
 
 def text(value: object) -> str:
@@ -50,6 +55,8 @@ def round_trip(conn: redis.Redis, commands: Iterable[tuple[Any, ...]]) -> list[A
     caller that builds them lazily (a big enqueue_many) builds the next while Redis runs the last. A
     connection that fails on the first send (a stale one after a Redis restart) is replaced once; a failure
     after a command went out is raised, never retried, since it may have run."""
+    if isinstance(conn, redis.RedisCluster):
+        return _each_on_its_node(conn, commands)
     pool = conn.connection_pool
     pending = iter(commands)
     first = next(pending, None)
@@ -76,6 +83,19 @@ def round_trip(conn: redis.Redis, commands: Iterable[tuple[Any, ...]]) -> list[A
         finally:
             pool.release(c)
     raise AssertionError("unreachable")
+
+
+def _each_on_its_node(conn: redis.RedisCluster, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
+    """On a Redis Cluster (docs/cluster.md) each command goes to the node that serves its keys' slot, one at a
+    time for now (a pipeline per node is the cluster's own round-trip saving, still to do); error replies are
+    returned, as above."""
+    out: list[Any] = []
+    for command in commands:
+        try:
+            out.append(conn.execute_command(*command))
+        except redis.ResponseError as exc:
+            out.append(exc)
+    return out
 
 
 def _reply(c: Any) -> Any:

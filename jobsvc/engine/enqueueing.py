@@ -16,8 +16,9 @@ from .. import defaults
 from ..config import Config
 from ..http.urlguard import check_url
 from . import scripts
+from .connection import is_cluster
 from .job import JobSpec, handler_name, payload_json
-from .keys import idempotency_scope
+from .keys import cluster_name, idempotency_scope
 from .serialization import dump_data, func_name, utcnow_str
 
 # The hash field that makes a job a pull job (enqueue.lua puts it in its queue's pull lanes).
@@ -52,7 +53,12 @@ def enqueue(conn: redis.Redis, config: Config, specs: Iterable[JobSpec],
     the script calls are queued on it and nothing is sent; the answer is how many replies they add, the first
     ones of the scripts queued from here on, for `enqueued(replies)`. They go by EVAL of the source: a NOSCRIPT
     inside MULTI could not be retried the way `scripts.call_many` retries it."""
-    calls = _calls(config, list(specs), extra_fields)
+    specs = list(specs)
+    if is_cluster(conn):
+        if pipe is not None:
+            raise ValueError("a MULTI cannot span a Redis Cluster's slots")
+        return _enqueue_per_queue(conn, config, specs, extra_fields)
+    calls = _calls(config, specs, extra_fields)
     if pipe is not None:
         n = 0
         for name, keys, args in calls:
@@ -68,9 +74,29 @@ def enqueued(replies: Iterable[Any]) -> list[Enqueued]:
     return [Enqueued(reply[i].decode(), bool(reply[i + 1])) for reply in replies for i in range(0, len(reply), 2)]
 
 
-def _calls(config: Config, specs: list[JobSpec],
-           extra_fields: Sequence[dict[str, Any]] | None) -> Iterator[scripts.Call]:
-    """The enqueue.lua calls of a batch, one per ENQUEUE_BATCH jobs, each built when asked for."""
+def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
+                       extra_fields: Sequence[dict[str, Any]] | None) -> list[Enqueued]:
+    """On a Redis Cluster, one queue's jobs per call (a queue's keys share its slot); each queue joins the
+    cluster's queue registry first, which what walks the queues reads. The ids come back in the order of `specs`."""
+    by_queue: dict[str, list[int]] = {}
+    for i, spec in enumerate(specs):
+        by_queue.setdefault(spec.queue, []).append(i)
+    if not by_queue:
+        return []
+    conn.sadd(cluster_name(config.key_prefix, "cluster_queues"), *by_queue)
+    out: list[Enqueued] = [Enqueued("", False)] * len(specs)
+    for queue, idx in by_queue.items():
+        extra = None if extra_fields is None else [extra_fields[i] for i in idx]
+        calls = _calls(config, [specs[i] for i in idx], extra, queue)
+        for i, done in zip(idx, enqueued(scripts.call_many(conn, calls)), strict=True):
+            out[i] = done
+    return out
+
+
+def _calls(config: Config, specs: list[JobSpec], extra_fields: Sequence[dict[str, Any]] | None,
+           queue: str | None = None) -> Iterator[scripts.Call]:
+    """The enqueue.lua calls of a batch, one per ENQUEUE_BATCH jobs, each built when asked for. `queue`: on a
+    cluster, the one queue of `specs`, whose slot the calls' keys are in."""
     for start in range(0, len(specs), defaults.ENQUEUE_BATCH):
         chunk = specs[start:start + defaults.ENQUEUE_BATCH]
         now = utcnow_str()
@@ -84,7 +110,8 @@ def _calls(config: Config, specs: list[JobSpec],
         common = dict(jobs[0][1])
         for _, fields in jobs[1:]:
             common = {k: v for k, v in common.items() if fields.get(k) == v}
-        args: list[Any] = [config.key_prefix, defaults.WAKE_TOKENS_MAX, config.idempotency_ttl, len(chunk), len(common)]
+        args: list[Any] = [config.key_prefix, defaults.WAKE_TOKENS_MAX, config.idempotency_ttl, len(chunk),
+                           len(common)]
         for k, v in common.items():
             args += (k, v)
         for head, fields in jobs:
@@ -93,7 +120,7 @@ def _calls(config: Config, specs: list[JobSpec],
             args.append(len(own))
             for k, v in own:
                 args += (k, v)
-        yield ("enqueue", (), args)
+        yield ("enqueue", scripts.scope_of(queue), args)
 
 
 def new_job_id() -> str:

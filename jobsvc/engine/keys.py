@@ -78,6 +78,8 @@ FAMILIES: dict[str, str] = {
     "schedules_pending": PREFIX + "schedules:pending",
     # the admin API's
     "apikeys": PREFIX + "apikeys", "audit": PREFIX + "audit", "audit_rate": PREFIX + "audit:rate:" + NAME,
+    # the queues of a Redis Cluster (written by the client, not by a script: `queues` is per queue there)
+    "cluster_queues": PREFIX + "cluster:queues",
 }
 
 # Families whose few names a script call repeats many times (a batch's groups and minutes): Lua builds each of
@@ -86,9 +88,35 @@ FAMILIES: dict[str, str] = {
 MEMOIZED = frozenset({"count", "tally", "minute"})
 
 
-def template(family: str, prefix: str) -> str:
-    """A family's template with the prefix filled in: what a Lua script receives in KEYS."""
-    return FAMILIES[family].replace(PREFIX, prefix)
+# Redis Cluster (docs/cluster.md; the core library only, not yet the processes): a queue's keys and its jobs'
+# keys share the queue's hash tag, so every job transition is a one-slot script. A family's cluster name is its
+# single-node name without the prefix, after `<prefix>{<queue>}:` (`jobsvc:{mail}:rq:job:<id>`,
+# `jobsvc:{mail}:lane:mail:2`), so the one table spells both layouts. The families of no queue live in a slot of
+# their own, tag `{#<slot>}` ('#' is in no queue name: no queue shares it).
+OWN_SLOT = {
+    "function": "functions", "function_names": "functions", "function_namespaces": "functions",
+    "schedule": "schedules", "schedule_runs": "schedules", "schedule_run": "schedules", "schedules": "schedules",
+    "schedules_due": "schedules", "schedules_pending": "schedules",
+    "apikeys": "admin", "audit": "admin", "audit_rate": "admin", "scheduler_leader": "scheduler",
+    "cluster_queues": "global",
+}
+
+
+def template(family: str, prefix: str, queue: str | None = None) -> str:
+    """A family's template with the prefix filled in: what a Lua script receives in KEYS. With `queue`, its
+    cluster spelling: under that queue's hash tag, or its own slot's (OWN_SLOT)."""
+    if queue is None:
+        return FAMILIES[family].replace(PREFIX, prefix)
+    if "{" in prefix or "}" in prefix:
+        # The first {...} of a name is its hash tag: a prefix's own would put every queue in one slot.
+        raise ValueError(f"on a Redis Cluster the key prefix must not contain '{{' or '}}': {prefix!r}")
+    tag = f"#{OWN_SLOT[family]}" if family in OWN_SLOT else queue
+    return f"{prefix}{{{tag}}}:{FAMILIES[family].replace(PREFIX, '')}"
+
+
+def cluster_name(prefix: str, family: str, *names: object) -> str:
+    """The cluster name of a key of no queue (an OWN_SLOT family: the cluster's queue registry ...)."""
+    return template(family, prefix, "") % names
 
 
 def _rq(family: str, name: str) -> str:
@@ -110,7 +138,7 @@ TYPES = {
     "schedule": "hash", "schedule_stats": "hash", "schedule_runs": "zset", "schedule_run": "hash",
     "schedules": "zset", "schedules_due": "zset", "schedules_pending": "zset", "terminate": "list",
     "apikeys": "hash", "audit": "stream", "audit_rate": "string",
-    "rq_scheduler_jobs": "zset", "rq_scheduler_lock": "string",
+    "rq_scheduler_jobs": "zset", "rq_scheduler_lock": "string", "cluster_queues": "set",
 }
 
 
@@ -278,6 +306,11 @@ class Keys:
     @property
     def scheduler_wake(self) -> str:
         return self._render("scheduler_wake")
+
+    @property
+    def cluster_queues(self) -> str:
+        """The queues a Redis Cluster holds (docs/cluster.md): SADDed by the client, read by what walks queues."""
+        return self._render("cluster_queues")
 
     @property
     def scheduler_leader(self) -> str:

@@ -16,9 +16,9 @@ from .. import defaults
 from ..config import Config
 from . import scripts
 from .backoff import Backoff
-from .connection import round_trip
+from .connection import is_cluster, round_trip
 from .job import decode_hash
-from .keys import Keys
+from .keys import Keys, template
 from .serialization import dump_exc_string, dump_result, utcnow_str
 
 
@@ -69,6 +69,7 @@ class Leases:
         self.redis = conn
         self.config = config
         self.prefix = Keys(config.key_prefix).prefix
+        self.cluster = is_cluster(conn)  # every call scoped to its queue's slot (docs/cluster.md)
         self._lease_ms = int(config.lease_ttl * 1000)
         self._default_backoff = Backoff(config.backoff, config.backoff_base, config.backoff_cap)
 
@@ -77,8 +78,13 @@ class Leases:
                    pull: bool = False) -> scripts.Call:
         """Claim up to `count` jobs, each under its own lease and fresh token (claim.lua)."""
         lease_ms = int(lease_ttl * 1000) if lease_ttl else self._lease_ms
-        return ("claim", (), (self.prefix, lease_ms, worker, utcnow_str(), len(queues), *queues,
+        if self.cluster and len(queues) != 1:
+            raise ValueError("on a Redis Cluster a claim call takes one queue (claim_many walks them in order)")
+        return ("claim", self._scope(queues[0]), (self.prefix, lease_ms, worker, utcnow_str(), len(queues), *queues,
                               "pull" if pull else "", *(new_token() for _ in range(count))))
+
+    def _scope(self, queue: str) -> tuple[str, ...]:
+        return scripts.scope_of(queue if self.cluster else None)
 
     def parse_claims(self, reply: list[Any]) -> list[Lease]:
         """The leases of a claim's reply, in the order claimed, each with its job's hash as the claim left it,
@@ -87,7 +93,7 @@ class Leases:
         if not reply:
             return []
         jobs = reply[1:]
-        hashes = round_trip(self.redis, [("HGETALL", Keys.job(job[0].decode())) for job in jobs])
+        hashes = round_trip(self.redis, [("HGETALL", self._job_key(job[0].decode(), job[1].decode())) for job in jobs])
         expires = int(reply[0])
         leases = []
         for job, flat in zip(jobs, hashes, strict=True):
@@ -99,16 +105,32 @@ class Leases:
             leases.append(Lease(job[0].decode(), job[1].decode(), job[2].decode(), expires, fields))
         return leases
 
+    def _job_key(self, job_id: str, queue: str) -> str:
+        return template("job", self.prefix, queue if self.cluster else None) % job_id
+
     def parse_claim(self, reply: list[Any]) -> Lease | None:
         """The one lease of a claim of one job, None when there was none."""
         leases = self.parse_claims(reply)
         return leases[0] if leases else None
 
     def claim(self, queues: Sequence[str], worker: str, lease_ttl: float | None = None) -> Lease | None:
+        if self.cluster:
+            found = self.claim_many(queues, worker, 1)
+            return found[0] if found else None
         return self.parse_claim(scripts.call(self.redis, *self.claim_call(queues, worker, lease_ttl=lease_ttl)))
 
     def claim_many(self, queues: Sequence[str], worker: str, count: int) -> list[Lease]:
-        return self.parse_claims(scripts.call(self.redis, *self.claim_call(queues, worker, count=count)))
+        if not self.cluster:
+            return self.parse_claims(scripts.call(self.redis, *self.claim_call(queues, worker, count=count)))
+        # A cluster: one queue (one slot) per call, in the worker's order; a later queue is asked only for what
+        # the earlier ones did not have.
+        out: list[Lease] = []
+        for queue in queues:
+            out += self.parse_claims(scripts.call(self.redis, *self.claim_call([queue], worker,
+                                                                               count=count - len(out))))
+            if len(out) == count:
+                break
+        return out
 
     # finish
     def complete_call(self, lease: Lease, result: Any, worker: str, started: float, ended: float,
@@ -119,11 +141,13 @@ class Leases:
 
     def complete_many_call(self, worker: str, done: Sequence[Completion]) -> scripts.Call:
         """Several jobs' completions in one script call; its reply holds one reply per job, in order."""
+        if self.cluster and len({c.lease.queue for c in done}) > 1:
+            raise ValueError("on a Redis Cluster a complete call takes jobs of one queue")
         args: list[Any] = [self.prefix, worker, self.config.result_ttl, defaults.WAKE_TOKENS_MAX]
         for c in done:
             args += [c.lease.job_id, c.lease.token, utcnow_str(), dump_result(c.result), repr(c.started),
                      repr(c.ended), _extras(c.run)]
-        return ("complete", (), args)
+        return ("complete", self._scope(done[0].lease.queue), args)
 
     def fail_call(self, lease: Lease, exc_type: str, message: str, traceback: str, retryable: bool,
                   worker: str, started: float, ended: float, run: dict[str, Any] | None = None,
@@ -134,15 +158,15 @@ class Leases:
         delay = backoff.delay(lease.attempt)
         if min_delay is not None:
             delay = max(delay, min_delay)
-        return ("fail", (), (self.prefix, lease.job_id, lease.token, utcnow_str(), "1" if retryable else "0",
-                             int(delay * 1000), exc_type, message[:4096], traceback[-16384:],
+        return ("fail", self._scope(lease.queue), (self.prefix, lease.job_id, lease.token, utcnow_str(),
+                             "1" if retryable else "0", int(delay * 1000), exc_type, message[:4096], traceback[-16384:],
                              dump_exc_string(traceback), worker, repr(started), repr(ended), self.config.failure_ttl,
                              defaults.WAKE_TOKENS_MAX, _extras(run)))
 
     def await_callback_call(self, lease: Lease, worker: str, run: dict[str, Any]) -> scripts.Call:
         """Hand the lease to the HTTP service that answered 202 (it finishes the job with /callback)."""
-        return ("await_callback", (), (self.prefix, lease.job_id, lease.token, worker, _extras(run),
-                                       defaults.CALLBACK_TIMEOUT))
+        return ("await_callback", self._scope(lease.queue), (self.prefix, lease.job_id, lease.token, worker,
+                                                             _extras(run), defaults.CALLBACK_TIMEOUT))
 
     def complete(self, lease: Lease, result: Any, worker: str, started: float, ended: float) -> None:
         scripts.check(scripts.call(self.redis, *self.complete_call(lease, result, worker, started, ended))[0],
@@ -173,7 +197,7 @@ class Leases:
         return [r.decode() for r in reply[1:]]
 
     def handback_call(self, lease: Lease, worker: str) -> scripts.Call:
-        return ("handback", (), (self.prefix, lease.job_id, lease.token, worker, utcnow_str(),
+        return ("handback", self._scope(lease.queue), (self.prefix, lease.job_id, lease.token, worker, utcnow_str(),
                                  defaults.WAKE_TOKENS_MAX))
 
     def handback(self, lease: Lease, worker: str) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .keys import FAMILIES, MEMOIZED, NAME, template
 
@@ -24,6 +24,7 @@ __all__ = ["expand", "families", "keys_of", "lib_helpers"]
 
 _HELPER = re.compile(r"^local function (\w+)\(", re.MULTILINE)
 _FAMILY = re.compile(r"\bK(?:\.(\w+)|\['(\w+)'\])")
+_BRACKETED = re.compile(r"\bK\['(\w+)'\]")
 _CALLED = re.compile(r"\b(\w+)\s*\(")
 _HEADER = re.compile(r"^-- KEYS: (.*)$", re.MULTILINE)
 
@@ -62,8 +63,12 @@ def families(name: str, body: str, helpers: dict[str, str]) -> tuple[str, ...]:
 
 
 def _code(text: str) -> str:
-    """Lua without its whole-line comments (headers describe keys in words)."""
-    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    """Lua without its comments and string literals (headers describe keys in words; a message may say K.x)."""
+    out = []
+    for line in text.splitlines():
+        code = _BRACKETED.sub(r"K.\1", line[:_comment_start(line)])  # K['function']: a name, not a string
+        out.append("".join(ch for _, ch, inside in _scan(code) if not inside))
+    return "\n".join(out)
 
 
 def expand(text: str, used: Sequence[str]) -> str:
@@ -76,10 +81,11 @@ def expand(text: str, used: Sequence[str]) -> str:
 
 def _expand_line(line: str, index: dict[str, int]) -> str:
     code_end = _comment_start(line)
+    literals = _literal_spans(line[:code_end])
     out, pos = [], 0
     for m in _FAMILY.finditer(line, 0, code_end):
-        if m.start() < pos:
-            continue
+        if m.start() < pos or any(a <= m.start() < b for a, b in literals):
+            continue  # inside an argument already expanded, or inside a string
         family = m.group(1) or m.group(2)
         out.append(line[pos:m.start()])
         pos = m.end()
@@ -87,7 +93,9 @@ def _expand_line(line: str, index: dict[str, int]) -> str:
         args: list[str] = []
         if between:
             end = _closing(line, pos)
-            args, pos = _split_args(line[pos + 1:end]), end + 1
+            # An argument may name a key itself (K.job(redis.call('GET', K.idempotency(x)))): expanded too.
+            args = [_expand_line(arg, index) for arg in _split_args(line[pos + 1:end])]
+            pos = end + 1
             if len(args) != len(between):
                 raise ValueError(f"K.{family} takes {len(between)} name(s): {line.strip()!r}")
         out.append(_name_expr(family, index.get(family), args, between))
@@ -109,17 +117,44 @@ def _name_expr(family: str, i: int | None, args: list[str], between: list[str]) 
     return "(" + " .. ".join(parts) + ")"
 
 
+def _scan(text: str) -> Iterator[tuple[int, str, bool]]:
+    """(index, character, inside a string literal) for each character of a line of Lua; a backslash escapes the
+    next character within a literal."""
+    quote, escaped = None, False
+    for i, ch in enumerate(text):
+        if quote:
+            yield i, ch, True
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        else:
+            if ch in "'\"":
+                quote = ch
+            yield i, ch, quote is not None
+
+
 def _comment_start(line: str) -> int:
     """Where the line's `--` comment starts (its length if none); a `--` inside a string literal is code."""
-    quote = None
-    for i, ch in enumerate(line):
-        if quote:
-            quote = None if ch == quote and line[i - 1] != "\\" else quote
-        elif ch in "'\"":
-            quote = ch
-        elif line.startswith("--", i):
+    for i, _, inside in _scan(line):
+        if not inside and line.startswith("--", i):
             return i
     return len(line)
+
+
+def _literal_spans(code: str) -> list[tuple[int, int]]:
+    spans, start = [], None
+    for i, _, inside in _scan(code):
+        if inside and start is None:
+            start = i
+        elif not inside and start is not None:
+            spans.append((start, i))
+            start = None
+    if start is not None:
+        spans.append((start, len(code)))
+    return spans
 
 
 def _closing(line: str, start: int) -> int:
@@ -127,17 +162,21 @@ def _closing(line: str, start: int) -> int:
     if start >= len(line) or line[start] != "(":
         raise ValueError(f"a key family named after something is called with its names: {line.strip()!r}")
     depth = 0
-    for i in range(start, len(line)):
-        depth += {"(": 1, ")": -1}.get(line[i], 0)
+    for i, ch, inside in _scan(line):
+        if i < start or inside:
+            continue
+        depth += {"(": 1, ")": -1}.get(ch, 0)
         if depth == 0:
             return i
     raise ValueError(f"unbalanced parentheses: {line.strip()!r}")
 
 
 def _split_args(text: str) -> list[str]:
-    """Arguments at the top level of a call's parentheses (a name may itself be a call or an index)."""
+    """Arguments at the top level of a call's parentheses (a name may itself be a call, an index or a string)."""
     args, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
+    for i, ch, inside in _scan(text):
+        if inside:
+            continue
         depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(ch, 0)
         if ch == "," and depth == 0:
             args.append(text[start:i].strip())
@@ -150,12 +189,12 @@ def _lua(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def keys_of(used: tuple[str, ...], prefix: str) -> tuple[str, ...]:
+def keys_of(used: tuple[str, ...], prefix: str, queue: str | None = None) -> tuple[str, ...]:
     """What a script of families `used` receives in KEYS: each family's name up to its first name slot (a fixed
-    key whole), rendered with `prefix`."""
-    return _rendered(used, prefix)
+    key whole), rendered with `prefix`; with `queue`, in the cluster layout (that queue's slot)."""
+    return _rendered(used, prefix, queue)
 
 
-@functools.lru_cache(maxsize=256)
-def _rendered(used: tuple[str, ...], prefix: str) -> tuple[str, ...]:
-    return tuple(template(f, prefix).split(NAME)[0] for f in used)
+@functools.lru_cache(maxsize=1024)
+def _rendered(used: tuple[str, ...], prefix: str, queue: str | None) -> tuple[str, ...]:
+    return tuple(template(f, prefix, queue).split(NAME)[0] for f in used)

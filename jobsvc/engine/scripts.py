@@ -17,7 +17,8 @@ from .connection import round_trip
 from .replies import check, lua_constants
 from .states import PRUNABLE, RETRYABLE, TTL_STATES, State
 
-__all__ = ["FAMILIES_OF", "LUA_DIR", "SHAS", "SOURCES", "Call", "call", "call_many", "check", "command", "load_all"]
+__all__ = ["FAMILIES_OF", "LUA_DIR", "SHAS", "SOURCES", "Call", "call", "call_many", "check", "command", "load_all",
+           "scope_of"]
 
 LUA_DIR = Path(__file__).resolve().parents[1] / "lua"
 _LIB = "_lib.lua"
@@ -40,7 +41,9 @@ def _load_sources() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
             continue
         body = _with_includes(path.read_text())
         used = families[path.stem] = script_keys.families(path.stem, body, helpers)
-        out[path.stem] = _with_lib(script_keys.expand(lib, used), script_keys.expand(body, used))
+        # A script given whole keys (the leader lock, zpage_after, audit_record) needs no library: setting it up
+        # would cost each call some 50 us.
+        out[path.stem] = body if not used else _with_lib(script_keys.expand(lib, used), script_keys.expand(body, used))
     return out, families
 
 
@@ -78,7 +81,11 @@ Call = tuple[str, Sequence[Any], Sequence[Any]]  # (script name, keys, args)
 
 
 def load_all(conn: redis.Redis) -> None:
-    """SCRIPT LOAD every script (after a Redis restart or SCRIPT FLUSH)."""
+    """SCRIPT LOAD every script (after a Redis restart or SCRIPT FLUSH); on a cluster, on every master."""
+    if isinstance(conn, redis.RedisCluster):
+        for src in SOURCES.values():
+            conn.script_load(src)  # redis-py sends SCRIPT LOAD to every primary
+        return
     pipe = conn.pipeline(transaction=False)
     for src in SOURCES.values():
         pipe.script_load(src)
@@ -86,9 +93,17 @@ def load_all(conn: redis.Redis) -> None:
 
 
 def keys_of(name: str, keys: Sequence[Any], args: Sequence[Any]) -> Sequence[Any]:
-    """A call's KEYS: the given ones, or those of its key families, rendered with the prefix in ARGV[1]."""
+    """A call's KEYS: those of its key families, rendered with the prefix in ARGV[1] (and, on a Redis Cluster,
+    in the slot of the queue its caller gives as `keys`: `scope_of`), or the whole keys a caller gives."""
     used = FAMILIES_OF[name]
-    return script_keys.keys_of(used, str(args[0])) if used else keys
+    if not used:
+        return keys
+    return script_keys.keys_of(used, str(args[0]), str(keys[0]) if keys else None)
+
+
+def scope_of(queue: str | None) -> tuple[str, ...]:
+    """A call's `keys` for a script of key families: () on a single Redis, (queue,) on a cluster (its slot)."""
+    return () if queue is None else (queue,)
 
 
 def command(name: str, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:

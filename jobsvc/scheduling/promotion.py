@@ -11,7 +11,8 @@ import redis
 from .. import defaults
 from ..config import Config
 from ..engine import scripts
-from ..engine.keys import Keys
+from ..engine.connection import is_cluster, redis_ms, text
+from ..engine.keys import Keys, cluster_name
 from ..engine.serialization import utcnow_str
 from .rq_scheduler import Entry, page_after
 
@@ -31,10 +32,20 @@ class Promoter:
         self.redis, self.prefix, self.batch = conn, config.key_prefix, batch
 
     def run_once(self) -> PromoteResult:
+        if not is_cluster(self.redis):
+            return self._promote(None)
+        # A cluster: each queue's timeline is in its own slot; the next due time is the earliest of them.
+        results = [self._promote(text(q))
+                   for q in sorted(self.redis.smembers(cluster_name(self.prefix, "cluster_queues")))]
+        dues = [r.next_due_ms for r in results if r.next_due_ms is not None]
+        return PromoteResult(sum(r.promoted for r in results), min(dues) if dues else None,
+                             max((r.now_ms for r in results), default=redis_ms(self.redis)))
+
+    def _promote(self, queue: str | None) -> PromoteResult:
         total = 0
         while True:
-            n, nxt, now = scripts.call(self.redis, "promote", (), (self.prefix, self.batch, utcnow_str(),
-                                                                     defaults.WAKE_TOKENS_MAX))
+            n, nxt, now = scripts.call(self.redis, "promote", scripts.scope_of(queue), (
+                self.prefix, self.batch, utcnow_str(), defaults.WAKE_TOKENS_MAX))
             total += int(n)
             if int(n) < self.batch or int(nxt) < 0 or int(nxt) > int(now):
                 return PromoteResult(total, int(nxt) if int(nxt) >= 0 else None, int(now))
