@@ -245,8 +245,9 @@ def http_client(r, http_config):
 
 @pytest.fixture(scope="session")
 def redis_cluster_server(tmp_path_factory):
-    """3 masters + 3 replicas (tests/cluster.py), started by the first test that needs it, killed at the end."""
-    from tests.cluster import LocalCluster
+    """3 masters + 3 replicas (jobsvc/embedded_cluster.py), started by the first test that needs it, killed at the
+    end."""
+    from jobsvc.embedded_cluster import LocalCluster
 
     cluster = LocalCluster(tmp_path_factory.mktemp("cluster")).start()
     yield cluster

@@ -1,4 +1,4 @@
-"""The local Redis Cluster the suite starts (tests/cluster.py): its shape, a RedisCluster client on every
+"""The local Redis Cluster the suite starts (jobsvc/embedded_cluster.py): its shape, a RedisCluster client on every
 shard, and the rule jobsvc's scripts must follow there: one script, one slot (issue 15)."""
 from __future__ import annotations
 

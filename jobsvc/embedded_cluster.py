@@ -1,6 +1,7 @@
-"""A real local Redis Cluster for the test suite (issue 15): 3 masters + 3 replicas of the redis-server the
-project already uses (`jobsvc.embedded.redis_server_binary`), on free loopback ports, slots assigned through
-CLUSTER commands. Started once per session by the `redis_cluster` fixture (tests/conftest.py)."""
+"""A real local Redis Cluster (issue 15, docs/cluster.md): masters and replicas of the redis-server the project
+already uses (`jobsvc.embedded.redis_server_binary`), on free loopback ports, slots assigned through CLUSTER
+commands. The test suite starts one per session (the `redis_cluster` fixture, tests/conftest.py: 3 masters + 3
+replicas); `python -m bench.cluster` starts one of 1 and one of 3 masters."""
 from __future__ import annotations
 
 import contextlib
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from jobsvc.embedded import _terminate_with_parent, port_is_free, redis_server_binary
+from .embedded import _terminate_with_parent, port_is_free, redis_server_binary
 
 SLOTS = 16384
 # Redis's cluster bus listens on port + 10000 (a separate `cluster-port` exists only from Redis 7.0, and the
