@@ -188,13 +188,19 @@ class Leases:
         if not leases:
             return []
         lease_ms = int(lease_ttl * 1000) if lease_ttl else self._lease_ms
-        args: list[Any] = [self.prefix, lease_ms, holder]
-        for lease in leases:
-            args += [lease.job_id, lease.token]
-        reply = scripts.call(self.redis, "heartbeat", (), args)
-        for lease in leases:
-            lease.expires_ms = int(reply[0])
-        return [r.decode() for r in reply[1:]]
+        groups: dict[str, list[Lease]] = {}
+        for lease in leases:  # one call on a single Redis; one per queue (slot) on a cluster
+            groups.setdefault(lease.queue if self.cluster else "", []).append(lease)
+        lost: list[str] = []
+        for queue, group in groups.items():
+            args: list[Any] = [self.prefix, lease_ms, holder]
+            for lease in group:
+                args += [lease.job_id, lease.token]
+            reply = scripts.call(self.redis, "heartbeat", self._scope(queue) if queue else (), args)
+            for lease in group:
+                lease.expires_ms = int(reply[0])
+            lost += [r.decode() for r in reply[1:]]
+        return lost
 
     def handback_call(self, lease: Lease, worker: str) -> scripts.Call:
         return ("handback", self._scope(lease.queue), (self.prefix, lease.job_id, lease.token, worker, utcnow_str(),

@@ -9,6 +9,7 @@ import redis
 from .. import defaults
 from ..config import Config
 from ..engine import scripts
+from ..engine.cluster import scopes
 from ..engine.serialization import dump_exc_string, utcnow_str
 
 
@@ -39,15 +40,23 @@ class Reaper:
         self.redis, self.config, self.batch = conn, config, batch
 
     def run_once(self) -> ReapResult:
+        # One lease index on a single Redis; one per queue on a cluster: the next expiry is the earliest of them.
         out = ReapResult()
+        for queue in scopes(self.redis, self.config.key_prefix):
+            nxt = self._reap(queue, out)
+            if nxt is not None and (out.next_expiry_ms is None or nxt < out.next_expiry_ms):
+                out.next_expiry_ms = nxt
+        return out
+
+    def _reap(self, queue: str | None, out: ReapResult) -> int | None:
+        """Reap one lease index into `out`; its next expiry (ms)."""
         while True:
-            r, f, q, nxt, now = scripts.call(self.redis, "reap_expired", (), (
+            r, f, q, nxt, now = scripts.call(self.redis, "reap_expired", scripts.scope_of(queue), (
                 self.config.key_prefix, self.config.max_lease_losses, self.batch, abandoned_exc_string(),
                 utcnow_str(), self.config.failure_ttl, defaults.WAKE_TOKENS_MAX))
             out.requeued += int(r)
             out.failed += int(f)
             out.quarantined += int(q)
-            out.next_expiry_ms = int(nxt) if int(nxt) >= 0 else None
-            out.now_ms = int(now)
+            out.now_ms = max(out.now_ms, int(now))
             if int(r) + int(f) + int(q) < self.batch:
-                return out
+                return int(nxt) if int(nxt) >= 0 else None

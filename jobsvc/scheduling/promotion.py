@@ -11,8 +11,9 @@ import redis
 from .. import defaults
 from ..config import Config
 from ..engine import scripts
-from ..engine.connection import is_cluster, redis_ms, text
-from ..engine.keys import Keys, cluster_name
+from ..engine.cluster import scopes
+from ..engine.connection import redis_ms
+from ..engine.keys import Keys
 from ..engine.serialization import utcnow_str
 from .rq_scheduler import Entry, page_after
 
@@ -32,14 +33,11 @@ class Promoter:
         self.redis, self.prefix, self.batch = conn, config.key_prefix, batch
 
     def run_once(self) -> PromoteResult:
-        if not is_cluster(self.redis):
-            return self._promote(None)
-        # A cluster: each queue's timeline is in its own slot; the next due time is the earliest of them.
-        results = [self._promote(text(q))
-                   for q in sorted(self.redis.smembers(cluster_name(self.prefix, "cluster_queues")))]
+        # One timeline on a single Redis; one per queue on a cluster: the next due time is the earliest of them.
+        results = [self._promote(queue) for queue in scopes(self.redis, self.prefix)]
         dues = [r.next_due_ms for r in results if r.next_due_ms is not None]
         return PromoteResult(sum(r.promoted for r in results), min(dues) if dues else None,
-                             max((r.now_ms for r in results), default=redis_ms(self.redis)))
+                             max((r.now_ms for r in results), default=0) or redis_ms(self.redis))
 
     def _promote(self, queue: str | None) -> PromoteResult:
         total = 0

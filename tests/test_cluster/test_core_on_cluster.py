@@ -12,6 +12,7 @@ from jobsvc import Client, Config, JobSpec
 from jobsvc.engine import scripts
 from jobsvc.engine.keys import FAMILIES, MEMOIZED, NAME, OWN_SLOT, cluster_name, template
 from jobsvc.engine.leases import Completion, Leases
+from jobsvc.maintenance.reaper import Reaper
 from jobsvc.scheduling.promotion import Promoter
 from tests.conftest import ALLOWED_MODULES
 
@@ -133,3 +134,22 @@ def test_a_call_across_two_queues_is_refused_on_a_cluster(rc, config, queues):
         leases.complete_many_call("host.1.w", [Completion(lease, None, 1.0, 2.0) for lease in got])
     with pytest.raises(ValueError, match="one queue"):
         leases.claim_call(queues[:2], "host.1.w")
+
+
+def test_leases_on_several_shards_are_renewed_and_an_expired_one_is_reaped_on_its_shard(rc, config, queues):
+    """A worker's heartbeat renews its leases queue by queue; the reaper walks the cluster's queues and takes back
+    a job whose lease expired (its worker was killed), which then runs again with its attempt counted."""
+    client, leases = Client(rc, config), Leases(rc, config)
+    for q in queues[:3]:
+        client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, max_attempts=3)
+    held = leases.claim_many(queues[:3], "host.1.w", count=3)
+    assert {lease.queue for lease in held} == set(queues[:3])
+    assert leases.renew(held, holder="host.1.w") == []
+    assert all(lease.expires_ms > 0 for lease in held)
+    dead = held[1]
+    rc.zadd(template("leases", PREFIX, dead.queue), {dead.job_id: 0})  # its worker died long ago
+    result = Reaper(rc, config).run_once()
+    assert (result.requeued, result.failed, result.quarantined) == (1, 0, 0)
+    assert leases.renew(held, holder="host.1.w") == [dead.job_id]  # the others' leases still hold
+    again = leases.claim([dead.queue], "host.2.w")
+    assert again is not None and again.job_id == dead.job_id and again.attempt == 2
