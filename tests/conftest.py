@@ -42,7 +42,8 @@ def fake_r():
 # a deadline against a local server, without Redis. A test marked fast by hand that needs the Redis server is
 # a collection error, not a slow tier.
 NOT_FAST = ("tests/test_project/test_packaging.py",
-            "tests/test_jobsvc/test_urlguard.py::test_a_trickled_answer_is_cut_off_at_the_deadline")
+            "tests/test_jobsvc/test_urlguard.py::test_a_trickled_answer_is_cut_off_at_the_deadline",
+            "tests/test_cluster/test_bench_cluster.py")  # starts clusters of its own
 
 
 def pytest_collection_modifyitems(config, items):

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import redis
 
 from . import scripts
-from .connection import text
+from .cluster import scopes
+from .connection import is_cluster, text
 from .job import DEFAULT_NAMESPACE
 from .keys import Keys
 from .states import State
@@ -122,7 +123,14 @@ class Counts:
 def read_counts(conn: redis.Redis, keys: Keys, queue: str | None = None) -> Counts:
     """Every queue's counts and every group's (or those of one queue, which is then there even if unknown), in
     one snapshot (counts.lua): see the module doc."""
-    raw_groups, raw_queues = scripts.call(conn, "counts", (), (keys.prefix, queue or ""))
+    if is_cluster(conn):
+        # A snapshot per queue (each is one slot), merged: exact per queue, not one instant across the shards.
+        replies = [scripts.call(conn, "counts", scripts.scope_of(q), (keys.prefix, q))
+                   for q in ([queue] if queue else scopes(conn, keys.prefix)) if q is not None]
+    else:
+        replies = [scripts.call(conn, "counts", (), (keys.prefix, queue or ""))]
+    raw_groups = [g for reply in replies for g in reply[0]]
+    raw_queues = [q for reply in replies for q in reply[1]]
     groups: dict[Group, dict[str, int]] = {}
     gauged: dict[str, dict[str, int]] = defaultdict(zero)  # the gauges summed per queue
     for name, fields in raw_groups:
