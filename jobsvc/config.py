@@ -30,6 +30,10 @@ class Config:
     # Most jobs a worker claims in one call, and records in one (JOBSVC_CLAIM_BATCH; 1: one job at a time). It
     # asks for as many as it runs in defaults.BATCH_WINDOW by its recent run times, so slow jobs go one by one.
     claim_batch: int = defaults.CLAIM_BATCH
+    # Replicas an enqueue and a job's outcome wait for before returning (JOBSVC_REPLICA_WAIT; 0: none), and for
+    # how long at most (JOBSVC_REPLICA_WAIT_TIMEOUT_MS): what a failover can lose, docs/cluster.md.
+    replica_wait: int = defaults.REPLICA_WAIT
+    replica_wait_timeout_ms: int = defaults.REPLICA_WAIT_TIMEOUT_MS
     # Idle workers track writes to their RQ queue lists (CLIENT TRACKING, workers/rq_wake.py), so a job plain RQ
     # enqueues starts at once; off (JOBSVC_RQ_WAKE=0), such a job waits up to idle_wait.
     rq_wake: bool = True
@@ -70,6 +74,10 @@ class Config:
             raise ValidationError(f"max_attempts must be 1..{defaults.MAX_ATTEMPTS_LIMIT}")
         if not 1 <= self.claim_batch <= defaults.CLAIM_BATCH_LIMIT:
             raise ValidationError(f"claim_batch must be 1..{defaults.CLAIM_BATCH_LIMIT}")
+        if not 0 <= self.replica_wait <= defaults.REPLICA_WAIT_LIMIT:
+            raise ValidationError(f"replica_wait must be 0..{defaults.REPLICA_WAIT_LIMIT} (replicas)")
+        if not 1 <= self.replica_wait_timeout_ms <= 60_000:
+            raise ValidationError("replica_wait_timeout_ms must be 1..60000")
         if self.integrity_interval < 0:
             raise ValidationError("integrity_interval must be >= 0 (0: no background integrity pass)")
         if not self.key_prefix:
@@ -110,6 +118,10 @@ class Config:
             values[f.name] = _coerce(f.name, f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def wait(self) -> tuple[int, int] | None:
+        """(replicas, timeout ms) for scripts.call_many's `wait`, None when writes do not wait."""
+        return (self.replica_wait, self.replica_wait_timeout_ms) if self.replica_wait else None
 
     def with_(self, **changes: Any) -> Config:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

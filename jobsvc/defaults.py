@@ -52,6 +52,11 @@ IDLE_WAIT = 1.0
 # another worker's batch, and a completion is recorded at most BATCH_WINDOW after its job ended (sooner when the
 # batch runs out). Slow jobs (one run > BATCH_WINDOW) go one at a time, as without batches.
 CLAIM_BATCH = 50
+# Durability across a failover (JOBSVC_REPLICA_WAIT, docs/cluster.md): replicas an enqueue or a job's outcome
+# waits for (Redis WAIT, in the same round trip) before it returns; 0: none (Redis replicates asynchronously).
+REPLICA_WAIT = 0
+REPLICA_WAIT_LIMIT = 16
+REPLICA_WAIT_TIMEOUT_MS = 500  # past it the call returns anyway, with a WARNING: the write is on the master only
 CLAIM_BATCH_LIMIT = 1000
 BATCH_WINDOW = 0.05
 # Wake-up tokens kept per queue: enough for every idle worker, bounded so a busy queue cannot grow it.

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from .engine.connection import CLUSTER_REFUSAL, text
+from .engine.connection import CLUSTER_REFUSAL, address, text
 from .engine.keys import Keys
 from .errors import ValidationError
 
@@ -79,14 +79,6 @@ def eviction_check(conn: redis.Redis) -> EvictionCheck:
 def ensure_reachable(conn: redis.Redis) -> None:
     """Is Redis reachable? Raises redis.RedisError when it is not."""
     conn.ping()
-
-
-def address(conn: redis.Redis) -> str:
-    """Where the connection goes: `host:port/db`, or `unix:<path>/db`; never its password."""
-    kw = conn.connection_pool.connection_kwargs
-    if kw.get("path"):
-        return f"unix:{kw['path']}/{kw.get('db', 0)}"
-    return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
 
 def server_detail(conn: redis.Redis) -> dict[str, Any]:

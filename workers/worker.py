@@ -394,7 +394,7 @@ class LeasedWorker(BaseWorker):
         delay = 0.1
         while True:
             try:
-                return scripts.call_many(self.connection, sent)
+                return scripts.call_many(self.connection, sent, self.config.wait())
             except REDIS_DOWN as exc:
                 if time.monotonic() + delay > give_up or self.stopping:
                     log.error("%d outcome(s) not recorded, Redis unavailable (%s); their leases will expire "

@@ -30,6 +30,14 @@ CLUSTER_REFUSAL = ("jobsvc does not run on Redis Cluster yet (its scripts touch 
                    "Sentinel for failover). Cluster support is being built: see docs/cluster.md")
 
 
+def address(conn: redis.Redis) -> str:
+    """Where the connection goes: `host:port/db`, or `unix:<path>/db`; never its password."""
+    kw = conn.connection_pool.connection_kwargs
+    if kw.get("path"):
+        return f"unix:{kw['path']}/{kw.get('db', 0)}"
+    return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+
+
 def is_cluster(conn: object) -> bool:
     """A Redis Cluster client: the core scopes each script call to one queue's slot (docs/cluster.md)."""
     return isinstance(conn, redis.RedisCluster)

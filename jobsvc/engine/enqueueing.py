@@ -66,7 +66,7 @@ def enqueue(conn: redis.Redis, config: Config, specs: Iterable[JobSpec],
             n += 1
         return n
     # Built lazily: each chunk goes out as soon as it is built, so Python builds the next while Redis runs it.
-    return enqueued(scripts.call_many(conn, calls))
+    return enqueued(scripts.call_many(conn, calls, config.wait()))
 
 
 def enqueued(replies: Iterable[Any]) -> list[Enqueued]:
@@ -88,7 +88,7 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
     for queue, idx in by_queue.items():
         extra = None if extra_fields is None else [extra_fields[i] for i in idx]
         calls = _calls(config, [specs[i] for i in idx], extra, queue)
-        for i, done in zip(idx, enqueued(scripts.call_many(conn, calls)), strict=True):
+        for i, done in zip(idx, enqueued(scripts.call_many(conn, calls, config.wait())), strict=True):
             out[i] = done
     return out
 

@@ -169,8 +169,8 @@ class Leases:
                                                              _extras(run), defaults.CALLBACK_TIMEOUT))
 
     def complete(self, lease: Lease, result: Any, worker: str, started: float, ended: float) -> None:
-        scripts.check(scripts.call(self.redis, *self.complete_call(lease, result, worker, started, ended))[0],
-                      lease.job_id)
+        scripts.check(scripts.call(self.redis, *self.complete_call(lease, result, worker, started, ended),
+                                   wait=self.config.wait())[0], lease.job_id)
 
     def fail(self, lease: Lease, exc: BaseException | str, traceback: str = "", retryable: bool = True,
              worker: str = "", started: float = 0.0, ended: float = 0.0) -> str:
@@ -178,7 +178,7 @@ class Leases:
         without an interval: back on its queue now) or 'failed'."""
         exc_type = exc if isinstance(exc, str) else type(exc).__name__
         call = self.fail_call(lease, exc_type, str(exc), traceback, retryable, worker, started, ended)
-        reply = scripts.check(scripts.call(self.redis, *call), lease.job_id)
+        reply = scripts.check(scripts.call(self.redis, *call, wait=self.config.wait()), lease.job_id)
         return reply[1].decode()
 
     # keep / give back

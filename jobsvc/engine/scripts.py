@@ -5,6 +5,8 @@ scripts given whole keys by their caller (a lock, a sorted set to page) read `KE
 from __future__ import annotations
 
 import hashlib
+import itertools
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,13 +15,14 @@ import redis
 
 from .. import defaults
 from . import script_keys
-from .connection import round_trip
+from .connection import address, is_cluster, round_trip
 from .replies import check, lua_constants
 from .states import PRUNABLE, RETRYABLE, TTL_STATES, State
 
 __all__ = ["FAMILIES_OF", "LUA_DIR", "SHAS", "SOURCES", "Call", "call", "call_many", "check", "command", "load_all",
            "scope_of"]
 
+log = logging.getLogger("jobsvc.redis")
 LUA_DIR = Path(__file__).resolve().parents[1] / "lua"
 _LIB = "_lib.lua"
 _INCLUDE = "--#include "
@@ -112,28 +115,61 @@ def command(name: str, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, .
     return (len(keys), *keys, *args)
 
 
-def call(conn: redis.Redis, name: str, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
-    """Run one script by EVALSHA, loading the scripts once if Redis does not know them."""
-    return call_many(conn, [(name, keys, args)])[0]
+def call(conn: redis.Redis, name: str, keys: Sequence[Any] = (), args: Sequence[Any] = (),
+         wait: tuple[int, int] | None = None) -> Any:
+    """Run one script by EVALSHA, loading the scripts once if Redis does not know them (`wait`: call_many's)."""
+    return call_many(conn, [(name, keys, args)], wait)[0]
 
 
-def call_many(conn: redis.Redis, calls: Iterable[Call]) -> list[Any]:
+def call_many(conn: redis.Redis, calls: Iterable[Call], wait: tuple[int, int] | None = None) -> list[Any]:
     """Run several scripts in one round trip; `calls` may be built lazily, each sent as it comes.
 
     Each script is atomic on its own; a NOSCRIPT reply means that script did not run,
-    so it is safe to load the scripts and run just those again."""
+    so it is safe to load the scripts and run just those again. `wait` (replicas, timeout ms: Config.wait) ends
+    the round trip with a WAIT: the call returns once that many replicas have every write of it, or the timeout
+    passed (a WARNING then: the writes are on the master only until replication catches up)."""
     calls = _Recorded(calls)
-    results = round_trip(conn, (("EVALSHA", SHAS[name], *command(name, keys, args)) for name, keys, args in calls))
+    sent = (("EVALSHA", SHAS[name], *command(name, keys, args)) for name, keys, args in calls)
+    results, acked = _waited(conn, sent, calls, wait)
     missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
     if missing:
         load_all(conn)
-        again = round_trip(conn, [("EVALSHA", SHAS[calls.seen[i][0]], *command(*calls.seen[i])) for i in missing])
+        again, acked = _waited(conn, [("EVALSHA", SHAS[calls.seen[i][0]], *command(*calls.seen[i])) for i in missing],
+                               [calls.seen[i] for i in missing], wait)
         for i, r in zip(missing, again, strict=True):
             results[i] = r
+    if wait is not None:  # what the last WAIT saw (a WAIT before a reload of the scripts says nothing)
+        for where, n in acked:
+            if n < wait[0]:
+                log.warning("%s: %d of %d replica(s) acknowledged within %d ms: until they catch up, a failover "
+                            "can lose these writes (JOBSVC_REPLICA_WAIT)", where, n, wait[0], wait[1])
     for r in results:
         if isinstance(r, Exception):
             raise r
     return results
+
+
+def _waited(conn: redis.Redis, commands: Iterable[tuple[Any, ...]], calls: Iterable[Call],
+            wait: tuple[int, int] | None) -> tuple[list[Any], list[tuple[str, int]]]:
+    """round_trip, then WAIT when asked: in the same round trip on one Redis; on a cluster, on each master that
+    ran one of the calls (each call's first key names its slot). The replies, and (where, replicas that acked)."""
+    if wait is None:
+        return round_trip(conn, commands), []
+    if not is_cluster(conn):
+        results = round_trip(conn, itertools.chain(commands, [("WAIT", *wait)]))
+        return results, [(address(conn), _acked(results.pop()))]
+    results = round_trip(conn, commands)
+    cluster: Any = conn
+    done = calls.seen if isinstance(calls, _Recorded) else list(calls)  # a _Recorded's calls are spent
+    nodes = {node.name: node for node in (cluster.get_node_from_key(keys_of(*call)[0]) for call in done)}
+    return results, [(name, _acked(cluster.execute_command("WAIT", *wait, target_nodes=node)))
+                     for name, node in nodes.items()]
+
+
+def _acked(reply: Any) -> int:
+    if isinstance(reply, Exception):
+        raise reply
+    return int(reply)
 
 
 class _Recorded:

@@ -154,7 +154,7 @@ def ack_many(conn: redis.Redis, config: Config, acks: list[Ack],
             calls.append(leases.fail_call(lease, exc_type, message, traceback, one.retryable, by, started, now))
     out: list[AckResult | LeaseLost | NotFound] = []
     # One call per ack (both branches above add one), one reply per call.
-    for one, raw in zip(acks, scripts.call_many(conn, calls) if calls else [], strict=True):
+    for one, raw in zip(acks, scripts.call_many(conn, calls, config.wait()) if calls else [], strict=True):
         try:
             # complete.lua answers a list of replies, one per job it was given (here one).
             reply = scripts.check(raw[0] if one.status == "completed" else raw, one.job_id)
