@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from .engine.connection import CLUSTER_REFUSAL, address, text
+from .engine.connection import CLUSTER_REFUSAL, address, is_cluster, text
 from .engine.keys import Keys
 from .errors import ValidationError
 
@@ -95,9 +95,11 @@ def server_detail(conn: redis.Redis) -> dict[str, Any]:
 
 
 def refuse_cluster(conn: redis.Redis) -> None:
-    """The startup check every process makes before its first script: a Redis in cluster mode reached through a
-    plain URL fails later, job by job (CROSSSLOT, MOVED); this says why at once (ValidationError). A Redis that
-    will not answer INFO, or is down, is left to the caller: nothing is known."""
+    """The startup check every process makes before its first script: the processes do not run on a cluster
+    yet, and one reached through a plain URL would fail later, job by job (CROSSSLOT, MOVED); this says why at
+    once (ValidationError). A Redis that will not answer INFO, or is down, is left to the caller."""
+    if is_cluster(conn):
+        raise ValidationError(f"REDIS_URL names a Redis Cluster. {CLUSTER_REFUSAL}")
     try:
         enabled = conn.info("cluster").get("cluster_enabled")
     except redis.RedisError:

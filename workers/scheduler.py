@@ -16,6 +16,7 @@ import redis
 
 from jobsvc import defaults
 from jobsvc.config import Config
+from jobsvc.engine.connection import is_cluster
 from jobsvc.engine.keys import Keys
 from jobsvc.maintenance.integrity import IntegrityPass
 from jobsvc.maintenance.reaper import Reaper
@@ -32,6 +33,8 @@ log = logging.getLogger("jobsvc.scheduler")
 
 class Scheduler:
     def __init__(self, conn: redis.Redis, config: Config):
+        if is_cluster(conn):  # its parts are not all cluster-ready yet: say why before any of them starts
+            refuse_cluster(conn)
         self.redis = conn
         self.config = config
         self.keys = Keys(config.key_prefix)

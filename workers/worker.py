@@ -21,6 +21,7 @@ from jobsvc import Client
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD, ModuleAllowList
 from jobsvc.config import Config
 from jobsvc.engine import context, scripts
+from jobsvc.engine.connection import is_cluster
 from jobsvc.engine.keys import Keys
 from jobsvc.engine.leases import Completion, Lease, Leases
 from jobsvc.errors import LeaseLost, NotFound, WrongState
@@ -55,6 +56,8 @@ def _signal_main_thread(signum: int) -> None:
 
 class LeasedWorker(BaseWorker):
     def __init__(self, queues: Sequence[str], connection: redis.Redis, config: Config, name: str | None = None):
+        if is_cluster(connection):  # before RQ's Worker, which cannot take a cluster client: say why
+            refuse_cluster(connection)
         name = name or f"{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
         super().__init__(list(queues), name=name, connection=connection,
                          worker_ttl=int(config.heartbeat_interval * 3 + 60))

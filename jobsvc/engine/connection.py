@@ -18,16 +18,19 @@ def connect(url_or_conn: str | redis.Redis | None = None, config: Config | None 
     if not url:
         raise ValidationError("no Redis URL: set REDIS_URL or pass --url (or run `jobsvc up`, whose embedded Redis "
                               "the other commands find through .jobsvc/redis_url in the same directory)")
-    if url.split("://", 1)[0].lower() in CLUSTER_SCHEMES:
-        raise ValidationError(CLUSTER_REFUSAL)
+    scheme, rest = url.split("://", 1) if "://" in url else (url, "")
+    if scheme.lower() in CLUSTER_SCHEMES:
+        # A cluster (any node's address): redis-py's client learns the others; the core scopes its calls.
+        plain = "rediss" if scheme.lower().startswith("rediss") else "redis"
+        return redis.RedisCluster.from_url(f"{plain}://{rest}", health_check_interval=30)  # type: ignore[return-value]
     return redis.Redis.from_url(url, health_check_interval=30)
 
 
-# The schemes that will name a Redis Cluster (docs/cluster.md), and why they are refused until then.
+# The schemes that name a Redis Cluster (docs/cluster.md), and why the processes refuse one until they run there.
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
-CLUSTER_REFUSAL = ("jobsvc does not run on Redis Cluster yet (its scripts touch keys of several hash slots, which a "
-                   "cluster refuses): point REDIS_URL at a single Redis (redis:// or rediss://, with replicas and "
-                   "Sentinel for failover). Cluster support is being built: see docs/cluster.md")
+CLUSTER_REFUSAL = ("jobsvc's worker, scheduler and admin API do not run on Redis Cluster yet (the core library "
+                   "does: Client and Leases on a redis+cluster:// URL, docs/cluster.md): point REDIS_URL at a single "
+                   "Redis (redis:// or rediss://, with replicas and Sentinel for failover)")
 
 
 def address(conn: redis.Redis) -> str:
