@@ -15,17 +15,18 @@ key costs a script what a hand-written concatenation costs: no table, no closure
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 
 from .keys import FAMILIES, MEMOIZED, NAME, template
 
-__all__ = ["expand", "families", "keys_of", "lib_helpers"]
+__all__ = ["expand", "families", "keys_of", "lib_helpers", "pruned", "reachable"]
 
 _HELPER = re.compile(r"^local function (\w+)\(", re.MULTILINE)
 _FAMILY = re.compile(r"\bK(?:\.(\w+)|\['(\w+)'\])")
 _BRACKETED = re.compile(r"\bK\['(\w+)'\]")
-_CALLED = re.compile(r"\b(\w+)\s*\(")
+_WORD = re.compile(r"\b[A-Za-z_]\w*\b")
 _HEADER = re.compile(r"^-- KEYS: (.*)$", re.MULTILINE)
 
 
@@ -35,18 +36,41 @@ def lib_helpers(lib: str) -> dict[str, str]:
     return {m.group(1): lib[m.start():min(s for s in starts if s > m.start())] for m in _HELPER.finditer(lib)}
 
 
-def families(name: str, body: str, helpers: dict[str, str]) -> tuple[str, ...]:
-    """The key families a script uses (its own `K.<family>` and that of every helper it calls, transitively),
-    sorted: its KEYS, in that order. Its header must name them (a script that takes whole keys says `KEYS[n]`)."""
-    used: set[str] = set()
+def reachable(body: str, helpers: dict[str, str]) -> set[str]:
+    """The library helpers a script can run: those its text names, and theirs, transitively (a name counts
+    wherever it appears in code, called or not), flush_counters, which scripts.py calls after every script, and
+    name_of where `expand` will write it."""
     seen: set[str] = set()
-    todo = [body]
+    todo = [body, "flush_counters()"]
     while todo:
-        text = todo.pop()
-        used |= {a or b for a, b in _FAMILY.findall(_code(text))}
-        for called in set(_CALLED.findall(text)) & helpers.keys() - seen:
-            seen.add(called)
-            todo.append(helpers[called])
+        text = _code(todo.pop())
+        names = set(_WORD.findall(text))
+        if any((a or b) in MEMOIZED for a, b in _FAMILY.findall(text)):
+            names.add("name_of")  # what expand writes for a counter family's name
+        for name in names & helpers.keys() - seen:
+            seen.add(name)
+            todo.append(helpers[name])
+    return seen
+
+
+def pruned(lib: str, keep: set[str]) -> str:
+    """The library without the helpers a script never runs: defining one costs every call of the script a
+    closure (some 50 us for the whole library, more than a job's own work in a one-job call)."""
+    starts = [m.start() for m in re.finditer(r"^local ", lib, re.MULTILINE)] + [len(lib)]
+    out = [lib[:starts[0]]]
+    for a, b in itertools.pairwise(starts):
+        helper = _HELPER.match(lib, a)
+        if helper is None or helper.group(1) in keep:
+            out.append(lib[a:b])
+    return "".join(out)
+
+
+def families(name: str, body: str, helpers: dict[str, str]) -> tuple[str, ...]:
+    """The key families a script uses (its own `K.<family>` and that of every helper it runs, transitively),
+    sorted: its KEYS, in that order. Its header must name them (a script that takes whole keys says `KEYS[n]`)."""
+    used = {a or b for a, b in _FAMILY.findall(_code(body))}
+    for helper in reachable(body, helpers):
+        used |= {a or b for a, b in _FAMILY.findall(_code(helpers[helper]))}
     unknown = used - FAMILIES.keys()
     if unknown:
         raise ValueError(f"{name}.lua: no key family {sorted(unknown)} in jobsvc/engine/keys.py")

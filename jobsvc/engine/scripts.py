@@ -36,7 +36,6 @@ def _load_sources() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
                  + _state_sets({"RETRYABLE": RETRYABLE, "PRUNABLE": PRUNABLE, "TTL_STATES": TTL_STATES})
                  + lua_constants())
     lib_text = (LUA_DIR / _LIB).read_text()
-    lib = constants + lib_text
     helpers = script_keys.lib_helpers(lib_text)
     out, families = {}, {}
     for path in sorted(LUA_DIR.glob("*.lua")):
@@ -46,7 +45,12 @@ def _load_sources() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
         used = families[path.stem] = script_keys.families(path.stem, body, helpers)
         # A script given whole keys (the leader lock, zpage_after, audit_record) needs no library: setting it up
         # would cost each call some 50 us.
-        out[path.stem] = body if not used else _with_lib(script_keys.expand(lib, used), script_keys.expand(body, used))
+        if not used:
+            out[path.stem] = body
+            continue
+        # Only the helpers this script can run: each one defined costs every call a closure.
+        own_lib = constants + script_keys.pruned(lib_text, script_keys.reachable(body, helpers))
+        out[path.stem] = _with_lib(script_keys.expand(own_lib, used), script_keys.expand(body, used))
     return out, families
 
 

@@ -120,9 +120,21 @@ def test_a_key_named_in_lua_is_the_key_python_names(r, family):
     """K.<family>(names) in Lua, from what the loader passes in KEYS and puts in place of K, and Keys's template
     in Python name the same key, for every family (twice: the second from name_of's memo where it applies)."""
     names = ["a:b", "7"][:FAMILIES[family].count("%s")]
-    lib = scripts.SOURCES["progress"].split("local function script_body()")[0]  # the library (name_of)
+    lib = scripts.SOURCES["complete"].split("local function script_body()")[0]  # its library has name_of
     k = f"K['{family}']" + (f"({', '.join(f'ARGV[{i + 1}]' for i in range(len(names)))})" if names else "")
     probe = lib + script_keys.expand(f"return {{{k}, {k}}}", (family,))
     lua = r.eval(probe, 1, *script_keys.keys_of((family,), "p:"), *names)
     assert [v.decode() for v in lua] == [template(family, "p:") % tuple(names)] * 2
     assert PREFIX not in template(family, "p:")
+
+
+def test_each_script_carries_only_the_library_helpers_it_can_run(r):
+    """Defining a helper costs every call of a script a closure: a script's source holds those it names, and
+    theirs (progress.lua: the fence, not the registries)."""
+    lib = (LUA_DIR / "_lib.lua").read_text()
+    every = lib.count("\nlocal function ")
+    progress = scripts.SOURCES["progress"]
+    assert "local function fence(" in progress and "local function registry_of(" not in progress
+    assert scripts.SOURCES["enqueue"].count("local function ") < every / 2
+    assert "local function flush_counters(" in progress  # run after every script
+    scripts.load_all(r)  # and each one compiles

@@ -36,7 +36,9 @@ def stop_burst_fixture(r, redis_url, worker_kind):
     """stop_burst(action, started_tag) runs a burst worker while another thread waits until the running job has
     recorded `started_tag` (tests/rqfuncs.py), then calls `action()` to stop it. RQ's side is its forking
     Worker: its SimpleWorker cannot stop a job it runs (kill_horse is a no-op there). jobsvc's side beats
-    every 0.2 s with a 1 s lease, so a lost lease is noticed quickly."""
+    every 0.2 s, so the revoked lease of a stopped job is noticed quickly; its lease lasts 5 s, so that a machine
+    stalled for a second (a busy CI) does not let it expire first: then the job is reaped, not stopped, and the
+    test would see a lost lease instead of RQ's stop."""
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
                                               signal.SIGALRM)}
 
@@ -58,7 +60,7 @@ def stop_burst_fixture(r, redis_url, worker_kind):
             from workers.worker import LeasedWorker
 
             LeasedWorker(list(queues), r, Config(redis_url=redis_url, allowed_modules=ALLOWED_MODULES,
-                                                 heartbeat_interval=0.2, lease_ttl=1)).work(burst=True)
+                                                 heartbeat_interval=0.2, lease_ttl=5)).work(burst=True)
         thread.join(15)
         assert not errors, errors
 
