@@ -104,6 +104,13 @@ class JobTimeout(JobTimeoutException):
     that still catches it on jobsvc workers."""
 
 
+class NotOnCluster(JobsvcError, NotImplementedError):
+    """An operation that does not run on a Redis Cluster yet (docs/cluster.md): refused, rather than a wrong
+    answer read from single-node key names."""
+
+    code = "not_on_cluster"
+
+
 class ScriptError(JobsvcError):
     """A Lua script returned a code (or reply) its caller does not expect: a bug (the API: 500)."""
 

@@ -1,18 +1,19 @@
 """The Python API: enqueue jobs (one, or a batch in one round trip), read them back, requeue, cancel."""
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import redis
 
 from .. import defaults
 from ..config import Config
-from ..errors import JobsvcError, NotFound, ValidationError, WrongState
+from ..errors import JobsvcError, NotFound, NotOnCluster, ValidationError, WrongState
 from . import scripts
 from .backoff import Backoff
-from .connection import connect, text
+from .connection import connect, is_cluster, text
 from .enqueueing import PULL_FIELDS, Enqueued, describe, enqueue
 from .job import JobInfo, JobSpec, decode_result
 from .keys import Keys
@@ -27,6 +28,23 @@ STOPPED_EXC_STRING = dump_exc_string("Job stopped by user, work-horse terminated
 
 NOOP = "jobsvc.engine.client.noop"
 _OPTIONS = frozenset(JobSpec.__dataclass_fields__) - {"func", "args", "kwargs"}
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _single_redis(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """An operation that needs what a Redis Cluster does not have yet (docs/cluster.md): a job's queue from its id
+    (the id directory), or keys read here by their single-node names. On a cluster it raises NotOnCluster
+    rather than answer from keys that are not there."""
+    @functools.wraps(method)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if is_cluster(getattr(args[0], "redis", None)):
+            raise NotOnCluster(f"Client.{method.__name__} does not run on a Redis Cluster yet: the core library "
+                               "enqueues, claims and finishes jobs there (docs/cluster.md)")
+        return method(*args, **kwargs)
+    return guarded
 
 
 class Client:
@@ -97,6 +115,7 @@ class Client:
 
     # -- read --------------------------------------------------------------------------------------
 
+    @_single_redis
     def get(self, job_id: str) -> JobInfo:
         # Bytes replies (connect() never sets decode_responses: RQ reads bytes); redis-py types them bytes | str.
         raw = cast("dict[bytes, bytes]", self.redis.hgetall(self.keys.job(job_id)))
@@ -104,9 +123,11 @@ class Client:
             raise NotFound(f"no job {job_id}")
         return JobInfo.from_hash(job_id, raw, self.config.max_attempts)
 
+    @_single_redis
     def state(self, job_id: str) -> State:
         return self.get(job_id).state
 
+    @_single_redis
     def result(self, job_id: str, wait: float = 0) -> Any:
         """The job's latest return value (None until it completes); wait up to `wait` seconds for one."""
         key = self.keys.results(job_id)
@@ -123,11 +144,13 @@ class Client:
             last = entries[0][0] if entries else "0-0"
             self.redis.xread({key: last}, block=max(1, int(remaining * 1000)), count=1)
 
+    @_single_redis
     def runs(self, job_id: str, cursor: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """The job's attempts, oldest first: id, times, duration, worker, outcome and, for failures, the error
         and traceback (jobsvc/engine/run_history.py; a page of them: `runs_page`)."""
         return runs_page(self.redis, self.keys, job_id, cursor, limit).runs
 
+    @_single_redis
     def stats(self, queue: str) -> dict[str, int]:
         """Event totals of a queue (the sum of its groups' tallies; requeues from its own hash) plus its jobs per
         state now, `<state>_now`, as every other surface counts them (jobsvc/engine/stats.py: read_counts; jobs enqueued
@@ -149,16 +172,19 @@ class Client:
 
     # -- operator actions ------------------------------------------------------------------------
 
+    @_single_redis
     def requeue(self, job_id: str) -> None:
         """failed | quarantined | cancelled -> queued, attempts reset, history kept."""
         scripts.check(scripts.call(self.redis, "requeue", (), (self.keys.prefix, job_id, utcnow_str(),
                                                                 defaults.WAKE_TOKENS_MAX)), job_id)
 
+    @_single_redis
     def cancel(self, job_id: str) -> None:
         """queued | scheduled -> cancelled; kept for the job's failure TTL, then the TTL sweep deletes it."""
         scripts.check(scripts.call(self.redis, "cancel", (), (self.keys.prefix, job_id, utcnow_str(),
                                                                self.config.failure_ttl)), job_id)
 
+    @_single_redis
     def patch(self, job_id: str, args: tuple[Any, ...] | list[Any] | None = None,
               kwargs: dict[str, Any] | None = None, priority: int | None = None,
               run_at_ms: int | None = None) -> JobInfo:
@@ -179,16 +205,19 @@ class Client:
             "" if run_at_ms is None else run_at_ms, utcnow_str(), defaults.WAKE_TOKENS_MAX)), job_id)
         return self.get(job_id)
 
+    @_single_redis
     def disable(self, job_id: str) -> None:
         """Hold a queued, scheduled or deferred job: no worker claims it until `enable` (job_disable.lua).
         Plain RQ workers of a mixed fleet do not know the flag."""
         scripts.check(scripts.call(self.redis, "job_disable", (), (self.keys.prefix, job_id)), job_id)
 
+    @_single_redis
     def enable(self, job_id: str) -> None:
         """Let workers claim a job `disable` held."""
         scripts.check(scripts.call(self.redis, "job_enable", (), (self.keys.prefix, job_id,
                                                                    defaults.WAKE_TOKENS_MAX)), job_id)
 
+    @_single_redis
     def trigger(self, job_id: str) -> tuple[str, int]:
         """Run a scheduled job now (scheduled -> queued, through patch.lua). Returns the id its coming run will
         have in the run history (jobsvc/engine/run_history.py) and the trigger time (Redis ms). A job that is
@@ -200,10 +229,12 @@ class Client:
             self.keys.prefix, job_id, "", "", "", 0, utcnow_str(), defaults.WAKE_TOKENS_MAX)), job_id)
         return run_id(job_id, int(reply[3]) + 1), int(reply[2])
 
+    @_single_redis
     def delete(self, job_id: str) -> None:
         """Remove a job that is not running, with its result, history and index entries."""
         scripts.check(scripts.call(self.redis, "delete", (), (self.keys.prefix, job_id)), job_id)
 
+    @_single_redis
     def terminate(self, job_id: str, mode: str = "terminate") -> str:
         """running -> cancelled: the lease is revoked at once and the worker stops the job within a second.
         mode="stop" records it as RQ's send_stop_job_command does instead (terminate.lua): RQ status 'stopped',
@@ -216,17 +247,21 @@ class Client:
                               job_id)
         return text(reply[1])
 
+    @_single_redis
     def pause(self, queue: str) -> None:
         self.redis.sadd(self.keys.paused, queue)
 
+    @_single_redis
     def resume(self, queue: str) -> None:
         self.redis.srem(self.keys.paused, queue)
         self.redis.rpush(self.keys.wake(queue), "1")
 
+    @_single_redis
     def paused(self) -> set[str]:
         """The queues paused now."""
         return {text(q) for q in self.redis.smembers(self.keys.paused)}
 
+    @_single_redis
     def queues(self) -> list[str]:
         return sorted(text(q) for q in self.redis.smembers(self.keys.queues))
 

@@ -97,16 +97,47 @@ def round_trip(conn: redis.Redis, commands: Iterable[tuple[Any, ...]]) -> list[A
 
 
 def _each_on_its_node(conn: redis.RedisCluster, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
-    """On a Redis Cluster (docs/cluster.md) each command goes to the node that serves its keys' slot, one at a
-    time for now (a pipeline per node is the cluster's own round-trip saving, still to do); error replies are
-    returned, as above."""
-    out: list[Any] = []
-    for command in commands:
-        try:
-            out.append(conn.execute_command(*command))
-        except redis.ResponseError as exc:
-            out.append(exc)
-    return out
+    return per_node(conn, commands)[0]
+
+
+def per_node(conn: redis.RedisCluster, commands: Iterable[tuple[Any, ...]],
+             last: tuple[Any, ...] | None = None) -> tuple[list[Any], dict[str, Any]]:
+    """On a Redis Cluster (docs/cluster.md): the commands grouped by the node that serves their first key's slot,
+    each group sent as one round trip on one connection of that node (round_trip: never retried once sent, as
+    redis-py's cluster client would), `last` (a WAIT) at the end of each group, on that same connection. The
+    replies in the order of `commands`, and each node's reply to `last`. A group refused with MOVED or ASK (a
+    slot that moved) did not run: it is sent again once, after the client relearns the slots."""
+    pending = list(commands)
+    out: list[Any] = [None] * len(pending)
+    lasts: dict[str, Any] = {}
+    todo = list(range(len(pending)))
+    for attempt in (1, 2):
+        groups: dict[str, tuple[Any, list[int]]] = {}
+        for i in todo:
+            node = conn.get_node_from_key(_first_key(pending[i]))
+            groups.setdefault(node.name, (node, []))[1].append(i)
+        moved = []
+        for name, (node, idx) in groups.items():
+            sent = [pending[i] for i in idx] + ([last] if last else [])
+            replies = round_trip(conn.get_redis_connection(node), sent)
+            if last:
+                lasts[name] = replies.pop()
+            for i, reply in zip(idx, replies, strict=True):
+                out[i] = reply
+                if isinstance(reply, redis.ResponseError) and str(reply).startswith(("MOVED", "ASK")):
+                    moved.append(i)
+        if not moved or attempt == 2:
+            return out, lasts
+        conn.nodes_manager.initialize()
+        todo = moved
+    raise AssertionError("unreachable")
+
+
+def _first_key(command: tuple[Any, ...]) -> Any:
+    """The key a command's node is chosen by: an EVALSHA's first KEYS entry, any other command's first argument."""
+    if str(command[0]).upper() in ("EVALSHA", "EVAL"):
+        return command[3] if int(command[2]) else ""
+    return command[1]
 
 
 def _reply(c: Any) -> Any:

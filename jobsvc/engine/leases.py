@@ -115,19 +115,19 @@ class Leases:
 
     def claim(self, queues: Sequence[str], worker: str, lease_ttl: float | None = None) -> Lease | None:
         if self.cluster:
-            found = self.claim_many(queues, worker, 1)
+            found = self.claim_many(queues, worker, 1, lease_ttl)
             return found[0] if found else None
         return self.parse_claim(scripts.call(self.redis, *self.claim_call(queues, worker, lease_ttl=lease_ttl)))
 
-    def claim_many(self, queues: Sequence[str], worker: str, count: int) -> list[Lease]:
+    def claim_many(self, queues: Sequence[str], worker: str, count: int, lease_ttl: float | None = None) -> list[Lease]:
         if not self.cluster:
-            return self.parse_claims(scripts.call(self.redis, *self.claim_call(queues, worker, count=count)))
+            return self.parse_claims(scripts.call(self.redis, *self.claim_call(queues, worker, lease_ttl, count)))
         # A cluster: one queue (one slot) per call, in the worker's order; a later queue is asked only for what
         # the earlier ones did not have.
         out: list[Lease] = []
         for queue in queues:
-            out += self.parse_claims(scripts.call(self.redis, *self.claim_call([queue], worker,
-                                                                               count=count - len(out))))
+            out += self.parse_claims(scripts.call(self.redis, *self.claim_call([queue], worker, lease_ttl,
+                                                                               count - len(out))))
             if len(out) == count:
                 break
         return out

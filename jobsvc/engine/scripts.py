@@ -5,17 +5,16 @@ scripts given whole keys by their caller (a lock, a sorted set to page) read `KE
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from .. import defaults
 from . import script_keys
-from .connection import address, is_cluster, round_trip
+from .connection import address, is_cluster, per_node, round_trip
 from .replies import check, lua_constants
 from .states import PRUNABLE, RETRYABLE, TTL_STATES, State
 
@@ -134,15 +133,20 @@ def call_many(conn: redis.Redis, calls: Iterable[Call], wait: tuple[int, int] | 
     passed (a WARNING then: the writes are on the master only until replication catches up)."""
     calls = _Recorded(calls)
     sent = (("EVALSHA", SHAS[name], *command(name, keys, args)) for name, keys, args in calls)
-    results, acked = _waited(conn, sent, calls, wait)
+    results, acked = _waited(conn, sent, wait)
     missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
     if missing:
         load_all(conn)
-        again, acked = _waited(conn, [("EVALSHA", SHAS[calls.seen[i][0]], *command(*calls.seen[i])) for i in missing],
-                               [calls.seen[i] for i in missing], wait)
+        again, acked_again = _waited(conn, [("EVALSHA", SHAS[calls.seen[i][0]], *command(*calls.seen[i]))
+                                            for i in missing], wait)
+        # Each round's writes were waited for on their own connection: a node is as safe as its worse round.
+        merged = dict(acked)
+        for where, n in acked_again:
+            merged[where] = min(n, merged.get(where, n))
+        acked = list(merged.items())
         for i, r in zip(missing, again, strict=True):
             results[i] = r
-    if wait is not None:  # what the last WAIT saw (a WAIT before a reload of the scripts says nothing)
+    if wait is not None:
         for where, n in acked:
             if n < wait[0]:
                 log.warning("%s: %d of %d replica(s) acknowledged within %d ms: until they catch up, a failover "
@@ -153,26 +157,28 @@ def call_many(conn: redis.Redis, calls: Iterable[Call], wait: tuple[int, int] | 
     return results
 
 
-def _waited(conn: redis.Redis, commands: Iterable[tuple[Any, ...]], calls: Iterable[Call],
+def _waited(conn: redis.Redis, commands: Iterable[tuple[Any, ...]],
             wait: tuple[int, int] | None) -> tuple[list[Any], list[tuple[str, int]]]:
-    """round_trip, then WAIT when asked: in the same round trip on one Redis; on a cluster, on each master that
-    ran one of the calls (each call's first key names its slot). The replies, and (where, replicas that acked)."""
+    """round_trip, then WAIT when asked, on the connection that sent the writes, in the same round trip (on a
+    cluster, on each master's: connection.per_node). The replies, and (where, replicas that acked)."""
     if wait is None:
         return round_trip(conn, commands), []
-    if not is_cluster(conn):
-        results = round_trip(conn, itertools.chain(commands, [("WAIT", *wait)]))
-        return results, [(address(conn), _acked(results.pop()))]
-    results = round_trip(conn, commands)
-    cluster: Any = conn
-    done = calls.seen if isinstance(calls, _Recorded) else list(calls)  # a _Recorded's calls are spent
-    nodes = {node.name: node for node in (cluster.get_node_from_key(keys_of(*call)[0]) for call in done)}
-    return results, [(name, _acked(cluster.execute_command("WAIT", *wait, target_nodes=node)))
-                     for name, node in nodes.items()]
+    if is_cluster(conn):
+        results, acks = per_node(cast("redis.RedisCluster", conn), commands, ("WAIT", *wait))
+        return results, [(name, _acked(reply, name)) for name, reply in acks.items()]
+    sent = list(commands)
+    if not sent:
+        return [], []
+    results = round_trip(conn, [*sent, ("WAIT", *wait)])
+    return results, [(address(conn), _acked(results.pop(), address(conn)))]
 
 
-def _acked(reply: Any) -> int:
+def _acked(reply: Any, where: str) -> int:
+    """Replicas a WAIT reply counts; a refused WAIT (an ACL without it, a proxy) counts none, with the reason: the
+    writes went through, so raising would make the caller send them again."""
     if isinstance(reply, Exception):
-        raise reply
+        log.warning("%s: WAIT failed (%s): the writes stand, their replication is not known", where, reply)
+        return 0
     return int(reply)
 
 

@@ -14,7 +14,7 @@ import redis
 
 from jobsvc import Client, Config
 from jobsvc.engine import scripts
-from jobsvc.engine.connection import is_cluster
+from jobsvc.engine.connection import is_cluster, redis_ms
 from jobsvc.engine.keys import template
 from jobsvc.engine.leases import Completion, Leases
 from jobsvc.engine.replies import Reply
@@ -135,6 +135,14 @@ def test_an_expired_lease_is_reaped_its_job_runs_again_and_the_stale_holder_is_f
     assert stale[0][0] == Reply.LEASE_LOST
     assert scripts.call(backend.conn, *leases.complete_many_call("host.2.w", [Completion(again, 3, 1.0, 2.0)])) == [
         [Reply.OK]]
+
+
+def test_a_claim_takes_the_lease_time_it_asks_for(backend):
+    client, leases, q = backend.client(), backend.leases(), backend.queues[2]
+    client.enqueue("tests.jobfuncs.add", 1, 2, queue=q)
+    lease = leases.claim([q], WORKER, lease_ttl=600)
+    assert lease is not None
+    assert lease.expires_ms - redis_ms(backend.conn) > 300_000  # 600 s asked, not the default 30 s
 
 
 def test_a_job_whose_lease_is_lost_too_often_is_quarantined(backend):

@@ -9,8 +9,10 @@ from redis.cluster import key_slot
 
 from jobsvc import Client, Config
 from jobsvc.engine import scripts
+from jobsvc.engine.connection import per_node
 from jobsvc.engine.keys import FAMILIES, MEMOIZED, NAME, OWN_SLOT, cluster_name, template
 from jobsvc.engine.leases import Completion, Leases
+from jobsvc.errors import NotOnCluster
 from tests.conftest import ALLOWED_MODULES
 
 pytestmark = pytest.mark.cluster
@@ -82,3 +84,25 @@ def test_a_call_across_two_queues_is_refused_on_a_cluster(rc, config, queues):
         leases.complete_many_call("host.1.w", [Completion(lease, None, 1.0, 2.0) for lease in got])
     with pytest.raises(ValueError, match="one queue"):
         leases.claim_call(queues[:2], "host.1.w")
+
+
+def test_what_does_not_run_on_a_cluster_yet_says_so(rc, config, queues):
+    """By-id operations (no id directory yet), reads by single-node names and depends_on across slots raise
+    NotOnCluster instead of answering wrong."""
+    client = Client(rc, config)
+    job_id = client.enqueue("tests.jobfuncs.add", 1, 2, queue=queues[0]).id
+    for call in (lambda: client.get(job_id), lambda: client.cancel(job_id), lambda: client.stats(queues[0]),
+                 lambda: client.result(job_id), lambda: client.pause(queues[0])):
+        with pytest.raises(NotOnCluster, match="does not run on a Redis Cluster yet"):
+            call()
+    with pytest.raises(NotOnCluster, match="depends_on"):
+        client.enqueue("tests.jobfuncs.add", 1, 2, queue=queues[1], depends_on=job_id)
+
+
+def test_commands_go_to_their_shards_in_one_round_trip_each_and_come_back_in_order(rc, queues):
+    keys = [f"{{{q}}}:k" for q in queues]
+    for i, key in enumerate(keys):
+        rc.set(key, i)
+    replies, lasts = per_node(rc, [("GET", key) for key in reversed(keys)], ("DBSIZE",))
+    assert replies == [str(i).encode() for i in reversed(range(len(keys)))]
+    assert len(lasts) == 3 and sum(lasts.values()) == len(keys)  # one DBSIZE per shard, after its GETs

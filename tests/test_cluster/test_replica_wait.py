@@ -40,6 +40,22 @@ def test_without_a_replica_the_call_returns_after_the_timeout_and_says_so(r, con
     assert len(said) == 2 and all("0 of 1 replica(s) acknowledged within 20 ms" in s for s in said)
 
 
+def test_a_refused_wait_leaves_the_writes_and_says_why(r, redis_url, config, caplog):
+    """A WAIT the server refuses (an ACL without it, a proxy) counts no replica; the call does not fail, since its
+    writes went through and its caller would send them again."""
+    r.execute_command("ACL", "SETUSER", "nowait", "on", "nopass", "~*", "&*", "+@all", "-wait")
+    try:
+        limited = redis.Redis.from_url(redis_url, username="nowait", password="")
+        waiting = config.with_(replica_wait=1, replica_wait_timeout_ms=20)
+        with caplog.at_level(logging.WARNING, logger="jobsvc.redis"):
+            job_id = Client(limited, waiting).enqueue("tests.jobfuncs.add", 1, 2).id
+        assert r.hget(f"rq:job:{job_id}", "status") == b"queued"
+        assert any("WAIT failed" in rec.getMessage() for rec in caplog.records)
+        limited.close()
+    finally:
+        r.execute_command("ACL", "DELUSER", "nowait")
+
+
 @pytest.mark.cluster
 def test_on_a_cluster_each_written_master_waits_for_its_replica(redis_cluster, caplog):
     rc = redis_cluster.client()
