@@ -99,7 +99,7 @@ def refuse_cluster(conn: redis.Redis) -> None:
     yet, and one reached through a plain URL would fail later, job by job (CROSSSLOT, MOVED); this says why at
     once (ValidationError). A Redis that will not answer INFO, or is down, is left to the caller."""
     if is_cluster(conn):
-        raise ValidationError(f"REDIS_URL names a Redis Cluster. {CLUSTER_REFUSAL}")
+        raise ValidationError(f"the Redis given is a Redis Cluster (a redis+cluster:// URL). {CLUSTER_REFUSAL}")
     try:
         enabled = conn.info("cluster").get("cluster_enabled")
     except redis.RedisError:

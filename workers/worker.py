@@ -171,8 +171,8 @@ class LeasedWorker(BaseWorker):
         self._install_signal_handlers()
         # Everything that may take a while comes before the worker registers: RQ's tools (send_shutdown_command)
         # find it once registered, so by then it must be subscribed to its commands (heartbeat.subscribe).
-        self._rq_wake = None if burst else self._start_rq_wake()
         refuse_cluster(self.connection)
+        self._rq_wake = None if burst else self._start_rq_wake()
         warn_if_evicting(self.connection, f"worker {self.name}")
         warn_if_no_scheduler(self.connection, self.config.key_prefix, f"worker {self.name}")
         heartbeat = Heartbeat(self.connection, self.config, self.key, self._current, self._grace_over,

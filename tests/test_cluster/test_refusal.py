@@ -31,7 +31,7 @@ def test_a_cluster_url_gives_the_core_a_cluster_client_and_the_processes_refuse_
             "tests.jobfuncs.add", 1, 2, queue="mail").id
         assert conn.hget(template("job", "jobsvc:", "mail") % job_id, "status") == b"queued"
         config = Config(redis_url=url)
-        with pytest.raises(ValidationError, match=f"names a Redis Cluster.*{NOT_YET}"):
+        with pytest.raises(ValidationError, match=f"is a Redis Cluster.*{NOT_YET}"):
             LeasedWorker(["mail"], conn, config, name="host.1.w").work(burst=True)
         with pytest.raises(ValidationError, match=NOT_YET):
             create_app(config, connection=conn, dev=True)
