@@ -1,4 +1,5 @@
-"""Operator commands straight on Redis: jobs, stats, bulk retry and prune, the integrity sweep, API keys."""
+"""Operator commands straight on Redis: jobs, stats, bulk retry and prune, the cancel-stale sweep, the integrity
+sweep, API keys."""
 from __future__ import annotations
 
 import argparse
@@ -107,14 +108,28 @@ def _bulk_filter(args: argparse.Namespace) -> Any:
                       older_than_s=older, newer_than_s=args.newer_than, error_contains=args.error)
 
 
-def bulk(client: Client, args: argparse.Namespace) -> int:
-    """retry / prune: a dry run first; the real run after --yes or a typed confirmation."""
+def _operation(args: argparse.Namespace) -> tuple[Callable[..., Any], Any, dict[str, Any]]:
+    """The core operation a bulk command runs, its filter, and the options it takes besides (audited too)."""
     from jobsvc.admin import bulk as ops
 
-    operation = {"retry": ops.bulk_retry, "prune": ops.prune}[args.command]
-    flt = _bulk_filter(args)
-    preview = operation(client.redis, client.config, flt, dry_run=True)
-    print(f"{args.command}: {preview.matched} job(s) match; sample: {', '.join(preview.sample[:5]) or '-'}")
+    if args.command == "cancel-stale":
+        # The endpoint's filters: queue, namespace, function; the ages are the core's own arguments.
+        flt = ops.BulkFilter(queue=args.queue, namespace=args.namespace, function=args.function)
+        return ops.cancel_stale, flt, {"queued_for_s": args.queued_for, "running_for_s": args.running_for}
+    return {"retry": ops.bulk_retry, "prune": ops.prune}[args.command], _bulk_filter(args), {}
+
+
+def _counts(result: Any) -> str:
+    """cancel-stale's per-kind counts (`queued 3, running 1`), shown after the total; nothing for the others."""
+    return f" ({', '.join(f'{k} {n}' for k, n in result.details.items())})" if result.details else ""
+
+
+def bulk(client: Client, args: argparse.Namespace) -> int:
+    """retry / prune / cancel-stale: a dry run first; the real run after --yes or a typed confirmation."""
+    operation, flt, options = _operation(args)
+    preview = operation(client.redis, client.config, flt, dry_run=True, **options)
+    print(f"{args.command}: {preview.matched} job(s) match{_counts(preview)}; "
+          f"sample: {', '.join(preview.sample[:5]) or '-'}")
     if args.dry_run or preview.matched == 0:
         return 0
     if not args.yes:
@@ -126,10 +141,11 @@ def bulk(client: Client, args: argparse.Namespace) -> int:
             return 1
     bar = Progress(args.command)
     try:
-        result = operation(client.redis, client.config, flt, dry_run=False, progress=bar)
+        result = operation(client.redis, client.config, flt, dry_run=False, progress=bar, **options)
     finally:
         bar.close()
-    _audit(client, f"jobs.{args.command}", dict(vars(flt)), {"matched": result.matched, "changed": result.changed})
+    _audit(client, f"jobs.{args.command}", dict(vars(flt), **options),
+           {"matched": result.matched, "changed": result.changed})
     print(f"{args.command}: {result.changed} changed, {result.skipped} skipped (moved on meanwhile)")
     return 0
 
@@ -253,7 +269,8 @@ def _add_maintenance(sub: Any, with_url: Any) -> None:
 
 
 def _add_bulk(sub: Any, with_url: Any) -> None:
-    """`retry` and `prune`: bulk actions over the jobs a filter selects."""
+    """`retry` and `prune`: bulk actions over the jobs a filter selects; `cancel-stale`: over the jobs queued or
+    running too long."""
     for name, text, default_state in (("retry", "bulk retry: failed (or --state) jobs -> queued", "failed"),
                                       ("prune", "bulk delete of finished jobs", None)):
         p = with_url(sub.add_parser(name, help=text))
@@ -268,6 +285,25 @@ def _add_bulk(sub: Any, with_url: Any) -> None:
         p.add_argument("--newer-than", type=number(validation.DELAY), help="seconds")
         if name == "prune":
             p.add_argument("--older-than-days", type=number(validation.AGE_DAYS), help="days")
-        p.add_argument("--dry-run", action="store_true", help="count and sample, change nothing")
-        p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-        p.set_defaults(func=bulk)
+        _confirmation(p)
+    _add_cancel_stale(sub, with_url)
+
+
+def _add_cancel_stale(sub: Any, with_url: Any) -> None:
+    """The options of POST /jobs/stale/cancel (its aliases for other admin APIs' clients left out)."""
+    p = with_url(sub.add_parser("cancel-stale", help="cancel jobs queued too long, terminate jobs running too "
+                                                     "long (the TTL sweep of other admin APIs)"))
+    p.add_argument("--queued-for", type=number(validation.DELAY), metavar="S",
+                   help="seconds: cancel queued jobs created longer ago than this")
+    p.add_argument("--running-for", type=number(validation.DELAY), metavar="S",
+                   help="seconds: terminate running jobs started longer ago than this (the worker stops them)")
+    p.add_argument("--queue")
+    p.add_argument("--namespace")
+    p.add_argument("--function")
+    _confirmation(p)
+
+
+def _confirmation(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="count and sample, change nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=bulk)
