@@ -24,7 +24,7 @@ from ..config import Config
 from ..engine import replies, scripts
 from ..engine.connection import text
 from ..engine.keys import Keys
-from ..engine.leases import Lease, Leases
+from ..engine.leases import Completion, Lease, Leases
 from ..engine.replies import Reply
 from ..engine.serialization import load_data
 from ..engine.states import state_of
@@ -138,35 +138,73 @@ def ack_many(conn: redis.Redis, config: Config, acks: list[Ack],
     pipe = conn.pipeline(transaction=False)
     for one in acks:
         pipe.hmget(Keys.job(one.job_id), *_ACK_FIELDS)
-    leases = Leases(conn, config)
-    calls: list[scripts.Call] = []
-    now = time.time()
     # One HMGET per ack, each answering one value per field asked.
-    for one, values in zip(acks, pipe.execute(), strict=True):
-        fields = {k: v.decode(errors="replace") for k, v in zip(_ACK_FIELDS, values, strict=True) if v is not None}
+    found = [{k: v.decode(errors="replace") for k, v in zip(_ACK_FIELDS, values, strict=True) if v is not None}
+             for values in pipe.execute()]
+    calls, where = _ack_calls(Leases(conn, config), acks, found, worker)
+    raws = scripts.call_many(conn, calls, config.wait()) if calls else []
+    # A completion's reply is its entry in its complete.lua call's list (one per job, in order); a failure's
+    # is its fail.lua call's own.
+    out = [_ack_result(one, raws[call] if at is None else raws[call][at])
+           for one, (call, at) in zip(acks, where, strict=True)]
+    return replayed(conn, acks, out)
+
+
+@dataclass
+class _Batch:
+    """The completions that share one complete.lua call: one worker name (and one queue on a cluster)."""
+
+    worker: str
+    done: list[Completion]
+
+
+def _ack_calls(leases: Leases, acks: list[Ack], found: list[dict[str, str]],
+               worker: str | None) -> tuple[list[scripts.Call], list[tuple[int, int | None]]]:
+    """The fenced script calls of `acks` (their jobs' fields read in `found`), and where each ack's reply
+    is: (call, position in that complete.lua batch) or (call, None) for its own fail.lua call.
+    complete.lua fences each job of a batch by its own token, so completions share a call per worker name
+    (the name it records), and per queue on a cluster (one call's keys are in one slot); each failure keeps
+    its own fail.lua call. A job acked again in the same request joins a batch only if that call runs after
+    (or is) the call of its previous ack, else starts a new one: its acks run in the order given, the later
+    one refused or replayed as with one call per ack. Acks of different jobs may run out of their order: each
+    is fenced by its own job's token, so none changes whether another applies."""
+    pending: list[scripts.Call | _Batch] = []
+    where: list[tuple[int, int | None]] = []
+    open_batches: dict[tuple[str, str], int] = {}
+    last: dict[str, int] = {}  # job id -> the call of its latest ack so far
+    now = time.time()
+    for one, fields in zip(acks, found, strict=True):
         lease = Lease(one.job_id, fields.get("origin", ""), one.token, 0, fields)
         started = int(fields["js_started_ms"]) / 1000 if fields.get("js_started_ms") else now
         by = worker or fields.get("worker_name") or "pull"
         if one.status == "completed":
-            calls.append(leases.complete_call(lease, one.result, by, started, now))
+            key = (by, lease.queue if leases.cluster else "")
+            if open_batches.get(key, -1) < last.get(one.job_id, 0):
+                open_batches[key] = len(pending)
+                pending.append(_Batch(by, []))
+            last[one.job_id] = open_batches[key]
+            batch = cast("_Batch", pending[last[one.job_id]])
+            where.append((last[one.job_id], len(batch.done)))
+            batch.done.append(Completion(lease, one.result, started, now))
         else:
             exc_type, message, traceback = error_parts(one.error)  # type: ignore[arg-type]
-            calls.append(leases.fail_call(lease, exc_type, message, traceback, one.retryable, by, started, now))
-    out: list[AckResult | LeaseLost | NotFound] = []
-    # One call per ack (both branches above add one), one reply per call.
-    for one, raw in zip(acks, scripts.call_many(conn, calls, config.wait()) if calls else [], strict=True):
-        try:
-            # complete.lua answers a list of replies, one per job it was given (here one).
-            reply = scripts.check(raw[0] if one.status == "completed" else raw, one.job_id)
-        except (LeaseLost, NotFound) as exc:
-            out.append(exc)
-            continue
-        if one.status == "completed":
-            out.append(AckResult(one.job_id, "completed"))
-        else:
-            state = text(reply[1])
-            out.append(AckResult(one.job_id, state, int(reply[2]) if state == "scheduled" else None))
-    return replayed(conn, acks, out)
+            last[one.job_id] = len(pending)
+            where.append((len(pending), None))
+            pending.append(leases.fail_call(lease, exc_type, message, traceback, one.retryable, by, started, now))
+    calls = [leases.complete_many_call(p.worker, p.done) if isinstance(p, _Batch) else p for p in pending]
+    return calls, where
+
+
+def _ack_result(one: Ack, raw: Any) -> AckResult | LeaseLost | NotFound:
+    """What one ack's script reply says: where its job went, or why its token was refused."""
+    try:
+        reply = scripts.check(raw, one.job_id)
+    except (LeaseLost, NotFound) as exc:
+        return exc
+    if one.status == "completed":
+        return AckResult(one.job_id, "completed")
+    state = text(reply[1])
+    return AckResult(one.job_id, state, int(reply[2]) if state == "scheduled" else None)
 
 
 def replayed(conn: redis.Redis, acks: list[Ack],
