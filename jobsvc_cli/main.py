@@ -12,7 +12,8 @@ from typing import Any
 import redis
 
 from jobsvc import Client, Config, JobsvcError, defaults, validation
-from jobsvc.engine.connection import connect
+from jobsvc.engine.connection import connect, is_cluster
+from jobsvc.redis_check import refuse_cluster
 
 from . import admin, schedules
 from .args import integer, number
@@ -215,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         if args.func.__module__ in (admin.__name__, schedules.__name__):
-            return args.func(Client(config=_config(args)), args)
+            client = Client(config=_config(args))
+            if is_cluster(client.redis):  # the operator commands read and change keys by single-node names
+                refuse_cluster(client.redis)
+            return args.func(client, args)
         return args.func(args)
     except JobsvcError as exc:
         print(f"jobsvc: {exc}", file=sys.stderr)

@@ -69,3 +69,14 @@ def test_workers_the_scheduler_and_the_api_refuse_a_cluster_node_before_writing(
         assert client.dbsize() == 0  # nothing registered, no lock taken, no key written
     finally:
         client.close()
+
+
+def test_the_operator_commands_refuse_a_cluster_and_enqueue_runs_there(redis_cluster, capsys):
+    from jobsvc_cli.main import main
+
+    url = redis_cluster.url.replace("redis://", "redis+cluster://")
+    assert main(["jobs", "--url", url, "list"]) == 2
+    assert NOT_YET in capsys.readouterr().err
+    assert main(["enqueue", "tests.jobfuncs.add", "1", "2", "--queue", "mail", "--url", url]) == 0
+    assert main(["info", "--url", url]) == 2  # its event totals read single-node names
+    assert "does not run on a Redis Cluster yet" in capsys.readouterr().err
