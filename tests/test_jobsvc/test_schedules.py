@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -47,6 +49,15 @@ def fire_times(r, sid):
 # -- create, read, change, delete ------------------------------------------------------------------------------
 
 
+def next_paris(r, hour: int) -> int:
+    """The next hh:00 in Paris after Redis' now, in epoch ms (wall-clock arithmetic: right across DST too)."""
+    now = datetime.fromtimestamp(redis_ms(r) / 1000, ZoneInfo("Europe/Paris"))
+    fire = now.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if fire <= now:
+        fire += timedelta(days=1)
+    return int(fire.timestamp() * 1000)
+
+
 def test_create_get_list_patch_delete(sched, r):
     s = sched.create(id="nightly", cron="0 3 * * *", timezone="Europe/Paris", function="tests.jobfuncs.add",
                      args=[1, 2], queue="reports", misfire="skip")
@@ -67,7 +78,7 @@ def test_create_get_list_patch_delete(sched, r):
     p = sched.patch("nightly", description="the nightly report", overlap="skip")
     assert (p.version, p.next_run_ms, p.description) == (2, s.next_run_ms, "the nightly report")
     moved = sched.patch("nightly", cron="0 4 * * *")
-    assert moved.version == 3 and moved.next_run_ms == s.next_run_ms + 3600 * SEC
+    assert moved.version == 3 and moved.next_run_ms == next_paris(r, hour=4)  # not "+1 h": 03:xx Paris is today
     to_interval = sched.patch("nightly", interval=60)
     assert to_interval.cron is None and to_interval.interval == 60.0
 
