@@ -17,10 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from jobsvc import Client, Config, JobSpec
-from jobsvc.embedded_cluster import LocalCluster
+from jobsvc.embedded_cluster import LocalCluster, queues_per_shard
 from jobsvc.engine import scripts
 from jobsvc.engine.leases import Completion, Leases
 
@@ -29,17 +27,6 @@ from .harness import markdown_table, text_table
 QUEUES = 6
 BATCH = 1000
 CLAIM = 50
-
-
-def _queues(rc: redis.RedisCluster, shards: int) -> list[str]:
-    """QUEUES queue names, as evenly spread over the shards as their tags' slots allow."""
-    by_node: dict[int, list[str]] = {}
-    i = 0
-    while sum(min(len(v), QUEUES // shards) for v in by_node.values()) < QUEUES:
-        name = f"bench{i}"
-        by_node.setdefault(rc.get_node_from_key(f"{{{name}}}").port, []).append(name)
-        i += 1
-    return [q for names in by_node.values() for q in names[:QUEUES // shards]]
 
 
 def _shard_cost(cluster: LocalCluster) -> list[tuple[float, int]]:
@@ -76,7 +63,7 @@ def run(shards: int, n: int, workdir: Path) -> dict[str, Any]:
         rc = cluster.client()
         config = Config(redis_url=cluster.url)
         client, leases = Client(rc, config), Leases(rc, config)
-        queues = _queues(rc, shards)
+        queues = queues_per_shard(rc, QUEUES // shards, name="bench")
         client.enqueue_many([JobSpec("bench.jobs.noop", queue=q) for q in queues])  # load scripts, warm up
         _drain(client, leases, queues, len(queues))
         specs = [JobSpec("bench.jobs.noop", queue=queues[i % len(queues)]) for i in range(n)]

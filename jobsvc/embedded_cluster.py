@@ -174,3 +174,16 @@ class LocalCluster:
         for node in self.nodes:
             with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 node.stop()
+
+
+def queues_per_shard(client: redis.RedisCluster, per_shard: int, name: str = "q") -> list[str]:
+    """Queue names, `per_shard` on each master, told apart by the slot of their hash tag (a queue's keys share
+    it: docs/cluster.md): `<name>0`, `<name>1` ... as found, grouped by shard."""
+    masters = len(client.get_primaries())
+    by_node: dict[str, list[str]] = {}
+    i = 0
+    while sum(min(len(names), per_shard) for names in by_node.values()) < masters * per_shard:
+        queue = f"{name}{i}"
+        by_node.setdefault(client.get_node_from_key(f"{{{queue}}}").name, []).append(queue)
+        i += 1
+    return [q for names in by_node.values() for q in names[:per_shard]]

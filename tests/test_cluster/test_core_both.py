@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-import redis
 
 from jobsvc import Client, Config
+from jobsvc.embedded_cluster import queues_per_shard
 from jobsvc.engine import scripts
 from jobsvc.engine.connection import is_cluster, redis_ms
 from jobsvc.engine.keys import template
@@ -48,16 +48,6 @@ class Backend:
         return Leases(self.conn, self.config)
 
 
-def _spread(rc: redis.RedisCluster) -> list[str]:
-    """Six queues, two on each of the three shards (by their tag's slot)."""
-    by_node: dict[int, list[str]] = {}
-    i = 0
-    while sum(len(v[:2]) for v in by_node.values()) < 6:
-        by_node.setdefault(rc.get_node_from_key(f"{{q{i}}}").port, []).append(f"q{i}")
-        i += 1
-    return [q for names in by_node.values() for q in names[:2]]
-
-
 @pytest.fixture(params=["single", "cluster"])
 def backend(request, redis_server, redis_cluster_server):  # both named: the fast tier leaves these tests out
     if request.param == "single":
@@ -68,7 +58,7 @@ def backend(request, redis_server, redis_cluster_server):  # both named: the fas
     cluster = request.getfixturevalue("redis_cluster")
     rc = cluster.client()
     try:
-        yield Backend(rc, Config(redis_url=cluster.url, allowed_modules=ALLOWED_MODULES), _spread(rc))
+        yield Backend(rc, Config(redis_url=cluster.url, allowed_modules=ALLOWED_MODULES), queues_per_shard(rc, 2))
     finally:
         rc.close()
 

@@ -8,6 +8,7 @@ import pytest
 from redis.cluster import key_slot
 
 from jobsvc import Client, Config
+from jobsvc.embedded_cluster import queues_per_shard
 from jobsvc.engine import scripts
 from jobsvc.engine.connection import per_node
 from jobsvc.engine.keys import FAMILIES, MEMOIZED, NAME, OWN_SLOT, cluster_name, template
@@ -64,15 +65,8 @@ def config(redis_cluster):
 
 @pytest.fixture
 def queues(rc):
-    """Six queues, two on each of the three shards (by their tag's slot)."""
-    by_node: dict[int, list[str]] = {}
-    i = 0
-    while sum(len(v[:2]) for v in by_node.values()) < 6:
-        name = f"q{i}"
-        by_node.setdefault(rc.get_node_from_key(f"{{{name}}}").port, []).append(name)
-        i += 1
-    assert len(by_node) == 3
-    return [q for names in by_node.values() for q in names[:2]]
+    """Six queues, two on each of the three shards."""
+    return queues_per_shard(rc, 2)
 
 
 def test_a_call_across_two_queues_is_refused_on_a_cluster(rc, config, queues):
