@@ -94,12 +94,18 @@ def server_detail(conn: redis.Redis) -> dict[str, Any]:
             "eviction_warning": None if check.safe else check.advice()}
 
 
+def refuse_cluster_client(conn: object) -> None:
+    """What needs a single Redis refuses a cluster client (ValidationError saying why), before anything else and
+    without a command: RQ's Worker cannot even take one."""
+    if is_cluster(conn):
+        raise ValidationError(f"the Redis given is a Redis Cluster (a redis+cluster:// URL). {CLUSTER_REFUSAL}")
+
+
 def refuse_cluster(conn: redis.Redis) -> None:
     """The startup check every process makes before its first script: the processes do not run on a cluster
     yet, and one reached through a plain URL would fail later, job by job (CROSSSLOT, MOVED); this says why at
     once (ValidationError). A Redis that will not answer INFO, or is down, is left to the caller."""
-    if is_cluster(conn):
-        raise ValidationError(f"the Redis given is a Redis Cluster (a redis+cluster:// URL). {CLUSTER_REFUSAL}")
+    refuse_cluster_client(conn)
     try:
         enabled = conn.info("cluster").get("cluster_enabled")
     except redis.RedisError:
@@ -136,5 +142,6 @@ def warn_if_no_scheduler(conn: redis.Redis, prefix: str, who: str = "jobsvc") ->
     return running
 
 
-__all__ = ["SAFE_POLICY", "EvictionCheck", "address", "ensure_reachable", "eviction_check", "server_detail",
+__all__ = ["SAFE_POLICY", "EvictionCheck", "address", "ensure_reachable", "eviction_check", "refuse_cluster",
+           "refuse_cluster_client", "server_detail",
            "warn_if_evicting", "warn_if_no_scheduler"]

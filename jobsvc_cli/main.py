@@ -12,8 +12,8 @@ from typing import Any
 import redis
 
 from jobsvc import Client, Config, JobsvcError, defaults, validation
-from jobsvc.engine.connection import connect, is_cluster
-from jobsvc.redis_check import refuse_cluster
+from jobsvc.engine.connection import connect
+from jobsvc.redis_check import refuse_cluster_client
 
 from . import admin, schedules
 from .args import integer, number
@@ -217,8 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.func.__module__ in (admin.__name__, schedules.__name__):
             client = Client(config=_config(args))
-            if is_cluster(client.redis):  # the operator commands read and change keys by single-node names
-                refuse_cluster(client.redis)
+            refuse_cluster_client(client.redis)  # the operator commands read keys by single-node names
             return args.func(client, args)
         return args.func(args)
     except JobsvcError as exc:

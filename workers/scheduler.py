@@ -16,12 +16,11 @@ import redis
 
 from jobsvc import defaults
 from jobsvc.config import Config
-from jobsvc.engine.connection import is_cluster
 from jobsvc.engine.keys import Keys
 from jobsvc.maintenance.integrity import IntegrityPass
 from jobsvc.maintenance.reaper import Reaper
 from jobsvc.maintenance.ttl_sweeper import TtlSweeper
-from jobsvc.redis_check import refuse_cluster, warn_if_evicting
+from jobsvc.redis_check import refuse_cluster, refuse_cluster_client, warn_if_evicting
 from jobsvc.scheduling.cron_firer import CronFirer
 from jobsvc.scheduling.leader import LeaderLock
 from jobsvc.scheduling.promotion import Promoter, RqPromoter
@@ -33,8 +32,7 @@ log = logging.getLogger("jobsvc.scheduler")
 
 class Scheduler:
     def __init__(self, conn: redis.Redis, config: Config):
-        if is_cluster(conn):  # its parts are not all cluster-ready yet: say why before any of them starts
-            refuse_cluster(conn)
+        refuse_cluster_client(conn)  # its parts are not all cluster-ready yet: say why before any of them starts
         self.redis = conn
         self.config = config
         self.keys = Keys(config.key_prefix)

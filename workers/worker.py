@@ -21,11 +21,10 @@ from jobsvc import Client
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD, ModuleAllowList
 from jobsvc.config import Config
 from jobsvc.engine import context, scripts
-from jobsvc.engine.connection import is_cluster
 from jobsvc.engine.keys import Keys
 from jobsvc.engine.leases import Completion, Lease, Leases
 from jobsvc.errors import LeaseLost, NotFound, WrongState
-from jobsvc.redis_check import refuse_cluster, warn_if_evicting, warn_if_no_scheduler
+from jobsvc.redis_check import refuse_cluster, refuse_cluster_client, warn_if_evicting, warn_if_no_scheduler
 
 from .batching import ClaimSize, Completions
 from .execution import FunctionCache, HandBack, Outcome, Terminated, execute, install_timeout_handler
@@ -56,8 +55,7 @@ def _signal_main_thread(signum: int) -> None:
 
 class LeasedWorker(BaseWorker):
     def __init__(self, queues: Sequence[str], connection: redis.Redis, config: Config, name: str | None = None):
-        if is_cluster(connection):  # before RQ's Worker, which cannot take a cluster client: say why
-            refuse_cluster(connection)
+        refuse_cluster_client(connection)  # before RQ's Worker, which cannot take one
         name = name or f"{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
         super().__init__(list(queues), name=name, connection=connection,
                          worker_ttl=int(config.heartbeat_interval * 3 + 60))

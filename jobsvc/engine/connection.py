@@ -67,7 +67,7 @@ def round_trip(conn: redis.Redis, commands: Iterable[tuple[Any, ...]]) -> list[A
     connection that fails on the first send (a stale one after a Redis restart) is replaced once; a failure
     after a command went out is raised, never retried, since it may have run."""
     if isinstance(conn, redis.RedisCluster):
-        return _each_on_its_node(conn, commands)
+        return per_node(conn, commands)[0]
     pool = conn.connection_pool
     pending = iter(commands)
     first = next(pending, None)
@@ -94,10 +94,6 @@ def round_trip(conn: redis.Redis, commands: Iterable[tuple[Any, ...]]) -> list[A
         finally:
             pool.release(c)
     raise AssertionError("unreachable")
-
-
-def _each_on_its_node(conn: redis.RedisCluster, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
-    return per_node(conn, commands)[0]
 
 
 def per_node(conn: redis.RedisCluster, commands: Iterable[tuple[Any, ...]],
