@@ -62,6 +62,12 @@ def redis_url(redis_server):
 
 
 @pytest.fixture
+def redis_env(monkeypatch, redis_url):
+    """REDIS_URL set to the suite's Redis, for CLI commands run in this process (`jobsvc_cli.main.main`)."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
+
+
+@pytest.fixture
 def r(redis_server):
     conn = redis.Redis.from_url(redis_server.url)
     conn.flushdb()  # our own server on our own port: safe to flush

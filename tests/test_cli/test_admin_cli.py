@@ -10,10 +10,7 @@ from jobsvc import State
 from jobsvc.engine.leases import Leases
 from jobsvc_cli.main import main
 
-
-@pytest.fixture(autouse=True)
-def env(monkeypatch, redis_url):
-    monkeypatch.setenv("REDIS_URL", redis_url)
+pytestmark = pytest.mark.usefixtures("redis_env")  # REDIS_URL for the CLI
 
 
 def failed_job(client, r, config, **opts):

@@ -15,9 +15,7 @@ KEYS = Keys()
 HOUR_MS = 3_600_000
 
 
-@pytest.fixture(autouse=True)
-def env(monkeypatch, redis_url):
-    monkeypatch.setenv("REDIS_URL", redis_url)
+pytestmark = pytest.mark.usefixtures("redis_env")  # REDIS_URL for the CLI
 
 
 def backdate(r, job_id, field, hours):

@@ -14,9 +14,7 @@ KEYS = Keys()
 DAY_MS = 86_400_000
 
 
-@pytest.fixture(autouse=True)
-def env(monkeypatch, redis_url):
-    monkeypatch.setenv("REDIS_URL", redis_url)
+pytestmark = pytest.mark.usefixtures("redis_env")  # REDIS_URL for the CLI
 
 
 @pytest.fixture

@@ -15,9 +15,7 @@ NOOP = "tests.jobfuncs.noop"
 GROUP = f"default|default|{NOOP}"
 
 
-@pytest.fixture(autouse=True)
-def env(monkeypatch, redis_url):
-    monkeypatch.setenv("REDIS_URL", redis_url)
+pytestmark = pytest.mark.usefixtures("redis_env")  # REDIS_URL for the CLI
 
 
 def drift(client, r):

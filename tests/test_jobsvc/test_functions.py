@@ -186,8 +186,7 @@ def test_functions_file_formats(tmp_path):
         functions_file({"functions": [], "extra": 1})
 
 
-def test_cli_functions_sync_dry_run_then_real(reg, redis_url, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REDIS_URL", redis_url)
+def test_cli_functions_sync_dry_run_then_real(reg, redis_env, tmp_path, capsys):
     path = tmp_path / "functions.json"
     path.write_text(json.dumps({"namespace": "cli", "functions": [{"name": "f", "path": "tests.jobfuncs.noop"}]}))
     assert cli(["functions", "sync", str(path), "--dry-run"]) == 0

@@ -383,8 +383,7 @@ def test_sync_dry_run_changes_nothing_and_the_real_run_matches_its_report(sched,
     assert again.unchanged == ["change", "keep", "new"] and not (again.created or again.updated or again.deleted)
 
 
-def test_cli_schedules_sync_create_execute_runs(sched, client, redis_url, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REDIS_URL", redis_url)
+def test_cli_schedules_sync_create_execute_runs(sched, client, redis_env, tmp_path, capsys):
     path = tmp_path / "schedules.yaml"
     path.write_text("schedules:\n  - id: report\n    cron: '30 2 * * *'\n    timezone: America/New_York\n"
                     "    function: tests.jobfuncs.add\n    args: [1, 2]\n")

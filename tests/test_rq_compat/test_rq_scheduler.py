@@ -39,9 +39,7 @@ def rqs_fixture(r):
     return RqScheduler(queue_name="default", connection=r)
 
 
-@pytest.fixture(name="cli_env", autouse=True)
-def cli_env_fixture(monkeypatch, redis_url):
-    monkeypatch.setenv("REDIS_URL", redis_url)
+pytestmark = pytest.mark.usefixtures("redis_env")  # REDIS_URL for the CLI (the import command)
 
 
 @pytest.fixture(name="promoters")
