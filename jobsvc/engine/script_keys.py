@@ -64,7 +64,8 @@ def reachable(body: str, helpers: dict[str, str]) -> set[str]:
 
 def pruned(lib: str, keep: set[str]) -> str:
     """The library without the helpers a script never runs: defining one costs every call of the script a
-    closure (the whole library cost a small script's call 10-20 us, measured)."""
+    closure (measured: the whole library added some 50 us to a call of the leader lock's script; pruning took
+    10-20 us off a progress.lua call)."""
     return "".join(text for name, text in _chunks(lib) if name is None or name in keep)
 
 
