@@ -86,6 +86,11 @@ class Leases:
     def _scope(self, queue: str) -> tuple[str, ...]:
         return scripts.scope_of(queue if self.cluster else None)
 
+    def slot(self, lease: Lease) -> str:
+        """What the leases one script call may hold share: their queue on a cluster (one slot), nothing on one
+        Redis ('')."""
+        return lease.queue if self.cluster else ""
+
     def parse_claims(self, reply: list[Any]) -> list[Lease]:
         """The leases of a claim's reply, in the order claimed, each with its job's hash as the claim left it,
         read here in one round trip of HGETALLs (claim.lua leaves that to the caller: cheaper for Redis outside a
@@ -190,13 +195,13 @@ class Leases:
         lease_ms = int(lease_ttl * 1000) if lease_ttl else self._lease_ms
         groups: dict[str, list[Lease]] = {}
         for lease in leases:  # one call on a single Redis; one per queue (slot) on a cluster
-            groups.setdefault(lease.queue if self.cluster else "", []).append(lease)
+            groups.setdefault(self.slot(lease), []).append(lease)
         lost: list[str] = []
-        for queue, group in groups.items():
+        for group in groups.values():
             args: list[Any] = [self.prefix, lease_ms, holder]
             for lease in group:
                 args += [lease.job_id, lease.token]
-            reply = scripts.call(self.redis, "heartbeat", self._scope(queue) if queue else (), args)
+            reply = scripts.call(self.redis, "heartbeat", self._scope(group[0].queue), args)
             for lease in group:
                 lease.expires_ms = int(reply[0])
             lost += [r.decode() for r in reply[1:]]

@@ -178,7 +178,7 @@ def _ack_calls(leases: Leases, acks: list[Ack], found: list[dict[str, str]],
         started = int(fields["js_started_ms"]) / 1000 if fields.get("js_started_ms") else now
         by = worker or fields.get("worker_name") or "pull"
         if one.status == "completed":
-            key = (by, lease.queue if leases.cluster else "")
+            key = (by, leases.slot(lease))
             if open_batches.get(key, -1) < last.get(one.job_id, 0):
                 open_batches[key] = len(pending)
                 pending.append(_Batch(by, []))
