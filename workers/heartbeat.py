@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, cast
 
 from redis import exceptions as redis_errors
 
-from jobsvc.engine.keys import Keys
+from jobsvc.engine.connection import is_cluster
+from jobsvc.engine.keys import template
 from jobsvc.engine.leases import Lease, Leases
 from jobsvc.engine.serialization import utcnow_str
 from jobsvc.maintenance.reaper import Reaper
@@ -58,7 +59,7 @@ class Heartbeat:
         self.waiting: Callable[[], list[Lease]] = waiting or list
         self.on_waiting_lost = on_waiting_lost
         self.worker_name = worker_key.removeprefix("rq:worker:")  # the name claim.lua stored (may hold ':')
-        self.terminate_key = Keys(config.key_prefix).terminate(self.worker_name)
+        self.cluster = is_cluster(conn)
         self.stopped = threading.Event()
         self._next_beat = 0.0
         self._next_maintenance = 0.0
@@ -90,11 +91,16 @@ class Heartbeat:
         """An operator terminated jobs of this worker: stop the one running now (each tick: within 1 s)."""
         while True:
             # LPOP without a count answers one value; redis-py's type covers LPOP with a count (a list) too.
-            job_id = cast("bytes | None", self.redis.lpop(self.terminate_key))
+            job_id = cast("bytes | None", self.redis.lpop(self._terminate_key(lease)))
             if job_id is None:
                 return
             if job_id.decode() == lease.job_id:
                 on_terminate(lease.job_id)
+
+    def _terminate_key(self, lease: Lease) -> str:
+        """Where terminate.lua lists this worker's jobs to stop: on a cluster in the job's queue's slot, where the
+        script runs."""
+        return template("terminate", self.config.key_prefix, lease.queue if self.cluster else None) % self.worker_name
 
     def _poll_commands(self, commands: CommandListener) -> None:
         try:

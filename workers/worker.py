@@ -1,7 +1,12 @@
 """The leased worker: an RQ BaseWorker subclass (so RQ's tools list it) with its own fast loop.
 
 Per job: one round trip that finishes the previous job (fenced by its lease token) and claims
-the next one, atomically over all queues; the job runs in this process, no fork."""
+the next one, atomically over all queues; the job runs in this process, no fork.
+
+On a Redis Cluster (docs/cluster.md 2.3) each queue is its own slot: the round trip claims from the first queue and
+the next queues are asked in order for what it lacked, completions go one call per queue, the idle wait blocks on
+each queue's wake-up list (SlotWait), and RQ's Worker (which cannot take a cluster client) is left out: the worker
+registers under RQ's key names itself, and RQ's worker commands and plain-RQ wake-ups do not apply there."""
 from __future__ import annotations
 
 import logging
@@ -21,10 +26,13 @@ from jobsvc import Client
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD, ModuleAllowList
 from jobsvc.config import Config
 from jobsvc.engine import context, scripts
-from jobsvc.engine.keys import Keys
+from jobsvc.engine.cluster import SlotWait, register_worker, unregister_worker
+from jobsvc.engine.connection import is_cluster
+from jobsvc.engine.keys import Keys, template
 from jobsvc.engine.leases import Completion, Lease, Leases
+from jobsvc.engine.serialization import utcnow_str
 from jobsvc.errors import LeaseLost, NotFound, WrongState
-from jobsvc.redis_check import refuse_cluster, refuse_cluster_client, warn_if_evicting, warn_if_no_scheduler
+from jobsvc.redis_check import refuse_cluster, warn_if_evicting, warn_if_no_scheduler
 
 from .batching import ClaimSize, Completions
 from .execution import FunctionCache, HandBack, Outcome, Terminated, execute, install_timeout_handler
@@ -55,10 +63,14 @@ def _signal_main_thread(signum: int) -> None:
 
 class LeasedWorker(BaseWorker):
     def __init__(self, queues: Sequence[str], connection: redis.Redis, config: Config, name: str | None = None):
-        refuse_cluster_client(connection)  # before RQ's Worker, which cannot take one
         name = name or f"{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
-        super().__init__(list(queues), name=name, connection=connection,
-                         worker_ttl=int(config.heartbeat_interval * 3 + 60))
+        worker_ttl = int(config.heartbeat_interval * 3 + 60)
+        self.cluster = is_cluster(connection)
+        if self.cluster:
+            # RQ's Worker needs a redis.Redis (it reads the connection pool): what this class uses of it is set here.
+            self.name, self.connection, self.worker_ttl = name, connection, worker_ttl
+        else:
+            super().__init__(list(queues), name=name, connection=connection, worker_ttl=worker_ttl)
         self.config = config
         self.keys = Keys(config.key_prefix)
         self.leases = Leases(connection, config)
@@ -79,8 +91,13 @@ class LeasedWorker(BaseWorker):
         self._rq_job: ClaimedJob | None = None
         self._rq_slot: CurrentJobSlot | None = None  # made in work(), in the thread that runs the jobs
         self.callbacks = Callbacks(self.functions, on_timer=self._time_callback)
-        # A separate connection for blocking waits: a wait broken by a signal is simply dropped.
-        self._waiter = redis.Redis(connection_pool=redis.ConnectionPool(**connection.connection_pool.connection_kwargs))
+        # Separate connections for blocking waits: a wait broken by a signal is simply dropped. On a cluster, one per
+        # queue (SlotWait: a BLPOP cannot span slots).
+        self._wake_keys = [template("wake", self.keys.prefix, q if self.cluster else None) % q for q in queues]
+        self._slot_wait = SlotWait(connection, self._wake_keys) if self.cluster else None  # type: ignore[arg-type]
+        self._waiter = None if self.cluster else redis.Redis(
+            connection_pool=redis.ConnectionPool(**connection.connection_pool.connection_kwargs))
+        self._asked = 0  # jobs the last claim call asked for
         # Idle waits that also see jobs plain RQ pushes (workers/rq_wake.py); made in work(), None without it.
         self._rq_wake: RqWake | None = None
         self._woken_by_rq = False
@@ -169,16 +186,16 @@ class LeasedWorker(BaseWorker):
         self._install_signal_handlers()
         # Everything that may take a while comes before the worker registers: RQ's tools (send_shutdown_command)
         # find it once registered, so by then it must be subscribed to its commands (heartbeat.subscribe).
-        refuse_cluster(self.connection)
-        self._rq_wake = None if burst else self._start_rq_wake()
+        refuse_cluster(self.connection, runs_on_cluster=True)  # a plain redis:// URL that leads to a cluster node
+        self._rq_wake = None if burst or self.cluster else self._start_rq_wake()
         warn_if_evicting(self.connection, f"worker {self.name}")
         warn_if_no_scheduler(self.connection, self.config.key_prefix, f"worker {self.name}")
         heartbeat = Heartbeat(self.connection, self.config, self.key, self._current, self._grace_over,
                               lambda: self._stop_at, on_terminate=self._terminate,
                               counts=lambda: (self.processed, self.failed), on_lease_lost=self._lease_lost,
                               in_job=lambda: self._in_job, waiting=self._waiting, on_waiting_lost=self._waiting_lost,
-                              commands=CommandListener(self.connection, self.name, self._running_job_id,
-                                                       self._stop_job))
+                              commands=None if self.cluster else CommandListener(
+                                  self.connection, self.name, self._running_job_id, self._stop_job))
         heartbeat.subscribe()
         self.register_birth()
         self._rq_slot = CurrentJobSlot()
@@ -195,6 +212,20 @@ class LeasedWorker(BaseWorker):
             self.register_death()
             log.info("worker %s: stopped after %d job(s), %d failed", self.name, self.processed, self.failed)
         return self.processed > 0
+
+    def register_birth(self) -> None:
+        if not self.cluster:
+            super().register_birth()
+            return
+        register_worker(self.connection, self.key, {
+            "hostname": socket.gethostname(), "pid": os.getpid(), "queues": ",".join(self.queue_list),
+            "birth": utcnow_str(), "last_heartbeat": utcnow_str(), "state": "starting"}, self.worker_ttl + 60)
+
+    def register_death(self) -> None:
+        if not self.cluster:
+            super().register_death()
+            return
+        unregister_worker(self.connection, self.key)
 
     def _start_rq_wake(self) -> RqWake | None:
         """Says at start how soon a job plain RQ enqueues starts here (it sends no jobsvc wake-up)."""
@@ -224,7 +255,19 @@ class LeasedWorker(BaseWorker):
         self._lost.update(job_ids)
 
     def _claim_call(self) -> scripts.Call:
-        return self.leases.claim_call(self.queue_list, self.name, count=self._claim_size.next())
+        """The claim this worker sends with its outcomes: over all its queues, in order, in one script on a single
+        Redis; of its first queue on a cluster (one slot per call), the next ones asked after it (_claimed)."""
+        self._asked = self._claim_size.next()
+        queues = self.queue_list[:1] if self.cluster else self.queue_list
+        return self.leases.claim_call(queues, self.name, count=self._asked)
+
+    def _claimed(self, reply: list[Any]) -> list[Lease]:
+        """The leases of a claim call's reply; on a cluster, what the first queue lacked is asked of the next
+        queues, one after the other in the worker's order (so priority order holds across shards)."""
+        leases = self.leases.parse_claims(reply)
+        if self.cluster and len(leases) < self._asked and len(self.queue_list) > 1:
+            leases += self.leases.claim_many(self.queue_list[1:], self.name, self._asked - len(leases))
+        return leases
 
     def _loop(self, burst: bool) -> None:
         self._held.extend(self._claim())
@@ -268,7 +311,7 @@ class LeasedWorker(BaseWorker):
 
     def _claim(self) -> list[Lease]:
         try:
-            return self.leases.parse_claims(scripts.call(self.connection, *self._claim_call()))
+            return self._claimed(scripts.call(self.connection, *self._claim_call()))
         except REDIS_DOWN as exc:
             log.error("worker %s: cannot claim, Redis unavailable (%s); retrying", self.name, exc)
         except Exception:  # e.g. a script error: log it, wait, try again
@@ -290,16 +333,20 @@ class LeasedWorker(BaseWorker):
     def _wait_for_work(self) -> None:
         self._idle = True
         self._woken_by_rq = False
-        wake_keys = [self.keys.wake(q) for q in self.queue_list]
         try:
             if self.stopping:
                 return
-            if self._rq_wake is not None and self._rq_wake.armed:
-                self._woken_by_rq = self._rq_wake.wait(wake_keys, self.config.idle_wait) == "rq"
-            else:
-                self._waiter.blpop(wake_keys, timeout=self.config.idle_wait)
+            if self._slot_wait is not None:
+                self._slot_wait.wait(self.config.idle_wait)
+            elif self._rq_wake is not None and self._rq_wake.armed:
+                self._woken_by_rq = self._rq_wake.wait(self._wake_keys, self.config.idle_wait) == "rq"
+            elif self._waiter is not None:
+                self._waiter.blpop(self._wake_keys, timeout=self.config.idle_wait)
         except _StopWaiting:
-            self._waiter.connection_pool.disconnect()
+            if self._slot_wait is not None:
+                self._slot_wait.close()
+            if self._waiter is not None:
+                self._waiter.connection_pool.disconnect()
             if self._rq_wake is not None:
                 self._rq_wake.reset()
         finally:
@@ -369,8 +416,8 @@ class LeasedWorker(BaseWorker):
         finishes, and (claim_next) the next claim when this worker holds no more jobs."""
         claiming = claim_next and not self._held and not self.stopping
         flush = bool(finishes) or claiming or self.stopping or not claim_next or self._completions.due()
-        done = self._completions.take() if flush else []
-        calls = ([self.leases.complete_many_call(self.name, done)] if done else []) + [c for _, _, c in finishes]
+        batches = self._batches(self._completions.take() if flush else [])
+        calls = [self.leases.complete_many_call(self.name, b) for b in batches] + [c for _, _, c in finishes]
         if not calls:
             if claiming:
                 self._held.extend(self._claim())
@@ -379,13 +426,21 @@ class LeasedWorker(BaseWorker):
         replies = self._finish(calls, claim)
         if replies is None:
             return
-        if done:
-            for completion, reply in zip(done, replies.pop(0), strict=True):
+        for batch in batches:
+            for completion, reply in zip(batch, replies.pop(0), strict=True):
                 self._record(completion.lease, None, reply)
         for lease, outcome, _ in finishes:
             self._record(lease, outcome, replies.pop(0))
         if claim is not None and replies:
-            self._held.extend(self.leases.parse_claims(replies[0]))
+            self._held.extend(self._claimed(replies[0]))
+
+    def _batches(self, done: list[Completion]) -> list[list[Completion]]:
+        """The completions as complete.lua calls take them: all in one on a single Redis, one call per queue (slot)
+        on a cluster."""
+        groups: dict[str, list[Completion]] = {}
+        for completion in done:
+            groups.setdefault(self.leases.slot(completion.lease), []).append(completion)
+        return list(groups.values())
 
     def _finish(self, calls: list[scripts.Call], claim: scripts.Call | None) -> list[Any] | None:
         """Send the outcomes (and the next claim); while Redis is away, retry the outcomes alone until

@@ -5,15 +5,16 @@ single Redis there is one scope, None: the script's keys as they always were."""
 from __future__ import annotations
 
 import select
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
 
 from .connection import is_cluster, text
-from .keys import cluster_name
+from .keys import RQ_WORKERS, cluster_name
+from .serialization import utcnow_str
 
-__all__ = ["SlotWait", "scopes"]
+__all__ = ["SlotWait", "register_worker", "scopes", "unregister_worker"]
 
 # Attempts at ending a BLPOP that Redis has not registered yet (CLIENT UNBLOCK answered 0), 1 ms apart.
 UNBLOCK_TRIES = 50
@@ -24,6 +25,26 @@ def scopes(conn: redis.Redis, prefix: str) -> Sequence[str | None]:
     if not is_cluster(conn):
         return [None]
     return sorted(text(q) for q in conn.smembers(cluster_name(prefix, "cluster_queues")))
+
+
+def register_worker(conn: redis.Redis, key: str, fields: Mapping[Any, Any], ttl: int) -> None:
+    """A worker's registration on a cluster, under RQ's names (`rq:worker:<name>`, listed in `rq:workers`), which
+    workers_info reads on either layout. RQ writes both in one MULTI, which a cluster refuses (two slots): here the
+    hash comes first, so a crash in between leaves a hash that expires, never a listed name without one (and a
+    listing skips those anyway)."""
+    if conn.exists(key) and not conn.hexists(key, "death"):
+        raise ValueError(f"There exists an active worker named {key.removeprefix('rq:worker:')!r} already")
+    conn.delete(key)
+    conn.hset(key, mapping=fields)
+    conn.expire(key, ttl)
+    conn.sadd(RQ_WORKERS, key)
+
+
+def unregister_worker(conn: redis.Redis, key: str) -> None:
+    """RQ's register_death, one key at a time: off the list, the hash marked dead and left to expire in 60 s."""
+    conn.srem(RQ_WORKERS, key)
+    conn.hset(key, "death", utcnow_str())
+    conn.expire(key, 60)
 
 
 class SlotWait:

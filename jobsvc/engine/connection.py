@@ -28,8 +28,8 @@ def connect(url_or_conn: str | redis.Redis | None = None, config: Config | None 
 
 # The schemes that name a Redis Cluster (docs/cluster.md), and why the processes refuse one until they run there.
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
-CLUSTER_REFUSAL = ("jobsvc's worker, scheduler and admin API do not run on Redis Cluster yet (the core library "
-                   "does: Client and Leases on a redis+cluster:// URL, docs/cluster.md): point REDIS_URL at a single "
+CLUSTER_REFUSAL = ("jobsvc's scheduler and admin API do not run on Redis Cluster yet (the core library and the "
+                   "worker do, on a redis+cluster:// URL: docs/cluster.md): point REDIS_URL at a single "
                    "Redis (redis:// or rediss://, with replicas and Sentinel for failover)")
 
 

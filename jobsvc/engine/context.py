@@ -15,6 +15,7 @@ import redis
 from .. import defaults
 from ..errors import LeaseLost, NotFound, ValidationError
 from . import scripts
+from .connection import is_cluster
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ def set_progress(percent: int, message: str = "") -> bool:
     if job is None:
         return False
     try:
-        reply = scripts.call(job.connection, "progress", (), (job.prefix, job.id, job.token, percent, message[:500]))
+        scope = scripts.scope_of(job.queue if is_cluster(job.connection) else None)
+        reply = scripts.call(job.connection, "progress", scope, (job.prefix, job.id, job.token, percent, message[:500]))
         scripts.check(reply, job.id)
     except (LeaseLost, NotFound):
         return False

@@ -1,0 +1,110 @@
+"""The worker on a single Redis and on the suite's Redis Cluster (issue 15, docs/cluster.md 2.3): a worker on
+six queues, two per shard, runs their jobs in its queue order, records outcomes one call per queue, registers
+under RQ's names; as a process on a redis+cluster:// URL it wakes on an enqueue in any shard, and a job whose
+worker is SIGKILLed runs again on another worker."""
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from jobsvc import Client, Config
+from jobsvc.embedded_cluster import queues_per_shard
+from jobsvc.engine.keys import template
+from tests.conftest import ALLOWED_MODULES, LEASE_ARGS, read_pid, wait_for
+from tests.test_cluster.test_core_both import PREFIX, backend  # noqa: F401 - the parametrized fixture
+from workers.worker import LeasedWorker
+
+
+@pytest.fixture
+def restore_signals():
+    """The worker installs signal handlers; they are put back afterwards."""
+    sigs = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
+    saved = {s: signal.getsignal(s) for s in sigs}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+def test_a_burst_worker_runs_every_queue_in_its_order_and_records_each_outcome(backend, restore_signals, tmp_path):
+    client, queues, log = backend.client(), backend.queues, tmp_path / "ran"
+    jobs = [(q, client.enqueue("tests.jobfuncs.record", str(log), f"{q}-{i}", queue=q).id) for q in reversed(queues)
+            for i in range(3)]
+    failing = client.enqueue("tests.jobfuncs.boom", "no", queue=queues[2], max_attempts=1)
+    config = Config(redis_url=backend.config.redis_url, allowed_modules=ALLOWED_MODULES, claim_batch=4)
+    worker = LeasedWorker(queues, backend.conn, config, name="host.1.w")
+    assert worker.work(burst=True)
+    assert (worker.processed, worker.failed) == (18, 1)
+    ran = [line.split()[0] for line in log.read_text().splitlines()]
+    # Queue order, whatever order the jobs were enqueued in (within a queue: first in, first out).
+    assert ran == [f"{q}-{i}" for q in queues for i in range(3)]
+    for q, job_id in jobs:
+        assert backend.conn.hget(backend.key("job", q, job_id), "status") == b"finished"
+    assert backend.conn.hget(backend.key("job", queues[2], failing.id), "status") == b"failed"
+    # Registered under RQ's names while it ran, marked dead when it stopped.
+    assert backend.conn.smembers("rq:workers") == set()
+    assert backend.conn.hget("rq:worker:host.1.w", "death")
+
+
+def test_progress_of_a_running_job_is_recorded_in_its_queues_slot(backend, restore_signals, tmp_path):
+    release = tmp_path / "release"
+    release.write_text("go")
+    q = backend.queues[4]
+    job = backend.client().enqueue("tests.jobfuncs.report_progress", str(release), queue=q)
+    LeasedWorker(backend.queues, backend.conn, Config(redis_url=backend.config.redis_url,
+                                                       allowed_modules=ALLOWED_MODULES), name="host.2.w").work(burst=True)
+    fields = backend.conn.hgetall(backend.key("job", q, job.id))
+    assert fields[b"status"] == b"finished"
+    assert fields[b"js_progress"] == b"100"
+
+
+# -- worker processes on a redis+cluster:// URL ----------------------------------------------------------------
+
+@pytest.fixture
+def cluster_procs(procs, redis_cluster):
+    """`procs` (tests/conftest.py) pointed at the suite's cluster through a redis+cluster:// URL."""
+    url = redis_cluster.url.replace("redis://", "redis+cluster://")
+    procs.env = {**procs.env, "REDIS_URL": url}
+    rc = redis_cluster.client()
+    try:
+        yield procs, rc, Client(url, Config(redis_url=url, allowed_modules=ALLOWED_MODULES))
+    finally:
+        rc.close()
+
+
+def status(rc, queue: str, job_id: str) -> bytes | None:
+    return rc.hget(template("job", PREFIX, queue) % job_id, "status")
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_an_idle_worker_process_wakes_for_a_job_on_any_shard(cluster_procs, tmp_path):
+    procs, rc, client = cluster_procs
+    queues = queues_per_shard(rc, 1)
+    # An idle wait far longer than the test's deadline: only a wake-up can start these jobs in time.
+    worker = procs.worker("w", "-q", ",".join(queues), env={"JOBSVC_IDLE_WAIT": "120"})
+    wait_for(lambda: rc.scard("rq:workers") == 1, 20, "the worker to register")
+    for q in reversed(queues):
+        job = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q)
+        wait_for(lambda q=q, job=job: status(rc, q, job.id) == b"finished", 20, f"the job of {q} to run")
+    assert worker.poll() is None
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_a_job_whose_worker_is_sigkilled_runs_again_on_another(cluster_procs, tmp_path):
+    procs, rc, client = cluster_procs
+    queues = queues_per_shard(rc, 1)
+    workers = [procs.worker(f"w{i}", "-q", ",".join(queues), *LEASE_ARGS) for i in (1, 2)]
+    wait_for(lambda: rc.scard("rq:workers") == 2, 20, "both workers to register")
+    marker = Path(tmp_path / "started")
+    job = client.enqueue("tests.jobfuncs.mark_first_run", str(marker), 60, queue=queues[1])
+    victim = wait_for(lambda: read_pid(marker), 20, "the job to start")
+    assert victim in {w.pid for w in workers}
+    os.kill(victim, signal.SIGKILL)
+    # The survivor's heartbeat reaps the expired lease (no scheduler runs here) and a worker runs the job again.
+    wait_for(lambda: status(rc, queues[1], job.id) == b"finished", 30, "the job to run again and finish")
+    survivor = read_pid(Path(f"{marker}.again"))
+    assert survivor is not None and survivor != victim
