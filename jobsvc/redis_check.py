@@ -101,17 +101,24 @@ def refuse_cluster_client(conn: object) -> None:
         raise ValidationError(f"the Redis given is a Redis Cluster (a redis+cluster:// URL). {CLUSTER_REFUSAL}")
 
 
-def refuse_cluster(conn: redis.Redis) -> None:
-    """The startup check every process makes before its first script: the processes do not run on a cluster
-    yet, and one reached through a plain URL would fail later, job by job (CROSSSLOT, MOVED); this says why at
-    once (ValidationError). A Redis that will not answer INFO, or is down, is left to the caller."""
-    refuse_cluster_client(conn)
+def refuse_cluster(conn: redis.Redis, runs_on_cluster: bool = False) -> None:
+    """The startup check every process makes before its first script: a cluster node reached through a plain
+    redis:// URL would fail later, job by job (CROSSSLOT, MOVED); this says why at once (ValidationError), and
+    what to do: a redis+cluster:// URL for a process that runs on a cluster (`runs_on_cluster`: the worker), a
+    single Redis for the others, which refuse a cluster client too. A Redis that will not answer INFO, or is
+    down, is left to the caller."""
+    if not runs_on_cluster:
+        refuse_cluster_client(conn)
+    if is_cluster(conn):
+        return
     try:
         enabled = conn.info("cluster").get("cluster_enabled")
     except redis.RedisError:
         return
     if str(enabled) == "1":
-        raise ValidationError(f"{address(conn)} is a Redis Cluster node. {CLUSTER_REFUSAL}")
+        todo = (f"Name the cluster with a redis+cluster://{address(conn).rsplit('/', 1)[0]} URL: jobsvc then "
+                "sends each call to the node of its queue's slot" if runs_on_cluster else CLUSTER_REFUSAL)
+        raise ValidationError(f"{address(conn)} is a Redis Cluster node. {todo}")
 
 
 def warn_if_evicting(conn: redis.Redis, who: str = "jobsvc") -> EvictionCheck | None:
