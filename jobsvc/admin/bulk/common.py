@@ -14,6 +14,7 @@ from ...engine.keys import RQ_QUEUE, Keys
 from ...engine.states import State, parse_state
 from ...errors import ValidationError
 from ...validation import QUEUE_NAME, is_name
+from ..layout import Layout
 
 SAMPLE_SIZE = 20
 
@@ -88,9 +89,13 @@ class BulkResult:
 
 
 def queues(conn: redis.Redis, keys: Keys, queue: str | None) -> list[str]:
-    """The one queue asked for, or every queue jobsvc or plain RQ has used."""
+    """The one queue asked for, or every queue jobsvc or plain RQ has used (on a Redis Cluster, where plain RQ
+    does not run: every queue of its registry), in name order: a bulk operation walks them one at a time."""
     if queue is not None:
         return [queue]
+    layout = Layout.of(conn, keys.prefix)
+    if layout.cluster:
+        return layout.cluster_queues(conn)
     pipe = conn.pipeline(transaction=False)
     pipe.smembers(keys.queues)
     pipe.smembers("rq:queues")

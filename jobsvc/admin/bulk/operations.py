@@ -16,6 +16,7 @@ from ...engine.connection import redis_ms, text
 from ...engine.keys import Keys
 from ...engine.serialization import utcnow_str
 from ...engine.states import PRUNABLE, RETRYABLE, TTL_STATES, State
+from ..layout import Layout
 from .common import SAMPLE_SIZE, BulkFilter, BulkResult, Progress, chunk_size, queues
 
 # What a prune with no state deletes: quarantined jobs are kept for an operator to look at (or retry).
@@ -69,8 +70,10 @@ def _walk_registries(operation: str, script: str, conn: redis.Redis, config: Con
                      progress: Progress, chunk: int) -> BulkResult:
     chunk = chunk_size(chunk)
     keys = Keys(config.key_prefix)
+    layout = Layout.of(conn, keys.prefix)
     until_ms = redis_ms(conn)
-    targets = [(q, s, keys.registry(s, q)) for q in queues(conn, keys, flt.queue) for s in states]
+    # Queue by queue in name order (on a cluster each is its own slot: its position is (queue, rank)).
+    targets = [(q, s, layout.registry(s, q)) for q in queues(conn, keys, flt.queue) for s in states]
     # The last score of each registry now: entries added later (jobs that entered the state during the
     # operation) are past it and not visited.
     pipe = conn.pipeline(transaction=False)
@@ -94,8 +97,8 @@ def _walk_registries(operation: str, script: str, conn: redis.Redis, config: Con
             ids = [m for m, score in rows if score <= high]
             if not ids:
                 break
-            reply = scripts.call(conn, script, (), [*head(queue, state, until_ms), *filter_args,
-                                                    SAMPLE_SIZE - len(out.sample), *ids])
+            reply = scripts.call(conn, script, layout.scope(queue), [*head(queue, state, until_ms), *filter_args,
+                                                                     SAMPLE_SIZE - len(out.sample), *ids])
             matched, changed, skipped, kept = (int(v) for v in reply[:4])
             out.matched += matched
             out.changed += changed
@@ -121,9 +124,9 @@ def ttl_sweep(conn: redis.Redis, config: Config, dry_run: bool = False, progress
     `limit` bounds the registry entries handled in one call (`more` is set when it stopped there)."""
     chunk = chunk_size(chunk)
     keys = Keys(config.key_prefix)
+    layout = Layout.of(conn, keys.prefix)
     now_s = redis_ms(conn) / 1000
-    targets = [(q, s, keys.registry(s, q)) for q in queues(conn, keys, None)
-               for s in TTL_STATES]
+    targets = [(q, s, layout.registry(s, q)) for q in queues(conn, keys, None) for s in TTL_STATES]
     pipe = conn.pipeline(transaction=False)
     for _, _, reg in targets:
         pipe.zcount(reg, "-inf", now_s)
@@ -149,8 +152,8 @@ def ttl_sweep(conn: redis.Redis, config: Config, dry_run: bool = False, progress
                     pipe.zcount(reg, "-inf", now_s)
                 out.more = any(pipe.execute())
                 return out
-            reply = scripts.call(conn, "sweep_ttl", (), (prefix, queue, state.value, size,
-                                                         SAMPLE_SIZE - len(out.sample)))
+            reply = scripts.call(conn, "sweep_ttl", layout.scope(queue), (prefix, queue, state.value, size,
+                                                                          SAMPLE_SIZE - len(out.sample)))
             seen, deleted, dropped = (int(v) for v in reply[:3])
             out.matched += seen
             out.changed += deleted + dropped

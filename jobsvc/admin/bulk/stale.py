@@ -22,6 +22,7 @@ from ...engine.keys import Keys
 from ...engine.serialization import utcnow_str
 from ...errors import ValidationError
 from ...validation import DELAY
+from ..layout import Layout
 from ..listing import zpage_after
 from .common import SAMPLE_SIZE, BulkFilter, BulkResult, Progress, chunk_size, queues
 
@@ -36,14 +37,19 @@ def cancel_stale(conn: redis.Redis, config: Config, flt: BulkFilter, queued_for_
     flt = _checked(flt, queued_for_s, running_for_s)
     chunk = chunk_size(chunk)
     keys = Keys(config.key_prefix)
+    layout = Layout.of(conn, keys.prefix)
     now = redis_ms(conn)
     out = BulkResult("cancel_stale", dry_run, 0, 0, [], details={"queued": 0, "running": 0})
     sources: list[tuple[str, str, str, int]] = []  # (mode, key, queue for the script, cutoff ms)
     if queued_for_s is not None:
         cutoff = now - int(queued_for_s * 1000)
-        sources += [("queued", keys.created(q), q, cutoff) for q in queues(conn, keys, flt.queue)]
+        sources += [("queued", layout.key("created", q, q), q, cutoff) for q in queues(conn, keys, flt.queue)]
     if running_for_s is not None:
-        sources.append(("running", keys.leases, flt.queue or "", now - int(running_for_s * 1000)))
+        cutoff = now - int(running_for_s * 1000)
+        if layout.cluster:  # a lease index per queue, each in its queue's slot
+            sources += [("running", layout.key("leases", q), q, cutoff) for q in queues(conn, keys, flt.queue)]
+        else:
+            sources.append(("running", keys.leases, flt.queue or "", cutoff))
     pipe = conn.pipeline(transaction=False)
     for mode, key, _, cutoff in sources:
         # The lease index is scored by lease expiry, not start: every running job is a candidate.
@@ -54,8 +60,8 @@ def cancel_stale(conn: redis.Redis, config: Config, flt: BulkFilter, queued_for_
     tail: list[Any] = [flt.namespace or "", flt.function or "", utcnow_str(), config.failure_ttl]
     for mode, key, queue, cutoff in sources:
         for ids in _pages(conn, key, None if mode == "running" else cutoff, chunk):
-            reply = scripts.call(conn, "cancel_stale", (), [*head, mode, queue, cutoff, *tail,
-                                                            SAMPLE_SIZE - len(out.sample), *ids])
+            reply = scripts.call(conn, "cancel_stale", layout.scope(queue), [*head, mode, queue, cutoff, *tail,
+                                                                             SAMPLE_SIZE - len(out.sample), *ids])
             matched, changed, skipped = (int(v) for v in reply[:3])
             out.matched += matched
             out.changed += changed
