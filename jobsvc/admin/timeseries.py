@@ -1,6 +1,8 @@
 """Per-minute event counts and queue readings for the dashboard and GET /metrics, read from the counters the Lua
 transitions keep (`<prefix>minute:<epoch minute>` hashes of `<queue>|<event>`, see count_event in _lib.lua)
-and from the heads of the ready lanes: O(minutes) or O(lanes), never a scan of jobs."""
+and from the heads of the ready lanes: O(minutes) or O(lanes), never a scan of jobs. On a Redis Cluster each queue
+has its own minute hashes (in its slot, docs/cluster.md 2.4): the charts sum the queues', O(minutes x queues),
+pipelined per shard."""
 from __future__ import annotations
 
 import time
@@ -10,7 +12,9 @@ from datetime import datetime, timezone
 import redis
 
 from .. import defaults
+from ..engine.connection import redis_ms
 from ..engine.keys import Keys
+from .layout import Layout
 
 # The events counted per minute (MINUTE_EVENTS in _lib.lua).
 EVENTS = ("enqueued", "completed", "failed", "retried")
@@ -26,23 +30,29 @@ def per_minute(conn: redis.Redis, keys: Keys, minutes: int = defaults.PER_MINUTE
     now = int(time.time() * 1000) if now_ms is None else int(now_ms)
     last = now // 60_000
     epoch_minutes = list(range(last - minutes + 1, last + 1))
+    layout = Layout.of(conn, keys.prefix)
+    # The hashes each minute is summed from: the one on a single Redis; on a cluster, each queue's.
+    sources = [queue] if queue is not None or not layout.cluster else layout.cluster_queues(conn)
     pipe = conn.pipeline(transaction=False)
     for m in epoch_minutes:
-        if queue is None:
-            pipe.hgetall(keys.minute(m))
-        else:
-            pipe.hmget(keys.minute(m), [f"{queue}|{e}" for e in EVENTS])
+        for q in sources:
+            if queue is None:
+                pipe.hgetall(layout.key("minute", q, m))
+            else:
+                pipe.hmget(layout.key("minute", q, m), [f"{queue}|{e}" for e in EVENTS])
+    replies = iter(pipe.execute())
     out = []
-    for m, raw in zip(epoch_minutes, pipe.execute(), strict=True):
+    for m in epoch_minutes:
         row: dict[str, int] = {"minute": m * 60, **dict.fromkeys(EVENTS, 0)}
-        if queue is None:
-            for field, n in raw.items():
-                event = field.decode().rpartition("|")[2]
-                if event in row:
-                    row[event] += int(n)
-        else:
-            for event, n in zip(EVENTS, raw, strict=True):
-                row[event] = int(n) if n is not None else 0
+        for raw in (next(replies) for _ in sources):
+            if queue is None:
+                for field, n in raw.items():
+                    event = field.decode().rpartition("|")[2]
+                    if event in row:
+                        row[event] += int(n)
+            else:
+                for event, n in zip(EVENTS, raw, strict=True):
+                    row[event] += int(n) if n is not None else 0
         out.append(row)
     return out
 
@@ -50,13 +60,14 @@ def per_minute(conn: redis.Redis, keys: Keys, minutes: int = defaults.PER_MINUTE
 def lanes_of(conn: redis.Redis, keys: Keys, queues: Iterable[str]) -> dict[str, list[str]]:
     """Each queue's ready lanes (lists) in claim order: highest priority (lowest number) first."""
     queues = list(queues)
+    layout = Layout.of(conn, keys.prefix)
     pipe = conn.pipeline(transaction=False)
     for q in queues:
-        pipe.smembers(keys.lanes(q))
+        pipe.smembers(layout.key("lanes", q, q))
     out = {}
     for q, extra in zip(queues, pipe.execute(), strict=True):
         prios = sorted({defaults.PRIORITY, *(int(p) for p in extra)})
-        out[q] = [keys.lane(q, p) for p in prios]
+        out[q] = [layout.lane(q, p) for p in prios]
     return out
 
 
@@ -81,20 +92,25 @@ def oldest_queued_ages_ms(conn: redis.Redis, keys: Keys, queues: Iterable[str]) 
     waits. Reads the first few ids of each lane only (a lane is in arrival order, bar jobs put back at its
     front), so it is O(lanes) and three round trips for all queues."""
     lanes = lanes_of(conn, keys, queues)
+    layout = Layout.of(conn, keys.prefix)
     pipe = conn.pipeline(transaction=False)
-    pipe.time()
+    if not layout.cluster:  # TIME names no key: a cluster's pipeline has no node to send it to
+        pipe.time()
     for q_lanes in lanes.values():
         for lane in q_lanes:
             pipe.lrange(lane, 0, defaults.OLDEST_PEEK - 1)
     replies = pipe.execute()
-    secs, micros = replies[0]
-    now = int(secs) * 1000 + int(micros) // 1000
-    heads = iter(replies[1:])
+    if layout.cluster:
+        now = redis_ms(conn)
+    else:
+        secs, micros = replies.pop(0)
+        now = int(secs) * 1000 + int(micros) // 1000
+    heads = iter(replies)
     peeked = {q: [id_ for _ in q_lanes for id_ in next(heads)] for q, q_lanes in lanes.items()}
     pipe = conn.pipeline(transaction=False)
-    for ids in peeked.values():
+    for q, ids in peeked.items():
         for id_ in ids:
-            pipe.hmget(keys.job(id_.decode()), "status", "js_ready_ms", "js_created_ms", "enqueued_at")
+            pipe.hmget(layout.job(q, id_.decode()), "status", "js_ready_ms", "js_created_ms", "enqueued_at")
     fields = iter(pipe.execute())
     out: dict[str, int | None] = {}
     for q, ids in peeked.items():

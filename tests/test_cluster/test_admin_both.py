@@ -3,7 +3,7 @@
 queues pages in one total order with a cursor that jobs enqueued meanwhile neither shift nor repeat, its every
 filter, counts that add up to what it lists, the per-page work independent of the data stored; bulk retry, prune,
 requeue of quarantined jobs, cancel-stale and the TTL sweep queue by queue, dry runs counting what the real run
-changes."""
+changes; /metrics and the dashboard's per-minute series summing every queue."""
 from __future__ import annotations
 
 from collections import Counter
@@ -13,12 +13,13 @@ from typing import Any
 import redis
 
 from jobsvc import Client
-from jobsvc.admin import bulk
+from jobsvc.admin import bulk, metrics, timeseries
 from jobsvc.admin.listing import JobFilter, list_jobs, queue_exists
 from jobsvc.engine.connection import redis_ms
 from jobsvc.engine.leases import Leases
 from jobsvc.engine.stats import read_counts
 from jobsvc.maintenance.reaper import Reaper
+from jobsvc.scheduling.promotion import Promoter
 from tests.test_cluster import test_core_both
 from tests.test_cluster.test_core_both import WORKER, Backend
 
@@ -299,3 +300,32 @@ def test_the_ttl_sweep_deletes_the_expired_jobs_of_every_queue(backend):
     assert (swept.matched, swept.details["deleted"]) == (3, 3)
     assert not any(backend.conn.exists(backend.key("job", queue, i)) for queue, ids in done.items() for i in ids)
     assert [j.id for j in pages(backend, JobFilter(state="completed"), 10)] == kept
+
+
+# -- /metrics and the dashboard's series -------------------------------------------------------------------------
+
+
+def test_metrics_and_the_dashboard_series_sum_every_queue(backend):
+    q, keys = backend.queues, backend.client().keys
+    enqueue(backend, 2)
+    finish(backend, q[1], 2, "completed")
+    finish(backend, q[4], 1, "failed")
+    late = backend.client().enqueue(NOOP, queue=q[2], delay=600).id
+    backend.conn.zadd(backend.key("scheduled", q[2]), {late: 1})  # due long ago, not promoted yet
+    snap = metrics.snapshot(backend.conn, keys)
+    events: Counter[str] = Counter()
+    for g in snap.groups:
+        events.update(g.events)
+    assert (events["enqueued"], events["completed"], events["failed"]) == (16, 2, 1)
+    assert set(q) <= set(snap.queues) and snap.depth == dict.fromkeys(q, 2)
+    assert all(snap.oldest_age_ms[qq] is not None for qq in q)
+    assert snap.scheduler.overdue_ms > 0
+    assert sum(g.states["completed"] for g in snap.groups) == 2
+    assert Promoter(backend.conn, backend.config).run_once().promoted == 1
+    after = metrics.snapshot(backend.conn, keys).scheduler
+    assert after.overdue_ms == 0 and after.last_pass_ms is not None and after.lag_ms is not None
+    now = redis_ms(backend.conn)
+    rows = timeseries.per_minute(backend.conn, keys, minutes=5, now_ms=now)
+    assert [sum(r[e] for r in rows) for e in ("enqueued", "completed", "failed")] == [16, 2, 1]
+    one = timeseries.per_minute(backend.conn, keys, minutes=5, queue=q[1], now_ms=now)
+    assert [sum(r[e] for r in one) for e in ("enqueued", "completed", "failed")] == [4, 2, 0]
