@@ -27,7 +27,7 @@ from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD, ModuleAllowList
 from jobsvc.config import Config
 from jobsvc.engine import context, scripts
 from jobsvc.engine.cluster import SlotWait, register_worker, unregister_worker
-from jobsvc.engine.connection import is_cluster
+from jobsvc.engine.connection import TRANSIENT, is_cluster
 from jobsvc.engine.keys import Keys, template
 from jobsvc.engine.leases import Completion, Lease, Leases
 from jobsvc.engine.serialization import utcnow_str
@@ -45,7 +45,7 @@ from .rq_wake import RqWake
 
 log = logging.getLogger("jobsvc.worker")
 
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+REDIS_DOWN = TRANSIENT
 
 
 class _StopWaiting(BaseException):
@@ -265,8 +265,13 @@ class LeasedWorker(BaseWorker):
         """The leases of a claim call's reply; on a cluster, what the first queue lacked is asked of the next
         queues, one after the other in the worker's order (so priority order holds across shards)."""
         leases = self.leases.parse_claims(reply)
-        if self.cluster and len(leases) < self._asked and len(self.queue_list) > 1:
-            leases += self.leases.claim_many(self.queue_list[1:], self.name, self._asked - len(leases))
+        for queue in self.queue_list[1:] if self.cluster else ():
+            if len(leases) >= self._asked:
+                break
+            try:
+                leases += self.leases.claim_many([queue], self.name, self._asked - len(leases))
+            except REDIS_DOWN as exc:  # its shard is away (a failover): the queues on the other shards go on
+                log.warning("worker %s: cannot claim from queue %s (%s); going on", self.name, queue, exc)
         return leases
 
     def _loop(self, burst: bool) -> None:
@@ -314,6 +319,10 @@ class LeasedWorker(BaseWorker):
             return self._claimed(scripts.call(self.connection, *self._claim_call()))
         except REDIS_DOWN as exc:
             log.error("worker %s: cannot claim, Redis unavailable (%s); retrying", self.name, exc)
+            if self.cluster:  # only the first queue's shard may be away: the next queues may have work
+                leases = self._claimed([])
+                if leases:
+                    return leases
         except Exception:  # e.g. a script error: log it, wait, try again
             log.exception("worker %s: claim failed; retrying", self.name)
         self._pause(1.0)
@@ -349,6 +358,8 @@ class LeasedWorker(BaseWorker):
                 self._waiter.connection_pool.disconnect()
             if self._rq_wake is not None:
                 self._rq_wake.reset()
+        except redis.RedisError as exc:  # Redis went away, or a slot moved (failover): the claim after says more
+            log.warning("worker %s: idle wait broken (%s); claiming", self.name, exc)
         finally:
             self._idle = False
 

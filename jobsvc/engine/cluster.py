@@ -82,7 +82,7 @@ class SlotWait:
             return self._wait(timeout)
         except redis.ResponseError as exc:
             self.close()
-            if str(exc).startswith(("MOVED", "ASK")):  # a slot moved (a failover): relearn where lists live
+            if isinstance(exc, redis.exceptions.AskError):  # MOVED too: a slot moved (a failover): relearn
                 self.cluster.nodes_manager.initialize()
             raise
         except BaseException:

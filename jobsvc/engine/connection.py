@@ -1,6 +1,7 @@
 """Redis connections from a URL or an existing client."""
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,9 +29,15 @@ def connect(url_or_conn: str | redis.Redis | None = None, config: Config | None 
 
 # The schemes that name a Redis Cluster (docs/cluster.md), and why the processes refuse one until they run there.
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
-CLUSTER_REFUSAL = ("jobsvc's scheduler and admin API do not run on Redis Cluster yet (the core library and the "
-                   "worker do, on a redis+cluster:// URL: docs/cluster.md): point REDIS_URL at a single "
-                   "Redis (redis:// or rediss://, with replicas and Sentinel for failover)")
+CLUSTER_REFUSAL = ("jobsvc's admin API and the CLI's operator commands do not run on Redis Cluster yet (the core "
+                   "library, the worker and the scheduler do, on a redis+cluster:// URL: docs/cluster.md): point "
+                   "REDIS_URL at a single Redis (redis:// or rediss://, with replicas and Sentinel for failover)")
+
+
+# Errors after which the same call may succeed later: Redis away, or a cluster in the middle of a failover (the slot's
+# master gone or moved, the cluster down for a moment). A caller that retries (the worker) retries on these.
+TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError,
+             redis.exceptions.AskError, redis.exceptions.TryAgainError)
 
 
 def address(conn: redis.Redis) -> str:
@@ -115,18 +122,29 @@ def per_node(conn: redis.RedisCluster, commands: Iterable[tuple[Any, ...]],
         moved = []
         for name, (node, idx) in groups.items():
             sent = [pending[i] for i in idx] + ([last] if last else [])
-            replies = round_trip(conn.get_redis_connection(node), sent)
+            try:
+                replies = round_trip(conn.get_redis_connection(node), sent)
+            except (redis.ConnectionError, redis.TimeoutError):
+                _relearn(conn)  # the node may be gone for good (a failover): the caller's retry goes to its heir
+                raise
             if last:
                 lasts[name] = replies.pop()
             for i, reply in zip(idx, replies, strict=True):
                 out[i] = reply
-                if isinstance(reply, redis.ResponseError) and str(reply).startswith(("MOVED", "ASK")):
+                if isinstance(reply, redis.exceptions.AskError):  # MOVED too (a subclass): redis-py drops the word
                     moved.append(i)
         if not moved or attempt == 2:
             return out, lasts
-        conn.nodes_manager.initialize()
+        _relearn(conn)
         todo = moved
     raise AssertionError("unreachable")
+
+
+def _relearn(conn: redis.RedisCluster) -> None:
+    """Read the slot map again (CLUSTER SLOTS from a node that answers). When none answers, the caller's error
+    stands and the next call tries again."""
+    with contextlib.suppress(redis.RedisError, redis.exceptions.RedisClusterException):
+        conn.nodes_manager.initialize()
 
 
 def _first_key(command: tuple[Any, ...]) -> Any:
