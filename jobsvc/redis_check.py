@@ -11,8 +11,8 @@ from typing import Any
 import redis
 
 from .engine.connection import CLUSTER_REFUSAL, address, is_cluster, text
-from .engine.keys import Keys
 from .errors import ValidationError
+from .scheduling.leader import leader_key
 
 log = logging.getLogger("jobsvc.redis")
 
@@ -139,7 +139,7 @@ def warn_if_no_scheduler(conn: redis.Redis, prefix: str, who: str = "jobsvc") ->
     without one, but delayed jobs, retries after a wait and cron fire only through it, and its TTL sweep is what
     deletes finished jobs (they get no Redis expiry). Returns whether one runs; never raises."""
     try:
-        running = bool(conn.exists(Keys(prefix).scheduler_leader))
+        running = bool(conn.exists(leader_key(conn, prefix)))
     except redis.RedisError as exc:
         log.debug("%s: could not check for a scheduler: %s", who, exc)
         return True

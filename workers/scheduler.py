@@ -3,7 +3,12 @@ expired leases, fire due cron schedules, (every sweep_interval) delete jobs whos
 integrity_interval) run a bounded step of the integrity sweep, then
 sleep until the next due time, fire time or lease expiry (woken early when an earlier job is scheduled).
 Standbys retry the leader lock. Every scheduler, leader or not, also sends outcome notifications to
-callback URLs on a thread of its own (workers/callbacks.py)."""
+callback URLs on a thread of its own (workers/callbacks.py).
+
+On a Redis Cluster (a redis+cluster:// URL, docs/cluster.md) the passes walk the queues of the cluster's registry,
+each script call in one queue's slot; the lock is in a slot of its own; the wait is a SlotWait on every queue's
+wake-up list and the schedules'. Plain RQ's and rq-scheduler's delayed jobs do not exist there (RQ does not run on
+a cluster): that pass is skipped, and so, until the integrity walk runs per queue, is the integrity pass."""
 from __future__ import annotations
 
 import logging
@@ -16,14 +21,17 @@ import redis
 
 from jobsvc import defaults
 from jobsvc.config import Config
-from jobsvc.engine.keys import Keys
+from jobsvc.engine.cluster import SlotWait, scopes
+from jobsvc.engine.connection import is_cluster
+from jobsvc.engine.keys import Keys, template
 from jobsvc.maintenance.integrity import IntegrityPass
 from jobsvc.maintenance.reaper import Reaper
 from jobsvc.maintenance.ttl_sweeper import TtlSweeper
-from jobsvc.redis_check import refuse_cluster, refuse_cluster_client, warn_if_evicting
+from jobsvc.redis_check import refuse_cluster, warn_if_evicting
 from jobsvc.scheduling.cron_firer import CronFirer
 from jobsvc.scheduling.leader import LeaderLock
 from jobsvc.scheduling.promotion import Promoter, RqPromoter
+from jobsvc.scheduling.schedules.store import SCHEDULES_SLOT
 
 from .callbacks import Notifier
 
@@ -32,13 +40,14 @@ log = logging.getLogger("jobsvc.scheduler")
 
 class Scheduler:
     def __init__(self, conn: redis.Redis, config: Config):
-        refuse_cluster_client(conn)  # its parts are not all cluster-ready yet: say why before any of them starts
         self.redis = conn
         self.config = config
         self.keys = Keys(config.key_prefix)
+        self.cluster = is_cluster(conn)
         self.lock = LeaderLock(conn, config)
         self.promoter = Promoter(conn, config)
-        self.rq_promoter = RqPromoter(conn, config)
+        # RQ's registries and rq-scheduler's zset are single-node names RQ alone writes: none on a cluster.
+        self.rq_promoter = None if self.cluster else RqPromoter(conn, config)
         self.reaper = Reaper(conn, config)
         self.ttl_sweeper = TtlSweeper(conn, config)
         self.cron = CronFirer(conn, config)
@@ -46,12 +55,19 @@ class Scheduler:
         self.leading = False
         self.stopped = threading.Event()
         self._next_lock = 0.0
-        self._next_rq = 0.0
+        self._next_rq = float("inf") if self.cluster else 0.0  # never on a cluster (rq_promoter is None)
         self._next_sweep = 0.0
         # The first integrity pass one interval after start: a scheduler that just started has more urgent work
         # (promotions, reaping) than drift.
         self._next_integrity = time.monotonic() + config.integrity_interval
-        self._waiter = redis.Redis(connection_pool=redis.ConnectionPool(**conn.connection_pool.connection_kwargs))
+        # The blocking wait has its own connection(s): on a cluster one per wake-up list (SlotWait, made at the
+        # first wait and again when the queues change), else one BLPOP connection.
+        self._waiter = None if self.cluster else redis.Redis(
+            connection_pool=redis.ConnectionPool(**conn.connection_pool.connection_kwargs))
+        self._slot_wait: SlotWait | None = None
+        if self.cluster:
+            log.info("on a Redis Cluster: plain RQ's and rq-scheduler's delayed jobs are not promoted (RQ does not "
+                     "run there) and the background integrity pass does not run yet (docs/cluster.md)")
 
     def run_once(self) -> float:
         """One pass; returns how many seconds to sleep before the next."""
@@ -67,7 +83,7 @@ class Scheduler:
         promoted = self.promoter.run_once()
         reaped = self.reaper.run_once()
         fired = self.cron.run_once()
-        if now >= self._next_rq:
+        if self.rq_promoter is not None and now >= self._next_rq:
             # RQ's registries every scheduler_max_sleep (whole-second scores), with a page of rq-scheduler's zset
             # (its one-off jobs adopted onto jobsvc's timeline, which Promoter serves to the millisecond); the
             # next page at once while the walk has more (RqPromoter.next_due_ms).
@@ -80,7 +96,7 @@ class Scheduler:
             # A backlog of expired jobs is swept a bounded pass at a time, promotions in between.
             swept_more = self.ttl_sweeper.run_once().more
             self._next_sweep = now if swept_more else now + self.config.sweep_interval
-        if self.config.integrity_interval > 0 and now >= self._next_integrity:
+        if self.config.integrity_interval > 0 and now >= self._next_integrity and not self.cluster:
             # A bounded step of the integrity sweep: drift is repaired without an operator
             # (jobsvc/maintenance/integrity.py).
             self._next_integrity = now + self.config.integrity_interval
@@ -111,7 +127,21 @@ class Scheduler:
             self.stopped.wait(seconds)
             return
         # Wake up a little early and finish the wait locally, so the due time is met to the millisecond.
-        self._waiter.blpop([self.keys.scheduler_wake], timeout=block)
+        if self._waiter is not None:
+            self._waiter.blpop([self.keys.scheduler_wake], timeout=block)
+        else:
+            self._wait_on_cluster(block)
+
+    def _wait_on_cluster(self, seconds: float) -> None:
+        """Block on every queue's wake-up list and the schedules' (each in its own slot: SlotWait), the queues read
+        anew from the cluster's registry each time, so a queue first used meanwhile can wake the next wait."""
+        prefix = self.config.key_prefix
+        lists = [template("scheduler_wake", prefix, q) for q in [SCHEDULES_SLOT, *scopes(self.redis, prefix)]]
+        if self._slot_wait is None or self._slot_wait.lists != lists:
+            if self._slot_wait is not None:
+                self._slot_wait.close()
+            self._slot_wait = SlotWait(self.redis, lists)  # type: ignore[arg-type]  # is_cluster: a RedisCluster
+        self._slot_wait.wait(seconds)
 
     def run(self) -> None:
         def on_signal(signum: int, frame: Any) -> None:
@@ -120,7 +150,7 @@ class Scheduler:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         log.info("scheduler %s: started", self.lock.token[:8])
-        refuse_cluster(self.redis)
+        refuse_cluster(self.redis, runs_on_cluster=True)  # a cluster node behind a plain URL: name it redis+cluster://
         warn_if_evicting(self.redis, f"scheduler {self.lock.token[:8]}")
         # Outcome notifications go out on their own thread: a slow callback URL must not delay promotions.
         # Every scheduler sends, leader or not: each notification is leased to one sender at a time.
@@ -136,6 +166,8 @@ class Scheduler:
                     self.leading = False
                     self.stopped.wait(1.0)
         finally:
+            if self._slot_wait is not None:
+                self._slot_wait.close()
             if self.leading:
                 self.lock.release()
             log.info("scheduler %s: stopped", self.lock.token[:8])

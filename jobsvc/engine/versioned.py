@@ -86,12 +86,14 @@ class VersionedStore:
         self.prefix = client.config.key_prefix
 
     def save_entry(self, name: str, identity: Sequence[str], spec_json: str, enabled: bool, mode: Mode,
-                   expected_version: int | None = None, extra: Sequence[Any] = ()) -> list[Any]:
+                   expected_version: int | None = None, extra: Sequence[Any] = (),
+                   scope: Sequence[str] = ()) -> list[Any]:
         """One call of the save script; returns its reply {OK, version, changed, ...} or raises what a refusal
-        means (AlreadyExists, NotFound, Conflict). `name` names the entry in messages."""
+        means (AlreadyExists, NotFound, Conflict). `name` names the entry in messages; `scope`, the call's slot on a
+        Redis Cluster (scripts.scope_of)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        reply = scripts.call(self.redis, self.save_script, (), (
+        reply = scripts.call(self.redis, self.save_script, scope, (
             self.prefix, *identity, spec_json, "1" if enabled else "0", mode,
             "" if expected_version is None else expected_version, *extra))
         return scripts.check(reply, what=f"{self.kind} {name}")

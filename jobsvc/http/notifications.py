@@ -13,6 +13,7 @@ from typing import Any
 import redis
 
 from ..engine import scripts
+from ..engine.cluster import scopes
 from ..engine.job import DEFAULT_NAMESPACE
 from ..errors import LeaseLost
 
@@ -24,11 +25,13 @@ UNREADABLE = "<result not readable by the sender>"
 @dataclass(frozen=True)
 class Notification:
     """One claimed notification: its job, the claim token that alone may settle it, and the entry's fields
-    (read through the properties; `attempt` already counts this one)."""
+    (read through the properties; `attempt` already counts this one). `queue`: on a Redis Cluster, the queue whose
+    outbox it came from (the slot its settle goes to); None on a single Redis."""
 
     job_id: str
     claim: str
     fields: dict[str, str]
+    queue: str | None = None
 
     @property
     def attempt(self) -> int:
@@ -67,28 +70,35 @@ class Notification:
 
 
 class Outbox:
-    """The notifications due for delivery, taken one at a time."""
+    """The notifications due for delivery, taken one at a time. On a Redis Cluster each queue has its own outbox
+    (its slot, docs/cluster.md 2.2): a claim walks the queues of the cluster's registry, starting after the queue
+    that gave the last one, so one busy queue does not hold back the others' notifications."""
 
     def __init__(self, conn: redis.Redis, prefix: str):
         self.redis, self.prefix = conn, prefix
+        self._turn = 0  # on a cluster: where in the queues the next claim starts
 
     def claim(self, lease_ms: int) -> Notification | None:
         """Take the next due notification for `lease_ms` (then another sender may take it), its attempt counted;
         None when nothing is due."""
         token = secrets.token_hex(16)
-        reply = scripts.call(self.redis, "notify_claim", (), (self.prefix, 1, lease_ms, token))
-        if not reply:
-            return None
-        raw = reply[1]
-        fields = {raw[k].decode(): raw[k + 1].decode() for k in range(0, len(raw), 2)}
-        return Notification(reply[0].decode(), token, fields)
+        queues = scopes(self.redis, self.prefix)  # [None] on a single Redis: one call, as before
+        for i in range(len(queues)):
+            queue = queues[(self._turn + i) % len(queues)]
+            reply = scripts.call(self.redis, "notify_claim", scripts.scope_of(queue), (self.prefix, 1, lease_ms, token))
+            if reply:
+                self._turn = (self._turn + i + 1) % len(queues)
+                raw = reply[1]
+                fields = {raw[k].decode(): raw[k + 1].decode() for k in range(0, len(raw), 2)}
+                return Notification(reply[0].decode(), token, fields, queue)
+        return None
 
     def settle(self, note: Notification, outcome: str, delay_ms: int, why: str) -> bool:
         """Record an attempt: DELIVERED or GAVE_UP (the entry leaves the outbox; the job keeps `why` in js_notify)
         or RETRY (due again in `delay_ms`). False when the claim no longer holds it (its lease ran out and
         another sender took it, or the job ended again and a newer notification replaced it): nothing changed."""
-        settled = scripts.call(self.redis, "notify_settle", (), (self.prefix, note.job_id, note.claim, outcome,
-                                                                 delay_ms, why))
+        settled = scripts.call(self.redis, "notify_settle", scripts.scope_of(note.queue), (
+            self.prefix, note.job_id, note.claim, outcome, delay_ms, why))
         try:
             scripts.check(settled, what=f"notification of job {note.job_id}")
         except LeaseLost:

@@ -9,7 +9,14 @@ import redis
 
 from ..config import Config
 from ..engine import scripts
-from ..engine.keys import Keys
+from ..engine.connection import is_cluster
+from ..engine.keys import Keys, cluster_name
+
+
+def leader_key(conn: object, prefix: str) -> str:
+    """The leader lock's name: on a Redis Cluster in a slot of its own, `{#scheduler}` (docs/cluster.md 2.3), so
+    one master holds it whatever queues there are."""
+    return cluster_name(prefix, "scheduler_leader") if is_cluster(conn) else Keys(prefix).scheduler_leader
 
 
 @dataclass
@@ -22,7 +29,7 @@ class LeaderLock:
 
     @property
     def key(self) -> str:
-        return Keys(self.config.key_prefix).scheduler_leader
+        return leader_key(self.redis, self.config.key_prefix)
 
     def run_once(self) -> bool:
         """Acquire or renew; True while this process leads."""

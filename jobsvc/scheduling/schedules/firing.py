@@ -44,8 +44,9 @@ class FireResult:
 @dataclass
 class _FireBatch:
     """One pass's fires of one schedule: the jobs to enqueue and the run records (4 schedule_advance
-    arguments each: run id, fire ms, record JSON, 1 if enqueued)."""
+    arguments each: run id, fire ms, record JSON, 1 if enqueued and `pending`: its outcome to be recorded)."""
 
+    pending: bool = True  # False on a Redis Cluster, where no recording pass runs yet (ScheduleRuns.record_runs)
     jobs: list[JobSpec] = field(default_factory=list)
     extras: list[dict[str, str]] = field(default_factory=list)
     records: list[Any] = field(default_factory=list)
@@ -56,7 +57,7 @@ class _FireBatch:
         record["status"] = "queued"
         self.jobs.append(job)
         self.extras.append(extra)
-        self.records += [record["job_id"], record["scheduled_ms"], _record_json(record), 1]
+        self.records += [record["job_id"], record["scheduled_ms"], _record_json(record), int(self.pending)]
         self.last_job = record["job_id"]
 
     def skip(self, record: dict[str, Any], why: str) -> None:
@@ -106,21 +107,28 @@ class ScheduleFiring(ScheduleStore):
         except NotFound as exc:
             raise FunctionMissing(f"schedule {spec.id}: {exc}") from None
         record = {"job_id": job_id, "scheduled_ms": now, "trigger": "manual", "status": "queued"}
-        pipe = self.redis.pipeline(transaction=True)
-        enqueue(self.redis, self.client.config, [job], [extra], pipe=pipe)
-        pipe.eval(scripts.SOURCES["schedule_advance"], *scripts.command("schedule_advance", (), (
-            self.prefix, spec.id, "*", "", job_id, now, defaults.SCHEDULE_RUNS_KEPT, 1, 0, 0, 1, job_id, now,
-            _record_json(record), 1)))
-        replies = pipe.execute()
+        args = (self.prefix, spec.id, "*", "", job_id, now, defaults.SCHEDULE_RUNS_KEPT, 1, 0, 0, 1, job_id, now,
+                _record_json(record), int(self.slot is None))
+        if self.slot:  # two slots on a cluster: the job first, as a fire (_advance)
+            enqueue(self.redis, self.client.config, [job], [extra])
+            reply = scripts.call(self.redis, "schedule_advance", self.scope, args)
+        else:
+            pipe = self.redis.pipeline(transaction=True)
+            enqueue(self.redis, self.client.config, [job], [extra], pipe=pipe)
+            pipe.execute_command("EVAL", scripts.SOURCES["schedule_advance"],
+                                 *scripts.command("schedule_advance", self.scope, args))
+            reply = pipe.execute()[-1]
         with contextlib.suppress(NotFound):  # deleted meanwhile: the job is enqueued, with no history to record it
-            scripts.check(replies[-1], what=f"schedule {spec.id}")
+            scripts.check(reply, what=f"schedule {spec.id}")
         return job_id
     # -- the scheduler's pass --------------------------------------------------------------------------
 
     def fire_due(self, now_ms: int | None = None, batch: int = defaults.SCHEDULE_BATCH,
                  cache: dict[str, Any] | None = None) -> FireResult:
         """Fire every schedule due at `now_ms` (Redis time when None), at most `batch` schedules; the CronFirer
-        pass. One round trip when nothing is due."""
+        pass. One round trip when nothing is due (two on a cluster)."""
+        if now_ms is None and self.slot:
+            now_ms = redis_ms(self.redis)  # a cluster's pipeline refuses TIME (a command of no key, so of no node)
         pipe = self.redis.pipeline(transaction=False)
         if now_ms is None:
             pipe.time()
@@ -181,7 +189,8 @@ class ScheduleFiring(ScheduleStore):
             return 0, 0, 0
         grace_ms = int(spec.misfire_grace * 1000)
         plan = cron.plan(window, next_ms, now, spec.misfire, grace_ms, spec.max_catchup)
-        busy = self._previous_run_active(pipe, spec, raw[3].decode() if raw[3] else "")
+        busy = self._previous_run_active(self.redis if self.slot else pipe, spec,
+                                         raw[3].decode() if raw[3] else "")
         batch = self._fire_batch(spec, plan.fires, now - grace_ms, busy)
         self._advance(pipe, sid, next_ms, plan, batch)
         if plan.missed:
@@ -210,17 +219,17 @@ class ScheduleFiring(ScheduleStore):
             pipe.zrem(self.due_key, sid)
         pipe.execute()
 
-    @staticmethod
-    def _previous_run_active(pipe: Any, spec: ScheduleSpec, last_job: str) -> bool:
-        """Whether overlap `skip` holds this pass's fires back: the last fire's job is still active."""
+    def _previous_run_active(self, conn: Any, spec: ScheduleSpec, last_job: str) -> bool:
+        """Whether overlap `skip` holds this pass's fires back: the last fire's job is still active. `conn`: the
+        watched pipeline, or on a cluster the client (the job's slot is not the watched schedule's)."""
         if spec.overlap != "skip" or not last_job:
             return False
-        state = pipe.hget(f"rq:job:{last_job}", "js_state")
+        state = conn.hget(self.job_key(self.fire_queue(spec), last_job), "js_state")
         return state is not None and state.decode() in ACTIVE_STATES
 
     def _fire_batch(self, spec: ScheduleSpec, fires: Sequence[int], late_ms: int, busy: bool) -> _FireBatch:
         """The jobs and run records of a pass's fires; fires before `late_ms` are catch-ups."""
-        batch = _FireBatch()
+        batch = _FireBatch(pending=self.slot is None)
         for fire in fires:
             job_id = f"{spec.id}:{fire}"
             trigger = "catchup" if fire < late_ms else "schedule"
@@ -238,14 +247,28 @@ class ScheduleFiring(ScheduleStore):
         return batch
 
     def _advance(self, pipe: Any, sid: str, next_ms: int, plan: cron.Plan, batch: _FireBatch) -> None:
-        """Enqueue the batch and move the next fire time on, in one MULTI/EXEC under the WATCH."""
-        pipe.multi()
-        enqueue(self.redis, self.client.config, batch.jobs, batch.extras, pipe=pipe)
+        """Enqueue the batch and move the next fire time on, in one MULTI/EXEC under the WATCH.
+
+        On a Redis Cluster the jobs' queue and the schedules are two slots, so two steps, the jobs first (outside
+        the MULTI), then the advance (under the WATCH). Why this order never loses nor repeats a fire: until the
+        advance, the schedule is as it was, so after a crash (or a lost WATCH) between the steps the next pass
+        plans the same fires with the same job ids (`<schedule>:<fire ms>`), and enqueue.lua answers an id that
+        exists with that job, creating nothing. The other order would lose a fire: the schedule moved on and its
+        job never enqueued. (A job of result_ttl 0 that already ran and was deleted before that next pass would
+        be enqueued again; a misfire policy may then count a fire as missed that did run.)"""
+        if self.slot:
+            enqueue(self.redis, self.client.config, batch.jobs, batch.extras)
+            pipe.multi()
+        else:
+            pipe.multi()
+            enqueue(self.redis, self.client.config, batch.jobs, batch.extras, pipe=pipe)
         last_fire = batch.last_job.rpartition(":")[2] if batch.last_job else ""
-        pipe.eval(scripts.SOURCES["schedule_advance"], *scripts.command("schedule_advance", (), (
-            self.prefix, sid, next_ms, "" if plan.next_ms is None else plan.next_ms, batch.last_job, last_fire,
-            defaults.SCHEDULE_RUNS_KEPT, len(batch.jobs), batch.skipped, plan.missed, len(batch.records) // 4,
-            *batch.records)))
+        # EVAL by hand: the same command as Pipeline.eval sends, which a cluster's pipeline does not offer.
+        args = (self.prefix, sid, next_ms, "" if plan.next_ms is None else plan.next_ms, batch.last_job, last_fire,
+                defaults.SCHEDULE_RUNS_KEPT, len(batch.jobs), batch.skipped, plan.missed, len(batch.records) // 4,
+                *batch.records)
+        pipe.execute_command("EVAL", scripts.SOURCES["schedule_advance"],
+                             *scripts.command("schedule_advance", self.scope, args))
         replies = pipe.execute()
         try:
             scripts.check(replies[-1], what=f"schedule {sid}")

@@ -11,7 +11,6 @@ from typing import Any, cast
 from ... import defaults
 from ...engine import scripts
 from ...engine.connection import text
-from ...engine.keys import Keys
 from ...errors import NotFound, ValidationError
 from ...validation import PAGE_LIMIT
 from .spec import ACTIVE_STATES
@@ -37,7 +36,7 @@ class ScheduleRuns(ScheduleStore):
         more = len(page) > limit
         page = page[:limit]
         runs = self._run_records(schedule_id, page)
-        self._read_live_runs(runs)
+        self._read_live_runs(schedule_id, runs)
         next_cursor = f"{int(page[-1][1])}|{page[-1][0]}" if more and page else None
         return runs, next_cursor
 
@@ -47,7 +46,7 @@ class ScheduleRuns(ScheduleStore):
         top: str | float = "+inf" if after is None else after[0]
         # withscores: (member, score) pairs; redis-py's one return type covers the command without it too.
         entries = cast("builtins.list[tuple[bytes, float]]", self.redis.zrevrangebyscore(
-            Keys(self.prefix).schedule_runs(schedule_id), top, "-inf", start=0, num=limit + 8, withscores=True))
+            self.name("schedule_runs", schedule_id), top, "-inf", start=0, num=limit + 8, withscores=True))
         page = []
         for member, score in entries:
             m = member.decode()
@@ -59,7 +58,7 @@ class ScheduleRuns(ScheduleStore):
     def _run_records(self, schedule_id: str,
                      page: builtins.list[tuple[str, float]]) -> builtins.list[dict[str, Any]]:
         """The stored run records of a page, in the shape `runs` answers."""
-        records = self.redis.hmget(Keys(self.prefix).schedule_run(schedule_id), [m for m, _ in page]) if page else []
+        records = self.redis.hmget(self.name("schedule_run", schedule_id), [m for m, _ in page]) if page else []
         runs: builtins.list[dict[str, Any]] = []
         for (m, score), rec in zip(page, records, strict=True):  # HMGET answers one value per field asked
             r = json.loads(rec) if rec else {"job_id": m, "status": "unknown"}
@@ -70,14 +69,18 @@ class ScheduleRuns(ScheduleStore):
                          "duration_ms": r.get("duration_ms"), "error": r.get("error")})
         return runs
 
-    def _read_live_runs(self, runs: builtins.list[dict[str, Any]]) -> None:
+    def _read_live_runs(self, schedule_id: str, runs: builtins.list[dict[str, Any]]) -> None:
         """Runs still in flight when recorded: their status, times and error as their jobs have them now."""
         live = [run for run in runs if run["status"] in ACTIVE_STATES and run["job_id"]]
         if not live:
             return
+        queue = ""
+        if self.slot:  # on a cluster a job's hash is in its queue's slot: the one the schedule fires into
+            loaded = self._load_spec(schedule_id)
+            queue = self.fire_queue(loaded[0]) if loaded else ""
         pipe = self.redis.pipeline(transaction=False)
         for run in live:
-            pipe.hmget(f"rq:job:{run['job_id']}", "js_state", "js_started_ms", "js_ended_ms", "js_error")
+            pipe.hmget(self.job_key(queue, run["job_id"]), "js_state", "js_started_ms", "js_ended_ms", "js_error")
         for run, (state, started, ended, error) in zip(live, pipe.execute(), strict=True):  # one HMGET each
             if state is None:
                 run["status"] = "unknown"
@@ -93,7 +96,11 @@ class ScheduleRuns(ScheduleStore):
 
     def record_runs(self, after: str = "-inf", batch: int = defaults.SCHEDULE_RECORD_BATCH) -> tuple[int, str]:
         """Copy the outcomes of finished runs into their schedules' run history (round-robin over pending runs,
-        `batch` per call). Returns (finalized, cursor for the next call)."""
+        `batch` per call). Returns (finalized, cursor for the next call). Not on a Redis Cluster yet:
+        schedule_record.lua reads the runs' jobs, in their queues' slots; fires there are not made pending
+        (ScheduleFiring), so their records keep the status they were fired with."""
+        if self.slot:
+            return 0, after
         _, finalized, nxt, dropped = scripts.call(self.redis, "schedule_record", (), (self.prefix, batch, after))
         if dropped:
             log.warning("schedule runs %s cannot be recorded (a key of the wrong type, or a damaged record): "

@@ -12,14 +12,21 @@ from typing import Any, cast
 
 from ...engine import scripts
 from ...engine.client import Client
-from ...engine.connection import redis_ms, text
+from ...engine.connection import is_cluster, redis_ms, text
 from ...engine.functions import Registry, parse_ref
-from ...engine.job import DEFAULT_NAMESPACE
-from ...engine.keys import Keys
+from ...engine.job import DEFAULT_NAMESPACE, JobSpec
+from ...engine.keys import OWN_SLOT, template
 from ...engine.versioned import Mode, VersionedStore
 from ...errors import NotFound, ValidationError
 from ...http.urlguard import check_url
 from .spec import ACTIVE_STATES, SCHEDULE_ID, TIMING_FIELDS, Schedule, ScheduleSpec
+
+# On a Redis Cluster every key the schedule scripts touch is in the schedules' own slot, `{#schedules}`
+# (keys.OWN_SLOT), given to each call as its scope the way a queue is: the schedules' keys, their wake-up list, and
+# their counters of fires (`schedule_stats`: runs, skipped, missed, runtime). The outcome counters (completed,
+# failed) that complete.lua, fail.lua and reap_expired.lua bump stay in the slot of the job's queue (same family,
+# that queue's tag); a schedule's read sums both. No queue is named so: '#' is in no queue name.
+SCHEDULES_SLOT = "#" + OWN_SLOT["schedule"]
 
 
 class ScheduleStore(VersionedStore):
@@ -31,18 +38,28 @@ class ScheduleStore(VersionedStore):
     def __init__(self, client: Client):
         super().__init__(client)
         self.registry = Registry(client)
+        self.slot = SCHEDULES_SLOT if is_cluster(self.redis) else None  # None: a single Redis, its names unchanged
+        self.scope = scripts.scope_of(self.slot)  # the `keys` of a schedule script's call
 
     # keys: named in keys.py (the Lua scripts build the same names)
+    def name(self, family: str, *names: object) -> str:
+        """A key of the schedules (`schedule`, `schedule_stats` ...) in this Redis's layout."""
+        return template(family, self.prefix, self.slot) % names
+
+    def job_key(self, queue: str, job_id: str) -> str:
+        """A fired job's hash (its queue's slot on a cluster)."""
+        return template("job", self.prefix, queue if self.slot else None) % job_id
+
     def key(self, schedule_id: str) -> str:
-        return Keys(self.prefix).schedule(schedule_id)
+        return self.name("schedule", schedule_id)
 
     @property
     def index_key(self) -> str:
-        return Keys(self.prefix).schedules
+        return self.name("schedules")
 
     @property
     def due_key(self) -> str:
-        return Keys(self.prefix).schedules_due
+        return self.name("schedules_due")
 
     # -- write -----------------------------------------------------------------------------------------
 
@@ -93,7 +110,7 @@ class ScheduleStore(VersionedStore):
     def delete(self, schedule_id: str) -> None:
         """Remove a schedule, its counts and run history; jobs it fired stay."""
         self._check_id(schedule_id)
-        scripts.check(scripts.call(self.redis, "schedule_delete", (), (self.prefix, schedule_id)),
+        scripts.check(scripts.call(self.redis, "schedule_delete", self.scope, (self.prefix, schedule_id)),
                       what=f"schedule {schedule_id}")
 
     def _save(self, spec: ScheduleSpec, mode: Mode, expected_version: int | None = None,
@@ -110,7 +127,7 @@ class ScheduleStore(VersionedStore):
             nxt = spec.window(anchor).next_after(now)
         # schedule_save.lua's own arguments: whether to store a next fire time, that time, and now.
         self.save_entry(spec.id, (spec.id,), spec.def_json(), spec.enabled, mode, expected_version,
-                        ("1" if set_next else "0", "" if nxt is None else nxt, now))
+                        ("1" if set_next else "0", "" if nxt is None else nxt, now), self.scope)
 
     def _check_function(self, spec: ScheduleSpec) -> None:
         if spec.handler is not None:
@@ -150,44 +167,61 @@ class ScheduleStore(VersionedStore):
         pipe = self.redis.pipeline(transaction=False)
         for sid in ids:
             pipe.hgetall(self.key(sid))
-            pipe.hgetall(Keys(self.prefix).schedule_stats(sid))
+            pipe.hgetall(self.name("schedule_stats", sid))
         replies = pipe.execute()
         rows = []
         for i, sid in enumerate(ids):
             raw, stats = replies[2 * i], replies[2 * i + 1]
             if raw and b"def" in raw:
-                rows.append((sid, {k.decode(): v.decode() for k, v in raw.items()},
-                             {k.decode(): int(v) for k, v in stats.items()}))
-        # The last job's state (running or not) and its run record.
+                h = {k.decode(): v.decode() for k, v in raw.items()}
+                rows.append((sid, h, ScheduleSpec.from_def(h["def"]), {k.decode(): int(v) for k, v in stats.items()}))
+        # The last job's state (running or not) and its run record; on a cluster also the outcome counters that
+        # the jobs' scripts bumped in the slot of the queue the schedule fires into.
         pipe = self.redis.pipeline(transaction=False)
-        for sid, h, _ in rows:
+        for sid, h, spec, _ in rows:
             last = h.get("last_job", "")
-            pipe.hget(f"rq:job:{last}", "js_state")
-            pipe.hget(Keys(self.prefix).schedule_run(sid), last)
+            pipe.hget(self.job_key(self.fire_queue(spec), last), "js_state")
+            pipe.hget(self.name("schedule_run", sid), last)
+            if self.slot:
+                pipe.hgetall(template("schedule_stats", self.prefix, self.fire_queue(spec)) % sid)
         states = pipe.execute()
+        step = 3 if self.slot else 2
         out = []
-        for i, (_, h, stats) in enumerate(rows):
-            spec = ScheduleSpec.from_def(h["def"])
-            last_job = h.get("last_job") or None
-            last_run = None
-            running = False
-            if last_job:
-                state = states[2 * i].decode() if states[2 * i] else None
-                record = json.loads(states[2 * i + 1]) if states[2 * i + 1] else {}
-                running = state in ACTIVE_STATES
-                last_run = {"job_id": last_job, "scheduled_ms": int(h.get("last_fire_ms") or 0) or None,
-                            "status": state or record.get("status", "unknown")}
-            status = "disabled" if not spec.enabled else "running" if running else "idle"
-            n = stats.get("runtime_n", 0)
-            out.append(Schedule(**{f.name: getattr(spec, f.name) for f in fields(ScheduleSpec)},
-                                version=int(h["version"]), created_ms=int(h["created_ms"]),
-                                updated_ms=int(h["updated_ms"]),
-                                next_run_ms=int(h["next_ms"]) if h.get("next_ms") and spec.enabled else None,
-                                last_run=last_run, status=status, runs=stats.get("runs", 0),
-                                completed=stats.get("completed", 0), failed=stats.get("failed", 0),
-                                skipped=stats.get("skipped", 0), missed=stats.get("missed", 0),
-                                avg_runtime_ms=round(stats.get("runtime_ms", 0) / n, 1) if n else None))
+        for i, (_, h, spec, stats) in enumerate(rows):
+            if self.slot:
+                for k, v in states[step * i + 2].items():
+                    stats[k.decode()] = stats.get(k.decode(), 0) + int(v)
+            out.append(self._schedule(h, spec, stats, states[step * i], states[step * i + 1]))
         return out
+
+    @staticmethod
+    def fire_queue(spec: ScheduleSpec) -> str:
+        """The queue a schedule's jobs go to (a registry function's own default queue aside)."""
+        return spec.queue or JobSpec.queue
+
+    @staticmethod
+    def _schedule(h: dict[str, str], spec: ScheduleSpec, stats: dict[str, int], state_raw: bytes | None,
+                  record_raw: bytes | None) -> Schedule:
+        """A schedule as read: its hash, definition and counters, and its last job's state and run record."""
+        last_job = h.get("last_job") or None
+        last_run = None
+        running = False
+        if last_job:
+            state = state_raw.decode() if state_raw else None
+            record = json.loads(record_raw) if record_raw else {}
+            running = state in ACTIVE_STATES
+            last_run = {"job_id": last_job, "scheduled_ms": int(h.get("last_fire_ms") or 0) or None,
+                        "status": state or record.get("status", "unknown")}
+        status = "disabled" if not spec.enabled else "running" if running else "idle"
+        n = stats.get("runtime_n", 0)
+        return Schedule(**{f.name: getattr(spec, f.name) for f in fields(ScheduleSpec)},
+                        version=int(h["version"]), created_ms=int(h["created_ms"]),
+                        updated_ms=int(h["updated_ms"]),
+                        next_run_ms=int(h["next_ms"]) if h.get("next_ms") and spec.enabled else None,
+                        last_run=last_run, status=status, runs=stats.get("runs", 0),
+                        completed=stats.get("completed", 0), failed=stats.get("failed", 0),
+                        skipped=stats.get("skipped", 0), missed=stats.get("missed", 0),
+                        avg_runtime_ms=round(stats.get("runtime_ms", 0) / n, 1) if n else None)
 
     def list(self, cursor: str | None = None, limit: int = 100, namespace: str | None = None,
              enabled: bool | None = None) -> tuple[builtins.list[Schedule], str | None]:

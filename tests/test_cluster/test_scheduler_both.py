@@ -1,0 +1,173 @@
+"""The scheduler on a single Redis and on the suite's Redis Cluster (issue 15), through test_core_both's
+parametrized `backend` (six queues, on the cluster two per shard): a pass (`Scheduler.run_once`, called directly)
+leads, promotes delayed jobs and retries after their backoff, reaps an expired lease, fires a cron schedule once
+(also when a crash comes between the fire's two steps on a cluster), sweeps jobs whose TTL passed; the notifier
+sends a job's outcome to its callback URL; and a `jobsvc scheduler` process started on a redis+cluster:// URL leads
+and promotes a delayed job."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from jobsvc.engine.keys import template
+from jobsvc.scheduling.leader import leader_key
+from jobsvc.scheduling.schedules import Schedules, firing
+from tests.conftest import HANDLER_SECRET, ROOT, wait_for
+from tests.test_cluster import test_core_both
+from tests.test_cluster.test_core_both import PREFIX, WORKER, Backend
+from workers.callbacks import Notifier
+from workers.scheduler import Scheduler
+
+ADD = "tests.jobfuncs.add"
+backend = test_core_both.backend  # the parametrized fixture: single Redis, cluster
+
+
+def leading(backend: Backend) -> Scheduler:
+    """A scheduler whose passes lead: its first takes the free leader lock (asserted in the first test)."""
+    return Scheduler(backend.conn, backend.config)
+
+
+def test_a_pass_leads_promotes_delayed_jobs_and_retries_after_their_backoff(backend):
+    client, leases, queues = backend.client(), backend.leases(), backend.queues
+    delayed = {q: client.enqueue(ADD, 1, 2, queue=q, delay=3600).id for q in queues}
+    retried = client.enqueue(ADD, 1, 2, queue=queues[-1], max_attempts=2).id
+    lease = leases.claim([queues[-1]], WORKER)
+    assert lease is not None and leases.fail(lease, RuntimeError("boom"), worker=WORKER) == "scheduled"
+    for q, job_id in [*delayed.items(), (queues[-1], retried)]:
+        backend.conn.zadd(backend.key("scheduled", q), {job_id: 0})  # due now: its delay, or its backoff, is over
+    s = Scheduler(backend.conn, backend.config)
+    s.run_once()
+    assert s.leading and backend.conn.get(leader_key(backend.conn, PREFIX)) == s.lock.token.encode()
+    for q, job_id in delayed.items():
+        assert backend.conn.hget(backend.key("job", q, job_id), "js_state") == b"queued"
+    got = leases.claim_many(queues, WORKER, count=10)
+    assert sorted(g.job_id for g in got) == sorted([*delayed.values(), retried])
+    assert next(g for g in got if g.job_id == retried).attempt == 2
+    if backend.cluster:  # the lock in a slot of its own, on whichever master serves it
+        assert leader_key(backend.conn, PREFIX) == "jobsvc:{#scheduler}:scheduler:leader"
+
+
+def test_a_pass_reaps_an_expired_lease(backend):
+    client, leases, q = backend.client(), backend.leases(), backend.queues[3]
+    job_id = client.enqueue(ADD, 1, 2, queue=q, max_attempts=3).id
+    assert leases.claim([q], WORKER) is not None
+    backend.conn.zadd(backend.key("leases", q), {job_id: 0})  # its worker died long ago
+    leading(backend).run_once()
+    again = leases.claim([q], "host.2.w")
+    assert again is not None and again.job_id == job_id and again.attempt == 2
+
+
+def test_a_pass_sweeps_the_jobs_whose_ttl_passed(backend):
+    client, leases, queues = backend.client(), backend.leases(), backend.queues
+    ids = {q: client.enqueue(ADD, 1, 2, queue=q, result_ttl=3600).id for q in queues}
+    for lease in leases.claim_many(queues, WORKER, count=10):
+        leases.complete(lease, 3, WORKER, 1.0, 2.0)
+    expired = queues[::2]
+    for q in expired:
+        backend.conn.zadd(backend.key("finished", q, q), {ids[q]: 1})  # its result TTL ended long ago
+    leading(backend).run_once()
+    for q, job_id in ids.items():
+        assert backend.conn.exists(backend.key("job", q, job_id)) == (q not in expired)
+
+
+class Crash(BaseException):
+    """A scheduler process dying at that point (no `except Exception` catches it)."""
+
+
+def _due_schedule(backend: Backend, queue: str) -> tuple[Schedules, int]:
+    """A schedule on `queue` every 60 s from its creation, whose next fire time is moved back to its creation,
+    which has passed: a fire due now."""
+    sched = Schedules(backend.client())
+    sched.create(id="tick", interval=60, function=ADD, args=[1, 2], queue=queue)
+    due = int(backend.conn.hget(sched.key("tick"), "created_ms"))
+    backend.conn.hset(sched.key("tick"), "next_ms", due)
+    backend.conn.zadd(sched.due_key, {"tick": due})
+    return sched, due
+
+
+def _lane(backend: Backend, queue: str) -> list[bytes]:
+    return backend.conn.lrange(backend.key("rq_queue", queue, queue), 0, -1)
+
+
+def test_a_due_schedule_fires_once(backend):
+    q = backend.queues[4]
+    sched, due = _due_schedule(backend, q)
+    s = leading(backend)
+    s.run_once()
+    s.run_once()
+    assert _lane(backend, q) == [f"tick:{due}".encode()]
+    got = sched.get("tick")
+    assert got.runs == 1 and got.next_run_ms == due + 60_000 and got.last_run["job_id"] == f"tick:{due}"
+    assert [r["job_id"] for r in sched.runs("tick")[0]] == [f"tick:{due}"]
+
+
+def test_a_crash_between_a_fires_two_steps_fires_it_once(backend, monkeypatch):
+    """On a cluster a fire enqueues its job (the queue's slot), then moves the schedule on (the schedules' slot):
+    a crash in between leaves the schedule as it was, and the next pass's enqueue of the same job id creates
+    nothing. On a single Redis both are one MULTI: the crash leaves nothing, and the next pass fires."""
+    q = backend.queues[1]
+    sched, due = _due_schedule(backend, q)
+    real = firing.enqueue
+
+    def crash_after(*args, **kwargs):
+        real(*args, **kwargs)
+        raise Crash
+
+    monkeypatch.setattr(firing, "enqueue", crash_after)
+    with pytest.raises(Crash):
+        leading(backend).run_once()
+    assert _lane(backend, q) == ([f"tick:{due}".encode()] if backend.cluster else [])
+    assert sched.get("tick").next_run_ms == due  # not moved on
+    monkeypatch.setattr(firing, "enqueue", real)
+    backend.conn.delete(leader_key(backend.conn, PREFIX))  # the dead scheduler's lock ran out
+    leading(backend).run_once()
+    assert _lane(backend, q) == [f"tick:{due}".encode()]
+    got = sched.get("tick")
+    assert got.runs == 1 and got.next_run_ms == due + 60_000
+
+
+def test_a_job_that_ended_notifies_its_callback_url(backend, handler_server):
+    config = replace(backend.config, handler_secret=HANDLER_SECRET, allow_private_urls=True)
+    from jobsvc import Client
+    from jobsvc.engine.leases import Leases
+
+    client, leases, queues = Client(backend.conn, config), Leases(backend.conn, config), backend.queues
+    ids = {client.enqueue(ADD, 2, 3, queue=q, callback_url=handler_server.url("/hook")).id for q in queues[:3]}
+    for lease in leases.claim_many(queues, WORKER, count=10):
+        leases.complete(lease, 5, WORKER, 1.0, 2.0)
+    notifier = Notifier(backend.conn, config, retry_base=0.0, attempts=3)
+    assert notifier.run_once().delivered == 3
+    assert notifier.run_once().total == 0
+    bodies = [req.json() for req in handler_server.to("/hook")]
+    assert {b["job_id"] for b in bodies} == ids and {b["result"] for b in bodies} == {5}
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_a_scheduler_process_on_a_cluster_url_leads_and_promotes_a_delayed_job(redis_cluster, subprocess_env,
+                                                                                 tmp_path):
+    url = redis_cluster.url.replace("redis://", "redis+cluster://")
+    rc = redis_cluster.client()
+    log = tmp_path / "scheduler.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "jobsvc_cli", "scheduler"], cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, env={**subprocess_env, "REDIS_URL": url})
+    try:
+        from jobsvc import Client, Config
+        from tests.conftest import ALLOWED_MODULES
+
+        token = wait_for(lambda: rc.get(leader_key(rc, PREFIX)), 20, "the scheduler to lead")
+        client = Client(url, Config(redis_url=url, allowed_modules=ALLOWED_MODULES))
+        job_id = client.enqueue(ADD, 1, 2, queue="mail", delay=0.3).id  # its enqueue wakes the scheduler
+        job_key = template("job", PREFIX, "mail") % job_id
+        wait_for(lambda: rc.hget(job_key, "js_state") == b"queued", 20, "the delayed job to be promoted")
+        assert f"scheduler {token.decode()[:8]}: leading" in log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        rc.close()
+    assert proc.returncode == 0, log.read_text()
+    assert "stopped" in log.read_text()
