@@ -1,15 +1,16 @@
-"""`python -m bench.cluster [--jobs N] [--markdown]`: the same work on a Redis Cluster of 1 shard and of 3 shards
-(docs/cluster.md; issue 15's bench section).
+"""`python -m bench.cluster [--jobs N] [--workers W] [--markdown]`: the same work on a Redis Cluster of 1 shard and
+of 3 shards (docs/cluster.md; issue 15's bench section).
 
 The work: N no-op jobs spread over 6 queues (two per shard on 3 shards), enqueued in batches through
-`Client.enqueue_many`, then drained by one in-process worker loop (`Leases.claim_many` over the 6 queues, 50 at
-a time, and one complete.lua call per queue of each batch), as the core runs on a cluster today (the worker
-processes do not yet: docs/cluster.md). Each shard's Redis CPU (INFO commandstats) and commands are read per
-phase. On a machine with few CPUs the one Python loop, not Redis, bounds jobs/s; the figure that shows the
+`Client.enqueue_many`, then run by W `jobsvc worker --burst` processes on all 6 queues (a redis+cluster:// URL),
+timed from their start to their exit. Each shard's Redis CPU (INFO commandstats) and commands are read per
+phase. On a machine with few CPUs the worker processes, not Redis, bound jobs/s; the figure that shows the
 sharding is each shard's Redis CPU per job: on 3 shards about a third of the 1-shard figure for the same work."""
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,14 +20,13 @@ from typing import Any
 
 from jobsvc import Client, Config, JobSpec
 from jobsvc.embedded_cluster import LocalCluster, queues_per_shard
-from jobsvc.engine import scripts
-from jobsvc.engine.leases import Completion, Leases
+from jobsvc.engine.keys import template
 
 from .harness import markdown_table, text_table
 
 QUEUES = 6
 BATCH = 1000
-CLAIM = 50
+ROOT = Path(__file__).resolve().parents[1]  # the workers import bench.jobs from here
 
 
 def _shard_cost(cluster: LocalCluster) -> list[tuple[float, int]]:
@@ -46,31 +46,37 @@ def _phase(cluster: LocalCluster, work: Callable[[], Any]) -> tuple[float, list[
     return time.perf_counter() - start, _shard_cost(cluster)
 
 
-def _drain(client: Client, leases: Leases, queues: list[str], n: int) -> None:
-    done = 0
-    while done < n:
-        got = leases.claim_many(queues, "bench.1.w", CLAIM)
-        by_queue: dict[str, list[Completion]] = {}
-        for lease in got:
-            by_queue.setdefault(lease.queue, []).append(Completion(lease, None, 0.0, 0.0))
-        scripts.call_many(client.redis, [leases.complete_many_call("bench.1.w", c) for c in by_queue.values()])
-        done += len(got)
+def _drain(url: str, queues: list[str], workers: int) -> None:
+    """Run every queued job with `workers` burst worker processes (they exit once the queues are empty)."""
+    env = {**os.environ, "REDIS_URL": url.replace("redis://", "redis+cluster://"), "JOBSVC_ALLOWED_MODULES": "bench"}
+    procs = [subprocess.Popen([sys.executable, "-m", "jobsvc_cli", "worker", "--burst", "-q", ",".join(queues)],
+                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for _ in range(workers)]
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"a worker failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
 
 
-def run(shards: int, n: int, workdir: Path) -> dict[str, Any]:
+def _finished(rc: Any, queues: list[str]) -> int:
+    return sum(rc.zcard(template("finished", Config().key_prefix, q) % q) for q in queues)
+
+
+def run(shards: int, n: int, workdir: Path, workers: int = 2) -> dict[str, Any]:
     cluster = LocalCluster(workdir / f"shards{shards}", masters=shards, replicas_per_master=0).start()
     try:
         rc = cluster.client()
-        config = Config(redis_url=cluster.url)
-        client, leases = Client(rc, config), Leases(rc, config)
+        client = Client(rc, Config(redis_url=cluster.url))
         queues = queues_per_shard(rc, QUEUES // shards, name="bench")
         client.enqueue_many([JobSpec("bench.jobs.noop", queue=q) for q in queues])  # load scripts, warm up
-        _drain(client, leases, queues, len(queues))
+        _drain(cluster.url, queues, 1)
         specs = [JobSpec("bench.jobs.noop", queue=queues[i % len(queues)]) for i in range(n)]
         enq_s, enq = _phase(cluster, lambda: [client.enqueue_many(specs[i:i + BATCH]) for i in range(0, n, BATCH)])
-        run_s, ran = _phase(cluster, lambda: _drain(client, leases, queues, n))
+        run_s, ran = _phase(cluster, lambda: _drain(cluster.url, queues, workers))
+        if _finished(rc, queues) != n + len(queues):
+            raise RuntimeError(f"{_finished(rc, queues) - len(queues)} of {n} jobs finished")
         rc.close()
-        return {"shards": shards, "jobs": n, "enqueue_rate": n / enq_s, "run_rate": n / run_s,
+        return {"shards": shards, "jobs": n, "workers": workers, "enqueue_rate": n / enq_s, "run_rate": n / run_s,
                 "cpu_us": [(a[0] + b[0]) / n for a, b in zip(enq, ran, strict=True)],
                 "commands": [(a[1] + b[1]) / n for a, b in zip(enq, ran, strict=True)]}
     finally:
@@ -94,18 +100,19 @@ def render(results: list[dict[str, Any]], markdown: bool = False) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=30_000, help="no-op jobs per cluster (default 30,000)")
+    parser.add_argument("--workers", type=int, default=2, help="burst worker processes (default 2)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="jobsvc-bench-cluster-") as tmp:
         results = []
         for shards in (1, 3):
             print(f"  {shards} shard(s), {args.jobs:,} jobs over {QUEUES} queues ...", file=sys.stderr, flush=True)
-            results.append(run(shards, args.jobs, Path(tmp)))
+            results.append(run(shards, args.jobs, Path(tmp), args.workers))
     print(render(results, args.markdown))
-    print(f"\nOne in-process client: enqueue_many in batches of {BATCH}, then claim_many over the {QUEUES} queues "
-          f"({CLAIM} at a time) and one complete.lua call per queue of each batch. Redis CPU and commands per job "
-          "are each master's own (INFO commandstats), over both phases; 'vs 1 shard' is each shard's CPU per job "
-          "over the 1-shard cluster's.")
+    print(f"\nenqueue_many in batches of {BATCH}, then {args.workers} `jobsvc worker --burst` processes on the "
+          f"{QUEUES} queues, timed from their start to their exit (their start-up included). Redis CPU and commands "
+          "per job are each master's own (INFO commandstats), over both phases; 'vs 1 shard' is each shard's CPU "
+          "per job over the 1-shard cluster's.")
 
 
 if __name__ == "__main__":
