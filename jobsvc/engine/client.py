@@ -11,12 +11,13 @@ import redis
 from .. import defaults
 from ..config import Config
 from ..errors import JobsvcError, NotFound, NotOnCluster, ValidationError, WrongState
-from . import scripts
+from . import directory, scripts
 from .backoff import Backoff
-from .connection import connect, is_cluster, text
+from .cluster import scopes
+from .connection import connect, is_cluster, round_trip, text
 from .enqueueing import PULL_FIELDS, Enqueued, describe, enqueue
 from .job import JobInfo, JobSpec, decode_result
-from .keys import Keys
+from .keys import Keys, template
 from .run_history import run_id, runs_page
 from .serialization import dump_data, dump_exc_string, utcnow_str
 from .states import State
@@ -34,17 +35,18 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def _single_redis(method: Callable[_P, _R]) -> Callable[_P, _R]:
-    """An operation that needs what a Redis Cluster does not have yet (docs/cluster.md): a job's queue from its id
-    (the id directory), or keys read here by their single-node names. On a cluster it raises NotOnCluster
-    rather than answer from keys that are not there."""
-    @functools.wraps(method)
-    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        if is_cluster(getattr(args[0], "redis", None)):
-            raise NotOnCluster(f"Client.{method.__name__} does not run on a Redis Cluster yet: the core library "
-                               "enqueues, claims and finishes jobs there (docs/cluster.md)")
-        return method(*args, **kwargs)
-    return guarded
+def _single_redis(why: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """An operation that needs what a Redis Cluster does not have yet (docs/cluster.md), `why`: on a cluster it
+    raises NotOnCluster rather than answer from keys that are not there."""
+    def decorate(method: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(method)
+        def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            if is_cluster(getattr(args[0], "redis", None)):
+                raise NotOnCluster(f"Client.{method.__name__} does not run on a Redis Cluster yet: {why} "
+                                   "(docs/cluster.md)")
+            return method(*args, **kwargs)
+        return guarded
+    return decorate
 
 
 class Client:
@@ -58,6 +60,38 @@ class Client:
         self.config = config or Config.from_env()
         self.redis = connect(connection, self.config)
         self.keys = Keys(self.config.key_prefix)
+        self.cluster = is_cluster(self.redis)
+
+    # -- where a job is --------------------------------------------------------------------------
+
+    def _queue(self, job_id: str) -> str | None:
+        """On a Redis Cluster, the queue whose slot holds the job's keys, from the id directory (NotFound without
+        an entry; an entry whose job is gone reads as not found where the job's keys are read). None on a single
+        Redis, where the job's keys are named by its id alone."""
+        if not self.cluster:
+            return None
+        queue = directory.queues_of(self.redis, self.keys.prefix, [job_id]).get(job_id)
+        if queue is None:
+            raise NotFound(f"no job {job_id}")
+        return queue
+
+    def _name(self, family: str, queue: str | None, *names: object) -> str:
+        """A key's name in this connection's layout: `queue` is _queue's (None on a single Redis: its own name)."""
+        return template(family, self.keys.prefix, queue) % names
+
+    def queue_of(self, job_id: str) -> str:
+        """The queue of an existing job (NotFound otherwise). On a cluster from the id directory, the entry checked
+        against the job itself (jobsvc/engine/directory.py; `directory.queues_of` reads many ids, one round trip
+        per master)."""
+        if self.cluster:
+            queue = cast(str, self._queue(job_id))
+            if directory.existing(self.redis, self.keys.prefix, [(job_id, queue)]):
+                return queue
+            raise NotFound(f"no job {job_id}")
+        origin = self.redis.hget(self.keys.job(job_id), "origin")
+        if origin is None:
+            raise NotFound(f"no job {job_id}")
+        return text(origin)
 
     # -- enqueue ---------------------------------------------------------------------------------
 
@@ -115,22 +149,25 @@ class Client:
 
     # -- read --------------------------------------------------------------------------------------
 
-    @_single_redis
     def get(self, job_id: str) -> JobInfo:
+        return self._read(job_id, self._queue(job_id))
+
+    def _read(self, job_id: str, queue: str | None) -> JobInfo:
         # Bytes replies (connect() never sets decode_responses: RQ reads bytes); redis-py types them bytes | str.
-        raw = cast("dict[bytes, bytes]", self.redis.hgetall(self.keys.job(job_id)))
+        raw = cast("dict[bytes, bytes]", self.redis.hgetall(self._name("job", queue, job_id)))
         if not raw:
             raise NotFound(f"no job {job_id}")
         return JobInfo.from_hash(job_id, raw, self.config.max_attempts)
 
-    @_single_redis
     def state(self, job_id: str) -> State:
         return self.get(job_id).state
 
-    @_single_redis
     def result(self, job_id: str, wait: float = 0) -> Any:
         """The job's latest return value (None until it completes); wait up to `wait` seconds for one."""
-        key = self.keys.results(job_id)
+        try:
+            key = self._name("results", self._queue(job_id), job_id)
+        except NotFound:
+            return None  # on a cluster, an id without an entry: as a single Redis answers an id without a result
         deadline = time.monotonic() + wait
         while True:
             # XREVRANGE entries always have an id and fields (bytes); redis-py's type allows None for XCLAIM's
@@ -144,13 +181,13 @@ class Client:
             last = entries[0][0] if entries else "0-0"
             self.redis.xread({key: last}, block=max(1, int(remaining * 1000)), count=1)
 
-    @_single_redis
+    @_single_redis("the run history reads single-node names (jobsvc/engine/run_history.py)")
     def runs(self, job_id: str, cursor: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """The job's attempts, oldest first: id, times, duration, worker, outcome and, for failures, the error
         and traceback (jobsvc/engine/run_history.py; a page of them: `runs_page`)."""
         return runs_page(self.redis, self.keys, job_id, cursor, limit).runs
 
-    @_single_redis
+    @_single_redis("a queue's event totals are read by single-node names")
     def stats(self, queue: str) -> dict[str, int]:
         """Event totals of a queue (the sum of its groups' tallies; requeues from its own hash) plus its jobs per
         state now, `<state>_now`, as every other surface counts them (jobsvc/engine/stats.py: read_counts; jobs enqueued
@@ -172,26 +209,28 @@ class Client:
 
     # -- operator actions ------------------------------------------------------------------------
 
-    @_single_redis
+    def _call(self, name: str, job_id: str, *args: Any, queue: str | None = None) -> Any:
+        """Run a one-job script in the job's slot (its queue's on a cluster: `queue` when known, else _queue's) and
+        check its reply."""
+        scope = scripts.scope_of(queue if queue is not None else self._queue(job_id))
+        return scripts.check(scripts.call(self.redis, name, scope, (self.keys.prefix, job_id, *args)), job_id)
+
     def requeue(self, job_id: str) -> None:
         """failed | quarantined | cancelled -> queued, attempts reset, history kept."""
-        scripts.check(scripts.call(self.redis, "requeue", (), (self.keys.prefix, job_id, utcnow_str(),
-                                                                defaults.WAKE_TOKENS_MAX)), job_id)
+        self._call("requeue", job_id, utcnow_str(), defaults.WAKE_TOKENS_MAX)
 
-    @_single_redis
     def cancel(self, job_id: str) -> None:
         """queued | scheduled -> cancelled; kept for the job's failure TTL, then the TTL sweep deletes it."""
-        scripts.check(scripts.call(self.redis, "cancel", (), (self.keys.prefix, job_id, utcnow_str(),
-                                                               self.config.failure_ttl)), job_id)
+        self._call("cancel", job_id, utcnow_str(), self.config.failure_ttl)
 
-    @_single_redis
     def patch(self, job_id: str, args: tuple[Any, ...] | list[Any] | None = None,
               kwargs: dict[str, Any] | None = None, priority: int | None = None,
               run_at_ms: int | None = None) -> JobInfo:
         """Change a queued or scheduled job: its arguments, priority or run time (epoch ms; now or past queues it)."""
+        queue = self._queue(job_id)
         data = description = ""
         if args is not None or kwargs is not None:
-            current = self.get(job_id)
+            current = self._read(job_id, queue)
             new_args = tuple(args) if args is not None else current.args
             new_kwargs = dict(kwargs) if kwargs is not None else current.kwargs
             data = dump_data(current.func_name, new_args, new_kwargs)  # type: ignore[assignment]
@@ -200,41 +239,38 @@ class Client:
             JobSpec(func=NOOP, priority=priority)  # the same validation as at enqueue
         if run_at_ms is not None and run_at_ms < 0:
             raise ValidationError("run_at must be a time after 1970")
-        scripts.check(scripts.call(self.redis, "patch", (), (
-            self.keys.prefix, job_id, data, description, "" if priority is None else priority,
-            "" if run_at_ms is None else run_at_ms, utcnow_str(), defaults.WAKE_TOKENS_MAX)), job_id)
-        return self.get(job_id)
+        self._call("patch", job_id, data, description, "" if priority is None else priority,
+                   "" if run_at_ms is None else run_at_ms, utcnow_str(), defaults.WAKE_TOKENS_MAX, queue=queue)
+        return self._read(job_id, queue)
 
-    @_single_redis
     def disable(self, job_id: str) -> None:
         """Hold a queued, scheduled or deferred job: no worker claims it until `enable` (job_disable.lua).
         Plain RQ workers of a mixed fleet do not know the flag."""
-        scripts.check(scripts.call(self.redis, "job_disable", (), (self.keys.prefix, job_id)), job_id)
+        self._call("job_disable", job_id)
 
-    @_single_redis
     def enable(self, job_id: str) -> None:
         """Let workers claim a job `disable` held."""
-        scripts.check(scripts.call(self.redis, "job_enable", (), (self.keys.prefix, job_id,
-                                                                   defaults.WAKE_TOKENS_MAX)), job_id)
+        self._call("job_enable", job_id, defaults.WAKE_TOKENS_MAX)
 
-    @_single_redis
     def trigger(self, job_id: str) -> tuple[str, int]:
         """Run a scheduled job now (scheduled -> queued, through patch.lua). Returns the id its coming run will
         have in the run history (jobsvc/engine/run_history.py) and the trigger time (Redis ms). A job that is
         queued already, deferred (it waits for its dependencies) or started is WrongState."""
-        state = self.get(job_id).state
+        queue = self._queue(job_id)
+        state = self._read(job_id, queue).state
         if state != State.SCHEDULED:
             raise WrongState(f"job {job_id} is {state.value}: only a scheduled job can be triggered", state.value)
-        reply = scripts.check(scripts.call(self.redis, "patch", (), (
-            self.keys.prefix, job_id, "", "", "", 0, utcnow_str(), defaults.WAKE_TOKENS_MAX)), job_id)
+        reply = self._call("patch", job_id, "", "", "", 0, utcnow_str(), defaults.WAKE_TOKENS_MAX, queue=queue)
         return run_id(job_id, int(reply[3]) + 1), int(reply[2])
 
-    @_single_redis
     def delete(self, job_id: str) -> None:
-        """Remove a job that is not running, with its result, history and index entries."""
-        scripts.check(scripts.call(self.redis, "delete", (), (self.keys.prefix, job_id)), job_id)
+        """Remove a job that is not running, with its result, history and index entries (on a cluster, then its
+        id directory entry: jobsvc/engine/directory.py)."""
+        queue = self._queue(job_id)
+        self._call("delete", job_id, queue=queue)
+        if queue is not None:
+            directory.forget(self.redis, self.keys.prefix, [(job_id, queue)])
 
-    @_single_redis
     def terminate(self, job_id: str, mode: str = "terminate") -> str:
         """running -> cancelled: the lease is revoked at once and the worker stops the job within a second.
         mode="stop" records it as RQ's send_stop_job_command does instead (terminate.lua): RQ status 'stopped',
@@ -242,27 +278,30 @@ class Client:
         if mode not in ("terminate", "stop"):
             raise ValidationError(f"mode must be 'terminate' or 'stop', not {mode!r}")
         stop_exc = STOPPED_EXC_STRING if mode == "stop" else ""
-        reply = scripts.check(scripts.call(self.redis, "terminate", (), (self.keys.prefix, job_id, utcnow_str(),
-                                                                          self.config.failure_ttl, mode, stop_exc)),
-                              job_id)
+        reply = self._call("terminate", job_id, utcnow_str(), self.config.failure_ttl, mode, stop_exc)
         return text(reply[1])
 
-    @_single_redis
+    # -- queues ----------------------------------------------------------------------------------
+
     def pause(self, queue: str) -> None:
-        self.redis.sadd(self.keys.paused, queue)
+        self.redis.sadd(self._name("paused", queue if self.cluster else None), queue)
 
-    @_single_redis
     def resume(self, queue: str) -> None:
-        self.redis.srem(self.keys.paused, queue)
-        self.redis.rpush(self.keys.wake(queue), "1")
+        scope = queue if self.cluster else None
+        self.redis.srem(self._name("paused", scope), queue)
+        self.redis.rpush(self._name("wake", scope, queue), "1")
 
-    @_single_redis
     def paused(self) -> set[str]:
-        """The queues paused now."""
-        return {text(q) for q in self.redis.smembers(self.keys.paused)}
+        """The queues paused now (on a cluster, each queue of its registry asked: one round trip per master)."""
+        if not self.cluster:
+            return {text(q) for q in self.redis.smembers(self.keys.paused)}
+        queues = self.queues()
+        flags = round_trip(self.redis, [("SISMEMBER", self._name("paused", q), q) for q in queues])
+        return {q for q, flag in zip(queues, flags, strict=True) if flag == 1}
 
-    @_single_redis
     def queues(self) -> list[str]:
+        if self.cluster:
+            return [q for q in scopes(self.redis, self.keys.prefix) if q is not None]
         return sorted(text(q) for q in self.redis.smembers(self.keys.queues))
 
 

@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, cast, overload
 
 import redis
 from redis.client import Pipeline
@@ -16,7 +16,7 @@ from .. import defaults
 from ..config import Config
 from ..errors import NotOnCluster
 from ..http.urlguard import check_url
-from . import scripts
+from . import directory, scripts
 from .connection import is_cluster
 from .job import JobSpec, handler_name, payload_json
 from .keys import cluster_name, idempotency_scope
@@ -77,35 +77,66 @@ def enqueued(replies: Iterable[Any]) -> list[Enqueued]:
 
 def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
                        extra_fields: Sequence[dict[str, Any]] | None) -> list[Enqueued]:
-    """On a Redis Cluster, one queue's jobs per call (a queue's keys share its slot); each queue joins the
-    cluster's queue registry first, which what walks the queues reads. The ids come back in the order of `specs`."""
-    by_queue: dict[str, list[int]] = {}
-    for i, spec in enumerate(specs):
-        if spec.depends_on is not None:
-            # A dependency may be in another queue, another slot: its release across queues (an outbox,
-            # docs/cluster.md 2.2) is not built yet, and enqueue.lua would not find it and queue the job at once.
-            raise NotOnCluster("depends_on does not run on a Redis Cluster yet (docs/cluster.md)")
-        by_queue.setdefault(spec.queue, []).append(i)
-    if not by_queue:
-        return []
-    conn.sadd(cluster_name(config.key_prefix, "cluster_queues"), *by_queue)
+    """On a Redis Cluster, one queue's jobs per call (a queue's keys share its slot), every queue's calls in one
+    round trip per master, each job's id directory entry written first (jobsvc/engine/directory.py); each queue
+    joins the cluster's queue registry first, which what walks the queues reads. The ids come back in the order of
+    `specs`; an id given that names a job of another queue answers with that job, as on a single Redis."""
+    if any(spec.depends_on is not None for spec in specs):
+        # A dependency may be in another queue, another slot: its release across queues (an outbox,
+        # docs/cluster.md 2.2) is not built yet, and enqueue.lua would not find it and queue the job at once.
+        raise NotOnCluster("depends_on does not run on a Redis Cluster yet (docs/cluster.md)")
+    cluster = cast("redis.RedisCluster", conn)
+    prefix = config.key_prefix
+    ids = [spec.job_id or new_job_id() for spec in specs]
     out: list[Enqueued] = [Enqueued("", False)] * len(specs)
-    for queue, idx in by_queue.items():
-        extra = None if extra_fields is None else [extra_fields[i] for i in idx]
-        calls = _calls(config, [specs[i] for i in idx], extra, queue)
-        for i, done in zip(idx, enqueued(scripts.call_many(conn, calls, config.wait())), strict=True):
-            out[i] = done
+    by_queue: dict[str, list[int]] = {}
+    for i in _not_elsewhere(conn, prefix, specs, ids, out):
+        by_queue.setdefault(specs[i].queue, []).append(i)
+    if not by_queue:
+        return out
+    conn.sadd(cluster_name(prefix, "cluster_queues"), *by_queue)
+    order = [i for idx in by_queue.values() for i in idx]
+    first, alongside = directory.plan(cluster, prefix, ((ids[i], specs[i].queue) for i in order))
+    if first:  # entries on another master than their job's queue: written (and waited for) before any script
+        scripts.call_many(conn, [], config.wait(), before=first)
+    calls = [call for queue, idx in by_queue.items()
+             for call in _calls(config, [specs[i] for i in idx],
+                                None if extra_fields is None else [extra_fields[i] for i in idx], queue,
+                                [ids[i] for i in idx])]
+    for i, done in zip(order, enqueued(scripts.call_many(conn, calls, config.wait(), before=alongside)),
+                       strict=True):
+        out[i] = done
+    # An idempotency key answered with an earlier job (its own entry written at its creation): this id's is unused.
+    unused = [(ids[i], specs[i].queue) for i in order if out[i].id != ids[i]]
+    if unused:
+        directory.forget(conn, prefix, unused)
     return out
 
 
+def _not_elsewhere(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids: list[str],
+                   out: list[Enqueued]) -> list[int]:
+    """The positions of `specs` to enqueue. A job id the caller gave whose entry names another queue, where that job
+    still exists, is answered with it (created False, in `out`): on a single Redis enqueue.lua returns the job of an
+    id given, and here its directory entry must not be overwritten. Costs a round trip only for ids given."""
+    given = [i for i, spec in enumerate(specs) if spec.job_id]
+    entries = directory.queues_of(conn, prefix, [ids[i] for i in given]) if given else {}
+    moved = [(ids[i], entries[ids[i]]) for i in given if entries.get(ids[i], specs[i].queue) != specs[i].queue]
+    there = directory.existing(conn, prefix, moved) if moved else set()
+    for i in given:
+        if ids[i] in there:
+            out[i] = Enqueued(ids[i], False)
+    return [i for i in range(len(specs)) if not (specs[i].job_id and ids[i] in there)]
+
+
 def _calls(config: Config, specs: list[JobSpec], extra_fields: Sequence[dict[str, Any]] | None,
-           queue: str | None = None) -> Iterator[scripts.Call]:
+           queue: str | None = None, ids: Sequence[str] | None = None) -> Iterator[scripts.Call]:
     """The enqueue.lua calls of a batch, one per ENQUEUE_BATCH jobs, each built when asked for. `queue`: on a
-    cluster, the one queue of `specs`, whose slot the calls' keys are in."""
+    cluster, the one queue of `specs`, whose slot the calls' keys are in; `ids`: their ids, chosen already (a
+    cluster's directory entries are written first)."""
     for start in range(0, len(specs), defaults.ENQUEUE_BATCH):
         chunk = specs[start:start + defaults.ENQUEUE_BATCH]
         now = utcnow_str()
-        jobs = [job_fields(config, spec, now) for spec in chunk]
+        jobs = [job_fields(config, spec, now, None if ids is None else ids[start + k]) for k, spec in enumerate(chunk)]
         if extra_fields is not None:
             # One extra dict per spec (the contract above): this chunk's slice matches it job for job.
             extra = extra_fields[start:start + defaults.ENQUEUE_BATCH]
@@ -134,11 +165,12 @@ def new_job_id() -> str:
     return os.urandom(16).hex()
 
 
-def job_fields(config: Config, spec: JobSpec, now: str) -> tuple[list[Any], dict[str, Any]]:
-    """The script's per-job header (id, queue, priority, delay, at, idempotency key, id given) and fields."""
+def job_fields(config: Config, spec: JobSpec, now: str, job_id: str | None = None) -> tuple[list[Any], dict[str, Any]]:
+    """The script's per-job header (id, queue, priority, delay, at, idempotency key, id given) and fields; `job_id`:
+    the id chosen for a job given none (else a new one)."""
     handler = check_url(spec.handler, allow_private=config.allow_private_urls) if spec.handler else None
     name = handler_name(handler) if handler else func_name(spec.func)  # type: ignore[arg-type]
-    job_id = spec.job_id or new_job_id()
+    job_id = spec.job_id or job_id or new_job_id()
     fields: dict[str, Any] = {
         "created_at": now,
         "data": dump_data(name, spec.args, spec.kwargs),

@@ -80,7 +80,14 @@ FAMILIES: dict[str, str] = {
     "apikeys": PREFIX + "apikeys", "audit": PREFIX + "audit", "audit_rate": PREFIX + "audit:rate:" + NAME,
     # the queues of a Redis Cluster (written by the client, not by a script: `queues` is per queue there)
     "cluster_queues": PREFIX + "cluster:queues",
+    # a Redis Cluster's id directory, job id -> queue, in ID_SHARDS hashes named by number (jobsvc/engine/directory.py;
+    # on a single Redis a job's key is found from its id alone and this family is never written)
+    "ids": PREFIX + "ids:" + NAME,
 }
+
+# How many hashes the id directory is spread over, each in a slot of its own (so no one hash, and no one master,
+# holds every job's entry). An id's hash is crc16(id) % ID_SHARDS: changing it loses every entry.
+ID_SHARDS = 64
 
 # Families whose few names a script call repeats many times (a batch's groups and minutes): Lua builds each of
 # their names once per call (name_of in _lib.lua); a table lookup costs less than a concatenation there, more
@@ -92,13 +99,14 @@ MEMOIZED = frozenset({"count", "tally", "minute"})
 # keys share the queue's hash tag, so every job transition is a one-slot script. A family's cluster name is its
 # single-node name without the prefix, after `<prefix>{<queue>}:` (`jobsvc:{mail}:rq:job:<id>`,
 # `jobsvc:{mail}:lane:mail:2`), so the one table spells both layouts. The families of no queue live in a slot of
-# their own, tag `{#<slot>}` ('#' is in no queue name: no queue shares it).
+# their own, tag `{#<slot>}` ('#' is in no queue name: no queue shares it); the id directory's hashes each have
+# their own, `{#ids:<n>}` (its name in the tag: `jobsvc:{#ids:7}:ids:7`).
 OWN_SLOT = {
     "function": "functions", "function_names": "functions", "function_namespaces": "functions",
     "schedule": "schedules", "schedule_runs": "schedules", "schedule_run": "schedules", "schedules": "schedules",
     "schedules_due": "schedules", "schedules_pending": "schedules",
     "apikeys": "admin", "audit": "admin", "audit_rate": "admin", "scheduler_leader": "scheduler",
-    "cluster_queues": "global",
+    "cluster_queues": "global", "ids": "ids:" + NAME,
 }
 
 
@@ -117,6 +125,11 @@ def template(family: str, prefix: str, queue: str | None = None) -> str:
 def cluster_name(prefix: str, family: str, *names: object) -> str:
     """The cluster name of a key of no queue (an OWN_SLOT family: the cluster's queue registry ...)."""
     return template(family, prefix, "") % names
+
+
+def id_directory(prefix: str, shard: int) -> str:
+    """The cluster name of the id directory's hash number `shard` (its number in its tag and its name)."""
+    return cluster_name(prefix, "ids", shard, shard)
 
 
 def _rq(family: str, name: str) -> str:
@@ -138,7 +151,7 @@ TYPES = {
     "schedule": "hash", "schedule_stats": "hash", "schedule_runs": "zset", "schedule_run": "hash",
     "schedules": "zset", "schedules_due": "zset", "schedules_pending": "zset", "terminate": "list",
     "apikeys": "hash", "audit": "stream", "audit_rate": "string",
-    "rq_scheduler_jobs": "zset", "rq_scheduler_lock": "string", "cluster_queues": "set",
+    "rq_scheduler_jobs": "zset", "rq_scheduler_lock": "string", "cluster_queues": "set", "ids": "hash",
 }
 
 
@@ -311,6 +324,10 @@ class Keys:
     def cluster_queues(self) -> str:
         """The queues a Redis Cluster holds (docs/cluster.md): SADDed by the client, read by what walks queues."""
         return self._render("cluster_queues")
+
+    def ids(self, shard: int) -> str:
+        """The id directory's hash number `shard`, single-node spelling: a cluster's only (`id_directory`)."""
+        return self._render("ids", shard)
 
     @property
     def scheduler_leader(self) -> str:

@@ -5,6 +5,7 @@ scripts given whole keys by their caller (a lock, a sorted set to page) read `KE
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -124,16 +125,25 @@ def call(conn: redis.Redis, name: str, keys: Sequence[Any] = (), args: Sequence[
     return call_many(conn, [(name, keys, args)], wait)[0]
 
 
-def call_many(conn: redis.Redis, calls: Iterable[Call], wait: tuple[int, int] | None = None) -> list[Any]:
+def call_many(conn: redis.Redis, calls: Iterable[Call], wait: tuple[int, int] | None = None,
+              before: Sequence[tuple[Any, ...]] = ()) -> list[Any]:
     """Run several scripts in one round trip; `calls` may be built lazily, each sent as it comes.
 
     Each script is atomic on its own; a NOSCRIPT reply means that script did not run,
     so it is safe to load the scripts and run just those again. `wait` (replicas, timeout ms: Config.wait) ends
     the round trip with a WAIT: the call returns once that many replicas have every write of it, or the timeout
-    passed (a WARNING then: the writes are on the master only until replication catches up)."""
+    passed (a WARNING then: the writes are on the master only until replication catches up). `before`: plain
+    commands sent ahead of the scripts in the same round trip (on a cluster, ahead of their node's scripts: the id
+    directory's entries, jobsvc/engine/directory.py); their replies are not returned, an error among them is raised."""
     calls = _Recorded(calls)
-    sent = (("EVALSHA", SHAS[name], *command(name, keys, args)) for name, keys, args in calls)
+    sent: Iterable[tuple[Any, ...]] = (("EVALSHA", SHAS[name], *command(name, keys, args))
+                                       for name, keys, args in calls)
+    if before:
+        sent = itertools.chain(before, sent)
     results, acked = _waited(conn, sent, wait)
+    ahead: list[Any] = []
+    if before:
+        ahead, results = results[:len(before)], results[len(before):]
     missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
     if missing:
         load_all(conn)
@@ -151,7 +161,7 @@ def call_many(conn: redis.Redis, calls: Iterable[Call], wait: tuple[int, int] | 
             if n < wait[0]:
                 log.warning("%s: %d of %d replica(s) acknowledged within %d ms: until they catch up, a failover "
                             "can lose these writes (JOBSVC_REPLICA_WAIT)", where, n, wait[0], wait[1])
-    for r in results:
+    for r in (*results, *ahead):
         if isinstance(r, Exception):
             raise r
     return results

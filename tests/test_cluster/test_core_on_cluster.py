@@ -85,12 +85,11 @@ def test_a_call_across_two_queues_is_refused_on_a_cluster(rc, config, queues):
 
 
 def test_what_does_not_run_on_a_cluster_yet_says_so(rc, config, queues):
-    """By-id operations (no id directory yet), reads by single-node names and depends_on across slots raise
-    NotOnCluster instead of answering wrong."""
+    """Reads by single-node names (a job's run history, a queue's event totals) and depends_on across slots raise
+    NotOnCluster instead of answering wrong (by-id operations run there: test_by_id_both.py)."""
     client = Client(rc, config)
     job_id = client.enqueue("tests.jobfuncs.add", 1, 2, queue=queues[0]).id
-    for call in (lambda: client.get(job_id), lambda: client.cancel(job_id), lambda: client.stats(queues[0]),
-                 lambda: client.result(job_id), lambda: client.pause(queues[0])):
+    for call in (lambda: client.runs(job_id), lambda: client.stats(queues[0])):
         with pytest.raises(NotOnCluster, match="does not run on a Redis Cluster yet"):
             call()
     with pytest.raises(NotOnCluster, match="depends_on"):

@@ -1,0 +1,107 @@
+"""A Redis Cluster's id directory (docs/cluster.md 2.2): job id -> queue, so that an operation given only a job id
+finds the job's keys, which carry its queue's hash tag. On a single Redis a job's key is found from its id alone and
+none of this runs.
+
+The directory is ID_SHARDS hashes (jobsvc/engine/keys.py: `ids`), crc16(id) % ID_SHARDS, each in a slot of its own,
+so the entries spread over the masters. The rules that keep it true:
+  * An entry is written before its job's enqueue script (`plan`: ahead of the script in the same round trip when
+    the hash is on the queue's master, else in a round trip before): a job never exists without its entry.
+  * An entry is removed after its job is deleted (`forget`), and only while it still names that job's queue.
+  * So an entry may outlive its job (a client that died between the two writes, a job deleted where nobody removes
+    the entry: result_ttl 0, the TTL sweep and prune until they call `forget`): it reads as "not found", since
+    every by-id operation reads the job's own keys in the queue the entry names. `drop_leftovers` removes them."""
+from __future__ import annotations
+
+from binascii import crc_hqx
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis
+
+from . import scripts
+from .connection import round_trip, text
+from .keys import ID_SHARDS, id_directory, template
+
+__all__ = ["drop_leftovers", "existing", "forget", "plan", "queues_of", "shard_of"]
+
+Command = tuple[Any, ...]
+
+
+def shard_of(job_id: str) -> int:
+    """The number of the directory hash that holds `job_id`'s entry (crc16, as Redis Cluster hashes keys)."""
+    return crc_hqx(job_id.encode(), 0) % ID_SHARDS
+
+
+def _by_shard(job_ids: Iterable[str]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for job_id in dict.fromkeys(job_ids):
+        out.setdefault(shard_of(job_id), []).append(job_id)
+    return out
+
+
+def _node(conn: redis.RedisCluster, key: str) -> str:
+    return str(conn.get_node_from_key(key).name)
+
+
+def plan(conn: redis.RedisCluster, prefix: str, jobs: Iterable[tuple[str, str]]) -> tuple[list[Command],
+                                                                                          list[Command]]:
+    """The HSETs that write the entries of `jobs` ((id, queue) pairs), one per directory hash and master of the
+    queues: (first, alongside). `first` go in a round trip before the enqueue scripts; `alongside` are on the master
+    of their jobs' queue, so they go ahead of those scripts in the scripts' own round trip (a connection runs its
+    commands in order: the entry is written first all the same)."""
+    groups: dict[tuple[int, str], list[str]] = {}
+    queue_node: dict[str, str] = {}
+    for job_id, queue in jobs:
+        if queue not in queue_node:
+            queue_node[queue] = _node(conn, template("job", prefix, queue))
+        groups.setdefault((shard_of(job_id), queue_node[queue]), []).extend((job_id, queue))
+    first: list[Command] = []
+    alongside: list[Command] = []
+    for (shard, node), pairs in groups.items():
+        key = id_directory(prefix, shard)
+        (alongside if _node(conn, key) == node else first).append(("HSET", key, *pairs))
+    return first, alongside
+
+
+def queues_of(conn: redis.Redis, prefix: str, job_ids: Iterable[str]) -> dict[str, str]:
+    """The queue each id's entry names (ids without one left out), one round trip per master: the directory as it
+    reads, not whether the job still exists (`existing` tells)."""
+    shards = _by_shard(job_ids)
+    replies = round_trip(conn, [("HMGET", id_directory(prefix, s), *ids) for s, ids in shards.items()])
+    out: dict[str, str] = {}
+    for ids, values in zip(shards.values(), replies, strict=True):  # one HMGET reply per shard asked
+        if isinstance(values, Exception):
+            raise values
+        out.update((job_id, text(q)) for job_id, q in zip(ids, values, strict=True) if q is not None)
+    return out
+
+
+def existing(conn: redis.Redis, prefix: str, jobs: Sequence[tuple[str, str]]) -> set[str]:
+    """The ids of `jobs` ((id, queue) pairs) whose job hash exists in that queue's slot, one round trip per master."""
+    replies = round_trip(conn, [("EXISTS", template("job", prefix, queue) % job_id) for job_id, queue in jobs])
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return {job_id for (job_id, _), n in zip(jobs, replies, strict=True) if int(n)}
+
+
+def forget(conn: redis.Redis, prefix: str, jobs: Iterable[tuple[str, str]]) -> int:
+    """Remove the entries of deleted jobs ((id, queue) pairs), each only while it names that queue (id_forget.lua:
+    the id may have been enqueued again elsewhere since). One round trip per master; how many were removed."""
+    queue_of = dict(jobs)
+    calls = [("id_forget", (id_directory(prefix, shard),), [v for job_id in ids for v in (job_id, queue_of[job_id])])
+             for shard, ids in _by_shard(queue_of).items()]
+    return sum(int(n) for n in scripts.call_many(conn, calls)) if calls else 0
+
+
+def drop_leftovers(conn: redis.Redis, prefix: str, shard: int, suspects: set[str]) -> tuple[int, set[str]]:
+    """One step of the directory's sweep: the entries of hash `shard` whose job does not exist. Those that were
+    `suspects` already (found so by this hash's previous step) are removed; the others are the next step's suspects.
+    Two steps apart, not one: an entry is written before its job, so a job being enqueued has an entry and no job
+    for a moment, never across two steps a sweep interval apart. Returns (removed, suspects for the next step)."""
+    key = id_directory(prefix, shard)
+    entries = [(text(k), text(v)) for k, v in conn.hscan_iter(key, count=1000)]
+    alive = existing(conn, prefix, entries) if entries else set()
+    dead = [(job_id, queue) for job_id, queue in entries if job_id not in alive]
+    removed = forget(conn, prefix, [(i, q) for i, q in dead if i in suspects])
+    return removed, {i for i, _ in dead if i not in suspects}

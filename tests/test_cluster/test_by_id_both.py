@@ -1,0 +1,164 @@
+"""Client's operations by job id on a single Redis and on the suite's Redis Cluster (issue 15: the id directory,
+jobsvc/engine/directory.py). On a cluster a job's keys carry its queue's hash tag, so each operation first reads the
+job's queue from the directory, then runs the same script in that queue's slot; on a single Redis nothing of the
+directory is written or read."""
+from __future__ import annotations
+
+import pytest
+
+from jobsvc import Client, State
+from jobsvc.engine import directory
+from jobsvc.engine.keys import ID_SHARDS, id_directory
+from jobsvc.errors import NotFound, NotOnCluster, WrongState
+from tests.test_cluster.test_core_both import PREFIX, WORKER, Backend, backend  # noqa: F401 (the fixture)
+
+
+def _entry(backend: Backend, job_id: str) -> bytes | None:
+    return backend.conn.hget(id_directory(PREFIX, directory.shard_of(job_id)), job_id)
+
+
+def _no_directory_on_a_single_redis(backend: Backend) -> None:
+    if not backend.cluster:
+        assert not list(backend.conn.scan_iter(match=f"{PREFIX}ids:*"))
+        assert not list(backend.conn.scan_iter(match="*{#ids:*"))
+
+
+def test_a_job_is_read_cancelled_requeued_and_deleted_by_its_id(backend):
+    client, queues = backend.client(), backend.queues
+    ids = {q: client.enqueue("tests.jobfuncs.add", 1, 2, queue=q).id for q in queues}
+    for q, job_id in ids.items():
+        if backend.cluster:
+            assert _entry(backend, job_id) == q.encode()  # written with the job
+        assert client.get(job_id).state == State.QUEUED and client.state(job_id) == State.QUEUED
+        assert client.queue_of(job_id) == q
+        client.cancel(job_id)
+        assert client.get(job_id).state == State.CANCELLED
+        client.requeue(job_id)
+        assert client.get(job_id).state == State.QUEUED
+        client.disable(job_id)
+        client.enable(job_id)
+        assert client.patch(job_id, args=(5, 6)).args == (5, 6)
+        client.delete(job_id)
+        with pytest.raises(NotFound):
+            client.get(job_id)
+        assert _entry(backend, job_id) is None  # gone with its job
+    assert sorted(client.queues()) == sorted(queues)
+    _no_directory_on_a_single_redis(backend)
+
+
+def test_a_running_job_is_terminated_and_a_finished_one_gives_its_result(backend):
+    client, leases, q = backend.client(), backend.leases(), backend.queues[-1]
+    done, running = (client.enqueue("tests.jobfuncs.add", 1, 2, queue=q).id for _ in range(2))
+    first = leases.claim([q], WORKER)
+    assert first is not None and first.job_id == done
+    assert client.result(done) is None
+    leases.complete(first, 3, WORKER, 1.0, 2.0)
+    assert client.result(done) == 3 and client.get(done).state == State.COMPLETED
+    second = leases.claim([q], WORKER)
+    assert second is not None and second.job_id == running
+    with pytest.raises(WrongState):
+        client.delete(running)  # a running job is terminated first
+    assert _entry(backend, running) == (q.encode() if backend.cluster else None)  # a refused delete keeps it
+    assert client.terminate(running) == WORKER
+    assert client.get(running).state == State.CANCELLED
+    assert leases.renew([second], holder=WORKER) == [running]  # its lease is gone: the worker stops it
+    _no_directory_on_a_single_redis(backend)
+
+
+def test_a_scheduled_job_is_triggered_by_its_id(backend):
+    client, leases, q = backend.client(), backend.leases(), backend.queues[1]
+    job_id = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, delay=3600).id
+    assert client.get(job_id).state == State.SCHEDULED
+    run, _ = client.trigger(job_id)
+    assert run == f"{job_id}.1" and client.get(job_id).state == State.QUEUED
+    claimed = leases.claim([q], WORKER)
+    assert claimed is not None and claimed.job_id == job_id
+
+
+def test_an_unknown_id_is_not_found_everywhere(backend):
+    client = backend.client()
+    for call in (client.get, client.cancel, client.requeue, client.delete, client.terminate, client.disable,
+                 client.trigger, client.queue_of, lambda i: client.patch(i, priority=2)):
+        with pytest.raises(NotFound):
+            call("no-such-job")
+    assert client.result("no-such-job") is None
+
+
+def test_a_job_whose_keys_are_gone_reads_as_not_found_and_a_leftover_entry_is_dropped(backend):
+    """On a cluster the entry outlives the job (a client that died between its two writes, a job deleted where
+    nobody removes the entry): every by-id operation reads the job's own keys, so it answers not found; the
+    directory's sweep drops the entry on its second look."""
+    client, q = backend.client(), backend.queues[2]
+    job_id = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q).id
+    backend.conn.delete(backend.key("job", q, job_id))
+    for call in (client.get, client.cancel, client.delete, client.queue_of):
+        with pytest.raises(NotFound):
+            call(job_id)
+    if not backend.cluster:
+        return
+    assert _entry(backend, job_id) == q.encode()
+    kept = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id=f"{job_id}-kept").id
+    shard = directory.shard_of(job_id)
+    removed, suspects = directory.drop_leftovers(backend.conn, PREFIX, shard, set())
+    assert removed == 0 and job_id in suspects and kept not in suspects  # first look: only suspected
+    assert directory.drop_leftovers(backend.conn, PREFIX, shard, suspects) == (1, set())
+    assert _entry(backend, job_id) is None and client.queue_of(kept) == q
+
+
+def test_an_id_given_again_answers_with_its_job_wherever_it_is(backend):
+    """As on a single Redis (enqueue.lua returns the job of an id given): on a cluster the id directory names the
+    first queue and is not overwritten by an enqueue into another."""
+    client, (q1, q2) = backend.client(), backend.queues[:2]
+    first = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q1, job_id="order-7")
+    again = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q2, job_id="order-7")
+    assert (first.created, again) == (True, first.__class__("order-7", False))
+    assert client.queue_of("order-7") == q1
+    client.delete("order-7")
+    moved = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q2, job_id="order-7")
+    assert moved.created and client.queue_of("order-7") == q2
+
+
+def test_an_idempotency_key_hit_leaves_no_entry_behind(backend):
+    client, q = backend.client(), backend.queues[3]
+    first = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, idempotency_key="k1")
+    again = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, idempotency_key="k1")
+    assert again.id == first.id and not again.created
+    if backend.cluster:
+        entries = sum(backend.conn.hlen(id_directory(PREFIX, s)) for s in range(ID_SHARDS))
+        assert entries == 1  # the second call's own id, unused, went again
+    _no_directory_on_a_single_redis(backend)
+
+
+def test_a_batch_over_every_queue_writes_every_entry_and_reads_them_back(backend):
+    client, queues = backend.client(), backend.queues
+    done = client.enqueue_many([Client.job("tests.jobfuncs.add", i, 1, queue=queues[i % 6]) for i in range(300)])
+    expected = {e.id: queues[i % 6] for i, e in enumerate(done)}
+    if backend.cluster:
+        assert directory.queues_of(backend.conn, PREFIX, [*expected, "no-such-job"]) == expected
+    assert {job_id: client.queue_of(job_id) for job_id in list(expected)[:12]} == dict(list(expected.items())[:12])
+    _no_directory_on_a_single_redis(backend)
+
+
+def test_queues_are_paused_and_resumed(backend):
+    client, leases, (q1, q2) = backend.client(), backend.leases(), backend.queues[:2]
+    for q in (q1, q2):
+        client.enqueue("tests.jobfuncs.add", 1, 2, queue=q)
+    client.pause(q1)
+    assert client.paused() == {q1}
+    got = leases.claim_many([q1, q2], WORKER, count=2)
+    assert [lease.queue for lease in got] == [q2]
+    client.resume(q1)
+    assert client.paused() == set()
+    got = leases.claim_many([q1, q2], WORKER, count=2)
+    assert [lease.queue for lease in got] == [q1]
+
+
+def test_what_reads_single_node_names_still_says_so_on_a_cluster(backend):
+    client, q = backend.client(), backend.queues[0]
+    job_id = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q).id
+    if not backend.cluster:
+        assert client.runs(job_id) == [] and client.stats(q)["queued_now"] == 1
+        return
+    for call in (lambda: client.runs(job_id), lambda: client.stats(q)):
+        with pytest.raises(NotOnCluster, match="does not run on a Redis Cluster yet: "):
+            call()
