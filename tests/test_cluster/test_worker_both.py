@@ -1,7 +1,7 @@
 """The worker on a single Redis and on the suite's Redis Cluster (issue 15, docs/cluster.md 2.3): a worker on
 six queues, two per shard, runs their jobs in its queue order, records outcomes one call per queue, registers
-under RQ's names; as a process on a redis+cluster:// URL it wakes on an enqueue in any shard, and a job whose
-worker is SIGKILLed runs again on another worker."""
+under RQ's names; as a process (on a redis+cluster:// URL for the cluster) it wakes on an enqueue in any of its
+queues, whatever their shard, and a job whose worker is SIGKILLed runs again on another worker."""
 from __future__ import annotations
 
 import os
@@ -9,13 +9,17 @@ import signal
 from pathlib import Path
 
 import pytest
+import redis
 
 from jobsvc import Client, Config
 from jobsvc.embedded_cluster import queues_per_shard
 from jobsvc.engine.keys import template
 from tests.conftest import ALLOWED_MODULES, LEASE_ARGS, read_pid, wait_for
-from tests.test_cluster.test_core_both import PREFIX, backend  # noqa: F401 - the parametrized fixture
+from tests.test_cluster import test_core_both
+from tests.test_cluster.test_core_both import PREFIX
 from workers.worker import LeasedWorker
+
+backend = test_core_both.backend  # the parametrized fixture: a single Redis, the suite's cluster
 
 
 @pytest.fixture
@@ -53,58 +57,62 @@ def test_progress_of_a_running_job_is_recorded_in_its_queues_slot(backend, resto
     release.write_text("go")
     q = backend.queues[4]
     job = backend.client().enqueue("tests.jobfuncs.report_progress", str(release), queue=q)
-    LeasedWorker(backend.queues, backend.conn, Config(redis_url=backend.config.redis_url,
-                                                       allowed_modules=ALLOWED_MODULES), name="host.2.w").work(burst=True)
+    config = Config(redis_url=backend.config.redis_url, allowed_modules=ALLOWED_MODULES)
+    LeasedWorker(backend.queues, backend.conn, config, name="host.2.w").work(burst=True)
     fields = backend.conn.hgetall(backend.key("job", q, job.id))
     assert fields[b"status"] == b"finished"
     assert fields[b"js_progress"] == b"100"
 
 
-# -- worker processes on a redis+cluster:// URL ----------------------------------------------------------------
+# -- worker processes, on a single Redis and on a redis+cluster:// URL ----------------------------------------
 
-@pytest.fixture
-def cluster_procs(procs, redis_cluster):
-    """`procs` (tests/conftest.py) pointed at the suite's cluster through a redis+cluster:// URL."""
-    url = redis_cluster.url.replace("redis://", "redis+cluster://")
+@pytest.fixture(params=["single", "cluster"])
+def proc_backend(request, procs, redis_server, redis_cluster_server):
+    """`procs` (tests/conftest.py) pointed at a single Redis or at the suite's cluster (a redis+cluster:// URL), a
+    client of it, and six queues (two per shard on the cluster)."""
+    if request.param == "single":
+        r = request.getfixturevalue("r")
+        yield procs, r, request.getfixturevalue("client"), [f"q{i}" for i in range(6)]
+        return
+    request.applymarker(pytest.mark.cluster)
+    cluster = request.getfixturevalue("redis_cluster")
+    url = cluster.url.replace("redis://", "redis+cluster://")
     procs.env = {**procs.env, "REDIS_URL": url}
-    rc = redis_cluster.client()
+    rc = cluster.client()
     try:
-        yield procs, rc, Client(url, Config(redis_url=url, allowed_modules=ALLOWED_MODULES))
+        yield procs, rc, Client(url, Config(redis_url=url, allowed_modules=ALLOWED_MODULES)), queues_per_shard(rc, 2)
     finally:
         rc.close()
 
 
-def status(rc, queue: str, job_id: str) -> bytes | None:
-    return rc.hget(template("job", PREFIX, queue) % job_id, "status")
+def status(conn, queue: str, job_id: str) -> bytes | None:
+    cluster = isinstance(conn, redis.RedisCluster)
+    return conn.hget(template("job", PREFIX, queue if cluster else None) % job_id, "status")
 
 
-@pytest.mark.cluster
 @pytest.mark.slow
-def test_an_idle_worker_process_wakes_for_a_job_on_any_shard(cluster_procs, tmp_path):
-    procs, rc, client = cluster_procs
-    queues = queues_per_shard(rc, 1)
+def test_an_idle_worker_process_wakes_for_a_job_in_any_of_its_queues(proc_backend):
+    procs, conn, client, queues = proc_backend
     # An idle wait far longer than the test's deadline: only a wake-up can start these jobs in time.
     worker = procs.worker("w", "-q", ",".join(queues), env={"JOBSVC_IDLE_WAIT": "120"})
-    wait_for(lambda: rc.scard("rq:workers") == 1, 20, "the worker to register")
+    wait_for(lambda: conn.scard("rq:workers") == 1, 20, "the worker to register")
     for q in reversed(queues):
         job = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q)
-        wait_for(lambda q=q, job=job: status(rc, q, job.id) == b"finished", 20, f"the job of {q} to run")
+        wait_for(lambda q=q, job=job: status(conn, q, job.id) == b"finished", 20, f"the job of {q} to run")
     assert worker.poll() is None
 
 
-@pytest.mark.cluster
 @pytest.mark.slow
-def test_a_job_whose_worker_is_sigkilled_runs_again_on_another(cluster_procs, tmp_path):
-    procs, rc, client = cluster_procs
-    queues = queues_per_shard(rc, 1)
+def test_a_job_whose_worker_is_sigkilled_runs_again_on_another(proc_backend, tmp_path):
+    procs, conn, client, queues = proc_backend
     workers = [procs.worker(f"w{i}", "-q", ",".join(queues), *LEASE_ARGS) for i in (1, 2)]
-    wait_for(lambda: rc.scard("rq:workers") == 2, 20, "both workers to register")
+    wait_for(lambda: conn.scard("rq:workers") == 2, 20, "both workers to register")
     marker = Path(tmp_path / "started")
-    job = client.enqueue("tests.jobfuncs.mark_first_run", str(marker), 60, queue=queues[1])
+    job = client.enqueue("tests.jobfuncs.mark_first_run", str(marker), 60, queue=queues[3])
     victim = wait_for(lambda: read_pid(marker), 20, "the job to start")
     assert victim in {w.pid for w in workers}
     os.kill(victim, signal.SIGKILL)
     # The survivor's heartbeat reaps the expired lease (no scheduler runs here) and a worker runs the job again.
-    wait_for(lambda: status(rc, queues[1], job.id) == b"finished", 30, "the job to run again and finish")
+    wait_for(lambda: status(conn, queues[3], job.id) == b"finished", 30, "the job to run again and finish")
     survivor = read_pid(Path(f"{marker}.again"))
     assert survivor is not None and survivor != victim
