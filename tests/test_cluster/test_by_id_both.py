@@ -7,10 +7,15 @@ from __future__ import annotations
 import pytest
 
 from jobsvc import Client, State
+from jobsvc.admin import bulk
 from jobsvc.engine import directory
+from jobsvc.engine.connection import redis_ms
 from jobsvc.engine.keys import ID_SHARDS, id_directory
 from jobsvc.errors import NotFound, NotOnCluster, WrongState
-from tests.test_cluster.test_core_both import PREFIX, WORKER, Backend, backend  # noqa: F401 (the fixture)
+from tests.test_cluster import test_core_both
+from tests.test_cluster.test_core_both import PREFIX, WORKER, Backend
+
+backend = test_core_both.backend  # the parametrized fixture: a single Redis, the suite's cluster
 
 
 def _entry(backend: Backend, job_id: str) -> bytes | None:
@@ -162,3 +167,28 @@ def test_what_reads_single_node_names_still_says_so_on_a_cluster(backend):
     for call in (lambda: client.runs(job_id), lambda: client.stats(q)):
         with pytest.raises(NotOnCluster, match="does not run on a Redis Cluster yet: "):
             call()
+
+
+def _completed(backend: Backend, queue: str, n: int) -> list[str]:
+    client, leases = backend.client(), backend.leases()
+    ids = [client.enqueue("tests.jobfuncs.add", 1, 2, queue=queue).id for _ in range(n)]
+    for lease in leases.claim_many([queue], WORKER, count=n):
+        leases.complete(lease, 3, WORKER, 1.0, 2.0)
+    return ids
+
+
+def test_the_ttl_sweep_and_prune_remove_the_entries_of_the_jobs_they_delete(backend):
+    q1, q2 = backend.queues[1], backend.queues[4]
+    expired, pruned, kept = _completed(backend, q1, 3), _completed(backend, q2, 2), _completed(backend, q1, 1)
+    now_s = redis_ms(backend.conn) / 1000
+    backend.conn.zadd(backend.key("finished", q1, q1), dict.fromkeys(expired, now_s - 10))  # result TTL over
+    swept = bulk.ttl_sweep(backend.conn, backend.config, chunk=2)
+    assert swept.details["deleted"] == 3 and set(swept.sample) == set(expired)
+    assert bulk.prune(backend.conn, backend.config, bulk.BulkFilter(queue=q2), chunk=1).changed == 2
+    for job_id in expired + pruned:
+        assert _entry(backend, job_id) is None
+        with pytest.raises(NotFound):
+            backend.client().get(job_id)
+    assert _entry(backend, kept[0]) == (q1.encode() if backend.cluster else None)
+    assert backend.client().get(kept[0]).state == State.COMPLETED
+    _no_directory_on_a_single_redis(backend)

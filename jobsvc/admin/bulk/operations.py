@@ -11,7 +11,7 @@ import redis
 
 from ... import defaults
 from ...config import Config
-from ...engine import scripts
+from ...engine import directory, scripts
 from ...engine.connection import redis_ms, text
 from ...engine.keys import Keys
 from ...engine.serialization import utcnow_str
@@ -97,13 +97,19 @@ def _walk_registries(operation: str, script: str, conn: redis.Redis, config: Con
             ids = [m for m, score in rows if score <= high]
             if not ids:
                 break
+            # On a cluster a prune's reply lists every job it deleted, whose id directory entries then go.
+            forget = layout.cluster and script == "prune" and not dry_run
             reply = scripts.call(conn, script, layout.scope(queue), [*head(queue, state, until_ms), *filter_args,
+                                                                     len(ids) if forget else
                                                                      SAMPLE_SIZE - len(out.sample), *ids])
             matched, changed, skipped, kept = (int(v) for v in reply[:4])
             out.matched += matched
             out.changed += changed
             out.skipped += skipped
-            out.sample += [text(v) for v in reply[4:]]
+            listed = [text(v) for v in reply[4:]]
+            out.sample += listed[:SAMPLE_SIZE - len(out.sample)]
+            if forget:
+                directory.forget(conn, keys.prefix, [(job_id, queue) for job_id in listed])
             done += len(ids)
             if progress:
                 progress(done, max(total, done))
@@ -152,14 +158,19 @@ def ttl_sweep(conn: redis.Redis, config: Config, dry_run: bool = False, progress
                     pipe.zcount(reg, "-inf", now_s)
                 out.more = any(pipe.execute())
                 return out
+            # On a cluster the reply lists every job deleted, whose id directory entries then go.
             reply = scripts.call(conn, "sweep_ttl", layout.scope(queue), (prefix, queue, state.value, size,
+                                                                          size if layout.cluster else
                                                                           SAMPLE_SIZE - len(out.sample)))
             seen, deleted, dropped = (int(v) for v in reply[:3])
             out.matched += seen
             out.changed += deleted + dropped
             out.details["deleted"] += deleted
             out.details["dropped"] += dropped
-            out.sample += [text(v) for v in reply[3:]]
+            listed = [text(v) for v in reply[3:]]
+            out.sample += listed[:SAMPLE_SIZE - len(out.sample)]
+            if layout.cluster:
+                directory.forget(conn, prefix, [(job_id, queue) for job_id in listed])
             if progress:
                 progress(out.matched, max(total, out.matched))
             if seen < size:
