@@ -69,7 +69,8 @@ def create_app(config: Config | None = None, connection: redis.Redis | None = No
     app.config["JOBSVC_DEV"] = bool(dev)
     app.config["ADMIN_API_KEY_SET"] = bool(admin_key)
     conn = connection or connect(config.redis_url, config)
-    refuse_cluster(conn)
+    # A cluster client runs (docs/cluster.md 2.4); a plain redis:// URL to a cluster node is told to say so.
+    refuse_cluster(conn, runs_on_cluster=True)
     app.extensions["jobsvc_redis"] = conn
     app.extensions["jobsvc_client"] = Client(conn, config)
     errors.register(app)

@@ -29,8 +29,8 @@ def connect(url_or_conn: str | redis.Redis | None = None, config: Config | None 
 
 # The schemes that name a Redis Cluster (docs/cluster.md), and why the processes refuse one until they run there.
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
-CLUSTER_REFUSAL = ("jobsvc's admin API and the CLI's operator commands do not run on Redis Cluster yet (the core "
-                   "library, the worker and the scheduler do, on a redis+cluster:// URL: docs/cluster.md): point "
+CLUSTER_REFUSAL = ("the CLI's operator commands do not run on Redis Cluster yet (the core library, the worker, the "
+                   "scheduler and the admin API do, on a redis+cluster:// URL: docs/cluster.md): point "
                    "REDIS_URL at a single Redis (redis:// or rediss://, with replicas and Sentinel for failover)")
 
 
