@@ -1,7 +1,9 @@
 """The integrity sweep: every job where its state says and nowhere else, jobsvc following what RQ's own tools
 did, the gauges counting what is there. `IntegrityWalk` is the walk as bounded steps; `integrity_sweep` runs
 one walk at once (`jobsvc sweep`, the API), `IntegrityPass` (jobsvc/maintenance/integrity.py) a few steps per scheduler
-pass."""
+pass. On a Redis Cluster the walk is the same, queue by queue, each script call in its queue's slot: the job
+hashes are found by one SCAN of every master (its queues' job keys), the structures and the recount are each
+queue's own (its timeline and lease index included: docs/cluster.md 2.4)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -15,13 +17,16 @@ from ... import defaults
 from ...config import Config
 from ...engine import scripts
 from ...engine.connection import text
-from ...engine.keys import Keys
+from ...engine.keys import RQ_JOB, Keys
 from ...engine.states import State
 from ...errors import ValidationError
 from ...validation import QUEUE_NAME, is_name
+from ..layout import Layout
 from ..listing import zpage_after
 from .common import SAMPLE_SIZE, Progress, chunk_size, queues
 
+# The registries of ended states a walk checks (after each queue's lanes and timeline).
+_REGISTRIES = (State.COMPLETED, State.FAILED, State.QUARANTINED, State.CANCELLED)
 # Ids read per lane page when the integrity sweep takes a snapshot of a lane.
 _LANE_PAGE = 10_000
 
@@ -112,6 +117,7 @@ class IntegrityWalk:
         self.chunk = chunk_size(chunk)
         self.recount_max = recount_max
         self.keys = Keys(config.key_prefix)
+        self.layout = Layout.of(conn, config.key_prefix)
         self.report = IntegrityReport(fixed=fix)
         self.queues: set[str] = set()
         self._seen: dict[str, set[str]] = defaultdict(set)  # SCAN may return a key twice: report each id once
@@ -121,25 +127,30 @@ class IntegrityWalk:
     def steps(self) -> Iterator[int]:
         if self.scope_queue is not None:
             self.queues = {self.scope_queue}
+        elif self.layout.cluster:
+            self.queues = set(self.layout.cluster_queues(self.conn))
         else:
             self.queues = set(queues(self.conn, self.keys, None))
             self.queues |= {text(g).split("|", 1)[0] for g in self.conn.smembers(self.keys.groups)}
-        yield from self._job_hashes()
+        yield from self._cluster_job_hashes() if self.layout.cluster else self._job_hashes()
         scoped = self.scope_queue is not None or self.scope_ns is not None
+        walk = self._zset_in_scope if scoped else self._zset
+        key = self.layout.key
         for queue in sorted(self.queues):
             if self.scope_ns is None:
-                for prio in sorted({defaults.PRIORITY} | {int(p) for p in self.conn.smembers(self.keys.lanes(queue))}):
-                    yield from self._list(self.keys.lane(queue, prio), "queued", queue, prio)
-            for reg, expect in ((self.keys.scheduled_in(queue), State.SCHEDULED),
-                                (self.keys.finished(queue), State.COMPLETED), (self.keys.failed(queue), State.FAILED),
-                                (self.keys.quarantined(queue), State.QUARANTINED),
-                                (self.keys.canceled(queue), State.CANCELLED)):
+                used = {int(p) for p in self.conn.smembers(key("lanes", queue, queue))}
+                for prio in sorted({defaults.PRIORITY} | used):
+                    yield from self._list(self.layout.lane(queue, prio), "queued", queue, prio)
+            for expect, reg in ((State.SCHEDULED, key("scheduled_in", queue, queue)),
+                                *((s, self.layout.registry(s, queue)) for s in _REGISTRIES)):
                 yield from (self._zset_in_scope(reg, expect.value, queue) if self.scope_ns is not None
                             else self._zset(reg, expect.value, queue))
-        # The scheduler's timeline and the lease index hold every queue's jobs.
-        walk = self._zset_in_scope if scoped else self._zset
-        yield from walk(self.keys.scheduled, State.SCHEDULED.value, "")
-        yield from walk(self.keys.leases, "lease", "", wrong="stale_lease")
+            if self.layout.cluster:  # each queue's own timeline and lease index
+                yield from walk(key("scheduled", queue), State.SCHEDULED.value, queue)
+                yield from walk(key("leases", queue), "lease", queue, wrong="stale_lease")
+        if not self.layout.cluster:  # the scheduler's timeline and the lease index hold every queue's jobs
+            yield from walk(self.keys.scheduled, State.SCHEDULED.value, "")
+            yield from walk(self.keys.leases, "lease", "", wrong="stale_lease")
         for queue in sorted(self.queues):
             yield from (self._recount_in_chunks(queue, self._extra.get(queue, Counter())) if self.scope_ns is not None
                         else self._recount(queue))
@@ -148,22 +159,27 @@ class IntegrityWalk:
         return ((self.scope_queue is None or origin == self.scope_queue)
                 and (self.scope_ns is None or (ns or "default") == self.scope_ns))
 
-    def _scoped(self, ids: list[str]) -> list[str]:
-        """The ids whose job is in the walk's scope (a job hash that is gone is in none)."""
+    def _scoped(self, ids: list[str], queue: str) -> list[str]:
+        """The ids whose job is in the walk's scope (a job hash that is gone is in none); `queue`: where their
+        structure is (on a cluster, their jobs' slot)."""
         pipe = self.conn.pipeline(transaction=False)
         for job_id in ids:
-            pipe.hmget(self.keys.job(job_id), "origin", "js_ns")
+            pipe.hmget(self.layout.job(queue, job_id), "origin", "js_ns")
         return [i for i, (origin, ns) in zip(ids, pipe.execute(), strict=True)  # one HMGET each
                 if origin and self._in_scope(text(origin), text(ns) if ns else None)]
 
     def _zset_in_scope(self, key: str, expect: str, queue: str, wrong: str = "wrong_structure") -> Iterator[int]:
         """_zset for a scoped walk: each page's in-scope ids are judged (sweep_index.lua's ids mode)."""
         for ids in _walk_by_score(self.conn, key, self.chunk):
-            mine = self._scoped(ids)
+            mine = self._scoped(ids, queue)
             if mine:
-                self._index_reply(scripts.call(self.conn, "sweep_index", (), [
+                self._index_reply(scripts.call(self.conn, "sweep_index", self._slot(queue), [
                     self.keys.prefix, int(self.fix), "zset", key, expect, queue, "", 0, "ids", *mine]), wrong)
             yield len(ids)
+
+    def _slot(self, queue: str) -> tuple[str, ...]:
+        """A script call's scope for a structure of `queue` ('' for every queue: a single Redis's global ones)."""
+        return self.layout.scope(queue or None)
 
     def _add(self, category: str, ids: Sequence[str]) -> None:
         fresh = [i for i in ids if i not in self._seen[category]]
@@ -177,16 +193,37 @@ class IntegrityWalk:
             cursor, found = self.conn.scan(cursor, match="rq:job:*", count=self.chunk, _type="hash")
             ids = [text(k)[len("rq:job:"):] for k in found]
             for start in range(0, len(ids), self.chunk):
-                self._hash_chunk(ids[start:start + self.chunk])
+                self._hash_chunk(ids[start:start + self.chunk], None)
             # A SCAN call looks at about `chunk` keys, job hashes or not: that is its cost.
             yield max(len(ids), self.chunk)
             if cursor == 0:
                 return
 
-    def _hash_chunk(self, part: list[str]) -> None:
+    def _cluster_job_hashes(self) -> Iterator[int]:
+        """_job_hashes on a Redis Cluster: a SCAN of each master for its queues' job hashes (`<prefix>{<queue>}:
+        rq:job:<id>`: a queue name holds no brace), each page's ids judged queue by queue, in their slot."""
+        cluster = cast("redis.RedisCluster", self.conn)
+        match, lead = f"{self.keys.prefix}{{*}}:{RQ_JOB}*", len(self.keys.prefix) + 1
+        for node in sorted(cluster.get_primaries(), key=lambda n: n.name):
+            cursor, master = 0, cluster.get_redis_connection(node)
+            while True:
+                cursor, found = master.scan(cursor, match=match, count=self.chunk, _type="hash")
+                by_queue: dict[str, list[str]] = defaultdict(list)
+                for name in (text(k) for k in found):
+                    queue, _, rest = name[lead:].partition("}:")
+                    by_queue[queue].append(rest[len(RQ_JOB):])
+                for queue, ids in sorted(by_queue.items()):
+                    for start in range(0, len(ids), self.chunk):
+                        self._hash_chunk(ids[start:start + self.chunk], queue)
+                yield max(len(found), self.chunk)
+                if cursor == 0:
+                    break
+
+    def _hash_chunk(self, part: list[str], queue: str | None) -> None:
+        """Judge job hashes (sweep_orphans.lua); `queue`: theirs on a cluster (one slot), None on one Redis."""
         pipe = self.conn.pipeline(transaction=False)
         for job_id in part:
-            pipe.hmget(self.keys.job(job_id), "js_state", "origin", "js_priority", "js_group", "js_ns")
+            pipe.hmget(self.layout.job(queue, job_id), "js_state", "origin", "js_priority", "js_group", "js_ns")
         args: list[Any] = [self.keys.prefix, int(self.fix), self.config.result_ttl, self.config.failure_ttl,
                            defaults.WAKE_TOKENS_MAX]
         info: dict[str, tuple[str | None, str, str]] = {}
@@ -197,12 +234,12 @@ class IntegrityWalk:
             self.queues.add(origin)
             info[job_id] = (text(group) if group else None, st, origin)
             checked = st != "queued" or not self.check_lanes or self._in_lane(
-                self.keys.lane(origin, int(prio or defaults.PRIORITY)), job_id)
+                self.layout.lane(origin, int(prio or defaults.PRIORITY)), job_id)
             args += [job_id, int(checked)]
         self.report.scanned += len(part)
         if not info:
             return
-        reply = scripts.call(self.conn, "sweep_orphans", (), args)
+        reply = scripts.call(self.conn, "sweep_orphans", self.layout.scope(queue), args)
         sizes = [int(v) for v in reply[:4]]
         rest = [text(v) for v in reply[4:]]
         lists = []
@@ -237,8 +274,9 @@ class IntegrityWalk:
     def _zset(self, key: str, expect: str, queue: str, wrong: str = "wrong_structure") -> Iterator[int]:
         start = 0
         while True:
-            reply = scripts.call(self.conn, "sweep_index", (), [self.keys.prefix, int(self.fix), "zset", key, expect,
-                                                                queue, "", 0, "range", start, start + self.chunk - 1])
+            reply = scripts.call(self.conn, "sweep_index", self._slot(queue), [
+                self.keys.prefix, int(self.fix), "zset", key, expect, queue, "", 0, "range", start,
+                start + self.chunk - 1])
             removed, read = self._index_reply(reply, wrong)
             yield read
             if read < self.chunk:
@@ -249,8 +287,9 @@ class IntegrityWalk:
         # From the tail, by negative index: workers pop at the head, which does not move the pages still to read.
         end = -1
         while True:
-            reply = scripts.call(self.conn, "sweep_index", (), [self.keys.prefix, int(self.fix), "list", key, expect,
-                                                                queue, priority, 0, "range", end - self.chunk + 1, end])
+            reply = scripts.call(self.conn, "sweep_index", self._slot(queue), [
+                self.keys.prefix, int(self.fix), "list", key, expect, queue, priority, 0, "range", end - self.chunk + 1,
+                end])
             removed, read = self._index_reply(reply, "wrong_structure")
             yield read
             if read < self.chunk:
@@ -276,7 +315,7 @@ class IntegrityWalk:
         args: list[Any] = [self.keys.prefix, int(self.fix), queue, self.recount_max, len(extra)]
         for (group, st), n in extra.items():
             args += [group, st, n]
-        reply = scripts.call(self.conn, "sweep_recount", (), args)
+        reply = scripts.call(self.conn, "sweep_recount", self._slot(queue), args)
         if reply:  # empty: the queue is too big for one step
             _, read, n_missing, n_wrong, n_drift = (int(v) for v in reply[:5])
             rest = [text(v) for v in reply[5:]]
@@ -288,21 +327,21 @@ class IntegrityWalk:
         yield from self._recount_in_chunks(queue, extra)
 
     def _recount_in_chunks(self, queue: str, extra: Counter[tuple[str, str]]) -> Iterator[int]:
-        names = sorted(n for n in (text(g) for g in self.conn.smembers(self.keys.groups))
+        names = sorted(n for n in (text(g) for g in self.conn.smembers(self.layout.key("groups", queue)))
                        if n.split("|", 1)[0] == queue and (self.scope_ns is None or n.split("|")[1] == self.scope_ns))
-        before = _gauges(self.conn, self.keys, names)
+        before = _gauges(self.conn, self.layout, queue, names)
         recount: dict[str, Counter[str]] = defaultdict(Counter)
-        for ids in _walk_by_score(self.conn, self.keys.created(queue), self.chunk):
-            mine = ids if self.scope_ns is None else self._scoped(ids)
+        created = self.layout.key("created", queue, queue)
+        for ids in _walk_by_score(self.conn, created, self.chunk):
+            mine = ids if self.scope_ns is None else self._scoped(ids, queue)
             if mine:
-                reply = scripts.call(self.conn, "sweep_index", (), [self.keys.prefix, int(self.fix), "zset",
-                                                                    self.keys.created(queue), "any", queue, "", 1,
-                                                                    "ids", *mine])
+                reply = scripts.call(self.conn, "sweep_index", self._slot(queue), [
+                    self.keys.prefix, int(self.fix), "zset", created, "any", queue, "", 1, "ids", *mine])
                 self._index_reply(reply, "wrong_structure", recount)
             yield len(ids)
         for (group, st), n in extra.items():
             recount[group][st] += n
-        after = _gauges(self.conn, self.keys, names)
+        after = _gauges(self.conn, self.layout, queue, names)
         drift = []
         for group in sorted(set(names) | set(recount)):
             have = before.get(group, {})
@@ -312,7 +351,7 @@ class IntegrityWalk:
             if after.get(group, {}) != have:
                 self.report.busy_groups.append(group)
                 continue
-            if self.fix and not _set_gauge(self.conn, self.keys, group, have, want):
+            if self.fix and not _set_gauge(self.conn, self.layout, queue, group, have, want):
                 self.report.busy_groups.append(group)
                 continue
             drift.append(group)
@@ -341,22 +380,23 @@ def _walk_by_score(conn: redis.Redis, key: str, chunk: int) -> Iterator[list[str
         page = zpage_after(conn, key, False, page[-1], chunk)
 
 
-def _gauges(conn: redis.Redis, keys: Keys, groups: Sequence[str]) -> dict[str, dict[str, int]]:
+def _gauges(conn: redis.Redis, layout: Layout, queue: str, groups: Sequence[str]) -> dict[str, dict[str, int]]:
     pipe = conn.pipeline(transaction=False)
     for g in groups:
-        pipe.hgetall(keys.count(g))
+        pipe.hgetall(layout.key("count", queue, g))
     out = {}
     for g, raw in zip(groups, pipe.execute(), strict=True):  # one HGETALL reply per group
         out[g] = {text(k): int(v) for k, v in raw.items() if int(v)}
     return out
 
 
-def _set_gauge(conn: redis.Redis, keys: Keys, group: str, expected: dict[str, int], new: dict[str, int]) -> bool:
-    args: list[Any] = [keys.prefix, group, len(expected)]
+def _set_gauge(conn: redis.Redis, layout: Layout, queue: str, group: str, expected: dict[str, int],
+               new: dict[str, int]) -> bool:
+    args: list[Any] = [layout.prefix, group, len(expected)]
     for s, n in expected.items():
         args += [s, n]
     args.append(len(new))
     for s, n in new.items():
         args += [s, n]
-    return bool(scripts.call(conn, "sweep_gauges", (), args))
+    return bool(scripts.call(conn, "sweep_gauges", layout.scope(queue), args))
 
