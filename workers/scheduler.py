@@ -22,7 +22,7 @@ import redis
 from jobsvc import defaults
 from jobsvc.config import Config
 from jobsvc.engine.cluster import SlotWait, scopes
-from jobsvc.engine.connection import is_cluster
+from jobsvc.engine.connection import TRANSIENT, is_cluster
 from jobsvc.engine.keys import Keys, template
 from jobsvc.maintenance.integrity import IntegrityPass
 from jobsvc.maintenance.reaper import Reaper
@@ -161,7 +161,7 @@ class Scheduler:
             while not self.stopped.is_set():
                 try:
                     self.sleep(self.run_once())
-                except redis.ConnectionError as exc:
+                except TRANSIENT as exc:  # Redis away, or a cluster in a failover: the next pass may work
                     log.error("redis unavailable (%s); retrying", exc)
                     self.leading = False
                     self.stopped.wait(1.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from jobsvc.engine.keys import template
 from jobsvc.scheduling.leader import leader_key
 from jobsvc.scheduling.schedules import Schedules, firing
+from jobsvc.scheduling.schedules.store import SCHEDULES_SLOT
 from tests.conftest import HANDLER_SECRET, ROOT, wait_for
 from tests.test_cluster import test_core_both
 from tests.test_cluster.test_core_both import PREFIX, WORKER, Backend
@@ -71,6 +73,28 @@ def test_a_pass_sweeps_the_jobs_whose_ttl_passed(backend):
     leading(backend).run_once()
     for q, job_id in ids.items():
         assert backend.conn.exists(backend.key("job", q, job_id)) == (q not in expired)
+
+
+def test_a_sleeping_scheduler_wakes_for_an_earlier_job_on_any_shard_and_for_a_new_schedule(backend):
+    """On a cluster each queue's wake-up list is in its slot and the schedules' in theirs: the scheduler's wait
+    (SlotWait) blocks on all of them at once."""
+    client, queues = backend.client(), backend.queues
+    for q in queues:
+        client.enqueue(ADD, 1, 2, queue=q, delay=600)
+    s = Scheduler(backend.conn, replace(backend.config, scheduler_max_sleep=60, leader_ttl=300))
+    wait = s.run_once()
+    assert wait > 30
+    wakes = [backend.key("scheduler_wake", q) for q in queues]
+    wakes.append(template("scheduler_wake", PREFIX, SCHEDULES_SLOT if backend.cluster else None))
+    for wake_up in (lambda: client.enqueue(ADD, 1, 2, queue=queues[-1], delay=0.2),
+                    lambda: Schedules(client).create(id="tick", interval=60, function=ADD, args=[1, 2])):
+        for w in wakes:  # no wake-up pending: only one sent from here on ends the sleep
+            backend.conn.delete(w)
+        sleeper = threading.Thread(target=s.sleep, args=(wait,), daemon=True)
+        sleeper.start()
+        wake_up()
+        sleeper.join(timeout=20)  # a deadline far under the wait: only a wake-up ends the sleep in time
+        assert not sleeper.is_alive()
 
 
 class Crash(BaseException):

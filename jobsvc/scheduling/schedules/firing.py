@@ -16,7 +16,7 @@ from ... import defaults
 from ...allowlist import ORIGIN_API, ORIGIN_FIELD
 from ...engine import scripts
 from ...engine.client import Client
-from ...engine.connection import redis_ms
+from ...engine.connection import TRANSIENT, redis_ms
 from ...engine.enqueueing import enqueue
 from ...engine.job import DEFAULT_NAMESPACE, JobSpec
 from ...errors import Conflict, Disabled, FunctionMissing, NotFound, ValidationError
@@ -147,7 +147,7 @@ class ScheduleFiring(ScheduleStore):
         for sid in due:
             try:
                 fired, skipped, missed = self._fire(sid.decode(), now_ms, cache if cache is not None else {})
-            except (redis.ConnectionError, redis.TimeoutError):
+            except TRANSIENT:  # Redis away, or a cluster in a failover: the pass fails, the schedule is not to blame
                 raise
             except Exception:  # one broken schedule must not stop the others or the scheduler (logged below)
                 log.exception("schedule %s: cannot fire; trying again in %gs", sid.decode(),
