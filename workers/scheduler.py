@@ -8,7 +8,7 @@ callback URLs on a thread of its own (workers/callbacks.py).
 On a Redis Cluster (a redis+cluster:// URL, docs/cluster.md) the passes walk the queues of the cluster's registry,
 each script call in one queue's slot; the lock is in a slot of its own; the wait is a SlotWait on every queue's
 wake-up list and the schedules'. Plain RQ's and rq-scheduler's delayed jobs do not exist there (RQ does not run on
-a cluster): that pass is skipped, and so, until the integrity walk runs per queue, is the integrity pass."""
+a cluster): that pass is skipped."""
 from __future__ import annotations
 
 import logging
@@ -67,7 +67,7 @@ class Scheduler:
         self._slot_wait: SlotWait | None = None
         if self.cluster:
             log.info("on a Redis Cluster: plain RQ's and rq-scheduler's delayed jobs are not promoted (RQ does not "
-                     "run there) and the background integrity pass does not run yet (docs/cluster.md)")
+                     "run there; docs/cluster.md)")
 
     def run_once(self) -> float:
         """One pass; returns how many seconds to sleep before the next."""
@@ -96,7 +96,7 @@ class Scheduler:
             # A backlog of expired jobs is swept a bounded pass at a time, promotions in between.
             swept_more = self.ttl_sweeper.run_once().more
             self._next_sweep = now if swept_more else now + self.config.sweep_interval
-        if self.config.integrity_interval > 0 and now >= self._next_integrity and not self.cluster:
+        if self.config.integrity_interval > 0 and now >= self._next_integrity:
             # A bounded step of the integrity sweep: drift is repaired without an operator
             # (jobsvc/maintenance/integrity.py).
             self._next_integrity = now + self.config.integrity_interval

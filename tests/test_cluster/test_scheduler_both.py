@@ -1,7 +1,8 @@
 """The scheduler on a single Redis and on the suite's Redis Cluster (issue 15), through test_core_both's
 parametrized `backend` (six queues, on the cluster two per shard): a pass (`Scheduler.run_once`, called directly)
 leads, promotes delayed jobs and retries after their backoff, reaps an expired lease, fires a cron schedule once
-(also when a crash comes between the fire's two steps on a cluster), sweeps jobs whose TTL passed; the notifier
+(also when a crash comes between the fire's two steps on a cluster), sweeps jobs whose TTL passed, repairs drift
+(its integrity pass), sleeps until a wake-up from any shard; the notifier
 sends a job's outcome to its callback URL; and a `jobsvc scheduler` process started on a redis+cluster:// URL leads
 and promotes a delayed job."""
 from __future__ import annotations
@@ -73,6 +74,16 @@ def test_a_pass_sweeps_the_jobs_whose_ttl_passed(backend):
     leading(backend).run_once()
     for q, job_id in ids.items():
         assert backend.conn.exists(backend.key("job", q, job_id)) == (q not in expired)
+
+
+def test_the_integrity_pass_repairs_a_running_job_without_its_lease(backend):
+    client, leases, q = backend.client(), backend.leases(), backend.queues[5]
+    job_id = client.enqueue(ADD, 1, 2, queue=q).id
+    assert leases.claim([q], WORKER) is not None
+    backend.conn.zrem(backend.key("leases", q), job_id)
+    report = leading(backend).integrity.run_walk()  # what the leader's passes run a bounded step at a time
+    assert report.counts["unleased_running"] == 1
+    assert backend.conn.zscore(backend.key("leases", q), job_id) is not None
 
 
 def test_a_sleeping_scheduler_wakes_for_an_earlier_job_on_any_shard_and_for_a_new_schedule(backend):
