@@ -4,7 +4,8 @@
 
 jobsvc errors: ValidationError 422, NotFound 404, WrongState and its kinds 409 (wrong_state and lease_lost:
 details.state is the job's current state; already_exists, conflict, disabled, function_missing), ScriptError
-(a script's reply its caller does not expect: a bug) 500, any other JobsvcError 400; `code` is the exception's
+(a script's reply its caller does not expect: a bug) 500, NotOnCluster (what does not run on a Redis Cluster yet,
+docs/cluster.md) 501, any other JobsvcError 400; `code` is the exception's
 `code`, `details` its `details()`. HTTP: malformed JSON 400, no or wrong key 401,
 missing scope 403, 405, body over MAX_CONTENT_LENGTH 413, schema errors (unknown fields too) 422,
 X-Confirm missing 428, Redis unreachable or refusing for a while (REDIS_UNAVAILABLE) 503 with Retry-After.
@@ -20,7 +21,7 @@ import redis
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from jobsvc.errors import JobsvcError, NotFound, ScriptError, ValidationError, WrongState
+from jobsvc.errors import JobsvcError, NotFound, NotOnCluster, ScriptError, ValidationError, WrongState
 
 log = logging.getLogger("jobsvc.api")
 
@@ -43,13 +44,14 @@ JOBSVC_STATUS: tuple[tuple[type[JobsvcError], int], ...] = (
     (NotFound, 404),
     (ValidationError, 422),
     (ScriptError, 500),
+    (NotOnCluster, 501),  # not built for a Redis Cluster yet (docs/cluster.md): the message says what
     (JobsvcError, 400),
 )
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 409: "wrong_state", 413: "payload_too_large", 415: "unsupported_media_type",
               422: "validation_error", 428: "confirmation_required", 500: "internal_error",
-              503: "redis_unavailable"}
+              501: "not_on_cluster", 503: "redis_unavailable"}
 
 
 class ApiError(Exception):
@@ -138,7 +140,7 @@ def to_response(exc: BaseException) -> Response:
         if not isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
             log.warning("Redis refused the request for now: %s", exc)  # reachable but not serving: say why
         return redis_down_response(exc)
-    if isinstance(exc, JobsvcError) and status_of(exc) < 500:
+    if isinstance(exc, JobsvcError) and status_of(exc) != 500:
         body = error_object(exc)
         return error_response(status_of(exc), body["code"], body["message"], body["details"])
     log.exception("unhandled error in the admin API", exc_info=exc)  # noqa: LOG004 - an error handler: exc is the error

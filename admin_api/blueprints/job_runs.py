@@ -40,8 +40,9 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
                        "stable id `<job id>.<n>`, its duration and, for a job a schedule fired, `scheduled_at`. "
                        "A page costs what it shows.")
 def runs(job_id: str, who: Principal, q: dict[str, Any]) -> Response:
-    visible_job(who, job_id)
-    page = runs_page(conn(), client().keys, job_id, q.get("cursor"), q["limit"])
+    info = visible_job(who, job_id)
+    page = runs_page(conn(), client().keys, job_id, q.get("cursor"), q["limit"],
+                     queue=info.queue if client().cluster else None)  # a cluster: the job's keys are its queue's
     return reply(JobRunPageSchema, {"runs": [run_row(r) for r in page.runs], "next_cursor": page.next_cursor})
 
 

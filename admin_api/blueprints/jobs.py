@@ -66,7 +66,7 @@ def _payload(text: str | None) -> Any:
 
 def _results(ids: list[str]) -> dict[str, Any]:
     """Latest successful return value of each job (None when it has none), in one round trip."""
-    return lookup.latest_results(conn(), ids, UNREADABLE)
+    return lookup.latest_results(conn(), config().key_prefix, ids, UNREADABLE)
 
 
 def visible_job(who: Principal, job_id: str, queue: str | None = None) -> JobInfo:
@@ -152,10 +152,11 @@ def _idempotency_precheck(who: Principal, specs: list[JobSpec]) -> None:
     """A limited key reusing an idempotency key of a job it may not see gets a 409 before anything is enqueued.
     Keys are scoped to a namespace, but a key limited to queues shares its namespace with jobs it may not see;
     the check after enqueueing stays as the backstop of a race."""
-    keyed = [(sp.namespace, sp.idempotency_key) for sp in specs if sp.idempotency_key]
+    keyed = [(sp.queue, sp.namespace, sp.idempotency_key) for sp in specs if sp.idempotency_key]
     if not who.limited or not keyed:
         return
-    for place in lookup.places(conn(), lookup.idempotent_ids(conn(), config().key_prefix, keyed)):
+    prefix = config().key_prefix
+    for place in lookup.places(conn(), prefix, lookup.idempotent_ids(conn(), prefix, keyed)):
         if place is not None and not who.sees(*place):
             raise _idempotency_conflict()
 
@@ -168,8 +169,8 @@ def _created(who: Principal, ids: list[str], specs: list[JobSpec],
              extras: list[dict[str, str]]) -> list[dict[str, Any]]:
     """The answer rows of enqueued jobs: each job as stored, or `_gone` when its idempotency key outlived it."""
     rows = []
-    for job_id, info, spec, extra in zip(ids, lookup.jobs(conn(), ids, config().max_attempts), specs, extras,
-                                         strict=True):
+    infos = lookup.jobs(conn(), config().key_prefix, ids, config().max_attempts)
+    for job_id, info, spec, extra in zip(ids, infos, specs, extras, strict=True):
         if info is None:
             rows.append(_gone(job_id, spec, extra))
             continue

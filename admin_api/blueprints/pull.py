@@ -55,7 +55,7 @@ def _check_job(who: Principal, job_id: str) -> None:
     keys skip the read: the token alone decides."""
     if not who.limited:
         return
-    place = lookup.places(conn(), [job_id])[0]
+    place = lookup.places(conn(), config().key_prefix, [job_id])[0]
     if place is None or not who.sees(*place):
         raise NotFound(f"no job {job_id}")
 

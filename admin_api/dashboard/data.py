@@ -198,7 +198,7 @@ def _json(text: str) -> Any:
 
 
 def _result(job_id: str) -> Any:
-    return lookup.latest_results(conn(), [job_id], UNREADABLE)[job_id]
+    return lookup.latest_results(conn(), config().key_prefix, [job_id], UNREADABLE)[job_id]
 
 
 # -- workers, schedules, audit ----------------------------------------------------------------------------

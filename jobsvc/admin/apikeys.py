@@ -2,9 +2,9 @@
 
 A key reads `jsk_<id>_<secret>`: the id finds the record, the secret is checked against its hash.
 The secret is 256 random bits, so one SHA-256 is enough (no password stretching: nothing to guess);
-the comparison is constant-time. Records live in one Redis hash, `<prefix>apikeys`, field = key id,
-value = JSON {id, name, scopes, namespaces, queues, hash, created_ms}. The secret itself is never
-stored and never logged; `ApiKey` carries no secret.
+the comparison is constant-time. Records live in one Redis hash, `<prefix>apikeys` (on a Redis Cluster
+`<prefix>{#admin}:apikeys`), field = key id, value = JSON {id, name, scopes, namespaces, queues, hash, created_ms}.
+The secret itself is never stored and never logged; `ApiKey` carries no secret.
 
 Scopes are ordered: jobs:read < jobs:write < jobs:admin (each includes the ones below).
 A key may be limited to namespaces and/or queues: it sees and acts on those jobs only."""
@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 
 import redis
 
-from ..engine.keys import Keys
+from ..engine.connection import is_cluster
+from ..engine.keys import Keys, cluster_name
 from ..errors import NotFound, ValidationError
 from ..validation import KEY_LIMITS, KEY_NAME, NAMESPACE_NAME, QUEUE_NAME, is_name
 
@@ -33,8 +34,13 @@ _ID = re.compile(r"^[0-9a-f]{12}$")
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
 
 
-def records_key(prefix: str) -> str:
-    return Keys(prefix).prefix + "apikeys"
+def records_key(prefix: str, cluster: bool = False) -> str:
+    """The hash of every key's record; on a Redis Cluster in the admin slot (`{#admin}`, keys.OWN_SLOT)."""
+    return cluster_name(prefix, "apikeys") if cluster else Keys(prefix).apikeys
+
+
+def _records(conn: redis.Redis, prefix: str) -> str:
+    return records_key(prefix, is_cluster(conn))
 
 
 def scope_level(scope: str) -> int:
@@ -125,7 +131,7 @@ def create(conn: redis.Redis, prefix: str, name: str, scopes: Iterable[str],
                  namespaces=_limits(namespaces, NAMESPACE_NAME, "namespaces"),
                  queues=_limits(queues, QUEUE_NAME, "queues"), created_ms=int(time.time() * 1000),
                  hash=_hash(secret))
-    if not conn.hsetnx(records_key(prefix), key_id, key._json()):
+    if not conn.hsetnx(_records(conn, prefix), key_id, key._json()):
         raise ValidationError("key id collision; try again")  # 48 random bits: practically never
     return key, f"{PREFIX}_{key_id}_{secret}"
 
@@ -134,7 +140,7 @@ def verify(conn: redis.Redis, prefix: str, presented: str) -> ApiKey | None:
     """The key a presented secret belongs to, or None. Constant-time in the secret."""
     parts = presented.split("_", 2) if isinstance(presented, str) else []
     key_id, secret = (parts[1], parts[2]) if len(parts) == 3 and parts[0] == PREFIX else ("", "")
-    raw = conn.hget(records_key(prefix), key_id) if _ID.match(key_id) else None
+    raw = conn.hget(_records(conn, prefix), key_id) if _ID.match(key_id) else None
     key = ApiKey._from_json(raw) if raw else None
     expected = key.hash if key is not None else _DUMMY_HASH
     ok = hmac.compare_digest(_hash(secret).encode(), expected.encode())
@@ -142,7 +148,7 @@ def verify(conn: redis.Redis, prefix: str, presented: str) -> ApiKey | None:
 
 
 def get(conn: redis.Redis, prefix: str, key_id: str) -> ApiKey:
-    raw = conn.hget(records_key(prefix), key_id) if isinstance(key_id, str) and _ID.match(key_id) else None
+    raw = conn.hget(_records(conn, prefix), key_id) if isinstance(key_id, str) and _ID.match(key_id) else None
     if not raw:
         raise NotFound(f"no API key {key_id}")
     return ApiKey._from_json(raw)
@@ -150,13 +156,13 @@ def get(conn: redis.Redis, prefix: str, key_id: str) -> ApiKey:
 
 def list_keys(conn: redis.Redis, prefix: str) -> list[ApiKey]:
     """Every key, oldest first."""
-    keys = [ApiKey._from_json(v) for v in conn.hvals(records_key(prefix))]
+    keys = [ApiKey._from_json(v) for v in conn.hvals(_records(conn, prefix))]
     return sorted(keys, key=lambda k: (k.created_ms, k.id))
 
 
 def revoke(conn: redis.Redis, prefix: str, key_id: str) -> None:
     """Delete a key: it stops working on the next request."""
-    if not (isinstance(key_id, str) and _ID.match(key_id)) or not conn.hdel(records_key(prefix), key_id):
+    if not (isinstance(key_id, str) and _ID.match(key_id)) or not conn.hdel(_records(conn, prefix), key_id):
         raise NotFound(f"no API key {key_id}")
 
 

@@ -23,8 +23,8 @@ import redis
 
 from .. import defaults
 from ..engine import scripts
-from ..engine.connection import text
-from ..engine.keys import Keys
+from ..engine.connection import is_cluster, text
+from ..engine.keys import Keys, cluster_name
 from ..errors import ValidationError
 from .redact import redact
 
@@ -40,13 +40,15 @@ MAX_LIMIT = defaults.PAGE_LIMIT_MAX
 _CURSOR = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
-def stream_key(prefix: str) -> str:
-    return Keys(prefix).prefix + "audit"
+def stream_key(prefix: str, cluster: bool = False) -> str:
+    """The stream; on a Redis Cluster in the admin slot (`{#admin}`, keys.OWN_SLOT), with every rate key."""
+    return cluster_name(prefix, "audit") if cluster else Keys(prefix).audit
 
 
-def rate_key(prefix: str, key_id: str) -> str:
-    """Entries the key wrote in the current minute (expires with the minute)."""
-    return f"{Keys(prefix).prefix}audit:rate:{key_id}"
+def rate_key(prefix: str, key_id: str, cluster: bool = False) -> str:
+    """Entries the key wrote in the current minute (expires with the minute); in the stream's slot, so that
+    audit_record's two keys are one slot on a cluster."""
+    return cluster_name(prefix, "audit_rate", key_id) if cluster else Keys(prefix).audit_rate(key_id)
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ def record(conn: redis.Redis, prefix: str, key_id: str, action: str, params: dic
     """Append one entry; returns its id. Time is Redis' (the stream id), the same on every API process."""
     full = params_json(params or {})
     short = full if len(full) <= PARAMS_MAX_FLOOD else params_json(params or {}, PARAMS_MAX_FLOOD)
-    entry_id = scripts.call(conn, "audit_record", (stream_key(prefix), rate_key(prefix, key_id)),
+    cluster = is_cluster(conn)
+    entry_id = scripts.call(conn, "audit_record", (stream_key(prefix, cluster), rate_key(prefix, key_id, cluster)),
                             (MAXLEN, PARAMS_PER_MINUTE, RATE_WINDOW_MS, full, short, key_id, action,
                              _dumps(counts or {}), "" if status is None else str(status)))
     return text(entry_id)
@@ -132,7 +135,7 @@ def list_entries(conn: redis.Redis, prefix: str, cursor: str | None = None,
             return [], None  # nothing is older than the first possible id
     high = f"({cursor}" if cursor else "+"
     # XREVRANGE entries always have an id and fields; redis-py's type allows None for XCLAIM's deleted ones.
-    rows = cast("list[tuple[bytes, dict[bytes, bytes]]]", conn.xrevrange(stream_key(prefix), high, "-",
-                                                                         count=limit + 1))
+    key = stream_key(prefix, is_cluster(conn))
+    rows = cast("list[tuple[bytes, dict[bytes, bytes]]]", conn.xrevrange(key, high, "-", count=limit + 1))
     entries = [_entry(i, raw) for i, raw in rows[:limit]]
     return entries, (entries[-1].id if len(rows) > limit else None)

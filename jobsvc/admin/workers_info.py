@@ -1,7 +1,12 @@
 """Who is working: RQ's worker registry (`rq:workers`, the `rq:worker:<name>` hashes RQ's worker code keeps,
 for jobsvc's workers and plain RQ's alike), the pull workers seen claiming (`<prefix>pull_workers`, written by
 claim.lua) and the jobs under a lease (`<prefix>leases`, the job hash's worker_name). GET /api/v1/workers and
-the dashboard's Workers page show it."""
+the dashboard's Workers page show it.
+
+On a Redis Cluster the leases and the pull workers seen are per queue (`{q}:leases`, `{q}:pull_workers`, in the
+queue's slot where claim.lua writes them): each read walks the cluster's queues, pipelined per shard, and merges
+them (the soonest-expiring leases, the most recent pull workers). RQ's worker registry keeps its names there too
+(jobsvc/engine/cluster.py: register_worker)."""
 from __future__ import annotations
 
 import time
@@ -13,7 +18,8 @@ import redis
 from .. import defaults
 from ..engine.connection import text
 from ..engine.job import DEFAULT_NAMESPACE
-from ..engine.keys import RQ_WORKER, RQ_WORKERS, Keys
+from ..engine.keys import RQ_WORKER, RQ_WORKERS
+from .layout import Layout
 
 RQ_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 # How long a pull worker that stopped claiming is still listed: twice the longest visibility timeout a claim may
@@ -71,20 +77,30 @@ def registered(conn: redis.Redis) -> list[WorkerInfo]:
     return out
 
 
+def _queues(conn: redis.Redis, layout: Layout) -> list[str | None]:
+    """The scopes a per-queue read walks: each queue of a cluster, or the one global key set of a single Redis."""
+    return list(layout.cluster_queues(conn)) if layout.cluster else [None]
+
+
 def leased_jobs(conn: redis.Redis, prefix: str) -> tuple[list[LeasedJob], bool]:
     """The WORKERS_LEASES_MAX soonest-expiring leases with their jobs, and whether more leases exist than were
-    read: a read costs what it shows, not the number of jobs running. A lease whose job names no worker is left
-    out."""
-    key, limit = Keys(prefix).leases, defaults.WORKERS_LEASES_MAX  # read per call: tests lower the limit
+    read: a read costs what it shows, not the number of jobs running (on a cluster, that many per queue at most,
+    merged). A lease whose job names no worker is left out."""
+    layout, limit = Layout.of(conn, prefix), defaults.WORKERS_LEASES_MAX  # read per call: tests lower the limit
+    queues = _queues(conn, layout)
     pipe = conn.pipeline(transaction=False)
-    pipe.zrange(key, 0, limit - 1, withscores=True)
-    pipe.zcard(key)
-    rows, total = pipe.execute()
+    for queue in queues:
+        pipe.zrange(layout.key("leases", queue), 0, limit - 1, withscores=True)
+        pipe.zcard(layout.key("leases", queue))
+    replies = pipe.execute()
+    merged = sorted((expiry, job_id, queue) for queue, rows in zip(queues, replies[::2], strict=True)
+                    for job_id, expiry in rows)
+    rows, total = merged[:limit], sum(replies[1::2])
     pipe = conn.pipeline(transaction=False)
-    for job_id, _ in rows:
-        pipe.hmget(Keys.job(job_id.decode()), "worker_name", "origin", "js_ns")
+    for _, job_id, queue in rows:
+        pipe.hmget(layout.job(queue, job_id.decode()), "worker_name", "origin", "js_ns")
     out = []
-    for (job_id, expiry), (worker, queue, ns) in zip(rows, pipe.execute() if rows else [], strict=True):
+    for (expiry, job_id, _), (worker, queue, ns) in zip(rows, pipe.execute() if rows else [], strict=True):
         if worker is None:
             continue
         out.append(LeasedJob(id=job_id.decode(), worker=worker.decode(errors="replace"),
@@ -106,12 +122,14 @@ class PullWorker:
 def pull_workers(conn: redis.Redis, prefix: str, now_ms: int | None = None) -> list[PullWorker]:
     """Pull workers that claimed (jobs or nothing) within PULL_WORKER_SEEN_MS, by name; at most
     PULL_WORKERS_MAX (queue, worker) pairs, the most recent. Older entries are dropped here: claim.lua only adds."""
-    key = Keys(prefix).pull_workers
+    layout = Layout.of(conn, prefix)
     since = (int(time.time() * 1000) if now_ms is None else now_ms) - PULL_WORKER_SEEN_MS
     pipe = conn.pipeline(transaction=False)
-    pipe.zremrangebyscore(key, "-inf", f"({since}")
-    pipe.zrevrange(key, 0, PULL_WORKERS_MAX - 1, withscores=True)
-    _, rows = pipe.execute()
+    for queue in _queues(conn, layout):
+        pipe.zremrangebyscore(layout.key("pull_workers", queue), "-inf", f"({since}")
+        pipe.zrevrange(layout.key("pull_workers", queue), 0, PULL_WORKERS_MAX - 1, withscores=True)
+    replies = pipe.execute()
+    rows = sorted((row for read in replies[1::2] for row in read), key=lambda r: -r[1])[:PULL_WORKERS_MAX]
     queues: dict[str, set[str]] = {}
     seen: dict[str, int] = {}
     for member, score in rows:

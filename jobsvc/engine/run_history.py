@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from ..errors import NotFound, ValidationError
-from .keys import Keys
+from .keys import Keys, template
 from .states import State, state_of
 
 RUN_ID_SEP = "."
@@ -78,23 +78,24 @@ HASH_FIELDS = ("status", "js_state", "js_attempts", "worker_name", "js_started_m
 
 
 def runs_page(conn: redis.Redis, keys: Keys, job_id: str, cursor: str | None = None,
-              limit: int | None = None) -> RunPage:
-    """Runs of the job, oldest first, from `cursor` on, at most `limit` (None: all). NotFound if no such job."""
+              limit: int | None = None, queue: str | None = None) -> RunPage:
+    """Runs of the job, oldest first, from `cursor` on, at most `limit` (None: all). NotFound if no such job.
+    `queue`: on a Redis Cluster the job's (its keys carry the queue's tag, docs/cluster.md); None on one Redis."""
     start = parse_cursor(cursor)
     if limit is not None and limit < 1:
         raise ValidationError("limit must be >= 1")
-    key = keys.runs(job_id)
+    key = template("runs", keys.prefix, queue) % job_id
     stop = -1 if limit is None else start + limit - 1
     pipe = conn.pipeline(transaction=False)
     pipe.lrange(key, start, stop)
     pipe.llen(key)
     pipe.lindex(key, -1)
-    pipe.hmget(keys.job(job_id), *HASH_FIELDS)
+    pipe.hmget(template("job", keys.prefix, queue) % job_id, *HASH_FIELDS)
     raw, stored, last, values = pipe.execute()
     if values[0] is None and not stored:  # every job hash, RQ's included, has a status
         raise NotFound(f"no job {job_id}")
     fields = {k: v.decode(errors="replace") for k, v in zip(HASH_FIELDS, values, strict=True) if v is not None}
-    scheduled_ms = _scheduled_ms(conn, keys, job_id, fields.get("js_schedule"))
+    scheduled_ms = _scheduled_ms(conn, keys, job_id, fields.get("js_schedule"), queue)
     runs = [_with_times(json.loads(r), job_id, start + i + 1, scheduled_ms) for i, r in enumerate(raw)]
     extra = synthesised(fields, json.loads(last) if last else None)
     total = stored + (extra is not None)
@@ -104,12 +105,13 @@ def runs_page(conn: redis.Redis, keys: Keys, job_id: str, cursor: str | None = N
     return RunPage(runs, str(end) if limit is not None and end < total else None)
 
 
-def _scheduled_ms(conn: redis.Redis, keys: Keys, job_id: str, schedule: str | None) -> int | None:
+def _scheduled_ms(conn: redis.Redis, keys: Keys, job_id: str, schedule: str | None,
+                  queue: str | None) -> int | None:
     """When the schedule that fired this job meant it to run (its run record's score); None for other jobs.
     Every run of the job shares it: retries are attempts of that one fire."""
     if not schedule:
         return None
-    score = conn.zscore(keys.schedule_runs(schedule), job_id)
+    score = conn.zscore(template("schedule_runs", keys.prefix, queue) % schedule, job_id)  # a cluster: its own slot
     return int(score) if score is not None else None
 
 

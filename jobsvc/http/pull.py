@@ -8,7 +8,11 @@ loss counted, so a job that keeps losing its pull worker ends quarantined like a
 
 Only jobs created for pull workers (`Client.enqueue_pull`, POST /jobs with trigger `pull`) can be claimed here:
 they wait in their queue's pull lanes, which Python workers never pop, and a claim pops nothing else, so a
-pull worker never sees an ordinary job's function and arguments."""
+pull worker never sees an ordinary job's function and arguments.
+
+On a Redis Cluster (docs/cluster.md) a claim is its queue's script in its queue's slot; a heartbeat or an ack, given
+a job id, finds the job's queue in the id directory (jobsvc/engine/directory.py: an id without an entry is no job)
+and runs in that queue's slot, a batch of acks one complete.lua call per queue (`Leases.slot`)."""
 from __future__ import annotations
 
 import json
@@ -21,9 +25,9 @@ import redis
 
 from .. import defaults
 from ..config import Config
-from ..engine import replies, scripts
-from ..engine.connection import text
-from ..engine.keys import Keys
+from ..engine import directory, replies, scripts
+from ..engine.connection import is_cluster, text
+from ..engine.keys import template
 from ..engine.leases import Completion, Lease, Leases
 from ..engine.replies import Reply
 from ..engine.serialization import load_data
@@ -79,17 +83,41 @@ def heartbeat(conn: redis.Redis, config: Config, job_id: str, token: str,
     else by PULL_VISIBILITY_TIMEOUT. LeaseLost (with the job's state) when the token is not the job's,
     NotFound when there is no job."""
     _check_token(token)
+    queue = _locate(conn, config.key_prefix, [job_id]).get(job_id, _NOWHERE)
+    if queue is _NOWHERE:
+        raise _missing(job_id)
+    key = _job_key(config.key_prefix, job_id, queue)
     if visibility_timeout is None:
-        own = conn.hget(Keys.job(job_id), "js_callback_ttl")
+        own = conn.hget(key, "js_callback_ttl")
         visibility_timeout = float(own) if own else defaults.PULL_VISIBILITY_TIMEOUT
         _check_range("visibility_timeout", visibility_timeout, 0.001, defaults.CALLBACK_TIMEOUT_MAX)
     else:
         _check_range("visibility_timeout", visibility_timeout, 0.001, defaults.PULL_VISIBILITY_MAX)
-    reply = scripts.call(conn, "heartbeat", (), (Keys(config.key_prefix).prefix, int(visibility_timeout * 1000), "",
-                                                  job_id, token))
+    reply = scripts.call(conn, "heartbeat", scripts.scope_of(queue), (config.key_prefix, int(visibility_timeout * 1000),
+                                                                       "", job_id, token))
     if len(reply) > 1:
-        raise _lost(conn, job_id)
+        raise _lost(conn, key, job_id)
     return int(reply[0])
+
+
+_NOWHERE = "\0"  # no queue holds the job: a cluster's id directory has no entry for it (no queue name has a NUL)
+
+
+def _locate(conn: redis.Redis, prefix: str, job_ids: list[str]) -> dict[str, str | None]:
+    """Where each job's keys are: None (by its id alone) for every id on a single Redis; on a cluster its queue, from
+    the id directory, ids without an entry left out (no such job)."""
+    if not is_cluster(conn):
+        return dict.fromkeys(job_ids)
+    return dict(directory.queues_of(conn, prefix, job_ids)) if job_ids else {}
+
+
+def _job_key(prefix: str, job_id: str, queue: str | None) -> str:
+    return template("job", prefix, queue) % job_id
+
+
+def _missing(job_id: str) -> Exception:
+    """What a fenced script answers for a job that is not there (NotFound)."""
+    return replies.error(Reply.NOT_FOUND, f"job {job_id}")
 
 
 @dataclass(frozen=True)
@@ -130,24 +158,27 @@ def ack(conn: redis.Redis, config: Config, job_id: str, token: str, status: str,
 def ack_many(conn: redis.Redis, config: Config, acks: list[Ack],
              worker: str | None = None) -> list[AckResult | LeaseLost | NotFound]:
     """Record many outcomes in two round trips (read each job's attempt and backoff, then every fenced
-    script). Each entry is its own outcome: an AckResult, or the LeaseLost / NotFound of a token that does
-    not hold its job (that one changes nothing; the others still apply). ValidationError for bad input,
-    before anything is written."""
+    script; on a cluster one more first, the id directory's). Each entry is its own outcome: an AckResult, or the
+    LeaseLost / NotFound of a token that does not hold its job (that one changes nothing; the others still apply).
+    ValidationError for bad input, before anything is written."""
     for one in acks:
         one.check()
+    queues = _locate(conn, config.key_prefix, [one.job_id for one in acks])
+    known = [one for one in acks if one.job_id in queues]  # on a cluster, the jobs the id directory knows
+    keys = [_job_key(config.key_prefix, one.job_id, queues[one.job_id]) for one in known]
     pipe = conn.pipeline(transaction=False)
-    for one in acks:
-        pipe.hmget(Keys.job(one.job_id), *_ACK_FIELDS)
+    for key in keys:
+        pipe.hmget(key, *_ACK_FIELDS)
     # One HMGET per ack, each answering one value per field asked.
     found = [{k: v.decode(errors="replace") for k, v in zip(_ACK_FIELDS, values, strict=True) if v is not None}
-             for values in pipe.execute()]
-    calls, where = _ack_calls(Leases(conn, config), acks, found, worker)
+             for values in (pipe.execute() if known else [])]
+    calls, where = _ack_calls(Leases(conn, config), known, found, worker, [queues[one.job_id] for one in known])
     raws = scripts.call_many(conn, calls, config.wait()) if calls else []
     # A completion's reply is its entry in its complete.lua call's list (one per job, in order); a failure's
     # is its fail.lua call's own.
-    out = [_ack_result(one, raws[call] if at is None else raws[call][at])
-           for one, (call, at) in zip(acks, where, strict=True)]
-    return replayed(conn, acks, out)
+    done = iter(replayed(conn, known, keys, [_ack_result(one, raws[call] if at is None else raws[call][at])
+                                             for one, (call, at) in zip(known, where, strict=True)]))
+    return [next(done) if one.job_id in queues else cast("NotFound", _missing(one.job_id)) for one in acks]
 
 
 @dataclass
@@ -158,9 +189,10 @@ class _Batch:
     done: list[Completion]
 
 
-def _ack_calls(leases: Leases, acks: list[Ack], found: list[dict[str, str]],
-               worker: str | None) -> tuple[list[scripts.Call], list[tuple[int, int | None]]]:
-    """The fenced script calls of `acks` (their jobs' fields read in `found`), and where each ack's reply
+def _ack_calls(leases: Leases, acks: list[Ack], found: list[dict[str, str]], worker: str | None,
+               queues: list[str | None] | None = None) -> tuple[list[scripts.Call], list[tuple[int, int | None]]]:
+    """The fenced script calls of `acks` (their jobs' fields read in `found`, their queues on a cluster in `queues`:
+    the slot of each call, even for a job whose hash is gone), and where each ack's reply
     is: (call, position in that complete.lua batch) or (call, None) for its own fail.lua call.
     complete.lua fences each job of a batch by its own token, so completions share a call per worker name
     (the name it records), and per queue on a cluster (one call's keys are in one slot); each failure keeps
@@ -173,8 +205,8 @@ def _ack_calls(leases: Leases, acks: list[Ack], found: list[dict[str, str]],
     open_batches: dict[tuple[str, str], int] = {}
     last: dict[str, int] = {}  # job id -> the call of its latest ack so far
     now = time.time()
-    for one, fields in zip(acks, found, strict=True):
-        lease = Lease(one.job_id, fields.get("origin", ""), one.token, 0, fields)
+    for one, fields, queue in zip(acks, found, queues or [None] * len(acks), strict=True):
+        lease = Lease(one.job_id, queue if queue is not None else fields.get("origin", ""), one.token, 0, fields)
         started = int(fields["js_started_ms"]) / 1000 if fields.get("js_started_ms") else now
         by = worker or fields.get("worker_name") or "pull"
         if one.status == "completed":
@@ -207,18 +239,19 @@ def _ack_result(one: Ack, raw: Any) -> AckResult | LeaseLost | NotFound:
     return AckResult(one.job_id, state, int(reply[2]) if state == "scheduled" else None)
 
 
-def replayed(conn: redis.Redis, acks: list[Ack],
+def replayed(conn: redis.Redis, acks: list[Ack], keys: list[str],
              out: list[AckResult | LeaseLost | NotFound]) -> list[AckResult | LeaseLost | NotFound]:
     """A refused ack that repeats the one its token recorded (a network retry) gets that ack's answer.
     complete.lua and fail.lua keep `ACKED_FIELD` = `state|due_ms|token` of the last ack in the HSET that ends
     the lease; tokens are never reused, so a match means this very lease ended with this outcome. The same
-    token with the other status stays refused. One HGET per refused ack, none on the usual path."""
+    token with the other status stays refused. One HGET per refused ack (`keys`: each ack's job hash), none on the
+    usual path."""
     refused = [i for i, res in enumerate(out) if isinstance(res, LeaseLost)]
     if not refused:
         return out
     pipe = conn.pipeline(transaction=False)
     for i in refused:
-        pipe.hget(Keys.job(acks[i].job_id), ACKED_FIELD)
+        pipe.hget(keys[i], ACKED_FIELD)
     for i, raw in zip(refused, pipe.execute(), strict=True):
         lost = cast("LeaseLost", out[i])
         state, _, rest = text(raw).partition("|") if raw else ("", "", "")
@@ -263,12 +296,12 @@ def job_call(lease: Lease) -> JobCall:
     return JobCall(function, args, kwargs, payload, meta if isinstance(meta, dict) else None)
 
 
-def _lost(conn: redis.Redis, job_id: str) -> Exception:
+def _lost(conn: redis.Redis, key: str, job_id: str) -> Exception:
     """What a fenced script would have answered (fence() in _lib.lua) for a token heartbeat.lua reported lost:
-    NotFound for a job that is gone, else LeaseLost with the state the job is in now."""
-    values = conn.hmget(Keys.job(job_id), "js_state", "status", "origin")
+    NotFound for a job that is gone, else LeaseLost with the state the job is in now (its hash: `key`)."""
+    values = conn.hmget(key, "js_state", "status", "origin")
     if all(v is None for v in values):
-        return replies.error(Reply.NOT_FOUND, f"job {job_id}")
+        return _missing(job_id)
     # strict=False: origin, the third value, only tells a job that is there from one that is gone (above).
     fields = {k: text(v) for k, v in zip(("js_state", "status"), values, strict=False) if v is not None}
     return replies.error(Reply.LEASE_LOST, f"job {job_id}", state_of(fields).value)

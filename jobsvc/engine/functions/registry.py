@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from ... import defaults
-from ...errors import Disabled, NotFound, ValidationError
+from ...errors import Disabled, NotFound, NotOnCluster, ValidationError
 from ...http.urlguard import check_url
 from .. import scripts
 from ..client import Client
@@ -86,7 +86,15 @@ class Registry(VersionedStore):
 
     # -- write -----------------------------------------------------------------------------------------
 
+    def _single_redis(self) -> None:
+        """Registry writes refuse a Redis Cluster for now: function_save / function_delete touch the registry's keys
+        and the queues' (the disabled set claim.lua reads, a queue's wake-up list): two slots (docs/cluster.md 2.2)."""
+        if self.client.cluster:
+            raise NotOnCluster("the functions registry's writes do not run on a Redis Cluster yet: their scripts "
+                               "touch the registry's slot and the queues' (docs/cluster.md 2.2)")
+
     def _save(self, fn: Function, mode: Mode, expected_version: int | None = None) -> Function:
+        self._single_redis()
         if fn.handler is not None:
             fn = replace(fn, handler=check_url(fn.handler, allow_private=self.client.config.allow_private_urls))
         # function_save.lua's own arguments: the queue whose workers to wake when the function is enabled.
@@ -132,6 +140,7 @@ class Registry(VersionedStore):
         """Remove a function. Jobs already created from it keep their import path (and, if it was disabled,
         are no longer held)."""
         check_name(namespace, name)
+        self._single_redis()
         scripts.check(scripts.call(self.redis, "function_delete", (), (self.prefix, namespace, name)),
                       what=f"function {namespace}/{name}")
 
