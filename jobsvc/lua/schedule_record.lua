@@ -5,16 +5,37 @@
 -- schedule keys have another type than jobsvc/engine/keys.py gives them, its record is not JSON, its schedule's
 -- runtime counters are not integers) only leaves the pending set, and is returned for the caller to log:
 -- one damaged entry neither stops the pass nor is retried forever.
+-- On a Redis Cluster the runs' jobs are in their queues' slots, not in the schedules': the caller reads the pending
+-- runs and their jobs first and gives them ('given'); this script then reads no job (K.job is never called), and
+-- takes the given runs that are still pending. A job's fields read a moment ago are an ended job's as now (an ended
+-- state is not left but by an operator's retry, which a later fire's record shows).
 -- KEYS: job, schedule, schedule_run, schedule_stats, schedules_pending
--- ARGV: prefix, limit, after_score ('-inf' to start over)
--- Returns: {visited, finalized, next_after_score ('-inf' when the end was reached), {dropped run ids}};
+-- ARGV: prefix, limit, after_score ('-inf' to start over)[, 'given', then per run: member, js_state, status,
+--       js_started_ms, js_ended_ms, js_error ('' for a field the job lacks, or all '' for a job that is gone)]
+-- Returns: {visited, finalized, next_after_score ('-inf' when the end was reached; 'given': the caller's own read
+--          says where the next call starts), {dropped run ids}};
 --          an error reply, nothing written: the pending set is not a sorted set
 local limit = tonumber(ARGV[2])
 local pending = K.schedules_pending
 local bad = wrong_type({pending, 'zset'})
 if bad then return bad end
-local low = ARGV[3] == '-inf' and '-inf' or '(' .. ARGV[3]
-local items = redis.call('ZRANGEBYSCORE', pending, low, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
+local given
+local items = {}
+if ARGV[4] == 'given' then
+  given = {}
+  for i = 5, #ARGV, 6 do
+    local score = redis.call('ZSCORE', pending, ARGV[i])
+    if score then
+      items[#items + 1], items[#items + 2] = ARGV[i], score
+      local h = {}
+      for f = 1, 5 do h[f] = ARGV[i + f] ~= '' and ARGV[i + f] end
+      given[ARGV[i]] = h
+    end
+  end
+else
+  local low = ARGV[3] == '-inf' and '-inf' or '(' .. ARGV[3]
+  items = redis.call('ZRANGEBYSCORE', pending, low, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
+end
 local ended = {completed = true, failed = true, quarantined = true, cancelled = true}
 
 local function is_int(v) return not v or string.match(v, '^%-?%d+$') ~= nil end
@@ -44,11 +65,13 @@ local function plan(member)
   local sid = string.match(member, '^([^:]+):') or ''
   local skey = K.schedule(sid)
   local p = {member = member, run = K.schedule_run(sid), stats = K.schedule_stats(sid)}
-  if wrong_type({K.job(member), 'hash', p.run, 'hash', p.stats, 'hash'}) then
+  local types = given and {p.run, 'hash', p.stats, 'hash'} or {K.job(member), 'hash', p.run, 'hash', p.stats, 'hash'}
+  if wrong_type(types) then
     p.drop = true
     return p
   end
-  local h = redis.call('HMGET', K.job(member), 'js_state', 'status', 'js_started_ms', 'js_ended_ms', 'js_error')
+  local h = given and given[member]
+    or redis.call('HMGET', K.job(member), 'js_state', 'status', 'js_started_ms', 'js_ended_ms', 'js_error')
   local gone = not h[1] and not h[2]
   local state = h[1] or rq_to_state[h[2] or ''] or 'queued'
   if not (gone or ended[state]) then return nil end

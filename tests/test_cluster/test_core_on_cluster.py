@@ -22,12 +22,12 @@ pytestmark = pytest.mark.cluster
 PREFIX = "jobsvc:"
 # The schedule scripts a cluster runs are given the schedules' own slot as their scope (SCHEDULES_SLOT), so their
 # counters of fires and wake-up list are there too; the others, a queue's.
-SCHEDULE_SCRIPTS = {"schedule_advance", "schedule_delete", "schedule_save"}
+# (schedule_record there is given the runs' jobs, read first in their queues' slots: ScheduleRuns.record_runs.)
+SCHEDULE_SCRIPTS = {"schedule_advance", "schedule_delete", "schedule_record", "schedule_save"}
 # Scripts whose keys still span two slots in the cluster layout: the registry's (their own slot) touch a queue's
-# keys too (a function's disabled flag that claim reads); schedule_record reads the runs' jobs (their queues'
-# slots) beside the schedules' keys, and does not run on a cluster yet (ScheduleRuns.record_runs).
-# docs/cluster.md 2.2 says where those keys go; this list shrinks to nothing as they move.
-TWO_SLOTS = {"function_delete", "function_save", "schedule_record"}
+# keys too (a function's disabled flag that claim reads). docs/cluster.md 2.2 says where those keys go; this list
+# shrinks to nothing as they move.
+TWO_SLOTS = {"function_delete", "function_save"}
 
 
 def test_every_job_script_reads_keys_of_one_slot_in_the_cluster_layout():

@@ -1,10 +1,10 @@
 """The scheduler on a single Redis and on the suite's Redis Cluster (issue 15), through test_core_both's
 parametrized `backend` (six queues, on the cluster two per shard): a pass (`Scheduler.run_once`, called directly)
 leads, promotes delayed jobs and retries after their backoff, reaps an expired lease, fires a cron schedule once
-(also when a crash comes between the fire's two steps on a cluster), sweeps jobs whose TTL passed, repairs drift
-(its integrity pass), sleeps until a wake-up from any shard; the notifier
-sends a job's outcome to its callback URL; and a `jobsvc scheduler` process started on a redis+cluster:// URL leads
-and promotes a delayed job."""
+(also when a crash comes between the fire's two steps on a cluster) and records its outcome, sweeps jobs whose TTL
+passed, repairs drift (its integrity pass), sleeps until a wake-up from any shard; the notifier sends a job's
+outcome to its callback URL; and a `jobsvc scheduler` process started on a redis+cluster:// URL leads and promotes
+a delayed job."""
 from __future__ import annotations
 
 import subprocess
@@ -137,6 +137,26 @@ def test_a_due_schedule_fires_once(backend):
     got = sched.get("tick")
     assert got.runs == 1 and got.next_run_ms == due + 60_000 and got.last_run["job_id"] == f"tick:{due}"
     assert [r["job_id"] for r in sched.runs("tick")[0]] == [f"tick:{due}"]
+
+
+def test_a_fires_outcome_is_recorded_in_the_schedules_run_history(backend):
+    """On a cluster the record pass reads the runs' jobs in their queue's slot, then records them in the
+    schedules' (schedule_record.lua given the jobs)."""
+    q = backend.queues[2]
+    sched, due = _due_schedule(backend, q)
+    leading(backend).run_once()
+    leases = backend.leases()
+    lease = leases.claim([q], WORKER)
+    assert lease is not None and lease.job_id == f"tick:{due}"
+    assert sched.record_runs() == (0, "-inf")  # not ended yet: still pending
+    leases.complete(lease, 3, WORKER, 1.0, 2.0)
+    assert sched.record_runs() == (1, "-inf")
+    backend.conn.delete(backend.key("job", q, lease.job_id))  # its result TTL passed: the history keeps the outcome
+    (run,), _ = sched.runs("tick")
+    assert run["status"] == "completed" and run["duration_ms"] is not None
+    got = sched.get("tick")
+    assert (got.runs, got.completed) == (1, 1) and got.avg_runtime_ms is not None
+    assert sched.record_runs() == (0, "-inf")
 
 
 def test_a_crash_between_a_fires_two_steps_fires_it_once(backend, monkeypatch):

@@ -44,9 +44,8 @@ class FireResult:
 @dataclass
 class _FireBatch:
     """One pass's fires of one schedule: the jobs to enqueue and the run records (4 schedule_advance
-    arguments each: run id, fire ms, record JSON, 1 if enqueued and `pending`: its outcome to be recorded)."""
+    arguments each: run id, fire ms, record JSON, 1 if enqueued)."""
 
-    pending: bool = True  # False on a Redis Cluster, where no recording pass runs yet (ScheduleRuns.record_runs)
     jobs: list[JobSpec] = field(default_factory=list)
     extras: list[dict[str, str]] = field(default_factory=list)
     records: list[Any] = field(default_factory=list)
@@ -57,7 +56,7 @@ class _FireBatch:
         record["status"] = "queued"
         self.jobs.append(job)
         self.extras.append(extra)
-        self.records += [record["job_id"], record["scheduled_ms"], _record_json(record), int(self.pending)]
+        self.records += [record["job_id"], record["scheduled_ms"], _record_json(record), 1]
         self.last_job = record["job_id"]
 
     def skip(self, record: dict[str, Any], why: str) -> None:
@@ -108,7 +107,7 @@ class ScheduleFiring(ScheduleStore):
             raise FunctionMissing(f"schedule {spec.id}: {exc}") from None
         record = {"job_id": job_id, "scheduled_ms": now, "trigger": "manual", "status": "queued"}
         args = (self.prefix, spec.id, "*", "", job_id, now, defaults.SCHEDULE_RUNS_KEPT, 1, 0, 0, 1, job_id, now,
-                _record_json(record), int(self.slot is None))
+                _record_json(record), 1)
         if self.slot:  # two slots on a cluster: the job first, as a fire (_advance)
             enqueue(self.redis, self.client.config, [job], [extra])
             reply = scripts.call(self.redis, "schedule_advance", self.scope, args)
@@ -229,7 +228,7 @@ class ScheduleFiring(ScheduleStore):
 
     def _fire_batch(self, spec: ScheduleSpec, fires: Sequence[int], late_ms: int, busy: bool) -> _FireBatch:
         """The jobs and run records of a pass's fires; fires before `late_ms` are catch-ups."""
-        batch = _FireBatch(pending=self.slot is None)
+        batch = _FireBatch()
         for fire in fires:
             job_id = f"{spec.id}:{fire}"
             trigger = "catchup" if fire < late_ms else "schedule"

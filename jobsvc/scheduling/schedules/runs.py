@@ -13,7 +13,7 @@ from ...engine import scripts
 from ...engine.connection import text
 from ...errors import NotFound, ValidationError
 from ...validation import PAGE_LIMIT
-from .spec import ACTIVE_STATES
+from .spec import ACTIVE_STATES, ScheduleSpec
 from .store import ScheduleStore
 
 log = logging.getLogger("jobsvc.schedules")
@@ -96,16 +96,47 @@ class ScheduleRuns(ScheduleStore):
 
     def record_runs(self, after: str = "-inf", batch: int = defaults.SCHEDULE_RECORD_BATCH) -> tuple[int, str]:
         """Copy the outcomes of finished runs into their schedules' run history (round-robin over pending runs,
-        `batch` per call). Returns (finalized, cursor for the next call). Not on a Redis Cluster yet:
-        schedule_record.lua reads the runs' jobs, in their queues' slots; fires there are not made pending
-        (ScheduleFiring), so their records keep the status they were fired with."""
+        `batch` per call). Returns (finalized, cursor for the next call)."""
         if self.slot:
-            return 0, after
-        _, finalized, nxt, dropped = scripts.call(self.redis, "schedule_record", (), (self.prefix, batch, after))
+            finalized, nxt, dropped = self._record_given(after, batch)
+        else:
+            _, finalized, raw_next, dropped = scripts.call(self.redis, "schedule_record", (),
+                                                           (self.prefix, batch, after))
+            nxt = text(raw_next)
         if dropped:
             log.warning("schedule runs %s cannot be recorded (a key of the wrong type, or a damaged record): "
-                        "dropped from the pending runs", ", ".join(d.decode() for d in dropped))
-        return int(finalized), text(nxt)
+                        "dropped from the pending runs", ", ".join(text(d) for d in dropped))
+        return int(finalized), nxt
+
+    def _record_given(self, after: str, batch: int) -> tuple[int, str, builtins.list[Any]]:
+        """record_runs on a Redis Cluster, in two steps: the pending runs and their jobs are read first (each job in
+        the slot of the queue its schedule fires into), then schedule_record.lua, in the schedules' slot, is given
+        them. Nothing is lost between the steps: a run leaves the pending set only in the script."""
+        low = "-inf" if after == "-inf" else f"({after}"
+        items = cast("builtins.list[tuple[bytes, float]]", self.redis.zrangebyscore(
+            self.name("schedules_pending"), low, "+inf", start=0, num=batch, withscores=True))
+        if not items:
+            return 0, "-inf", []
+        runs = [(text(m), text(m).partition(":")[0]) for m, _ in items]
+        sids = sorted({sid for _, sid in runs})
+        pipe = self.redis.pipeline(transaction=False)
+        for sid in sids:
+            pipe.hget(self.key(sid), "def")
+        queue_of = {sid: self.fire_queue(ScheduleSpec.from_def(d)) for sid, d in zip(sids, pipe.execute(), strict=True)
+                    if d}  # a deleted schedule's runs: their jobs' queue is not known, read as gone (as their records)
+        pipe = self.redis.pipeline(transaction=False)
+        for m, sid in runs:
+            if sid in queue_of:
+                pipe.hmget(self.job_key(queue_of[sid], m), "js_state", "status", "js_started_ms", "js_ended_ms",
+                           "js_error")
+        jobs = iter(pipe.execute())
+        args: builtins.list[Any] = [self.prefix, batch, after, "given"]
+        for m, sid in runs:
+            fields = next(jobs) if sid in queue_of else [None] * 5
+            args += [m, *("" if v is None else text(v) for v in fields)]
+        _, finalized, _, dropped = scripts.call(self.redis, "schedule_record", self.scope, args)
+        nxt = "-inf" if len(items) < batch else f"{items[-1][1]:.17g}"
+        return int(finalized), nxt, dropped
 
 
 def _runs_cursor(cursor: str | None) -> tuple[float, str] | None:
