@@ -8,7 +8,8 @@ from typing import Any
 from flask import Blueprint, Response
 
 from jobsvc.admin.apikeys import READ, WRITE
-from jobsvc.engine.run_history import runs_page
+from jobsvc.engine.job import JobInfo
+from jobsvc.engine.run_history import RunPage, runs_page
 from jobsvc.errors import WrongState
 
 from .. import schemas as s
@@ -40,10 +41,13 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
                        "stable id `<job id>.<n>`, its duration and, for a job a schedule fired, `scheduled_at`. "
                        "A page costs what it shows.")
 def runs(job_id: str, who: Principal, q: dict[str, Any]) -> Response:
-    info = visible_job(who, job_id)
-    page = runs_page(conn(), client().keys, job_id, q.get("cursor"), q["limit"],
-                     queue=info.queue if client().cluster else None)  # a cluster: the job's keys are its queue's
+    page = runs_of(visible_job(who, job_id), q.get("cursor"), q["limit"])
     return reply(JobRunPageSchema, {"runs": [run_row(r) for r in page.runs], "next_cursor": page.next_cursor})
+
+
+def runs_of(info: JobInfo, cursor: str | None = None, limit: int | None = None) -> RunPage:
+    """A page of a job's runs (also the dashboard's); on a Redis Cluster in its queue's slot (its `origin`)."""
+    return runs_page(conn(), client().keys, info.id, cursor, limit, queue=info.queue if client().cluster else None)
 
 
 def _hold(job_id: str, who: Principal, act: Any) -> Response:

@@ -19,6 +19,7 @@ from jobsvc.errors import JobsvcError
 
 from ..api import client, config, conn
 from ..auth import Principal
+from ..blueprints.job_runs import runs_of
 from ..blueprints.jobs import UNREADABLE, list_page, visible_job
 from ..blueprints.queues import paused_queues, queue_counts
 from ..blueprints.schedules import schedules, sees_schedule, visible_schedule
@@ -143,7 +144,7 @@ def job(who: Principal, job_id: str) -> dict[str, Any]:
         payload["payload"] = shown(_json(info.raw["js_payload"]))
     if info.state == State.COMPLETED:
         payload["result"] = shown(_result(job_id))
-    runs = mark_operator_retries(client().runs(job_id))
+    runs = mark_operator_retries(runs_of(info).runs)
     return {"job": info, "payload": payload, "runs": list(reversed(runs)),  # newest first: the latest traceback
             "operator_retries": sum(1 for run in runs if run["after_retry"]),  # is what one looks for
             "description": _description(info), "handler": info.raw.get("js_handler")}

@@ -41,7 +41,11 @@ TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.Cluster
 
 
 def address(conn: redis.Redis) -> str:
-    """Where the connection goes: `host:port/db`, or `unix:<path>/db`; never its password."""
+    """Where the connection goes: `host:port/db`, or `unix:<path>/db`, or `cluster:host:port` (the node a cluster
+    client asks first; it learns the others); never its password."""
+    if isinstance(conn, redis.RedisCluster):
+        node = conn.get_default_node()
+        return f"cluster:{node.host}:{node.port}"
     kw = conn.connection_pool.connection_kwargs
     if kw.get("path"):
         return f"unix:{kw['path']}/{kw.get('db', 0)}"

@@ -3,8 +3,8 @@
 API in several queues, listed page by page with one cursor across queues, counted, read, changed and deleted by id;
 bulk retry with its dry run and X-Confirm; pause and resume; the workers listing (registered workers, the
 soonest-expiring leases of every queue, pull workers); API keys and the audit log (their own slot on a cluster); the
-pull API's claim, heartbeat and acks, one and many across queues; what does not run on a cluster yet (registry writes)
-answering a clear 501, and no endpoint answering a 500."""
+pull API's claim, heartbeat and acks, one and many across queues; /health and the dashboard; what does not run on a
+cluster yet (registry writes) answering a clear 501, and no endpoint answering a 500."""
 from __future__ import annotations
 
 import threading
@@ -23,6 +23,7 @@ from jobsvc.engine.keys import RQ_WORKER, cluster_name
 from jobsvc.scheduling.schedules import Schedules
 from tests.test_admin_api.support import ADMIN_KEY, NOOP, Api
 from tests.test_admin_api.test_auth import ENDPOINTS, IDS
+from tests.test_admin_api.test_dashboard import Dash
 from tests.test_cluster import test_core_both
 from tests.test_cluster.test_core_both import PREFIX, WORKER, Backend
 
@@ -223,6 +224,21 @@ def test_what_does_not_run_on_a_cluster_yet_answers_501(api, backend):
     sync = {"namespace": "ns", "functions": [{"name": "fn", "path": NOOP}], "dry_run": False}
     assert api.post("/functions/sync", sync, headers=CONFIRM).status_code == 501
     assert ok(api.post("/functions/sync", {**sync, "dry_run": True}))["created"] == ["fn"]
+
+
+def test_health_and_the_dashboard(api, backend):
+    detail = ok(api.get("/health"))["detail"]["redis"]
+    assert detail["eviction_safe"] is True
+    assert detail["address"].startswith("cluster:") == backend.cluster
+    job_id = ok(api.post("/jobs", {"function": NOOP, "queue": backend.queues[2], "max_attempts": 1}), 201)["id"]
+    lease = backend.leases().claim([backend.queues[2]], WORKER)
+    assert backend.leases().fail(lease, RuntimeError("disk full"), retryable=False) == "failed"
+    dash = Dash(api.app)
+    assert dash.login(ADMIN_KEY).status_code == 303
+    for path in ("/dashboard/", "/dashboard/jobs?state=failed", "/dashboard/workers", "/dashboard/audit"):
+        assert dash.get(path).status_code == 200, path
+    page = dash.get(f"/dashboard/jobs/{job_id}")
+    assert page.status_code == 200 and "disk full" in page.get_data(as_text=True)
 
 
 @pytest.fixture
