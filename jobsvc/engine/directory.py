@@ -5,7 +5,9 @@ none of this runs.
 The directory is ID_SHARDS hashes (jobsvc/engine/keys.py: `ids`), crc16(id) % ID_SHARDS, each in a slot of its own,
 so the entries spread over the masters. The rules that keep it true:
   * An entry is written before its job's enqueue script (`plan`: ahead of the script in the same round trip when
-    the hash is on the queue's master, else in a round trip before): a job never exists without its entry.
+    the hash is on the queue's master, else in a round trip before): a job never exists without its entry. An id
+    the client draws is drawn with its hash on its queue's master (`local_ids`), so only ids given can cost a
+    round trip.
   * An entry is removed after its job is deleted (`forget`), and only while it still names that job's queue.
   * So an entry may outlive its job (a client that died between the two writes, a job deleted where nobody removes
     the entry: result_ttl 0, the TTL sweep and prune until they call `forget`): it reads as "not found", since
@@ -13,7 +15,7 @@ so the entries spread over the masters. The rules that keep it true:
 from __future__ import annotations
 
 from binascii import crc_hqx
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis
@@ -22,9 +24,10 @@ from . import scripts
 from .connection import round_trip, text
 from .keys import ID_SHARDS, id_directory, template
 
-__all__ = ["drop_leftovers", "existing", "forget", "plan", "queues_of", "shard_of"]
+__all__ = ["drop_leftovers", "existing", "forget", "local_ids", "plan", "queues_of", "shard_of"]
 
 Command = tuple[Any, ...]
+MAX_DRAWS = 100  # local_ids: far more than the masters a cluster has, in practice
 
 
 def shard_of(job_id: str) -> int:
@@ -61,6 +64,26 @@ def plan(conn: redis.RedisCluster, prefix: str, jobs: Iterable[tuple[str, str]])
         key = id_directory(prefix, shard)
         (alongside if _node(conn, key) == node else first).append(("HSET", key, *pairs))
     return first, alongside
+
+
+def local_ids(conn: redis.RedisCluster, prefix: str, queues: Sequence[str], new_id: Callable[[], str]) -> list[str]:
+    """A new id for a job of each of `queues`, drawn (from `new_id`) until its directory hash is on the master of
+    its queue, so that `plan` puts its entry alongside its enqueue script: no round trip of its own. The ids stay
+    new_id's (random), a few draws each (as many as masters, on average); after MAX_DRAWS the last is kept."""
+    shard_node: dict[int, str] = {}  # filled as drawn: a single enqueue looks up a few, a batch all 64
+    queue_node = {q: _node(conn, template("job", prefix, q)) for q in set(queues)}
+    out = []
+    for queue in queues:
+        job_id = new_id()
+        for _ in range(MAX_DRAWS - 1):
+            shard = shard_of(job_id)
+            if shard not in shard_node:
+                shard_node[shard] = _node(conn, id_directory(prefix, shard))
+            if shard_node[shard] == queue_node[queue]:
+                break
+            job_id = new_id()
+        out.append(job_id)
+    return out
 
 
 def queues_of(conn: redis.Redis, prefix: str, job_ids: Iterable[str]) -> dict[str, str]:

@@ -87,18 +87,20 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
         raise NotOnCluster("depends_on does not run on a Redis Cluster yet (docs/cluster.md)")
     cluster = cast("redis.RedisCluster", conn)
     prefix = config.key_prefix
-    ids = [spec.job_id or new_job_id() for spec in specs]
+    drawn = iter(directory.local_ids(cluster, prefix, [s.queue for s in specs if not s.job_id], new_job_id))
+    ids = [spec.job_id or next(drawn) for spec in specs]
     out: list[Enqueued] = [Enqueued("", False)] * len(specs)
     by_queue: dict[str, list[int]] = {}
     for i in _not_elsewhere(conn, prefix, specs, ids, out):
         by_queue.setdefault(specs[i].queue, []).append(i)
     if not by_queue:
         return out
-    conn.sadd(cluster_name(prefix, "cluster_queues"), *by_queue)
     order = [i for idx in by_queue.values() for i in idx]
     first, alongside = directory.plan(cluster, prefix, ((ids[i], specs[i].queue) for i in order))
-    if first:  # entries on another master than their job's queue: written (and waited for) before any script
-        scripts.call_many(conn, [], config.wait(), before=first)
+    # Before any script, in one round trip per master: the queues join the registry, and the entries on another
+    # master than their job's queue are written (and waited for).
+    scripts.call_many(conn, [], config.wait(), before=[("SADD", cluster_name(prefix, "cluster_queues"), *by_queue),
+                                                       *first])
     calls = [call for queue, idx in by_queue.items()
              for call in _calls(config, [specs[i] for i in idx],
                                 None if extra_fields is None else [extra_fields[i] for i in idx], queue,

@@ -140,6 +140,9 @@ def test_a_batch_over_every_queue_writes_every_entry_and_reads_them_back(backend
     expected = {e.id: queues[i % 6] for i, e in enumerate(done)}
     if backend.cluster:
         assert directory.queues_of(backend.conn, PREFIX, [*expected, "no-such-job"]) == expected
+        node = backend.conn.get_node_from_key
+        for job_id, q in expected.items():  # each entry on its queue's master: written in the scripts' round trip
+            assert node(id_directory(PREFIX, directory.shard_of(job_id))) == node(backend.key("job", q, job_id))
     assert {job_id: client.queue_of(job_id) for job_id in list(expected)[:12]} == dict(list(expected.items())[:12])
     _no_directory_on_a_single_redis(backend)
 
