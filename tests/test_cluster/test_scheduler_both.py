@@ -159,6 +159,22 @@ def test_a_fires_outcome_is_recorded_in_the_schedules_run_history(backend):
     assert sched.record_runs() == (0, "-inf")
 
 
+def test_run_now_enqueues_and_records_and_delete_removes_the_counters(backend):
+    q = backend.queues[0]
+    sched, _ = _due_schedule(backend, q)
+    job_id = sched.execute("tick")
+    assert _lane(backend, q) == [job_id.encode()] and sched.runs("tick")[0][0]["job_id"] == job_id
+    leases = backend.leases()
+    lease = leases.claim([q], WORKER)
+    assert lease is not None
+    leases.complete(lease, 3, WORKER, 1.0, 2.0)
+    assert sched.get("tick").completed == 1
+    sched.delete("tick")
+    assert backend.conn.exists(backend.key("schedule_stats", q, "tick")) == 0  # the outcome counters too
+    sched.create(id="tick", interval=60, function=ADD, args=[1, 2], queue=q)
+    assert (sched.get("tick").runs, sched.get("tick").completed) == (0, 0)
+
+
 def test_a_crash_between_a_fires_two_steps_fires_it_once(backend, monkeypatch):
     """On a cluster a fire enqueues its job (the queue's slot), then moves the schedule on (the schedules' slot):
     a crash in between leaves the schedule as it was, and the next pass's enqueue of the same job id creates

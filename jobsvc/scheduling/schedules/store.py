@@ -110,8 +110,13 @@ class ScheduleStore(VersionedStore):
     def delete(self, schedule_id: str) -> None:
         """Remove a schedule, its counts and run history; jobs it fired stay."""
         self._check_id(schedule_id)
+        # On a cluster its outcome counters are in the slot of its jobs' queue: deleted after the schedule (a crash
+        # in between leaves a small hash, which a schedule created again under this id would show).
+        loaded = self._load_spec(schedule_id) if self.slot else None
         scripts.check(scripts.call(self.redis, "schedule_delete", self.scope, (self.prefix, schedule_id)),
                       what=f"schedule {schedule_id}")
+        if loaded is not None:
+            self.redis.delete(template("schedule_stats", self.prefix, self.fire_queue(loaded[0])) % schedule_id)
 
     def _save(self, spec: ScheduleSpec, mode: Mode, expected_version: int | None = None,
               previous: ScheduleSpec | None = None) -> None:
