@@ -78,6 +78,9 @@ def test_jobs_created_in_several_queues_list_page_by_page_and_count(api, backend
     assert {q: c["queued"] for q, c in stats["queue"].items()} == {q: len(ids) for q, ids in made.items()}
     assert [q["name"] for q in ok(api.get("/queues"))["queues"]] == sorted(queues)
     assert ok(api.get(f"/queues/{queues[3]}"))["counts"]["queued"] == 3
+    assert ok(api.get(f"/stats?queue={queues[1]}"))["total"]["queued"] == 4
+    page = ok(api.get(f"/jobs?queue={queues[1]}&include_counts=true&limit=1"))
+    assert (len(page["jobs"]), page["counts"]["queued"]) == (1, 4)
     assert api.get("/jobs?queue=nowhere").status_code == 404
 
 
