@@ -16,9 +16,10 @@ from werkzeug.serving import make_server
 
 from admin_api import create_app
 from admin_api.client import AdminApiError, AdminClient
-from jobsvc import defaults
+from jobsvc import Config, defaults
 from jobsvc.admin.apikeys import ADMIN, READ
 from jobsvc.engine.cluster import register_worker
+from jobsvc.engine.connection import is_cluster
 from jobsvc.engine.keys import RQ_WORKER, cluster_name
 from jobsvc.scheduling.schedules import Schedules
 from tests.test_admin_api.support import ADMIN_KEY, NOOP, Api
@@ -212,6 +213,9 @@ def test_pull_workers_claim_heartbeat_and_ack_across_queues(api, backend):
         ("completed", None), ("failed", None), (None, "lease_lost"), (None, "not_found")]
     assert ok(api.get(f"/jobs/{one['id']}?include_result=true"))["result"] == {"ok": 1}
     assert api.post("/jobs/no-such-job/heartbeat", {"token": "t"}).status_code == 404
+    q2_only = api.as_key(ok(api.post("/keys", {"name": "q2", "scopes": ["jobs:write"], "queues": [q2]}), 201)["secret"])
+    assert q2_only.post(f"/jobs/{two['id']}/heartbeat", {"token": two["token"]}).status_code == 404  # q1's job
+    assert q2_only.post("/jobs/claim", {"queue": q1}).status_code == 403
     callback = api.as_key(None).post(f"/jobs/{two['id']}/callback", {"token": "t", "status": "completed"})
     assert callback.status_code == 409
 
@@ -227,6 +231,19 @@ def test_what_does_not_run_on_a_cluster_yet_answers_501(api, backend):
     sync = {"namespace": "ns", "functions": [{"name": "fn", "path": NOOP}], "dry_run": False}
     assert api.post("/functions/sync", sync, headers=CONFIRM).status_code == 501
     assert ok(api.post("/functions/sync", {**sync, "dry_run": True}))["created"] == ["fn"]
+
+
+def test_a_cluster_url_gives_the_app_a_cluster_client(backend):
+    if not backend.cluster:
+        pytest.skip("a cluster's URL")
+    url = backend.config.redis_url.replace("redis://", "redis+cluster://")
+    app = create_app(Config(redis_url=url), dev=True)  # as `jobsvc api` and gunicorn build it
+    conn = app.extensions["jobsvc_redis"]
+    try:
+        assert is_cluster(conn)
+        assert app.test_client().get("/api/v1/queues").status_code == 200
+    finally:
+        conn.close()
 
 
 def test_health_and_the_dashboard(api, backend):
