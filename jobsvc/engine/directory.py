@@ -11,12 +11,12 @@ so the entries spread over the masters. The rules that keep it true:
   * An entry is removed after its job is deleted (`forget`), and only while it still names that job's queue.
   * So an entry may outlive its job (a client that died between the two writes, a job deleted where nobody removes
     the entry: result_ttl 0, the TTL sweep and prune until they call `forget`): it reads as "not found", since
-    every by-id operation reads the job's own keys in the queue the entry names. `drop_leftovers` removes them."""
+    every by-id operation reads the job's own keys in the queue the entry names. `LeftoverSweep` removes them."""
 from __future__ import annotations
 
 from binascii import crc_hqx
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -24,7 +24,7 @@ from . import scripts
 from .connection import round_trip, text
 from .keys import ID_SHARDS, id_directory, template
 
-__all__ = ["drop_leftovers", "existing", "forget", "local_ids", "plan", "queues_of", "shard_of"]
+__all__ = ["LeftoverSweep", "existing", "forget", "local_ids", "plan", "queues_of", "shard_of"]
 
 Command = tuple[Any, ...]
 MAX_DRAWS = 100  # local_ids: far more than the masters a cluster has, in practice
@@ -117,14 +117,30 @@ def forget(conn: redis.Redis, prefix: str, jobs: Iterable[tuple[str, str]]) -> i
     return sum(int(n) for n in scripts.call_many(conn, calls)) if calls else 0
 
 
-def drop_leftovers(conn: redis.Redis, prefix: str, shard: int, suspects: set[str]) -> tuple[int, set[str]]:
-    """One step of the directory's sweep: the entries of hash `shard` whose job does not exist. Those that were
-    `suspects` already (found so by this hash's previous step) are removed; the others are the next step's suspects.
-    Two steps apart, not one: an entry is written before its job, so a job being enqueued has an entry and no job
-    for a moment, never across two steps a sweep interval apart. Returns (removed, suspects for the next step)."""
-    key = id_directory(prefix, shard)
-    entries = [(text(k), text(v)) for k, v in conn.hscan_iter(key, count=1000)]
-    alive = existing(conn, prefix, entries) if entries else set()
-    dead = [(job_id, queue) for job_id, queue in entries if job_id not in alive]
-    removed = forget(conn, prefix, [(i, q) for i, q in dead if i in suspects])
-    return removed, {i for i, _ in dead if i not in suspects}
+class LeftoverSweep:
+    """Removes the entries whose job does not exist, a bounded step at a time: HSCAN over one directory hash after
+    another, an entry removed only when found jobless on two looks a whole cycle over the hashes apart. Why two: an
+    entry is written before its job, so a job being enqueued has an entry and no job for a moment, never for a
+    cycle. The integrity pass steps it on a cluster (jobsvc/maintenance/integrity.py); its state is in memory, so a
+    new leader starts over (removing nothing in its first cycle)."""
+
+    def __init__(self, conn: redis.Redis, prefix: str):
+        self.conn, self.prefix = conn, prefix
+        self.shard, self.cursor = 0, 0
+        self.suspects: dict[int, set[str]] = {}  # per hash: the ids found jobless on its previous look
+        self._found: set[str] = set()  # the ids found jobless so far on this look at the current hash
+
+    def step(self, count: int = 500) -> tuple[int, int]:
+        """About `count` entries of the current hash looked at: (looked at, removed)."""
+        self.cursor, raw = self.conn.hscan(id_directory(self.prefix, self.shard), self.cursor, count=count)
+        # HSCAN answers field -> value pairs; redis-py's return type also covers its no_values form (a list).
+        entries = [(text(k), text(v)) for k, v in cast("dict[bytes, bytes]", raw).items()]
+        alive = existing(self.conn, self.prefix, entries) if entries else set()
+        dead = [(job_id, queue) for job_id, queue in entries if job_id not in alive]
+        before = self.suspects.get(self.shard, set())
+        removed = forget(self.conn, self.prefix, [(i, q) for i, q in dead if i in before]) if dead else 0
+        self._found.update(i for i, _ in dead if i not in before)
+        if self.cursor == 0:  # this hash is done: the next one's turn
+            self.suspects[self.shard], self._found = self._found, set()
+            self.shard = (self.shard + 1) % ID_SHARDS
+        return len(entries), removed

@@ -18,6 +18,8 @@ import redis
 from .. import defaults
 from ..admin.bulk import IntegrityReport, IntegrityWalk
 from ..config import Config
+from ..engine import directory
+from ..engine.connection import is_cluster
 
 log = logging.getLogger("jobsvc.integrity")
 
@@ -43,6 +45,8 @@ class IntegrityPass:
         self._walk: IntegrityWalk | None = None
         self._steps: Iterator[int] | None = None
         self.walks = 0  # whole walks finished
+        # On a Redis Cluster a step of the id directory's leftover sweep per pass too (jobsvc/engine/directory.py).
+        self._ids = directory.LeftoverSweep(conn, config.key_prefix) if is_cluster(conn) else None
 
     def run_once(self) -> PassResult:
         if self._walk is None or self._steps is None:
@@ -61,6 +65,11 @@ class IntegrityPass:
                 self._walk = self._steps = None  # a failed step ends its walk: the next pass starts a new one
                 raise
         repaired = {c: n - before[c] for c, n in walk.report.counts.items() if n != before[c]}
+        if self._ids is not None:
+            seen, removed = self._ids.step(self.chunk)
+            looked_at += seen
+            if removed:
+                repaired["id_directory_leftover"] = removed
         if repaired:
             log.info("integrity pass repaired %s", ", ".join(f"{n} {c}" for c, n in sorted(repaired.items())))
         if done:

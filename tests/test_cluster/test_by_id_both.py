@@ -92,7 +92,7 @@ def test_an_unknown_id_is_not_found_everywhere(backend):
 def test_a_job_whose_keys_are_gone_reads_as_not_found_and_a_leftover_entry_is_dropped(backend):
     """On a cluster the entry outlives the job (a client that died between its two writes, a job deleted where
     nobody removes the entry): every by-id operation reads the job's own keys, so it answers not found; the
-    directory's sweep drops the entry on its second look."""
+    directory's leftover sweep removes the entry on its second look."""
     client, q = backend.client(), backend.queues[2]
     job_id = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q).id
     backend.conn.delete(backend.key("job", q, job_id))
@@ -102,12 +102,22 @@ def test_a_job_whose_keys_are_gone_reads_as_not_found_and_a_leftover_entry_is_dr
     if not backend.cluster:
         return
     assert _entry(backend, job_id) == q.encode()
-    kept = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id=f"{job_id}-kept").id
-    shard = directory.shard_of(job_id)
-    removed, suspects = directory.drop_leftovers(backend.conn, PREFIX, shard, set())
-    assert removed == 0 and job_id in suspects and kept not in suspects  # first look: only suspected
-    assert directory.drop_leftovers(backend.conn, PREFIX, shard, suspects) == (1, set())
-    assert _entry(backend, job_id) is None and client.queue_of(kept) == q
+    kept = client.enqueue_many([Client.job("tests.jobfuncs.add", i, 1, queue=q) for i in range(200)])
+    sweep = directory.LeftoverSweep(backend.conn, PREFIX)
+
+    def cycle() -> tuple[int, int]:  # every hash once, in steps of about 50 entries: (looked at, removed)
+        looked = removed = 0
+        while True:
+            n, r = sweep.step(count=50)
+            looked, removed = looked + n, removed + r
+            if sweep.shard == 0 and sweep.cursor == 0:
+                return looked, removed
+
+    assert cycle() == (201, 0)
+    assert sweep.suspects[directory.shard_of(job_id)] == {job_id}  # first look: only suspected
+    assert cycle() == (201, 1)  # second look: removed
+    assert _entry(backend, job_id) is None
+    assert all(client.queue_of(e.id) == q for e in kept)
 
 
 def test_an_id_given_again_answers_with_its_job_wherever_it_is(backend):
@@ -195,3 +205,18 @@ def test_the_ttl_sweep_and_prune_remove_the_entries_of_the_jobs_they_delete(back
     assert _entry(backend, kept[0]) == (q1.encode() if backend.cluster else None)
     assert backend.client().get(kept[0]).state == State.COMPLETED
     _no_directory_on_a_single_redis(backend)
+
+
+def test_the_integrity_pass_removes_a_leftover_entry_on_its_second_cycle_over_the_directory(backend):
+    from jobsvc.maintenance.integrity import IntegrityPass
+
+    client, q = backend.client(), backend.queues[0]
+    job_id = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q).id
+    backend.conn.delete(backend.key("job", q, job_id))  # its client died after the entry, before the script
+    integrity = IntegrityPass(backend.conn, backend.config)
+    removed = [integrity.run_once().repaired.get("id_directory_leftover", 0) for _ in range(2 * ID_SHARDS)]
+    if not backend.cluster:
+        assert not any(removed)
+        return
+    assert removed.index(1) == ID_SHARDS + directory.shard_of(job_id) and sum(removed) == 1
+    assert _entry(backend, job_id) is None
