@@ -66,7 +66,7 @@ class IntegrityPass:
                 raise
         repaired = {c: n - before[c] for c, n in walk.report.counts.items() if n != before[c]}
         if self._ids is not None:
-            seen, removed = self._ids.step(self.chunk)
+            seen, removed = self._ids.step(self.max_jobs)
             looked_at += seen
             if removed:
                 repaired["id_directory_leftover"] = removed
