@@ -85,13 +85,10 @@ def test_a_call_across_two_queues_is_refused_on_a_cluster(rc, config, queues):
 
 
 def test_what_does_not_run_on_a_cluster_yet_says_so(rc, config, queues):
-    """Reads by single-node names (a job's run history, a queue's event totals) and depends_on across slots raise
-    NotOnCluster instead of answering wrong (by-id operations run there: test_by_id_both.py)."""
+    """depends_on across slots raises NotOnCluster instead of answering wrong (by-id operations, run histories and
+    event totals run there: test_by_id_both.py)."""
     client = Client(rc, config)
     job_id = client.enqueue("tests.jobfuncs.add", 1, 2, queue=queues[0]).id
-    for call in (lambda: client.runs(job_id), lambda: client.stats(queues[0])):
-        with pytest.raises(NotOnCluster, match="does not run on a Redis Cluster yet"):
-            call()
     with pytest.raises(NotOnCluster, match="depends_on"):
         client.enqueue("tests.jobfuncs.add", 1, 2, queue=queues[1], depends_on=job_id)
 
