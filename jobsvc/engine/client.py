@@ -1,16 +1,15 @@
 """The Python API: enqueue jobs (one, or a batch in one round trip), read them back, requeue, cancel."""
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, cast
 
 import redis
 
 from .. import defaults
 from ..config import Config
-from ..errors import JobsvcError, NotFound, NotOnCluster, ValidationError, WrongState
+from ..errors import JobsvcError, NotFound, ValidationError, WrongState
 from . import directory, scripts
 from .backoff import Backoff
 from .cluster import scopes
@@ -29,24 +28,6 @@ STOPPED_EXC_STRING = dump_exc_string("Job stopped by user, work-horse terminated
 
 NOOP = "jobsvc.engine.client.noop"
 _OPTIONS = frozenset(JobSpec.__dataclass_fields__) - {"func", "args", "kwargs"}
-
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _single_redis(why: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
-    """An operation that needs what a Redis Cluster does not have yet (docs/cluster.md), `why`: on a cluster it
-    raises NotOnCluster rather than answer from keys that are not there."""
-    def decorate(method: Callable[_P, _R]) -> Callable[_P, _R]:
-        @functools.wraps(method)
-        def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            if is_cluster(getattr(args[0], "redis", None)):
-                raise NotOnCluster(f"Client.{method.__name__} does not run on a Redis Cluster yet: {why} "
-                                   "(docs/cluster.md)")
-            return method(*args, **kwargs)
-        return guarded
-    return decorate
 
 
 class Client:
@@ -181,24 +162,24 @@ class Client:
             last = entries[0][0] if entries else "0-0"
             self.redis.xread({key: last}, block=max(1, int(remaining * 1000)), count=1)
 
-    @_single_redis("the run history reads single-node names (jobsvc/engine/run_history.py)")
     def runs(self, job_id: str, cursor: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """The job's attempts, oldest first: id, times, duration, worker, outcome and, for failures, the error
         and traceback (jobsvc/engine/run_history.py; a page of them: `runs_page`)."""
-        return runs_page(self.redis, self.keys, job_id, cursor, limit).runs
+        return runs_page(self.redis, self.keys, job_id, cursor, limit, queue=self._queue(job_id)).runs
 
-    @_single_redis("a queue's event totals are read by single-node names")
     def stats(self, queue: str) -> dict[str, int]:
         """Event totals of a queue (the sum of its groups' tallies; requeues from its own hash) plus its jobs per
         state now, `<state>_now`, as every other surface counts them (jobsvc/engine/stats.py: read_counts; jobs enqueued
-        with RQ's own API included). O(groups), never a scan of jobs."""
-        raw = self.redis.hgetall(self.keys.stats(queue))
+        with RQ's own API included). O(groups), never a scan of jobs. On a cluster every key read is in the queue's
+        slot (its groups and their tallies are kept there)."""
+        scope = queue if self.cluster else None
+        raw = self.redis.hgetall(self._name("stats", scope, queue))
         out = {text(k): int(v) for k, v in raw.items() if text(k) not in EVENTS}
-        names = (text(m) for m in self.redis.smembers(self.keys.groups))
+        names = (text(m) for m in self.redis.smembers(self._name("groups", scope)))
         groups = [g for g in names if Group.parse(g).queue == queue]
         pipe = self.redis.pipeline(transaction=False)
         for group in groups:
-            pipe.hmget(self.keys.tally(group), *EVENTS)
+            pipe.hmget(self._name("tally", scope, group), *EVENTS)
         for values in pipe.execute() if groups else []:
             for event, v in zip(EVENTS, values, strict=True):  # HMGET answers one value per field asked
                 if v is not None:

@@ -11,7 +11,7 @@ from jobsvc.admin import bulk
 from jobsvc.engine import directory
 from jobsvc.engine.connection import redis_ms
 from jobsvc.engine.keys import ID_SHARDS, id_directory
-from jobsvc.errors import NotFound, NotOnCluster, WrongState
+from jobsvc.errors import NotFound, WrongState
 from tests.test_cluster import test_core_both
 from tests.test_cluster.test_core_both import PREFIX, WORKER, Backend
 
@@ -171,15 +171,18 @@ def test_queues_are_paused_and_resumed(backend):
     assert [lease.queue for lease in got] == [q1]
 
 
-def test_what_reads_single_node_names_still_says_so_on_a_cluster(backend):
-    client, q = backend.client(), backend.queues[0]
-    job_id = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q).id
-    if not backend.cluster:
-        assert client.runs(job_id) == [] and client.stats(q)["queued_now"] == 1
-        return
-    for call in (lambda: client.runs(job_id), lambda: client.stats(q)):
-        with pytest.raises(NotOnCluster, match="does not run on a Redis Cluster yet: "):
-            call()
+def test_a_jobs_runs_and_its_queues_event_totals_read_the_same_on_both(backend):
+    client, leases, q = backend.client(), backend.leases(), backend.queues[0]
+    done, waiting = (client.enqueue("tests.jobfuncs.add", 1, 2, queue=q).id for _ in range(2))
+    (lease,) = leases.claim_many([q], WORKER, count=1)
+    assert lease.job_id == done
+    leases.complete(lease, 3, WORKER, 1.0, 2.0)
+    assert [run["outcome"] for run in client.runs(done)] == ["completed"]
+    assert client.runs(waiting) == []
+    stats = client.stats(q)
+    assert (stats["enqueued"], stats["completed_now"], stats["queued_now"]) == (2, 1, 1)
+    with pytest.raises(NotFound):
+        client.runs("no-such-job")
 
 
 def _completed(backend: Backend, queue: str, n: int) -> list[str]:
