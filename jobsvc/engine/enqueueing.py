@@ -99,8 +99,11 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
     first, alongside = directory.plan(cluster, prefix, ((ids[i], specs[i].queue) for i in order))
     # Before any script, in one round trip per master: the queues join the registry, and the entries on another
     # master than their job's queue are written (and waited for).
+    registered: list[Any] = []
     scripts.call_many(conn, [], config.wait(), before=[("SADD", cluster_name(prefix, "cluster_queues"), *by_queue),
-                                                       *first])
+                                                       *first], before_replies=registered)
+    if registered[0]:
+        _copy_disabled(conn, prefix, list(by_queue))
     calls = [call for queue, idx in by_queue.items()
              for call in _calls(config, [specs[i] for i in idx],
                                 None if extra_fields is None else [extra_fields[i] for i in idx], queue,
@@ -113,6 +116,17 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
     if unused:
         directory.forget(conn, prefix, unused)
     return out
+
+
+def _copy_disabled(conn: redis.Redis, prefix: str, queues: list[str]) -> None:
+    """A queue new to the cluster's queue registry gets its copy of the disabled functions' set before its first
+    job, so that claim.lua holds a disabled function's jobs there too (jobsvc/engine/functions/copies.py: the SADD
+    came first, then the master set is read, which is what makes a disable running at once reach this queue). The
+    SADD counts the new queues, not which: every queue of the batch gets its copy, a rewrite of the same refs
+    for those that had one. Once per queue in the cluster's life, so its round trips do not count."""
+    from .functions import copies  # here: the functions package's registry enqueues through this module
+
+    copies.sync(conn, prefix, queues)
 
 
 def _not_elsewhere(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids: list[str],

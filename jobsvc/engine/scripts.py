@@ -126,7 +126,7 @@ def call(conn: redis.Redis, name: str, keys: Sequence[Any] = (), args: Sequence[
 
 
 def call_many(conn: redis.Redis, calls: Iterable[Call], wait: tuple[int, int] | None = None,
-              before: Sequence[tuple[Any, ...]] = ()) -> list[Any]:
+              before: Sequence[tuple[Any, ...]] = (), before_replies: list[Any] | None = None) -> list[Any]:
     """Run several scripts in one round trip; `calls` may be built lazily, each sent as it comes.
 
     Each script is atomic on its own; a NOSCRIPT reply means that script did not run,
@@ -134,7 +134,8 @@ def call_many(conn: redis.Redis, calls: Iterable[Call], wait: tuple[int, int] | 
     the round trip with a WAIT: the call returns once that many replicas have every write of it, or the timeout
     passed (a WARNING then: the writes are on the master only until replication catches up). `before`: plain
     commands sent ahead of the scripts in the same round trip (on a cluster, ahead of their node's scripts: the id
-    directory's entries, jobsvc/engine/directory.py); their replies are not returned, an error among them is raised."""
+    directory's entries, jobsvc/engine/directory.py); their replies are not returned (a list given as
+    `before_replies` receives them: the queue registry's SADD), an error among them is raised."""
     calls = _Recorded(calls)
     sent: Iterable[tuple[Any, ...]] = (("EVALSHA", SHAS[name], *command(name, keys, args))
                                        for name, keys, args in calls)
@@ -169,6 +170,8 @@ def call_many(conn: redis.Redis, calls: Iterable[Call], wait: tuple[int, int] | 
 
 def _waited(conn: redis.Redis, commands: Iterable[tuple[Any, ...]],
             wait: tuple[int, int] | None) -> tuple[list[Any], list[tuple[str, int]]]:
+    if before_replies is not None:
+        before_replies.extend(ahead)
     """round_trip, then WAIT when asked, on the connection that sent the writes, in the same round trip (on a
     cluster, on each master's: connection.per_node). The replies, and (where, replicas that acked)."""
     if wait is None:

@@ -3,8 +3,8 @@
 API in several queues, listed page by page with one cursor across queues, counted, read, changed and deleted by id;
 bulk retry with its dry run and X-Confirm; pause and resume; the workers listing (registered workers, the
 soonest-expiring leases of every queue, pull workers); API keys and the audit log (their own slot on a cluster); the
-pull API's claim, heartbeat and acks, one and many across queues; /health and the dashboard; what does not run on a
-cluster yet (registry writes) answering a clear 501, and no endpoint answering a 500."""
+pull API's claim, heartbeat and acks, one and many across queues; /health and the dashboard; registry writes (501 on a
+cluster once), and no endpoint answering a 500."""
 from __future__ import annotations
 
 import threading
@@ -15,7 +15,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from admin_api import create_app
-from admin_api.client import AdminApiError, AdminClient
+from admin_api.client import AdminClient
 from jobsvc import Config, defaults
 from jobsvc.admin.apikeys import ADMIN, READ
 from jobsvc.engine.cluster import register_worker
@@ -220,17 +220,13 @@ def test_pull_workers_claim_heartbeat_and_ack_across_queues(api, backend):
     assert callback.status_code == 409
 
 
-def test_what_does_not_run_on_a_cluster_yet_answers_501(api, backend):
-    resp = api.post("/functions", {"namespace": "ns", "name": "fn", "path": NOOP})
-    if not backend.cluster:
-        assert resp.status_code == 201
-        return
-    error = resp.get_json()["error"]
-    assert (resp.status_code, error["code"]) == (501, "not_on_cluster")
-    assert "docs/cluster.md" in error["message"]
-    sync = {"namespace": "ns", "functions": [{"name": "fn", "path": NOOP}], "dry_run": False}
-    assert api.post("/functions/sync", sync, headers=CONFIRM).status_code == 501
-    assert ok(api.post("/functions/sync", {**sync, "dry_run": True}))["created"] == ["fn"]
+def test_registry_writes_run_on_both(api, backend):
+    """Once a 501 on a cluster; the registry's endpoints on both: test_functions_both.py."""
+    ok(api.post("/functions", {"namespace": "ns", "name": "fn", "path": NOOP}), 201)
+    sync = {"namespace": "ns", "functions": [{"name": "fn", "path": NOOP}, {"name": "fn2", "path": NOOP}],
+            "dry_run": False}
+    assert ok(api.post("/functions/sync", {**sync, "dry_run": True}))["created"] == ["fn2"]
+    assert ok(api.post("/functions/sync", sync, headers=CONFIRM))["created"] == ["fn2"]
 
 
 def test_a_cluster_url_gives_the_app_a_cluster_client(backend):
@@ -263,12 +259,11 @@ def test_health_and_the_dashboard(api, backend):
 
 @pytest.fixture
 def target(backend, api):
-    """What the endpoint matrix's paths name: a job, a key, a schedule (and a function on a single Redis)."""
+    """What the endpoint matrix's paths name: a job, a key, a schedule, a function."""
     client = backend.client()
     job = client.enqueue(NOOP, queue=backend.queues[0]).id
     key = ok(api.post("/keys", {"name": "target", "scopes": [READ]}), 201)["id"]
-    if not backend.cluster:
-        ok(api.post("/functions", {"namespace": "ns", "name": "fn", "path": NOOP}), 201)
+    ok(api.post("/functions", {"namespace": "ns", "name": "fn", "path": NOOP}), 201)
     Schedules(client).create(id="target", interval=60, function=NOOP)
     return {"job": job, "key": key, "schedule": "target", "fn": "ns/fn"}
 
@@ -306,7 +301,4 @@ def test_the_admin_client(admin, backend):
     key = admin.create_key("ci", [READ])
     admin.revoke_key(key["id"])
     assert admin.audit(limit=1)["entries"][0]["action"] == "keys.revoke"
-    if backend.cluster:
-        with pytest.raises(AdminApiError) as err:
-            admin.register_function("fn", NOOP, namespace="ns")
-        assert (err.value.status, err.value.code) == (501, "not_on_cluster")
+    assert admin.register_function("fn", NOOP, namespace="ns")["ref"] == "ns/fn"

@@ -11,6 +11,7 @@ from jobsvc import Client, Config
 from jobsvc.embedded_cluster import queues_per_shard
 from jobsvc.engine import scripts
 from jobsvc.engine.connection import per_node
+from jobsvc.engine.functions.copies import FUNCTIONS_SLOT
 from jobsvc.engine.keys import FAMILIES, MEMOIZED, NAME, OWN_SLOT, cluster_name, template
 from jobsvc.engine.leases import Completion, Leases
 from jobsvc.errors import NotOnCluster
@@ -24,18 +25,19 @@ PREFIX = "jobsvc:"
 # counters of fires and wake-up list are there too; the others, a queue's.
 # (schedule_record there is given the runs' jobs, read first in their queues' slots: ScheduleRuns.record_runs.)
 SCHEDULE_SCRIPTS = {"schedule_advance", "schedule_delete", "schedule_record", "schedule_save"}
-# Scripts whose keys still span two slots in the cluster layout: the registry's (their own slot) touch a queue's
-# keys too (a function's disabled flag that claim reads). docs/cluster.md 2.2 says where those keys go; this list
-# shrinks to nothing as they move.
-TWO_SLOTS = {"function_delete", "function_save"}
+# The registry's scripts likewise, the registry's own slot (FUNCTIONS_SLOT): the disabled set they write there is the
+# master set, copied to each queue's slot (functions_copy.lua, scoped to a queue) for claim.lua.
+FUNCTION_SCRIPTS = {"function_delete", "function_save"}
+SLOTS = {**dict.fromkeys(SCHEDULE_SCRIPTS, SCHEDULES_SLOT), **dict.fromkeys(FUNCTION_SCRIPTS, FUNCTIONS_SLOT)}
+# Scripts whose keys still span two slots in the cluster layout: none left.
+TWO_SLOTS: set[str] = set()
 
 
 def test_every_job_script_reads_keys_of_one_slot_in_the_cluster_layout():
     spanning = set()
     for name, used in scripts.FAMILIES_OF.items():
         if used:
-            keys = scripts.keys_of(name, scripts.scope_of(SCHEDULES_SLOT if name in SCHEDULE_SCRIPTS else "mail"),
-                                   (PREFIX,))
+            keys = scripts.keys_of(name, scripts.scope_of(SLOTS.get(name, "mail")), (PREFIX,))
             assert len(keys) == len(used)
             if len({key_slot(k.encode()) for k in keys}) > 1:
                 spanning.add(name)

@@ -10,16 +10,17 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from ... import defaults
-from ...errors import Disabled, NotFound, NotOnCluster, ValidationError
+from ...errors import Disabled, NotFound, ValidationError
 from ...http.urlguard import check_url
 from .. import scripts
 from ..client import Client
 from ..connection import text
 from ..enqueueing import Enqueued, enqueue
 from ..job import DEFAULT_NAMESPACE
-from ..keys import Keys
+from ..keys import template
 from ..versioned import Mode, VersionedStore, plan_sync
 from ..versioned import SyncReport as _SyncReport
+from . import copies
 from .spec import DESCRIPTION_MAX, SPEC_FIELDS, Function, FunctionJob, check_name, parse_ref
 
 
@@ -69,38 +70,54 @@ class Registry(VersionedStore):
     kind = "function"
     save_script = "function_save"
 
+    def __init__(self, client: Client):
+        super().__init__(client)
+        # On a Redis Cluster every key of the registry's scripts is in its own slot (copies.FUNCTIONS_SLOT), the
+        # master set of disabled refs included; each queue's slot holds a copy of that set for claim.lua (copies.py).
+        self.slot = copies.FUNCTIONS_SLOT if client.cluster else None  # None: a single Redis, its names unchanged
+        self.scope = scripts.scope_of(self.slot)  # the `keys` of a registry script's call
+
     # keys: named in keys.py (the Lua scripts build the same names)
+    def _name(self, family: str, *names: object) -> str:
+        return template(family, self.prefix, self.slot) % names
+
     def key(self, namespace: str, name: str) -> str:
-        return Keys(self.prefix).function(namespace, name)
+        return self._name("function", namespace, name)
 
     def index(self, namespace: str) -> str:
-        return Keys(self.prefix).function_names(namespace)
+        return self._name("function_names", namespace)
 
     @property
     def namespaces_key(self) -> str:
-        return Keys(self.prefix).function_namespaces
+        return self._name("function_namespaces")
 
     @property
     def disabled_key(self) -> str:
-        return Keys(self.prefix).functions_disabled
+        """The set of disabled refs (on a cluster the master set: claim.lua reads each queue's copy)."""
+        return self._name("functions_disabled")
 
     # -- write -----------------------------------------------------------------------------------------
 
-    def _single_redis(self) -> None:
-        """Registry writes refuse a Redis Cluster for now: function_save / function_delete touch the registry's keys
-        and the queues' (the disabled set claim.lua reads, a queue's wake-up list): two slots (docs/cluster.md 2.2)."""
-        if self.client.cluster:
-            raise NotOnCluster("the functions registry's writes do not run on a Redis Cluster yet: their scripts "
-                               "touch the registry's slot and the queues' (docs/cluster.md 2.2)")
-
-    def _save(self, fn: Function, mode: Mode, expected_version: int | None = None) -> Function:
-        self._single_redis()
+    def _save(self, fn: Function, mode: Mode, expected_version: int | None = None, copy: bool = True) -> Function:
+        """Save `fn`; on a cluster, with `copy`, then write the disabled set's copies when the save can have changed
+        it (disabled now, or changed: perhaps enabled), so a disable called again repairs copies left behind."""
         if fn.handler is not None:
             fn = replace(fn, handler=check_url(fn.handler, allow_private=self.client.config.allow_private_urls))
-        # function_save.lua's own arguments: the queue whose workers to wake when the function is enabled.
-        self.save_entry(fn.ref, (fn.namespace, fn.name), fn.spec_json(), fn.enabled, mode, expected_version,
-                        (fn.queue or "default", defaults.WAKE_TOKENS_MAX))
+        # function_save.lua's own arguments: the queue whose workers to wake when the function is enabled (on a
+        # cluster that queue's wake-up list is in its slot: functions_copy.lua wakes the queues where a ref left).
+        wake = "" if self.slot else (fn.queue or "default")
+        reply = self.save_entry(fn.ref, (fn.namespace, fn.name), fn.spec_json(), fn.enabled, mode, expected_version,
+                                (wake, defaults.WAKE_TOKENS_MAX), self.scope)
+        if copy and self.slot and (not fn.enabled or int(reply[2])):
+            self.copy_disabled()
         return self.get(fn.namespace, fn.name)
+
+    def copy_disabled(self) -> None:
+        """On a Redis Cluster, write the set of disabled functions to every queue's slot, where claim.lua reads it
+        (copies.py; registry writes do it themselves: this repairs copies a writer killed half-way left behind).
+        Nothing on a single Redis."""
+        if self.slot:
+            copies.sync(self.redis, self.prefix)
 
     def register(self, namespace: str, name: str, path: str | None, *, replace_existing: bool = True,
                  **options: Any) -> Function:
@@ -140,8 +157,11 @@ class Registry(VersionedStore):
         """Remove a function. Jobs already created from it keep their import path (and, if it was disabled,
         are no longer held)."""
         check_name(namespace, name)
-        self._single_redis()
-        scripts.check(scripts.call(self.redis, "function_delete", (), (self.prefix, namespace, name)),
+        self._delete(namespace, name)
+        self.copy_disabled()
+
+    def _delete(self, namespace: str, name: str) -> None:
+        scripts.check(scripts.call(self.redis, "function_delete", self.scope, (self.prefix, namespace, name)),
                       what=f"function {namespace}/{name}")
 
     # -- read ------------------------------------------------------------------------------------------
@@ -234,10 +254,13 @@ class Registry(VersionedStore):
         if dry_run:
             return report
         for name in report.created + report.updated:
-            self._save(wanted[name], "upsert")
+            self._save(wanted[name], "upsert", copy=False)
         for name in report.deleted:
             with contextlib.suppress(NotFound):  # deleted meanwhile: already as wanted
-                self.delete(namespace, name)
+                self._delete(namespace, name)
+        # Once for the whole sync, after its writes to the master set; even when nothing changed, so that a sync run
+        # again repairs copies an earlier one, killed half-way, left behind.
+        self.copy_disabled()
         return report
 
     def sync_declared(self, delete_missing: bool = False, dry_run: bool = False) -> builtins.list[SyncReport]:
