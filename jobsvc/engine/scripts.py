@@ -165,13 +165,13 @@ def call_many(conn: redis.Redis, calls: Iterable[Call], wait: tuple[int, int] | 
     for r in (*results, *ahead):
         if isinstance(r, Exception):
             raise r
+    if before_replies is not None:
+        before_replies.extend(ahead)
     return results
 
 
 def _waited(conn: redis.Redis, commands: Iterable[tuple[Any, ...]],
             wait: tuple[int, int] | None) -> tuple[list[Any], list[tuple[str, int]]]:
-    if before_replies is not None:
-        before_replies.extend(ahead)
     """round_trip, then WAIT when asked, on the connection that sent the writes, in the same round trip (on a
     cluster, on each master's: connection.per_node). The replies, and (where, replicas that acked)."""
     if wait is None:
