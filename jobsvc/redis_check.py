@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from .engine.connection import CLUSTER_REFUSAL, address, is_cluster, text
+from .engine.connection import address, is_cluster, text
 from .errors import ValidationError
 from .scheduling.leader import leader_key
 
@@ -94,21 +94,11 @@ def server_detail(conn: redis.Redis) -> dict[str, Any]:
             "eviction_warning": None if check.safe else check.advice()}
 
 
-def refuse_cluster_client(conn: object) -> None:
-    """What needs a single Redis refuses a cluster client (ValidationError saying why), before anything else and
-    without a command: RQ's Worker cannot even take one."""
-    if is_cluster(conn):
-        raise ValidationError(f"the Redis given is a Redis Cluster (a redis+cluster:// URL). {CLUSTER_REFUSAL}")
-
-
-def refuse_cluster(conn: redis.Redis, runs_on_cluster: bool = False) -> None:
-    """The startup check every process makes before its first script: a cluster node reached through a plain
-    redis:// URL would fail later, job by job (CROSSSLOT, MOVED); this says why at once (ValidationError), and
-    what to do: a redis+cluster:// URL for a process that runs on a cluster (`runs_on_cluster`: the worker), a
-    single Redis for the others, which refuse a cluster client too. A Redis that will not answer INFO, or is
-    down, is left to the caller."""
-    if not runs_on_cluster:
-        refuse_cluster_client(conn)
+def refuse_cluster(conn: redis.Redis) -> None:
+    """The startup check every process and CLI command makes before its first script: a cluster node reached
+    through a plain redis:// URL would fail later, job by job (CROSSSLOT, MOVED); this says so at once
+    (ValidationError), with what to do: name it with a redis+cluster:// URL. A cluster client passes (it is what
+    that URL gives); a Redis that will not answer INFO, or is down, is left to the caller."""
     if is_cluster(conn):
         return
     try:
@@ -116,9 +106,9 @@ def refuse_cluster(conn: redis.Redis, runs_on_cluster: bool = False) -> None:
     except redis.RedisError:
         return
     if str(enabled) == "1":
-        todo = (f"Name the cluster with a redis+cluster://{address(conn).rsplit('/', 1)[0]} URL: jobsvc then "
-                "sends each call to the node of its queue's slot" if runs_on_cluster else CLUSTER_REFUSAL)
-        raise ValidationError(f"{address(conn)} is a Redis Cluster node. {todo}")
+        raise ValidationError(f"{address(conn)} is a Redis Cluster node. Name the cluster with a "
+                              f"redis+cluster://{address(conn).rsplit('/', 1)[0]} URL: jobsvc then sends each call "
+                              "to the node of its queue's slot (docs/cluster.md)")
 
 
 def warn_if_evicting(conn: redis.Redis, who: str = "jobsvc") -> EvictionCheck | None:
@@ -150,5 +140,5 @@ def warn_if_no_scheduler(conn: redis.Redis, prefix: str, who: str = "jobsvc") ->
 
 
 __all__ = ["SAFE_POLICY", "EvictionCheck", "address", "ensure_reachable", "eviction_check", "refuse_cluster",
-           "refuse_cluster_client", "server_detail",
+           "server_detail",
            "warn_if_evicting", "warn_if_no_scheduler"]

@@ -13,7 +13,7 @@ import redis
 
 from jobsvc import Client, Config, JobsvcError, defaults, validation
 from jobsvc.engine.connection import connect
-from jobsvc.redis_check import refuse_cluster_client
+from jobsvc.redis_check import refuse_cluster
 
 from . import admin, schedules
 from .args import integer, number
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.func.__module__ in (admin.__name__, schedules.__name__):
             client = Client(config=_config(args))
-            refuse_cluster_client(client.redis)  # the operator commands read keys by single-node names
+            refuse_cluster(client.redis)  # a cluster node behind a plain URL: name it redis+cluster://
             return args.func(client, args)
         return args.func(args)
     except JobsvcError as exc:

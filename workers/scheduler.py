@@ -150,7 +150,7 @@ class Scheduler:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         log.info("scheduler %s: started", self.lock.token[:8])
-        refuse_cluster(self.redis, runs_on_cluster=True)  # a cluster node behind a plain URL: name it redis+cluster://
+        refuse_cluster(self.redis)  # a cluster node behind a plain URL: name it redis+cluster://
         warn_if_evicting(self.redis, f"scheduler {self.lock.token[:8]}")
         # Outcome notifications go out on their own thread: a slow callback URL must not delay promotions.
         # Every scheduler sends, leader or not: each notification is leased to one sender at a time.

@@ -186,7 +186,7 @@ class LeasedWorker(BaseWorker):
         self._install_signal_handlers()
         # Everything that may take a while comes before the worker registers: RQ's tools (send_shutdown_command)
         # find it once registered, so by then it must be subscribed to its commands (heartbeat.subscribe).
-        refuse_cluster(self.connection, runs_on_cluster=True)  # a plain redis:// URL that leads to a cluster node
+        refuse_cluster(self.connection)  # a plain redis:// URL that leads to a cluster node
         self._rq_wake = None if burst or self.cluster else self._start_rq_wake()
         warn_if_evicting(self.connection, f"worker {self.name}")
         warn_if_no_scheduler(self.connection, self.config.key_prefix, f"worker {self.name}")

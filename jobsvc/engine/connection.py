@@ -27,12 +27,8 @@ def connect(url_or_conn: str | redis.Redis | None = None, config: Config | None 
     return redis.Redis.from_url(url, health_check_interval=30)
 
 
-# The schemes that name a Redis Cluster (docs/cluster.md), and why the processes refuse one until they run there.
+# The schemes that name a Redis Cluster (docs/cluster.md).
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
-CLUSTER_REFUSAL = ("the CLI's operator commands do not run on Redis Cluster yet (the core library, the worker, the "
-                   "scheduler and the admin API do, on a redis+cluster:// URL: docs/cluster.md): point "
-                   "REDIS_URL at a single Redis (redis:// or rediss://, with replicas and Sentinel for failover)")
-
 
 # Errors after which the same call may succeed later: Redis away, or a cluster in the middle of a failover (the slot's
 # master gone or moved, the cluster down for a moment). A caller that retries (the worker) retries on these.

@@ -1,7 +1,6 @@
-"""A redis+cluster:// URL gives the core library, the worker, the scheduler and the admin API a cluster client
-(docs/cluster.md); the CLI's operator commands, which do not run on a cluster yet, refuse one at once with a sentence
-that says why and what to do, not job by job with CROSSSLOT or MOVED errors later; the worker, the scheduler and the
-API, given a plain URL to a cluster node, say to name it redis+cluster://."""
+"""A redis+cluster:// URL gives the core library, the worker, the scheduler, the admin API and the CLI a cluster
+client (docs/cluster.md); any of them given a plain redis:// URL that leads to a cluster node refuses it at once,
+saying to name it redis+cluster://, instead of failing job by job with CROSSSLOT or MOVED errors later."""
 from __future__ import annotations
 
 import pytest
@@ -18,9 +17,6 @@ from workers.scheduler import Scheduler
 from workers.worker import LeasedWorker
 
 pytestmark = pytest.mark.cluster
-
-NOT_YET = "do not run on Redis Cluster yet"
-
 
 def test_a_cluster_url_gives_the_core_and_the_api_a_cluster_client(redis_cluster):
     url = redis_cluster.url.replace("redis://", "redis+cluster://")
@@ -44,11 +40,16 @@ def node(redis_cluster):
     conn.close()
 
 
-def test_a_cluster_node_behind_a_plain_url_is_refused(node, r):
+def test_a_cluster_node_behind_a_plain_url_is_refused(node, r, redis_cluster):
     port = node.connection_pool.connection_kwargs["port"]
-    with pytest.raises(ValidationError, match=f"127.0.0.1:{port}/0 is a Redis Cluster node.*{NOT_YET}"):
+    with pytest.raises(ValidationError, match=f"127.0.0.1:{port}/0 is a Redis Cluster node. Name the cluster"):
         refuse_cluster(node)
     refuse_cluster(r)  # a single Redis passes
+    client = redis_cluster.client()
+    try:
+        refuse_cluster(client)  # and so does a cluster client: what a redis+cluster:// URL gives
+    finally:
+        client.close()
 
 
 def test_workers_the_scheduler_and_the_api_refuse_a_cluster_node_before_writing(node, redis_cluster):
@@ -69,12 +70,13 @@ def test_workers_the_scheduler_and_the_api_refuse_a_cluster_node_before_writing(
         client.close()
 
 
-def test_the_operator_commands_refuse_a_cluster_and_enqueue_runs_there(redis_cluster, capsys):
+def test_the_cli_runs_on_a_cluster_url_and_refuses_a_plain_url_to_a_node(redis_cluster, capsys):
     from jobsvc_cli.main import main
 
     url = redis_cluster.url.replace("redis://", "redis+cluster://")
-    assert main(["jobs", "--url", url, "list"]) == 2
-    assert NOT_YET in capsys.readouterr().err
     assert main(["enqueue", "tests.jobfuncs.add", "1", "2", "--queue", "mail", "--url", url]) == 0
-    assert main(["info", "--url", url]) == 2  # its event totals read single-node names
-    assert "does not run on a Redis Cluster yet" in capsys.readouterr().err
+    assert main(["jobs", "--url", url, "list"]) == 0
+    assert main(["info", "--url", url]) == 0
+    capsys.readouterr()
+    assert main(["jobs", "--url", redis_cluster.url, "list"]) == 2
+    assert "is a Redis Cluster node. Name the cluster with a redis+cluster://" in capsys.readouterr().err
