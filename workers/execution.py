@@ -5,13 +5,17 @@ import signal
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobsvc.allowlist import ModuleAllowList
 from jobsvc.engine.serialization import load_data
 from jobsvc.errors import JobTimeout, NonRetryableError, NotAllowed
 
 from .imports import import_function
+
+if TYPE_CHECKING:
+    from jobsvc.config import Config
+    from jobsvc.engine.leases import Lease
 
 
 class HandBack(BaseException):
@@ -108,3 +112,20 @@ def install_timeout_handler() -> None:
         raise JobTimeout("job exceeded its timeout")
 
     signal.signal(signal.SIGALRM, on_alarm)
+
+
+def deleted_at_once(lease: Lease, outcome: Outcome | None, reply: list[Any], config: Config) -> bool:
+    """Whether an outcome just recorded (None: a completion; `reply`: its script's) deleted the job at once: a result
+    (or, once failed for good, failure) TTL of 0, as complete.lua and fail.lua read it (the job's own, else the
+    default). On a cluster the worker then removes the job's id directory entry, which the script cannot reach."""
+    if outcome is None:
+        field, default = "result_ttl", config.result_ttl
+    elif not outcome.ok and reply[1] == b"failed":
+        field, default = "failure_ttl", config.failure_ttl
+    else:  # a retry, or a job handed to an HTTP service: it lives on
+        return False
+    raw = lease.fields.get(field)
+    try:
+        return (default if raw in (None, "") else int(float(raw))) == 0
+    except ValueError:
+        return default == 0

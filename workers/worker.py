@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -25,7 +23,7 @@ from rq.worker import BaseWorker
 from jobsvc import Client
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD, ModuleAllowList
 from jobsvc.config import Config
-from jobsvc.engine import context, scripts
+from jobsvc.engine import context, directory, scripts
 from jobsvc.engine.cluster import SlotWait, register_worker, unregister_worker
 from jobsvc.engine.connection import TRANSIENT, is_cluster
 from jobsvc.engine.keys import Keys, template
@@ -35,33 +33,21 @@ from jobsvc.errors import LeaseLost, NotFound, WrongState
 from jobsvc.redis_check import refuse_cluster, warn_if_evicting, warn_if_no_scheduler
 
 from .batching import ClaimSize, Completions
-from .execution import FunctionCache, HandBack, Outcome, Terminated, execute, install_timeout_handler
+from .execution import FunctionCache, HandBack, Outcome, Terminated, deleted_at_once, execute
 from .heartbeat import Heartbeat
 from .http_handler import HandlerCaller
 from .rq_callbacks import Callbacks
 from .rq_commands import CommandListener
 from .rq_job import ClaimedJob, CurrentJobSlot
 from .rq_wake import RqWake
+from .stopping import StopSignals, StopWaiting
 
 log = logging.getLogger("jobsvc.worker")
 
 REDIS_DOWN = TRANSIENT
 
 
-class _StopWaiting(BaseException):
-    """Breaks an idle wait when a stop signal arrives."""
-
-
-def _signal_main_thread(signum: int) -> None:
-    """A real signal aimed at the main thread, so a job blocked in a system call (sleep, socket read) is
-    interrupted too; _thread.interrupt_main only runs the handler once the job returns to Python."""
-    ident = threading.main_thread().ident
-    if ident is None:  # only a thread not started yet has none
-        raise RuntimeError("the main thread has no id")
-    signal.pthread_kill(ident, signum)
-
-
-class LeasedWorker(BaseWorker):
+class LeasedWorker(StopSignals, BaseWorker):
     def __init__(self, queues: Sequence[str], connection: redis.Redis, config: Config, name: str | None = None):
         name = name or f"{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
         worker_ttl = int(config.heartbeat_interval * 3 + 60)
@@ -98,6 +84,7 @@ class LeasedWorker(BaseWorker):
         self._waiter = None if self.cluster else redis.Redis(
             connection_pool=redis.ConnectionPool(**connection.connection_pool.connection_kwargs))
         self._asked = 0  # jobs the last claim call asked for
+        self._gone: list[tuple[str, str]] = []  # (id, queue) of jobs deleted at once on a cluster (_forget_gone)
         # Idle waits that also see jobs plain RQ pushes (workers/rq_wake.py); made in work(), None without it.
         self._rq_wake: RqWake | None = None
         self._woken_by_rq = False
@@ -109,45 +96,6 @@ class LeasedWorker(BaseWorker):
         self._completions = Completions(config.claim_batch)
         self._claim_size = ClaimSize(config.claim_batch)
         self._lost: set[str] = set()
-
-    # -- signals -------------------------------------------------------------------------------------
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop_at is not None
-
-    def _on_stop_signal(self, signum: int, frame: Any) -> None:
-        now = time.monotonic()
-        if not self.stopping:
-            self._stop_at = now + self.config.shutdown_grace
-            self._last_signal = now
-            log.info("worker %s: stopping (signal %d); in-flight job has %.1fs to finish", self.name, signum,
-                     self.config.shutdown_grace)
-            if self._idle:
-                raise _StopWaiting()
-            return
-        if now - self._last_signal < 1.0:
-            return  # the same Ctrl+C reaching both a supervisor and this process
-        log.warning("worker %s: second stop signal: handing back at once", self.name)
-        self._stop_at = now
-        self._interrupt()
-
-    def _on_grace_signal(self, signum: int, frame: Any) -> None:
-        self._interrupt()
-
-    def _on_terminate_signal(self, signum: int, frame: Any) -> None:
-        lease = self._lease
-        if self._in_job and lease is not None and lease.job_id == self._terminate_id:
-            raise Terminated()
-
-    def _terminate(self, job_id: str, reason: str = "terminated by an operator", by_user: bool = True) -> None:
-        # Called from the heartbeat thread; a real signal so a job blocked in a system call stops too.
-        self._terminate_id, self._terminate_reason, self._terminate_by_user = job_id, reason, by_user
-        _signal_main_thread(signal.SIGUSR2)
-
-    def _lease_lost(self, job_id: str) -> None:
-        self._terminate(job_id, "stopped: its lease was lost (expired or revoked), so its outcome would be rejected",
-                        by_user=False)
 
     def _stop_job(self, job_id: str) -> None:
         """RQ's stop-job command (heartbeat thread): terminate.lua in its 'stop' mode records it as RQ does (status
@@ -161,23 +109,6 @@ class LeasedWorker(BaseWorker):
     def _running_job_id(self) -> str | None:
         lease = self._lease
         return lease.job_id if lease is not None else None
-
-    def _interrupt(self) -> None:
-        if self._in_job:
-            raise HandBack()
-        if self._idle:
-            raise _StopWaiting()
-
-    def _install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_stop_signal)
-        signal.signal(signal.SIGINT, self._on_stop_signal)
-        signal.signal(signal.SIGUSR1, self._on_grace_signal)
-        signal.signal(signal.SIGUSR2, self._on_terminate_signal)
-        install_timeout_handler()
-
-    def _grace_over(self) -> None:
-        # Called from the heartbeat thread: deliver the hand-back in the main thread.
-        _signal_main_thread(signal.SIGUSR1)
 
     # -- loop ----------------------------------------------------------------------------------------
 
@@ -334,7 +265,7 @@ class LeasedWorker(BaseWorker):
         try:
             if not self.stopping:
                 time.sleep(seconds)
-        except _StopWaiting:
+        except StopWaiting:
             pass
         finally:
             self._idle = False
@@ -351,7 +282,7 @@ class LeasedWorker(BaseWorker):
                 self._woken_by_rq = self._rq_wake.wait(self._wake_keys, self.config.idle_wait) == "rq"
             elif self._waiter is not None:
                 self._waiter.blpop(self._wake_keys, timeout=self.config.idle_wait)
-        except _StopWaiting:
+        except StopWaiting:
             if self._slot_wait is not None:
                 self._slot_wait.close()
             if self._waiter is not None:
@@ -442,6 +373,8 @@ class LeasedWorker(BaseWorker):
                 self._record(completion.lease, None, reply)
         for lease, outcome, _ in finishes:
             self._record(lease, outcome, replies.pop(0))
+        if self._gone:
+            self._forget_gone()
         if claim is not None and replies:
             self._held.extend(self._claimed(replies[0]))
 
@@ -510,12 +443,25 @@ class LeasedWorker(BaseWorker):
         except (LeaseLost, NotFound) as exc:
             log.warning("job %s: outcome rejected (%s)", lease.job_id, exc)
             return
+        if self.cluster and deleted_at_once(lease, outcome, reply, self.config):
+            self._gone.append((lease.job_id, lease.queue))
         if outcome is None or outcome.ok:
             self.processed += 1
             return
         self.failed += 1
         log.info("job %s attempt %d failed with %s: %s -> %s", lease.job_id, lease.attempt, outcome.exc_type,
                  outcome.message, reply[1].decode())
+
+    def _forget_gone(self) -> None:
+        """On a cluster, the id directory entries of the jobs the last outcomes deleted at once (the scripts cannot
+        reach the directory: another slot). One round trip per master, only when there are some; on failure the
+        integrity pass's leftover sweep removes them later."""
+        gone, self._gone = self._gone, []
+        try:
+            directory.forget(self.connection, self.keys.prefix, gone)
+        except REDIS_DOWN as exc:
+            log.warning("worker %s: %d id directory entries not removed (%s); the integrity pass will", self.name,
+                        len(gone), exc)
 
     def _handback(self, lease: Lease) -> None:
         self._lease = None

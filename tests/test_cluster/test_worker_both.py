@@ -13,6 +13,7 @@ import redis
 
 from jobsvc import Client, Config
 from jobsvc.embedded_cluster import queues_per_shard
+from jobsvc.engine import directory
 from jobsvc.engine.keys import template
 from tests.conftest import ALLOWED_MODULES, LEASE_ARGS, read_pid, wait_for
 from tests.test_cluster import test_core_both
@@ -62,6 +63,20 @@ def test_progress_of_a_running_job_is_recorded_in_its_queues_slot(backend, resto
     fields = backend.conn.hgetall(backend.key("job", q, job.id))
     assert fields[b"status"] == b"finished"
     assert fields[b"js_progress"] == b"100"
+
+
+def test_a_job_its_ttl_deletes_at_once_leaves_no_id_directory_entry(backend, restore_signals):
+    """result_ttl / failure_ttl 0 delete the job with its outcome; on a cluster the worker removes its id directory
+    entry too (the script cannot reach the directory's slot), so the directory does not grow with such jobs."""
+    client, q = backend.client(), backend.queues[1]
+    kept = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q).id
+    done = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, result_ttl=0).id
+    failed = client.enqueue("tests.jobfuncs.boom", queue=q, max_attempts=1, failure_ttl=0).id
+    config = Config(redis_url=backend.config.redis_url, allowed_modules=ALLOWED_MODULES)
+    LeasedWorker([q], backend.conn, config, name="host.3.w").work(burst=True)
+    assert [bool(backend.conn.exists(backend.key("job", q, i))) for i in (kept, done, failed)] == [True, False, False]
+    if backend.cluster:
+        assert directory.queues_of(backend.conn, PREFIX, [kept, done, failed]) == {kept: q}
 
 
 # -- worker processes, on a single Redis and on a redis+cluster:// URL ----------------------------------------
