@@ -23,6 +23,7 @@ from jobsvc import defaults
 from jobsvc.config import Config
 from jobsvc.engine.cluster import SlotWait, scopes
 from jobsvc.engine.connection import TRANSIENT, is_cluster
+from jobsvc.engine.depends import ReleaseDrain
 from jobsvc.engine.keys import Keys, template
 from jobsvc.maintenance.integrity import IntegrityPass
 from jobsvc.maintenance.reaper import Reaper
@@ -49,6 +50,7 @@ class Scheduler:
         # RQ's registries and rq-scheduler's zset are single-node names RQ alone writes: none on a cluster.
         self.rq_promoter = None if self.cluster else RqPromoter(conn, config)
         self.reaper = Reaper(conn, config)
+        self.releases = ReleaseDrain(conn, config)  # a cluster's dependents in other queues; a single Redis: no-op
         self.ttl_sweeper = TtlSweeper(conn, config)
         self.cron = CronFirer(conn, config)
         self.integrity = IntegrityPass(conn, config)
@@ -82,6 +84,7 @@ class Scheduler:
             return self.config.leader_ttl / 3
         promoted = self.promoter.run_once()
         reaped = self.reaper.run_once()
+        self.releases.run_once()
         fired = self.cron.run_once()
         if self.rq_promoter is not None and now >= self._next_rq:
             # RQ's registries every scheduler_max_sleep (whole-second scores), with a page of rq-scheduler's zset

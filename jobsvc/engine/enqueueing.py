@@ -14,9 +14,8 @@ from redis.client import Pipeline
 
 from .. import defaults
 from ..config import Config
-from ..errors import NotOnCluster
 from ..http.urlguard import check_url
-from . import directory, scripts
+from . import depends, directory, scripts
 from .connection import is_cluster
 from .job import JobSpec, handler_name, payload_json
 from .keys import cluster_name, idempotency_scope
@@ -58,7 +57,9 @@ def enqueue(conn: redis.Redis, config: Config, specs: Iterable[JobSpec],
     if is_cluster(conn):
         if pipe is not None:
             raise ValueError("a MULTI cannot span a Redis Cluster's slots")
-        return _enqueue_per_queue(conn, config, specs, extra_fields)
+        # A dependency enqueued in the same call is written before its dependent looks it up (depends.waves).
+        return [done for a, b in depends.waves(specs) for done in _enqueue_per_queue(
+            conn, config, specs[a:b], None if extra_fields is None else extra_fields[a:b])]
     calls = _calls(config, specs, extra_fields)
     if pipe is not None:
         n = 0
@@ -81,10 +82,6 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
     round trip per master, each job's id directory entry written first (jobsvc/engine/directory.py); each queue
     joins the cluster's queue registry first, which what walks the queues reads. The ids come back in the order of
     `specs`; an id given that names a job of another queue answers with that job, as on a single Redis."""
-    if any(spec.depends_on is not None for spec in specs):
-        # A dependency may be in another queue, another slot: its release across queues (an outbox,
-        # docs/cluster.md 2.2) is not built yet, and enqueue.lua would not find it and queue the job at once.
-        raise NotOnCluster("depends_on does not run on a Redis Cluster yet (docs/cluster.md)")
     cluster = cast("redis.RedisCluster", conn)
     prefix = config.key_prefix
     drawn = iter(directory.local_ids(cluster, prefix, [s.queue for s in specs if not s.job_id], new_job_id))
@@ -96,6 +93,7 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
     if not by_queue:
         return out
     order = [i for idx in by_queue.values() for i in idx]
+    extra_fields = _waiting(conn, prefix, specs, ids, order, extra_fields)
     first, alongside = directory.plan(cluster, prefix, ((ids[i], specs[i].queue) for i in order))
     # Before any script, in one round trip per master: the queues join the registry, and the entries on another
     # master than their job's queue are written (and waited for).
@@ -127,6 +125,26 @@ def _copy_disabled(conn: redis.Redis, prefix: str, queues: list[str]) -> None:
     from .functions import copies  # here: the functions package's registry enqueues through this module
 
     copies.sync(conn, prefix, queues)
+
+
+def _waiting(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids: list[str], order: list[int],
+             extra_fields: Sequence[dict[str, Any]] | None) -> Sequence[dict[str, Any]] | None:
+    """`extra_fields` with the js_waits field of each job to enqueue that depends on a job of another queue, once it
+    is registered there (jobsvc/engine/depends.py: step 1); as they were when none does."""
+    jobs = [(ids[i], specs[i]) for i in order if specs[i].depends_on]
+    if not jobs:
+        return extra_fields
+    known = {ids[i]: specs[i].queue for i in order}
+    waiting = depends.register(conn, prefix, jobs, known)
+    if waiting.stale():  # never in practice: the enqueue must follow its registration within depends.GRACE_MS
+        waiting = depends.register(conn, prefix, jobs, known)
+    if not waiting.fields:
+        return extra_fields
+    out = [dict(e) for e in extra_fields] if extra_fields is not None else [{} for _ in specs]
+    for i in order:
+        if ids[i] in waiting.fields:
+            out[i]["js_waits"] = waiting.fields[ids[i]]
+    return out
 
 
 def _not_elsewhere(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids: list[str],

@@ -83,7 +83,15 @@ FAMILIES: dict[str, str] = {
     # a Redis Cluster's id directory, job id -> queue, in ID_SHARDS hashes named by number (jobsvc/engine/directory.py;
     # on a single Redis a job's key is found from its id alone and this family is never written)
     "ids": PREFIX + "ids:" + NAME,
+    # a Redis Cluster's dependencies across queues (jobsvc/engine/depends.py; never written on a single Redis): the
+    # dependents of a job in other queues, in its queue's slot, and its queue's outbox of ended jobs that have some
+    "remote_dependents": PREFIX + "remote_dependents:" + NAME, "release": PREFIX + "release:" + NAME,
 }
+
+# Families only a Redis Cluster's keys are of: a script that names one receives it last in KEYS, and on a single
+# Redis not at all (jobsvc/engine/scripts.py: keys_of), so single-node calls stay byte for byte what they were. A
+# script reaches their names only on a path a single Redis never takes (a job with dependents in other queues).
+CLUSTER_ONLY = frozenset({"remote_dependents", "release"})
 
 # How many hashes the id directory is spread over, each in a slot of its own (so no one hash, and no one master,
 # holds every job's entry). An id's hash is crc16(id) % ID_SHARDS: changing it loses every entry.
@@ -152,6 +160,7 @@ TYPES = {
     "schedules": "zset", "schedules_due": "zset", "schedules_pending": "zset", "terminate": "list",
     "apikeys": "hash", "audit": "stream", "audit_rate": "string",
     "rq_scheduler_jobs": "zset", "rq_scheduler_lock": "string", "cluster_queues": "set", "ids": "hash",
+    "remote_dependents": "hash", "release": "hash",
 }
 
 
@@ -328,6 +337,14 @@ class Keys:
     def ids(self, shard: int) -> str:
         """The id directory's hash number `shard`, single-node spelling: a cluster's only (`id_directory`)."""
         return self._render("ids", shard)
+
+    def remote_dependents(self, job_id: str) -> str:
+        """A cluster's jobs of other queues waiting on `job_id`: dependent id -> `<queue>|<registered ms>`."""
+        return self._render("remote_dependents", job_id)
+
+    def release(self, queue: str) -> str:
+        """A cluster queue's outbox: its ended jobs that have dependents in other queues, id -> RQ status."""
+        return self._render("release", queue)
 
     @property
     def scheduler_leader(self) -> str:

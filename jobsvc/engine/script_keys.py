@@ -19,7 +19,7 @@ import itertools
 import re
 from collections.abc import Iterator, Sequence
 
-from .keys import FAMILIES, MEMOIZED, NAME, template
+from .keys import CLUSTER_ONLY, FAMILIES, MEMOIZED, NAME, template
 
 __all__ = ["expand", "families", "keys_of", "lib_helpers", "pruned", "reachable"]
 
@@ -71,14 +71,16 @@ def pruned(lib: str, keep: set[str]) -> str:
 
 def families(name: str, body: str, helpers: dict[str, str]) -> tuple[str, ...]:
     """The key families a script uses (its own `K.<family>` and that of every helper it runs, transitively),
-    sorted: its KEYS, in that order. Its header must name them (a script that takes whole keys says `KEYS[n]`)."""
+    sorted, CLUSTER_ONLY's after the others: its KEYS, in that order. Its header must name them (a script that
+    takes whole keys says `KEYS[n]`)."""
     used = {a or b for a, b in _FAMILY.findall(_code(body))}
     for helper in reachable(body, helpers):
         used |= {a or b for a, b in _FAMILY.findall(_code(helpers[helper]))}
     unknown = used - FAMILIES.keys()
     if unknown:
         raise ValueError(f"{name}.lua: no key family {sorted(unknown)} in jobsvc/engine/keys.py")
-    found = tuple(sorted(used))
+    # A cluster's own families last, so that a single Redis's calls can leave them out (scripts.keys_of).
+    found = tuple(sorted(used - CLUSTER_ONLY)) + tuple(sorted(used & CLUSTER_ONLY))
     header = _HEADER.search(body)
     declared = header.group(1) if header else ""
     declared = "" if declared == "none" else declared

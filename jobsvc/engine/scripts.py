@@ -16,6 +16,7 @@ import redis
 from .. import defaults
 from . import script_keys
 from .connection import address, is_cluster, per_node, round_trip
+from .keys import CLUSTER_ONLY
 from .replies import check, lua_constants
 from .states import PRUNABLE, RETRYABLE, TTL_STATES, State
 
@@ -82,6 +83,8 @@ def _with_lib(lib: str, body: str) -> str:
 
 
 SOURCES, FAMILIES_OF = _load_sources()
+# Each script's families on a single Redis: CLUSTER_ONLY's come last (script_keys.families), so this is a prefix.
+_SINGLE = {name: tuple(f for f in used if f not in CLUSTER_ONLY) for name, used in FAMILIES_OF.items()}
 SHAS: dict[str, str] = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in SOURCES.items()}
 
 Call = tuple[str, Sequence[Any], Sequence[Any]]  # (script name, keys, args)
@@ -105,6 +108,8 @@ def keys_of(name: str, keys: Sequence[Any], args: Sequence[Any]) -> Sequence[Any
     used = FAMILIES_OF[name]
     if not used:
         return keys
+    if not keys:  # a single Redis: without the cluster's own families, which its scripts never reach (keys.py)
+        used = _SINGLE[name]
     return script_keys.keys_of(used, str(args[0]), str(keys[0]) if keys else None)
 
 

@@ -127,6 +127,9 @@ EDGES: tuple[Edges, ...] = (
     Edges((S.DEFERRED,), (S.QUEUED,), ("fail.lua", "reap_expired.lua"),
           "a dependency failed for good (not when it is retried), by an exception or a lost lease, and the dependent "
           "allows failure (`allow_failure`); otherwise it stays deferred"),
+    Edges((S.DEFERRED,), (S.QUEUED,), ("depend_release.lua",),
+          "on a Redis Cluster, a dependency in another queue ended as above: its queue's release outbox carried to "
+          "the dependent's queue by the scheduler (`jobsvc/engine/depends.py`, docs/cluster.md 2.2)"),
     Edges(_WAITING, (S.CANCELLED,), ("cancel.lua",), "operator cancel; kept for its `failure_ttl`"),
     Edges((S.QUEUED, S.RUNNING), (S.CANCELLED,), ("cancel_stale.lua",),
           "the cancel-stale sweep (`cancel_stale`, POST /jobs/stale/cancel): `cancel.lua` for a job queued too long, "

@@ -602,3 +602,12 @@ local function release_dependents(id, status, enqueued_at, now, wake_cap)
   if #leaving == #ids then redis.call('DEL', dkey) else srem_all(dkey, leaving) end
   return #ids - #leaving
 end
+
+-- On a Redis Cluster, a job that ends with dependents in other queues (its js_dependents is 'r': depend_register.lua
+-- wrote it with them) notes its RQ status in its queue's release outbox, in the step that ends it; the outbox is
+-- carried to their queues, other slots no script here can reach (jobsvc/engine/depends.py: ReleaseDrain). Called
+-- where release_dependents is, with the js_dependents field read already: a single Redis never writes 'r', so it
+-- never gets past the test (nor receives the key: keys.py CLUSTER_ONLY).
+local function note_release(id, queue, marker, status)
+  if marker == 'r' then redis.call('HSET', K.release(queue), id, status) end
+end

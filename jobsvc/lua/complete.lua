@@ -1,7 +1,7 @@
 -- complete.lua: running -> completed, for one job or a worker's batch, each fenced by its own lease token;
 -- releases each job's dependents whose dependencies are now all done (deferred -> queued, release_dependents in
 -- _lib.lua), in the same step.
--- KEYS: canceled, count, created, deferred, dependencies, dependents, failed, finished, job, lane, lanes, leases, minute, notify, notify_entry, quarantined, results, rq_queue, runs, schedule_stats, tally, wake
+-- KEYS: canceled, count, created, deferred, dependencies, dependents, failed, finished, job, lane, lanes, leases, minute, notify, notify_entry, quarantined, results, rq_queue, runs, schedule_stats, tally, wake, release
 -- ARGV: prefix, worker, default_result_ttl, wake_cap (for the queues of released dependents), then per job
 --       (7 each): id, token, ended_at, return_value_b64 ('' for None), started_ts, ended_ts (epoch seconds, the
 --       worker's clock: the run's time is their difference), run_extras (JSON object or '': e.g. an HTTP
@@ -39,7 +39,10 @@ local function complete(id, token, ended_at, value, started_ts, ended_ts, extras
   -- Dependents: jobsvc's enqueue marks a job that has some (js_dependents), so a job of jobsvc's API without
   -- any costs nothing here; RQ's enqueue marks nothing, so a plain-RQ job's set is read (one command).
   local waiting = 0
-  if h[10] or follows_rq(h[9]) then waiting = release_dependents(id, 'finished', ended_at, now, wake_cap) end
+  if h[10] or follows_rq(h[9]) then
+    waiting = release_dependents(id, 'finished', ended_at, now, wake_cap)
+    note_release(id, queue, h[10], 'finished')  -- a cluster's dependents in other queues
+  end
   -- The run history exists only if add_run wrote one (js_runs; attempts > 1 covers jobs stored before it).
   local has_runs = extras ~= '' or h[5] == '1' or (tonumber(h[4]) or 1) > 1
   -- Its dependency sets share its lifetime; a TTL (the usual case) leaves them to the sweep, like the job.

@@ -61,8 +61,27 @@ end
 local bad = wrong_type(checks)
 if bad then return bad end
 
+-- A job's js_waits field (its own, else the call's common one), or nil: on a Redis Cluster, the dependencies of a
+-- job that waits across queues (jobsvc/engine/depends.py). Read only for a job with dependencies.
+local function waits_of(fstart, nf)
+  for f = fstart, fstart + 2 * nf - 1, 2 do
+    if ARGV[f] == 'js_waits' then return ARGV[f + 1] end
+  end
+  for f = 1, #common, 2 do
+    if common[f] == 'js_waits' then return common[f + 1] end
+  end
+  return nil
+end
+
 -- Register job `id` of `queue` as waiting on `deps` if one of them is not done; returns whether it waits.
-local function defer(id, queue, deps, allow)
+-- A cluster's job with js_waits waits on those: depend_register.lua registered it in each dependency's queue (and
+-- learned which are done) before this call, and depend_release.lua releases it, so no dependents set here has it.
+local function defer(id, queue, deps, allow, fstart, nf)
+  if waits_of(fstart, nf) then
+    redis.call('ZADD', K.deferred(queue), math.floor(now / 1000), id)
+    redis.call('SADD', K.dependencies(id), unpack(deps))
+    return true
+  end
   local waits_on = {}
   for _, dep in ipairs(deps) do
     if not dependency_done(redis.call('HGET', K.job(dep), 'status'), allow) then waits_on[#waits_on + 1] = dep end
@@ -72,7 +91,7 @@ local function defer(id, queue, deps, allow)
   redis.call('SADD', K.dependencies(id), unpack(deps))
   for _, dep in ipairs(waits_on) do
     redis.call('SADD', K.dependents(dep), id)
-    redis.call('HSET', K.job(dep), 'js_dependents', '1')
+    redis.call('HSETNX', K.job(dep), 'js_dependents', '1')  -- not over a cluster's 'r' (_lib.lua: note_release)
   end
   return true
 end
@@ -97,7 +116,7 @@ for _ = 1, n do
     local due = 0
     if at > 0 then due = at elseif delay > 0 then due = now + delay end
     local deps, allow = dependencies_of(fstart, nf)
-    local deferred = deps ~= nil and defer(id, queue, deps, allow)
+    local deferred = deps ~= nil and defer(id, queue, deps, allow, fstart, nf)
     local ready = due <= now and not deferred
     local group, pull = common_group, common_pull
     for f = fstart, fstart + 2 * nf - 1, 2 do

@@ -2,7 +2,7 @@
 -- or a failure for good. Which retry rule applies, jobsvc's attempts and backoff or RQ's Retry, is decided by
 -- retry_plan in _lib.lua. A job that fails for good releases its dependents that allow failure (deferred ->
 -- queued, release_dependents), in the same step. Every attempt's error is kept in the run history.
--- KEYS: canceled, count, created, deferred, dependencies, dependents, failed, finished, job, lane, lanes, leases, minute, notify, notify_entry, quarantined, results, rq_queue, runs, schedule_stats, scheduled, scheduled_in, scheduler_wake, tally, wake
+-- KEYS: canceled, count, created, deferred, dependencies, dependents, failed, finished, job, lane, lanes, leases, minute, notify, notify_entry, quarantined, results, rq_queue, runs, schedule_stats, scheduled, scheduled_in, scheduler_wake, tally, wake, release
 -- ARGV: prefix, id, token, ended_at, retryable (1|0), delay_ms (jobsvc's backoff for this attempt), exc_type,
 --       message, traceback, exc_string_b64z (RQ result payload), worker, started_ts, ended_ts,
 --       default_failure_ttl, wake_cap, run_extras (JSON object or '': an HTTP handler's status and duration)
@@ -53,7 +53,10 @@ end
 local ttl = tonumber(h[3]) or tonumber(ARGV[14])
 -- Dependents (see complete.lua): only those that allow failure go on; the others stay deferred.
 local waiting = 0
-if h[14] or follows_rq(h[5]) then waiting = release_dependents(id, 'failed', ARGV[4], now, wake_cap) end
+if h[14] or follows_rq(h[5]) then
+  waiting = release_dependents(id, 'failed', ARGV[4], now, wake_cap)
+  note_release(id, queue, h[14], 'failed')  -- a cluster's dependents in other queues
+end
 file_ended(now, id, queue, h[7], 'running', 'failed', ttl, true, dependency_keys(id, h[15], waiting))
 run_counted(now, queue, h[7], 'failed', ms)
 job_told(now, id, h[8], h[9], 'failed', 'error', ARGV[7] .. ': ' .. ARGV[8])

@@ -10,7 +10,7 @@
 --   quarantine, and without retry= it fails at its first lost lease anyway. Its lease losses are still counted.
 -- A job that fails for good releases its dependents that allow failure (deferred -> queued), in the same step (as
 -- fail.lua; RQ's cleanup calls enqueue_dependents too).
--- KEYS: canceled, count, created, deferred, dependencies, dependents, failed, finished, job, lane, lanes, leases, minute, notify, notify_entry, quarantined, results, rq_queue, runs, schedule_stats, scheduled, scheduled_in, scheduler_wake, tally, wake
+-- KEYS: canceled, count, created, deferred, dependencies, dependents, failed, finished, job, lane, lanes, leases, minute, notify, notify_entry, quarantined, results, rq_queue, runs, schedule_stats, scheduled, scheduled_in, scheduler_wake, tally, wake, release
 -- ARGV: prefix, max_lease_losses, limit, abandoned_exc_string_b64z (RQ's result payload for an RQ job failed
 --       here), enqueued_at, default_failure_ttl, wake_cap
 -- Returns: {requeued (queued or scheduled for a retry), failed, quarantined, next_expiry_ms (-1 if none), now_ms}
@@ -44,7 +44,10 @@ local function fail(id, queue, h, reason, rq)
     redis.call('XADD', K.results(id), 'MAXLEN', 10, '*', 'type', 2, 'worker_name', '', 'exc_string', ARGV[4])
   end
   local waiting = 0
-  if h[11] or rq then waiting = release_dependents(id, 'failed', ARGV[5], now, wake_cap) end
+  if h[11] or rq then
+    waiting = release_dependents(id, 'failed', ARGV[5], now, wake_cap)
+    note_release(id, queue, h[11], 'failed')  -- a cluster's dependents in other queues
+  end
   file_ended(now, id, queue, h[8], 'running', 'failed', tonumber(h[5]) or tonumber(ARGV[6]), true,
     dependency_keys(id, h[12], waiting))
 end

@@ -14,7 +14,6 @@ from jobsvc.engine.connection import per_node
 from jobsvc.engine.functions.copies import FUNCTIONS_SLOT
 from jobsvc.engine.keys import FAMILIES, MEMOIZED, NAME, OWN_SLOT, cluster_name, template
 from jobsvc.engine.leases import Completion, Leases
-from jobsvc.errors import NotOnCluster
 from jobsvc.scheduling.schedules.store import SCHEDULES_SLOT
 from tests.conftest import ALLOWED_MODULES
 
@@ -84,15 +83,6 @@ def test_a_call_across_two_queues_is_refused_on_a_cluster(rc, config, queues):
         leases.complete_many_call("host.1.w", [Completion(lease, None, 1.0, 2.0) for lease in got])
     with pytest.raises(ValueError, match="one queue"):
         leases.claim_call(queues[:2], "host.1.w")
-
-
-def test_what_does_not_run_on_a_cluster_yet_says_so(rc, config, queues):
-    """depends_on across slots raises NotOnCluster instead of answering wrong (by-id operations, run histories and
-    event totals run there: test_by_id_both.py)."""
-    client = Client(rc, config)
-    job_id = client.enqueue("tests.jobfuncs.add", 1, 2, queue=queues[0]).id
-    with pytest.raises(NotOnCluster, match="depends_on"):
-        client.enqueue("tests.jobfuncs.add", 1, 2, queue=queues[1], depends_on=job_id)
 
 
 def test_commands_go_to_their_shards_in_one_round_trip_each_and_come_back_in_order(rc, queues):
