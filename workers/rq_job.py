@@ -17,10 +17,17 @@ class ClaimedJob(Job):
     """An rq Job whose state is read from the claimed hash on first use (Job.restore, ~30 µs, skipped by
     the jobs that never look)."""
 
-    def __init__(self, job_id: str, connection: redis.Redis, fields: dict[str, Any]):
+    def __init__(self, job_id: str, connection: redis.Redis, fields: dict[str, Any], key: str | None = None):
         # Job.__init__ is deferred to the first attribute read (__getattr__): nothing else is set here, so
-        # every attribute RQ's Job has is missing until then.
+        # every attribute RQ's Job has is missing until then. `key`: the job hash's name when it is not RQ's (on a
+        # Redis Cluster it carries the queue's tag), so that save_meta, refresh, get_status ... read and write it.
         self.__dict__["_claimed"] = (job_id, connection, fields)
+        self.__dict__["_own_key"] = key
+
+    @property
+    def key(self) -> bytes:
+        own = self.__dict__.get("_own_key")
+        return Job.key.fget(self) if own is None else own.encode()  # type: ignore[attr-defined]
 
     def _materialise(self) -> bool:
         claimed = self.__dict__.pop("_claimed", None)

@@ -327,7 +327,7 @@ class LeasedWorker(StopSignals, BaseWorker):
         context.enter(context.RunningJob(lease.job_id, lease.token, lease.attempt, lease.queue, self.connection,
                                          self.config.key_prefix))
         rq_job = self._rq_job = (None if lease.fields.get("js_handler")
-                                 else ClaimedJob(lease.job_id, self.connection, lease.fields))
+                                 else ClaimedJob(lease.job_id, self.connection, lease.fields, self._job_key(lease)))
         try:
             if lease.fields.get("js_handler"):
                 outcome = self._handler_caller().call(lease, self._enter_job, self._leave_job)
@@ -405,6 +405,10 @@ class LeasedWorker(StopSignals, BaseWorker):
                 sent = calls
                 self._pause(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _job_key(self, lease: Lease) -> str | None:
+        """The job hash's name for RQ's Job object when it is not RQ's own (a cluster's, under the queue's tag)."""
+        return template("job", self.keys.prefix, lease.queue) % lease.job_id if self.cluster else None
 
     def _allow_list_for(self, lease: Lease) -> ModuleAllowList | None:
         """The allow-list a job's function must come from: only jobs created through the HTTP API have one."""

@@ -5,6 +5,7 @@ queues, whatever their shard, and a job whose worker is SIGKILLed runs again on 
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 from pathlib import Path
 
@@ -77,6 +78,20 @@ def test_a_job_its_ttl_deletes_at_once_leaves_no_id_directory_entry(backend, res
     assert [bool(backend.conn.exists(backend.key("job", q, i))) for i in (kept, done, failed)] == [True, False, False]
     if backend.cluster:
         assert directory.queues_of(backend.conn, PREFIX, [kept, done, failed]) == {kept: q}
+
+
+def test_rqs_job_object_inside_a_job_reads_and_writes_the_jobs_own_hash(backend, restore_signals):
+    """rq.get_current_job() in a job: its meta saved (job.save_meta()) lands in the job's hash, which on a cluster
+    is named under the queue's tag, not RQ's `rq:job:<id>`."""
+    q = backend.queues[5]
+    job_id = backend.client().enqueue("tests.rqfuncs.with_meta", "stage", "resized", queue=q).id
+    config = Config(redis_url=backend.config.redis_url, allowed_modules="tests")
+    LeasedWorker([q], backend.conn, config, name="host.4.w").work(burst=True)
+    fields = backend.conn.hgetall(backend.key("job", q, job_id))
+    assert fields[b"status"] == b"finished"
+    assert pickle.loads(fields[b"meta"]) == {"stage": "resized"}
+    if backend.cluster:
+        assert not backend.conn.exists(f"rq:job:{job_id}")  # nothing written under RQ's name
 
 
 # -- worker processes, on a single Redis and on a redis+cluster:// URL ----------------------------------------
