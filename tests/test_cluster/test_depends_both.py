@@ -93,6 +93,19 @@ def test_a_dependent_in_another_queue_is_released_once_its_dependency_completes(
     assert state(backend, qd, enqueue(backend, qd, depends_on=p)) == "queued"
 
 
+def test_a_dependency_enqueued_in_the_same_call_in_another_queue_is_waited_for(backend):
+    """On the cluster the call is cut after the dependency (depends.waves): it exists when its dependent registers."""
+    qp, qd = backend.queues[0], backend.queues[3]
+    got = backend.client().enqueue_many([
+        Client.job(ADD, 1, 2, queue=qp, job_id="p1"), Client.job(ADD, 1, 2, queue=qd, job_id="d1", depends_on="p1"),
+        Client.job(ADD, 1, 2, queue=qp, job_id="p2")])
+    assert [e.id for e in got] == ["p1", "d1", "p2"] and all(e.created for e in got)
+    assert state(backend, qd, "d1") == "deferred"
+    run(backend, qp, "p1")
+    drain(backend)
+    assert state(backend, qd, "d1") == "queued"
+
+
 def test_the_scheduler_pass_carries_the_outbox(backend):
     qp, qd = backend.queues[4], backend.queues[1]
     p = enqueue(backend, qp)
