@@ -115,6 +115,9 @@ class ReleaseDrain:
     def __init__(self, conn: redis.Redis, config: Config, batch: int = 100):
         self.conn, self.prefix, self.batch = conn, config.key_prefix, batch
         self.cluster = is_cluster(conn)
+        # Where each queue's outbox read goes on: entries left there (a dependent not written yet) are not read
+        # again before the others. In memory: a new leader starts from the top.
+        self.cursors: dict[str, int] = {}
 
     def run_once(self) -> int:
         """One pass; how many outbox entries were carried for good."""
@@ -146,12 +149,13 @@ class ReleaseDrain:
 
     def _ended(self, queues: list[str]) -> list[tuple[str, str, str]]:
         """Up to `batch` entries of each queue's outbox: (queue, ended job, its RQ status)."""
-        replies = round_trip(self.conn, [("HSCAN", self._key("release", q, q), 0, "COUNT", self.batch)
-                                         for q in queues])
+        replies = round_trip(self.conn, [("HSCAN", self._key("release", q, q), self.cursors.get(q, 0), "COUNT",
+                                          self.batch) for q in queues])
         out = []
         for q, reply in zip(queues, replies, strict=True):
             if isinstance(reply, Exception):
                 raise reply
+            self.cursors[q] = int(reply[0])
             out += [(q, job_id, status) for job_id, status in _pairs(reply[1])]
         return out
 

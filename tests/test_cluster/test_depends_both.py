@@ -106,6 +106,20 @@ def test_a_dependency_enqueued_in_the_same_call_in_another_queue_is_waited_for(b
     assert state(backend, qd, "d1") == "queued"
 
 
+def test_an_outbox_longer_than_a_pass_is_carried_over_several(backend):
+    qp, qd = backend.queues[2], backend.queues[5]
+    ps = [enqueue(backend, qp) for _ in range(5)]
+    ds = [enqueue(backend, qd, depends_on=p) for p in ps]
+    for p in ps:
+        run(backend, qp, p)
+    small = ReleaseDrain(backend.conn, backend.config, batch=2)
+    for _ in range(10):
+        if small.run_once() == 0:
+            break
+    assert [state(backend, qd, d) for d in ds] == ["queued"] * 5
+    assert all(left_behind(backend, qp, p) == [] for p in ps)
+
+
 def test_the_scheduler_pass_carries_the_outbox(backend):
     qp, qd = backend.queues[4], backend.queues[1]
     p = enqueue(backend, qp)
