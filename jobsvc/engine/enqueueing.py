@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast, overload
@@ -20,6 +21,10 @@ from .connection import is_cluster
 from .job import JobSpec, handler_name, payload_json
 from .keys import cluster_name, idempotency_scope
 from .serialization import dump_data, func_name, utcnow_str
+
+# The queues whose copy of the disabled functions' set a connection wrote (on a cluster; `_copy_disabled`), as
+# (prefix, queue): per connection object, which is per process in practice, and dropped with the connection.
+_SYNCED: weakref.WeakKeyDictionary[redis.Redis, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
 
 # The hash field that makes a job a pull job (enqueue.lua puts it in its queue's pull lanes).
 PULL_FIELDS = {"js_trigger": "pull"}
@@ -100,8 +105,7 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
     registered: list[Any] = []
     scripts.call_many(conn, [], config.wait(), before=[("SADD", cluster_name(prefix, "cluster_queues"), *by_queue),
                                                        *first], before_replies=registered)
-    if registered[0]:
-        _copy_disabled(conn, prefix, list(by_queue))
+    _copy_disabled(conn, prefix, list(by_queue), bool(registered[0]))
     calls = [call for queue, idx in by_queue.items()
              for call in _calls(config, [specs[i] for i in idx],
                                 None if extra_fields is None else [extra_fields[i] for i in idx], queue,
@@ -116,15 +120,23 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
     return out
 
 
-def _copy_disabled(conn: redis.Redis, prefix: str, queues: list[str]) -> None:
-    """A queue new to the cluster's queue registry gets its copy of the disabled functions' set before its first
-    job, so that claim.lua holds a disabled function's jobs there too (jobsvc/engine/functions/copies.py: the SADD
-    came first, then the master set is read, which is what makes a disable running at once reach this queue). The
-    SADD counts the new queues, not which: every queue of the batch gets its copy, a rewrite of the same refs
-    for those that had one. Once per queue in the cluster's life, so its round trips do not count."""
+def _copy_disabled(conn: redis.Redis, prefix: str, queues: list[str], new: bool) -> None:
+    """Each queue gets its copy of the disabled functions' set before its first job, so that claim.lua holds a
+    disabled function's jobs there too (jobsvc/engine/functions/copies.py: the SADD came first, then the master set
+    is read, which is what makes a disable running at once reach this queue). Written when the queue registry's SADD
+    says a queue is new (`new`: it counts the new queues, not which, so every queue of the batch), and also for a
+    queue this connection has not yet written, whatever the SADD said: a first enqueue whose copy failed after its
+    SADD (a failover, a killed client) leaves the queue registered without its copy, and the retry's SADD says 0.
+    Why here and not in the scheduler's passes: this closes that hole before the queue's first jobs are written (a
+    periodic pass would leave them claimable until it ran), and costs a sync per queue and connection, never a
+    command per job or batch after the first (`_SYNCED`)."""
     from .functions import copies  # here: the functions package's registry enqueues through this module
 
-    copies.sync(conn, prefix, queues)
+    synced = _SYNCED.setdefault(conn, set())
+    todo = queues if new else [q for q in queues if (prefix, q) not in synced]
+    if todo:
+        copies.sync(conn, prefix, todo)
+        synced.update((prefix, q) for q in todo)  # only once written: a failed sync is tried again next time
 
 
 def _waiting(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids: list[str], order: list[int],

@@ -124,6 +124,39 @@ def test_the_copies_end_as_the_master_set_when_it_changes_under_a_writer(backend
     assert backend.conn.sismember(cluster_name(PREFIX, "cluster_queues"), queue)
 
 
+def test_a_queue_whose_first_enqueue_failed_after_its_registration_never_gets_its_copy(backend, monkeypatch):
+    """The enqueue SADDs a new queue to the cluster's queue registry, then writes its copy (copies.sync). If that
+    write fails (a failover, a killed client) the caller's retry finds the queue registered (SADD 0): the client
+    still writes the copy, on its first use of the queue in this process, before the jobs."""
+    if not backend.cluster:
+        pytest.skip("copies exist on a cluster only")
+    import redis
+
+    reg, leases = Registry(backend.client()), backend.leases()
+    q = backend.queues[3]
+    reg.register("media", "resize", ADD, queue=q)
+    job = reg.job("media/resize", 1, 2, queue=q)  # made while enabled (as `late` above)
+    reg.disable("media", "resize")  # q is not in the queue registry yet: no copy written there
+    real = copies.sync
+    calls: list[int] = []
+
+    def once_down(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise redis.ConnectionError("master away (simulated)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(copies, "sync", once_down)
+    with pytest.raises(redis.ConnectionError):
+        reg.enqueue_many([job])
+    assert backend.conn.sismember(cluster_name(PREFIX, "cluster_queues"), q)  # registered, without its copy
+    held = reg.enqueue_many([job])[0].id  # the caller retries: SADD answers 0
+    assert leases.claim([q], WORKER) is None, f"the disabled function's job {held} was claimed"
+    assert disabled_in(backend, q) == {"media/resize"}
+    reg.enqueue_many([job])  # the queue's copy is written once per process, not per enqueue
+    assert len(calls) == 2
+
+
 @pytest.fixture
 def api(backend: Backend) -> Api:
     return Api(create_app(backend.config, backend.conn, admin_key=ADMIN_KEY), ADMIN_KEY)

@@ -5,8 +5,10 @@ reads there: the per-job scripts never leave their queue's slot. Nothing of this
 claim.lua reads the one set the registry writes.
 
 Who writes the copies (`sync`): a registry write that can change the master set (a disable, an enable, a delete:
-a rare admin call, one functions_copy.lua call per queue of the cluster's queue registry), and the client that
-registers a new queue before its first jobs (jobsvc/engine/enqueueing.py: the queue registry's SADD said new).
+a rare admin call, one functions_copy.lua call per queue of the cluster's queue registry), and the client before
+its first jobs in a queue: when the queue registry's SADD says the queue is new, and when this connection has not
+written that queue's copy yet (jobsvc/engine/enqueueing.py: `_copy_disabled`; so a registration whose copy failed,
+after a failover or with its client killed, gets it from the next enqueue into that queue).
 
 Why every copy ends equal to the master set, whatever runs at once:
   * A registry write writes the master set, then reads the queue registry; a queue's registration SADDs the queue
@@ -17,8 +19,8 @@ Why every copy ends equal to the master set, whatever runs at once:
     again while it differs. So the last write to a copy is right: what it wrote was the master set still at its
     writer's second read, after the write; a change after that read is made by a writer that reads the queue
     registry later still, finds the queue there and writes this copy afterwards: that write would be the last.
-A writer that dies half-way (a client killed between the master set and the copies) leaves copies behind until
-the next registry write; calling `Registry.copy_disabled()` (or the disable again) writes them all."""
+A registry writer that dies half-way (a client killed between the master set and the copies) leaves copies behind
+until the next registry write; calling `Registry.copy_disabled()` (or the disable again) writes them all."""
 from __future__ import annotations
 
 from collections.abc import Sequence
