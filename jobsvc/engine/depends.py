@@ -5,7 +5,7 @@ that ends its last dependency releases it (release_dependents in _lib.lua): one 
 A job with a dependency in another queue waits across slots, in three atomic steps, each a script in one slot:
   1. `register` (before the job's enqueue): depend_register.lua, in the slot of each dependency queue, records the
      job in each dependency's remote_dependents (flagging the dependency js_dependents 'r') and answers, in the
-     same step, which dependencies it waits on: those not done for it (finished; failed with allow_failure; gone).
+     same step, which it waits on: those not done for it (done: finished, failed with allow_failure, or gone).
      Every dependency is registered so, its own queue's too, and the job's js_waits field lists those it waits on;
      enqueue.lua then defers it without any dependents set of its queue (those are the single-slot path's).
   2. A dependency that ends (complete.lua; fail.lua and reap_expired.lua when it fails for good) with the flag
