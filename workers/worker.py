@@ -366,11 +366,10 @@ class LeasedWorker(StopSignals, BaseWorker):
             return
         claim = self._claim_call() if claiming else None  # built once, for the call that sends it
         replies = self._finish(calls, claim)
-        if replies is None:
-            return
         for batch in batches:
-            for completion, reply in zip(batch, replies.pop(0), strict=True):
-                self._record(completion.lease, None, reply)
+            reply = replies.pop(0)
+            for completion in batch:
+                self._record(completion.lease, None, reply if isinstance(reply, Exception) else reply.pop(0))
         for lease, outcome, _ in finishes:
             self._record(lease, outcome, replies.pop(0))
         if self._gone:
@@ -386,25 +385,42 @@ class LeasedWorker(StopSignals, BaseWorker):
             groups.setdefault(self.leases.slot(completion.lease), []).append(completion)
         return list(groups.values())
 
-    def _finish(self, calls: list[scripts.Call], claim: scripts.Call | None) -> list[Any] | None:
-        """Send the outcomes (and the next claim); while Redis is away, retry the outcomes alone until
-        their leases would have run out anyway. A retry after a lost reply is rejected as stale: harmless."""
-        sent = [*calls, claim] if claim else calls
+    def _finish(self, calls: list[scripts.Call], claim: scripts.Call | None) -> list[Any]:
+        """Send the outcomes (and the next claim); their replies, the claim's last. While Redis is away, retry the
+        outcomes not recorded, alone, until their leases would have run out anyway; one still not recorded then gets
+        its error as its reply. A retry after a lost reply is rejected as stale: harmless. On a cluster a node may
+        fail while the others ran their calls: only the failed calls go again, and a claim that ran is kept (its jobs
+        are leased to this worker); a claim that failed comes back empty."""
+        replies: list[Any] = [None] * len(calls)
+        todo, claim_reply = list(range(len(calls))), None
         give_up = time.monotonic() + self.config.lease_ttl
         delay = 0.1
         while True:
+            sent = [calls[i] for i in todo] + ([claim] if claim else [])
             try:
-                return scripts.call_many(self.connection, sent, self.config.wait())
-            except REDIS_DOWN as exc:
-                if time.monotonic() + delay > give_up or self.stopping:
-                    log.error("%d outcome(s) not recorded, Redis unavailable (%s); their leases will expire "
-                              "and those jobs will run again", len(calls), exc)
-                    return None
-                log.warning("Redis unavailable (%s); retrying the outcome of %d call(s) in %.1fs", exc, len(calls),
-                            delay)
-                sent = calls
-                self._pause(delay)
-                delay = min(delay * 2, 5.0)
+                got = scripts.call_many(self.connection, sent, self.config.wait(), raise_errors=False)
+            except REDIS_DOWN as exc:  # the whole round trip (a single Redis)
+                got = [exc] * len(sent)
+            if claim:
+                claim_reply, claim = got.pop(), None
+            for i, reply in zip(todo, got, strict=True):
+                replies[i] = reply
+            todo = [i for i in todo if isinstance(replies[i], REDIS_DOWN)]
+            if not todo or time.monotonic() + delay > give_up or self.stopping:
+                break
+            log.warning("Redis unavailable (%s); retrying the outcome of %d call(s) in %.1fs", replies[todo[0]],
+                        len(todo), delay)
+            self._pause(delay)
+            delay = min(delay * 2, 5.0)
+        if todo:
+            log.error("%d outcome call(s) not recorded, Redis unavailable (%s); their leases will expire and those "
+                      "jobs will run again", len(todo), replies[todo[0]])
+        if claim_reply is not None:
+            replies.append([] if isinstance(claim_reply, REDIS_DOWN) else claim_reply)
+        for reply in replies:
+            if isinstance(reply, Exception) and not isinstance(reply, REDIS_DOWN):
+                raise reply  # a script's own error: a bug, for _loop to log
+        return replies
 
     def _job_key(self, lease: Lease) -> str | None:
         """The job hash's name for RQ's Job object when it is not RQ's own (a cluster's, under the queue's tag)."""
@@ -440,8 +456,10 @@ class LeasedWorker(StopSignals, BaseWorker):
         if lease is not None:
             self._job_started = time.monotonic() + seconds - (lease.timeout or 0)
 
-    def _record(self, lease: Lease, outcome: Outcome | None, reply: list[Any]) -> None:
+    def _record(self, lease: Lease, outcome: Outcome | None, reply: list[Any] | Exception) -> None:
         """Count one recorded outcome (outcome None: a completion) and log a rejected or failed one."""
+        if isinstance(reply, Exception):  # not recorded (_finish gave up): logged there
+            return
         try:
             reply = scripts.check(reply, lease.job_id)
         except (LeaseLost, NotFound) as exc:

@@ -106,9 +106,18 @@ def _position_ok(kind: str, pos: tuple[Any, ...], merged: bool = False) -> bool:
         if len(pos) != 3 or not isinstance(pos[1], str) or not is_name(pos[1], QUEUE_NAME):
             return False
         pos = (pos[0], pos[2])
-    # A score may be +-inf (a registry entry kept forever), never NaN.
+    # A score may be +-inf (a registry entry kept forever), never NaN, nor an integer no float can hold (10**400:
+    # float() of it raises where the page is read).
     return (len(pos) == 2 and isinstance(pos[0], (int, float)) and not isinstance(pos[0], bool)
-            and pos[0] == pos[0] and isinstance(pos[1], str))
+            and pos[0] == pos[0] and _float_ok(pos[0]) and isinstance(pos[1], str))
+
+
+def _float_ok(score: float) -> bool:
+    try:
+        float(score)
+    except OverflowError:
+        return False
+    return True
 
 
 class _ZSource:

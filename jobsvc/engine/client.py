@@ -278,6 +278,9 @@ class Client:
             return {text(q) for q in self.redis.smembers(self.keys.paused)}
         queues = self.queues()
         flags = round_trip(self.redis, [("SISMEMBER", self._name("paused", q), q) for q in queues])
+        for flag in flags:  # round_trip returns a node's error as a reply: never read it as "not paused"
+            if isinstance(flag, Exception):
+                raise flag
         return {q for q, flag in zip(queues, flags, strict=True) if flag == 1}
 
     def queues(self) -> list[str]:

@@ -4,6 +4,7 @@ the client as it enqueues), and a blocking wait on several queues' lists is a wa
 single Redis there is one scope, None: the script's keys as they always were."""
 from __future__ import annotations
 
+import contextlib
 import select
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -67,9 +68,13 @@ class SlotWait:
             pool = node.connection_pool
             # Its own connection, outside the pool: it stays blocked. No health-check PING in front of a blocked read.
             c = pool.connection_class(**{**pool.connection_kwargs, "health_check_interval": 0})
-            c.connect()
-            c.send_command("CLIENT", "ID")
-            self._conns[name] = (c, int(c.read_response()), node)
+            try:
+                c.connect()
+                c.send_command("CLIENT", "ID")
+                self._conns[name] = (c, int(c.read_response()), node)
+            except BaseException:
+                c.disconnect()
+                raise
         return self._conns[name]
 
     def wait(self, timeout: float) -> str | None:
@@ -81,10 +86,13 @@ class SlotWait:
         try:
             return self._wait(timeout)
         except redis.ResponseError as exc:
+            # A slot moved (MOVED), or Redis ended the BLPOP itself ("UNBLOCKED ... master -> replica": a failover
+            # demoted the node), or the cluster is down for a moment: what a retry after relearning the slot map
+            # cures, so it is raised as the connection error every caller already retries on.
             self.close()
-            if isinstance(exc, redis.exceptions.AskError):  # MOVED too: a slot moved (a failover): relearn
+            with contextlib.suppress(redis.RedisError, redis.exceptions.RedisClusterException):
                 self.cluster.nodes_manager.initialize()
-            raise
+            raise redis.ConnectionError(f"a wait on the cluster was broken: {exc}") from exc
         except BaseException:
             self.close()
             raise
@@ -125,7 +133,9 @@ class SlotWait:
                 if reply is not None:
                     node.lpush(name, reply[1])
                 return
-        c.disconnect()  # Redis never saw the BLPOP: drop the connection with it
+        # Redis never saw the BLPOP: drop the connection with it. Should Redis still read it before the close, the
+        # token it pops is lost: a waiting process then sleeps its idle wait out, no job is lost.
+        c.disconnect()
         del self._conns[name]
 
     def close(self) -> None:

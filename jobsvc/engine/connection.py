@@ -109,7 +109,9 @@ def per_node(conn: redis.RedisCluster, commands: Iterable[tuple[Any, ...]],
     each group sent as one round trip on one connection of that node (round_trip: never retried once sent, as
     redis-py's cluster client would), `last` (a WAIT) at the end of each group, on that same connection. The
     replies in the order of `commands`, and each node's reply to `last`. A group refused with MOVED or ASK (a
-    slot that moved) did not run: it is sent again once, after the client relearns the slots."""
+    slot that moved) did not run: it is sent again once, after the client relearns the slots. A node that cannot
+    be reached (a failover) gives its connection error as the reply of each of its commands, and the other nodes'
+    commands still go: a caller must not take what ran elsewhere for undone (a claim that ran leases jobs)."""
     pending = list(commands)
     out: list[Any] = [None] * len(pending)
     lasts: dict[str, Any] = {}
@@ -124,9 +126,9 @@ def per_node(conn: redis.RedisCluster, commands: Iterable[tuple[Any, ...]],
             sent = [pending[i] for i in idx] + ([last] if last else [])
             try:
                 replies = round_trip(conn.get_redis_connection(node), sent)
-            except (redis.ConnectionError, redis.TimeoutError):
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
                 _relearn(conn)  # the node may be gone for good (a failover): the caller's retry goes to its heir
-                raise
+                replies = [exc] * len(sent)
             if last:
                 lasts[name] = replies.pop()
             for i, reply in zip(idx, replies, strict=True):

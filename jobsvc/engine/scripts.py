@@ -131,7 +131,8 @@ def call(conn: redis.Redis, name: str, keys: Sequence[Any] = (), args: Sequence[
 
 
 def call_many(conn: redis.Redis, calls: Iterable[Call], wait: tuple[int, int] | None = None,
-              before: Sequence[tuple[Any, ...]] = (), before_replies: list[Any] | None = None) -> list[Any]:
+              before: Sequence[tuple[Any, ...]] = (), before_replies: list[Any] | None = None,
+              raise_errors: bool = True) -> list[Any]:
     """Run several scripts in one round trip; `calls` may be built lazily, each sent as it comes.
 
     Each script is atomic on its own; a NOSCRIPT reply means that script did not run,
@@ -140,7 +141,9 @@ def call_many(conn: redis.Redis, calls: Iterable[Call], wait: tuple[int, int] | 
     passed (a WARNING then: the writes are on the master only until replication catches up). `before`: plain
     commands sent ahead of the scripts in the same round trip (on a cluster, ahead of their node's scripts: the id
     directory's entries, jobsvc/engine/directory.py); their replies are not returned (a list given as
-    `before_replies` receives them: the queue registry's SADD), an error among them is raised."""
+    `before_replies` receives them: the queue registry's SADD), an error among them is raised. A script's error
+    reply is raised too, unless `raise_errors` is False: then it is returned in its place (on a cluster one node may
+    fail while the others ran their calls: the worker keeps a claim that ran)."""
     calls = _Recorded(calls)
     sent: Iterable[tuple[Any, ...]] = (("EVALSHA", SHAS[name], *command(name, keys, args))
                                        for name, keys, args in calls)
@@ -167,7 +170,7 @@ def call_many(conn: redis.Redis, calls: Iterable[Call], wait: tuple[int, int] | 
             if n < wait[0]:
                 log.warning("%s: %d of %d replica(s) acknowledged within %d ms: until they catch up, a failover "
                             "can lose these writes (JOBSVC_REPLICA_WAIT)", where, n, wait[0], wait[1])
-    for r in (*results, *ahead):
+    for r in (*results, *ahead) if raise_errors else ahead:
         if isinstance(r, Exception):
             raise r
     if before_replies is not None:

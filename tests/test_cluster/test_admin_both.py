@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
+import pytest
 import redis
 
 from jobsvc import Client
@@ -18,6 +19,7 @@ from jobsvc.admin.listing import JobFilter, list_jobs, queue_exists
 from jobsvc.engine.connection import redis_ms
 from jobsvc.engine.leases import Leases
 from jobsvc.engine.stats import read_counts
+from jobsvc.errors import ValidationError
 from jobsvc.maintenance.reaper import Reaper
 from jobsvc.scheduling.promotion import Promoter
 from tests.test_cluster import test_core_both
@@ -364,3 +366,17 @@ def test_the_integrity_sweep_finds_and_repairs_damage_in_every_queue(backend):
     for _ in walk.steps():
         pass
     assert walk.report.counts["gauge_drift"] == 1 and bulk.integrity_sweep(conn, backend.config).clean
+
+
+def test_a_cursor_with_a_score_no_float_holds_is_a_validation_error(backend):
+    """A cursor is the client's to send back: one whose score is an integer too large for a float (10**400) is
+    refused as malformed (before: an OverflowError where the page is read, an HTTP 500)."""
+    from jobsvc.admin import listing
+
+    client = backend.client()
+    for q in backend.queues:
+        client.enqueue("tests.jobfuncs.add", 1, 2, queue=q)
+    flt = listing.JobFilter().validated()
+    pos = (10 ** 400, backend.queues[0], "x") if backend.cluster else (10 ** 400, "x")
+    with pytest.raises(ValidationError, match="malformed cursor"):
+        listing.list_jobs(backend.conn, backend.config, flt, listing._encode_cursor("created", flt, pos), 10)

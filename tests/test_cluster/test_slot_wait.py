@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+import redis
 
-from jobsvc.embedded_cluster import queues_per_shard
+from jobsvc.embedded_cluster import LocalCluster, queues_per_shard, wait_until
 from jobsvc.engine.cluster import SlotWait
 
 pytestmark = pytest.mark.cluster
@@ -83,3 +84,47 @@ def test_nothing_comes_and_the_wait_times_out(lists):
         assert wait.wait(0.2) is None  # the connections are reused
     finally:
         wait.close()
+
+
+@pytest.mark.slow
+def test_a_failover_of_a_lists_master_breaks_the_wait_as_a_connection_error_and_the_next_wait_works(tmp_path):
+    """CLUSTER FAILOVER demotes the master a BLPOP blocks on; Redis ends it with an UNBLOCKED error. The wait raises
+    a redis.ConnectionError (what the worker and the scheduler retry on), and a wait after finds the new master."""
+    cluster = LocalCluster(tmp_path / "c", node_timeout_ms=1000).start()
+    rc = cluster.client()
+    try:
+        names = [f"jobsvc:{{{q}}}:wake:{q}" for q in queues_per_shard(rc, 1)]
+        victim = next(m for m in cluster.masters if rc.get_node_from_key(names[0]).port == m.port)
+        heir = cluster.replicas[cluster.masters.index(victim)]
+        wait = SlotWait(rc, names)
+        started = threading.Event()
+        raised: list[BaseException] = []
+
+        def waiter():
+            started.set()
+            try:
+                wait.wait(30)
+            except BaseException as exc:  # noqa: BLE001 - the test inspects it
+                raised.append(exc)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        started.wait()
+        wait_until(lambda: victim.conn.info("clients")["blocked_clients"] >= 1, 10, "the BLPOP to block")
+        heir.conn.execute_command("CLUSTER", "FAILOVER")
+        t.join(30)
+        assert len(raised) == 1 and isinstance(raised[0], redis.ConnectionError), raised
+        wait_until(lambda: heir.conn.info("replication")["role"] == "master", 30, "the replica to take over")
+        heir.conn.rpush(names[0], "t")
+        for _ in range(5):  # as its callers do: a wait that meets the old slot map (MOVED) relearns it, and retries
+            try:
+                assert wait.wait(10) == names[0]
+                break
+            except redis.ConnectionError:
+                continue
+        else:
+            raise AssertionError("no wait found the new master")
+        wait.close()
+    finally:
+        rc.close()
+        cluster.stop()

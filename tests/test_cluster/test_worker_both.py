@@ -146,3 +146,42 @@ def test_a_job_whose_worker_is_sigkilled_runs_again_on_another(proc_backend, tmp
     wait_for(lambda: status(conn, queues[3], job.id) == b"finished", 30, "the job to run again and finish")
     survivor = read_pid(Path(f"{marker}.again"))
     assert survivor is not None and survivor != victim
+
+
+@pytest.mark.cluster
+def test_a_node_away_in_a_round_trip_keeps_what_the_other_nodes_ran(redis_cluster, restore_signals, monkeypatch):
+    """On a cluster a worker's round trip goes to several masters; one that is away (a failover) must not make the
+    worker lose what the others ran: the claim that ran leases its jobs to this worker, so it is kept, and only the
+    failed outcome call goes again."""
+    from jobsvc.engine import connection
+    from jobsvc.engine.leases import Completion
+    from jobsvc.engine.replies import Reply
+
+    rc = redis_cluster.client()
+    config = Config(redis_url=redis_cluster.url, allowed_modules=ALLOWED_MODULES)
+    queues = queues_per_shard(rc, 2)  # queues[0], queues[1] on one master, the others elsewhere
+    client = Client(rc, config)
+    node = lambda q: rc.get_node_from_key(f"{{{q}}}").name  # noqa: E731
+    other = next(q for q in queues if node(q) != node(queues[0]))
+    worker = LeasedWorker([queues[1]], rc, config, name="host.5.w")
+    for q in (queues[0], other):
+        client.enqueue("tests.jobfuncs.add", 1, 2, queue=q)
+    waiting = client.enqueue("tests.jobfuncs.add", 1, 2, queue=queues[1]).id
+    done = [worker.leases.claim([queues[0]], "host.5.w"), worker.leases.claim([other], "host.5.w")]
+    calls = [worker.leases.complete_many_call("host.5.w", [Completion(lease, 3, 1.0, 2.0)]) for lease in done]
+    real, down = connection.round_trip, rc.get_redis_connection(rc.get_node_from_key(f"{{{other}}}"))
+    failures = []
+
+    def once_away(conn, commands):
+        if conn is down and not failures:
+            failures.append(1)
+            raise redis.ConnectionError("master away (a failover)")
+        return real(conn, commands)
+
+    monkeypatch.setattr(connection, "round_trip", once_away)
+    monkeypatch.setattr(worker, "_pause", lambda seconds: None)
+    replies = worker._finish(calls, worker._claim_call())
+    assert failures == [1]
+    assert replies[:2] == [[[Reply.OK]], [[Reply.OK]]]  # the one that failed was sent again and recorded
+    assert [lease.job_id for lease in worker._claimed(replies[2])] == [waiting]  # the claim that ran is kept
+    rc.close()
