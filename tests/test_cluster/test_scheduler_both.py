@@ -159,6 +159,51 @@ def test_a_fires_outcome_is_recorded_in_the_schedules_run_history(backend):
     assert sched.record_runs() == (0, "-inf")
 
 
+def test_a_fires_outcome_is_recorded_after_the_schedule_moved_to_another_queue(backend):
+    """A run is read in the queue its job went to (the id directory on a cluster), not the one the schedule fires
+    into now."""
+    q, q2 = backend.queues[2], backend.queues[4]
+    sched, due = _due_schedule(backend, q)
+    leading(backend).run_once()
+    leases = backend.leases()
+    lease = leases.claim([q], WORKER)
+    assert lease is not None and lease.job_id == f"tick:{due}"
+    sched.patch("tick", queue=q2)  # moved to another queue while its run is still pending
+    assert sched.runs("tick")[0][0]["status"] == "running"  # read off its job, in q
+    assert sched.get("tick").last_run["status"] == "running"
+    leases.complete(lease, 3, WORKER, 1.0, 2.0)
+    assert sched.record_runs() == (1, "-inf")
+    (run,), _ = sched.runs("tick")
+    assert run["status"] == "completed", run
+
+
+def test_a_registry_functions_schedule_without_a_queue_records_and_counts_its_runs(backend):
+    """A registry function's schedule without a queue of its own fires into the function's queue: its runs, its
+    outcome counters, its overlap and its delete are read there."""
+    from jobsvc.engine.functions import Registry
+
+    q = backend.queues[3]
+    Registry(backend.client()).register("media", "resize", ADD, queue=q)
+    sched = Schedules(backend.client())
+    sched.create(id="tick", interval=60, function="media/resize", args=[1, 2], overlap="skip")
+    job_id = sched.execute("tick")
+    leases = backend.leases()
+    lease = leases.claim([q], WORKER)
+    assert lease is not None and lease.job_id == job_id
+    assert sched.get("tick").last_run["status"] == "running"
+    due = int(backend.conn.hget(sched.key("tick"), "created_ms"))
+    backend.conn.hset(sched.key("tick"), "next_ms", due)
+    backend.conn.zadd(sched.due_key, {"tick": due})
+    leading(backend).run_once()  # the last run is still running: overlap skip holds this fire back
+    assert _lane(backend, q) == [] and sched.get("tick").skipped == 1
+    leases.complete(lease, 3, WORKER, 1.0, 2.0)
+    sched.record_runs()
+    run = next(r for r in sched.runs("tick")[0] if r["job_id"] == job_id)
+    assert (run["status"], sched.get("tick").completed) == ("completed", 1), run
+    sched.delete("tick")
+    assert backend.conn.exists(backend.key("schedule_stats", q, "tick")) == 0  # the outcome counters too
+
+
 def test_run_now_enqueues_and_records_and_delete_removes_the_counters(backend):
     q = backend.queues[0]
     sched, _ = _due_schedule(backend, q)

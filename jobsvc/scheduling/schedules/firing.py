@@ -220,10 +220,14 @@ class ScheduleFiring(ScheduleStore):
 
     def _previous_run_active(self, conn: Any, spec: ScheduleSpec, last_job: str) -> bool:
         """Whether overlap `skip` holds this pass's fires back: the last fire's job is still active. `conn`: the
-        watched pipeline, or on a cluster the client (the job's slot is not the watched schedule's)."""
+        watched pipeline, or on a cluster the client (the job's slot is not the watched schedule's), where the job
+        is read in the queue it went to, found by its id (the schedule or its function may have moved since)."""
         if spec.overlap != "skip" or not last_job:
             return False
-        state = conn.hget(self.job_key(self.fire_queue(spec), last_job), "js_state")
+        queue = self.job_queues([last_job]).get(last_job) if self.slot else ""
+        if queue is None:
+            return False  # no entry: its job is gone
+        state = conn.hget(self.job_key(queue, last_job), "js_state")
         return state is not None and state.decode() in ACTIVE_STATES
 
     def _fire_batch(self, spec: ScheduleSpec, fires: Sequence[int], late_ms: int, busy: bool) -> _FireBatch:

@@ -13,7 +13,7 @@ from ...engine import scripts
 from ...engine.connection import text
 from ...errors import NotFound, ValidationError
 from ...validation import PAGE_LIMIT
-from .spec import ACTIVE_STATES, ScheduleSpec
+from .spec import ACTIVE_STATES
 from .store import ScheduleStore
 
 log = logging.getLogger("jobsvc.schedules")
@@ -74,13 +74,17 @@ class ScheduleRuns(ScheduleStore):
         live = [run for run in runs if run["status"] in ACTIVE_STATES and run["job_id"]]
         if not live:
             return
-        queue = ""
-        if self.slot:  # on a cluster a job's hash is in its queue's slot: the one the schedule fires into
-            loaded = self._load_spec(schedule_id)
-            queue = self.fire_queue(loaded[0]) if loaded else ""
+        # On a cluster a job's hash is in its queue's slot, the one its fire went to (found by its id): a run without
+        # a directory entry has no job left to read.
+        queues = self.job_queues([run["job_id"] for run in live])
         pipe = self.redis.pipeline(transaction=False)
         for run in live:
-            pipe.hmget(self.job_key(queue, run["job_id"]), "js_state", "js_started_ms", "js_ended_ms", "js_error")
+            if self.slot and run["job_id"] not in queues:
+                run["status"] = "unknown"
+                continue
+            pipe.hmget(self.job_key(queues.get(run["job_id"], ""), run["job_id"]), "js_state", "js_started_ms",
+                       "js_ended_ms", "js_error")
+        live = [run for run in live if run["status"] != "unknown"]
         for run, (state, started, ended, error) in zip(live, pipe.execute(), strict=True):  # one HMGET each
             if state is None:
                 run["status"] = "unknown"
@@ -110,29 +114,26 @@ class ScheduleRuns(ScheduleStore):
 
     def _record_given(self, after: str, batch: int) -> tuple[int, str, builtins.list[Any]]:
         """record_runs on a Redis Cluster, in two steps: the pending runs and their jobs are read first (each job in
-        the slot of the queue its schedule fires into), then schedule_record.lua, in the schedules' slot, is given
-        them. Nothing is lost between the steps: a run leaves the pending set only in the script."""
+        the slot of the queue it was enqueued into, found by its id in the id directory: the schedule may have
+        moved to another queue since, and a registry function's job goes to the function's queue), then
+        schedule_record.lua, in the schedules' slot, is given them. Nothing is lost between the steps: a run leaves
+        the pending set only in the script."""
         low = "-inf" if after == "-inf" else f"({after}"
         items = cast("builtins.list[tuple[bytes, float]]", self.redis.zrangebyscore(
             self.name("schedules_pending"), low, "+inf", start=0, num=batch, withscores=True))
         if not items:
             return 0, "-inf", []
-        runs = [(text(m), text(m).partition(":")[0]) for m, _ in items]
-        sids = sorted({sid for _, sid in runs})
+        runs = [text(m) for m, _ in items]
+        queue_of = self.job_queues(runs)  # a run without an entry: its job is gone, read as gone (as its record)
         pipe = self.redis.pipeline(transaction=False)
-        for sid in sids:
-            pipe.hget(self.key(sid), "def")
-        queue_of = {sid: self.fire_queue(ScheduleSpec.from_def(d)) for sid, d in zip(sids, pipe.execute(), strict=True)
-                    if d}  # a deleted schedule's runs: their jobs' queue is not known, read as gone (as their records)
-        pipe = self.redis.pipeline(transaction=False)
-        for m, sid in runs:
-            if sid in queue_of:
-                pipe.hmget(self.job_key(queue_of[sid], m), "js_state", "status", "js_started_ms", "js_ended_ms",
+        for m in runs:
+            if m in queue_of:
+                pipe.hmget(self.job_key(queue_of[m], m), "js_state", "status", "js_started_ms", "js_ended_ms",
                            "js_error")
         jobs = iter(pipe.execute())
         args: builtins.list[Any] = [self.prefix, batch, after, "given"]
-        for m, sid in runs:
-            fields = next(jobs) if sid in queue_of else [None] * 5
+        for m in runs:
+            fields = next(jobs) if m in queue_of else [None] * 5
             args += [m, *("" if v is None else text(v) for v in fields)]
         _, finalized, _, dropped = scripts.call(self.redis, "schedule_record", self.scope, args)
         nxt = "-inf" if len(items) < batch else f"{items[-1][1]:.17g}"

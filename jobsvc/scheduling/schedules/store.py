@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any, cast
 
-from ...engine import scripts
+from ...engine import directory, scripts
 from ...engine.client import Client
 from ...engine.connection import is_cluster, redis_ms, text
-from ...engine.functions import Registry, parse_ref
+from ...engine.functions import Function, Registry, parse_ref
 from ...engine.job import DEFAULT_NAMESPACE, JobSpec
 from ...engine.keys import OWN_SLOT, template
 from ...engine.versioned import Mode, VersionedStore
@@ -113,10 +113,11 @@ class ScheduleStore(VersionedStore):
         # On a cluster its outcome counters are in the slot of its jobs' queue: deleted after the schedule (a crash
         # in between leaves a small hash, which a schedule created again under this id would show).
         loaded = self._load_spec(schedule_id) if self.slot else None
+        queue = self.fire_queues([loaded[0]])[0] if loaded is not None else ""
         scripts.check(scripts.call(self.redis, "schedule_delete", self.scope, (self.prefix, schedule_id)),
                       what=f"schedule {schedule_id}")
         if loaded is not None:
-            self.redis.delete(template("schedule_stats", self.prefix, self.fire_queue(loaded[0])) % schedule_id)
+            self.redis.delete(template("schedule_stats", self.prefix, queue) % schedule_id)
 
     def _save(self, spec: ScheduleSpec, mode: Mode, expected_version: int | None = None,
               previous: ScheduleSpec | None = None) -> None:
@@ -180,15 +181,17 @@ class ScheduleStore(VersionedStore):
             if raw and b"def" in raw:
                 h = {k.decode(): v.decode() for k, v in raw.items()}
                 rows.append((sid, h, ScheduleSpec.from_def(h["def"]), {k.decode(): int(v) for k, v in stats.items()}))
-        # The last job's state (running or not) and its run record; on a cluster also the outcome counters that
-        # the jobs' scripts bumped in the slot of the queue the schedule fires into.
+        # The last job's state (running or not, read in its job's queue) and its run record; on a cluster also the
+        # outcome counters that the jobs' scripts bumped in the slot of the queue the schedule fires into.
+        lasts = [h.get("last_job", "") for _, h, _, _ in rows]
+        job_queues = self.job_queues([last for last in lasts if last])
+        fire_queues = self.fire_queues([spec for _, _, spec, _ in rows])
         pipe = self.redis.pipeline(transaction=False)
-        for sid, h, spec, _ in rows:
-            last = h.get("last_job", "")
-            pipe.hget(self.job_key(self.fire_queue(spec), last), "js_state")
+        for (sid, _, _, _), last, fire_queue in zip(rows, lasts, fire_queues, strict=True):
+            pipe.hget(self.job_key(job_queues.get(last, fire_queue), last), "js_state")
             pipe.hget(self.name("schedule_run", sid), last)
             if self.slot:
-                pipe.hgetall(template("schedule_stats", self.prefix, self.fire_queue(spec)) % sid)
+                pipe.hgetall(template("schedule_stats", self.prefix, fire_queue) % sid)
         states = pipe.execute()
         step = 3 if self.slot else 2
         out = []
@@ -199,10 +202,32 @@ class ScheduleStore(VersionedStore):
             out.append(self._schedule(h, spec, stats, states[step * i], states[step * i + 1]))
         return out
 
-    @staticmethod
-    def fire_queue(spec: ScheduleSpec) -> str:
-        """The queue a schedule's jobs go to (a registry function's own default queue aside)."""
-        return spec.queue or JobSpec.queue
+    def fire_queues(self, specs: Sequence[ScheduleSpec]) -> builtins.list[str]:
+        """The queue each schedule's jobs go to now, as `job_for` builds them: its own queue, else its registry
+        function's, else the default queue. On a cluster its outcome counters are there (the jobs' scripts bump
+        them in their queue's slot); a job already fired is looked up by its id instead (`job_queues`): the
+        schedule or its function may have changed queue since. One round trip to the registry's slot when a
+        registry function's schedule has no queue of its own (none on a single Redis, whose names have none)."""
+        if not self.slot:
+            return [JobSpec.queue for _ in specs]
+        refs = sorted({s.function for s in specs if s.queue is None and s.from_registry and s.function})
+        functions: dict[str, str | None] = {}
+        if refs:
+            pipe = self.redis.pipeline(transaction=False)
+            for ref in refs:
+                pipe.hgetall(self.registry.key(*parse_ref(ref)))
+            for ref, raw in zip(refs, pipe.execute(), strict=True):  # one HGETALL reply per function asked
+                # A function deleted since: its schedule fires nothing, its last jobs went to the default queue.
+                functions[ref] = Function._from_hash(*parse_ref(ref), raw).queue if raw else None
+        return [s.queue or (functions.get(s.function) if s.function else None) or JobSpec.queue for s in specs]
+
+    def job_queues(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The queue of each fired job, by its id (on a cluster the id directory, one round trip per master: the
+        schedule, or its registry function, may have moved to another queue since the fire); {} on a single Redis,
+        whose job names have no queue, and for an id without an entry (its job gone)."""
+        if not self.slot or not job_ids:
+            return {}
+        return directory.queues_of(self.redis, self.prefix, job_ids)
 
     @staticmethod
     def _schedule(h: dict[str, str], spec: ScheduleSpec, stats: dict[str, int], state_raw: bytes | None,
