@@ -4,6 +4,7 @@ Any number of senders drain it, each entry leased to one sender at a time (at-le
 the job id). Sending is the sender's business (workers/callbacks.py); this is the Redis side."""
 from __future__ import annotations
 
+import logging
 import pickle
 import secrets
 from base64 import b64decode
@@ -14,8 +15,11 @@ import redis
 
 from ..engine import scripts
 from ..engine.cluster import scopes
+from ..engine.connection import TRANSIENT
 from ..engine.job import DEFAULT_NAMESPACE
 from ..errors import LeaseLost
+
+log = logging.getLogger("jobsvc.notifications")
 
 # The outcomes notify_settle.lua records.
 DELIVERED, RETRY, GAVE_UP = "delivered", "retry", "gave_up"
@@ -80,17 +84,30 @@ class Outbox:
 
     def claim(self, lease_ms: int) -> Notification | None:
         """Take the next due notification for `lease_ms` (then another sender may take it), its attempt counted;
-        None when nothing is due."""
+        None when nothing is due. On a cluster a queue whose shard is away (a failover) is skipped, as the worker's
+        claim walk does, so that one shard down does not stop every queue's notifications; the error is raised
+        only when no queue could be asked (the caller retries, as on a single Redis)."""
         token = secrets.token_hex(16)
         queues = scopes(self.redis, self.prefix)  # [None] on a single Redis: one call, as before
+        away: list[tuple[str | None, Exception]] = []
         for i in range(len(queues)):
             queue = queues[(self._turn + i) % len(queues)]
-            reply = scripts.call(self.redis, "notify_claim", scripts.scope_of(queue), (self.prefix, 1, lease_ms, token))
+            try:
+                reply = scripts.call(self.redis, "notify_claim", scripts.scope_of(queue),
+                                     (self.prefix, 1, lease_ms, token))
+            except TRANSIENT as exc:
+                away.append((queue, exc))
+                continue
             if reply:
                 self._turn = (self._turn + i + 1) % len(queues)
                 raw = reply[1]
                 fields = {raw[k].decode(): raw[k + 1].decode() for k in range(0, len(raw), 2)}
                 return Notification(reply[0].decode(), token, fields, queue)
+        if away and len(away) == len(queues):
+            raise away[-1][1]
+        if away:
+            log.warning("notifications: cannot claim from queue(s) %s (%s); going on",
+                        ", ".join(str(q) for q, _ in away), away[-1][1])
         return None
 
     def settle(self, note: Notification, outcome: str, delay_ms: int, why: str) -> bool:
