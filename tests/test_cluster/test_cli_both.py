@@ -75,3 +75,13 @@ def test_schedules_through_the_cli(backend, cli):
     assert code == 0
     code, out = cli("schedules", "list")
     assert code == 0 and "nightly" in out
+
+
+def test_the_functions_registry_through_the_cli(backend, cli):
+    q = backend.queues[3]
+    assert cli("functions", "register", "media/resize", "tests.jobfuncs.add", "--queue", q)[0] == 0
+    assert cli("functions", "disable", "media/resize")[0] == 0
+    code, out = cli("functions", "list", "--json")
+    assert code == 0 and "media" in out and "resize" in out
+    assert cli("functions", "enable", "media/resize")[0] == 0
+    assert cli("functions", "delete", "media/resize")[0] == 0
