@@ -84,7 +84,7 @@ class LeasedWorker(StopSignals, BaseWorker):
         self._waiter = None if self.cluster else redis.Redis(
             connection_pool=redis.ConnectionPool(**connection.connection_pool.connection_kwargs))
         self._asked = 0  # jobs the last claim call asked for
-        self._gone: list[tuple[str, str]] = []  # (id, queue) of jobs deleted at once on a cluster (_forget_gone)
+        self._gone: list[tuple[str, str]] = []  # (id, entry) of jobs deleted at once on a cluster (_forget_gone)
         # Idle waits that also see jobs plain RQ pushes (workers/rq_wake.py); made in work(), None without it.
         self._rq_wake: RqWake | None = None
         self._woken_by_rq = False
@@ -466,7 +466,7 @@ class LeasedWorker(StopSignals, BaseWorker):
             log.warning("job %s: outcome rejected (%s)", lease.job_id, exc)
             return
         if self.cluster and deleted_at_once(lease, outcome, reply, self.config):
-            self._gone.append((lease.job_id, lease.queue))
+            self._gone.append((lease.job_id, directory.value(lease.queue, lease.fields.get(directory.INCARNATION))))
         if outcome is None or outcome.ok:
             self.processed += 1
             return

@@ -248,9 +248,10 @@ class Client:
         """Remove a job that is not running, with its result, history and index entries (on a cluster, then its
         id directory entry: jobsvc/engine/directory.py)."""
         queue = self._queue(job_id)
-        self._call("delete", job_id, queue=queue)
-        if queue is not None:
-            directory.forget(self.redis, self.keys.prefix, [(job_id, queue)])
+        reply = self._call("delete", job_id, queue=queue)
+        if queue is not None:  # the entry of this incarnation only (the reply tells it: delete.lua)
+            entry = directory.value(queue, text(reply[1]) if len(reply) > 1 else None)
+            directory.forget(self.redis, self.keys.prefix, [(job_id, entry)])
 
     def terminate(self, job_id: str, mode: str = "terminate") -> str:
         """running -> cancelled: the lease is revoked at once and the worker stops the job within a second.

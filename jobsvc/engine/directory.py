@@ -8,14 +8,22 @@ so the entries spread over the masters. The rules that keep it true:
     the hash is on the queue's master, else in a round trip before): a job never exists without its entry. An id
     the client draws is drawn with its hash on its queue's master (`local_ids`), so only ids given can cost a
     round trip.
-  * An entry is removed after its job is deleted (`forget`), and only while it still names that job's queue.
-  * So an entry may outlive its job (a client that died between the two writes, a job deleted where nobody removes
-    the entry: result_ttl 0, the TTL sweep and prune until they call `forget`): it reads as "not found", since
-    every by-id operation reads the job's own keys in the queue the entry names. `LeftoverSweep` removes them."""
+  * An id given is claimed instead (`claim`, id_claim.lua, one script per directory hash and master, in the round
+    trip before): its entry is '<queue>|<incarnation>' and its job hash holds the incarnation (INCARNATION), so
+    that of two enqueues of one id into two queues only one writes its job, and an entry is told from the entry
+    of the same id enqueued again. A drawn id is new: its entry is '<queue>' (one incarnation, nothing to tell).
+  * An entry is removed after its job is deleted (`forget`), and only while it holds that job's value (`value`):
+    the id may have been enqueued again since, into that queue or another. A remover that knows only the job's
+    queue removes a drawn id's entry; a given id's is then left to `LeftoverSweep`.
+  * So an entry may outlive its job (a client that died between the two writes, a forget that failed or did not
+    know the incarnation): it reads as "not found", since every by-id operation reads the job's own keys in the
+    queue the entry names. `LeftoverSweep` removes them."""
 from __future__ import annotations
 
+import os
 from binascii import crc_hqx
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
@@ -24,10 +32,25 @@ from . import scripts
 from .connection import round_trip, text
 from .keys import ID_SHARDS, id_directory, template
 
-__all__ = ["LeftoverSweep", "existing", "forget", "local_ids", "plan", "queues_of", "shard_of"]
+__all__ = ["CLAIM_GRACE_MS", "INCARNATION", "Claim", "LeftoverSweep", "claim", "deleted", "entries_of", "existing",
+           "forget", "local_ids", "plan", "queue_in", "queues_of", "restore", "shard_of", "value"]
 
 Command = tuple[Any, ...]
 MAX_DRAWS = 100  # local_ids: far more than the masters a cluster has, in practice
+INCARNATION = "js_inc"  # the job hash field of an id given on a cluster: the incarnation its entry names
+# An entry claimed less than this ago whose job is not there yet is an enqueue in flight, not a leftover (`claim`):
+# its claim and its enqueue script are consecutive round trips.
+CLAIM_GRACE_MS = 60_000
+
+
+def value(queue: str, incarnation: str | None = None) -> str:
+    """The entry of a job of `queue`: with its incarnation (js_inc, an id given) when it has one."""
+    return f"{queue}|{incarnation}" if incarnation else queue
+
+
+def queue_in(entry: str) -> str:
+    """The queue an entry names (a queue name holds no '|': validation.QUEUE_NAME)."""
+    return entry.split("|", 1)[0]
 
 
 def shard_of(job_id: str) -> int:
@@ -89,6 +112,11 @@ def local_ids(conn: redis.RedisCluster, prefix: str, queues: Sequence[str], new_
 def queues_of(conn: redis.Redis, prefix: str, job_ids: Iterable[str]) -> dict[str, str]:
     """The queue each id's entry names (ids without one left out), one round trip per master: the directory as it
     reads, not whether the job still exists (`existing` tells)."""
+    return {job_id: queue_in(entry) for job_id, entry in entries_of(conn, prefix, job_ids).items()}
+
+
+def entries_of(conn: redis.Redis, prefix: str, job_ids: Iterable[str]) -> dict[str, str]:
+    """Each id's entry as stored (`queue_in` reads its queue), ids without one left out; one round trip per master."""
     shards = _by_shard(job_ids)
     replies = round_trip(conn, [("HMGET", id_directory(prefix, s), *ids) for s, ids in shards.items()])
     out: dict[str, str] = {}
@@ -109,12 +137,68 @@ def existing(conn: redis.Redis, prefix: str, jobs: Sequence[tuple[str, str]]) ->
 
 
 def forget(conn: redis.Redis, prefix: str, jobs: Iterable[tuple[str, str]]) -> int:
-    """Remove the entries of deleted jobs ((id, queue) pairs), each only while it names that queue (id_forget.lua:
-    the id may have been enqueued again elsewhere since). One round trip per master; how many were removed."""
-    queue_of = dict(jobs)
-    calls = [("id_forget", (id_directory(prefix, shard),), [v for job_id in ids for v in (job_id, queue_of[job_id])])
-             for shard, ids in _by_shard(queue_of).items()]
+    """Remove the entries of deleted jobs ((id, `value`) pairs), each only while it holds that value (id_forget.lua:
+    the id may have been enqueued again since). One round trip per master; how many were removed."""
+    return _swap(conn, prefix, [(job_id, entry, "") for job_id, entry in jobs])
+
+
+def deleted(queue: str, listed: Sequence[Any]) -> tuple[list[str], list[tuple[str, str]]]:
+    """A deleting script's list of the jobs of `queue` it deleted: their ids, and their entries' (id, `value`) for
+    `forget`. The ids, then, when some had an incarnation (ids given on a cluster), a list of (id, js_inc) pairs
+    (sweep_ttl.lua, prune.lua)."""
+    incarnations: dict[str, str] = {}
+    if listed and isinstance(listed[-1], list):
+        pairs, listed = listed[-1], listed[:-1]
+        incarnations = {text(pairs[k]): text(pairs[k + 1]) for k in range(0, len(pairs), 2)}
+    ids = [text(v) for v in listed]
+    return ids, [(job_id, value(queue, incarnations.get(job_id))) for job_id in ids]
+
+
+def restore(conn: redis.Redis, prefix: str, claimed: Iterable[tuple[str, str, str]]) -> int:
+    """Undo claims whose enqueue wrote no job ((id, value claimed, value it replaced or '' for none)): each entry
+    still holding its claim gets back what it held. One round trip per master."""
+    return _swap(conn, prefix, claimed)
+
+
+def _swap(conn: redis.Redis, prefix: str, swaps: Iterable[tuple[str, str, str]]) -> int:
+    shards: dict[int, list[str]] = {}
+    for job_id, held, replacement in swaps:
+        shards.setdefault(shard_of(job_id), []).extend((job_id, held, replacement))
+    calls = [("id_forget", (id_directory(prefix, shard),), args) for shard, args in shards.items()]
     return sum(int(n) for n in scripts.call_many(conn, calls)) if calls else 0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What `claim` found for one id: claimed (`entry` written, `replaced` what it held: None when absent), or not
+    (`entry` names another queue, `fresh`: claimed less than CLAIM_GRACE_MS ago)."""
+
+    claimed: bool
+    entry: str
+    replaced: str | None = None
+    fresh: bool = False
+
+    @property
+    def incarnation(self) -> str:
+        return self.entry.split("|", 1)[1] if "|" in self.entry else ""
+
+
+def claim(conn: redis.Redis, prefix: str, jobs: Sequence[tuple[str, str, str]]) -> list[Claim]:
+    """Claim the entries of ids given ((id, queue, entry expected or '')), in order, one round trip per master
+    (id_claim.lua): each is written when absent, naming `queue` already, or holding what is expected."""
+    shards: dict[int, list[int]] = {}
+    for i, (job_id, _, _) in enumerate(jobs):
+        shards.setdefault(shard_of(job_id), []).append(i)
+    calls = [("id_claim", (id_directory(prefix, shard),),
+              [CLAIM_GRACE_MS, *(v for i in idx for v in (jobs[i][0], jobs[i][1], os.urandom(8).hex(), jobs[i][2]))])
+             for shard, idx in shards.items()]
+    out: list[Claim] = [Claim(False, "")] * len(jobs)
+    for idx, reply in zip(shards.values(), scripts.call_many(conn, calls), strict=True):
+        for k, i in enumerate(idx):
+            done, entry, extra = reply[3 * k:3 * k + 3]
+            out[i] = (Claim(True, text(entry), None if extra is None else text(extra)) if int(done)
+                      else Claim(False, text(entry), fresh=bool(int(extra))))
+    return out
 
 
 class LeftoverSweep:
@@ -127,20 +211,22 @@ class LeftoverSweep:
     def __init__(self, conn: redis.Redis, prefix: str):
         self.conn, self.prefix = conn, prefix
         self.shard, self.cursor = 0, 0
-        self.suspects: dict[int, set[str]] = {}  # per hash: the ids found jobless on its previous look
-        self._found: set[str] = set()  # the ids found jobless so far on this look at the current hash
+        # per hash: the entries (id -> value) found jobless on its previous look
+        self.suspects: dict[int, dict[str, str]] = {}
+        self._found: dict[str, str] = {}  # the entries found jobless so far on this look at the current hash
 
     def step(self, count: int = 500) -> tuple[int, int]:
         """About `count` entries of the current hash looked at: (looked at, removed)."""
         self.cursor, raw = self.conn.hscan(id_directory(self.prefix, self.shard), self.cursor, count=count)
         # HSCAN answers field -> value pairs; redis-py's return type also covers its no_values form (a list).
         entries = [(text(k), text(v)) for k, v in cast("dict[bytes, bytes]", raw).items()]
-        alive = existing(self.conn, self.prefix, entries) if entries else set()
-        dead = [(job_id, queue) for job_id, queue in entries if job_id not in alive]
-        before = self.suspects.get(self.shard, set())
-        removed = forget(self.conn, self.prefix, [(i, q) for i, q in dead if i in before]) if dead else 0
-        self._found.update(i for i, _ in dead if i not in before)
+        alive = existing(self.conn, self.prefix, [(i, queue_in(v)) for i, v in entries]) if entries else set()
+        dead = [(job_id, entry) for job_id, entry in entries if job_id not in alive]
+        before = self.suspects.get(self.shard, {})
+        # The same value on both looks: an entry claimed again in between is another incarnation's, maybe in flight.
+        removed = forget(self.conn, self.prefix, [(i, v) for i, v in dead if before.get(i) == v]) if dead else 0
+        self._found.update((i, v) for i, v in dead if before.get(i) != v)
         if self.cursor == 0:  # this hash is done: the next one's turn
-            self.suspects[self.shard], self._found = self._found, set()
+            self.suspects[self.shard], self._found = self._found, {}
             self.shard = (self.shard + 1) % ID_SHARDS
         return len(entries), removed

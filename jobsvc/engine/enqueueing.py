@@ -84,22 +84,26 @@ def enqueued(replies: Iterable[Any]) -> list[Enqueued]:
 def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
                        extra_fields: Sequence[dict[str, Any]] | None) -> list[Enqueued]:
     """On a Redis Cluster, one queue's jobs per call (a queue's keys share its slot), every queue's calls in one
-    round trip per master, each job's id directory entry written first (jobsvc/engine/directory.py); each queue
-    joins the cluster's queue registry first, which what walks the queues reads. The ids come back in the order of
-    `specs`; an id given that names a job of another queue answers with that job, as on a single Redis."""
+    round trip per master, each job's id directory entry written first (jobsvc/engine/directory.py: an id given is
+    claimed, a drawn one's entry goes ahead of its script); each queue joins the cluster's queue registry first,
+    which what walks the queues reads. The ids come back in the order of `specs`; an id given that names a job of
+    another queue answers with that job, as on a single Redis."""
     cluster = cast("redis.RedisCluster", conn)
     prefix = config.key_prefix
     drawn = iter(directory.local_ids(cluster, prefix, [s.queue for s in specs if not s.job_id], new_job_id))
     ids = [spec.job_id or next(drawn) for spec in specs]
     out: list[Enqueued] = [Enqueued("", False)] * len(specs)
+    claims = _claim_given(conn, prefix, specs, ids, out)
     by_queue: dict[str, list[int]] = {}
-    for i in _not_elsewhere(conn, prefix, specs, ids, out):
-        by_queue.setdefault(specs[i].queue, []).append(i)
+    for i, spec in enumerate(specs):
+        if not spec.job_id or i in claims:
+            by_queue.setdefault(spec.queue, []).append(i)
     if not by_queue:
         return out
     order = [i for idx in by_queue.values() for i in idx]
-    extra_fields = _waiting(conn, prefix, specs, ids, order, extra_fields)
-    first, alongside = directory.plan(cluster, prefix, ((ids[i], specs[i].queue) for i in order))
+    extra_fields = _incarnations(specs, _waiting(conn, prefix, specs, ids, order, extra_fields), claims)
+    first, alongside = directory.plan(cluster, prefix, ((ids[i], specs[i].queue) for i in order
+                                                        if not specs[i].job_id))
     # Before any script, in one round trip per master: the queues join the registry, and the entries on another
     # master than their job's queue are written (and waited for).
     registered: list[Any] = []
@@ -113,10 +117,61 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
     for i, done in zip(order, enqueued(scripts.call_many(conn, calls, config.wait(), before=alongside)),
                        strict=True):
         out[i] = done
-    # An idempotency key answered with an earlier job (its own entry written at its creation): this id's is unused.
-    unused = [(ids[i], specs[i].queue) for i in order if out[i].id != ids[i]]
-    if unused:
-        directory.forget(conn, prefix, unused)
+    _release_unwritten(conn, prefix, specs, ids, order, out, claims)
+    return out
+
+
+def _release_unwritten(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids: list[str], order: list[int],
+                       out: list[Enqueued], claims: dict[int, directory.Claim]) -> None:
+    """The entries written for jobs the enqueue did not write, one round trip per master, only when there are some.
+    A drawn id answered by an idempotency key with an earlier job (written at its creation) is unused: its entry
+    goes. A given id's claim is undone (its entry gets back what it held): when an idempotency key answered with
+    another job (that id's own job, if it exists, keeps its entry), or when the id's job existed already (its entry
+    names its incarnation again; with none before, the claim stays: it names the job's queue)."""
+    swaps = [(ids[i], specs[i].queue, "") for i in order
+             if not specs[i].job_id and out[i].id != ids[i]]
+    swaps += [(ids[i], c.entry, c.replaced or "") for i, c in claims.items()
+              if not out[i].created and (out[i].id != ids[i] or c.replaced)]
+    if swaps:
+        directory.restore(conn, prefix, swaps)
+
+
+def _claim_given(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids: list[str],
+                 out: list[Enqueued]) -> dict[int, directory.Claim]:
+    """Claim the entries of the ids given (directory.claim; a round trip only when some are): the positions claimed,
+    to enqueue. One whose entry names another queue is answered with that queue's job (created False, in `out`), as
+    on a single Redis enqueue.lua answers with the job of an id given: when that job exists, or its entry was
+    claimed too recently for it to be a leftover (that enqueue is in flight). An entry whose job is gone is claimed
+    over, while it holds what was read (an enqueue racing for it the same way wins or loses it whole)."""
+    todo = {i: "" for i, spec in enumerate(specs) if spec.job_id}
+    claims: dict[int, directory.Claim] = {}
+    for _ in range(3):  # a leftover claimed over by another enqueue in between, twice: answered as that one's job
+        if not todo:
+            break
+        found = dict(zip(todo, directory.claim(conn, prefix, [(ids[i], specs[i].queue, e) for i, e in todo.items()]),
+                         strict=True))
+        claims.update((i, c) for i, c in found.items() if c.claimed)
+        stale = [(i, c.entry) for i, c in found.items() if not c.claimed and not c.fresh]
+        elsewhere = [(ids[i], directory.queue_in(e)) for i, e in stale]
+        there = directory.existing(conn, prefix, elsewhere) if stale else set()
+        todo = {i: e for i, e in stale if ids[i] not in there}
+        for i, c in found.items():
+            if not c.claimed and i not in todo:
+                out[i] = Enqueued(ids[i], False)
+    for i in todo:
+        out[i] = Enqueued(ids[i], False)
+    return claims
+
+
+def _incarnations(specs: list[JobSpec], extra_fields: Sequence[dict[str, Any]] | None,
+                  claims: dict[int, directory.Claim]) -> Sequence[dict[str, Any]] | None:
+    """`extra_fields` with the incarnation of each id claimed (directory.INCARNATION), written by the enqueue's own
+    HSET: what a remover of its entry compares."""
+    if not claims:
+        return extra_fields
+    out = [dict(e) for e in extra_fields] if extra_fields is not None else [{} for _ in specs]
+    for i, c in claims.items():
+        out[i][directory.INCARNATION] = c.incarnation
     return out
 
 
@@ -157,21 +212,6 @@ def _waiting(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids: list[str
         if ids[i] in waiting.fields:
             out[i]["js_waits"] = waiting.fields[ids[i]]
     return out
-
-
-def _not_elsewhere(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids: list[str],
-                   out: list[Enqueued]) -> list[int]:
-    """The positions of `specs` to enqueue. A job id the caller gave whose entry names another queue, where that job
-    still exists, is answered with it (created False, in `out`): on a single Redis enqueue.lua returns the job of an
-    id given, and here its directory entry must not be overwritten. Costs a round trip only for ids given."""
-    given = [i for i, spec in enumerate(specs) if spec.job_id]
-    entries = directory.queues_of(conn, prefix, [ids[i] for i in given]) if given else {}
-    moved = [(ids[i], entries[ids[i]]) for i in given if entries.get(ids[i], specs[i].queue) != specs[i].queue]
-    there = directory.existing(conn, prefix, moved) if moved else set()
-    for i in given:
-        if ids[i] in there:
-            out[i] = Enqueued(ids[i], False)
-    return [i for i in range(len(specs)) if not (specs[i].job_id and ids[i] in there)]
 
 
 def _calls(config: Config, specs: list[JobSpec], extra_fields: Sequence[dict[str, Any]] | None,

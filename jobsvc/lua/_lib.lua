@@ -400,7 +400,7 @@ end
 -- in the state; kept: ids of the chunk still in the state's registry afterwards, so the caller pages on) and the
 -- ids acted on.
 local BULK_FIELDS = {'js_state', 'status', 'origin', 'js_group', 'js_ns', 'js_error', 'js_ended_ms', 'js_created_ms',
-  'js_priority'}
+  'js_priority', 'js_inc'}
 local function bulk_chunk(state, queue, registry, first, dry, act)
   local filter = {until_ms = tonumber(ARGV[first]), ns = ARGV[first + 1], func = ARGV[first + 2],
     err = ARGV[first + 3], older = tonumber(ARGV[first + 4]), newer = tonumber(ARGV[first + 5])}

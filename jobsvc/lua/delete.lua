@@ -4,13 +4,14 @@
 -- scheduled | queued | deferred | completed | failed | quarantined | cancelled -> (deleted): any state but running.
 -- KEYS: canceled, count, created, deferred, dependencies, dependents, failed, finished, idempotency, job, lane, quarantined, results, rq_queue, rq_scheduled, runs, scheduled, scheduled_in
 -- ARGV: prefix, id
--- Returns: {OK}; {NOT_FOUND} no such job; {WRONG_STATE, 'running'} terminate it first
+-- Returns: {OK} ({OK, js_inc} for a job that has one: an id given on a Redis Cluster, whose id directory entry
+-- the caller removes then: jobsvc/engine/directory.py); {NOT_FOUND} no such job; {WRONG_STATE, 'running'} terminate it first
 local id = ARGV[2]
 local key = K.job(id)
 if redis.call('EXISTS', key) == 0 then return {NOT_FOUND} end
 local state = state_of(key)
 if state == 'running' then return {WRONG_STATE, state} end
-local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_idem', 'js_ns')
+local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_group', 'js_idem', 'js_ns', 'js_inc')
 local queue = h[1] or ''
 if state == 'queued' then redis.call('LREM', lane_key(queue, h[2]), 1, id) end
 for _, z in ipairs({K.scheduled, K.scheduled_in(queue), K.rq_scheduled(queue),
@@ -24,4 +25,5 @@ if ikey and redis.call('GET', ikey) == id then redis.call('DEL', ikey) end
 -- Its dependency sets go with it, as RQ's Job.delete takes them (jobs still waiting on it stay deferred).
 redis.call('DEL', unpack(job_keys(id)))
 gauge(h[3], state, nil)
+if h[6] then return {OK, h[6]} end
 return {OK}

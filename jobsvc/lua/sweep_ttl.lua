@@ -10,7 +10,9 @@
 -- its entry moves to +inf (counted as dropped).
 -- KEYS: canceled, count, created, deferred, dependencies, dependents, failed, finished, job, quarantined, results, runs
 -- ARGV: prefix, queue, state ('completed' | 'failed' | 'cancelled'), limit, nsample
--- Returns: {seen, deleted, dropped, deleted_id1 ..}: seen < limit means nothing due is left
+-- Returns: {seen, deleted, dropped, deleted_id1 ..}: seen < limit means nothing due is left; then, when jobs
+-- deleted had one (ids given on a Redis Cluster), a list {id1, js_inc1 ..} of them: the incarnation their id
+-- directory entries hold (jobsvc/engine/directory.py)
 local queue, state, limit, nsample = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local registry = TTL_STATES[state] and registry_of(state, queue)
 if not registry then return redis.error_reply('sweep_ttl: ' .. tostring(state) .. ' has no TTL registry') end
@@ -18,14 +20,15 @@ local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', registry, '-inf', string.format('%.3f', now / 1000), 'LIMIT', 0, limit)
 if #ids == 0 then return {0, 0, 0} end
 local deleted, dropped = 0, 0
-local sample, gone, dels, kept_rq = {}, {}, {}, {}
+local sample, gone, dels, kept_rq, incs = {}, {}, {}, {}, {}
 for _, id in ipairs(ids) do
   local key = K.job(id)
-  local h = redis.call('HMGET', key, 'js_state', 'status', 'origin', 'js_group')
+  local h = redis.call('HMGET', key, 'js_state', 'status', 'origin', 'js_group', 'js_inc')
   local st = h[1] or (h[2] and (rq_to_state[h[2]] or 'queued'))
   if st == state and h[3] == queue and (h[1] or state ~= 'cancelled') then
     collect_deletion(id, h[4], state, dels)
     gone[#gone + 1] = id
+    if h[5] then incs[#incs + 1] = id; incs[#incs + 1] = h[5] end
     if #sample < nsample then sample[#sample + 1] = id end
     deleted = deleted + 1
   else
@@ -46,4 +49,5 @@ if #gone > 0 then
 end
 local out = {#ids, deleted, dropped}
 for _, id in ipairs(sample) do out[#out + 1] = id end
+if #incs > 0 then out[#out + 1] = incs end
 return out

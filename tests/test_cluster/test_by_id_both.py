@@ -114,7 +114,7 @@ def test_a_job_whose_keys_are_gone_reads_as_not_found_and_a_leftover_entry_is_dr
                 return looked, removed
 
     assert cycle() == (201, 0)
-    assert sweep.suspects[directory.shard_of(job_id)] == {job_id}  # first look: only suspected
+    assert sweep.suspects[directory.shard_of(job_id)] == {job_id: q}  # first look: only suspected
     assert cycle() == (201, 1)  # second look: removed
     assert _entry(backend, job_id) is None
     assert all(client.queue_of(e.id) == q for e in kept)
@@ -223,3 +223,134 @@ def test_the_integrity_pass_removes_a_leftover_entry_on_its_second_cycle_over_th
         return
     assert removed.index(1) == ID_SHARDS + directory.shard_of(job_id) and sum(removed) == 1
     assert _entry(backend, job_id) is None
+
+
+def test_idempotency_hit_with_an_existing_given_id_drops_that_jobs_entry(backend):
+    """enqueue.lua checks the idempotency key before the id given: the answer is the key's job, and the id given
+    keeps the entry of its own job (review of issue 15)."""
+    client, q = backend.client(), backend.queues[0]
+    x = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id="X", idempotency_key="K1")
+    y = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id="Y", idempotency_key="K2")
+    assert (x.id, y.id) == ("X", "Y")
+    again = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id="Y", idempotency_key="K1")
+    assert again.id == "X" and not again.created  # the idempotency key answers first, as on one Redis
+    assert backend.conn.exists(backend.key("job", q, "Y"))
+    assert client.get("Y").id == "Y"
+    unused = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id="Z", idempotency_key="K1")
+    assert unused.id == "X" and _entry(backend, "Z") is None  # an id given whose job is absent: no entry
+    _no_directory_on_a_single_redis(backend)
+
+
+def _lease_entry(lease) -> tuple[str, str]:
+    """The entry the worker removes for a job its outcome deleted (workers/worker.py _record)."""
+    return lease.job_id, directory.value(lease.queue, lease.fields.get(directory.INCARNATION))
+
+
+def test_a_late_forget_removes_the_entry_of_the_same_id_enqueued_again(backend):
+    """The worker's _forget_gone (or Client.delete, the TTL sweep, LeftoverSweep) runs after the job is gone; an
+    id given may be enqueued again into the same queue in between: its entry holds another incarnation."""
+    if not backend.cluster:
+        pytest.skip("the directory exists on a cluster only")
+    client, leases, q = backend.client(), backend.leases(), backend.queues[0]
+    client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id="daily", result_ttl=0)
+    lease = leases.claim([q], WORKER)
+    leases.complete(lease, 3, WORKER, 1.0, 2.0)  # result_ttl 0: deleted by complete.lua
+    with pytest.raises(NotFound):
+        client.get("daily")
+    client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id="daily")  # the next run, same id
+    directory.forget(backend.conn, PREFIX, [("daily", q)])  # one round trip late, knowing the queue only
+    assert backend.conn.exists(backend.key("job", q, "daily"))
+    assert client.get("daily").id == "daily"
+    assert directory.forget(backend.conn, PREFIX, [_lease_entry(lease)]) == 0  # the incarnation deleted: not this
+    assert directory.forget(backend.conn, PREFIX, [_lease_entry(leases.claim([q], WORKER))]) == 1  # this one's
+
+
+def test_an_id_given_holds_its_incarnation_in_its_entry_and_its_job(backend):
+    """On a cluster an id given's entry is '<queue>|<incarnation>', the job hash holding the incarnation (written by
+    the enqueue's own HSET); a drawn id's is '<queue>'. Reads give the queue; an enqueue answered by the existing
+    job leaves its entry as it was. On a single Redis nothing of it is written."""
+    client, q = backend.client(), backend.queues[1]
+    drawn = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q).id
+    client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id="given")
+    inc = backend.conn.hget(backend.key("job", q, "given"), directory.INCARNATION)
+    before = _entry(backend, "given")
+    again = client.enqueue("tests.jobfuncs.add", 3, 4, queue=q, job_id="given")
+    assert not again.created and _entry(backend, "given") == before
+    if not backend.cluster:
+        assert inc is None
+        _no_directory_on_a_single_redis(backend)
+        return
+    assert before == f"{q}|{inc.decode()}".encode() and _entry(backend, drawn) == q.encode()
+    assert directory.queues_of(backend.conn, PREFIX, [drawn, "given"]) == {drawn: q, "given": q}
+    client.delete("given")
+    assert _entry(backend, "given") is None
+
+
+def test_two_enqueues_of_one_id_into_two_queues_racing_write_one_job(backend, monkeypatch):
+    """Racing order: A's first round trip (on a cluster its claim of the entry), then B's whole enqueue of the same
+    id into another queue, then the rest of A's. B answers with A's job (created False), as on a single Redis."""
+    from jobsvc.engine import scripts
+
+    client, (q1, q2) = backend.client(), backend.queues[:2]
+    real, raced = scripts.call_many, []
+
+    def a_then_b(*args, **kwargs):
+        reply = real(*args, **kwargs)
+        monkeypatch.setattr(scripts, "call_many", real)  # B's enqueue, whole, then A's next steps
+        raced.append(client.enqueue("tests.jobfuncs.add", 1, 2, queue=q2, job_id="race"))
+        return reply
+
+    monkeypatch.setattr(scripts, "call_many", a_then_b)
+    a = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q1, job_id="race")
+    (b,) = raced
+    assert (a.id, b.id) == ("race", "race") and a.created != b.created
+    if backend.cluster:
+        assert a.created and backend.conn.exists(backend.key("job", q1, "race"))
+        assert not backend.conn.exists(backend.key("job", q2, "race"))
+    assert client.queue_of("race") == (q1 if a.created else q2)
+
+
+def test_an_entry_left_by_a_job_of_another_queue_is_claimed_over(backend):
+    """An entry naming another queue whose job is gone (its remover failed) and that was claimed long ago is a
+    leftover: an id given is enqueued over it, into its own queue."""
+    if not backend.cluster:
+        pytest.skip("the directory exists on a cluster only")
+    client, (q1, q2) = backend.client(), backend.queues[:2]
+    client.enqueue("tests.jobfuncs.add", 1, 2, queue=q1, job_id="left")
+    backend.conn.delete(backend.key("job", q1, "left"))
+    fresh = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q2, job_id="left")
+    assert not fresh.created  # claimed a moment ago: maybe an enqueue in flight, answered as its job
+    backend.conn.hset(id_directory(PREFIX, directory.shard_of("left")), "left", f"{q1}|1.ab")  # claimed long ago
+    moved = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q2, job_id="left")
+    assert moved.created and client.queue_of("left") == q2
+
+
+def test_the_leftover_sweep_keeps_an_entry_claimed_again_between_its_looks(backend):
+    if not backend.cluster:
+        pytest.skip("the directory exists on a cluster only")
+    client, q = backend.client(), backend.queues[2]
+    client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id="again", result_ttl=0)
+    backend.conn.delete(backend.key("job", q, "again"))  # gone, its entry left
+    sweep = directory.LeftoverSweep(backend.conn, PREFIX)
+    shard = directory.shard_of("again")
+    sweep.shard = shard
+    assert sweep.step(count=1000)[1] == 0  # first look: suspected
+    client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id="again")  # claimed again: its job in flight
+    backend.conn.delete(backend.key("job", q, "again"))  # (as if its script had not run yet)
+    sweep.shard = shard
+    assert sweep.step(count=1000)[1] == 0  # another value: suspected again, not removed
+    sweep.shard = shard
+    assert sweep.step(count=1000)[1] == 1 and _entry(backend, "again") is None
+
+
+def test_the_ttl_sweep_and_prune_remove_the_entries_of_ids_given_by_their_incarnation(backend):
+    """Their scripts list the incarnation of each job deleted that has one (an id given on a cluster)."""
+    client, leases, q = backend.client(), backend.leases(), backend.queues[5]
+    for job_id in ("swept", "pruned"):
+        client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id=job_id)
+        leases.complete(leases.claim([q], WORKER), 3, WORKER, 1.0, 2.0)
+    backend.conn.zadd(backend.key("finished", q, q), {"swept": redis_ms(backend.conn) / 1000 - 10})
+    assert bulk.ttl_sweep(backend.conn, backend.config).sample == ["swept"]
+    assert bulk.prune(backend.conn, backend.config, bulk.BulkFilter(queue=q)).sample == ["pruned"]
+    assert _entry(backend, "swept") is None and _entry(backend, "pruned") is None
+    _no_directory_on_a_single_redis(backend)

@@ -106,10 +106,10 @@ def _walk_registries(operation: str, script: str, conn: redis.Redis, config: Con
             out.matched += matched
             out.changed += changed
             out.skipped += skipped
-            listed = [text(v) for v in reply[4:]]
+            listed, entries = directory.deleted(queue, reply[4:])
             out.sample += listed[:SAMPLE_SIZE - len(out.sample)]
             if forget:
-                directory.forget(conn, keys.prefix, [(job_id, queue) for job_id in listed])
+                directory.forget(conn, keys.prefix, entries)
             done += len(ids)
             if progress:
                 progress(done, max(total, done))
@@ -167,10 +167,10 @@ def ttl_sweep(conn: redis.Redis, config: Config, dry_run: bool = False, progress
             out.changed += deleted + dropped
             out.details["deleted"] += deleted
             out.details["dropped"] += dropped
-            listed = [text(v) for v in reply[3:]]
+            listed, entries = directory.deleted(queue, reply[3:])
             out.sample += listed[:SAMPLE_SIZE - len(out.sample)]
             if layout.cluster:
-                directory.forget(conn, prefix, [(job_id, queue) for job_id in listed])
+                directory.forget(conn, prefix, entries)
             if progress:
                 progress(out.matched, max(total, out.matched))
             if seen < size:
