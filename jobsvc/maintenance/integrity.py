@@ -20,6 +20,7 @@ from ..admin.bulk import IntegrityReport, IntegrityWalk
 from ..config import Config
 from ..engine import directory
 from ..engine.connection import is_cluster
+from ..errors import Conflict
 
 log = logging.getLogger("jobsvc.integrity")
 
@@ -47,6 +48,7 @@ class IntegrityPass:
         self.walks = 0  # whole walks finished
         # On a Redis Cluster a step of the id directory's leftover sweep per pass too (jobsvc/engine/directory.py).
         self._ids = directory.LeftoverSweep(conn, config.key_prefix) if is_cluster(conn) else None
+        self._copies = is_cluster(conn)  # rewrite the disabled functions' copies at each walk's end (`_sync_copies`)
 
     def run_once(self) -> PassResult:
         if self._walk is None or self._steps is None:
@@ -75,7 +77,23 @@ class IntegrityPass:
         if done:
             self.walks += 1
             self._walk = self._steps = None
+            self._sync_copies()
         return PassResult(looked_at, done, walk.report, repaired)
+
+    def _sync_copies(self) -> None:
+        """On a Redis Cluster, every queue's copy of the disabled functions' set written again from the registry's
+        (jobsvc/engine/functions/copies.py; one functions_copy.lua call per queue, one round trip per master): a
+        copy a failover lost, or that a registry writer killed half-way left stale, is repaired without an operator
+        or a registry write. Once per walk, not per pass: each call rewrites its queue's copy (and a new queue's
+        first enqueue writes its own, jobsvc/engine/enqueueing.py)."""
+        if not self._copies:
+            return
+        from ..engine.functions import copies  # only on a cluster
+
+        try:
+            copies.sync(self.redis, self.config.key_prefix)
+        except Conflict:  # the master set kept changing: each of those changes writes the copies itself
+            log.info("integrity pass: the disabled functions kept changing; their copies are left to those changes")
 
     def run_walk(self) -> IntegrityReport:
         """Passes until the current walk ends (a new one if none is under way); returns its report. For tests and

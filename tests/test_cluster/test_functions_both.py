@@ -157,6 +157,27 @@ def test_a_queue_whose_first_enqueue_failed_after_its_registration_never_gets_it
     assert len(calls) == 2
 
 
+def test_the_integrity_pass_rewrites_a_copy_a_failover_lost(backend):
+    """A copy's write acknowledged and then lost with its master (or left stale by a registry writer killed half-way)
+    is written again at the end of the scheduler's integrity walk, without a registry write."""
+    if not backend.cluster:
+        pytest.skip("copies exist on a cluster only")
+    from jobsvc.maintenance.integrity import IntegrityPass
+
+    reg, client, leases, q = Registry(backend.client()), backend.client(), backend.leases(), backend.queues[5]
+    reg.register("media", "resize", ADD, queue=q)
+    reg.enqueue("media/resize", 1, 2)  # q joins the queue registry, with its copy
+    late = reg.job("media/resize", 3, 4)  # made while enabled
+    reg.disable("media", "resize")
+    backend.conn.delete(backend.key("functions_disabled", q))  # the copy lost in a failover
+    assert leases.claim([q], WORKER) is not None  # the disabled function's job runs: what the pass repairs
+    held = reg.enqueue_many([late])[0].id  # this connection wrote q's copy already
+    assert disabled_in(backend, q) == set()
+    IntegrityPass(backend.conn, backend.config).run_walk()
+    assert disabled_in(backend, q) == {"media/resize"}
+    assert leases.claim([q], WORKER) is None and client.state(held) == State.QUEUED
+
+
 @pytest.fixture
 def api(backend: Backend) -> Api:
     return Api(create_app(backend.config, backend.conn, admin_key=ADMIN_KEY), ADMIN_KEY)

@@ -19,8 +19,10 @@ Why every copy ends equal to the master set, whatever runs at once:
     again while it differs. So the last write to a copy is right: what it wrote was the master set still at its
     writer's second read, after the write; a change after that read is made by a writer that reads the queue
     registry later still, finds the queue there and writes this copy afterwards: that write would be the last.
-A registry writer that dies half-way (a client killed between the master set and the copies) leaves copies behind
-until the next registry write; calling `Registry.copy_disabled()` (or the disable again) writes them all."""
+A registry writer that dies half-way (a client killed between the master set and the copies), or a copy's write lost
+in a failover, leaves copies behind until the next registry write or the end of the scheduler's next integrity walk
+(jobsvc/maintenance/integrity.py, which syncs every queue); calling `Registry.copy_disabled()` (or the disable
+again) writes them all at once."""
 from __future__ import annotations
 
 from collections.abc import Sequence
