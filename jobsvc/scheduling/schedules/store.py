@@ -217,7 +217,8 @@ class ScheduleStore(VersionedStore):
             for ref in refs:
                 pipe.hgetall(self.registry.key(*parse_ref(ref)))
             for ref, raw in zip(refs, pipe.execute(), strict=True):  # one HGETALL reply per function asked
-                # A function deleted since: its schedule fires nothing, its last jobs went to the default queue.
+                # A function deleted since: its schedule fires nothing more; read in the default queue, whose counters
+                # are then not those of its earlier jobs (as after a change of queue).
                 functions[ref] = Function._from_hash(*parse_ref(ref), raw).queue if raw else None
         return [s.queue or (functions.get(s.function) if s.function else None) or JobSpec.queue for s in specs]
 
