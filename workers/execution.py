@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from jobsvc.allowlist import ModuleAllowList
+from jobsvc.engine import directory
 from jobsvc.engine.serialization import load_data
 from jobsvc.errors import JobTimeout, NonRetryableError, NotAllowed
 
@@ -124,8 +125,4 @@ def deleted_at_once(lease: Lease, outcome: Outcome | None, reply: list[Any], con
         field, default = "failure_ttl", config.failure_ttl
     else:  # a retry, or a job handed to an HTTP service: it lives on
         return False
-    raw = lease.fields.get(field)
-    try:
-        return (default if raw in (None, "") else int(float(raw))) == 0
-    except ValueError:
-        return default == 0
+    return directory.ttl_is_zero(lease.fields, field, default)

@@ -20,21 +20,24 @@ so the entries spread over the masters. The rules that keep it true:
     queue the entry names. `LeftoverSweep` removes them."""
 from __future__ import annotations
 
+import logging
 import os
 from binascii import crc_hqx
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
 
 from . import scripts
-from .connection import round_trip, text
+from .connection import TRANSIENT, round_trip, text
 from .keys import ID_SHARDS, id_directory, template
 
 __all__ = ["CLAIM_GRACE_MS", "INCARNATION", "Claim", "LeftoverSweep", "claim", "deleted", "entries_of", "existing",
-           "forget", "local_ids", "plan", "queue_in", "queues_of", "restore", "shard_of", "value"]
+           "forget", "forget_deleted", "local_ids", "plan", "queue_in", "queues_of", "restore", "shard_of",
+           "ttl_is_zero", "value"]
 
+log = logging.getLogger(__name__)
 Command = tuple[Any, ...]
 MAX_DRAWS = 100  # local_ids: far more than the masters a cluster has, in practice
 INCARNATION = "js_inc"  # the job hash field of an id given on a cluster: the incarnation its entry names
@@ -152,6 +155,27 @@ def deleted(queue: str, listed: Sequence[Any]) -> tuple[list[str], list[tuple[st
         incarnations = {text(pairs[k]): text(pairs[k + 1]) for k in range(0, len(pairs), 2)}
     ids = [text(v) for v in listed]
     return ids, [(job_id, value(queue, incarnations.get(job_id))) for job_id in ids]
+
+
+def ttl_is_zero(fields: Mapping[str, Any], field: str, default: int) -> bool:
+    """Whether a job's `field` TTL (result_ttl, failure_ttl: its own, else `default`) is 0, as the scripts read it
+    (tonumber, else the default): an outcome that files it then deletes it at once (file_ended in _lib.lua)."""
+    raw = fields.get(field)
+    try:
+        return (default if raw in (None, "") else int(float(raw))) == 0
+    except ValueError:
+        return default == 0
+
+
+def forget_deleted(conn: redis.Redis, prefix: str, jobs: Sequence[tuple[str, str]], who: str) -> None:
+    """`forget` for a caller whose own work is done (an outcome recorded, jobs reaped): the entries of the jobs it
+    deleted, when there are some; a Redis away is logged, and the integrity pass's `LeftoverSweep` removes them."""
+    if not jobs:
+        return
+    try:
+        forget(conn, prefix, jobs)
+    except TRANSIENT as exc:
+        log.warning("%s: %d id directory entries not removed (%s); the integrity pass will", who, len(jobs), exc)
 
 
 def restore(conn: redis.Redis, prefix: str, claimed: Iterable[tuple[str, str, str]]) -> int:

@@ -41,8 +41,9 @@ DEFAULT_ERROR_TYPE = "Error"
 # the start time and worker (for the result entry RQ reads).
 # Where the last ack of a job sent it, written by complete.lua and fail.lua: `state|due_ms|token` (replayed).
 ACKED_FIELD = "js_acked"
+# The last three: whether the outcome deletes the job, and its id directory entry on a cluster (_deleted).
 _ACK_FIELDS = ("origin", "js_started_ms", "js_attempts", "worker_name", "js_backoff", "js_backoff_base",
-               "js_backoff_cap", "js_backoff_jitter")
+               "js_backoff_cap", "js_backoff_jitter", "result_ttl", "failure_ttl", directory.INCARNATION)
 
 
 @dataclass(frozen=True)
@@ -176,9 +177,28 @@ def ack_many(conn: redis.Redis, config: Config, acks: list[Ack],
     raws = scripts.call_many(conn, calls, config.wait()) if calls else []
     # A completion's reply is its entry in its complete.lua call's list (one per job, in order); a failure's
     # is its fail.lua call's own.
-    done = iter(replayed(conn, known, keys, [_ack_result(one, raws[call] if at is None else raws[call][at])
-                                             for one, (call, at) in zip(known, where, strict=True)]))
+    results = [_ack_result(one, raws[call] if at is None else raws[call][at])
+               for one, (call, at) in zip(known, where, strict=True)]
+    gone = _deleted(config, known, found, [queues[one.job_id] for one in known], results)
+    done = iter(replayed(conn, known, keys, results))
+    directory.forget_deleted(conn, config.key_prefix, gone, "ack")
     return [next(done) if one.job_id in queues else cast("NotFound", _missing(one.job_id)) for one in acks]
+
+
+def _deleted(config: Config, acks: list[Ack], found: list[dict[str, str]], queues: list[str | None],
+             results: list[AckResult | LeaseLost | NotFound]) -> list[tuple[str, str]]:
+    """On a cluster, the id directory entries (directory.value) of the jobs these acks deleted with their outcome (a
+    result or, failed for good, failure TTL of 0: complete.lua and fail.lua cannot reach the directory, another
+    slot). Read before `replayed`: a replayed ack deleted nothing now."""
+    out = []
+    for one, fields, queue, res in zip(acks, found, queues, results, strict=True):
+        if queue is None or not isinstance(res, AckResult) or res.state not in STATUSES:
+            continue
+        field, default = (("result_ttl", config.result_ttl) if res.state == "completed"
+                          else ("failure_ttl", config.failure_ttl))
+        if directory.ttl_is_zero(fields, field, default):
+            out.append((one.job_id, directory.value(queue, fields.get(directory.INCARNATION))))
+    return out
 
 
 @dataclass

@@ -13,12 +13,15 @@
 -- KEYS: canceled, count, created, deferred, dependencies, dependents, failed, finished, job, lane, lanes, leases, minute, notify, notify_entry, quarantined, results, rq_queue, runs, schedule_stats, scheduled, scheduled_in, scheduler_wake, tally, wake, release
 -- ARGV: prefix, max_lease_losses, limit, abandoned_exc_string_b64z (RQ's result payload for an RQ job failed
 --       here), enqueued_at, default_failure_ttl, wake_cap
--- Returns: {requeued (queued or scheduled for a retry), failed, quarantined, next_expiry_ms (-1 if none), now_ms}
+-- Returns: {requeued (queued or scheduled for a retry), failed, quarantined, next_expiry_ms (-1 if none), now_ms},
+--          then, when some failed jobs were deleted at once (failure TTL 0), a list {id1, js_inc1 ('' = none) ..}
+--          of them: a cluster's caller removes their id directory entries (jobsvc/engine/directory.py)
 local max_losses, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
 local wake_cap = tonumber(ARGV[7])
 local leases = K.leases
 local now = now_ms()
 local requeued, failed, quarantined = 0, 0, 0
+local deleted = {}
 
 -- Back on its queue now, or scheduled after the plan's wait. jobsvc's own jobs go to the front, as before:
 -- the lost attempt was already at the head of the line.
@@ -48,8 +51,9 @@ local function fail(id, queue, h, reason, rq)
     waiting = release_dependents(id, 'failed', ARGV[5], now, wake_cap)
     note_release(id, queue, h[11], 'failed')  -- a cluster's dependents in other queues
   end
-  file_ended(now, id, queue, h[8], 'running', 'failed', tonumber(h[5]) or tonumber(ARGV[6]), true,
-    dependency_keys(id, h[12], waiting))
+  local ttl = tonumber(h[5]) or tonumber(ARGV[6])
+  file_ended(now, id, queue, h[8], 'running', 'failed', ttl, true, dependency_keys(id, h[12], waiting))
+  if ttl == 0 then deleted[#deleted + 1] = id; deleted[#deleted + 1] = h[17] or '' end
 end
 
 local ids = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)
@@ -58,7 +62,7 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', leases, id)
   local h = redis.call('HMGET', key, 'origin', 'js_priority', 'js_attempts', 'js_max_attempts',
     'failure_ttl', 'js_started_ms', 'worker_name', 'js_group', 'js_schedule', 'js_callback', 'js_dependents',
-    'dependency_ids', 'retries_left', 'retry_intervals', 'enqueue_at_front_on_retry', 'js_state')
+    'dependency_ids', 'retries_left', 'retry_intervals', 'enqueue_at_front_on_retry', 'js_state', 'js_inc')
   -- Only a running job has a lease to lose: a stale entry (the job gone, or already ended) is just dropped.
   if h[16] == 'running' then
     local queue = h[1]
@@ -103,4 +107,6 @@ for _, id in ipairs(ids) do
   end
 end
 local nxt = redis.call('ZRANGE', leases, 0, 0, 'WITHSCORES')
-return {requeued, failed, quarantined, nxt[2] and tonumber(nxt[2]) or -1, now}
+local out = {requeued, failed, quarantined, nxt[2] and tonumber(nxt[2]) or -1, now}
+if #deleted > 0 then out[6] = deleted end
+return out

@@ -11,7 +11,8 @@
 -- KEYS: canceled, count, created, deferred, failed, finished, job, leases, minute, notify, notify_entry, quarantined, results, runs, schedule_stats, tally, terminate
 -- ARGV: prefix, id, ended_at, failure_ttl_default, mode ('terminate' | 'stop'), stop_exc_string_b64z (RQ's
 --       result payload of a stop: 'Job stopped by user, work-horse terminated.'; '' with 'terminate')
--- Returns: {OK, worker}; {NOT_FOUND} no such job; {WRONG_STATE, state} not running; an error reply for an unknown mode
+-- Returns: {OK, worker} ({OK, worker, js_inc ('' = none)} for a stop that deleted the job: failure TTL 0; a
+-- cluster's caller removes its id directory entry, jobsvc/engine/directory.py); {NOT_FOUND} no such job; {WRONG_STATE, state} not running; an error reply for an unknown mode
 local id, mode = ARGV[2], ARGV[5] or 'terminate'
 if mode ~= 'terminate' and mode ~= 'stop' then
   return redis.error_reply('terminate.lua: mode must be terminate or stop, not ' .. mode)
@@ -21,7 +22,7 @@ if redis.call('EXISTS', key) == 0 then return {NOT_FOUND} end
 local state = state_of(key)
 if state ~= 'running' then return {WRONG_STATE, state} end
 local h = redis.call('HMGET', key, 'origin', 'js_group', 'worker_name', 'js_attempts', 'js_started_ms',
-  'js_callback', 'failure_ttl')
+  'js_callback', 'failure_ttl', 'js_inc')
 local queue, worker = h[1], h[3] or ''
 local ttl = tonumber(h[7]) or tonumber(ARGV[4])
 local now = now_ms()
@@ -51,4 +52,5 @@ if worker ~= '' and worker ~= 'callback' and string.sub(worker, 1, 5) ~= 'pull:'
 end
 run_counted(now, queue, h[2], ended)
 job_told(now, id, nil, h[6], ended, 'error', reason)
+if stop and ttl == 0 then return {OK, worker, h[8] or ''} end
 return {OK, worker}

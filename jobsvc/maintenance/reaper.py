@@ -8,8 +8,9 @@ import redis
 
 from .. import defaults
 from ..config import Config
-from ..engine import scripts
+from ..engine import directory, scripts
 from ..engine.cluster import scopes
+from ..engine.connection import text
 from ..engine.serialization import dump_exc_string, utcnow_str
 
 
@@ -42,18 +43,26 @@ class Reaper:
     def run_once(self) -> ReapResult:
         # One lease index on a single Redis; one per queue on a cluster: the next expiry is the earliest of them.
         out = ReapResult()
+        gone: list[tuple[str, str]] = []  # on a cluster, the id directory entries of the jobs deleted at once
         for queue in scopes(self.redis, self.config.key_prefix):
-            nxt = self._reap(queue, out)
+            nxt = self._reap(queue, out, gone)
             if nxt is not None and (out.next_expiry_ms is None or nxt < out.next_expiry_ms):
                 out.next_expiry_ms = nxt
+        directory.forget_deleted(self.redis, self.config.key_prefix, gone, "reaper")
         return out
 
-    def _reap(self, queue: str | None, out: ReapResult) -> int | None:
-        """Reap one lease index into `out`; its next expiry (ms)."""
+    def _reap(self, queue: str | None, out: ReapResult, gone: list[tuple[str, str]]) -> int | None:
+        """Reap one lease index into `out` (on a cluster, `gone` gets the entries of the jobs a failure TTL of 0
+        deleted: reap_expired.lua cannot reach the directory, another slot); its next expiry (ms)."""
         while True:
-            r, f, q, nxt, now = scripts.call(self.redis, "reap_expired", scripts.scope_of(queue), (
+            reply = scripts.call(self.redis, "reap_expired", scripts.scope_of(queue), (
                 self.config.key_prefix, self.config.max_lease_losses, self.batch, abandoned_exc_string(),
                 utcnow_str(), self.config.failure_ttl, defaults.WAKE_TOKENS_MAX))
+            r, f, q, nxt, now = reply[:5]
+            if queue is not None and len(reply) > 5:
+                pairs = reply[5]
+                gone += [(text(pairs[k]), directory.value(queue, text(pairs[k + 1])))
+                         for k in range(0, len(pairs), 2)]
             out.requeued += int(r)
             out.failed += int(f)
             out.quarantined += int(q)
