@@ -4,10 +4,10 @@ none of this runs.
 
 The directory is ID_SHARDS hashes (jobsvc/engine/keys.py: `ids`), crc16(id) % ID_SHARDS, each in a slot of its own,
 so the entries spread over the masters. The rules that keep it true:
-  * An entry is written before its job's enqueue script (`plan`: ahead of the script in the same round trip when
-    the hash is on the queue's master, else in a round trip before): a job never exists without its entry. An id
-    the client draws is drawn with its hash on its queue's master (`local_ids`), so only ids given can cost a
-    round trip.
+  * An entry is written before its job's enqueue script (a drawn id's by `plan`: ahead of the script in the same
+    round trip when the hash is on the queue's master, else in a round trip before): a job never exists without
+    its entry. An id the client draws is drawn with its hash on its queue's master (`local_ids`), so only ids
+    given cost a round trip.
   * An id given is claimed instead (`claim`, id_claim.lua, one script per directory hash and master, in the round
     trip before): its entry is '<queue>|<incarnation>' and its job hash holds the incarnation (INCARNATION), so
     that of two enqueues of one id into two queues only one writes its job, and an entry is told from the entry
@@ -74,7 +74,8 @@ def _node(conn: redis.RedisCluster, key: str) -> str:
 
 def plan(conn: redis.RedisCluster, prefix: str, jobs: Iterable[tuple[str, str]]) -> tuple[list[Command],
                                                                                           list[Command]]:
-    """The HSETs that write the entries of `jobs` ((id, queue) pairs), one per directory hash and master of the
+    """The HSETs that write the entries of `jobs` ((id, queue) pairs of drawn ids: `value` without an incarnation;
+    an id given is claimed instead), one per directory hash and master of the
     queues: (first, alongside). `first` go in a round trip before the enqueue scripts; `alongside` are on the master
     of their jobs' queue, so they go ahead of those scripts in the scripts' own round trip (a connection runs its
     commands in order: the entry is written first all the same)."""
