@@ -354,3 +354,15 @@ def test_the_ttl_sweep_and_prune_remove_the_entries_of_ids_given_by_their_incarn
     assert bulk.prune(backend.conn, backend.config, bulk.BulkFilter(queue=q)).sample == ["pruned"]
     assert _entry(backend, "swept") is None and _entry(backend, "pruned") is None
     _no_directory_on_a_single_redis(backend)
+
+
+def test_one_id_given_twice_in_a_batch_writes_one_job_whose_entry_names_its_incarnation(backend):
+    client, (q1, q2) = backend.client(), backend.queues[:2]
+    done = client.enqueue_many([Client.job("tests.jobfuncs.add", i, 1, queue=q, job_id="twice")
+                                for i, q in enumerate((q1, q1, q2))])
+    assert [(e.id, e.created) for e in done] == [("twice", True), ("twice", False), ("twice", False)]
+    assert client.queue_of("twice") == q1 and client.get("twice").args == (0, 1)
+    if backend.cluster:
+        inc = backend.conn.hget(backend.key("job", q1, "twice"), directory.INCARNATION).decode()
+        assert _entry(backend, "twice") == f"{q1}|{inc}".encode()
+        assert not backend.conn.exists(backend.key("job", q2, "twice"))
