@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -94,6 +95,7 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
     ids = [spec.job_id or next(drawn) for spec in specs]
     out: list[Enqueued] = [Enqueued("", False)] * len(specs)
     claims = _claim_given(conn, prefix, specs, ids, out)
+    claimed_at = time.monotonic()
     by_queue: dict[str, list[int]] = {}
     for i, spec in enumerate(specs):
         if not spec.job_id or i in claims:
@@ -101,7 +103,7 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
     if not by_queue:
         return out
     order = [i for idx in by_queue.values() for i in idx]
-    extra_fields = _incarnations(specs, _waiting(conn, prefix, specs, ids, order, extra_fields), claims)
+    fields = _incarnations(specs, _waiting(conn, prefix, specs, ids, order, extra_fields), claims)
     first, alongside = directory.plan(cluster, prefix, ((ids[i], specs[i].queue) for i in order
                                                         if not specs[i].job_id))
     # Before any script, in one round trip per master: the queues join the registry, and the entries on another
@@ -110,9 +112,13 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
     scripts.call_many(conn, [], config.wait(), before=[("SADD", cluster_name(prefix, "cluster_queues"), *by_queue),
                                                        *first], before_replies=registered)
     _copy_disabled(conn, prefix, list(by_queue), bool(registered[0]))
+    if claims and time.monotonic() - claimed_at > directory.CLAIM_GRACE_MS / 2000:
+        # Never in practice (consecutive round trips): a claim this old may be taken for a leftover; start over.
+        directory.restore(conn, prefix, [(ids[i], c.entry, c.replaced or "") for i, c in claims.items()])
+        return _enqueue_per_queue(conn, config, specs, extra_fields)
     calls = [call for queue, idx in by_queue.items()
              for call in _calls(config, [specs[i] for i in idx],
-                                None if extra_fields is None else [extra_fields[i] for i in idx], queue,
+                                None if fields is None else [fields[i] for i in idx], queue,
                                 [ids[i] for i in idx])]
     for i, done in zip(order, enqueued(scripts.call_many(conn, calls, config.wait(), before=alongside)),
                        strict=True):

@@ -366,3 +366,21 @@ def test_one_id_given_twice_in_a_batch_writes_one_job_whose_entry_names_its_inca
         inc = backend.conn.hget(backend.key("job", q1, "twice"), directory.INCARNATION).decode()
         assert _entry(backend, "twice") == f"{q1}|{inc}".encode()
         assert not backend.conn.exists(backend.key("job", q2, "twice"))
+
+
+def test_an_enqueue_whose_claim_got_old_gives_it_back_and_starts_over(backend, monkeypatch):
+    """A claim older than half of CLAIM_GRACE_MS before its script (a client stalled between two consecutive round
+    trips) may be taken for a leftover by an enqueue into another queue: the enqueue puts it back and starts over."""
+    if not backend.cluster:
+        pytest.skip("the directory exists on a cluster only")
+    from types import SimpleNamespace
+
+    from jobsvc.engine import enqueueing
+
+    clock = iter([0.0, directory.CLAIM_GRACE_MS / 1000, 1e6, 1e6])  # stalled once, then not
+    monkeypatch.setattr(enqueueing, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    client, q = backend.client(), backend.queues[3]
+    assert client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id="slow").created
+    inc = backend.conn.hget(backend.key("job", q, "slow"), directory.INCARNATION).decode()
+    assert _entry(backend, "slow") == f"{q}|{inc}".encode()
+    assert next(clock, None) is None  # claimed twice
