@@ -69,7 +69,7 @@ def create_app(config: Config | None = None, connection: redis.Redis | None = No
     app.config["JOBSVC_DEV"] = bool(dev)
     app.config["ADMIN_API_KEY_SET"] = bool(admin_key)
     conn = connection or connect(config.redis_url, config)
-    # A cluster client runs (docs/cluster.md 2.4); a plain redis:// URL to a cluster node is told to say so.
+    # A cluster client runs (docs/cluster.md 2.6); a plain redis:// URL to a cluster node is told to say so.
     refuse_cluster(conn)
     app.extensions["jobsvc_redis"] = conn
     app.extensions["jobsvc_client"] = Client(conn, config)

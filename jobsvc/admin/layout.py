@@ -1,4 +1,4 @@
-"""Key names and queues for the admin reads and bulk operations, in either layout (docs/cluster.md 2.4).
+"""Key names and queues for the admin reads and bulk operations, in either layout (docs/cluster.md 2.6).
 
 On a single Redis the names are those `Keys` renders and a script call takes no scope: nothing changes. On a Redis
 Cluster each queue's keys share its hash tag (one slot), so a listing or a bulk operation walks the cluster's

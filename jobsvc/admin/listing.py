@@ -13,7 +13,7 @@ never shift a page: nothing is skipped or repeated while jobs arrive. Resuming c
 sorted set however many jobs share the cursor's score (zpage_after.lua): thousands of jobs due at the same
 millisecond cost each page no more than one.
 
-On a Redis Cluster (docs/cluster.md 2.4) each queue is its own slot: the sorted-set listings are a k-way merge over
+On a Redis Cluster (docs/cluster.md 2.6) each queue is its own slot: the sorted-set listings are a k-way merge over
 the queues' indexes (`_MergeSource`) whose cursor is one position in the total order (score, queue, member), and
 every key is named under its queue's tag (`layout.Layout`); the single-node reads are unchanged."""
 from __future__ import annotations

@@ -2,7 +2,7 @@
 event counters and histograms per group (`<prefix>tally:<group>`, kept by the Lua transitions), the state
 gauges, queue depths and oldest ages, the scheduler's lag and the worker count. O(groups + lanes) in a few
 pipelined round trips, never a scan of jobs. On a Redis Cluster the same keys exist per queue (in its slot,
-docs/cluster.md 2.4), read pipelined per shard. Free of any exposition format: admin_api/prometheus.py renders it."""
+docs/cluster.md 2.6), read pipelined per shard. Free of any exposition format: admin_api/prometheus.py renders it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -102,7 +102,7 @@ def _heads(conn: redis.Redis, keys: Keys) -> _Heads:
 
 
 def _cluster_heads(conn: redis.Redis, layout: Layout) -> _Heads:
-    """On a Redis Cluster each queue has its own groups, promoter stats and timeline (docs/cluster.md 2.4): read
+    """On a Redis Cluster each queue has its own groups, promoter stats and timeline (docs/cluster.md 2.6): read
     pipelined per shard and merged. The last pass is the promoter's latest call on any queue; the lag that of the
     latest call that promoted any job."""
     queues = layout.cluster_queues(conn)

@@ -1,7 +1,7 @@
 """Per-minute event counts and queue readings for the dashboard and GET /metrics, read from the counters the Lua
 transitions keep (`<prefix>minute:<epoch minute>` hashes of `<queue>|<event>`, see count_event in _lib.lua)
 and from the heads of the ready lanes: O(minutes) or O(lanes), never a scan of jobs. On a Redis Cluster each queue
-has its own minute hashes (in its slot, docs/cluster.md 2.4): the charts sum the queues', O(minutes x queues),
+has its own minute hashes (in its slot, docs/cluster.md 2.6): the charts sum the queues', O(minutes x queues),
 pipelined per shard."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`depends_on` on a Redis Cluster (docs/cluster.md 2.2), where each queue is a slot of its own. On a single Redis,
+"""`depends_on` on a Redis Cluster (docs/cluster.md 2.5), where each queue is a slot of its own. On a single Redis,
 and on a cluster when every dependency of a job is in the job's own queue, enqueue.lua defers the job and the script
 that ends its last dependency releases it (release_dependents in _lib.lua): one slot, nothing of this module runs.
 

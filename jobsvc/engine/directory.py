@@ -1,4 +1,4 @@
-"""A Redis Cluster's id directory (docs/cluster.md 2.2): job id -> queue, so that an operation given only a job id
+"""A Redis Cluster's id directory (docs/cluster.md 2.5): job id -> queue, so that an operation given only a job id
 finds the job's keys, which carry its queue's hash tag. On a single Redis a job's key is found from its id alone and
 none of this runs.
 

@@ -129,7 +129,7 @@ EDGES: tuple[Edges, ...] = (
           "allows failure (`allow_failure`); otherwise it stays deferred"),
     Edges((S.DEFERRED,), (S.QUEUED,), ("depend_release.lua",),
           "on a Redis Cluster, a dependency in another queue ended as above: its queue's release outbox carried to "
-          "the dependent's queue by the scheduler (`jobsvc/engine/depends.py`, docs/cluster.md 2.2)"),
+          "the dependent's queue by the scheduler (`jobsvc/engine/depends.py`, docs/cluster.md 2.5)"),
     Edges(_WAITING, (S.CANCELLED,), ("cancel.lua",), "operator cancel; kept for its `failure_ttl`"),
     Edges((S.QUEUED, S.RUNNING), (S.CANCELLED,), ("cancel_stale.lua",),
           "the cancel-stale sweep (`cancel_stale`, POST /jobs/stale/cancel): `cancel.lua` for a job queued too long, "

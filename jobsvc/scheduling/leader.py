@@ -14,7 +14,7 @@ from ..engine.keys import Keys, cluster_name
 
 
 def leader_key(conn: object, prefix: str) -> str:
-    """The leader lock's name: on a Redis Cluster in a slot of its own, `{#scheduler}` (docs/cluster.md 2.3), so
+    """The leader lock's name: on a Redis Cluster in a slot of its own, `{#scheduler}` (docs/cluster.md 2.4), so
     one master holds it whatever queues there are."""
     return cluster_name(prefix, "scheduler_leader") if is_cluster(conn) else Keys(prefix).scheduler_leader
 

@@ -1,4 +1,4 @@
-"""`depends_on` on a single Redis and on the suite's Redis Cluster (issue 15, docs/cluster.md 2.2), through
+"""`depends_on` on a single Redis and on the suite's Redis Cluster (issue 15, docs/cluster.md 2.5), through
 test_core_both's parametrized `backend` (six queues, two per shard on the cluster): a chain within one queue released
 in order (the finishing script releases it, on both); a dependent in another queue released once its dependency ends
 (on the cluster by the release outbox's drain, `ReleaseDrain.run_once` or the scheduler's pass); the dependents of a

@@ -1,4 +1,4 @@
-"""The functions registry on a single Redis and on the suite's Redis Cluster (issue 15, docs/cluster.md 2.2), through
+"""The functions registry on a single Redis and on the suite's Redis Cluster (issue 15, docs/cluster.md 2.4), through
 test_core_both's parametrized fixture (six queues, two per shard on the cluster): save, update, delete, disable and
 enable a function; a registry job enqueued and claimed, held while its function is disabled in a queue that existed
 before the disable and in one first seen after it, run again once enabled; the copies of the disabled set (one per

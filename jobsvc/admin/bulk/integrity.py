@@ -3,7 +3,7 @@ did, the gauges counting what is there. `IntegrityWalk` is the walk as bounded s
 one walk at once (`jobsvc sweep`, the API), `IntegrityPass` (jobsvc/maintenance/integrity.py) a few steps per scheduler
 pass. On a Redis Cluster the walk is the same, queue by queue, each script call in its queue's slot: the job
 hashes are found by one SCAN of every master (its queues' job keys), the structures and the recount are each
-queue's own (its timeline and lease index included: docs/cluster.md 2.4)."""
+queue's own (its timeline and lease index included: docs/cluster.md 2.6)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict

@@ -1,4 +1,4 @@
-"""The disabled functions on a Redis Cluster (docs/cluster.md 2.2): the registry's set of disabled refs (the master
+"""The disabled functions on a Redis Cluster (docs/cluster.md 2.4): the registry's set of disabled refs (the master
 set, `<prefix>{#functions}:functions:disabled`, written by function_save.lua / function_delete.lua with the
 function) and a copy of it in every queue's slot (`<prefix>{<q>}:functions:disabled`), which is what claim.lua
 reads there: the per-job scripts never leave their queue's slot. Nothing of this runs on a single Redis, where
