@@ -1,6 +1,9 @@
 """Helpers of the admin API tests (fixtures are in conftest.py)."""
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
@@ -66,3 +69,20 @@ def make_failed(client, leases, queue: str = "default", message: str = "boom", *
     assert lease is not None and lease.job_id == job_id
     assert leases.fail(lease, RuntimeError(message), retryable=False) == "failed"
     return job_id
+
+
+@contextlib.contextmanager
+def live_admin_client(app: Any) -> Iterator[Any]:
+    """An AdminClient speaking to `app` served by werkzeug in a thread, for as long as the block runs."""
+    from werkzeug.serving import make_server
+
+    from admin_api.client import AdminClient
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield AdminClient(f"http://127.0.0.1:{server.server_port}", ADMIN_KEY, timeout=10)
+    finally:
+        server.shutdown()
+        thread.join(5)

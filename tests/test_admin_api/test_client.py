@@ -1,24 +1,16 @@
 """admin_api.client.AdminClient against a live server (werkzeug, in a thread): the client speaks the API."""
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
-from admin_api.client import AdminApiError, AdminClient
+from admin_api.client import AdminApiError
 from jobsvc import State
-from tests.test_admin_api.support import ADMIN_KEY, NOOP, make_failed
+from tests.test_admin_api.support import NOOP, live_admin_client, make_failed
 
 
 @pytest.fixture
 def admin(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield AdminClient(f"http://127.0.0.1:{server.server_port}", ADMIN_KEY, timeout=10)
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with live_admin_client(app) as client:
+        yield client
 
 
 def test_create_get_list_and_cancel(admin):

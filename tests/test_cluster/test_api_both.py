@@ -7,12 +7,10 @@ pull API's claim, heartbeat and acks, one and many across queues; /health and th
 cluster once), and no endpoint answering a 500."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from admin_api import create_app
 from admin_api.client import AdminClient
@@ -22,7 +20,7 @@ from jobsvc.engine.cluster import register_worker
 from jobsvc.engine.connection import is_cluster
 from jobsvc.engine.keys import RQ_WORKER, cluster_name
 from jobsvc.scheduling.schedules import Schedules
-from tests.test_admin_api.support import ADMIN_KEY, NOOP, Api
+from tests.test_admin_api.support import ADMIN_KEY, NOOP, Api, live_admin_client
 from tests.test_admin_api.test_auth import ENDPOINTS, IDS
 from tests.test_admin_api.test_dashboard import Dash
 from tests.test_cluster import test_core_both
@@ -277,14 +275,8 @@ def test_no_endpoint_answers_500(api, target, endpoint):
 
 @pytest.fixture
 def admin(api) -> Iterator[AdminClient]:
-    server = make_server("127.0.0.1", 0, api.app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield AdminClient(f"http://127.0.0.1:{server.server_port}", ADMIN_KEY, timeout=10)
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with live_admin_client(api.app) as client:
+        yield client
 
 
 def test_the_admin_client(admin, backend):

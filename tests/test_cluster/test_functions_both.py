@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from admin_api import create_app
 from jobsvc import State
 from jobsvc.engine import scripts
 from jobsvc.engine.functions import Registry, copies
 from jobsvc.engine.keys import cluster_name
 from jobsvc.errors import NotFound, WrongState
-from tests.test_admin_api.support import ADMIN_KEY, NOOP, Api
-from tests.test_cluster import test_core_both
+from tests.test_admin_api.support import NOOP
+from tests.test_cluster import test_api_both, test_core_both
+from tests.test_cluster.test_api_both import ok
 from tests.test_cluster.test_core_both import PREFIX, WORKER, Backend
 
 backend = test_core_both.backend  # the parametrized fixture: a single Redis, the suite's cluster
@@ -178,14 +178,7 @@ def test_the_integrity_pass_rewrites_a_copy_a_failover_lost(backend):
     assert leases.claim([q], WORKER) is None and client.state(held) == State.QUEUED
 
 
-@pytest.fixture
-def api(backend: Backend) -> Api:
-    return Api(create_app(backend.config, backend.conn, admin_key=ADMIN_KEY), ADMIN_KEY)
-
-
-def ok(resp: Any, status: int = 200) -> Any:
-    assert resp.status_code == status, resp.get_json()
-    return resp.get_json()
+api = test_api_both.api  # the admin API over the backend's connection
 
 
 def test_the_api_registers_lists_changes_syncs_and_deletes_functions(api, backend):
