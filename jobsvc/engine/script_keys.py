@@ -21,13 +21,16 @@ from collections.abc import Iterator, Sequence
 
 from .keys import CLUSTER_ONLY, FAMILIES, MEMOIZED, NAME, template
 
-__all__ = ["expand", "families", "keys_of", "lib_helpers", "pruned", "reachable"]
+__all__ = ["GIVEN", "expand", "families", "keys_of", "lib_helpers", "pruned", "reachable"]
 
 _HELPER = re.compile(r"^local function (\w+)\(", re.MULTILINE)
 _FAMILY = re.compile(r"\bK(?:\.(\w+)|\['(\w+)'\])")
 _BRACKETED = re.compile(r"\bK\['(\w+)'\]")
 _WORD = re.compile(r"\b[A-Za-z_]\w*\b")
 _HEADER = re.compile(r"^-- KEYS: (.*)$", re.MULTILINE)
+# The key a script's caller names (`K.given`): a structure of the caller's choosing, in the call's slot, for a script
+# that checks whichever structure it is given (sweep_index.lua). Passed first in KEYS, whatever the layout.
+GIVEN = "given"
 
 
 def _chunks(lib: str) -> list[tuple[str | None, str]]:
@@ -76,11 +79,13 @@ def families(name: str, body: str, helpers: dict[str, str]) -> tuple[str, ...]:
     used = {a or b for a, b in _FAMILY.findall(_code(body))}
     for helper in reachable(body, helpers):
         used |= {a or b for a, b in _FAMILY.findall(_code(helpers[helper]))}
-    unknown = used - FAMILIES.keys()
+    unknown = used - FAMILIES.keys() - {GIVEN}
     if unknown:
         raise ValueError(f"{name}.lua: no key family {sorted(unknown)} in jobsvc/engine/keys.py")
-    # A cluster's own families last, so that a single Redis's calls can leave them out (scripts.keys_of).
-    found = tuple(sorted(used - CLUSTER_ONLY)) + tuple(sorted(used & CLUSTER_ONLY))
+    # The caller's key first, a cluster's own families last, so that a single Redis's calls can leave those out
+    # (scripts.keys_of) and the given key keeps its place.
+    found = ((GIVEN,) if GIVEN in used else ()) + tuple(sorted(used - CLUSTER_ONLY - {GIVEN})) + tuple(
+        sorted(used & CLUSTER_ONLY))
     header = _HEADER.search(body)
     declared = header.group(1) if header else ""
     declared = "" if declared == "none" else declared
@@ -119,7 +124,7 @@ def _expand_line(line: str, index: dict[str, int]) -> str:
         family = m.group(1) or m.group(2)
         out.append(line[pos:m.start()])
         pos = m.end()
-        between = FAMILIES[family].split(NAME)[1:]
+        between = [] if family == GIVEN else FAMILIES[family].split(NAME)[1:]
         args: list[str] = []
         if between:
             end = _closing(line, pos)

@@ -108,9 +108,12 @@ def keys_of(name: str, keys: Sequence[Any], args: Sequence[Any]) -> Sequence[Any
     used = FAMILIES_OF[name]
     if not used:
         return keys
-    if not keys:  # a single Redis: without the cluster's own families, which its scripts never reach (keys.py)
+    given: tuple[Any, ...] = ()
+    if used[0] == script_keys.GIVEN:  # the caller's own key, last of its `keys`, first of KEYS
+        given, keys, used = (keys[-1],), keys[:-1], used[1:]
+    elif not keys:  # a single Redis: without the cluster's own families, which its scripts never reach (keys.py)
         used = _SINGLE[name]
-    return script_keys.keys_of(used, str(args[0]), str(keys[0]) if keys else None)
+    return given + script_keys.keys_of(used, str(args[0]), str(keys[0]) if keys else None)
 
 
 def scope_of(queue: str | None) -> tuple[str, ...]:

@@ -10,20 +10,21 @@
 -- rather than dropped.
 -- The page is read here (range mode), or the caller's ids are first checked to still be members (ids mode,
 -- sorted sets only), so an id that a transition moved on meanwhile is never reported.
--- KEYS: job
--- ARGV: prefix, fix (1|0), kind ('list' | 'zset'), key, expect (a state; 'lease' for the lease index;
+-- KEYS: given, job
+-- (given: the structure to check, named by the caller in its call's slot: K.given)
+-- ARGV: prefix, fix (1|0), kind ('list' | 'zset'), expect (a state; 'lease' for the lease index;
 --       'any' for a created index), queue ('' = any), priority ('' = any), count (1|0: also return
 --       per group and state counts of the jobs found, for the gauge recount), mode ('range' | 'ids'),
 --       then start, stop (range: ranks / list indexes, as LRANGE and ZRANGE take them) or id1 .. idN (ids)
 -- Returns: {removed, n_read, n_missing, n_wrong, n_counts, missing ids .., wrong ids .., (group, state, n) ..}
-local fix, kind, key, expect = ARGV[2] == '1', ARGV[3], ARGV[4], ARGV[5]
-local queue, priority, count = ARGV[6], tonumber(ARGV[7]), ARGV[8] == '1'
+local fix, kind, key, expect = ARGV[2] == '1', ARGV[3], K.given, ARGV[4]
+local queue, priority, count = ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1'
 local ids
-if ARGV[9] == 'range' then
-  ids = redis.call(kind == 'list' and 'LRANGE' or 'ZRANGE', key, ARGV[10], ARGV[11])
+if ARGV[8] == 'range' then
+  ids = redis.call(kind == 'list' and 'LRANGE' or 'ZRANGE', key, ARGV[9], ARGV[10])
 else
   ids = {}
-  for i = 10, #ARGV do
+  for i = 9, #ARGV do
     if redis.call('ZSCORE', key, ARGV[i]) then ids[#ids + 1] = ARGV[i] end
   end
 end

@@ -173,8 +173,8 @@ class IntegrityWalk:
         for ids in _walk_by_score(self.conn, key, self.chunk):
             mine = self._scoped(ids, queue)
             if mine:
-                self._index_reply(scripts.call(self.conn, "sweep_index", self._slot(queue), [
-                    self.keys.prefix, int(self.fix), "zset", key, expect, queue, "", 0, "ids", *mine]), wrong)
+                self._index_reply(scripts.call(self.conn, "sweep_index", (*self._slot(queue), key), [
+                    self.keys.prefix, int(self.fix), "zset", expect, queue, "", 0, "ids", *mine]), wrong)
             yield len(ids)
 
     def _slot(self, queue: str) -> tuple[str, ...]:
@@ -274,8 +274,8 @@ class IntegrityWalk:
     def _zset(self, key: str, expect: str, queue: str, wrong: str = "wrong_structure") -> Iterator[int]:
         start = 0
         while True:
-            reply = scripts.call(self.conn, "sweep_index", self._slot(queue), [
-                self.keys.prefix, int(self.fix), "zset", key, expect, queue, "", 0, "range", start,
+            reply = scripts.call(self.conn, "sweep_index", (*self._slot(queue), key), [
+                self.keys.prefix, int(self.fix), "zset", expect, queue, "", 0, "range", start,
                 start + self.chunk - 1])
             removed, read = self._index_reply(reply, wrong)
             yield read
@@ -287,8 +287,8 @@ class IntegrityWalk:
         # From the tail, by negative index: workers pop at the head, which does not move the pages still to read.
         end = -1
         while True:
-            reply = scripts.call(self.conn, "sweep_index", self._slot(queue), [
-                self.keys.prefix, int(self.fix), "list", key, expect, queue, priority, 0, "range", end - self.chunk + 1,
+            reply = scripts.call(self.conn, "sweep_index", (*self._slot(queue), key), [
+                self.keys.prefix, int(self.fix), "list", expect, queue, priority, 0, "range", end - self.chunk + 1,
                 end])
             removed, read = self._index_reply(reply, "wrong_structure")
             yield read
@@ -335,8 +335,8 @@ class IntegrityWalk:
         for ids in _walk_by_score(self.conn, created, self.chunk):
             mine = ids if self.scope_ns is None else self._scoped(ids, queue)
             if mine:
-                reply = scripts.call(self.conn, "sweep_index", self._slot(queue), [
-                    self.keys.prefix, int(self.fix), "zset", created, "any", queue, "", 1, "ids", *mine])
+                reply = scripts.call(self.conn, "sweep_index", (*self._slot(queue), created), [
+                    self.keys.prefix, int(self.fix), "zset", "any", queue, "", 1, "ids", *mine])
                 self._index_reply(reply, "wrong_structure", recount)
             yield len(ids)
         for (group, st), n in extra.items():
