@@ -23,19 +23,20 @@ from rq.worker import BaseWorker
 from jobsvc import Client
 from jobsvc.allowlist import ORIGIN_API, ORIGIN_FIELD, ModuleAllowList
 from jobsvc.config import Config
-from jobsvc.engine import context, directory, scripts
+from jobsvc.engine import context, scripts
 from jobsvc.engine.cluster import SlotWait, register_worker, unregister_worker
-from jobsvc.engine.connection import TRANSIENT, is_cluster
+from jobsvc.engine.connection import is_cluster
 from jobsvc.engine.keys import Keys, template
 from jobsvc.engine.leases import Completion, Lease, Leases
 from jobsvc.engine.serialization import utcnow_str
-from jobsvc.errors import LeaseLost, NotFound, WrongState
+from jobsvc.errors import NotFound, WrongState
 from jobsvc.redis_check import refuse_cluster, warn_if_evicting, warn_if_no_scheduler
 
 from .batching import ClaimSize, Completions
-from .execution import FunctionCache, HandBack, Outcome, Terminated, deleted_at_once, execute
+from .execution import FunctionCache, HandBack, Outcome, Terminated, execute
 from .heartbeat import Heartbeat
 from .http_handler import HandlerCaller
+from .recording import REDIS_DOWN, Recording
 from .rq_callbacks import Callbacks
 from .rq_commands import CommandListener
 from .rq_job import ClaimedJob, CurrentJobSlot
@@ -44,10 +45,9 @@ from .stopping import StopSignals, StopWaiting
 
 log = logging.getLogger("jobsvc.worker")
 
-REDIS_DOWN = TRANSIENT
 
 
-class LeasedWorker(StopSignals, BaseWorker):
+class LeasedWorker(StopSignals, Recording, BaseWorker):
     def __init__(self, queues: Sequence[str], connection: redis.Redis, config: Config, name: str | None = None):
         name = name or f"{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
         worker_ttl = int(config.heartbeat_interval * 3 + 60)
@@ -374,8 +374,6 @@ class LeasedWorker(StopSignals, BaseWorker):
             self._record(lease, outcome, replies.pop(0))
         if self._gone:
             self._forget_gone()
-        if claim is not None and replies:
-            self._held.extend(self._claimed(replies[0]))
 
     def _batches(self, done: list[Completion]) -> list[list[Completion]]:
         """The completions as complete.lua calls take them: all in one on a single Redis, one call per queue (slot)
@@ -386,13 +384,14 @@ class LeasedWorker(StopSignals, BaseWorker):
         return list(groups.values())
 
     def _finish(self, calls: list[scripts.Call], claim: scripts.Call | None) -> list[Any]:
-        """Send the outcomes (and the next claim); their replies, the claim's last. While Redis is away, retry the
-        outcomes not recorded, alone, until their leases would have run out anyway; one still not recorded then gets
-        its error as its reply. A retry after a lost reply is rejected as stale: harmless. On a cluster a node may
-        fail while the others ran their calls: only the failed calls go again, and a claim that ran is kept (its jobs
-        are leased to this worker); a claim that failed comes back empty."""
+        """Send the outcomes (and the next claim); their replies. While Redis is away, retry the outcomes not
+        recorded, alone, until their leases would have run out anyway; one still not recorded then gets its error as
+        its reply. A retry after a lost reply is rejected as stale: harmless. On a cluster a node may fail while the
+        others ran their calls: only the failed calls go again, and a claim that ran is taken at once (its jobs are
+        leased to this worker: held, the heartbeat renews them while the retries go on)."""
         replies: list[Any] = [None] * len(calls)
-        todo, claim_reply = list(range(len(calls))), None
+        todo = list(range(len(calls)))
+        refused: Exception | None = None  # a claim's own error (a bug), raised once the outcomes are done
         give_up = time.monotonic() + self.config.lease_ttl
         delay = 0.1
         while True:
@@ -402,7 +401,7 @@ class LeasedWorker(StopSignals, BaseWorker):
             except REDIS_DOWN as exc:  # the whole round trip (a single Redis)
                 got = [exc] * len(sent)
             if claim:
-                claim_reply, claim = got.pop(), None
+                refused, claim = self._take_claim(got.pop()), None
             for i, reply in zip(todo, got, strict=True):
                 replies[i] = reply
             todo = [i for i in todo if isinstance(replies[i], REDIS_DOWN)]
@@ -415,12 +414,23 @@ class LeasedWorker(StopSignals, BaseWorker):
         if todo:
             log.error("%d outcome call(s) not recorded, Redis unavailable (%s); their leases will expire and those "
                       "jobs will run again", len(todo), replies[todo[0]])
-        if claim_reply is not None:
-            replies.append([] if isinstance(claim_reply, REDIS_DOWN) else claim_reply)
-        for reply in replies:
+        for reply in [*replies, refused]:
             if isinstance(reply, Exception) and not isinstance(reply, REDIS_DOWN):
                 raise reply  # a script's own error: a bug, for _loop to log
         return replies
+
+    def _take_claim(self, reply: Any) -> Exception | None:
+        """Hold the jobs a claim sent with the outcomes leased (on a cluster, and the next queues' for what it
+        lacked); a claim whose node was away holds nothing (the next round claims again). A script's own error is
+        returned, to be raised after the outcomes."""
+        if isinstance(reply, Exception) and not isinstance(reply, REDIS_DOWN):
+            return reply
+        try:
+            self._held.extend(self._claimed([] if isinstance(reply, REDIS_DOWN) else reply))
+        except REDIS_DOWN as exc:  # the claimed jobs' hashes unread: their leases expire, the reaper hands them on
+            log.error("worker %s: claimed jobs not read, Redis unavailable (%s); their leases will expire", self.name,
+                      exc)
+        return None
 
     def _job_key(self, lease: Lease) -> str | None:
         """The job hash's name for RQ's Job object when it is not RQ's own (a cluster's, under the queue's tag)."""
@@ -455,59 +465,3 @@ class LeasedWorker(StopSignals, BaseWorker):
         lease = self._lease
         if lease is not None:
             self._job_started = time.monotonic() + seconds - (lease.timeout or 0)
-
-    def _record(self, lease: Lease, outcome: Outcome | None, reply: list[Any] | Exception) -> None:
-        """Count one recorded outcome (outcome None: a completion) and log a rejected or failed one."""
-        if isinstance(reply, Exception):  # not recorded (_finish gave up): logged there
-            return
-        try:
-            reply = scripts.check(reply, lease.job_id)
-        except (LeaseLost, NotFound) as exc:
-            log.warning("job %s: outcome rejected (%s)", lease.job_id, exc)
-            return
-        if self.cluster and deleted_at_once(lease, outcome, reply, self.config):
-            self._gone.append((lease.job_id, directory.value(lease.queue, lease.fields.get(directory.INCARNATION))))
-        if outcome is None or outcome.ok:
-            self.processed += 1
-            return
-        self.failed += 1
-        log.info("job %s attempt %d failed with %s: %s -> %s", lease.job_id, lease.attempt, outcome.exc_type,
-                 outcome.message, reply[1].decode())
-
-    def _forget_gone(self) -> None:
-        """On a cluster, the id directory entries of the jobs the last outcomes deleted at once (the scripts cannot
-        reach the directory: another slot). One round trip per master, only when there are some; on failure the
-        integrity pass's leftover sweep removes them later."""
-        gone, self._gone = self._gone, []
-        try:
-            directory.forget(self.connection, self.keys.prefix, gone)
-        except REDIS_DOWN as exc:
-            log.warning("worker %s: %d id directory entries not removed (%s); the integrity pass will", self.name,
-                        len(gone), exc)
-
-    def _handback(self, lease: Lease) -> None:
-        self._lease = None
-        try:
-            self.leases.handback(lease, self.name)
-            log.info("job %s handed back to queue %s", lease.job_id, lease.queue)
-        except (LeaseLost, NotFound) as exc:
-            log.warning("job %s: hand-back rejected (%s)", lease.job_id, exc)
-
-    def _hand_back_held(self) -> None:
-        """Stopping: the claimed jobs that never started go back to the front of their queues, at once."""
-        held, self._held = list(self._held), deque()
-        if not held:
-            return
-        try:
-            replies = scripts.call_many(self.connection, [self.leases.handback_call(lease, self.name)
-                                                          for lease in held])
-        except REDIS_DOWN as exc:
-            log.error("%d claimed job(s) not handed back, Redis unavailable (%s); their leases will expire",
-                      len(held), exc)
-            return
-        for lease, reply in zip(held, replies, strict=True):
-            try:
-                scripts.check(reply, lease.job_id)
-            except (LeaseLost, NotFound) as exc:
-                log.warning("job %s: hand-back rejected (%s)", lease.job_id, exc)
-        log.info("worker %s: handed back %d claimed job(s) that had not started", self.name, len(held))

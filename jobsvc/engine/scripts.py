@@ -110,10 +110,10 @@ def keys_of(name: str, keys: Sequence[Any], args: Sequence[Any]) -> Sequence[Any
         return keys
     given: tuple[Any, ...] = ()
     if used[0] == script_keys.GIVEN:  # the caller's own key, last of its `keys`, first of KEYS
-        given, keys, used = (keys[-1],), keys[:-1], used[1:]
-    elif not keys:  # a single Redis: without the cluster's own families, which its scripts never reach (keys.py)
+        given, keys = (keys[-1],), keys[:-1]
+    if not keys:  # a single Redis: without the cluster's own families, which its scripts never reach (keys.py)
         used = _SINGLE[name]
-    return given + script_keys.keys_of(used, str(args[0]), str(keys[0]) if keys else None)
+    return given + script_keys.keys_of(used[len(given):], str(args[0]), str(keys[0]) if keys else None)
 
 
 def scope_of(queue: str | None) -> tuple[str, ...]:
@@ -200,6 +200,11 @@ def _waited(conn: redis.Redis, commands: Iterable[tuple[Any, ...]],
 def _acked(reply: Any, where: str) -> int:
     """Replicas a WAIT reply counts; a refused WAIT (an ACL without it, a proxy) counts none, with the reason: the
     writes went through, so raising would make the caller send them again."""
+    if isinstance(reply, (redis.ConnectionError, redis.TimeoutError)):
+        # The node did not answer (per_node gave its commands this error too): its writes may not have run; the
+        # caller sees that in their replies and sends them again.
+        log.warning("%s: no answer (%s): no replica counted", where, reply)
+        return 0
     if isinstance(reply, Exception):
         log.warning("%s: WAIT failed (%s): the writes stand, their replication is not known", where, reply)
         return 0

@@ -182,6 +182,6 @@ def test_a_node_away_in_a_round_trip_keeps_what_the_other_nodes_ran(redis_cluste
     monkeypatch.setattr(worker, "_pause", lambda seconds: None)
     replies = worker._finish(calls, worker._claim_call())
     assert failures == [1]
-    assert replies[:2] == [[[Reply.OK]], [[Reply.OK]]]  # the one that failed was sent again and recorded
-    assert [lease.job_id for lease in worker._claimed(replies[2])] == [waiting]  # the claim that ran is kept
+    assert replies == [[[Reply.OK]], [[Reply.OK]]]  # the one that failed was sent again and recorded
+    assert [lease.job_id for lease in worker._held] == [waiting]  # the claim that ran is held, at once
     rc.close()
