@@ -124,9 +124,10 @@ def read_counts(conn: redis.Redis, keys: Keys, queue: str | None = None) -> Coun
     """Every queue's counts and every group's (or those of one queue, which is then there even if unknown), in
     one snapshot (counts.lua): see the module doc."""
     if is_cluster(conn):
-        # A snapshot per queue (each is one slot), merged: exact per queue, not one instant across the shards.
-        replies = [scripts.call(conn, "counts", scripts.scope_of(q), (keys.prefix, q))
-                   for q in ([queue] if queue else scopes(conn, keys.prefix)) if q is not None]
+        # A snapshot per queue (each is one slot), merged: exact per queue, not one instant across the shards; one
+        # round trip per master (call_many groups the calls by node).
+        replies = scripts.call_many(conn, [("counts", scripts.scope_of(q), (keys.prefix, q))
+                                           for q in ([queue] if queue else scopes(conn, keys.prefix)) if q is not None])
     else:
         replies = [scripts.call(conn, "counts", (), (keys.prefix, queue or ""))]
     raw_groups = [g for reply in replies for g in reply[0]]
