@@ -78,7 +78,8 @@ class AlreadyExists(_NoJobState):
 
 class Conflict(_NoJobState):
     """What the caller read (a function's or schedule's stored version) changed before its write, each time
-    it tried: someone else keeps changing it."""
+    it tried: someone else keeps changing it. Also an enqueue on a Redis Cluster of an id given that another client
+    is enqueueing into another queue at that moment (jobsvc/engine/enqueueing.py `_claim_given`): retry."""
 
     code = "conflict"
 

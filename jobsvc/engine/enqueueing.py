@@ -4,6 +4,7 @@ call per ENQUEUE_BATCH jobs in one round trip, or queues them on a caller's MULT
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import weakref
@@ -16,12 +17,15 @@ from redis.client import Pipeline
 
 from .. import defaults
 from ..config import Config
+from ..errors import Conflict
 from ..http.urlguard import check_url
 from . import depends, directory, scripts
-from .connection import is_cluster
+from .connection import TRANSIENT, is_cluster, round_trip, text
 from .job import JobSpec, handler_name, payload_json
-from .keys import cluster_name, idempotency_scope
+from .keys import cluster_name, idempotency_scope, template
 from .serialization import dump_data, func_name, utcnow_str
+
+log = logging.getLogger(__name__)
 
 # The queues whose copy of the disabled functions' set a connection wrote (on a cluster; `_copy_disabled`), as
 # (prefix, queue): per connection object, which is per process in practice, and dropped with the connection.
@@ -88,13 +92,27 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
     round trip per master, each job's id directory entry written first (jobsvc/engine/directory.py: an id given is
     claimed, a drawn one's entry goes ahead of its script); each queue joins the cluster's queue registry first,
     which what walks the queues reads. The ids come back in the order of `specs`; an id given that names a job of
-    another queue answers with that job, as on a single Redis."""
+    another queue answers with that job, as on a single Redis. An enqueue that raises gives its claims back first:
+    left, they would read as an enqueue in flight (`_claim_given`) for CLAIM_GRACE_MS."""
     cluster = cast("redis.RedisCluster", conn)
     prefix = config.key_prefix
     drawn = iter(directory.local_ids(cluster, prefix, [s.queue for s in specs if not s.job_id], new_job_id))
     ids = [spec.job_id or next(drawn) for spec in specs]
     out: list[Enqueued] = [Enqueued("", False)] * len(specs)
     claims = _claim_given(conn, prefix, specs, ids, out)
+    sent = [False]  # whether the enqueue scripts may have run (then a claim may name the job they wrote)
+    try:
+        return _write(conn, config, specs, extra_fields, ids, out, claims, sent)
+    except BaseException:
+        _give_back(conn, prefix, specs, ids, claims, sent[0])
+        raise
+
+
+def _write(conn: redis.Redis, config: Config, specs: list[JobSpec], extra_fields: Sequence[dict[str, Any]] | None,
+           ids: list[str], out: list[Enqueued], claims: dict[int, directory.Claim], sent: list[bool]) -> list[Enqueued]:
+    """`_enqueue_per_queue`'s writes once the ids given are claimed: the drawn ids' entries and the jobs' scripts."""
+    cluster = cast("redis.RedisCluster", conn)
+    prefix = config.key_prefix
     claimed_at = time.monotonic()
     by_queue: dict[str, list[int]] = {}
     for i, spec in enumerate(specs):
@@ -112,19 +130,43 @@ def _enqueue_per_queue(conn: redis.Redis, config: Config, specs: list[JobSpec],
     scripts.call_many(conn, [], config.wait(), before=[("SADD", cluster_name(prefix, "cluster_queues"), *by_queue),
                                                        *first], before_replies=registered)
     _copy_disabled(conn, prefix, list(by_queue), bool(registered[0]))
-    if claims and time.monotonic() - claimed_at > directory.CLAIM_GRACE_MS / 2000:
-        # Never in practice (consecutive round trips): a claim this old may be taken for a leftover; start over.
-        directory.restore(conn, prefix, [(ids[i], c.entry, c.replaced or "") for i, c in claims.items()])
-        return _enqueue_per_queue(conn, config, specs, extra_fields)
+    if time.monotonic() - claimed_at > directory.CLAIM_GRACE_MS / 2000:
+        # Never in practice (consecutive round trips): an entry this old may be taken for a leftover.
+        if claims:  # a claim: given back, and the enqueue starts over
+            directory.restore(conn, prefix, [(ids[i], c.entry, c.replaced or "") for i, c in claims.items()])
+            claims.clear()
+            return _enqueue_per_queue(conn, config, specs, extra_fields)
+        alongside = first + alongside  # a drawn id's entry: written again (LeftoverSweep may have removed it)
     calls = [call for queue, idx in by_queue.items()
              for call in _calls(config, [specs[i] for i in idx],
                                 None if fields is None else [fields[i] for i in idx], queue,
                                 [ids[i] for i in idx])]
+    sent[0] = True
     for i, done in zip(order, enqueued(scripts.call_many(conn, calls, config.wait(), before=alongside)),
                        strict=True):
         out[i] = done
     _release_unwritten(conn, prefix, specs, ids, order, out, claims)
     return out
+
+
+def _give_back(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids: list[str],
+               claims: dict[int, directory.Claim], sent: bool) -> None:
+    """The claims of an enqueue that raised or was refused, given back (each entry gets back what it held), but for
+    those whose job its scripts wrote (`sent`: the job's js_inc is the claim's). Best effort: on a Redis away they
+    stay, and an enqueue of the id into another queue is refused as in flight (`_claim_given`) until CLAIM_GRACE_MS
+    passed, then claims it over."""
+    if not claims:
+        return
+    try:
+        todo = dict(claims)
+        if sent:
+            incs = round_trip(conn, [("HGET", template("job", prefix, specs[i].queue) % ids[i], directory.INCARNATION)
+                                     for i in todo])
+            todo = {i: c for (i, c), inc in zip(claims.items(), incs, strict=True)
+                    if not isinstance(inc, Exception) and (inc is None or text(inc) != c.incarnation)}
+        directory.restore(conn, prefix, [(ids[i], c.entry, c.replaced or "") for i, c in todo.items()])
+    except TRANSIENT as exc:
+        log.warning("enqueue: %d id directory claims not given back (%s)", len(claims), exc)
 
 
 def _release_unwritten(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids: list[str], order: list[int],
@@ -146,27 +188,48 @@ def _claim_given(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids: list
                  out: list[Enqueued]) -> dict[int, directory.Claim]:
     """Claim the entries of the ids given (directory.claim; a round trip only when some are): the positions claimed,
     to enqueue. One whose entry names another queue is answered with that queue's job (created False, in `out`), as
-    on a single Redis enqueue.lua answers with the job of an id given: when that job exists, or its entry was
-    claimed too recently for it to be a leftover (that enqueue is in flight). An entry whose job is gone is claimed
-    over, while it holds what was read (an enqueue racing for it the same way wins or loses it whole)."""
-    todo = {i: "" for i, spec in enumerate(specs) if spec.job_id}
+    on a single Redis enqueue.lua answers with the job of an id given, when that job exists (or this batch claimed
+    it). An entry whose job is gone is claimed over, while it holds what was read (an enqueue racing for it the same
+    way wins or loses it whole), unless claimed too recently to be a leftover: that enqueue is in flight and may
+    write its job or not, so this one is refused (Conflict: retry) rather than answered with a job that may never
+    exist. Refused or raising, it gives back what it claimed."""
     claims: dict[int, directory.Claim] = {}
+    try:
+        busy = _claim_loop(conn, prefix, specs, ids, out, claims)
+    except BaseException:
+        _give_back(conn, prefix, specs, ids, claims, False)
+        raise
+    if busy:
+        _give_back(conn, prefix, specs, ids, claims, False)
+        i, entry = busy[0]
+        raise Conflict(f"job id {ids[i]!r} is being enqueued into queue {directory.queue_in(entry)!r} by another "
+                       f"client and its job is not written yet: retry the enqueue into {specs[i].queue!r}")
+    return claims
+
+
+def _claim_loop(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids: list[str], out: list[Enqueued],
+                claims: dict[int, directory.Claim]) -> list[tuple[int, str]]:
+    """`_claim_given`'s claims (into `claims`) and answers (into `out`); the ids found in flight elsewhere."""
+    todo = {i: "" for i, spec in enumerate(specs) if spec.job_id}
+    busy: list[tuple[int, str]] = []
     for _ in range(3):  # a leftover claimed over by another enqueue in between, twice: answered as that one's job
         if not todo:
             break
         found = dict(zip(todo, directory.claim(conn, prefix, [(ids[i], specs[i].queue, e) for i, e in todo.items()]),
                          strict=True))
         claims.update((i, c) for i, c in found.items() if c.claimed)
-        stale = [(i, c.entry) for i, c in found.items() if not c.claimed and not c.fresh]
-        elsewhere = [(ids[i], directory.queue_in(e)) for i, e in stale]
-        there = directory.existing(conn, prefix, elsewhere) if stale else set()
-        todo = {i: e for i, e in stale if ids[i] not in there}
+        ours = {c.entry for c in claims.values()}  # an id given twice in this batch: its first job, written here
+        other = [(i, c) for i, c in found.items() if not c.claimed and c.entry not in ours]
+        there = directory.existing(conn, prefix, [(ids[i], directory.queue_in(c.entry)) for i, c in other]) \
+            if other else set()
+        busy += [(i, c.entry) for i, c in other if ids[i] not in there and c.fresh]
+        todo = {i: c.entry for i, c in other if ids[i] not in there and not c.fresh}
         for i, c in found.items():
             if not c.claimed and i not in todo:
                 out[i] = Enqueued(ids[i], False)
     for i in todo:
         out[i] = Enqueued(ids[i], False)
-    return claims
+    return busy
 
 
 def _incarnations(specs: list[JobSpec], extra_fields: Sequence[dict[str, Any]] | None,

@@ -14,7 +14,7 @@ import redis
 
 from .. import defaults
 from ..config import Config
-from . import scripts
+from . import directory, scripts
 from .backoff import Backoff
 from .connection import is_cluster, round_trip
 from .job import decode_hash
@@ -176,6 +176,7 @@ class Leases:
     def complete(self, lease: Lease, result: Any, worker: str, started: float, ended: float) -> None:
         scripts.check(scripts.call(self.redis, *self.complete_call(lease, result, worker, started, ended),
                                    wait=self.config.wait())[0], lease.job_id)
+        self._forget_if_deleted(lease, "result_ttl", self.config.result_ttl)
 
     def fail(self, lease: Lease, exc: BaseException | str, traceback: str = "", retryable: bool = True,
              worker: str = "", started: float = 0.0, ended: float = 0.0) -> str:
@@ -184,7 +185,17 @@ class Leases:
         exc_type = exc if isinstance(exc, str) else type(exc).__name__
         call = self.fail_call(lease, exc_type, str(exc), traceback, retryable, worker, started, ended)
         reply = scripts.check(scripts.call(self.redis, *call, wait=self.config.wait()), lease.job_id)
+        if reply[1] == b"failed":
+            self._forget_if_deleted(lease, "failure_ttl", self.config.failure_ttl)
         return reply[1].decode()
+
+    def _forget_if_deleted(self, lease: Lease, field: str, default: int) -> None:
+        """On a cluster, the id directory entry of a job its outcome deleted at once (its `field` TTL 0: complete.lua
+        and fail.lua cannot reach the directory, another slot), as the worker does for its own outcomes. Nothing on
+        a single Redis."""
+        if self.cluster and directory.ttl_is_zero(lease.fields, field, default):
+            entry = directory.value(lease.queue, lease.fields.get(directory.INCARNATION))
+            directory.forget_deleted(self.redis, self.prefix, [(lease.job_id, entry)], "leases")
 
     # keep / give back
     def renew(self, leases: Sequence[Lease], lease_ttl: float | None = None, holder: str = "") -> list[str]:

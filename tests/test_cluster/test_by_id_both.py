@@ -11,7 +11,7 @@ from jobsvc.admin import bulk
 from jobsvc.engine import directory
 from jobsvc.engine.connection import redis_ms
 from jobsvc.engine.keys import ID_SHARDS, id_directory
-from jobsvc.errors import NotFound, WrongState
+from jobsvc.errors import Conflict, NotFound, WrongState
 from tests.test_cluster import test_core_both
 from tests.test_cluster.test_core_both import PREFIX, WORKER, Backend
 
@@ -286,28 +286,99 @@ def test_an_id_given_holds_its_incarnation_in_its_entry_and_its_job(backend):
     assert _entry(backend, "given") is None
 
 
-def test_two_enqueues_of_one_id_into_two_queues_racing_write_one_job(backend, monkeypatch):
-    """Racing order: A's first round trip (on a cluster its claim of the entry), then B's whole enqueue of the same
-    id into another queue, then the rest of A's. B answers with A's job (created False), as on a single Redis."""
+def _racing(backend: Backend, monkeypatch, job_id: str, queue: str) -> list:
+    """Has the next enqueue run another of `job_id` into `queue` (its outcome, or what it raised, in the list
+    returned) right after its first round trip: on a cluster, its claim of the entry."""
     from jobsvc.engine import scripts
 
-    client, (q1, q2) = backend.client(), backend.queues[:2]
     real, raced = scripts.call_many, []
 
     def a_then_b(*args, **kwargs):
         reply = real(*args, **kwargs)
         monkeypatch.setattr(scripts, "call_many", real)  # B's enqueue, whole, then A's next steps
-        raced.append(client.enqueue("tests.jobfuncs.add", 1, 2, queue=q2, job_id="race"))
+        try:
+            raced.append(backend.client().enqueue("tests.jobfuncs.add", 1, 2, queue=queue, job_id=job_id))
+        except Conflict as exc:
+            raced.append(exc)
         return reply
 
     monkeypatch.setattr(scripts, "call_many", a_then_b)
+    return raced
+
+
+def test_two_enqueues_of_one_id_into_two_queues_racing_write_one_job(backend, monkeypatch):
+    """Racing order: A's first round trip (on a cluster its claim of the entry), then B's whole enqueue of the same
+    id into another queue, then the rest of A's. On a single Redis B answers with A's job (created False); on a
+    cluster A's job is not written yet, and may never be: B is refused (Conflict, retry), and its retry answers
+    with A's job."""
+    client, (q1, q2) = backend.client(), backend.queues[:2]
+    raced = _racing(backend, monkeypatch, "race", q2)
     a = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q1, job_id="race")
     (b,) = raced
-    assert (a.id, b.id) == ("race", "race") and a.created != b.created
     if backend.cluster:
+        assert isinstance(b, Conflict) and "'race'" in str(b) and q1 in str(b) and "retry" in str(b)
+        b = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q2, job_id="race")
         assert a.created and backend.conn.exists(backend.key("job", q1, "race"))
         assert not backend.conn.exists(backend.key("job", q2, "race"))
+    assert (a.id, b.id) == ("race", "race") and a.created != b.created
     assert client.queue_of("race") == (q1 if a.created else q2)
+
+
+def test_an_enqueue_racing_one_that_writes_nothing_is_not_answered_with_a_job_that_never_exists(backend,
+                                                                                                monkeypatch):
+    """A (id 'lost' into q1) is answered by its idempotency key with another job and writes none; B (the same id
+    into q2) runs between A's claim and A's script. On a single Redis B creates 'lost' in q2; on a cluster B is
+    refused (retry), never answered created False with no job anywhere (review 2 of issue 15), and its retry
+    creates it."""
+    client, (q1, q2) = backend.client(), backend.queues[:2]
+    x = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q1, idempotency_key="K-lost")
+    raced = _racing(backend, monkeypatch, "lost", q2)
+    a = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q1, job_id="lost", idempotency_key="K-lost")
+    (b,) = raced
+    assert a == x.__class__(x.id, False)
+    if backend.cluster:
+        assert isinstance(b, Conflict) and _entry(backend, "lost") is None  # A gave its claim back
+        b = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q2, job_id="lost")
+    assert b.created and client.queue_of("lost") == q2 and client.get("lost").id == "lost"
+
+
+def test_an_enqueue_that_raises_after_its_claim_gives_it_back(backend, monkeypatch):
+    """An enqueue of an id given fails after its claim (its script round trip raises: a failover); the id then
+    enqueued into another queue is written there, not answered with a job that does not exist."""
+    import redis
+
+    from jobsvc.engine import scripts
+
+    client, (q1, q2) = backend.client(), backend.queues[:2]
+    real = scripts.call_many
+
+    def fail_on_script(conn, calls, *args, **kwargs):
+        calls = list(calls)
+        if calls and calls[0][0] == "enqueue":
+            monkeypatch.setattr(scripts, "call_many", real)
+            raise redis.ConnectionError("master away")
+        return real(conn, calls, *args, **kwargs)
+
+    monkeypatch.setattr(scripts, "call_many", fail_on_script)
+    with pytest.raises(redis.ConnectionError):
+        client.enqueue("tests.jobfuncs.add", 1, 2, queue=q1, job_id="boom")
+    assert _entry(backend, "boom") is None
+    again = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q2, job_id="boom")
+    assert again.created and client.queue_of("boom") == q2 and client.get("boom").id == "boom"
+
+
+def test_leases_complete_and_fail_that_delete_their_jobs_remove_their_entries(backend):
+    """Leases.complete / fail (the public API a worker of one's own uses) with a result / failure TTL of 0."""
+    client, leases, q = backend.client(), backend.leases(), backend.queues[4]
+    client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, job_id="done0", result_ttl=0)
+    leases.complete(leases.claim([q], WORKER), 3, WORKER, 1.0, 2.0)
+    drawn = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, failure_ttl=0, max_attempts=1).id
+    assert leases.fail(leases.claim([q], WORKER), "boom", retryable=False) == "failed"
+    for job_id in ("done0", drawn):
+        with pytest.raises(NotFound):
+            client.get(job_id)
+        assert _entry(backend, job_id) is None
+    _no_directory_on_a_single_redis(backend)
 
 
 def test_an_entry_left_by_a_job_of_another_queue_is_claimed_over(backend):
@@ -318,8 +389,8 @@ def test_an_entry_left_by_a_job_of_another_queue_is_claimed_over(backend):
     client, (q1, q2) = backend.client(), backend.queues[:2]
     client.enqueue("tests.jobfuncs.add", 1, 2, queue=q1, job_id="left")
     backend.conn.delete(backend.key("job", q1, "left"))
-    fresh = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q2, job_id="left")
-    assert not fresh.created  # claimed a moment ago: maybe an enqueue in flight, answered as its job
+    with pytest.raises(Conflict):  # claimed a moment ago: maybe an enqueue in flight, refused (retry)
+        client.enqueue("tests.jobfuncs.add", 1, 2, queue=q2, job_id="left")
     backend.conn.hset(id_directory(PREFIX, directory.shard_of("left")), "left", f"{q1}|1.ab")  # claimed long ago
     moved = client.enqueue("tests.jobfuncs.add", 1, 2, queue=q2, job_id="left")
     assert moved.created and client.queue_of("left") == q2
