@@ -261,7 +261,9 @@ class Client:
             raise ValidationError(f"mode must be 'terminate' or 'stop', not {mode!r}")
         stop_exc = STOPPED_EXC_STRING if mode == "stop" else ""
         queue = self._queue(job_id)
-        reply = self._call("terminate", job_id, utcnow_str(), self.config.failure_ttl, mode, stop_exc, queue=queue)
+        tell = () if queue is None else ("1",)  # a cluster's: the incarnation of a job the stop deleted
+        reply = self._call("terminate", job_id, utcnow_str(), self.config.failure_ttl, mode, stop_exc, *tell,
+                           queue=queue)
         if queue is not None and len(reply) > 2:  # a stop with failure TTL 0 deleted it: its entry goes too
             directory.forget_deleted(self.redis, self.keys.prefix, [(job_id, directory.value(queue, text(reply[2])))],
                                      "terminate")

@@ -12,12 +12,14 @@
 -- fail.lua; RQ's cleanup calls enqueue_dependents too).
 -- KEYS: canceled, count, created, deferred, dependencies, dependents, failed, finished, job, lane, lanes, leases, minute, notify, notify_entry, quarantined, results, rq_queue, runs, schedule_stats, scheduled, scheduled_in, scheduler_wake, tally, wake, release
 -- ARGV: prefix, max_lease_losses, limit, abandoned_exc_string_b64z (RQ's result payload for an RQ job failed
---       here), enqueued_at, default_failure_ttl, wake_cap
+--       here), enqueued_at, default_failure_ttl, wake_cap[, tell: '1' on a Redis Cluster only]
 -- Returns: {requeued (queued or scheduled for a retry), failed, quarantined, next_expiry_ms (-1 if none), now_ms},
---          then, when some failed jobs were deleted at once (failure TTL 0), a list {id1, js_inc1 ('' = none) ..}
---          of them: a cluster's caller removes their id directory entries (jobsvc/engine/directory.py)
+--          then, with `tell` and when some failed jobs were deleted at once (failure TTL 0), a list
+--          {id1, js_inc1 ('' = none) ..} of them: a cluster's caller removes their id directory entries
+--          (jobsvc/engine/directory.py); a single Redis has none, and its reply stays as it always was
 local max_losses, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
 local wake_cap = tonumber(ARGV[7])
+local tell = ARGV[8] == '1'
 local leases = K.leases
 local now = now_ms()
 local requeued, failed, quarantined = 0, 0, 0
@@ -53,7 +55,7 @@ local function fail(id, queue, h, reason, rq)
   end
   local ttl = tonumber(h[5]) or tonumber(ARGV[6])
   file_ended(now, id, queue, h[8], 'running', 'failed', ttl, true, dependency_keys(id, h[12], waiting))
-  if ttl == 0 then deleted[#deleted + 1] = id; deleted[#deleted + 1] = h[17] or '' end
+  if ttl == 0 and tell then deleted[#deleted + 1] = id; deleted[#deleted + 1] = h[17] or '' end
 end
 
 local ids = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)

@@ -11,8 +11,9 @@
 -- KEYS: canceled, count, created, deferred, failed, finished, job, leases, minute, notify, notify_entry, quarantined, results, runs, schedule_stats, tally, terminate
 -- ARGV: prefix, id, ended_at, failure_ttl_default, mode ('terminate' | 'stop'), stop_exc_string_b64z (RQ's
 --       result payload of a stop: 'Job stopped by user, work-horse terminated.'; '' with 'terminate')
--- Returns: {OK, worker} ({OK, worker, js_inc ('' = none)} for a stop that deleted the job: failure TTL 0; a
--- cluster's caller removes its id directory entry, jobsvc/engine/directory.py); {NOT_FOUND} no such job; {WRONG_STATE, state} not running; an error reply for an unknown mode
+--       [, tell: '1' on a Redis Cluster only: a single Redis has no id directory; its reply stays as it always was]
+-- Returns: {OK, worker} ({OK, worker, js_inc ('' = none)} with `tell` for a stop that deleted the job: failure TTL
+-- 0; a cluster's caller removes its id directory entry, jobsvc/engine/directory.py); {NOT_FOUND} no such job; {WRONG_STATE, state} not running; an error reply for an unknown mode
 local id, mode = ARGV[2], ARGV[5] or 'terminate'
 if mode ~= 'terminate' and mode ~= 'stop' then
   return redis.error_reply('terminate.lua: mode must be terminate or stop, not ' .. mode)
@@ -52,5 +53,5 @@ if worker ~= '' and worker ~= 'callback' and string.sub(worker, 1, 5) ~= 'pull:'
 end
 run_counted(now, queue, h[2], ended)
 job_told(now, id, nil, h[6], ended, 'error', reason)
-if stop and ttl == 0 then return {OK, worker, h[8] or ''} end
+if stop and ttl == 0 and ARGV[7] == '1' then return {OK, worker, h[8] or ''} end
 return {OK, worker}

@@ -57,7 +57,7 @@ class Reaper:
         while True:
             reply = scripts.call(self.redis, "reap_expired", scripts.scope_of(queue), (
                 self.config.key_prefix, self.config.max_lease_losses, self.batch, abandoned_exc_string(),
-                utcnow_str(), self.config.failure_ttl, defaults.WAKE_TOKENS_MAX))
+                utcnow_str(), self.config.failure_ttl, defaults.WAKE_TOKENS_MAX, *(() if queue is None else ("1",))))
             r, f, q, nxt, now = reply[:5]
             if queue is not None and len(reply) > 5:
                 pairs = reply[5]

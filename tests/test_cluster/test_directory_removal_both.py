@@ -76,3 +76,37 @@ def test_a_stop_with_a_failure_ttl_of_0_removes_the_entry_of_the_job_it_deleted(
     assert leases.claim([q], WORKER) is not None
     assert client.terminate("stopped", mode="stop") == WORKER
     _gone(backend, "stopped")
+
+
+def test_the_reaper_and_a_stop_answer_as_they_always_did_on_a_single_redis(backend, monkeypatch):
+    """reap_expired.lua and terminate.lua list the jobs they deleted at once only when told to (a cluster's callers
+    remove their entries): a single Redis's replies stay byte for byte what they were (review 2 of issue 15)."""
+    from jobsvc.engine import scripts
+
+    replies: dict[str, list] = {}
+    real = scripts.call
+
+    def recorded(conn, name, *args, **kwargs):
+        reply = real(conn, name, *args, **kwargs)
+        replies.setdefault(name, []).append(reply)
+        return reply
+
+    monkeypatch.setattr(scripts, "call", recorded)
+    client, leases, q = backend.client(), backend.leases(), backend.queues[5]
+    client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, max_attempts=1, failure_ttl=0, job_id="shape-reaped")
+    lease = leases.claim([q], WORKER)
+    backend.conn.zadd(backend.key("leases", q), {lease.job_id: 0})
+    Reaper(backend.conn, backend.config).run_once()
+    client.enqueue("tests.jobfuncs.add", 1, 2, queue=q, failure_ttl=0, job_id="shape-stopped")
+    leases.claim([q], WORKER)
+    client.terminate("shape-stopped", mode="stop")
+    (reaped,) = [r for r in replies["reap_expired"] if r[1]]  # the one queue where a job failed
+    (stopped,) = replies["terminate"]
+    if backend.cluster:
+        inc = str(lease.fields.get(directory.INCARNATION, "")).encode()
+        assert reaped[5] == [b"shape-reaped", inc] and len(stopped) == 3
+    else:
+        assert len(reaped) == 5 and reaped[:4] == [0, 1, 0, -1] and stopped == [0, WORKER.encode()]
+    for job_id in ("shape-reaped", "shape-stopped"):
+        _gone(backend, job_id)
+
