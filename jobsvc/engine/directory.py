@@ -17,7 +17,7 @@ so the entries spread over the masters. The rules that keep it true:
     queue removes a drawn id's entry; a given id's is then left to `LeftoverSweep`.
   * So an entry may outlive its job (a client that died between the two writes, a forget that failed or did not
     know the incarnation): it reads as "not found", since every by-id operation reads the job's own keys in the
-    queue the entry names. `LeftoverSweep` removes them."""
+    queue the entry names. `LeftoverSweep` removes them, once found jobless for CLAIM_GRACE_MS."""
 from __future__ import annotations
 
 import logging
@@ -30,7 +30,7 @@ from typing import Any, cast
 import redis
 
 from . import scripts
-from .connection import TRANSIENT, round_trip, text
+from .connection import TRANSIENT, redis_ms, round_trip, text
 from .keys import ID_SHARDS, id_directory, template
 
 __all__ = ["CLAIM_GRACE_MS", "INCARNATION", "Claim", "LeftoverSweep", "claim", "deleted", "entries_of", "existing",
@@ -42,7 +42,7 @@ Command = tuple[Any, ...]
 MAX_DRAWS = 100  # local_ids: far more than the masters a cluster has, in practice
 INCARNATION = "js_inc"  # the job hash field of an id given on a cluster: the incarnation its entry names
 # An entry claimed less than this ago whose job is not there yet is an enqueue in flight, not a leftover (`claim`):
-# its claim and its enqueue script are consecutive round trips.
+# its claim and its enqueue script are consecutive round trips. LeftoverSweep removes no entry younger (`step`).
 CLAIM_GRACE_MS = 60_000
 
 
@@ -228,17 +228,20 @@ def claim(conn: redis.Redis, prefix: str, jobs: Sequence[tuple[str, str, str]]) 
 
 class LeftoverSweep:
     """Removes the entries whose job does not exist, a bounded step at a time: HSCAN over one directory hash after
-    another, an entry removed only when found jobless on two looks a whole cycle over the hashes apart. Why two: an
-    entry is written before its job, so a job being enqueued has an entry and no job for a moment, never for a
-    cycle. The integrity pass steps it on a cluster (jobsvc/maintenance/integrity.py); its state is in memory, so a
-    new leader starts over (removing nothing in its first cycle)."""
+    another, an entry removed only when found jobless with the same value on two looks a whole cycle over the hashes
+    and at least CLAIM_GRACE_MS apart (Redis's clock), and, for an id given, claimed at least that long ago. Why: an
+    entry is written before its job, so a job being enqueued has an entry and no job for a moment (consecutive
+    round trips); an enqueue whose entry got half that old before its script writes it again or starts over
+    (jobsvc/engine/enqueueing.py), so a cycle that runs fast (a small integrity interval, `run_walk`) cannot take
+    it for a leftover. The integrity pass steps it on a cluster (jobsvc/maintenance/integrity.py); its state is in
+    memory, so a new leader starts over (removing nothing in its first cycle)."""
 
     def __init__(self, conn: redis.Redis, prefix: str):
         self.conn, self.prefix = conn, prefix
         self.shard, self.cursor = 0, 0
-        # per hash: the entries (id -> value) found jobless on its previous look
-        self.suspects: dict[int, dict[str, str]] = {}
-        self._found: dict[str, str] = {}  # the entries found jobless so far on this look at the current hash
+        # per hash: the entries found jobless on its previous look, id -> (value, when first seen so: Redis ms)
+        self.suspects: dict[int, dict[str, tuple[str, int]]] = {}
+        self._found: dict[str, tuple[str, int]] = {}  # those found so far on this look at the current hash
 
     def step(self, count: int = 500) -> tuple[int, int]:
         """About `count` entries of the current hash looked at: (looked at, removed)."""
@@ -247,11 +250,21 @@ class LeftoverSweep:
         entries = [(text(k), text(v)) for k, v in cast("dict[bytes, bytes]", raw).items()]
         alive = existing(self.conn, self.prefix, [(i, queue_in(v)) for i, v in entries]) if entries else set()
         dead = [(job_id, entry) for job_id, entry in entries if job_id not in alive]
+        now = redis_ms(self.conn) if dead else 0
         before = self.suspects.get(self.shard, {})
         # The same value on both looks: an entry claimed again in between is another incarnation's, maybe in flight.
-        removed = forget(self.conn, self.prefix, [(i, v) for i, v in dead if before.get(i) == v]) if dead else 0
-        self._found.update((i, v) for i, v in dead if before.get(i) != v)
+        seen = {i: before[i] if before.get(i, ("", 0))[0] == v else (v, now) for i, v in dead}
+        ripe = [(i, v) for i, v in dead if now - seen[i][1] >= CLAIM_GRACE_MS and not _claimed_lately(v, now)]
+        removed = forget(self.conn, self.prefix, ripe) if ripe else 0
+        gone = {i for i, _ in ripe}
+        self._found.update((i, s) for i, s in seen.items() if i not in gone)
         if self.cursor == 0:  # this hash is done: the next one's turn
             self.suspects[self.shard], self._found = self._found, {}
             self.shard = (self.shard + 1) % ID_SHARDS
         return len(entries), removed
+
+
+def _claimed_lately(entry: str, now: int) -> bool:
+    """Whether an id given's entry ('<queue>|<ms>.<nonce>', `claim`) was claimed less than CLAIM_GRACE_MS ago."""
+    stamp = entry.partition("|")[2].partition(".")[0]
+    return stamp.isdigit() and now - int(stamp) < CLAIM_GRACE_MS
