@@ -174,12 +174,20 @@ def _release_unwritten(conn: redis.Redis, prefix: str, specs: list[JobSpec], ids
     """The entries written for jobs the enqueue did not write, one round trip per master, only when there are some.
     A drawn id answered by an idempotency key with an earlier job (written at its creation) is unused: its entry
     goes. A given id's claim is undone (its entry gets back what it held): when an idempotency key answered with
-    another job (that id's own job, if it exists, keeps its entry), or when the id's job existed already (its entry
-    names its incarnation again; with none before, the claim stays: it names the job's queue)."""
+    another job (that id's own job, if it exists, keeps its entry), or when the id's job existed already: its entry
+    names that job's incarnation again, read from the job (what the claim replaced may be another claim's, racing
+    in the same queue, that wrote nothing); with none before, the claim stays: it names the job's queue."""
     swaps = [(ids[i], specs[i].queue, "") for i in order
              if not specs[i].job_id and out[i].id != ids[i]]
     swaps += [(ids[i], c.entry, c.replaced or "") for i, c in claims.items()
-              if not out[i].created and (out[i].id != ids[i] or c.replaced)]
+              if not out[i].created and out[i].id != ids[i]]
+    existed = [(i, c) for i, c in claims.items() if not out[i].created and out[i].id == ids[i] and c.replaced]
+    if existed:  # a round trip only for ids given whose job was there: the incarnation their entry gets back
+        incs = round_trip(conn, [("HGET", template("job", prefix, specs[i].queue) % ids[i], directory.INCARNATION)
+                                 for i, _ in existed])
+        swaps += [(ids[i], c.entry, c.replaced or "" if isinstance(inc, Exception)
+                   else directory.value(specs[i].queue, None if inc is None else text(inc)))
+                  for (i, c), inc in zip(existed, incs, strict=True)]
     if swaps:
         directory.restore(conn, prefix, swaps)
 

@@ -486,3 +486,24 @@ def test_the_leftover_sweep_removes_nothing_younger_than_the_claim_grace_however
     _later(monkeypatch)  # looks a minute apart from now on: both are leftovers
     assert sum(sweep.step(1000)[1] for _ in range(2 * ID_SHARDS)) == 2
     assert _entry(backend, "inflight") is None and _entry(backend, drawn) is None
+
+
+def test_claims_racing_in_one_queue_give_the_entry_back_to_the_job_written(backend):
+    """Three claims of one id in one queue (A, B, C, in that order, before A's script): A writes the job; B and C,
+    answered with it (created False), give back in turn; the entry names A's job, whatever order they give back in,
+    not what B's claim held when C replaced it."""
+    if not backend.cluster:
+        pytest.skip("the directory exists on a cluster only")
+    from jobsvc.engine import enqueueing
+
+    q = backend.queues[0]
+    specs = [Client.job("tests.jobfuncs.add", 1, 2, queue=q, job_id="tri")]
+    assert backend.client().enqueue_many(specs)[0].created  # A: claimed, and its job written
+    inc = backend.conn.hget(backend.key("job", q, "tri"), directory.INCARNATION).decode()
+    (b,) = directory.claim(backend.conn, PREFIX, [("tri", q, "")])
+    (c,) = directory.claim(backend.conn, PREFIX, [("tri", q, "")])
+    answered = [enqueueing.Enqueued("tri", False)]
+    for claim in (b, c):
+        enqueueing._release_unwritten(backend.conn, PREFIX, specs, ["tri"], [0], answered, {0: claim})
+    assert _entry(backend, "tri") == f"{q}|{inc}".encode()
+    assert directory.forget(backend.conn, PREFIX, [("tri", f"{q}|{inc}")]) == 1  # its remover finds it
