@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, cast
 
 from redis import exceptions as redis_errors
 
-from jobsvc.engine.connection import is_cluster
-from jobsvc.engine.keys import template
 from jobsvc.engine.leases import Lease, Leases
 from jobsvc.engine.serialization import utcnow_str
 from jobsvc.maintenance.reaper import Reaper
@@ -59,7 +57,6 @@ class Heartbeat:
         self.waiting: Callable[[], list[Lease]] = waiting or list
         self.on_waiting_lost = on_waiting_lost
         self.worker_name = worker_key.removeprefix("rq:worker:")  # the name claim.lua stored (may hold ':')
-        self.cluster = is_cluster(conn)
         self.stopped = threading.Event()
         self._next_beat = 0.0
         self._next_maintenance = 0.0
@@ -100,7 +97,7 @@ class Heartbeat:
     def _terminate_key(self, lease: Lease) -> str:
         """Where terminate.lua lists this worker's jobs to stop: on a cluster in the job's queue's slot, where the
         script runs."""
-        return template("terminate", self.config.key_prefix, lease.queue if self.cluster else None) % self.worker_name
+        return self.leases.layout.key("terminate", lease.queue, self.worker_name)
 
     def _poll_commands(self, commands: CommandListener) -> None:
         try:

@@ -26,7 +26,7 @@ from jobsvc.config import Config
 from jobsvc.engine import context, scripts
 from jobsvc.engine.cluster import SlotWait, register_worker, unregister_worker
 from jobsvc.engine.connection import is_cluster
-from jobsvc.engine.keys import Keys, template
+from jobsvc.engine.keys import Keys
 from jobsvc.engine.leases import Completion, Lease, Leases
 from jobsvc.engine.serialization import utcnow_str
 from jobsvc.errors import NotFound, WrongState
@@ -79,7 +79,7 @@ class LeasedWorker(StopSignals, Recording, BaseWorker):
         self.callbacks = Callbacks(self.functions, on_timer=self._time_callback)
         # Separate connections for blocking waits: a wait broken by a signal is simply dropped. On a cluster, one per
         # queue (SlotWait: a BLPOP cannot span slots).
-        self._wake_keys = [template("wake", self.keys.prefix, q if self.cluster else None) % q for q in queues]
+        self._wake_keys = [self.leases.layout.key("wake", q, q) for q in queues]
         self._slot_wait = SlotWait(connection, self._wake_keys) if self.cluster else None  # type: ignore[arg-type]
         self._waiter = None if self.cluster else redis.Redis(
             connection_pool=redis.ConnectionPool(**connection.connection_pool.connection_kwargs))
@@ -434,7 +434,7 @@ class LeasedWorker(StopSignals, Recording, BaseWorker):
 
     def _job_key(self, lease: Lease) -> str | None:
         """The job hash's name for RQ's Job object when it is not RQ's own (a cluster's, under the queue's tag)."""
-        return template("job", self.keys.prefix, lease.queue) % lease.job_id if self.cluster else None
+        return self.leases.layout.job(lease.queue, lease.job_id) if self.cluster else None
 
     def _allow_list_for(self, lease: Lease) -> ModuleAllowList | None:
         """The allow-list a job's function must come from: only jobs created through the HTTP API have one."""

@@ -34,10 +34,10 @@ from ..engine import scripts
 from ..engine.connection import text
 from ..engine.job import DEFAULT_NAMESPACE, JobInfo
 from ..engine.keys import Keys
+from ..engine.layout import Layout
 from ..engine.states import State, parse_state
 from ..errors import ValidationError
 from ..validation import QUEUE_NAME, is_name
-from .layout import Layout
 
 MAX_LIMIT = defaults.PAGE_LIMIT_MAX
 TRIGGERS = ("immediate", "delayed", "scheduled", "queue", "pull")

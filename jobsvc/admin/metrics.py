@@ -12,9 +12,9 @@ import redis
 from .. import defaults
 from ..engine.connection import redis_ms
 from ..engine.keys import RQ_WORKERS, Keys
+from ..engine.layout import Layout
 from ..engine.states import State
 from ..engine.stats import EVENTS, Group, read_counts
-from .layout import Layout
 from .timeseries import oldest_queued_ages_ms, queue_depths
 
 # Histograms per group (observe in _lib.lua): run duration, and the wait from ready to started.

@@ -14,7 +14,7 @@ import redis
 from .. import defaults
 from ..engine.connection import redis_ms
 from ..engine.keys import Keys
-from .layout import Layout
+from ..engine.layout import Layout
 
 # The events counted per minute (MINUTE_EVENTS in _lib.lua).
 EVENTS = ("enqueued", "completed", "failed", "retried")

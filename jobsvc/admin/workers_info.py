@@ -19,7 +19,7 @@ from .. import defaults
 from ..engine.connection import text
 from ..engine.job import DEFAULT_NAMESPACE
 from ..engine.keys import RQ_WORKER, RQ_WORKERS
-from .layout import Layout
+from ..engine.layout import Layout
 
 RQ_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 # How long a pull worker that stopped claiming is still listed: twice the longest visibility timeout a claim may

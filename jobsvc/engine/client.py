@@ -13,10 +13,11 @@ from ..errors import JobsvcError, NotFound, ValidationError, WrongState
 from . import directory, scripts
 from .backoff import Backoff
 from .cluster import scopes
-from .connection import connect, is_cluster, round_trip, text
+from .connection import connect, round_trip, text
 from .enqueueing import PULL_FIELDS, Enqueued, describe, enqueue
 from .job import JobInfo, JobSpec, decode_result
-from .keys import Keys, template
+from .keys import Keys
+from .layout import Layout
 from .run_history import run_id, runs_page
 from .serialization import dump_data, dump_exc_string, utcnow_str
 from .states import State
@@ -41,7 +42,11 @@ class Client:
         self.config = config or Config.from_env()
         self.redis = connect(connection, self.config)
         self.keys = Keys(self.config.key_prefix)
-        self.cluster = is_cluster(self.redis)
+        self.layout = Layout.of(self.redis, self.keys.prefix)  # names keys in this connection's layout
+
+    @property
+    def cluster(self) -> bool:
+        return self.layout.cluster
 
     # -- where a job is --------------------------------------------------------------------------
 
@@ -55,10 +60,6 @@ class Client:
         if queue is None:
             raise NotFound(f"no job {job_id}")
         return queue
-
-    def _name(self, family: str, queue: str | None, *names: object) -> str:
-        """A key's name in this connection's layout: `queue` is _queue's (None on a single Redis: its own name)."""
-        return template(family, self.keys.prefix, queue) % names
 
     def queue_of(self, job_id: str) -> str:
         """The queue of an existing job (NotFound otherwise). On a cluster from the id directory, the entry checked
@@ -135,7 +136,7 @@ class Client:
 
     def _read(self, job_id: str, queue: str | None) -> JobInfo:
         # Bytes replies (connect() never sets decode_responses: RQ reads bytes); redis-py types them bytes | str.
-        raw = cast("dict[bytes, bytes]", self.redis.hgetall(self._name("job", queue, job_id)))
+        raw = cast("dict[bytes, bytes]", self.redis.hgetall(self.layout.key("job", queue, job_id)))
         if not raw:
             raise NotFound(f"no job {job_id}")
         return JobInfo.from_hash(job_id, raw, self.config.max_attempts)
@@ -146,7 +147,7 @@ class Client:
     def result(self, job_id: str, wait: float = 0) -> Any:
         """The job's latest return value (None until it completes); wait up to `wait` seconds for one."""
         try:
-            key = self._name("results", self._queue(job_id), job_id)
+            key = self.layout.key("results", self._queue(job_id), job_id)
         except NotFound:
             return None  # on a cluster, an id without an entry: as a single Redis answers an id without a result
         deadline = time.monotonic() + wait
@@ -172,14 +173,13 @@ class Client:
         state now, `<state>_now`, as every other surface counts them (jobsvc/engine/stats.py: read_counts; jobs enqueued
         with RQ's own API included). O(groups), never a scan of jobs. On a cluster every key read is in the queue's
         slot (its groups and their tallies are kept there)."""
-        scope = queue if self.cluster else None
-        raw = self.redis.hgetall(self._name("stats", scope, queue))
+        raw = self.redis.hgetall(self.layout.key("stats", queue, queue))
         out = {text(k): int(v) for k, v in raw.items() if text(k) not in EVENTS}
-        names = (text(m) for m in self.redis.smembers(self._name("groups", scope)))
+        names = (text(m) for m in self.redis.smembers(self.layout.key("groups", queue)))
         groups = [g for g in names if Group.parse(g).queue == queue]
         pipe = self.redis.pipeline(transaction=False)
         for group in groups:
-            pipe.hmget(self._name("tally", scope, group), *EVENTS)
+            pipe.hmget(self.layout.key("tally", queue, group), *EVENTS)
         for values in pipe.execute() if groups else []:
             for event, v in zip(EVENTS, values, strict=True):  # HMGET answers one value per field asked
                 if v is not None:
@@ -272,19 +272,18 @@ class Client:
     # -- queues ----------------------------------------------------------------------------------
 
     def pause(self, queue: str) -> None:
-        self.redis.sadd(self._name("paused", queue if self.cluster else None), queue)
+        self.redis.sadd(self.layout.key("paused", queue), queue)
 
     def resume(self, queue: str) -> None:
-        scope = queue if self.cluster else None
-        self.redis.srem(self._name("paused", scope), queue)
-        self.redis.rpush(self._name("wake", scope, queue), "1")
+        self.redis.srem(self.layout.key("paused", queue), queue)
+        self.redis.rpush(self.layout.key("wake", queue, queue), "1")
 
     def paused(self) -> set[str]:
         """The queues paused now (on a cluster, each queue of its registry asked: one round trip per master)."""
         if not self.cluster:
             return {text(q) for q in self.redis.smembers(self.keys.paused)}
         queues = self.queues()
-        flags = round_trip(self.redis, [("SISMEMBER", self._name("paused", q), q) for q in queues])
+        flags = round_trip(self.redis, [("SISMEMBER", self.layout.key("paused", q), q) for q in queues])
         for flag in flags:  # round_trip returns a node's error as a reply: never read it as "not paused"
             if isinstance(flag, Exception):
                 raise flag

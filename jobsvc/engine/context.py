@@ -15,7 +15,7 @@ import redis
 from .. import defaults
 from ..errors import LeaseLost, NotFound, ValidationError
 from . import scripts
-from .connection import is_cluster
+from .layout import Layout
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def set_progress(percent: int, message: str = "") -> bool:
     if job is None:
         return False
     try:
-        scope = scripts.scope_of(job.queue if is_cluster(job.connection) else None)
+        scope = Layout.of(job.connection, job.prefix).scope(job.queue)
         reply = scripts.call(job.connection, "progress", scope, (job.prefix, job.id, job.token, percent, message[:500]))
         scripts.check(reply, job.id)
     except (LeaseLost, NotFound):

@@ -16,9 +16,10 @@ from .. import defaults
 from ..config import Config
 from . import directory, scripts
 from .backoff import Backoff
-from .connection import is_cluster, round_trip
+from .connection import round_trip
 from .job import decode_hash
-from .keys import Keys, template
+from .keys import Keys
+from .layout import Layout
 from .serialization import dump_exc_string, dump_result, utcnow_str
 
 
@@ -69,9 +70,13 @@ class Leases:
         self.redis = conn
         self.config = config
         self.prefix = Keys(config.key_prefix).prefix
-        self.cluster = is_cluster(conn)  # every call scoped to its queue's slot (docs/cluster.md)
+        self.layout = Layout.of(conn, self.prefix)  # on a cluster every call scoped to its queue's slot
         self._lease_ms = int(config.lease_ttl * 1000)
         self._default_backoff = Backoff(config.backoff, config.backoff_base, config.backoff_cap)
+
+    @property
+    def cluster(self) -> bool:
+        return self.layout.cluster
 
     # claim
     def claim_call(self, queues: Sequence[str], worker: str, lease_ttl: float | None = None, count: int = 1,
@@ -84,7 +89,7 @@ class Leases:
                               "pull" if pull else "", *(new_token() for _ in range(count))))
 
     def _scope(self, queue: str) -> tuple[str, ...]:
-        return scripts.scope_of(queue if self.cluster else None)
+        return self.layout.scope(queue)
 
     def slot(self, lease: Lease) -> str:
         """What the leases one script call may hold share: their queue on a cluster (one slot), nothing on one
@@ -111,7 +116,7 @@ class Leases:
         return leases
 
     def _job_key(self, job_id: str, queue: str) -> str:
-        return template("job", self.prefix, queue if self.cluster else None) % job_id
+        return self.layout.job(queue, job_id)
 
     def parse_claim(self, reply: list[Any]) -> Lease | None:
         """The one lease of a claim of one job, None when there was none."""

@@ -5,6 +5,7 @@ import pytest
 
 from jobsvc.engine import scripts
 from jobsvc.engine.backoff import Backoff
+from jobsvc.engine.layout import Layout
 from jobsvc.engine.leases import Leases
 from jobsvc.errors import LeaseLost, NotFound
 from jobsvc.http import pull
@@ -117,7 +118,7 @@ def test_mixed_outcomes_come_back_in_order_as_with_one_call_per_ack(r, client, c
 
 def test_on_a_cluster_completions_are_grouped_per_queue(r, config):
     leases = Leases(r, config)
-    leases.cluster = True  # only the plan is checked: nothing is sent
+    leases.layout = Layout(leases.prefix, cluster=True)  # only the plan is checked: nothing is sent
     acks = [pull.Ack(f"j{i}", STALE, "completed") for i in range(4)] + [pull.Ack("j4", STALE, "failed", error="x")]
     found = [{"origin": queue} for queue in ("q1", "q2", "q1", "q2", "q1")]
     calls, where = pull._ack_calls(leases, acks, found, "w")

@@ -11,10 +11,10 @@ import redis
 from ... import defaults
 from ...engine.connection import text
 from ...engine.keys import RQ_QUEUE, Keys
+from ...engine.layout import Layout
 from ...engine.states import State, parse_state
 from ...errors import ValidationError
 from ...validation import QUEUE_NAME, is_name
-from ..layout import Layout
 
 SAMPLE_SIZE = 20
 

@@ -18,10 +18,10 @@ from ...config import Config
 from ...engine import scripts
 from ...engine.connection import text
 from ...engine.keys import RQ_JOB, Keys
+from ...engine.layout import Layout
 from ...engine.states import State
 from ...errors import ValidationError
 from ...validation import QUEUE_NAME, is_name
-from ..layout import Layout
 from ..listing import zpage_after
 from .common import SAMPLE_SIZE, Progress, chunk_size, queues
 

@@ -14,9 +14,9 @@ from ...config import Config
 from ...engine import directory, scripts
 from ...engine.connection import redis_ms, text
 from ...engine.keys import Keys
+from ...engine.layout import Layout
 from ...engine.serialization import utcnow_str
 from ...engine.states import PRUNABLE, RETRYABLE, TTL_STATES, State
-from ..layout import Layout
 from .common import SAMPLE_SIZE, BulkFilter, BulkResult, Progress, chunk_size, queues
 
 # What a prune with no state deletes: quarantined jobs are kept for an operator to look at (or retry).

@@ -19,10 +19,10 @@ from ...config import Config
 from ...engine import scripts
 from ...engine.connection import redis_ms, text
 from ...engine.keys import Keys
+from ...engine.layout import Layout
 from ...engine.serialization import utcnow_str
 from ...errors import ValidationError
 from ...validation import DELAY
-from ..layout import Layout
 from ..listing import zpage_after
 from .common import SAMPLE_SIZE, BulkFilter, BulkResult, Progress, chunk_size, queues
 

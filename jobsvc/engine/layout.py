@@ -1,4 +1,5 @@
-"""Key names and queues for the admin reads and bulk operations, in either layout (docs/cluster.md 2.6).
+"""Key names, script scopes and queues in either layout (docs/cluster.md 2.1): what the client, leases, the worker
+and the admin reads and bulk operations name keys with.
 
 On a single Redis the names are those `Keys` renders and a script call takes no scope: nothing changes. On a Redis
 Cluster each queue's keys share its hash tag (one slot), so a listing or a bulk operation walks the cluster's
@@ -11,11 +12,11 @@ from dataclasses import dataclass
 import redis
 
 from .. import defaults
-from ..engine import scripts
-from ..engine.cluster import scopes
-from ..engine.connection import is_cluster
-from ..engine.keys import cluster_name, template
-from ..engine.states import State
+from . import scripts
+from .cluster import scopes
+from .connection import is_cluster
+from .keys import cluster_name, template
+from .states import State
 
 # The family of the sorted set that holds a queue's jobs in each ended (or deferred) state (Keys.registry's).
 REGISTRY_FAMILY = {State.COMPLETED: "finished", State.FAILED: "failed", State.QUARANTINED: "quarantined",
